@@ -1,0 +1,10 @@
+//! `tollgate-dev`: Tollgate's local stack. It starts the local DynamoDB/SQS server, creates the
+//! table and queues from `template.yaml`, serves every function's real handler under the HTTP
+//! API's paths, and stands in for Stripe when no test key is given.
+
+pub mod local;
+pub mod moto;
+pub mod resources;
+pub mod server;
+pub mod stripe;
+pub mod up;

@@ -1,0 +1,280 @@
+//! The table and queues of `template.yaml`, created on the local DynamoDB/SQS server exactly as
+//! the template defines them (key schema, TTL, FIFO, deduplication, visibility, redrive), so
+//! the local stack and the tests never carry a second, drifting copy.
+
+use anyhow::{Context, Result, anyhow, bail};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_yaml::Value;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The DynamoDB table of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    pub logical_id: String,
+    pub keys: Vec<(String, KeyType)>,
+    pub attributes: Vec<(String, String)>,
+    pub ttl_attribute: Option<String>,
+}
+
+/// An SQS queue of the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDef {
+    pub logical_id: String,
+    pub fifo: bool,
+    pub content_based_deduplication: bool,
+    pub visibility_timeout: Option<i64>,
+    pub retention: Option<i64>,
+    /// (logical id of the dead-letter queue, maxReceiveCount)
+    pub redrive: Option<(String, i64)>,
+}
+
+/// What the local stack needs from `template.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    pub table: TableDef,
+    pub queues: Vec<QueueDef>,
+    /// Every function resource: (logical id, binary name from `BuildProperties.Binary`).
+    pub functions: Vec<(String, String)>,
+    pub raw: Value,
+}
+
+/// A created queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
+}
+
+/// The resources created for one stack (or one test).
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub table: String,
+    pub queues: HashMap<String, Queue>,
+}
+
+impl Resources {
+    /// The queue created for a logical id of the template.
+    pub fn queue(&self, logical_id: &str) -> Result<&Queue> {
+        self.queues.get(logical_id).ok_or_else(|| anyhow!("template has no queue {logical_id}"))
+    }
+}
+
+/// `template.yaml` at the repository root.
+pub fn template_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml")
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn int_at(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(|x| x.as_i64().or_else(|| x.as_str().and_then(|s| s.parse().ok())))
+}
+
+fn bool_at(v: &Value, key: &str) -> bool {
+    v.get(key).and_then(|x| x.as_bool().or_else(|| x.as_str().map(|s| s == "true"))).unwrap_or(false)
+}
+
+/// The logical id behind `!GetAtt X.Arn` or `{"Fn::GetAtt": ["X", "Arn"]}`.
+fn get_att_target(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(tagged) if tagged.tag == "GetAtt" => {
+            tagged.value.as_str().and_then(|s| s.split('.').next()).map(str::to_owned)
+        }
+        Value::Mapping(m) => m
+            .get("Fn::GetAtt")
+            .and_then(|x| x.as_sequence())
+            .and_then(|s| s.first())
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+impl Template {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let raw: Value = serde_yaml::from_str(text).context("template.yaml is not YAML")?;
+        let resources = raw.get("Resources").and_then(Value::as_mapping).context("template has no Resources")?;
+        let mut tables = Vec::new();
+        let mut queues = Vec::new();
+        let mut functions = Vec::new();
+        for (id, resource) in resources {
+            let id = id.as_str().context("resource id")?.to_owned();
+            let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
+            match str_at(resource, "Type") {
+                Some("AWS::DynamoDB::Table") => {
+                    let keys = props
+                        .get("KeySchema")
+                        .and_then(Value::as_sequence)
+                        .context("table KeySchema")?
+                        .iter()
+                        .map(|k| {
+                            let name = str_at(k, "AttributeName").context("key AttributeName")?;
+                            let kind = KeyType::from(str_at(k, "KeyType").context("key KeyType")?);
+                            Ok((name.to_owned(), kind))
+                        })
+                        .collect::<Result<_>>()?;
+                    let attributes = props
+                        .get("AttributeDefinitions")
+                        .and_then(Value::as_sequence)
+                        .context("table AttributeDefinitions")?
+                        .iter()
+                        .map(|a| {
+                            Ok((
+                                str_at(a, "AttributeName").context("AttributeName")?.to_owned(),
+                                str_at(a, "AttributeType").context("AttributeType")?.to_owned(),
+                            ))
+                        })
+                        .collect::<Result<_>>()?;
+                    let ttl = props.get("TimeToLiveSpecification").filter(|t| bool_at(t, "Enabled"));
+                    let ttl_attribute = ttl.and_then(|t| str_at(t, "AttributeName")).map(str::to_owned);
+                    tables.push(TableDef { logical_id: id, keys, attributes, ttl_attribute });
+                }
+                Some("AWS::SQS::Queue") => {
+                    let redrive = match props.get("RedrivePolicy") {
+                        None => None,
+                        Some(policy) => {
+                            let dlq =
+                                policy.get("deadLetterTargetArn").and_then(get_att_target).context("redrive target")?;
+                            let max = int_at(policy, "maxReceiveCount").context("redrive maxReceiveCount")?;
+                            Some((dlq, max))
+                        }
+                    };
+                    queues.push(QueueDef {
+                        logical_id: id,
+                        fifo: bool_at(&props, "FifoQueue"),
+                        content_based_deduplication: bool_at(&props, "ContentBasedDeduplication"),
+                        visibility_timeout: int_at(&props, "VisibilityTimeout"),
+                        retention: int_at(&props, "MessageRetentionPeriod"),
+                        redrive,
+                    });
+                }
+                Some("AWS::Serverless::Function") => {
+                    let binary = resource
+                        .get("Metadata")
+                        .and_then(|m| m.get("BuildProperties"))
+                        .and_then(|b| str_at(b, "Binary"))
+                        .with_context(|| format!("{id} has no Metadata.BuildProperties.Binary"))?;
+                    functions.push((id, binary.to_owned()));
+                }
+                _ => {}
+            }
+        }
+        let table = match tables.len() {
+            1 => tables.remove(0),
+            n => bail!("template must define exactly one DynamoDB table, found {n}"),
+        };
+        // Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
+        queues.sort_by_key(|q| q.redrive.is_some());
+        Ok(Self { table, queues, functions, raw })
+    }
+
+    /// Creates the table and queues, their names prefixed with `prefix` (one prefix per stack
+    /// or per test, since the local server never forgets).
+    pub async fn create(
+        &self,
+        dynamo: &aws_sdk_dynamodb::Client,
+        sqs: &aws_sdk_sqs::Client,
+        prefix: &str,
+    ) -> Result<Resources> {
+        let table = format!("{prefix}-{}", self.table.logical_id);
+        let mut create = dynamo.create_table().table_name(&table).billing_mode(BillingMode::PayPerRequest);
+        for (name, kind) in &self.table.keys {
+            create =
+                create.key_schema(KeySchemaElement::builder().attribute_name(name).key_type(kind.clone()).build()?);
+        }
+        for (name, kind) in &self.table.attributes {
+            create = create.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                    .build()?,
+            );
+        }
+        match create.send().await {
+            Ok(_) => {}
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("creating table {table}"))),
+        }
+        if let Some(attribute) = &self.table.ttl_attribute {
+            dynamo
+                .update_time_to_live()
+                .table_name(&table)
+                .time_to_live_specification(
+                    TimeToLiveSpecification::builder().attribute_name(attribute).enabled(true).build()?,
+                )
+                .send()
+                .await
+                .with_context(|| format!("enabling TTL on {table}"))?;
+        }
+
+        let mut queues: HashMap<String, Queue> = HashMap::new();
+        for def in &self.queues {
+            let name = format!("{prefix}-{}{}", def.logical_id, if def.fifo { ".fifo" } else { "" });
+            let mut create = sqs.create_queue().queue_name(&name);
+            if def.fifo {
+                create = create.attributes(QueueAttributeName::FifoQueue, "true").attributes(
+                    QueueAttributeName::ContentBasedDeduplication,
+                    def.content_based_deduplication.to_string(),
+                );
+            }
+            if let Some(seconds) = def.visibility_timeout {
+                create = create.attributes(QueueAttributeName::VisibilityTimeout, seconds.to_string());
+            }
+            if let Some(seconds) = def.retention {
+                create = create.attributes(QueueAttributeName::MessageRetentionPeriod, seconds.to_string());
+            }
+            if let Some((dlq, max)) = &def.redrive {
+                let target =
+                    queues.get(dlq).with_context(|| format!("{} redrives to unknown queue {dlq}", def.logical_id))?;
+                let policy = serde_json::json!({ "deadLetterTargetArn": target.arn, "maxReceiveCount": max });
+                create = create.attributes(QueueAttributeName::RedrivePolicy, policy.to_string());
+            }
+            let url = create
+                .send()
+                .await
+                .with_context(|| format!("creating queue {name}"))?
+                .queue_url
+                .context("queue url")?;
+            let attrs = sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .with_context(|| format!("reading queue {name}"))?;
+            let arn =
+                attrs.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn)).cloned().context("queue arn")?;
+            queues.insert(def.logical_id.clone(), Queue { url, arn });
+        }
+        Ok(Resources { table, queues })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_template_defines_table_queues_and_functions() {
+        let template = Template::load(&template_path()).unwrap();
+
+        assert_eq!(template.table.logical_id, "Table");
+        assert_eq!(template.table.ttl_attribute.as_deref(), Some("expires_at"));
+        let events = template.queues.iter().find(|q| q.logical_id == "EventsQueue").unwrap();
+        assert!(events.fifo && !events.content_based_deduplication);
+        assert_eq!(events.redrive, Some(("EventsDeadLetterQueue".to_owned(), 5)));
+        assert_eq!(template.queues.last().unwrap().logical_id, "EventsQueue", "DLQ comes first");
+        assert!(template.functions.contains(&("SubscriptionFunction".to_owned(), "subscription".to_owned())));
+    }
+}

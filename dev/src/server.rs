@@ -1,0 +1,154 @@
+//! The local HTTP server: every function's real handler under the HTTP API's paths, `GET
+//! /health`, and the Stripe stand-in under `/stripe`. Requests are turned into the API Gateway
+//! events the handlers get in Lambda; the caller's identity comes from the development header
+//! `x-tollgate-account`, which only this runner reads (it becomes the JWT claim API Gateway's
+//! authorizer would have verified, and the header itself is removed).
+
+use crate::resources::Resources;
+use crate::stripe::StandIn;
+use axum::Router;
+use axum::body::Body as AxumBody;
+use axum::extract::{Request as AxumRequest, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response as AxumResponse};
+use axum::routing::{any, get};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, RequestExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tollgate::config::IdentityConfig;
+use tollgate::queue::SqsEventQueue;
+use tollgate::store::DynamoStore;
+
+/// The development identity header, honoured by this runner only.
+pub const ACCOUNT_HEADER: &str = "x-tollgate-account";
+
+/// The largest body the runner passes on; handlers enforce their own, smaller limits.
+const MAX_FORWARDED_BODY: usize = 1024 * 1024;
+
+/// Everything the local stack serves.
+pub struct App {
+    pub store: DynamoStore,
+    pub events_queue: SqsEventQueue,
+    pub identity: IdentityConfig,
+    pub subscription: subscription::Deps<DynamoStore>,
+}
+
+impl App {
+    /// Wires the functions' dependencies for the given local resources.
+    pub fn new(aws: &aws_config::SdkConfig, resources: &Resources, identity: IdentityConfig) -> anyhow::Result<Self> {
+        let dynamo = tollgate::aws::dynamodb(aws);
+        let store = DynamoStore::new(dynamo, resources.table.clone());
+        let events_queue = SqsEventQueue::new(tollgate::aws::sqs(aws), resources.queue("EventsQueue")?.url.clone());
+        let subscription = subscription::Deps::new(store.clone(), identity.clone())?;
+        Ok(Self { store, events_queue, identity, subscription })
+    }
+}
+
+/// The router of the local stack; `standin` is mounted under `/stripe` when given.
+pub fn router(app: Arc<App>, standin: Option<&StandIn>) -> Router {
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route("/subscription", any(subscription_fn))
+        .route("/entitlements", any(subscription_fn))
+        .fallback(not_found)
+        .with_state(app);
+    if let Some(standin) = standin {
+        router = router.nest("/stripe", standin.router());
+    }
+    router
+}
+
+async fn not_found() -> AxumResponse {
+    lambda_to_axum(tollgate::http::ApiError::not_found().into_response())
+}
+
+/// 200 when the table and the events queue both answer, 503 naming the one that did not.
+async fn health(State(app): State<Arc<App>>) -> AxumResponse {
+    let (table, queue) = tokio::join!(app.store.ping(), app.events_queue.ping());
+    let ok = table.is_ok() && queue.is_ok();
+    let state = |up: bool| if up { "ok" } else { "unreachable" };
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "table": state(table.is_ok()),
+        "queue": state(queue.is_ok()),
+    });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn subscription_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumResponse {
+    let req = match axum_to_lambda(req, &app.identity.claim).await {
+        Ok(req) => req,
+        Err(response) => return response,
+    };
+    match subscription::handle(&app.subscription, req).await {
+        Ok(response) => lambda_to_axum(response),
+        Err(err) => {
+            tracing::error!(error = %err, "handler failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Turns a local HTTP request into the API Gateway (HTTP API, payload 2.0) request a handler
+/// receives in Lambda, with the development identity as the verified JWT claim.
+pub async fn axum_to_lambda(req: AxumRequest, claim: &str) -> Result<lambda_http::Request, AxumResponse> {
+    let (mut parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await.map_err(|_| {
+        lambda_to_axum(
+            tollgate::http::ApiError::new(
+                lambda_http::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "request body too large",
+            )
+            .into_response(),
+        )
+    })?;
+    let account = parts.headers.remove(ACCOUNT_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
+    let mut context = serde_json::json!({
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "stage": "$default",
+        "http": { "method": parts.method.as_str(), "path": parts.uri.path(), "sourceIp": "127.0.0.1" },
+    });
+    if let Some(account) = account {
+        context["authorizer"] = serde_json::json!({ "jwt": { "claims": { claim: account } } });
+    }
+    let context = serde_json::from_value(context).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+    let query: HashMap<String, Vec<String>> = parts
+        .uri
+        .query()
+        .map(|q| {
+            serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default().into_iter().fold(
+                HashMap::new(),
+                |mut map: HashMap<String, Vec<String>>, (k, v)| {
+                    map.entry(k).or_default().push(v);
+                    map
+                },
+            )
+        })
+        .unwrap_or_default();
+    let body = if bytes.is_empty() {
+        Body::Empty
+    } else {
+        match String::from_utf8(bytes.to_vec()) {
+            Ok(text) => Body::Text(text),
+            Err(raw) => Body::Binary(raw.into_bytes()),
+        }
+    };
+    Ok(lambda_http::Request::from_parts(parts, body)
+        .with_request_context(RequestContext::ApiGatewayV2(context))
+        .with_query_string_parameters(query))
+}
+
+/// Turns a handler's response into the local server's.
+pub fn lambda_to_axum(response: lambda_http::Response<Body>) -> AxumResponse {
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Empty => AxumBody::empty(),
+        Body::Text(text) => AxumBody::from(text),
+        Body::Binary(bytes) => AxumBody::from(bytes),
+        _ => AxumBody::empty(),
+    };
+    AxumResponse::from_parts(parts, body)
+}

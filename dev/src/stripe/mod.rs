@@ -1,0 +1,341 @@
+//! Local Stripe stand-in: an in-process fake of the parts of Stripe's HTTP API Tollgate uses
+//! (customers, prices, Checkout and billing portal sessions, subscriptions, events), answering
+//! with objects built from Stripe's official fixtures and keeping real state.
+//!
+//! It serves the local stack (`tollgate-dev up` nests [`StandIn::router`] under `/stripe`) and
+//! tests that assert the exact requests Stripe would receive ([`StandIn::requests`]).
+//! Behaviour follows Stripe's: form-encoded bracket parameters, unknown parameters rejected,
+//! lists newest first with cursor pagination, replayed answers for a repeated
+//! `Idempotency-Key`, and Stripe's error shape. Injected faults ([`StandIn::fail_next`]) act
+//! before idempotency, like a rejection at Stripe's edge: they are never saved as a key's
+//! first answer, so a retry with the same key reaches the API.
+
+mod allowed;
+mod calendar;
+mod error;
+mod expand;
+mod list;
+mod objects;
+mod params;
+mod routes;
+mod state;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use serde_json::Value;
+
+use self::error::ApiError;
+use self::params::Params;
+use self::state::{Saved, State, SubscriptionRequest};
+
+/// One price of the stand-in's catalogue, known by its lookup key (price id
+/// `price_<lookup_key>`, product id derived from the product name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PriceSpec {
+    pub lookup_key: String,
+    pub unit_amount: i64,
+    /// `month` or `year`.
+    pub interval: String,
+    pub product_name: String,
+}
+
+impl PriceSpec {
+    pub fn new(lookup_key: &str, unit_amount: i64, interval: &str, product_name: &str) -> Self {
+        Self {
+            lookup_key: lookup_key.to_owned(),
+            unit_amount,
+            interval: interval.to_owned(),
+            product_name: product_name.to_owned(),
+        }
+    }
+}
+
+/// The default catalogue: Pro, Team and Enterprise, monthly and yearly, in USD cents.
+pub fn default_prices() -> Vec<PriceSpec> {
+    vec![
+        PriceSpec::new("pro_monthly", 2_900, "month", "Pro"),
+        PriceSpec::new("pro_yearly", 29_000, "year", "Pro"),
+        PriceSpec::new("team_monthly", 9_900, "month", "Team"),
+        PriceSpec::new("team_yearly", 99_000, "year", "Team"),
+        PriceSpec::new("enterprise_monthly", 29_900, "month", "Enterprise"),
+        PriceSpec::new("enterprise_yearly", 299_000, "year", "Enterprise"),
+    ]
+}
+
+/// One request the stand-in received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// Path from `/v1` on, e.g. `/v1/customers`.
+    pub path: String,
+    /// Raw query string, empty when there is none.
+    pub query: String,
+    /// The form body's pairs, decoded, in the order sent.
+    pub form: Vec<(String, String)>,
+    pub idempotency_key: Option<String>,
+    pub stripe_version: Option<String>,
+}
+
+impl RecordedRequest {
+    /// The value of form field `key` (e.g. `line_items[0][price]`), the last when repeated.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.form.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a state manipulation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StandInError {
+    /// No object has that id (or lookup key).
+    NotFound(String),
+    /// The object exists but cannot make that change.
+    Invalid(String),
+}
+
+impl fmt::Display for StandInError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound(message) => write!(f, "not found: {message}"),
+            Self::Invalid(message) => write!(f, "invalid: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for StandInError {}
+
+impl From<ApiError> for StandInError {
+    fn from(error: ApiError) -> Self {
+        if error.status == 404 { Self::NotFound(error.message) } else { Self::Invalid(error.message) }
+    }
+}
+
+/// Shared, cloneable handle to the stand-in's state.
+#[derive(Clone)]
+pub struct StandIn {
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for StandIn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for StandIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandIn").finish_non_exhaustive()
+    }
+}
+
+impl StandIn {
+    /// A stand-in with the [`default_prices`] catalogue and nothing else.
+    pub fn new() -> Self {
+        Self { state: Arc::new(Mutex::new(State::new(&default_prices()))) }
+    }
+
+    /// Replaces the price catalogue.
+    pub fn with_prices(self, prices: Vec<PriceSpec>) -> Self {
+        self.lock().set_prices(&prices);
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An axum router serving `/v1/...`; the caller nests it (e.g.
+    /// `.nest("/stripe", standin.router())`).
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1", any(handle))
+            .route("/v1/{*rest}", any(handle))
+            .fallback(handle)
+            .with_state(self.clone())
+    }
+
+    /// Serves the router on `127.0.0.1:0` in a background task and returns the base URL to
+    /// give async-stripe, e.g. `http://127.0.0.1:PORT/`.
+    pub async fn spawn(&self) -> std::io::Result<String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let router = self.router();
+        tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, router).await {
+                tracing::error!(%error, "Stripe stand-in stopped serving");
+            }
+        });
+        Ok(format!("http://{address}/"))
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Makes the next `n` requests fail with `status` and a Stripe error body (429:
+    /// `rate_limit`; 5xx: `api_error`).
+    pub fn fail_next(&self, n: usize, status: u16) {
+        self.lock().faults.extend(std::iter::repeat_n(status, n));
+    }
+
+    /// The stand-in's "now" for `created`, period and trial timestamps (default: system time).
+    pub fn set_clock(&self, unix_seconds: i64) {
+        self.lock().set_clock(unix_seconds);
+    }
+
+    /// Every event recorded, oldest first (`GET /v1/events` lists them newest first).
+    pub fn events(&self) -> Vec<Value> {
+        self.lock().events.iter().map(|e| e.value.clone()).collect()
+    }
+
+    /// Completes an open Checkout session as if the customer paid: creates the customer if
+    /// the session had none, and in subscription mode the subscription (trialing when the
+    /// session set a trial, else active). Records `customer.subscription.created` then
+    /// `checkout.session.completed`; returns the completed session.
+    pub fn complete_checkout_session(&self, session_id: &str) -> Result<Value, StandInError> {
+        Ok(self.lock().complete_checkout_session(session_id)?)
+    }
+
+    /// Subscribes `customer` to the price with `price_lookup_key` (trialing for `trial_days`
+    /// when given) and records `customer.subscription.created`.
+    pub fn create_subscription(
+        &self,
+        customer: &str,
+        price_lookup_key: &str,
+        trial_days: Option<u32>,
+    ) -> Result<Value, StandInError> {
+        let mut state = self.lock();
+        if state.live_customer(customer).is_none() {
+            return Err(StandInError::NotFound(format!("No such customer: '{customer}'")));
+        }
+        let price = state
+            .price_by_lookup_key(price_lookup_key)
+            .cloned()
+            .ok_or_else(|| StandInError::NotFound(format!("No price with lookup key '{price_lookup_key}'")))?;
+        let now = state.now();
+        let request = SubscriptionRequest {
+            items: vec![(price, 1)],
+            trial_end: trial_days.map(|days| now + i64::from(days) * 86_400),
+            status: None,
+            metadata: serde_json::json!({}),
+            description: None,
+            cancel_at_period_end: false,
+        };
+        Ok(state.create_subscription(customer, request))
+    }
+
+    /// Moves a subscription to `status`. Records `customer.subscription.updated`, or
+    /// `customer.subscription.deleted` for `canceled` (as Stripe does); a canceled
+    /// subscription cannot change status again.
+    pub fn set_subscription_status(&self, subscription_id: &str, status: &str) -> Result<Value, StandInError> {
+        Ok(self.lock().set_subscription_status(subscription_id, status)?)
+    }
+
+    fn respond(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
+        let path = api_path(uri.path());
+        let query = uri.query().unwrap_or_default().to_owned();
+        let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let idempotency_key = header_text("idempotency-key");
+        let form = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body);
+        let query_pairs = serde_urlencoded::from_str::<Vec<(String, String)>>(&query);
+
+        let mut state = self.lock();
+        state.requests.push(RecordedRequest {
+            method: method.as_str().to_owned(),
+            path: path.clone(),
+            query: query.clone(),
+            form: form.clone().unwrap_or_default(),
+            idempotency_key: idempotency_key.clone(),
+            stripe_version: header_text("stripe-version"),
+        });
+        let request_id = state.new_id("req_", 14);
+        if let Some(status) = state.faults.pop_front() {
+            let error = ApiError::injected(status);
+            return answer(error.status, &error.body(), &request_id, false);
+        }
+        let (Ok(form), Ok(query_pairs)) = (form, query_pairs) else {
+            let error = ApiError::invalid_state("Invalid request: the body or query could not be decoded.");
+            return answer(error.status, &error.body(), &request_id, false);
+        };
+
+        let idempotent = (*method == Method::POST).then_some(idempotency_key.as_deref()).flatten();
+        let mut sorted = form.clone();
+        sorted.sort();
+        let fingerprint = format!("{method} {path} {}", serde_urlencoded::to_string(&sorted).unwrap_or_default());
+        if let Some(key) = idempotent {
+            if key.len() > 255 {
+                let error = ApiError::invalid_state("Idempotency-Key must be at most 255 characters long.");
+                return answer(error.status, &error.body(), &request_id, false);
+            }
+            if let Some(saved) = state.idempotency.get(key) {
+                if saved.fingerprint == fingerprint {
+                    return answer(saved.status, &saved.body, &saved.request_id, true);
+                }
+                let error = ApiError::idempotency_mismatch(key);
+                return answer(error.status, &error.body(), &request_id, false);
+            }
+        }
+
+        let mut pairs = query_pairs;
+        pairs.extend(form);
+        let params = Params::from_pairs(&pairs);
+        state.cause = Some((request_id.clone(), idempotency_key.clone()));
+        let result = routes::dispatch(&mut state, method.as_str(), &path, &params);
+        state.cause = None;
+        let (status, body) = match result {
+            Ok(body) => (200, body),
+            Err(error) => (error.status, error.body()),
+        };
+        if let Some(key) = idempotent
+            && status == 200
+        {
+            state.idempotency.insert(
+                key.to_owned(),
+                Saved { fingerprint, status, body: body.clone(), request_id: request_id.clone() },
+            );
+        }
+        answer(status, &body, &request_id, false)
+    }
+}
+
+/// The path from `/v1` on, whatever prefix the router was nested under.
+fn api_path(path: &str) -> String {
+    if path == "/v1" || path.starts_with("/v1/") {
+        return path.to_owned();
+    }
+    match path.find("/v1/") {
+        Some(start) => path[start..].to_owned(),
+        None => path.to_owned(),
+    }
+}
+
+fn answer(status: u16, body: &Value, request_id: &str, replayed: bool) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert("request-id", value);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+async fn handle(
+    AxumState(standin): AxumState<StandIn>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    standin.respond(&method, &uri, &headers, &body)
+}

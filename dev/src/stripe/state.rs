@@ -1,0 +1,473 @@
+//! The stand-in's state: the price catalogue, every object created, the events they caused, the
+//! requests received, saved idempotent answers and pending injected faults.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+use super::error::ApiError;
+use super::objects::{self, EventCause, NewSubscription};
+use super::{PriceSpec, RecordedRequest};
+use crate::stripe::calendar::add_interval;
+
+/// One stored object and its creation sequence number.
+pub(crate) struct Stored {
+    pub(crate) seq: u64,
+    pub(crate) value: Value,
+    pub(crate) deleted: bool,
+}
+
+/// What a checkout session will subscribe to once completed.
+pub(crate) struct SessionPlan {
+    pub(crate) items: Vec<(String, i64)>,
+    pub(crate) trial_days: Option<i64>,
+    pub(crate) trial_end: Option<i64>,
+    pub(crate) metadata: Value,
+    pub(crate) description: Option<String>,
+}
+
+/// What a new subscription is made of.
+pub(crate) struct SubscriptionRequest {
+    pub(crate) items: Vec<(Value, i64)>,
+    pub(crate) trial_end: Option<i64>,
+    pub(crate) status: Option<String>,
+    pub(crate) metadata: Value,
+    pub(crate) description: Option<String>,
+    pub(crate) cancel_at_period_end: bool,
+}
+
+pub(crate) struct StoredSession {
+    pub(crate) stored: Stored,
+    pub(crate) plan: SessionPlan,
+}
+
+/// The first answer given for an idempotency key.
+pub(crate) struct Saved {
+    pub(crate) fingerprint: String,
+    pub(crate) status: u16,
+    pub(crate) body: Value,
+    pub(crate) request_id: String,
+}
+
+pub(crate) struct State {
+    clock: Option<i64>,
+    seq: u64,
+    pub(crate) prices: Vec<Value>,
+    pub(crate) products: Vec<Value>,
+    pub(crate) customers: Vec<Stored>,
+    pub(crate) sessions: Vec<StoredSession>,
+    pub(crate) portal_sessions: Vec<Stored>,
+    pub(crate) subscriptions: Vec<Stored>,
+    pub(crate) events: Vec<Stored>,
+    pub(crate) requests: Vec<RecordedRequest>,
+    pub(crate) idempotency: HashMap<String, Saved>,
+    pub(crate) faults: VecDeque<u16>,
+    pub(crate) cause: EventCause,
+}
+
+pub(crate) const SUBSCRIPTION_STATUSES: [&str; 8] =
+    ["incomplete", "incomplete_expired", "trialing", "active", "past_due", "unpaid", "canceled", "paused"];
+
+const DAY: i64 = 86_400;
+
+fn system_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Top-level fields of `before` that differ in `after`, with their old values.
+fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
+    let (Value::Object(before), Value::Object(after)) = (before, after) else {
+        return None;
+    };
+    let changed: Map<String, Value> = before
+        .iter()
+        .filter(|(key, old)| after.get(*key) != Some(*old))
+        .map(|(key, old)| (key.clone(), old.clone()))
+        .collect();
+    (!changed.is_empty()).then_some(Value::Object(changed))
+}
+
+impl State {
+    pub(crate) fn new(prices: &[PriceSpec]) -> Self {
+        let mut state = Self {
+            clock: None,
+            seq: 0,
+            prices: Vec::new(),
+            products: Vec::new(),
+            customers: Vec::new(),
+            sessions: Vec::new(),
+            portal_sessions: Vec::new(),
+            subscriptions: Vec::new(),
+            events: Vec::new(),
+            requests: Vec::new(),
+            idempotency: HashMap::new(),
+            faults: VecDeque::new(),
+            cause: None,
+        };
+        state.set_prices(prices);
+        state
+    }
+
+    pub(crate) fn set_prices(&mut self, specs: &[PriceSpec]) {
+        let now = self.now();
+        self.prices = specs.iter().map(|spec| objects::price(spec, now)).collect();
+        self.products.clear();
+        for spec in specs {
+            let id = objects::product_id(&spec.product_name);
+            if !self.products.iter().any(|product| product["id"] == json!(id)) {
+                let price_id = format!("price_{}", spec.lookup_key);
+                self.products.push(objects::product(&spec.product_name, &price_id, now));
+            }
+        }
+    }
+
+    pub(crate) fn set_clock(&mut self, unix_seconds: i64) {
+        self.clock = Some(unix_seconds);
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.unwrap_or_else(system_now)
+    }
+
+    pub(crate) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// A fresh id: `prefix` and `len` lowercase hex characters.
+    pub(crate) fn new_id(&mut self, prefix: &str, len: usize) -> String {
+        let mut random = String::new();
+        while random.len() < len {
+            random.push_str(&uuid::Uuid::new_v4().simple().to_string());
+        }
+        random.truncate(len);
+        format!("{prefix}{random}")
+    }
+
+    pub(crate) fn price(&self, id: &str) -> Option<&Value> {
+        self.prices.iter().find(|price| price["id"].as_str() == Some(id))
+    }
+
+    pub(crate) fn price_by_lookup_key(&self, lookup_key: &str) -> Option<&Value> {
+        self.prices.iter().find(|price| price["lookup_key"].as_str() == Some(lookup_key))
+    }
+
+    pub(crate) fn product(&self, id: &str) -> Option<&Value> {
+        self.products.iter().find(|product| product["id"].as_str() == Some(id))
+    }
+
+    pub(crate) fn customer(&self, id: &str) -> Option<&Stored> {
+        self.customers.iter().find(|c| c.value["id"].as_str() == Some(id))
+    }
+
+    fn customer_mut(&mut self, id: &str) -> Option<&mut Stored> {
+        self.customers.iter_mut().find(|c| c.value["id"].as_str() == Some(id))
+    }
+
+    /// A customer that exists and is not deleted.
+    pub(crate) fn live_customer(&self, id: &str) -> Option<&Value> {
+        self.customer(id).filter(|c| !c.deleted).map(|c| &c.value)
+    }
+
+    pub(crate) fn subscription(&self, id: &str) -> Option<&Value> {
+        self.subscriptions.iter().map(|s| &s.value).find(|s| s["id"].as_str() == Some(id))
+    }
+
+    fn subscription_mut(&mut self, id: &str) -> Option<&mut Value> {
+        self.subscriptions.iter_mut().map(|s| &mut s.value).find(|s| s["id"].as_str() == Some(id))
+    }
+
+    pub(crate) fn session(&self, id: &str) -> Option<&StoredSession> {
+        self.sessions.iter().find(|s| s.stored.value["id"].as_str() == Some(id))
+    }
+
+    pub(crate) fn session_mut(&mut self, id: &str) -> Option<&mut StoredSession> {
+        self.sessions.iter_mut().find(|s| s.stored.value["id"].as_str() == Some(id))
+    }
+
+    pub(crate) fn record_event(&mut self, kind: &str, object: Value, previous: Option<Value>) {
+        let id = self.new_id("evt_", 24);
+        let now = self.now();
+        let event = objects::event(&id, kind, now, object, previous, self.cause.clone());
+        let seq = self.next_seq();
+        self.events.push(Stored { seq, value: event, deleted: false });
+    }
+
+    /// Stores a new customer and records `customer.created`.
+    pub(crate) fn insert_customer(&mut self, customer: Value) {
+        let seq = self.next_seq();
+        self.customers.push(Stored { seq, value: customer.clone(), deleted: false });
+        self.record_event("customer.created", customer, None);
+    }
+
+    pub(crate) fn new_customer(&mut self) -> Value {
+        let id = self.new_id("cus_", 14);
+        let prefix = self.new_id("", 8).to_uppercase();
+        objects::customer(&id, self.now(), &prefix)
+    }
+
+    /// Applies `change` to a customer and records `customer.updated` when anything changed.
+    pub(crate) fn update_customer(&mut self, id: &str, change: impl FnOnce(&mut Value)) -> Result<Value, ApiError> {
+        let stored = self.customer_mut(id).filter(|c| !c.deleted).ok_or_else(|| ApiError::no_such("customer", id))?;
+        let before = stored.value.clone();
+        change(&mut stored.value);
+        let after = stored.value.clone();
+        if let Some(previous) = previous_attributes(&before, &after) {
+            self.record_event("customer.updated", after.clone(), Some(previous));
+        }
+        Ok(after)
+    }
+
+    /// Deletes a customer, canceling its subscriptions first, as Stripe does.
+    pub(crate) fn delete_customer(&mut self, id: &str) -> Result<Value, ApiError> {
+        let customer = self.live_customer(id).cloned().ok_or_else(|| ApiError::no_such("customer", id))?;
+        let open: Vec<String> = self
+            .subscriptions
+            .iter()
+            .map(|s| &s.value)
+            .filter(|s| s["customer"].as_str() == Some(id) && s["status"] != json!("canceled"))
+            .filter_map(|s| s["id"].as_str().map(str::to_owned))
+            .collect();
+        for subscription in open {
+            self.cancel_subscription(&subscription, None, None)?;
+        }
+        if let Some(stored) = self.customer_mut(id) {
+            stored.deleted = true;
+        }
+        self.record_event("customer.deleted", customer, None);
+        Ok(objects::deleted_customer(id))
+    }
+
+    /// Creates a subscription for `customer` and records `customer.subscription.created`.
+    pub(crate) fn create_subscription(&mut self, customer: &str, request: SubscriptionRequest) -> Value {
+        let now = self.now();
+        let id = self.new_id("sub_", 24);
+        let trial = request.trial_end.map(|end| (now, end));
+        let items: Vec<Value> = request
+            .items
+            .iter()
+            .map(|(price, quantity)| {
+                let item_id = self.new_id("si_", 14);
+                let end = request.trial_end.unwrap_or_else(|| period_end(price, now));
+                objects::subscription_item(&item_id, &id, price, *quantity, now, (now, end))
+            })
+            .collect();
+        let natural = if trial.is_some() { "trialing" } else { "active" };
+        let mut subscription = objects::subscription(NewSubscription {
+            id: &id,
+            customer,
+            created: now,
+            status: request.status.as_deref().unwrap_or(natural),
+            items,
+            trial,
+            metadata: request.metadata,
+            description: request.description,
+        });
+        if request.cancel_at_period_end {
+            schedule_cancellation(&mut subscription, true);
+        }
+        let seq = self.next_seq();
+        self.subscriptions.push(Stored { seq, value: subscription.clone(), deleted: false });
+        if let Some(stored) = self.customer_mut(customer)
+            && stored.value["currency"].is_null()
+        {
+            stored.value["currency"] = json!("usd");
+        }
+        self.record_event("customer.subscription.created", subscription.clone(), None);
+        subscription
+    }
+
+    /// Applies `change` to a subscription and records `kind` with the previous attributes.
+    pub(crate) fn change_subscription(
+        &mut self,
+        id: &str,
+        kind: &str,
+        change: impl FnOnce(&mut Value, i64) -> Result<(), ApiError>,
+    ) -> Result<Value, ApiError> {
+        let now = self.now();
+        let subscription = self.subscription_mut(id).ok_or_else(|| ApiError::no_such("subscription", id))?;
+        let before = subscription.clone();
+        let mut after = before.clone();
+        change(&mut after, now)?;
+        *subscription = after.clone();
+        let previous = previous_attributes(&before, &after);
+        if kind == "customer.subscription.deleted" {
+            self.record_event(kind, after.clone(), None);
+        } else if previous.is_some() {
+            self.record_event(kind, after.clone(), previous);
+        }
+        Ok(after)
+    }
+
+    /// Cancels a subscription now and records `customer.subscription.deleted`.
+    pub(crate) fn cancel_subscription(
+        &mut self,
+        id: &str,
+        comment: Option<String>,
+        feedback: Option<String>,
+    ) -> Result<Value, ApiError> {
+        if self.subscription(id).is_some_and(|s| s["status"] == json!("canceled")) {
+            return Err(ApiError::no_such("subscription", id));
+        }
+        self.change_subscription(id, "customer.subscription.deleted", |subscription, now| {
+            mark_canceled(subscription, now, "cancellation_requested", comment, feedback);
+            Ok(())
+        })
+    }
+
+    /// Moves a subscription to `status`; canceling records `customer.subscription.deleted`,
+    /// anything else `customer.subscription.updated`.
+    pub(crate) fn set_subscription_status(&mut self, id: &str, status: &str) -> Result<Value, ApiError> {
+        if !SUBSCRIPTION_STATUSES.contains(&status) {
+            return Err(ApiError::invalid_value(
+                "status",
+                format!("Invalid status: {status}. Must be one of {}.", SUBSCRIPTION_STATUSES.join(", ")),
+            ));
+        }
+        let current = self.subscription(id).ok_or_else(|| ApiError::no_such("subscription", id))?["status"].clone();
+        if current == json!("canceled") && status != "canceled" {
+            return Err(ApiError::invalid_state(format!(
+                "Subscription {id} is canceled; a canceled subscription cannot change status."
+            )));
+        }
+        if status == "canceled" {
+            return self.cancel_subscription(id, None, None);
+        }
+        self.change_subscription(id, "customer.subscription.updated", |subscription, now| {
+            subscription["status"] = json!(status);
+            if current == json!("trialing")
+                && status != "trialing"
+                && subscription["trial_end"].as_i64().is_some_and(|end| end > now)
+            {
+                subscription["trial_end"] = json!(now);
+            }
+            Ok(())
+        })
+    }
+
+    /// Completes an open checkout session as if the customer paid: creates the customer when
+    /// the session had none and, in subscription mode, the subscription.
+    pub(crate) fn complete_checkout_session(&mut self, id: &str) -> Result<Value, ApiError> {
+        let session = self.session(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
+        let value = session.stored.value.clone();
+        if value["status"] != json!("open") {
+            return Err(ApiError::invalid_state(format!(
+                "Checkout session {id} is {}, not open.",
+                value["status"].as_str().unwrap_or("unknown")
+            )));
+        }
+        let plan = &session.plan;
+        let items: Vec<(Value, i64)> = plan
+            .items
+            .iter()
+            .filter_map(|(price, quantity)| self.price(price).map(|p| (p.clone(), *quantity)))
+            .collect();
+        let trial_end = plan.trial_end.or_else(|| plan.trial_days.map(|days| self.now() + days * DAY));
+        let (metadata, description) = (plan.metadata.clone(), plan.description.clone());
+
+        let customer_id = match value["customer"].as_str() {
+            Some(existing) => existing.to_owned(),
+            None => {
+                let mut customer = self.new_customer();
+                customer["email"] = value["customer_email"].clone();
+                self.insert_customer(customer.clone());
+                customer["id"].as_str().unwrap_or_default().to_owned()
+            }
+        };
+        let customer = self.live_customer(&customer_id).cloned().unwrap_or(Value::Null);
+        let email = customer["email"].as_str().or(value["customer_email"].as_str());
+        let details = objects::checkout_customer_details(email, customer["name"].as_str());
+
+        let subscription = (value["mode"] == json!("subscription")).then(|| {
+            let request = SubscriptionRequest {
+                items,
+                trial_end,
+                status: None,
+                metadata,
+                description,
+                cancel_at_period_end: false,
+            };
+            self.create_subscription(&customer_id, request)
+        });
+        let payment_status = match (&subscription, trial_end) {
+            (Some(_), Some(_)) => "no_payment_required",
+            _ if value["mode"] == json!("setup") => "no_payment_required",
+            _ => "paid",
+        };
+        let session = self.session_mut(id).expect("session exists");
+        let stored = &mut session.stored.value;
+        stored["status"] = json!("complete");
+        stored["payment_status"] = json!(payment_status);
+        stored["customer"] = json!(customer_id);
+        stored["customer_details"] = details;
+        stored["url"] = Value::Null;
+        if let Some(subscription) = subscription {
+            stored["subscription"] = subscription["id"].clone();
+        }
+        let completed = stored.clone();
+        self.record_event("checkout.session.completed", completed.clone(), None);
+        Ok(completed)
+    }
+
+    /// Expires an open checkout session and records `checkout.session.expired`.
+    pub(crate) fn expire_checkout_session(&mut self, id: &str) -> Result<Value, ApiError> {
+        let session = self.session_mut(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
+        let stored = &mut session.stored.value;
+        if stored["status"] != json!("open") {
+            return Err(ApiError::invalid_state(format!(
+                "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout \
+                 Session has a status of \"{}\".",
+                stored["status"].as_str().unwrap_or("unknown")
+            )));
+        }
+        stored["status"] = json!("expired");
+        stored["url"] = Value::Null;
+        let expired = stored.clone();
+        self.record_event("checkout.session.expired", expired.clone(), None);
+        Ok(expired)
+    }
+}
+
+/// End of the first billing period of `price` starting at `start`.
+pub(crate) fn period_end(price: &Value, start: i64) -> i64 {
+    let interval = price["recurring"]["interval"].as_str().unwrap_or("month");
+    let count = price["recurring"]["interval_count"].as_i64().unwrap_or(1);
+    add_interval(start, interval, count)
+}
+
+pub(crate) fn mark_canceled(
+    subscription: &mut Value,
+    now: i64,
+    reason: &str,
+    comment: Option<String>,
+    feedback: Option<String>,
+) {
+    subscription["status"] = json!("canceled");
+    subscription["canceled_at"] = json!(now);
+    subscription["ended_at"] = json!(now);
+    subscription["cancel_at"] = Value::Null;
+    subscription["cancel_at_period_end"] = json!(false);
+    subscription["cancellation_details"] = json!({ "comment": comment, "feedback": feedback, "reason": reason });
+    if subscription["trial_end"].as_i64().is_some_and(|end| end > now) {
+        subscription["trial_end"] = json!(now);
+    }
+}
+
+/// Sets or clears a cancellation at the end of the current period.
+pub(crate) fn schedule_cancellation(subscription: &mut Value, at_period_end: bool) {
+    if at_period_end {
+        let period_end = subscription["items"]["data"]
+            .as_array()
+            .and_then(|items| items.iter().filter_map(|i| i["current_period_end"].as_i64()).max());
+        subscription["cancel_at"] = json!(period_end);
+        subscription["cancel_at_period_end"] = json!(true);
+        subscription["cancellation_details"]["reason"] = json!("cancellation_requested");
+    } else {
+        subscription["cancel_at"] = Value::Null;
+        subscription["cancel_at_period_end"] = json!(false);
+        subscription["cancellation_details"]["reason"] = Value::Null;
+    }
+}

@@ -1,0 +1,84 @@
+//! `tollgate-dev up`: the whole bundle on loopback until Ctrl-C.
+
+use crate::moto::Moto;
+use crate::resources::Template;
+use crate::server::{App, router};
+use crate::stripe::StandIn;
+use anyhow::{Context, Result};
+use std::sync::Arc;
+use tollgate::config::{Env, IdentityConfig, StripeConfig};
+
+/// Options of `up`.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    pub port: u16,
+    pub moto_port: u16,
+    /// Prefix of the local table and queue names.
+    pub prefix: String,
+}
+
+/// Runs the local stack until Ctrl-C or SIGTERM, then stops everything it started.
+pub async fn up(options: UpOptions) -> Result<()> {
+    let (moto, endpoint) = match std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()) {
+        Some(endpoint) => (None, endpoint),
+        None => {
+            let moto = Moto::start(options.moto_port).await?;
+            let endpoint = moto.endpoint.clone();
+            (Some(moto), endpoint)
+        }
+    };
+    let aws = crate::local::sdk_config(&endpoint).await;
+    let template = Template::load(&crate::resources::template_path())?;
+    let resources = template
+        .create(&tollgate::aws::dynamodb(&aws), &tollgate::aws::sqs(&aws), &options.prefix)
+        .await
+        .context("creating the table and queues of template.yaml")?;
+
+    let base = format!("http://127.0.0.1:{}", options.port);
+    let standin = match std::env::var(tollgate::config::vars::STRIPE_SECRET_KEY) {
+        Ok(_) => {
+            StripeConfig::load(&Env).context("STRIPE_SECRET_KEY")?;
+            tracing::info!("Stripe: the test-mode API (STRIPE_SECRET_KEY is set)");
+            None
+        }
+        Err(_) => {
+            tracing::info!("Stripe: the local stand-in at {base}/stripe/");
+            Some(StandIn::new())
+        }
+    };
+    let app = Arc::new(App::new(&aws, &resources, IdentityConfig::load(&Env))?);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .with_context(|| format!("binding 127.0.0.1:{}", options.port))?;
+
+    println!("Tollgate local stack on {base}");
+    println!("  DynamoDB/SQS  {endpoint}  (table {}, queue {})", resources.table, resources.queue("EventsQueue")?.url);
+    println!("  try: curl -H 'x-tollgate-account: acct_demo' {base}/subscription");
+    println!("  Ctrl-C stops everything.");
+    axum::serve(listener, router(app, standin.as_ref()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    if let Some(moto) = moto {
+        moto.stop().await?;
+    }
+    println!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminate = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,747 @@
+//! The local Stripe stand-in, driven through async-stripe's real request builders: every
+//! answer must parse as async-stripe's types, state must persist between calls, and the
+//! recorded requests must show exactly what Stripe would receive.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::billing_portal_session::{
+    CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
+    CreateBillingPortalSessionFlowDataSubscriptionCancel, CreateBillingPortalSessionFlowDataType,
+};
+use stripe_billing::subscription::{
+    CancelSubscription, ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
+    UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+    ExpireCheckoutSession, RetrieveCheckoutSession,
+};
+use stripe_core::customer::{
+    CreateCustomer, DeleteCustomer, ListCustomer, RetrieveCustomer, RetrieveCustomerReturned, UpdateCustomer,
+};
+use stripe_core::event::ListEvent;
+use stripe_shared::{
+    ApiErrorsCode, ApiErrorsType, CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus, Customer,
+    Price, RecurringInterval, Subscription, SubscriptionStatus,
+};
+use stripe_types::List;
+use stripe_webhook::{EventObject, Webhook};
+use tollgate_dev::stripe::{PriceSpec, StandIn, StandInError};
+
+const NOW: i64 = 1_790_000_000;
+const DAY: i64 = 86_400;
+
+async fn started() -> (StandIn, Client) {
+    let standin = StandIn::new();
+    standin.set_clock(NOW);
+    let base = standin.spawn().await.expect("the stand-in serves");
+    let client = ClientBuilder::new("sk_test_standin").url(base).build().expect("a client");
+    (standin, client)
+}
+
+async fn customer(client: &Client, email: &str) -> Customer {
+    CreateCustomer::new().email(email).send(client).await.expect("the customer is created")
+}
+
+async fn subscribed(standin: &StandIn, client: &Client, email: &str, price: &str) -> Subscription {
+    let customer = customer(client, email).await;
+    let created = standin.create_subscription(customer.id.as_str(), price, None).expect("the subscription is created");
+    let id = created["id"].as_str().expect("an id").to_owned();
+    RetrieveSubscription::new(id).send(client).await.expect("the subscription is retrieved")
+}
+
+fn stripe_error(result: Result<impl std::fmt::Debug, StripeError>) -> (stripe::ApiErrors, u16) {
+    match result {
+        Err(StripeError::Stripe(error, status)) => (*error, status),
+        other => panic!("expected a Stripe error, got {other:?}"),
+    }
+}
+
+fn ids<T>(list: &List<T>, id: impl Fn(&T) -> String) -> Vec<String> {
+    list.data.iter().map(id).collect()
+}
+
+#[tokio::test]
+async fn created_customers_are_listed_newest_first_and_retrieved() {
+    let (_standin, client) = started().await;
+    let metadata = HashMap::from([("tollgate_account_id".to_owned(), "acct_1".to_owned())]);
+
+    let first =
+        CreateCustomer::new().email("first@example.com").name("First").metadata(metadata).send(&client).await.unwrap();
+    let second = customer(&client, "second@example.com").await;
+    let third = customer(&client, "third@example.com").await;
+
+    let listed = ListCustomer::new().send(&client).await.unwrap();
+    assert_eq!(
+        ids(&listed, |c| c.id.to_string()),
+        vec![third.id.to_string(), second.id.to_string(), first.id.to_string()]
+    );
+    assert!(!listed.has_more);
+    assert_eq!(listed.url, "/v1/customers");
+    let RetrieveCustomerReturned::Customer(retrieved) =
+        RetrieveCustomer::new(first.id.clone()).send(&client).await.unwrap()
+    else {
+        panic!("a live customer is retrieved as a customer");
+    };
+    assert_eq!(retrieved.email.as_deref(), Some("first@example.com"));
+    assert_eq!(retrieved.name.as_deref(), Some("First"));
+    assert_eq!(retrieved.metadata.unwrap()["tollgate_account_id"], "acct_1");
+    assert_eq!(retrieved.created, NOW);
+    assert!(!retrieved.livemode);
+}
+
+#[tokio::test]
+async fn customers_filter_by_email() {
+    let (_standin, client) = started().await;
+    customer(&client, "a@example.com").await;
+    let wanted = customer(&client, "b@example.com").await;
+
+    let listed = ListCustomer::new().email("b@example.com").send(&client).await.unwrap();
+
+    assert_eq!(ids(&listed, |c| c.id.to_string()), vec![wanted.id.to_string()]);
+}
+
+#[tokio::test]
+async fn the_recorded_request_shows_the_exact_form_fields_and_headers() {
+    let (standin, client) = started().await;
+    let customer = customer(&client, "buyer@example.com").await;
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some("price_pro_monthly".into());
+    line_item.quantity = Some(1);
+    let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+    subscription_data.trial_period_days = Some(14);
+    subscription_data.metadata = Some(HashMap::from([("tollgate_account_id".to_owned(), "acct_1".to_owned())]));
+
+    let session = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(customer.id.as_str())
+        .client_reference_id("acct_1")
+        .line_items(vec![line_item])
+        .success_url("https://app.example.com/billing/success")
+        .cancel_url("https://app.example.com/billing/cancel")
+        .subscription_data(subscription_data)
+        .metadata(HashMap::from([("tollgate_account_id".to_owned(), "acct_1".to_owned())]))
+        .send(&client)
+        .await
+        .unwrap();
+
+    let request = standin.requests().last().cloned().unwrap();
+    assert_eq!(request.method, "POST");
+    assert_eq!(request.path, "/v1/checkout/sessions");
+    assert_eq!(request.query, "");
+    assert_eq!(request.stripe_version.as_deref(), Some("2026-09-30.endive"));
+    assert_eq!(request.idempotency_key, None);
+    let expected: Vec<(String, String)> = [
+        ("cancel_url", "https://app.example.com/billing/cancel"),
+        ("client_reference_id", "acct_1"),
+        ("customer", customer.id.as_str()),
+        ("line_items[0][price]", "price_pro_monthly"),
+        ("line_items[0][quantity]", "1"),
+        ("metadata[tollgate_account_id]", "acct_1"),
+        ("mode", "subscription"),
+        ("subscription_data[metadata][tollgate_account_id]", "acct_1"),
+        ("subscription_data[trial_period_days]", "14"),
+        ("success_url", "https://app.example.com/billing/success"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    assert_eq!(request.form, expected);
+    assert_eq!(request.field("line_items[0][price]"), Some("price_pro_monthly"));
+    assert_eq!(session.status, Some(CheckoutSessionStatus::Open));
+    assert_eq!(session.mode, CheckoutSessionMode::Subscription);
+    assert_eq!(
+        session.url.as_deref(),
+        Some(format!("http://127.0.0.1/stripe-standin/checkout/{}", session.id).as_str())
+    );
+    assert_eq!(session.expires_at, NOW + DAY);
+    assert_eq!(session.client_reference_id.as_deref(), Some("acct_1"));
+    assert_eq!(session.customer.as_ref().map(|c| c.id().to_string()), Some(customer.id.to_string()));
+}
+
+#[tokio::test]
+async fn completing_a_checkout_session_with_a_trial_creates_a_trialing_subscription() {
+    let (standin, client) = started().await;
+    let customer = customer(&client, "trial@example.com").await;
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some("price_pro_monthly".into());
+    line_item.quantity = Some(1);
+    let mut subscription_data = CreateCheckoutSessionSubscriptionData::new();
+    subscription_data.trial_period_days = Some(14);
+    subscription_data.metadata = Some(HashMap::from([("tollgate_account_id".to_owned(), "acct_9".to_owned())]));
+    let session = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(customer.id.as_str())
+        .line_items(vec![line_item])
+        .success_url("https://app.example.com/ok")
+        .subscription_data(subscription_data)
+        .send(&client)
+        .await
+        .unwrap();
+
+    standin.complete_checkout_session(session.id.as_str()).unwrap();
+
+    let completed = RetrieveCheckoutSession::new(session.id.clone()).send(&client).await.unwrap();
+    assert_eq!(completed.status, Some(CheckoutSessionStatus::Complete));
+    assert_eq!(completed.payment_status, CheckoutSessionPaymentStatus::NoPaymentRequired);
+    assert_eq!(completed.url, None);
+    let subscription_id = completed.subscription.expect("the session links its subscription");
+    let subscription = RetrieveSubscription::new(subscription_id.id().clone()).send(&client).await.unwrap();
+    assert_eq!(subscription.status, SubscriptionStatus::Trialing);
+    assert_eq!(subscription.customer.id().as_str(), customer.id.as_str());
+    assert_eq!(subscription.trial_end, Some(NOW + 14 * DAY));
+    assert_eq!(subscription.metadata["tollgate_account_id"], "acct_9");
+    let item = &subscription.items.data[0];
+    assert_eq!(item.price.lookup_key.as_deref(), Some("pro_monthly"));
+    assert_eq!(item.price.recurring.as_ref().unwrap().interval, RecurringInterval::Month);
+    assert_eq!(item.current_period_start, NOW);
+    assert_eq!(item.current_period_end, NOW + 14 * DAY);
+    let kinds: Vec<String> = standin.events().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, vec!["customer.created", "customer.subscription.created", "checkout.session.completed"]);
+}
+
+#[tokio::test]
+async fn completing_a_checkout_session_without_a_customer_creates_one() {
+    let (standin, client) = started().await;
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some("price_team_yearly".into());
+    line_item.quantity = Some(2);
+    let session = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .line_items(vec![line_item])
+        .success_url("https://app.example.com/ok")
+        .send(&client)
+        .await
+        .unwrap();
+
+    let completed = standin.complete_checkout_session(session.id.as_str()).unwrap();
+
+    let customer_id = completed["customer"].as_str().unwrap();
+    let subscriptions = ListSubscription::new().customer(customer_id).send(&client).await.unwrap();
+    assert_eq!(subscriptions.data.len(), 1);
+    let subscription = &subscriptions.data[0];
+    assert_eq!(subscription.status, SubscriptionStatus::Active);
+    assert_eq!(subscription.items.data[0].quantity, Some(2));
+    assert_eq!(subscription.items.data[0].current_period_end, NOW + 365 * DAY);
+    assert_eq!(
+        standin.complete_checkout_session(session.id.as_str()),
+        Err(StandInError::Invalid(format!("Checkout session {} is complete, not open.", session.id)))
+    );
+}
+
+#[tokio::test]
+async fn an_expired_checkout_session_cannot_be_completed() {
+    let (standin, client) = started().await;
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some("price_pro_monthly".into());
+    line_item.quantity = Some(1);
+    let session = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .line_items(vec![line_item])
+        .send(&client)
+        .await
+        .unwrap();
+
+    let expired = ExpireCheckoutSession::new(session.id.clone()).send(&client).await.unwrap();
+
+    assert_eq!(expired.status, Some(CheckoutSessionStatus::Expired));
+    assert!(matches!(standin.complete_checkout_session(session.id.as_str()), Err(StandInError::Invalid(_))));
+    let (error, status) = stripe_error(ExpireCheckoutSession::new(session.id.clone()).send(&client).await);
+    assert_eq!(status, 400);
+    assert_eq!(error.type_, ApiErrorsType::InvalidRequestError);
+}
+
+#[tokio::test]
+async fn subscriptions_filter_by_customer_and_status_all_includes_canceled() {
+    let (standin, client) = started().await;
+    let kept = subscribed(&standin, &client, "a@example.com", "pro_monthly").await;
+    let customer = kept.customer.id().to_string();
+    let canceled =
+        standin.create_subscription(&customer, "team_monthly", None).unwrap()["id"].as_str().unwrap().to_owned();
+    subscribed(&standin, &client, "other@example.com", "pro_monthly").await;
+
+    let canceled = CancelSubscription::new(canceled).send(&client).await.unwrap();
+
+    assert_eq!(canceled.status, SubscriptionStatus::Canceled);
+    assert_eq!(canceled.canceled_at, Some(NOW));
+    assert_eq!(canceled.ended_at, Some(NOW));
+    let default = ListSubscription::new().customer(customer.as_str()).send(&client).await.unwrap();
+    assert_eq!(ids(&default, |s| s.id.to_string()), vec![kept.id.to_string()]);
+    let all = ListSubscription::new()
+        .customer(customer.as_str())
+        .status(ListSubscriptionStatus::All)
+        .send(&client)
+        .await
+        .unwrap();
+    assert_eq!(ids(&all, |s| s.id.to_string()), vec![canceled.id.to_string(), kept.id.to_string()]);
+    let by_price = ListSubscription::new().price("price_pro_monthly").send(&client).await.unwrap();
+    assert_eq!(by_price.data.len(), 2);
+}
+
+#[tokio::test]
+async fn subscription_pages_are_stable_across_three_pages() {
+    let (standin, client) = started().await;
+    let customer = customer(&client, "many@example.com").await;
+    let created: Vec<String> = (0..7)
+        .map(|_| {
+            standin.create_subscription(customer.id.as_str(), "pro_monthly", None).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let newest_first: Vec<String> = created.iter().rev().cloned().collect();
+
+    let first = ListSubscription::new().limit(3).send(&client).await.unwrap();
+    let second = ListSubscription::new()
+        .limit(3)
+        .starting_after(first.data.last().unwrap().id.as_str())
+        .send(&client)
+        .await
+        .unwrap();
+    let third = ListSubscription::new()
+        .limit(3)
+        .starting_after(second.data.last().unwrap().id.as_str())
+        .send(&client)
+        .await
+        .unwrap();
+    let back = ListSubscription::new().limit(3).ending_before(third.data[0].id.as_str()).send(&client).await.unwrap();
+
+    assert_eq!((first.has_more, second.has_more, third.has_more), (true, true, false));
+    let walked: Vec<String> =
+        [&first, &second, &third].iter().flat_map(|page| ids(page, |s| s.id.to_string())).collect();
+    assert_eq!(walked, newest_first);
+    assert_eq!(ids(&back, |s| s.id.to_string()), newest_first[3..6].to_vec());
+    assert!(back.has_more);
+}
+
+#[tokio::test]
+async fn a_repeated_idempotency_key_returns_the_first_answer_and_creates_nothing() {
+    let (standin, client) = started().await;
+    let key = IdempotencyKey::new("tollgate-customer-acct_1").unwrap();
+    let create = CreateCustomer::new().email("once@example.com");
+
+    let first =
+        create.customize().request_strategy(RequestStrategy::Idempotent(key.clone())).send(&client).await.unwrap();
+    let again =
+        create.customize().request_strategy(RequestStrategy::Idempotent(key.clone())).send(&client).await.unwrap();
+    let different = CreateCustomer::new()
+        .email("twice@example.com")
+        .customize()
+        .request_strategy(RequestStrategy::Idempotent(key))
+        .send(&client)
+        .await;
+
+    assert_eq!(again.id, first.id);
+    assert_eq!(ListCustomer::new().send(&client).await.unwrap().data.len(), 1);
+    let (error, status) = stripe_error(different);
+    assert_eq!(status, 400);
+    assert_eq!(error.type_, ApiErrorsType::IdempotencyError);
+    let keys: Vec<Option<String>> = standin.requests().iter().take(3).map(|r| r.idempotency_key.clone()).collect();
+    assert_eq!(keys, vec![Some("tollgate-customer-acct_1".to_owned()); 3]);
+    assert_eq!(standin.events().iter().filter(|e| e["type"] == "customer.created").count(), 1);
+}
+
+#[tokio::test]
+async fn injected_rate_limits_are_answered_then_the_retry_succeeds() {
+    let (standin, client) = started().await;
+    standin.fail_next(2, 429);
+
+    let created = CreateCustomer::new()
+        .email("retry@example.com")
+        .customize()
+        .request_strategy(RequestStrategy::Retry(3))
+        .send(&client)
+        .await
+        .unwrap();
+
+    assert_eq!(created.email.as_deref(), Some("retry@example.com"));
+    assert_eq!(standin.requests().len(), 3);
+    assert_eq!(ListCustomer::new().send(&client).await.unwrap().data.len(), 1);
+}
+
+#[tokio::test]
+async fn an_injected_fault_answers_in_stripes_error_shape() {
+    let (standin, client) = started().await;
+    standin.fail_next(1, 429);
+    standin.fail_next(1, 500);
+
+    let limited = stripe_error(ListCustomer::new().send(&client).await);
+    let failed = stripe_error(ListCustomer::new().send(&client).await);
+    let recovered = ListCustomer::new().send(&client).await;
+
+    assert_eq!(limited.1, 429);
+    assert_eq!(limited.0.code, Some(ApiErrorsCode::RateLimit));
+    assert_eq!(failed.1, 500);
+    assert_eq!(failed.0.type_, ApiErrorsType::ApiError);
+    assert!(recovered.is_ok());
+}
+
+#[tokio::test]
+async fn a_fault_is_not_saved_as_the_answer_for_an_idempotency_key() {
+    let (standin, client) = started().await;
+    let key = IdempotencyKey::new("tollgate-key-after-fault").unwrap();
+    standin.fail_next(1, 500);
+    let create = CreateCustomer::new().email("after-fault@example.com");
+
+    let failed = create.customize().request_strategy(RequestStrategy::Idempotent(key.clone())).send(&client).await;
+    let retried = create.customize().request_strategy(RequestStrategy::Idempotent(key)).send(&client).await;
+
+    assert_eq!(stripe_error(failed).1, 500);
+    assert_eq!(retried.unwrap().email.as_deref(), Some("after-fault@example.com"));
+}
+
+#[tokio::test]
+async fn changing_the_price_records_an_update_with_previous_attributes() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "upgrade@example.com", "pro_monthly").await;
+    let mut item = UpdateSubscriptionItems::new();
+    item.id = Some(subscription.items.data[0].id.to_string());
+    item.price = Some("price_team_yearly".into());
+    let later = NOW + 3_600;
+    standin.set_clock(later);
+
+    let updated = UpdateSubscription::new(subscription.id.clone())
+        .items(vec![item])
+        .proration_behavior(UpdateSubscriptionProrationBehavior::CreateProrations)
+        .send(&client)
+        .await
+        .unwrap();
+
+    let updated_item = &updated.items.data[0];
+    assert_eq!(updated_item.id, subscription.items.data[0].id);
+    assert_eq!(updated_item.price.lookup_key.as_deref(), Some("team_yearly"));
+    assert_eq!(updated_item.price.recurring.as_ref().unwrap().interval, RecurringInterval::Year);
+    assert_eq!(updated_item.current_period_start, later);
+    assert_eq!(updated_item.current_period_end, later + 365 * DAY);
+    let request = standin.requests().last().cloned().unwrap();
+    assert_eq!(request.field("items[0][price]"), Some("price_team_yearly"));
+    assert_eq!(request.field("proration_behavior"), Some("create_prorations"));
+    let events = ListEvent::new().type_("customer.subscription.updated").send(&client).await.unwrap();
+    assert_eq!(events.data.len(), 1);
+    let raw = standin.events().into_iter().find(|e| e["type"] == "customer.subscription.updated").unwrap();
+    let previous = &raw["data"]["previous_attributes"];
+    assert_eq!(previous["items"]["data"][0]["price"]["lookup_key"], "pro_monthly");
+    assert_eq!(raw["data"]["object"]["items"]["data"][0]["price"]["lookup_key"], "team_yearly");
+    assert_eq!(raw["request"]["id"].as_str().map(|id| id.starts_with("req_")), Some(true));
+}
+
+#[tokio::test]
+async fn scheduling_a_cancellation_sets_cancel_at_the_period_end() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "leaving@example.com", "pro_monthly").await;
+
+    let updated =
+        UpdateSubscription::new(subscription.id.clone()).cancel_at_period_end(true).send(&client).await.unwrap();
+
+    assert!(updated.cancel_at_period_end);
+    assert_eq!(updated.cancel_at, Some(subscription.items.data[0].current_period_end));
+    assert_eq!(updated.status, SubscriptionStatus::Active);
+}
+
+#[tokio::test]
+async fn a_canceled_subscription_can_only_change_its_metadata() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "gone@example.com", "pro_monthly").await;
+    CancelSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+
+    let update = UpdateSubscription::new(subscription.id.clone()).cancel_at_period_end(true).send(&client).await;
+    let cancel_again = CancelSubscription::new(subscription.id.clone()).send(&client).await;
+
+    let (error, status) = stripe_error(update);
+    assert_eq!(status, 400);
+    assert_eq!(
+        error.message.as_deref(),
+        Some("A canceled subscription can only update its cancellation_details and metadata.")
+    );
+    assert_eq!(stripe_error(cancel_again).1, 404);
+}
+
+#[tokio::test]
+async fn setting_a_status_records_updated_and_canceling_records_deleted() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "late@example.com", "pro_monthly").await;
+
+    standin.set_subscription_status(subscription.id.as_str(), "past_due").unwrap();
+    standin.set_subscription_status(subscription.id.as_str(), "canceled").unwrap();
+
+    let retrieved = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(retrieved.status, SubscriptionStatus::Canceled);
+    let events = ListEvent::new()
+        .types(vec!["customer.subscription.updated".to_owned(), "customer.subscription.deleted".to_owned()])
+        .send(&client)
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events.data.iter().map(|e| e.type_.as_str()).collect();
+    assert_eq!(kinds, vec!["customer.subscription.deleted", "customer.subscription.updated"]);
+    let updated = standin.events().into_iter().find(|e| e["type"] == "customer.subscription.updated").unwrap();
+    assert_eq!(updated["data"]["previous_attributes"], json!({ "status": "active" }));
+    assert_eq!(updated["request"], json!({ "id": null, "idempotency_key": null }));
+    assert!(matches!(
+        standin.set_subscription_status(subscription.id.as_str(), "active"),
+        Err(StandInError::Invalid(_))
+    ));
+    assert!(matches!(standin.set_subscription_status("sub_missing", "active"), Err(StandInError::NotFound(_))));
+}
+
+#[tokio::test]
+async fn events_are_listed_newest_first_and_filtered_by_created() {
+    let (standin, client) = started().await;
+    customer(&client, "early@example.com").await;
+    standin.set_clock(NOW + 60);
+    let late = customer(&client, "late@example.com").await;
+    standin.create_subscription(late.id.as_str(), "pro_monthly", Some(7)).unwrap();
+
+    let all = ListEvent::new().send(&client).await.unwrap();
+    let recent =
+        ListEvent::new().created(stripe_types::RangeQueryTs::gt(NOW)).type_("customer.*").send(&client).await.unwrap();
+
+    let kinds: Vec<&str> = all.data.iter().map(|e| e.type_.as_str()).collect();
+    assert_eq!(kinds, vec!["customer.subscription.created", "customer.created", "customer.created"]);
+    assert_eq!(all.data[0].created, NOW + 60);
+    assert_eq!(all.data[2].created, NOW);
+    assert_eq!(recent.data.len(), 2);
+    let request = standin.requests().last().cloned().unwrap();
+    assert_eq!(request.method, "GET");
+    assert!(request.query.contains("created%5Bgt%5D=1790000000") || request.query.contains("created[gt]=1790000000"));
+}
+
+#[tokio::test]
+async fn deleting_a_customer_cancels_its_subscriptions_and_records_customer_deleted() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "bye@example.com", "pro_monthly").await;
+    let customer = subscription.customer.id().clone();
+
+    let deleted = DeleteCustomer::new(customer.clone()).send(&client).await.unwrap();
+
+    assert_eq!(deleted.id, customer);
+    assert!(matches!(
+        RetrieveCustomer::new(customer.clone()).send(&client).await.unwrap(),
+        RetrieveCustomerReturned::DeletedCustomer(_)
+    ));
+    let canceled = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(canceled.status, SubscriptionStatus::Canceled);
+    assert!(ListCustomer::new().send(&client).await.unwrap().data.is_empty());
+    let kinds: Vec<String> =
+        standin.events().iter().rev().take(2).map(|e| e["type"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, vec!["customer.deleted", "customer.subscription.deleted"]);
+    assert_eq!(stripe_error(DeleteCustomer::new(customer).send(&client).await).1, 404);
+}
+
+#[tokio::test]
+async fn portal_sessions_carry_a_url_and_the_requested_flow() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "portal@example.com", "pro_monthly").await;
+    let mut flow = CreateBillingPortalSessionFlowData::new(CreateBillingPortalSessionFlowDataType::SubscriptionCancel);
+    flow.subscription_cancel =
+        Some(CreateBillingPortalSessionFlowDataSubscriptionCancel::new(subscription.id.as_str()));
+
+    let session = CreateBillingPortalSession::new()
+        .customer(subscription.customer.id().as_str())
+        .return_url("https://app.example.com/billing")
+        .flow_data(flow)
+        .send(&client)
+        .await
+        .unwrap();
+
+    assert_eq!(session.customer, subscription.customer.id().to_string());
+    assert_eq!(session.return_url.as_deref(), Some("https://app.example.com/billing"));
+    assert_eq!(session.url, format!("http://127.0.0.1/stripe-standin/billing_portal/{}", session.id));
+    let flow = session.flow.expect("the flow is echoed");
+    assert_eq!(flow.subscription_cancel.unwrap().subscription, subscription.id.to_string());
+    let request = standin.requests().last().cloned().unwrap();
+    assert_eq!(request.field("flow_data[type]"), Some("subscription_cancel"));
+    assert_eq!(request.field("flow_data[subscription_cancel][subscription]"), Some(subscription.id.as_str()));
+}
+
+#[tokio::test]
+async fn unknown_ids_missing_params_and_unknown_params_answer_stripe_errors() {
+    let (_standin, client) = started().await;
+
+    let missing_object = stripe_error(RetrieveSubscription::new("sub_missing").send(&client).await);
+    let missing_param = stripe_error(CreateBillingPortalSession::new().send(&client).await);
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some("price_nope".into());
+    let unknown_price = stripe_error(
+        CreateCheckoutSession::new()
+            .mode(CheckoutSessionMode::Subscription)
+            .line_items(vec![line_item])
+            .send(&client)
+            .await,
+    );
+
+    assert_eq!(missing_object.1, 404);
+    assert_eq!(missing_object.0.code, Some(ApiErrorsCode::ResourceMissing));
+    assert_eq!(missing_object.0.message.as_deref(), Some("No such subscription: 'sub_missing'"));
+    assert_eq!(missing_param.1, 400);
+    assert_eq!(missing_param.0.code, Some(ApiErrorsCode::ParameterMissing));
+    assert_eq!(missing_param.0.param.as_deref(), Some("customer"));
+    assert_eq!(unknown_price.1, 400);
+    assert_eq!(unknown_price.0.param.as_deref(), Some("line_items[0][price]"));
+}
+
+#[tokio::test]
+async fn unknown_routes_and_parameters_answer_in_stripes_error_shape() {
+    let (standin, _client) = started().await;
+    let base = standin.spawn().await.unwrap();
+    let http = reqwest::Client::new();
+
+    let route = http.get(format!("{base}v1/nonsense")).send().await.unwrap();
+    let route_status = route.status().as_u16();
+    let route_body: Value = route.json().await.unwrap();
+    let param = http.post(format!("{base}v1/customers")).form(&[("emali", "typo@example.com")]).send().await.unwrap();
+    let param_status = param.status().as_u16();
+    let param_body: Value = param.json().await.unwrap();
+
+    assert_eq!(route_status, 404);
+    assert_eq!(route_body["error"]["type"], "invalid_request_error");
+    assert!(
+        route_body["error"]["message"].as_str().unwrap().starts_with("Unrecognized request URL (GET: /v1/nonsense)")
+    );
+    assert_eq!(param_status, 400);
+    assert_eq!(param_body["error"]["code"], "parameter_unknown");
+    assert_eq!(param_body["error"]["param"], "emali");
+}
+
+#[tokio::test]
+async fn prices_are_listed_by_lookup_key() {
+    let (standin, _client) = started().await;
+    let base = standin.spawn().await.unwrap();
+
+    let body = reqwest::Client::new()
+        .get(format!(
+            "{base}v1/prices?lookup_keys[]=pro_monthly&lookup_keys[]=team_yearly&active=true&expand[]=data.product"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let prices: List<Price> = serde_json::from_str(&body).expect("a list of prices");
+    let mut keys: Vec<String> = prices.data.iter().filter_map(|p| p.lookup_key.clone()).collect();
+    keys.sort();
+    assert_eq!(keys, vec!["pro_monthly", "team_yearly"]);
+    let team = prices.data.iter().find(|p| p.id.as_str() == "price_team_yearly").unwrap();
+    assert_eq!(team.unit_amount, Some(99_000));
+    assert_eq!(team.recurring.as_ref().unwrap().interval, RecurringInterval::Year);
+    let raw: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(raw["data"][0]["product"]["object"], "product");
+}
+
+#[tokio::test]
+async fn a_custom_catalogue_replaces_the_default_prices() {
+    let standin = StandIn::new().with_prices(vec![PriceSpec {
+        lookup_key: "solo_monthly".into(),
+        unit_amount: 500,
+        interval: "month".into(),
+        product_name: "Solo".into(),
+    }]);
+    let base = standin.spawn().await.unwrap();
+    let client = ClientBuilder::new("sk_test_standin").url(base).build().unwrap();
+    let customer = customer(&client, "solo@example.com").await;
+
+    let subscription = standin.create_subscription(customer.id.as_str(), "solo_monthly", None).unwrap();
+
+    assert_eq!(subscription["items"]["data"][0]["price"]["id"], "price_solo_monthly");
+    assert_eq!(subscription["items"]["data"][0]["price"]["product"], "prod_solo");
+    assert!(matches!(
+        standin.create_subscription(customer.id.as_str(), "pro_monthly", None),
+        Err(StandInError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn expanded_fields_inline_the_objects_they_name() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "expand@example.com", "pro_monthly").await;
+
+    let listed = ListSubscription::new().expand(vec!["data.customer".to_owned()]).send(&client).await.unwrap();
+    let retrieved = RetrieveSubscription::new(subscription.id.clone())
+        .expand(vec!["items.data.price.product".to_owned()])
+        .send(&client)
+        .await
+        .unwrap();
+    let too_deep = ListSubscription::new().expand(vec!["data.items.data.price.product".to_owned()]).send(&client).await;
+
+    let customer = listed.data[0].customer.as_object().expect("the customer is expanded");
+    assert_eq!(customer.email.as_deref(), Some("expand@example.com"));
+    let product = retrieved.items.data[0].price.product.as_object().expect("the product is expanded");
+    assert_eq!(product.name, "Pro");
+    assert_eq!(stripe_error(too_deep).0.param.as_deref(), Some("expand"));
+}
+
+#[tokio::test]
+async fn the_router_serves_under_the_dev_servers_stripe_prefix() {
+    let standin = StandIn::new();
+    let app = axum::Router::new().nest("/stripe", standin.router());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = ClientBuilder::new("sk_test_standin").url(format!("http://{address}/stripe/")).build().unwrap();
+
+    let created = customer(&client, "nested@example.com").await;
+
+    assert_eq!(standin.requests()[0].path, "/v1/customers");
+    let missing = stripe_error(RetrieveSubscription::new("sub_nope").send(&client).await);
+    assert_eq!(missing.1, 404);
+    assert!(created.id.as_str().starts_with("cus_"));
+}
+
+#[tokio::test]
+async fn every_recorded_event_parses_as_a_webhook_event() {
+    let (standin, client) = started().await;
+    let subscription = subscribed(&standin, &client, "events@example.com", "pro_monthly").await;
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some("price_team_monthly".into());
+    line_item.quantity = Some(1);
+    let session = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .customer(subscription.customer.id().as_str())
+        .line_items(vec![line_item.clone()])
+        .send(&client)
+        .await
+        .unwrap();
+    standin.complete_checkout_session(session.id.as_str()).unwrap();
+    let expiring = CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Subscription)
+        .line_items(vec![line_item])
+        .send(&client)
+        .await
+        .unwrap();
+    ExpireCheckoutSession::new(expiring.id.clone()).send(&client).await.unwrap();
+    UpdateSubscription::new(subscription.id.clone()).cancel_at_period_end(true).send(&client).await.unwrap();
+    standin.set_subscription_status(subscription.id.as_str(), "past_due").unwrap();
+    UpdateCustomer::new(subscription.customer.id().clone()).name("Renamed").send(&client).await.unwrap();
+    DeleteCustomer::new(subscription.customer.id().clone()).send(&client).await.unwrap();
+
+    let events = standin.events();
+
+    let mut kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        vec![
+            "checkout.session.completed",
+            "checkout.session.expired",
+            "customer.created",
+            "customer.deleted",
+            "customer.subscription.created",
+            "customer.subscription.deleted",
+            "customer.subscription.updated",
+            "customer.updated",
+        ]
+    );
+    for event in &events {
+        let parsed = Webhook::insecure(&event.to_string())
+            .unwrap_or_else(|error| panic!("{} does not parse: {error:?}", event["type"]));
+        assert_eq!(parsed.id.as_str(), event["id"].as_str().unwrap());
+        assert!(!matches!(parsed.data.object, EventObject::Unknown(_)), "{} is unknown", event["type"]);
+    }
+    let listed = ListEvent::new().limit(100).send(&client).await.unwrap();
+    assert_eq!(listed.data.len(), events.len());
+}

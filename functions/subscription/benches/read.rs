@@ -1,0 +1,56 @@
+//! `GET /subscription` handler time per request over an in-memory store: the handler's own
+//! cost (routing, identity, decision, JSON), without DynamoDB's network round trip.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::sync::Arc;
+use subscription::{Deps, handle};
+use tollgate::clock::FixedClock;
+use tollgate::config::IdentityConfig;
+use tollgate::model::{AccountId, Projection, SubscriptionStatus};
+use tollgate::plans::Catalogue;
+use tollgate::store::{MemoryStore, SubscriptionStore};
+
+const NOW: i64 = 1_795_273_200;
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let store = MemoryStore::new();
+    let projection = Projection {
+        account_id: AccountId::parse("acct_alice").unwrap(),
+        customer_id: "cus_1".into(),
+        subscription_id: Some("sub_1".into()),
+        status: SubscriptionStatus::Active,
+        plan: "pro".into(),
+        price_lookup_key: Some("pro_monthly".into()),
+        interval: Some(tollgate::Interval::Month),
+        current_period_start: Some(NOW - 86_400),
+        current_period_end: Some(NOW + 86_400),
+        trial_end: None,
+        cancel_at_period_end: false,
+        grace_until: None,
+        open_disputes: vec![],
+        refunded_period_end: None,
+        entitlements: vec![],
+        version: 1,
+    };
+    runtime.block_on(store.put_subscription(&projection)).unwrap();
+    let deps = Deps {
+        store,
+        catalogue: Catalogue::builtin().unwrap(),
+        clock: Arc::new(FixedClock::at(NOW)),
+        identity: IdentityConfig { claim: "sub".into() },
+    };
+    let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/apigw-get-subscription.json"))
+        .unwrap();
+
+    c.bench_function("get_subscription_handler", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let req = lambda_http::request::from_str(&raw).unwrap();
+            handle(&deps, req).await.unwrap()
+        })
+    });
+    c.bench_function("parse_event_only", |b| b.iter(|| lambda_http::request::from_str(&raw).unwrap()));
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,145 @@
+//! The `subscription` handler, called directly with API Gateway events from `events/`.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use std::sync::Arc;
+use subscription::{Deps, handle};
+use tollgate::clock::FixedClock;
+use tollgate::config::IdentityConfig;
+use tollgate::model::{AccountId, Projection, SubscriptionStatus};
+use tollgate::plans::Catalogue;
+use tollgate::store::{MemoryStore, SubscriptionStore};
+
+const NOW: i64 = 1_795_273_200;
+
+fn deps(store: MemoryStore) -> Deps<MemoryStore> {
+    Deps {
+        store,
+        catalogue: Catalogue::builtin().unwrap(),
+        clock: Arc::new(FixedClock::at(NOW)),
+        identity: IdentityConfig { claim: "sub".into() },
+    }
+}
+
+fn event(name: &str) -> Request {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    lambda_http::request::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn body(response: &Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+fn pro(account: &str, status: SubscriptionStatus) -> Projection {
+    Projection {
+        account_id: AccountId::parse(account).unwrap(),
+        customer_id: "cus_1".into(),
+        subscription_id: Some("sub_1".into()),
+        status,
+        plan: "pro".into(),
+        price_lookup_key: Some("pro_monthly".into()),
+        interval: Some(tollgate::Interval::Month),
+        current_period_start: Some(NOW - 86_400),
+        current_period_end: Some(NOW + 29 * 86_400),
+        trial_end: None,
+        cancel_at_period_end: false,
+        grace_until: None,
+        open_disputes: vec![],
+        refunded_period_end: None,
+        entitlements: vec![],
+        version: 1,
+    }
+}
+
+#[tokio::test]
+async fn unknown_account_reads_free_and_allowed() {
+    let deps = deps(MemoryStore::new());
+
+    let response = handle(&deps, event("apigw-get-subscription.json")).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body(&response);
+    assert_eq!(body["account_id"], "acct_alice");
+    assert_eq!(body["plan"], "free");
+    assert_eq!(body["access"]["allowed"], true);
+    assert_eq!(body["access"]["reason"], "no_subscription");
+    assert_eq!(body["limits"]["api_calls"], 100);
+}
+
+#[tokio::test]
+async fn subscriber_reads_their_plan_and_limits() {
+    let store = MemoryStore::new();
+    store.put_subscription(&pro("acct_alice", SubscriptionStatus::Active)).await.unwrap();
+    let deps = deps(store);
+
+    let response = handle(&deps, event("apigw-get-subscription.json")).await.unwrap();
+
+    let body = body(&response);
+    assert_eq!(body["plan"], "pro");
+    assert_eq!(body["status"], "active");
+    assert_eq!(body["interval"], "month");
+    assert_eq!(body["current_period_end"], NOW + 29 * 86_400);
+    assert_eq!(body["features"]["priority_support"], true);
+    assert_eq!(body["limits"]["api_calls"], 10_000);
+}
+
+#[tokio::test]
+async fn identity_header_cannot_select_another_account() {
+    let store = MemoryStore::new();
+    store.put_subscription(&pro("acct_someone_else", SubscriptionStatus::Active)).await.unwrap();
+    let deps = deps(store);
+
+    // The sample event carries `x-tollgate-account: acct_someone_else` next to the JWT of acct_alice.
+    let response = handle(&deps, event("apigw-get-subscription.json")).await.unwrap();
+
+    let body = body(&response);
+    assert_eq!(body["account_id"], "acct_alice");
+    assert_eq!(body["plan"], "free");
+}
+
+#[tokio::test]
+async fn request_without_identity_is_401() {
+    let deps = deps(MemoryStore::new());
+    let raw =
+        std::fs::read_to_string(format!("{}/../../events/apigw-get-subscription.json", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    json["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    let req = lambda_http::request::from_str(&json.to_string()).unwrap();
+
+    let response = handle(&deps, req).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(body(&response)["error"]["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn entitlements_answer_features_and_limits_only() {
+    let store = MemoryStore::new();
+    store.put_subscription(&pro("acct_alice", SubscriptionStatus::PastDue)).await.unwrap();
+    let deps = deps(store);
+
+    let response = handle(&deps, event("apigw-get-entitlements.json")).await.unwrap();
+
+    let body = body(&response);
+    assert_eq!(body["plan"], "pro");
+    assert_eq!(body["access"], serde_json::json!({"allowed": false, "reason": "past_due_expired"}));
+    assert!(body.get("status").is_none());
+    assert_eq!(body["limits"]["requests_per_minute"], 100);
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_are_refused_with_json_errors() {
+    let deps = deps(MemoryStore::new());
+    let mut post = event("apigw-get-subscription.json");
+    *post.method_mut() = lambda_http::http::Method::POST;
+    let mut elsewhere = event("apigw-get-subscription.json");
+    *elsewhere.uri_mut() = "/admin".parse().unwrap();
+
+    let post = handle(&deps, post).await.unwrap();
+    let elsewhere = handle(&deps, elsewhere).await.unwrap();
+
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
+    assert_eq!(body(&elsewhere)["error"]["code"], "not_found");
+}

@@ -1,0 +1,244 @@
+//! `StripeBilling`: the `Billing` port on async-stripe. Every call has a per-attempt timeout,
+//! is retried with backoff on 429/5xx/connection errors with one deterministic idempotency
+//! key, and fails with a `BillingError` that carries no Stripe internals.
+
+use super::retry::{RetryPolicy, jitter};
+use super::{Billing, BillingError, RemoteSubscription};
+use crate::config::StripeConfig;
+use crate::model::{AccountId, Interval, SubscriptionStatus};
+use async_trait::async_trait;
+use secrecy::ExposeSecret;
+use std::future::Future;
+use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
+use stripe_core::customer::CreateCustomer;
+
+/// The Stripe API version the code is typed against; webhook endpoints must use it too.
+pub const STRIPE_API_VERSION: &str = "2026-09-30.endive";
+
+/// Stripe's page size maximum.
+const PAGE_SIZE: i64 = 100;
+
+/// Stripe through async-stripe.
+#[derive(Clone)]
+pub struct StripeBilling {
+    client: Client,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for StripeBilling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeBilling").field("retry", &self.retry).finish_non_exhaustive()
+    }
+}
+
+impl StripeBilling {
+    /// Builds the client: base URL (Stripe's unless configured), per-attempt timeout, retries.
+    pub fn new(config: &StripeConfig) -> Result<Self, BillingError> {
+        let mut builder = ClientBuilder::new(config.secret_key.expose_secret()).timeout(config.timeout);
+        if let Some(base) = &config.api_base {
+            builder = builder.url(base.as_str());
+        }
+        let client =
+            builder.build().map_err(|_| BillingError::Unavailable("invalid Stripe client configuration".into()))?;
+        let retry = RetryPolicy { max_retries: config.max_retries, ..RetryPolicy::default() };
+        Ok(Self { client, retry })
+    }
+
+    /// Replaces the retry policy (tests use millisecond delays).
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sends `request` (rebuilt by `make` for every attempt) until it succeeds, fails for good,
+    /// or the retries run out. With a key, every attempt sends that same key.
+    async fn send<R, F>(&self, key: Option<&str>, make: F) -> Result<R::Output, BillingError>
+    where
+        R: StripeRequest,
+        R::Output: miniserde::Deserialize,
+        F: Fn() -> R,
+    {
+        let strategy = match key {
+            Some(key) => RequestStrategy::Idempotent(
+                IdempotencyKey::new(key).map_err(|e| BillingError::Unavailable(e.to_string()))?,
+            ),
+            None => RequestStrategy::Once,
+        };
+        retrying(self.retry, || make().customize().request_strategy(strategy.clone()).send(&self.client)).await
+    }
+}
+
+/// Whether a failure is worth another attempt: rate limits, Stripe's 5xx, and failures to
+/// reach Stripe at all. Never other 4xx: they would fail the same way again.
+fn retryable(err: &StripeError) -> bool {
+    match err {
+        StripeError::Stripe(_, status) => *status == 429 || *status >= 500,
+        StripeError::ClientError(_) | StripeError::Timeout => true,
+        StripeError::JSONDeserialize(_) | StripeError::ConfigError(_) => false,
+    }
+}
+
+fn to_billing_error(err: StripeError) -> BillingError {
+    match err {
+        StripeError::Stripe(api, 404) => {
+            tracing::info!(code = ?api.code, "stripe: not found");
+            BillingError::NotFound
+        }
+        StripeError::Stripe(_, 429) => BillingError::RateLimited,
+        StripeError::Stripe(api, status) if status < 500 => BillingError::Rejected {
+            code: api.code.map(|c| c.as_str().to_owned()),
+            message: api.message.unwrap_or_else(|| "Stripe rejected the request".into()),
+        },
+        StripeError::Stripe(_, status) => BillingError::Unavailable(format!("Stripe answered {status}")),
+        StripeError::Timeout => BillingError::Unavailable("Stripe timed out".into()),
+        StripeError::ClientError(_) => BillingError::Unavailable("Stripe could not be reached".into()),
+        StripeError::JSONDeserialize(e) => BillingError::Unavailable(format!("unreadable Stripe answer: {e}")),
+        StripeError::ConfigError(_) => BillingError::Unavailable("invalid Stripe client configuration".into()),
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails for good, sleeping `policy`'s backoff between.
+pub(crate) async fn retrying<T, F, Fut>(policy: RetryPolicy, attempt: F) -> Result<T, BillingError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, StripeError>>,
+{
+    let mut retries = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) if retryable(&err) && retries < policy.max_retries => {
+                let delay = policy.delay(retries, jitter());
+                tracing::warn!(
+                    retry = retries + 1,
+                    delay_ms = delay.as_millis() as u64,
+                    "stripe call failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                retries += 1;
+            }
+            Err(err) => return Err(to_billing_error(err)),
+        }
+    }
+}
+
+fn status(status: stripe_shared::SubscriptionStatus) -> SubscriptionStatus {
+    use stripe_shared::SubscriptionStatus as S;
+    match status {
+        S::Active => SubscriptionStatus::Active,
+        S::Trialing => SubscriptionStatus::Trialing,
+        S::PastDue => SubscriptionStatus::PastDue,
+        S::Unpaid => SubscriptionStatus::Unpaid,
+        S::Canceled => SubscriptionStatus::Canceled,
+        S::Incomplete => SubscriptionStatus::Incomplete,
+        S::IncompleteExpired => SubscriptionStatus::IncompleteExpired,
+        S::Paused => SubscriptionStatus::Paused,
+        // An unknown status (a newer API) gives no access until understood.
+        _ => SubscriptionStatus::Incomplete,
+    }
+}
+
+/// Reduces Stripe's subscription to what the projection needs. Periods live on the items
+/// in the current API; the first item is the plan's.
+pub fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSubscription {
+    let item = sub.items.data.first();
+    let interval = item.and_then(|i| i.price.recurring.as_ref()).and_then(|r| Interval::parse(r.interval.as_str()));
+    RemoteSubscription {
+        id: sub.id.as_str().to_owned(),
+        customer_id: sub.customer.id().as_str().to_owned(),
+        status: status(sub.status.clone()),
+        price_lookup_key: item.and_then(|i| i.price.lookup_key.clone()),
+        interval,
+        current_period_start: item.map(|i| i.current_period_start),
+        current_period_end: item.map(|i| i.current_period_end),
+        trial_end: sub.trial_end,
+        cancel_at_period_end: sub.cancel_at_period_end,
+        created: sub.created,
+        account_hint: sub.metadata.get("tollgate_account_id").cloned(),
+    }
+}
+
+#[async_trait]
+impl Billing for StripeBilling {
+    async fn create_customer(&self, account: &AccountId, idempotency_key: &str) -> Result<String, BillingError> {
+        let metadata = std::collections::HashMap::from([("tollgate_account_id".to_owned(), account.to_string())]);
+        let customer = self.send(Some(idempotency_key), || CreateCustomer::new().metadata(metadata.clone())).await?;
+        Ok(customer.id.as_str().to_owned())
+    }
+
+    async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .send(None, || {
+                    let mut req = ListSubscription::new()
+                        .customer(customer_id)
+                        .status(ListSubscriptionStatus::All)
+                        .limit(PAGE_SIZE);
+                    if let Some(after) = &after {
+                        req = req.starting_after(after.as_str());
+                    }
+                    req
+                })
+                .await?;
+            all.extend(page.data.iter().map(remote_subscription));
+            match (page.has_more, page.data.last()) {
+                (true, Some(last)) => after = Some(last.id.as_str().to_owned()),
+                _ => return Ok(all),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::time::Duration;
+
+    const FAST: RetryPolicy =
+        RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
+
+    #[tokio::test]
+    async fn connection_failure_then_success_is_retried() {
+        let calls = AtomicU32::new(0);
+
+        let result = retrying(FAST, || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(StripeError::Timeout) } else { Ok("done") }
+        })
+        .await;
+
+        assert_eq!(result.unwrap(), "done");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn unreadable_answers_are_not_retried() {
+        let calls = AtomicU32::new(0);
+
+        let result: Result<(), _> = retrying(FAST, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StripeError::JSONDeserialize("missing field".into()))
+        })
+        .await;
+
+        assert!(matches!(result, Err(BillingError::Unavailable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn persistent_5xx_gives_up_after_the_retries() {
+        let calls = AtomicU32::new(0);
+
+        let result: Result<(), _> = retrying(FAST, || async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StripeError::ClientError("connection refused".into()))
+        })
+        .await;
+
+        assert!(matches!(result, Err(BillingError::Unavailable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+    }
+}

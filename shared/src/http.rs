@@ -1,0 +1,244 @@
+//! The HTTP edge shared by every API function: the caller's identity, JSON bodies, and the one
+//! place that turns an error into a status and a `{"error": {"code", "message"}}` body.
+
+use crate::billing::BillingError;
+use crate::model::AccountId;
+use crate::queue::QueueError;
+use crate::store::StoreError;
+use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Largest JSON body an API function reads.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// An error as the caller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), retry_after: None }
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "a verified caller identity is required")
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    }
+
+    pub fn method_not_allowed() -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests; retry later")
+        }
+    }
+
+    fn unavailable(code: &'static str, message: &str, retry_after: Option<u64>) -> Self {
+        Self { retry_after, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
+    }
+
+    /// Turns the error into the response; 5xx bodies are generic by construction (their
+    /// messages are written here, never copied from a cause).
+    pub fn into_response(self) -> Response<Body> {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut response = json(self.status, &body);
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+/// Logs an error with its whole cause chain (never shown to the caller).
+fn log_chain(context: &str, err: &(dyn std::error::Error + 'static)) {
+    let mut chain = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    tracing::error!(error = %chain, "{context}");
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match &err {
+            StoreError::Conflict(what) => Self::conflict("conflict", *what),
+            StoreError::Throttled(_) => {
+                log_chain("store throttled", &err);
+                Self::unavailable("store_busy", "the billing store is busy; retry shortly", Some(1))
+            }
+            StoreError::Unavailable(_) => {
+                log_chain("store unavailable", &err);
+                Self::unavailable("store_unavailable", "the billing store is unavailable; retry later", Some(5))
+            }
+            StoreError::Corrupt(_) => {
+                log_chain("corrupt item", &err);
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+        }
+    }
+}
+
+impl From<BillingError> for ApiError {
+    fn from(err: BillingError) -> Self {
+        log_chain("stripe call failed", &err);
+        match err {
+            BillingError::RateLimited => {
+                Self::unavailable("payment_provider_busy", "the payment provider is busy; retry shortly", Some(2))
+            }
+            BillingError::Unavailable(_) => Self::unavailable(
+                "payment_provider_unavailable",
+                "the payment provider is unavailable; retry later",
+                Some(5),
+            ),
+            BillingError::Rejected { .. } | BillingError::NotFound => {
+                Self::new(StatusCode::BAD_GATEWAY, "payment_provider_error", "the payment provider refused the request")
+            }
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(err: QueueError) -> Self {
+        log_chain("enqueue failed", &err);
+        Self::unavailable("queue_unavailable", "could not accept the request; retry later", Some(5))
+    }
+}
+
+/// A JSON response.
+pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
+    let body = serde_json::to_string(value).unwrap_or_else(|_| "{}".to_owned());
+    let mut response = Response::new(Body::Text(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The caller's account id, from the verified identity only: a JWT claim checked by API
+/// Gateway's authorizer, or the context a Lambda authorizer returned. Headers, path and body
+/// are never consulted.
+pub fn account_id(req: &Request, claim: &str) -> Result<AccountId, ApiError> {
+    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
+        return Err(ApiError::unauthorized());
+    };
+    let authorizer = context.authorizer.as_ref().ok_or_else(ApiError::unauthorized)?;
+    let from_jwt = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get(claim)).cloned();
+    let from_lambda = || authorizer.fields.get(claim).and_then(|v| v.as_str()).map(str::to_owned);
+    let raw = from_jwt.or_else(from_lambda).ok_or_else(ApiError::unauthorized)?;
+    AccountId::parse(&raw).map_err(|_| ApiError::unauthorized())
+}
+
+/// Parses a JSON request body of at most `MAX_BODY_BYTES`; an empty body reads as `{}` so
+/// that requests whose fields are all optional need none.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = req.body().as_ref();
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body over {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request("malformed_body", format!("invalid JSON body: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request_with_context(context: serde_json::Value) -> Request {
+        let context: lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext =
+            serde_json::from_value(context).unwrap();
+        Request::default().with_request_context(RequestContext::ApiGatewayV2(context))
+    }
+
+    #[test]
+    fn account_comes_from_the_configured_jwt_claim() {
+        let req = request_with_context(serde_json::json!({
+            "http": {"method": "GET", "path": "/subscription"},
+            "authorizer": {"jwt": {"claims": {"sub": "user_1", "org": "acct_9"}, "scopes": null}}
+        }));
+
+        assert_eq!(account_id(&req, "org").unwrap().as_str(), "acct_9");
+        assert_eq!(account_id(&req, "sub").unwrap().as_str(), "user_1");
+        assert_eq!(account_id(&req, "tenant").unwrap_err().status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn identity_header_alone_is_not_an_identity() {
+        let mut req = Request::default();
+        req.headers_mut().insert("x-tollgate-account", HeaderValue::from_static("acct_1"));
+
+        assert_eq!(account_id(&req, "sub").unwrap_err().status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn claim_that_could_forge_a_key_is_refused() {
+        let req = request_with_context(serde_json::json!({
+            "http": {"method": "GET", "path": "/"},
+            "authorizer": {"jwt": {"claims": {"sub": "a#PROFILE"}}}
+        }));
+
+        assert_eq!(account_id(&req, "sub").unwrap_err().code, "unauthorized");
+    }
+
+    #[test]
+    fn error_body_has_code_and_message_and_retry_after() {
+        let response = ApiError::too_many_requests(7).into_response();
+
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        let body: serde_json::Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+        assert_eq!(body["error"]["code"], "rate_limited");
+        assert!(body["error"]["message"].is_string());
+    }
+
+    #[test]
+    fn store_outage_is_503_with_a_generic_message() {
+        let err = StoreError::Unavailable("dispatch failure: connection refused to 10.0.0.1 secret".into());
+
+        let api = ApiError::from(err);
+
+        assert_eq!(api.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(!api.message.contains("10.0.0.1"));
+        assert_eq!(ApiError::from(StoreError::Conflict("x")).status, StatusCode::CONFLICT);
+    }
+
+    #[test]
+    fn oversized_and_malformed_bodies_are_refused() {
+        let big = Request::new(Body::Text(format!("{{\"a\":\"{}\"}}", "x".repeat(MAX_BODY_BYTES))));
+        let bad = Request::new(Body::Text("{not json".into()));
+        let empty = Request::new(Body::Empty);
+
+        assert_eq!(json_body::<serde_json::Value>(&big).unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(json_body::<serde_json::Value>(&bad).unwrap_err().code, "malformed_body");
+        assert_eq!(json_body::<serde_json::Value>(&empty).unwrap(), serde_json::json!({}));
+    }
+}

@@ -1,0 +1,23 @@
+//! Tollgate's core: the billing domain (plans, access decision, projection), the ports the
+//! functions depend on, and their adapters for DynamoDB, SQS and Stripe.
+//!
+//! Domain modules (`model`, `plans`, `access`, `clock`) are plain Rust over plain types. Ports
+//! (`store`, `queue`, `billing`) are traits; their adapters live beside them and are the only
+//! places that see an AWS or Stripe type.
+
+pub mod access;
+pub mod aws;
+pub mod billing;
+pub mod clock;
+pub mod config;
+pub mod entitlements;
+pub mod http;
+pub mod model;
+pub mod plans;
+pub mod queue;
+pub mod store;
+
+pub use access::{Access, Reason, decide};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use model::{AccountId, Interval, Projection, SubscriptionStatus};
+pub use plans::Catalogue;

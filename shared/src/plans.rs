@@ -1,0 +1,352 @@
+//! The plan catalogue: which Stripe prices (by lookup key) buy which tier, and what each tier
+//! may do (features, monthly quotas, per-minute rate limits, credits, trial days).
+//!
+//! The catalogue is `plans.toml` at the repository root, embedded at build time and parsed
+//! once per cold start. Every semantic error names the line it was found on.
+
+use crate::model::Interval;
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
+use toml::Spanned;
+
+/// The tier an account without a live subscription gets.
+pub const FREE: &str = "free";
+
+const BUILTIN: &str = include_str!("../../plans.toml");
+
+/// Why a catalogue was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("plans: {0}")]
+    Syntax(String),
+    #[error("plans line {line}: {message}")]
+    Invalid { line: usize, message: String },
+    #[error("plans: {0}")]
+    Missing(String),
+}
+
+/// A tier's quotas; `None` means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Limits {
+    pub api_calls: Option<u64>,
+    pub requests_per_minute: Option<u64>,
+}
+
+/// A tier of the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tier {
+    pub id: String,
+    pub name: String,
+    pub trial_days: Option<u32>,
+    pub features: BTreeSet<String>,
+    pub credits: u64,
+    pub limits: Limits,
+}
+
+/// A Stripe price that buys a tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Price {
+    pub lookup_key: String,
+    pub tier: String,
+    pub interval: Interval,
+    pub amount: u64,
+    pub currency: String,
+}
+
+/// The validated catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Catalogue {
+    tiers: BTreeMap<String, Tier>,
+    prices: Vec<Price>,
+    features: BTreeSet<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCatalogue {
+    tiers: BTreeMap<Spanned<String>, RawTier>,
+    #[serde(default)]
+    prices: Vec<RawPrice>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTier {
+    name: String,
+    trial_days: Option<Spanned<i64>>,
+    #[serde(default)]
+    features: Vec<String>,
+    #[serde(default)]
+    credits: Option<Spanned<i64>>,
+    api_calls: Spanned<RawLimit>,
+    requests_per_minute: Spanned<RawLimit>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLimit {
+    Count(i64),
+    Word(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrice {
+    lookup_key: Spanned<String>,
+    tier: Spanned<String>,
+    interval: Spanned<String>,
+    amount: Spanned<i64>,
+    currency: String,
+}
+
+impl Catalogue {
+    /// The catalogue shipped in the repository, parsed once.
+    pub fn builtin() -> Result<&'static Catalogue, PlanError> {
+        static CATALOGUE: OnceLock<Result<Catalogue, PlanError>> = OnceLock::new();
+        CATALOGUE.get_or_init(|| Catalogue::parse(BUILTIN)).as_ref().map_err(Clone::clone)
+    }
+
+    /// Parses and validates a catalogue.
+    pub fn parse(text: &str) -> Result<Self, PlanError> {
+        let raw: RawCatalogue = toml::from_str(text).map_err(|e| PlanError::Syntax(e.to_string()))?;
+        let line = |span: std::ops::Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let invalid = |span, message: String| PlanError::Invalid { line: line(span), message };
+
+        let mut tiers = BTreeMap::new();
+        for (id, raw_tier) in raw.tiers {
+            let id_span = id.span();
+            let id = id.into_inner();
+            if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                return Err(invalid(id_span, format!("tier id `{id}` must be lowercase letters, digits and _")));
+            }
+            let trial_days = match raw_tier.trial_days {
+                None => None,
+                Some(days) => {
+                    let span = days.span();
+                    let value = u32::try_from(*days.get_ref())
+                        .ok()
+                        .filter(|d| (1..=730).contains(d))
+                        .ok_or_else(|| invalid(span, format!("tier `{id}`: trial_days must be 1 to 730")))?;
+                    Some(value)
+                }
+            };
+            let credits = match raw_tier.credits {
+                None => 0,
+                Some(c) => {
+                    let span = c.span();
+                    u64::try_from(*c.get_ref())
+                        .map_err(|_| invalid(span, format!("tier `{id}`: credits must not be negative")))?
+                }
+            };
+            let limit = |field: &str, raw: Spanned<RawLimit>| -> Result<Option<u64>, PlanError> {
+                let span = raw.span();
+                match raw.into_inner() {
+                    RawLimit::Count(n) => u64::try_from(n)
+                        .map(Some)
+                        .map_err(|_| invalid(span, format!("tier `{id}`: {field} must not be negative"))),
+                    RawLimit::Word(w) if w == "unlimited" => Ok(None),
+                    RawLimit::Word(w) => {
+                        Err(invalid(span, format!("tier `{id}`: {field} must be a count or \"unlimited\", not `{w}`")))
+                    }
+                }
+            };
+            let limits = Limits {
+                api_calls: limit("api_calls", raw_tier.api_calls)?,
+                requests_per_minute: limit("requests_per_minute", raw_tier.requests_per_minute)?,
+            };
+            let tier = Tier {
+                id: id.clone(),
+                name: raw_tier.name,
+                trial_days,
+                features: raw_tier.features.into_iter().collect(),
+                credits,
+                limits,
+            };
+            tiers.insert(id, tier);
+        }
+        if !tiers.contains_key(FREE) {
+            return Err(PlanError::Missing(format!("the tier `{FREE}` is required")));
+        }
+
+        let mut prices: Vec<Price> = Vec::new();
+        for raw_price in raw.prices {
+            let key_span = raw_price.lookup_key.span();
+            let lookup_key = raw_price.lookup_key.into_inner();
+            if prices.iter().any(|p| p.lookup_key == lookup_key) {
+                return Err(invalid(key_span, format!("duplicate price `{lookup_key}`")));
+            }
+            let tier_span = raw_price.tier.span();
+            let tier = raw_price.tier.into_inner();
+            if !tiers.contains_key(&tier) {
+                return Err(invalid(tier_span, format!("price `{lookup_key}` names unknown tier `{tier}`")));
+            }
+            if tier == FREE {
+                return Err(invalid(tier_span, format!("price `{lookup_key}`: the free tier has no price")));
+            }
+            let interval_span = raw_price.interval.span();
+            let interval = Interval::parse(raw_price.interval.get_ref()).ok_or_else(|| {
+                invalid(interval_span, format!("price `{lookup_key}`: interval must be month or year"))
+            })?;
+            if prices.iter().any(|p| p.tier == tier && p.interval == interval) {
+                return Err(invalid(key_span, format!("tier `{tier}` has two {} prices", interval.as_str())));
+            }
+            let amount_span = raw_price.amount.span();
+            let amount = u64::try_from(*raw_price.amount.get_ref())
+                .map_err(|_| invalid(amount_span, format!("price `{lookup_key}`: amount must not be negative")))?;
+            prices.push(Price { lookup_key, tier, interval, amount, currency: raw_price.currency });
+        }
+
+        let features = tiers.values().flat_map(|t| t.features.iter().cloned()).collect();
+        Ok(Self { tiers, prices, features })
+    }
+
+    /// The tier with this id.
+    pub fn tier(&self, id: &str) -> Option<&Tier> {
+        self.tiers.get(id)
+    }
+
+    /// The free tier (always present: `parse` refuses a catalogue without it).
+    pub fn free(&self) -> &Tier {
+        &self.tiers[FREE]
+    }
+
+    /// The price that buys `tier` at `interval`.
+    pub fn price(&self, tier: &str, interval: Interval) -> Option<&Price> {
+        self.prices.iter().find(|p| p.tier == tier && p.interval == interval)
+    }
+
+    /// The price with this Stripe lookup key.
+    pub fn price_by_lookup_key(&self, lookup_key: &str) -> Option<&Price> {
+        self.prices.iter().find(|p| p.lookup_key == lookup_key)
+    }
+
+    /// Every price, in file order.
+    pub fn prices(&self) -> &[Price] {
+        &self.prices
+    }
+
+    /// Every feature flag any tier has, sorted.
+    pub fn features(&self) -> &BTreeSet<String> {
+        &self.features
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[tiers.free]
+name = "Free"
+api_calls = 100
+requests_per_minute = 10
+
+[tiers.pro]
+name = "Pro"
+trial_days = 14
+features = ["sso"]
+api_calls = 10
+requests_per_minute = "unlimited"
+
+[[prices]]
+lookup_key = "pro_monthly"
+tier = "pro"
+interval = "month"
+amount = 2900
+currency = "usd"
+"#;
+
+    #[test]
+    fn builtin_catalogue_matches_the_published_plans() {
+        let catalogue = Catalogue::builtin().expect("plans.toml is valid");
+
+        let expect = [
+            ("free", Some(100), Some(10), None),
+            ("pro", Some(10_000), Some(100), Some(14)),
+            ("team", Some(100_000), Some(500), Some(14)),
+            ("enterprise", None, None, None),
+        ];
+        for (id, calls, rpm, trial) in expect {
+            let tier = catalogue.tier(id).unwrap();
+            assert_eq!(tier.limits.api_calls, calls, "{id}");
+            assert_eq!(tier.limits.requests_per_minute, rpm, "{id}");
+            assert_eq!(tier.trial_days, trial, "{id}");
+        }
+        let amounts: Vec<_> = catalogue.prices().iter().map(|p| (p.lookup_key.as_str(), p.amount)).collect();
+        assert_eq!(
+            amounts,
+            [
+                ("pro_monthly", 2900),
+                ("pro_yearly", 29000),
+                ("team_monthly", 9900),
+                ("team_yearly", 99000),
+                ("enterprise_monthly", 29900),
+                ("enterprise_yearly", 299000)
+            ]
+        );
+        for tier in ["pro", "team", "enterprise"] {
+            assert!(catalogue.price(tier, Interval::Month).is_some(), "{tier} monthly");
+            assert!(catalogue.price(tier, Interval::Year).is_some(), "{tier} yearly");
+        }
+    }
+
+    #[test]
+    fn unlimited_is_none_and_features_are_collected() {
+        let catalogue = Catalogue::parse(MINIMAL).unwrap();
+
+        let pro = catalogue.tier("pro").unwrap();
+
+        assert_eq!(pro.limits.requests_per_minute, None);
+        assert_eq!(catalogue.features().iter().collect::<Vec<_>>(), ["sso"]);
+        assert_eq!(catalogue.price_by_lookup_key("pro_monthly").unwrap().tier, "pro");
+    }
+
+    #[test]
+    fn unknown_tier_is_an_error_naming_its_line() {
+        let text = MINIMAL.replace("tier = \"pro\"", "tier = \"gold\"");
+
+        let err = Catalogue::parse(&text).unwrap_err();
+
+        assert_eq!(
+            err,
+            PlanError::Invalid { line: 16, message: "price `pro_monthly` names unknown tier `gold`".into() }
+        );
+    }
+
+    #[test]
+    fn duplicate_price_is_an_error_naming_its_line() {
+        let text = format!(
+            "{MINIMAL}\n[[prices]]\nlookup_key = \"pro_monthly\"\ntier = \"pro\"\ninterval = \"year\"\namount = 1\ncurrency = \"usd\"\n"
+        );
+
+        let err = Catalogue::parse(&text).unwrap_err();
+
+        assert_eq!(err, PlanError::Invalid { line: 22, message: "duplicate price `pro_monthly`".into() });
+    }
+
+    #[test]
+    fn negative_limit_is_an_error_naming_its_line() {
+        let text = MINIMAL.replace("api_calls = 10\n", "api_calls = -5\n");
+
+        let err = Catalogue::parse(&text).unwrap_err();
+
+        assert_eq!(err, PlanError::Invalid { line: 11, message: "tier `pro`: api_calls must not be negative".into() });
+    }
+
+    #[test]
+    fn catalogue_without_free_is_refused() {
+        let text = MINIMAL.replace("[tiers.free]", "[tiers.basic]");
+
+        assert!(matches!(Catalogue::parse(&text), Err(PlanError::Missing(_))));
+    }
+
+    #[test]
+    fn unknown_field_is_a_syntax_error_with_position() {
+        let text = MINIMAL.replace("name = \"Pro\"", "name = \"Pro\"\ncolour = \"red\"");
+
+        let err = Catalogue::parse(&text).unwrap_err().to_string();
+
+        assert!(err.contains("colour") && err.contains("line"), "{err}");
+    }
+}

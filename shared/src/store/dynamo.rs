@@ -1,0 +1,324 @@
+//! The DynamoDB single-table adapter for the store ports. Items are mapped with
+//! `serde_dynamo`; every conditional write names what it guards.
+
+use super::keys;
+use super::{Account, AccountStore, ApplyOutcome, EventLog, ProcessedEvent, StoreError, SubscriptionStore};
+use crate::model::{AccountId, Projection};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Guards a create: the item must not exist yet.
+const IS_NEW: &str = "attribute_not_exists(pk)";
+/// Guards the projection against an older snapshot: only a strictly newer version lands.
+const IS_NEWER: &str = "attribute_not_exists(pk) OR #version < :version";
+
+/// DynamoDB error codes that mean "slow down", not "broken".
+const THROTTLING_CODES: [&str; 4] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+];
+
+/// The store on one DynamoDB table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Keyed<T> {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    data: T,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    expires_at: Option<i64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CustomerLink {
+    account_id: AccountId,
+}
+
+impl<T> Keyed<T> {
+    fn new(pk: String, sk: &str, data: T) -> Self {
+        Self { pk, sk: sk.to_owned(), data, expires_at: None }
+    }
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// Classifies any SDK error: a failed condition is a `Conflict`, capacity errors are
+/// `Throttled`, everything else (network, timeouts, 5xx) is `Unavailable`.
+fn classify<E, R>(err: SdkError<E, R>, conflict: &'static str) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match err.code() {
+        Some("ConditionalCheckFailedException") => StoreError::Conflict(conflict),
+        Some(code) if THROTTLING_CODES.contains(&code) => StoreError::Throttled(Box::new(err)),
+        _ => StoreError::Unavailable(Box::new(err)),
+    }
+}
+
+/// Which items of a cancelled transaction failed their condition (by position), or the
+/// error to return when the cancellation was not about conditions.
+fn failed_conditions(
+    err: SdkError<TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
+    conflict: &'static str,
+) -> Result<Vec<bool>, StoreError> {
+    if let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) = err.as_service_error() {
+        let codes: Vec<Option<&str>> = cancel.cancellation_reasons().iter().map(|r| r.code()).collect();
+        if codes.contains(&Some("ConditionalCheckFailed")) {
+            return Ok(codes.iter().map(|c| *c == Some("ConditionalCheckFailed")).collect());
+        }
+        if codes
+            .iter()
+            .any(|c| matches!(c, Some("ThrottlingError" | "ProvisionedThroughputExceeded" | "TransactionConflict")))
+        {
+            return Err(StoreError::Throttled(Box::new(err)));
+        }
+    }
+    Err(classify(err, conflict))
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Checks that the table answers (for health probes).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "describe table"))
+    }
+
+    async fn get<T: DeserializeOwned>(&self, pk: String, sk: &str) -> Result<Option<T>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(e, "get"))?;
+        out.item.map(|item| from_item::<Keyed<T>>(item).map(|k| k.data)).transpose()
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Put {
+        Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .expect("table, item and condition are set")
+    }
+
+    fn subscription_item(projection: &Projection) -> Result<Item, StoreError> {
+        to_item(&Keyed::new(keys::account(&projection.account_id), keys::SUBSCRIPTION, projection))
+    }
+
+    fn subscription_put(&self, projection: &Projection) -> Result<Put, StoreError> {
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(Self::subscription_item(projection)?))
+            .condition_expression(IS_NEWER)
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", AttributeValue::N(projection.version.to_string()))
+            .build()
+            .expect("table, item and condition are set"))
+    }
+
+    fn event_put(&self, event: &ProcessedEvent) -> Result<Put, StoreError> {
+        let mut keyed = Keyed::new(keys::event(&event.event_id), keys::EVENT, event);
+        keyed.expires_at = Some(event.processed_at + super::EVENT_RECORD_TTL_DAYS * crate::access::DAY);
+        Ok(self.put(to_item(&keyed)?, IS_NEW))
+    }
+
+    async fn transact(&self, puts: Vec<Put>, conflict: &'static str) -> Result<Result<(), Vec<bool>>, StoreError> {
+        let items = puts.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect();
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => failed_conditions(err, conflict).map(Err),
+        }
+    }
+}
+
+#[async_trait]
+impl AccountStore for DynamoStore {
+    async fn account(&self, account: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.get(keys::account(account), keys::PROFILE).await
+    }
+
+    async fn link_customer(&self, account: &Account) -> Result<(), StoreError> {
+        let profile = to_item(&Keyed::new(keys::account(&account.account_id), keys::PROFILE, account))?;
+        let link = CustomerLink { account_id: account.account_id.clone() };
+        let index = to_item(&Keyed::new(keys::customer(&account.customer_id), keys::CUSTOMER_ACCOUNT, link))?;
+        self.transact(vec![self.put(profile, IS_NEW), self.put(index, IS_NEW)], "account already linked")
+            .await?
+            .map_err(|_| StoreError::Conflict("account already linked"))
+    }
+
+    async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
+        let link: Option<CustomerLink> = self.get(keys::customer(customer_id), keys::CUSTOMER_ACCOUNT).await?;
+        Ok(link.map(|l| l.account_id))
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for DynamoStore {
+    async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
+        self.get(keys::account(account), keys::SUBSCRIPTION).await
+    }
+
+    async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::subscription_item(projection)?))
+            .condition_expression(IS_NEWER)
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", AttributeValue::N(projection.version.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "newer projection stored"))
+    }
+}
+
+#[async_trait]
+impl EventLog for DynamoStore {
+    async fn apply(&self, event: &ProcessedEvent, projection: Option<&Projection>) -> Result<ApplyOutcome, StoreError> {
+        let mut puts = vec![self.event_put(event)?];
+        if let Some(projection) = projection {
+            puts.push(self.subscription_put(projection)?);
+        }
+        match self.transact(puts, "event already processed").await? {
+            Ok(()) => Ok(ApplyOutcome::Applied),
+            Err(failed) if failed.first() == Some(&true) => Ok(ApplyOutcome::Duplicate),
+            Err(_) => {
+                // The projection lost to a newer one: an older truth. The event still counts
+                // as processed, so it is recorded alone (or found to be a duplicate after all).
+                match self.transact(vec![self.event_put(event)?], "event already processed").await? {
+                    Ok(()) => Ok(ApplyOutcome::Stale),
+                    Err(_) => Ok(ApplyOutcome::Duplicate),
+                }
+            }
+        }
+    }
+
+    async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
+        self.get(keys::event(event_id), keys::EVENT).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    use aws_sdk_dynamodb::types::error::{ConditionalCheckFailedException, ProvisionedThroughputExceededException};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+
+    /// The error code the SDK reads from DynamoDB's `__type` on the wire.
+    fn wire_code(code: &str) -> ErrorMetadata {
+        ErrorMetadata::builder().code(code).build()
+    }
+
+    fn projection() -> Projection {
+        Projection {
+            account_id: AccountId::parse("acct_1").unwrap(),
+            customer_id: "cus_1".into(),
+            subscription_id: None,
+            status: crate::model::SubscriptionStatus::Active,
+            plan: "pro".into(),
+            price_lookup_key: None,
+            interval: None,
+            current_period_start: None,
+            current_period_end: None,
+            trial_end: None,
+            cancel_at_period_end: false,
+            grace_until: None,
+            open_disputes: vec![],
+            refunded_period_end: None,
+            entitlements: vec![],
+            version: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn throttling_is_not_a_conflict() {
+        let throttled = mock!(Client::get_item).then_error(|| {
+            GetItemError::ProvisionedThroughputExceededException(
+                ProvisionedThroughputExceededException::builder()
+                    .message("slow down")
+                    .meta(wire_code("ProvisionedThroughputExceededException"))
+                    .build(),
+            )
+        });
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&throttled]), "t");
+
+        let err = store.subscription(&AccountId::parse("acct_1").unwrap()).await.unwrap_err();
+
+        assert!(matches!(err, StoreError::Throttled(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn failed_condition_is_a_conflict() {
+        let lost = mock!(Client::put_item).then_error(|| {
+            PutItemError::ConditionalCheckFailedException(
+                ConditionalCheckFailedException::builder().meta(wire_code("ConditionalCheckFailedException")).build(),
+            )
+        });
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&lost]), "t");
+
+        let err = store.put_subscription(&projection()).await.unwrap_err();
+
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn item_of_the_wrong_shape_is_corrupt_not_missing() {
+        let odd = mock!(Client::get_item).then_output(|| {
+            GetItemOutput::builder()
+                .item("pk", AttributeValue::S("ACCOUNT#acct_1".into()))
+                .item("sk", AttributeValue::S("SUBSCRIPTION".into()))
+                .item("status", AttributeValue::N("7".into()))
+                .build()
+        });
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&odd]), "t");
+
+        let err = store.subscription(&AccountId::parse("acct_1").unwrap()).await.unwrap_err();
+
+        assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+}

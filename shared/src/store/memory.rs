@@ -1,0 +1,95 @@
+//! The store ports over a `Mutex<HashMap>`, with the same conditional semantics as
+//! `DynamoStore`. For handler tests and benchmarks; the store itself is tested against a
+//! real DynamoDB API (see `tests/`).
+
+use super::{Account, AccountStore, ApplyOutcome, EventLog, ProcessedEvent, StoreError, SubscriptionStore};
+use crate::model::{AccountId, Projection};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct Tables {
+    accounts: HashMap<AccountId, Account>,
+    customers: HashMap<String, AccountId>,
+    subscriptions: HashMap<AccountId, Projection>,
+    events: HashMap<String, ProcessedEvent>,
+}
+
+/// An in-memory store; clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore(Arc<Mutex<Tables>>);
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn newer(stored: Option<&Projection>, candidate: &Projection) -> bool {
+    stored.is_none_or(|s| s.version < candidate.version)
+}
+
+#[async_trait]
+impl AccountStore for MemoryStore {
+    async fn account(&self, account: &AccountId) -> Result<Option<Account>, StoreError> {
+        Ok(self.lock().accounts.get(account).cloned())
+    }
+
+    async fn link_customer(&self, account: &Account) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        if tables.accounts.contains_key(&account.account_id) || tables.customers.contains_key(&account.customer_id) {
+            return Err(StoreError::Conflict("account already linked"));
+        }
+        tables.accounts.insert(account.account_id.clone(), account.clone());
+        tables.customers.insert(account.customer_id.clone(), account.account_id.clone());
+        Ok(())
+    }
+
+    async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
+        Ok(self.lock().customers.get(customer_id).cloned())
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for MemoryStore {
+    async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
+        Ok(self.lock().subscriptions.get(account).cloned())
+    }
+
+    async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        if !newer(tables.subscriptions.get(&projection.account_id), projection) {
+            return Err(StoreError::Conflict("newer projection stored"));
+        }
+        tables.subscriptions.insert(projection.account_id.clone(), projection.clone());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryStore {
+    async fn apply(&self, event: &ProcessedEvent, projection: Option<&Projection>) -> Result<ApplyOutcome, StoreError> {
+        let mut tables = self.lock();
+        if tables.events.contains_key(&event.event_id) {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        tables.events.insert(event.event_id.clone(), event.clone());
+        match projection {
+            Some(p) if newer(tables.subscriptions.get(&p.account_id), p) => {
+                tables.subscriptions.insert(p.account_id.clone(), p.clone());
+                Ok(ApplyOutcome::Applied)
+            }
+            Some(_) => Ok(ApplyOutcome::Stale),
+            None => Ok(ApplyOutcome::Applied),
+        }
+    }
+
+    async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
+        Ok(self.lock().events.get(event_id).cloned())
+    }
+}

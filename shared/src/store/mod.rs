@@ -1,0 +1,110 @@
+//! Ports for everything Tollgate keeps in DynamoDB, and their adapters: `dynamo` (the real
+//! single-table store) and `memory` (the same contracts in a `Mutex<HashMap>`, for handler
+//! tests and benchmarks; never a stand-in for testing the store itself).
+
+use crate::model::{AccountId, Projection};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+pub mod dynamo;
+pub mod keys;
+pub mod memory;
+
+pub use dynamo::DynamoStore;
+pub use memory::MemoryStore;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a store operation can fail with. A failed condition (`Conflict`) is never confused
+/// with the store being throttled or unreachable: the first is an answer, the others are
+/// worth a retry.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the item exists already, or a newer version is stored.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// DynamoDB refused for capacity; retry later.
+    #[error("store throttled")]
+    Throttled(#[source] BoxError),
+    /// DynamoDB could not be reached or failed.
+    #[error("store unavailable")]
+    Unavailable(#[source] BoxError),
+    /// An item could not be read as the type it should hold.
+    #[error("corrupt item: {0}")]
+    Corrupt(String),
+}
+
+/// An account's billing profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub account_id: AccountId,
+    pub customer_id: String,
+    pub created_at: i64,
+}
+
+/// A Stripe event Tollgate has handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessedEvent {
+    pub event_id: String,
+    pub event_type: String,
+    /// Stripe's `created`, Unix seconds.
+    pub created: i64,
+    /// What handling it did, e.g. `applied`, `stale`, `ignored`.
+    pub outcome: String,
+    pub processed_at: i64,
+}
+
+/// What `EventLog::apply` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The event was new: its record and its effect were committed together.
+    Applied,
+    /// The event was new but its projection was older than the stored one: the event is
+    /// recorded as processed and the projection left alone.
+    Stale,
+    /// The event had been processed before: nothing was written.
+    Duplicate,
+}
+
+/// Accounts and their link to a Stripe customer.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// The account's profile; `None` when it was never linked to a Stripe customer.
+    async fn account(&self, account: &AccountId) -> Result<Option<Account>, StoreError>;
+
+    /// Links `account` to `customer_id`, once: the profile and the customer index are written
+    /// in one transaction, each only if absent. `Conflict` when the account already has a
+    /// customer or the customer belongs to an account already; then nothing is written.
+    async fn link_customer(&self, account: &Account) -> Result<(), StoreError>;
+
+    /// The account a Stripe customer belongs to, if linked.
+    async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError>;
+}
+
+/// The subscription projection, one per account.
+#[async_trait]
+pub trait SubscriptionStore: Send + Sync {
+    /// The account's projection; `None` when it has never had a subscription.
+    async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError>;
+
+    /// Writes `projection` only if its `version` is newer than the stored one (or none is
+    /// stored). `Conflict` when a newer or equal version is stored; then nothing is written.
+    async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError>;
+}
+
+/// The record of processed Stripe events, written together with their effects.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Records `event` and writes `projection` (if any) in one transaction, the record only if
+    /// the event is new and the projection only if newer than the stored one. Never writes
+    /// one without the other, except `Stale`: the record alone. Records expire after
+    /// `record_ttl_days` (at least 31: Stripe keeps events 30 days, so a replay can never
+    /// apply an event twice).
+    async fn apply(&self, event: &ProcessedEvent, projection: Option<&Projection>) -> Result<ApplyOutcome, StoreError>;
+
+    /// The record of an event, if it was processed.
+    async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError>;
+}
+
+/// Processed-event records live this long: past Stripe's 30-day event retention.
+pub const EVENT_RECORD_TTL_DAYS: i64 = 35;

@@ -1,0 +1,88 @@
+//! The local stack's router over HTTP: health probes the table and queue, the functions'
+//! real handlers answer under the API's paths, and the development identity header is the
+//! only identity the runner accepts.
+
+mod common;
+
+use std::sync::Arc;
+use tollgate::config::IdentityConfig;
+use tollgate_dev::resources::{Queue, Resources};
+use tollgate_dev::server::{App, router};
+
+async fn serve(aws: &aws_config::SdkConfig, resources: &Resources) -> String {
+    let app = Arc::new(App::new(aws, resources, IdentityConfig { claim: "sub".into() }).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(app, None)).await });
+    base
+}
+
+#[tokio::test]
+async fn health_is_200_when_table_and_queue_answer() {
+    let (aws, resources) = common::local("health").await;
+    let base = serve(&aws, &resources).await;
+
+    let response = reqwest::get(format!("{base}/health")).await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok", "table": "ok", "queue": "ok"}));
+}
+
+#[tokio::test]
+async fn health_is_503_when_the_local_server_is_down() {
+    let aws = tollgate_dev::local::sdk_config("http://127.0.0.1:9").await;
+    let queue = Queue {
+        url: "http://127.0.0.1:9/000000000000/q.fifo".into(),
+        arn: "arn:aws:sqs:us-east-1:000000000000:q.fifo".into(),
+    };
+    let resources = Resources { table: "t".into(), queues: [("EventsQueue".to_owned(), queue)].into() };
+    let base = serve(&aws, &resources).await;
+
+    let response = reqwest::get(format!("{base}/health")).await.unwrap();
+
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["table"], "unreachable");
+    assert_eq!(body["queue"], "unreachable");
+}
+
+#[tokio::test]
+async fn new_account_reads_free_through_the_local_stack() {
+    let (aws, resources) = common::local("read").await;
+    let base = serve(&aws, &resources).await;
+    let client = reqwest::Client::new();
+
+    let response =
+        client.get(format!("{base}/subscription")).header("x-tollgate-account", "acct_local").send().await.unwrap();
+
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["account_id"], "acct_local");
+    assert_eq!(body["plan"], "free");
+    assert_eq!(body["access"], serde_json::json!({"allowed": true, "reason": "no_subscription"}));
+}
+
+#[tokio::test]
+async fn request_without_the_identity_header_is_401() {
+    let (aws, resources) = common::local("anon").await;
+    let base = serve(&aws, &resources).await;
+
+    let response = reqwest::get(format!("{base}/entitlements")).await.unwrap();
+
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized");
+}
+
+#[tokio::test]
+async fn unknown_path_is_a_json_404() {
+    let (aws, resources) = common::local("nf").await;
+    let base = serve(&aws, &resources).await;
+
+    let response = reqwest::get(format!("{base}/nope")).await.unwrap();
+
+    assert_eq!(response.status(), 404);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+}
