@@ -364,7 +364,6 @@ pub(crate) fn event(
             "created": created,
             "api_version": API_VERSION,
             "data": data,
-            "pending_webhooks": 1,
             "request": { "id": request_id, "idempotency_key": idempotency_key },
         }),
     );

@@ -369,6 +369,11 @@ impl State {
         let (metadata, description) = (plan.metadata.clone(), plan.description.clone());
 
         let customer_id = match value["customer"].as_str() {
+            Some(existing) if self.live_customer(existing).is_none() => {
+                return Err(ApiError::invalid_state(format!(
+                    "Checkout session {id} is for customer {existing}, which has been deleted."
+                )));
+            }
             Some(existing) => existing.to_owned(),
             None => {
                 let mut customer = self.new_customer();
