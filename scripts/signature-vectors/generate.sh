@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Regenerates the Stripe-Signature test vectors: signs payloads/*.json with stripe-python and
+# stripe-node (versions pinned in requirements-dev.txt and package-lock.json), checks that the
+# two libraries produced the same headers, and writes both sets to OUT.json.
+# Usage: scripts/signature-vectors/generate.sh events/signature-vectors.json
+set -euo pipefail
+if [ $# -ne 1 ]; then
+  echo "usage: $0 OUT.json" >&2
+  exit 2
+fi
+out=$(realpath -m "$1")
+cd "$(dirname "$0")/../.."
+dir=scripts/signature-vectors
+
+scripts/venv.sh
+npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+.venv/bin/python "$dir/generate.py" "$tmp/python.json"
+node "$dir/generate.mjs" "$tmp/node.json"
+
+.venv/bin/python - "$tmp/python.json" "$tmp/node.json" "$out" <<'PY'
+import json, sys
+
+py, node = (json.load(open(p, encoding="utf-8")) for p in sys.argv[1:3])
+
+def headers(doc):
+    return {(v["payload_file"], v["secret"], v["timestamp"]): v["header"] for v in doc["vectors"]}
+
+if headers(py) != headers(node):
+    sys.exit("stripe-python and stripe-node disagree on the signature vectors; nothing written")
+merged = {
+    "generated_by": {**py["generated_by"], **node["generated_by"]},
+    "vectors": py["vectors"] + node["vectors"],
+}
+with open(sys.argv[3], "w", encoding="utf-8") as f:
+    f.write(json.dumps(merged, indent=2, ensure_ascii=False) + "\n")
+PY
+echo "wrote $out"
