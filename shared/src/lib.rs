@@ -14,7 +14,10 @@ pub mod entitlements;
 pub mod http;
 pub mod model;
 pub mod plans;
+pub mod projection;
 pub mod queue;
+pub mod ratelimit;
+pub mod redirect;
 pub mod store;
 
 pub use access::{Access, Reason, decide};

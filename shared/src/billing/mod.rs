@@ -36,6 +36,8 @@ pub struct RemoteSubscription {
     pub status: SubscriptionStatus,
     pub price_lookup_key: Option<String>,
     pub interval: Option<Interval>,
+    /// The subscription item carrying the plan's price (changed on a plan change).
+    pub item_id: Option<String>,
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
     pub trial_end: Option<i64>,

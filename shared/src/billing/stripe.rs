@@ -150,6 +150,7 @@ pub fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSubscript
         status: status(sub.status.clone()),
         price_lookup_key: item.and_then(|i| i.price.lookup_key.clone()),
         interval,
+        item_id: item.map(|i| i.id.as_str().to_owned()),
         current_period_start: item.map(|i| i.current_period_start),
         current_period_end: item.map(|i| i.current_period_end),
         trial_end: sub.trial_end,

@@ -2,8 +2,12 @@
 //! `serde_dynamo`; every conditional write names what it guards.
 
 use super::keys;
-use super::{Account, AccountStore, ApplyOutcome, EventLog, ProcessedEvent, StoreError, SubscriptionStore};
+use super::{
+    Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RATE_WRITE_ATTEMPTS,
+    RateOutcome, StoreError, SubscriptionStore,
+};
 use crate::model::{AccountId, Projection};
+use crate::ratelimit::{Decision, Limit};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -19,6 +23,13 @@ type Item = HashMap<String, AttributeValue>;
 const IS_NEW: &str = "attribute_not_exists(pk)";
 /// Guards the projection against an older snapshot: only a strictly newer version lands.
 const IS_NEWER: &str = "attribute_not_exists(pk) OR #version < :version";
+
+/// Guards a checkout reservation: only when none is pending, or the pending one expired.
+const IS_FREE_RESERVATION: &str = "attribute_not_exists(pk) OR valid_until <= :now";
+/// Guards completing a reservation: it must still be ours.
+const IS_OUR_RESERVATION: &str = "nonce = :nonce";
+/// Guards a rate window: nobody wrote it since we read it.
+const IS_UNCHANGED_WINDOW: &str = "attribute_not_exists(pk) OR rev = :rev";
 
 /// DynamoDB error codes that mean "slow down", not "broken".
 const THROTTLING_CODES: [&str; 4] = [
@@ -237,6 +248,138 @@ impl EventLog for DynamoStore {
 
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
         self.get(keys::event(event_id), keys::EVENT).await
+    }
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct RateWindow {
+    stamps: Vec<i64>,
+    rev: i64,
+}
+
+#[async_trait]
+impl CheckoutStore for DynamoStore {
+    async fn pending_checkout(
+        &self,
+        account: &AccountId,
+        request_key: &str,
+        now: i64,
+    ) -> Result<Option<PendingCheckout>, StoreError> {
+        let pending: Option<PendingCheckout> = self.get(keys::account(account), &keys::checkout(request_key)).await?;
+        Ok(pending.filter(|p| p.valid_until > now))
+    }
+
+    async fn reserve_checkout(
+        &self,
+        account: &AccountId,
+        pending: &PendingCheckout,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut keyed = Keyed::new(keys::account(account), &keys::checkout(&pending.request_key), pending);
+        keyed.expires_at = Some(pending.valid_until + 3600);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&keyed)?))
+            .condition_expression(IS_FREE_RESERVATION)
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "checkout already pending"))
+    }
+
+    async fn complete_checkout(&self, account: &AccountId, pending: &PendingCheckout) -> Result<(), StoreError> {
+        let mut keyed = Keyed::new(keys::account(account), &keys::checkout(&pending.request_key), pending);
+        keyed.expires_at = Some(pending.valid_until + 3600);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&keyed)?))
+            .condition_expression(IS_OUR_RESERVATION)
+            .expression_attribute_values(":nonce", AttributeValue::S(pending.nonce.clone()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "reservation replaced"))
+    }
+
+    async fn take_rate(
+        &self,
+        account: &AccountId,
+        name: &str,
+        limit: Limit,
+        now_ms: i64,
+    ) -> Result<RateOutcome, StoreError> {
+        for _ in 0..RATE_WRITE_ATTEMPTS {
+            let window: RateWindow = self.get(keys::account(account), &keys::rate(name)).await?.unwrap_or_default();
+            let stamps = match crate::ratelimit::decide(&window.stamps, now_ms, limit) {
+                Decision::Limited { retry_after_ms } => return Ok(RateOutcome::Limited { retry_after_ms }),
+                Decision::Allowed(stamps) => stamps,
+            };
+            let mut keyed =
+                Keyed::new(keys::account(account), &keys::rate(name), RateWindow { stamps, rev: window.rev + 1 });
+            keyed.expires_at = Some((now_ms + limit.window_ms) / 1000 + 60);
+            let written = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_item(&keyed)?))
+                .condition_expression(IS_UNCHANGED_WINDOW)
+                .expression_attribute_values(":rev", AttributeValue::N(window.rev.to_string()))
+                .send()
+                .await;
+            match written.map_err(|e| classify(e, "rate window changed")) {
+                Ok(_) => return Ok(RateOutcome::Allowed),
+                Err(StoreError::Conflict(_)) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        // Lost every race: the window is contended right now, which is itself a reason to wait.
+        Ok(RateOutcome::Limited { retry_after_ms: 1000 })
+    }
+
+    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
+        let pk = keys::account(account);
+        let mut keys_to_delete: Vec<(String, String)> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(e, "query"))?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                    keys_to_delete.push((pk.clone(), sk.clone()));
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        if let Some(customer) = customer_id {
+            keys_to_delete.push((keys::customer(customer), keys::CUSTOMER_ACCOUNT.to_owned()));
+        }
+        for (pk, sk) in keys_to_delete {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .send()
+                .await
+                .map_err(|e| classify(e, "delete"))?;
+        }
+        Ok(())
     }
 }
 

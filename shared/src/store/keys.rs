@@ -19,3 +19,11 @@ pub fn customer(customer_id: &str) -> String {
 pub fn event(event_id: &str) -> String {
     format!("EVENT#{event_id}")
 }
+
+pub fn checkout(request_key: &str) -> String {
+    format!("CHECKOUT#{request_key}")
+}
+
+pub fn rate(name: &str) -> String {
+    format!("RATE#{name}")
+}

@@ -2,8 +2,12 @@
 //! `DynamoStore`. For handler tests and benchmarks; the store itself is tested against a
 //! real DynamoDB API (see `tests/`).
 
-use super::{Account, AccountStore, ApplyOutcome, EventLog, ProcessedEvent, StoreError, SubscriptionStore};
+use super::{
+    Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RateOutcome,
+    StoreError, SubscriptionStore,
+};
 use crate::model::{AccountId, Projection};
+use crate::ratelimit::{Decision, Limit};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -14,6 +18,8 @@ struct Tables {
     customers: HashMap<String, AccountId>,
     subscriptions: HashMap<AccountId, Projection>,
     events: HashMap<String, ProcessedEvent>,
+    pending: HashMap<(AccountId, String), PendingCheckout>,
+    rates: HashMap<(AccountId, String), Vec<i64>>,
 }
 
 /// An in-memory store; clones share the same data.
@@ -91,5 +97,74 @@ impl EventLog for MemoryStore {
 
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
         Ok(self.lock().events.get(event_id).cloned())
+    }
+}
+
+#[async_trait]
+impl CheckoutStore for MemoryStore {
+    async fn pending_checkout(
+        &self,
+        account: &AccountId,
+        request_key: &str,
+        now: i64,
+    ) -> Result<Option<PendingCheckout>, StoreError> {
+        let tables = self.lock();
+        Ok(tables.pending.get(&(account.clone(), request_key.to_owned())).filter(|p| p.valid_until > now).cloned())
+    }
+
+    async fn reserve_checkout(
+        &self,
+        account: &AccountId,
+        pending: &PendingCheckout,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        let key = (account.clone(), pending.request_key.clone());
+        if tables.pending.get(&key).is_some_and(|p| p.valid_until > now) {
+            return Err(StoreError::Conflict("checkout already pending"));
+        }
+        tables.pending.insert(key, pending.clone());
+        Ok(())
+    }
+
+    async fn complete_checkout(&self, account: &AccountId, pending: &PendingCheckout) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        match tables.pending.get_mut(&(account.clone(), pending.request_key.clone())) {
+            Some(stored) if stored.nonce == pending.nonce => {
+                *stored = pending.clone();
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict("reservation replaced")),
+        }
+    }
+
+    async fn take_rate(
+        &self,
+        account: &AccountId,
+        name: &str,
+        limit: Limit,
+        now_ms: i64,
+    ) -> Result<RateOutcome, StoreError> {
+        let mut tables = self.lock();
+        let stamps = tables.rates.entry((account.clone(), name.to_owned())).or_default();
+        Ok(match crate::ratelimit::decide(stamps, now_ms, limit) {
+            Decision::Allowed(next) => {
+                *stamps = next;
+                RateOutcome::Allowed
+            }
+            Decision::Limited { retry_after_ms } => RateOutcome::Limited { retry_after_ms },
+        })
+    }
+
+    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        tables.accounts.remove(account);
+        tables.subscriptions.remove(account);
+        if let Some(customer) = customer_id {
+            tables.customers.remove(customer);
+        }
+        tables.pending.retain(|(a, _), _| a != account);
+        tables.rates.retain(|(a, _), _| a != account);
+        Ok(())
     }
 }

@@ -13,6 +13,9 @@ pub mod memory;
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 
+/// Optimistic writers of one rate window retry this often before answering "limited".
+pub const RATE_WRITE_ATTEMPTS: usize = 16;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What a store operation can fail with. A failed condition (`Conflict`) is never confused
@@ -104,6 +107,64 @@ pub trait EventLog: Send + Sync {
 
     /// The record of an event, if it was processed.
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError>;
+}
+
+/// A Checkout Session requested (or being requested) for one account, plan, interval and
+/// redirect URLs. Its `nonce` is the Stripe idempotency key's unique part: every request that
+/// finds the same reservation sends the same key, so Stripe answers them all with one session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCheckout {
+    /// What the request was (plan, interval, URLs), hashed.
+    pub request_key: String,
+    pub nonce: String,
+    pub session_id: Option<String>,
+    pub url: Option<String>,
+    /// Unix seconds; a reservation past it is free to be replaced.
+    pub valid_until: i64,
+}
+
+/// The outcome of asking a rate window for one more event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateOutcome {
+    Allowed,
+    Limited { retry_after_ms: i64 },
+}
+
+/// What checkout keeps between requests: pending sessions and rate windows.
+#[async_trait]
+pub trait CheckoutStore: Send + Sync {
+    /// The pending checkout for `request_key`, if one exists that has not expired at `now`.
+    async fn pending_checkout(
+        &self,
+        account: &AccountId,
+        request_key: &str,
+        now: i64,
+    ) -> Result<Option<PendingCheckout>, StoreError>;
+
+    /// Reserves `pending.request_key`: written only if no unexpired reservation exists at
+    /// `now`. `Conflict` when one does (another request got there first).
+    async fn reserve_checkout(
+        &self,
+        account: &AccountId,
+        pending: &PendingCheckout,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Stores the session created for a reservation, if the reservation is still `nonce`'s.
+    async fn complete_checkout(&self, account: &AccountId, pending: &PendingCheckout) -> Result<(), StoreError>;
+
+    /// Counts one event in the account's window `name` if `limit` allows it at `now_ms`; the
+    /// window is shared by every instance. Never a conflict: racing writers retry internally.
+    async fn take_rate(
+        &self,
+        account: &AccountId,
+        name: &str,
+        limit: crate::ratelimit::Limit,
+        now_ms: i64,
+    ) -> Result<RateOutcome, StoreError>;
+
+    /// Removes every billing item of the account and its customer link. Idempotent.
+    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// Processed-event records live this long: past Stripe's 30-day event retention.

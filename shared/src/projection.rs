@@ -1,0 +1,138 @@
+//! Building the projection from Stripe's current state (a snapshot of the customer's
+//! subscriptions) and the facts Tollgate recorded before (disputes, refunds, grace).
+//!
+//! State always comes from a snapshot, never from an event payload: the snapshot's `version`
+//! is when it was read, so a write of an older snapshot loses (see `SubscriptionStore`).
+
+use crate::access::grace_until;
+use crate::billing::RemoteSubscription;
+use crate::model::{AccountId, Projection};
+use crate::plans::{Catalogue, FREE};
+
+/// The subscription that governs the account: the newest live one (Stripe allows several;
+/// Tollgate sells one at a time), else the newest ended one.
+pub fn current(subscriptions: &[RemoteSubscription]) -> Option<&RemoteSubscription> {
+    let newest = |a: &&RemoteSubscription, b: &&RemoteSubscription| (a.created, &a.id).cmp(&(b.created, &b.id));
+    subscriptions.iter().filter(|s| s.status.is_live()).max_by(newest).or_else(|| subscriptions.iter().max_by(newest))
+}
+
+/// Inputs besides the snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub catalogue: &'a Catalogue,
+    /// When the snapshot was read, Unix ms: the projection's version.
+    pub version: i64,
+    /// Now, Unix seconds: when a newly seen failure starts its grace period.
+    pub now: i64,
+    pub grace_days: u32,
+}
+
+/// The projection for `account` from its customer's subscriptions, carrying over what the
+/// previous projection recorded as facts. `None` when the customer has no subscription.
+pub fn project(
+    account: &AccountId,
+    customer_id: &str,
+    subscriptions: &[RemoteSubscription],
+    previous: Option<&Projection>,
+    ctx: Context<'_>,
+) -> Option<Projection> {
+    let sub = current(subscriptions)?;
+    let plan = sub.price_lookup_key.as_deref().and_then(|key| ctx.catalogue.price_by_lookup_key(key)).map_or_else(
+        || {
+            tracing::warn!(subscription = %sub.id, "subscription price is not in the plan catalogue; treated as free");
+            FREE.to_owned()
+        },
+        |price| price.tier.clone(),
+    );
+    let same = previous.filter(|p| p.subscription_id.as_deref() == Some(sub.id.as_str()));
+    Some(Projection {
+        account_id: account.clone(),
+        customer_id: customer_id.to_owned(),
+        subscription_id: Some(sub.id.clone()),
+        status: sub.status,
+        plan,
+        price_lookup_key: sub.price_lookup_key.clone(),
+        interval: sub.interval,
+        current_period_start: sub.current_period_start,
+        current_period_end: sub.current_period_end,
+        trial_end: sub.trial_end,
+        cancel_at_period_end: sub.cancel_at_period_end,
+        grace_until: grace_until(sub.status, same.and_then(|p| p.grace_until), ctx.now, ctx.grace_days),
+        open_disputes: previous.map(|p| p.open_disputes.clone()).unwrap_or_default(),
+        refunded_period_end: same.and_then(|p| p.refunded_period_end),
+        entitlements: previous.map(|p| p.entitlements.clone()).unwrap_or_default(),
+        version: ctx.version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Interval, SubscriptionStatus as S};
+
+    fn sub(id: &str, status: S, created: i64, key: &str) -> RemoteSubscription {
+        RemoteSubscription {
+            id: id.into(),
+            customer_id: "cus_1".into(),
+            status,
+            price_lookup_key: Some(key.into()),
+            interval: Some(Interval::Month),
+            item_id: Some(format!("si_{id}")),
+            current_period_start: Some(created),
+            current_period_end: Some(created + 30 * 86_400),
+            trial_end: None,
+            cancel_at_period_end: false,
+            created,
+            account_hint: None,
+        }
+    }
+
+    fn ctx(catalogue: &Catalogue) -> Context<'_> {
+        Context { catalogue, version: 5_000, now: 1_000, grace_days: 3 }
+    }
+
+    #[test]
+    fn live_subscription_wins_over_a_newer_canceled_one() {
+        let subs = [sub("sub_old", S::Active, 100, "pro_monthly"), sub("sub_new", S::Canceled, 200, "team_monthly")];
+
+        assert_eq!(current(&subs).unwrap().id, "sub_old");
+    }
+
+    #[test]
+    fn newest_ended_subscription_when_none_is_live() {
+        let subs =
+            [sub("sub_a", S::Canceled, 100, "pro_monthly"), sub("sub_b", S::IncompleteExpired, 200, "pro_monthly")];
+
+        assert_eq!(current(&subs).unwrap().id, "sub_b");
+        assert!(current(&[]).is_none());
+    }
+
+    #[test]
+    fn plan_comes_from_the_catalogue_by_lookup_key() {
+        let catalogue = Catalogue::builtin().unwrap();
+        let account = AccountId::parse("acct_1").unwrap();
+
+        let team = project(&account, "cus_1", &[sub("s", S::Active, 1, "team_yearly")], None, ctx(catalogue)).unwrap();
+        let unknown =
+            project(&account, "cus_1", &[sub("s", S::Active, 1, "gold_monthly")], None, ctx(catalogue)).unwrap();
+
+        assert_eq!((team.plan.as_str(), team.version), ("team", 5_000));
+        assert_eq!(unknown.plan, "free");
+    }
+
+    #[test]
+    fn grace_starts_once_and_facts_carry_over() {
+        let catalogue = Catalogue::builtin().unwrap();
+        let account = AccountId::parse("acct_1").unwrap();
+        let past_due = [sub("s", S::PastDue, 1, "pro_monthly")];
+        let mut first = project(&account, "cus_1", &past_due, None, ctx(catalogue)).unwrap();
+        first.open_disputes = vec!["dp_1".into()];
+
+        let later = Context { now: 90_000, version: 9_000, ..ctx(catalogue) };
+        let second = project(&account, "cus_1", &past_due, Some(&first), later).unwrap();
+
+        assert_eq!(first.grace_until, Some(1_000 + 3 * 86_400));
+        assert_eq!(second.grace_until, first.grace_until);
+        assert_eq!(second.open_disputes, ["dp_1"]);
+    }
+}
