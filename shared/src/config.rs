@@ -2,6 +2,7 @@
 //! match `template.yaml` exactly. Loading fails at cold start with a message naming the
 //! variable (never its value).
 
+use crate::redirect::AllowList;
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -15,6 +16,14 @@ pub mod vars {
     pub const STRIPE_API_BASE: &str = "STRIPE_API_BASE";
     pub const STRIPE_TIMEOUT_MS: &str = "STRIPE_TIMEOUT_MS";
     pub const STRIPE_MAX_RETRIES: &str = "STRIPE_MAX_RETRIES";
+    pub const ALLOWED_REDIRECT_ORIGINS: &str = "ALLOWED_REDIRECT_ORIGINS";
+    pub const DEFAULT_SUCCESS_URL: &str = "DEFAULT_SUCCESS_URL";
+    pub const DEFAULT_CANCEL_URL: &str = "DEFAULT_CANCEL_URL";
+    pub const DEFAULT_RETURN_URL: &str = "DEFAULT_RETURN_URL";
+    pub const CHECKOUT_SESSIONS_PER_MINUTE: &str = "CHECKOUT_SESSIONS_PER_MINUTE";
+    pub const NOTIFICATIONS_QUEUE_URL: &str = "NOTIFICATIONS_QUEUE_URL";
+    pub const STRIPE_WEBHOOK_SECRETS: &str = "STRIPE_WEBHOOK_SECRETS";
+    pub const STRIPE_LIVEMODE: &str = "STRIPE_LIVEMODE";
 }
 
 /// Why configuration could not be loaded.
@@ -120,6 +129,105 @@ impl SubscriptionConfig {
     }
 }
 
+/// Where Stripe may send the customer back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectConfig {
+    pub allowed: AllowList,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub return_url: String,
+}
+
+impl RedirectConfig {
+    /// Loads the allow-list and the default URLs; a default outside the allow-list is a
+    /// configuration error, caught at cold start.
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        let name = vars::ALLOWED_REDIRECT_ORIGINS;
+        let allowed =
+            AllowList::parse(&required(src, name)?).map_err(|reason| ConfigError::Invalid { name, reason })?;
+        let url = |name: &'static str| -> Result<String, ConfigError> {
+            let url = required(src, name)?;
+            if !allowed.allows(&url) {
+                return Err(ConfigError::Invalid { name, reason: "origin is not in ALLOWED_REDIRECT_ORIGINS".into() });
+            }
+            Ok(url)
+        };
+        Ok(Self {
+            success_url: url(vars::DEFAULT_SUCCESS_URL)?,
+            cancel_url: url(vars::DEFAULT_CANCEL_URL)?,
+            return_url: url(vars::DEFAULT_RETURN_URL)?,
+            allowed,
+        })
+    }
+}
+
+/// The `checkout` function: Stripe writes and the account's billing items.
+#[derive(Debug, Clone)]
+pub struct CheckoutConfig {
+    pub table_name: String,
+    pub identity: IdentityConfig,
+    pub stripe: StripeConfig,
+    pub redirects: RedirectConfig,
+    /// New Checkout Sessions per account in any 60 seconds.
+    pub sessions_per_minute: usize,
+}
+
+impl CheckoutConfig {
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(src, vars::TABLE_NAME)?,
+            identity: IdentityConfig::load(src),
+            stripe: StripeConfig::load(src)?,
+            redirects: RedirectConfig::load(src)?,
+            sessions_per_minute: parsed(src, vars::CHECKOUT_SESSIONS_PER_MINUTE, 5usize)?,
+        })
+    }
+}
+
+/// The `webhook-intake` function: verifies Stripe's deliveries and enqueues them.
+#[derive(Debug, Clone)]
+pub struct WebhookIntakeConfig {
+    pub events_queue_url: String,
+    /// The endpoint secrets (`whsec_...`, comma-separated); never printed.
+    pub secrets: crate::webhook::WebhookSecrets,
+    /// Whether the endpoint receives live-mode events (`true`|`false`, default `false`).
+    pub livemode: bool,
+}
+
+impl WebhookIntakeConfig {
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        let name = vars::STRIPE_WEBHOOK_SECRETS;
+        let secrets = crate::webhook::WebhookSecrets::parse(&required(src, name)?)
+            .map_err(|e| ConfigError::Invalid { name, reason: e.to_string() })?;
+        Ok(Self {
+            events_queue_url: required(src, vars::EVENTS_QUEUE_URL)?,
+            secrets,
+            livemode: parsed(src, vars::STRIPE_LIVEMODE, false)?,
+        })
+    }
+}
+
+/// The `webhook-worker` function: Stripe reads, the table, the notifications queue.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub table_name: String,
+    pub notifications_queue_url: String,
+    pub stripe: StripeConfig,
+    /// Days a `past_due` subscription keeps access after its first failed payment.
+    pub grace_days: u32,
+}
+
+impl WorkerConfig {
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(src, vars::TABLE_NAME)?,
+            notifications_queue_url: required(src, vars::NOTIFICATIONS_QUEUE_URL)?,
+            stripe: StripeConfig::load(src)?,
+            grace_days: parsed(src, vars::GRACE_DAYS, 3u32)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +267,20 @@ mod tests {
     }
 
     #[test]
+    fn default_redirect_outside_the_allow_list_is_refused_at_load() {
+        let src = source(&[
+            ("ALLOWED_REDIRECT_ORIGINS", "https://app.example.com"),
+            ("DEFAULT_SUCCESS_URL", "https://app.example.com/ok"),
+            ("DEFAULT_CANCEL_URL", "https://elsewhere.example/cancel"),
+            ("DEFAULT_RETURN_URL", "https://app.example.com/billing"),
+        ]);
+
+        let err = RedirectConfig::load(&src).unwrap_err();
+
+        assert!(err.to_string().contains("DEFAULT_CANCEL_URL"), "{err}");
+    }
+
+    #[test]
     fn invalid_values_name_the_variable_but_not_the_value() {
         let bad_key = StripeConfig::load(&source(&[("STRIPE_SECRET_KEY", "pk_live_secretish")])).unwrap_err();
         let bad_timeout =
@@ -168,5 +290,25 @@ mod tests {
         assert!(bad_key.to_string().contains("STRIPE_SECRET_KEY"));
         assert!(!bad_key.to_string().contains("secretish"));
         assert!(bad_timeout.to_string().contains("STRIPE_TIMEOUT_MS"));
+    }
+
+    #[test]
+    fn webhook_intake_reads_rotating_secrets_and_defaults_to_test_mode() {
+        let src = source(&[("EVENTS_QUEUE_URL", "http://q"), ("STRIPE_WEBHOOK_SECRETS", "whsec_a,whsec_b")]);
+        let live = source(&[
+            ("EVENTS_QUEUE_URL", "http://q"),
+            ("STRIPE_WEBHOOK_SECRETS", "whsec_a"),
+            ("STRIPE_LIVEMODE", "yes"),
+        ]);
+        let leaked = source(&[("EVENTS_QUEUE_URL", "http://q"), ("STRIPE_WEBHOOK_SECRETS", "sk_live_leak")]);
+
+        let config = WebhookIntakeConfig::load(&src).unwrap();
+
+        assert_eq!(config.secrets.len(), 2);
+        assert!(!config.livemode);
+        assert!(!format!("{config:?}").contains("whsec_a"));
+        assert!(WebhookIntakeConfig::load(&live).unwrap_err().to_string().contains("STRIPE_LIVEMODE"));
+        let err = WebhookIntakeConfig::load(&leaked).unwrap_err().to_string();
+        assert!(err.contains("STRIPE_WEBHOOK_SECRETS") && !err.contains("leak"), "{err}");
     }
 }

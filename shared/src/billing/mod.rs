@@ -47,13 +47,70 @@ pub struct RemoteSubscription {
     pub account_hint: Option<String>,
 }
 
-/// Stripe, as Tollgate uses it.
+/// A subscription Checkout Session to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    pub account: AccountId,
+    pub customer_id: String,
+    pub price_lookup_key: String,
+    /// Trial days, for an account that never had a subscription.
+    pub trial_days: Option<u32>,
+    pub success_url: String,
+    pub cancel_url: String,
+}
+
+/// A created Checkout Session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSession {
+    pub id: String,
+    pub url: String,
+    pub expires_at: i64,
+}
+
+/// Stripe, as Tollgate uses it. Every write takes an idempotency key: a retried call with the
+/// same key is answered with the first result and changes nothing more.
 #[async_trait]
 pub trait Billing: Send + Sync {
     /// Creates the Stripe customer for `account`. `idempotency_key` makes a retried create
     /// return the first customer instead of making a second.
     async fn create_customer(&self, account: &AccountId, idempotency_key: &str) -> Result<String, BillingError>;
 
+    /// The customer a charge belongs to (disputes name only their charge), if any.
+    async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError>;
+
     /// Every subscription of a customer, in every status (`status=all`), every page.
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError>;
+
+    /// Creates a subscription-mode Checkout Session for the price with this lookup key;
+    /// `client_reference_id` and metadata `tollgate_account_id` carry the account.
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+        idempotency_key: &str,
+    ) -> Result<CheckoutSession, BillingError>;
+
+    /// Creates a customer portal session; answers its URL.
+    async fn create_portal_session(
+        &self,
+        customer_id: &str,
+        return_url: &str,
+        idempotency_key: &str,
+    ) -> Result<String, BillingError>;
+
+    /// Moves the subscription item to the price with this lookup key, prorating.
+    async fn change_price(
+        &self,
+        subscription_id: &str,
+        item_id: &str,
+        price_lookup_key: &str,
+        idempotency_key: &str,
+    ) -> Result<RemoteSubscription, BillingError>;
+
+    /// Cancels at the period's end (`at_period_end`) or at once.
+    async fn cancel(
+        &self,
+        subscription_id: &str,
+        at_period_end: bool,
+        idempotency_key: &str,
+    ) -> Result<RemoteSubscription, BillingError>;
 }

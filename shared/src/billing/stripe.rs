@@ -3,15 +3,27 @@
 //! key, and fails with a `BillingError` that carries no Stripe internals.
 
 use super::retry::{RetryPolicy, jitter};
-use super::{Billing, BillingError, RemoteSubscription};
+use super::{Billing, BillingError, CheckoutRequest, CheckoutSession, RemoteSubscription};
 use crate::config::StripeConfig;
 use crate::model::{AccountId, Interval, SubscriptionStatus};
 use async_trait::async_trait;
 use secrecy::ExposeSecret;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Mutex;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
-use stripe_billing::subscription::{ListSubscription, ListSubscriptionStatus};
+use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::subscription::{
+    CancelSubscription, ListSubscription, ListSubscriptionStatus, UpdateSubscription, UpdateSubscriptionItems,
+    UpdateSubscriptionProrationBehavior,
+};
+use stripe_checkout::checkout_session::{
+    CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
+};
+use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::CreateCustomer;
+use stripe_product::price::ListPrice;
+use stripe_shared::CheckoutSessionMode;
 
 /// The Stripe API version the code is typed against; webhook endpoints must use it too.
 pub const STRIPE_API_VERSION: &str = "2026-09-30.endive";
@@ -20,10 +32,11 @@ pub const STRIPE_API_VERSION: &str = "2026-09-30.endive";
 const PAGE_SIZE: i64 = 100;
 
 /// Stripe through async-stripe.
-#[derive(Clone)]
 pub struct StripeBilling {
     client: Client,
     retry: RetryPolicy,
+    /// Price ids by lookup key, resolved once per cold start.
+    prices: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for StripeBilling {
@@ -42,7 +55,7 @@ impl StripeBilling {
         let client =
             builder.build().map_err(|_| BillingError::Unavailable("invalid Stripe client configuration".into()))?;
         let retry = RetryPolicy { max_retries: config.max_retries, ..RetryPolicy::default() };
-        Ok(Self { client, retry })
+        Ok(Self { client, retry, prices: Mutex::default() })
     }
 
     /// Replaces the retry policy (tests use millisecond delays).
@@ -67,6 +80,27 @@ impl StripeBilling {
         };
         retrying(self.retry, || make().customize().request_strategy(strategy.clone()).send(&self.client)).await
     }
+}
+
+impl StripeBilling {
+    /// The id of the active price with this lookup key.
+    async fn price_id(&self, lookup_key: &str) -> Result<String, BillingError> {
+        if let Some(id) = self.prices.lock().unwrap_or_else(|p| p.into_inner()).get(lookup_key) {
+            return Ok(id.clone());
+        }
+        let list = self.send(None, || ListPrice::new().lookup_keys(vec![lookup_key.to_owned()]).active(true)).await?;
+        let price = list.data.first().ok_or_else(|| BillingError::Rejected {
+            code: Some("price_not_found".into()),
+            message: format!("no active Stripe price has the lookup key {lookup_key}"),
+        })?;
+        let id = price.id.as_str().to_owned();
+        self.prices.lock().unwrap_or_else(|p| p.into_inner()).insert(lookup_key.to_owned(), id.clone());
+        Ok(id)
+    }
+}
+
+fn account_metadata(account: &AccountId) -> HashMap<String, String> {
+    HashMap::from([("tollgate_account_id".to_owned(), account.to_string())])
 }
 
 /// Whether a failure is worth another attempt: rate limits, Stripe's 5xx, and failures to
@@ -163,9 +197,14 @@ pub fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSubscript
 #[async_trait]
 impl Billing for StripeBilling {
     async fn create_customer(&self, account: &AccountId, idempotency_key: &str) -> Result<String, BillingError> {
-        let metadata = std::collections::HashMap::from([("tollgate_account_id".to_owned(), account.to_string())]);
+        let metadata = account_metadata(account);
         let customer = self.send(Some(idempotency_key), || CreateCustomer::new().metadata(metadata.clone())).await?;
         Ok(customer.id.as_str().to_owned())
+    }
+
+    async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {
+        let charge = self.send(None, || RetrieveCharge::new(charge_id)).await?;
+        Ok(charge.customer.map(|c| c.id().as_str().to_owned()))
     }
 
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
@@ -190,6 +229,86 @@ impl Billing for StripeBilling {
                 _ => return Ok(all),
             }
         }
+    }
+
+    async fn create_checkout_session(
+        &self,
+        request: &CheckoutRequest,
+        idempotency_key: &str,
+    ) -> Result<CheckoutSession, BillingError> {
+        let price = self.price_id(&request.price_lookup_key).await?;
+        let metadata = account_metadata(&request.account);
+        let session = self
+            .send(Some(idempotency_key), || {
+                let mut item = CreateCheckoutSessionLineItems::new();
+                item.price = Some(price.clone());
+                item.quantity = Some(1);
+                let mut subscription = CreateCheckoutSessionSubscriptionData::new();
+                subscription.trial_period_days = request.trial_days;
+                subscription.metadata = Some(metadata.clone());
+                CreateCheckoutSession::new()
+                    .mode(CheckoutSessionMode::Subscription)
+                    .customer(request.customer_id.as_str())
+                    .client_reference_id(request.account.as_str())
+                    .line_items(vec![item])
+                    .subscription_data(subscription)
+                    .metadata(metadata.clone())
+                    .success_url(request.success_url.as_str())
+                    .cancel_url(request.cancel_url.as_str())
+            })
+            .await?;
+        let url = session.url.ok_or_else(|| BillingError::Unavailable("Checkout Session without a URL".into()))?;
+        Ok(CheckoutSession { id: session.id.as_str().to_owned(), url, expires_at: session.expires_at })
+    }
+
+    async fn create_portal_session(
+        &self,
+        customer_id: &str,
+        return_url: &str,
+        idempotency_key: &str,
+    ) -> Result<String, BillingError> {
+        let session = self
+            .send(Some(idempotency_key), || {
+                CreateBillingPortalSession::new().customer(customer_id).return_url(return_url)
+            })
+            .await?;
+        Ok(session.url)
+    }
+
+    async fn change_price(
+        &self,
+        subscription_id: &str,
+        item_id: &str,
+        price_lookup_key: &str,
+        idempotency_key: &str,
+    ) -> Result<RemoteSubscription, BillingError> {
+        let price = self.price_id(price_lookup_key).await?;
+        let sub = self
+            .send(Some(idempotency_key), || {
+                let mut item = UpdateSubscriptionItems::new();
+                item.id = Some(item_id.to_owned());
+                item.price = Some(price.clone());
+                UpdateSubscription::new(subscription_id)
+                    .items(vec![item])
+                    .proration_behavior(UpdateSubscriptionProrationBehavior::CreateProrations)
+            })
+            .await?;
+        Ok(remote_subscription(&sub))
+    }
+
+    async fn cancel(
+        &self,
+        subscription_id: &str,
+        at_period_end: bool,
+        idempotency_key: &str,
+    ) -> Result<RemoteSubscription, BillingError> {
+        let sub = if at_period_end {
+            self.send(Some(idempotency_key), || UpdateSubscription::new(subscription_id).cancel_at_period_end(true))
+                .await?
+        } else {
+            self.send(Some(idempotency_key), || CancelSubscription::new(subscription_id)).await?
+        };
+        Ok(remote_subscription(&sub))
     }
 }
 
