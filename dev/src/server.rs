@@ -6,6 +6,7 @@
 
 use crate::resources::Resources;
 use crate::stripe::StandIn;
+use anyhow::Context;
 use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request as AxumRequest, State};
@@ -16,9 +17,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tollgate::config::IdentityConfig;
+use tollgate::config::{Env, IdentityConfig, Source, vars};
 use tollgate::queue::SqsEventQueue;
 use tollgate::store::DynamoStore;
+use tollgate::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets};
 
 /// The development identity header, honoured by this runner only.
 pub const ACCOUNT_HEADER: &str = "x-tollgate-account";
@@ -32,6 +34,7 @@ pub struct App {
     pub events_queue: SqsEventQueue,
     pub identity: IdentityConfig,
     pub subscription: subscription::Deps<DynamoStore>,
+    pub webhook_intake: webhook_intake::Deps<SqsEventQueue>,
 }
 
 impl App {
@@ -41,7 +44,11 @@ impl App {
         let store = DynamoStore::new(dynamo, resources.table.clone());
         let events_queue = SqsEventQueue::new(tollgate::aws::sqs(aws), resources.queue("EventsQueue")?.url.clone());
         let subscription = subscription::Deps::new(store.clone(), identity.clone())?;
-        Ok(Self { store, events_queue, identity, subscription })
+        let secrets = Env.get(vars::STRIPE_WEBHOOK_SECRETS).unwrap_or_else(|| DEV_WEBHOOK_SECRET.to_owned());
+        let secrets = WebhookSecrets::parse(&secrets).context(vars::STRIPE_WEBHOOK_SECRETS)?;
+        // The local stack only ever receives test-mode events (the stand-in's or Stripe's test mode).
+        let webhook_intake = webhook_intake::Deps::new(events_queue.clone(), secrets, false);
+        Ok(Self { store, events_queue, identity, subscription, webhook_intake })
     }
 }
 
@@ -51,6 +58,7 @@ pub fn router(app: Arc<App>, standin: Option<&StandIn>) -> Router {
         .route("/health", get(health))
         .route("/subscription", any(subscription_fn))
         .route("/entitlements", any(subscription_fn))
+        .route("/webhooks/stripe", any(webhook_intake_fn))
         .fallback(not_found)
         .with_state(app);
     if let Some(standin) = standin {
@@ -83,6 +91,20 @@ async fn subscription_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumR
         Err(response) => return response,
     };
     match subscription::handle(&app.subscription, req).await {
+        Ok(response) => lambda_to_axum(response),
+        Err(err) => {
+            tracing::error!(error = %err, "handler failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn webhook_intake_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumResponse {
+    let req = match axum_to_lambda(req, &app.identity.claim).await {
+        Ok(req) => req,
+        Err(response) => return response,
+    };
+    match webhook_intake::handle(&app.webhook_intake, req).await {
         Ok(response) => lambda_to_axum(response),
         Err(err) => {
             tracing::error!(error = %err, "handler failed");

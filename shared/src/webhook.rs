@@ -1,0 +1,602 @@
+//! Stripe webhook verification for the intake: the endpoint secrets (several at once, for
+//! rotation), the `Stripe-Signature` check on the raw body (through async-stripe's
+//! `Webhook`), the event envelope the intake needs (id, type, created, livemode, message
+//! group), and the rejections, each with its HTTP status and error code.
+//!
+//! Verification order: size, header present, header well-formed, UTF-8, signature, timestamp,
+//! envelope, mode. Nothing here performs I/O or calls Stripe.
+
+use crate::http::ApiError;
+use crate::queue::QueuedMessage;
+use http::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use stripe_webhook::{Webhook, WebhookError};
+
+/// Largest webhook body the intake accepts, in bytes (512 KiB); a larger one is refused with
+/// 413 `body_too_large`. Stripe's event payloads are far smaller.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 512 * 1024;
+
+/// Largest distance, either way, between the signature's `t=` and now (Stripe's default).
+pub const TOLERANCE_SECONDS: i64 = 300;
+
+/// The request header that carries the signature (HTTP header names are case-insensitive).
+pub const SIGNATURE_HEADER: &str = "stripe-signature";
+
+/// Endpoint secret of the local stack only (`tollgate-dev`, its `trigger`, the sample events
+/// under `events/`). Public by design: never configure it on a deployed endpoint.
+pub const DEV_WEBHOOK_SECRET: &str = "whsec_tollgate_local_development";
+
+/// The event types Tollgate acts on; every other type is acknowledged and not enqueued.
+pub const HANDLED_EVENT_TYPES: &[&str] = &[
+    "checkout.session.completed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.finalized",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "charge.refunded",
+    "customer.deleted",
+    "entitlements.active_entitlement_summary.updated",
+];
+
+/// Whether Tollgate acts on events of this type.
+pub fn is_handled(event_type: &str) -> bool {
+    HANDLED_EVENT_TYPES.contains(&event_type)
+}
+
+/// Why the configured endpoint secrets could not be read. Never carries a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookSecretsError {
+    #[error("no endpoint secret given (expected comma-separated whsec_... values)")]
+    Empty,
+    #[error("secret number {0} does not start with whsec_")]
+    NotEndpointSecret(usize),
+}
+
+/// The endpoint signing secrets (`whsec_...`) accepted at once: more than one while a secret
+/// is rolled. `Debug` shows only how many there are.
+#[derive(Clone)]
+pub struct WebhookSecrets(Vec<SecretString>);
+
+impl WebhookSecrets {
+    /// Parses comma-separated secrets (surrounding whitespace and empty items ignored); at
+    /// least one is required and each must start with `whsec_`.
+    pub fn parse(raw: &str) -> Result<Self, WebhookSecretsError> {
+        let secrets: Vec<&str> = raw.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+        if secrets.is_empty() {
+            return Err(WebhookSecretsError::Empty);
+        }
+        if let Some(position) = secrets.iter().position(|s| !s.starts_with("whsec_")) {
+            return Err(WebhookSecretsError::NotEndpointSecret(position + 1));
+        }
+        Ok(Self(secrets.into_iter().map(|s| SecretString::from(s.to_owned())).collect()))
+    }
+
+    /// How many secrets are accepted.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Always false for parsed secrets (kept for the `len` convention).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookSecrets([REDACTED; {}])", self.0.len())
+    }
+}
+
+/// A verified Stripe event, ready for the queue.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// `evt_...`: the queue's deduplication id.
+    pub id: String,
+    /// Stripe's `type`, e.g. `invoice.paid`.
+    pub event_type: String,
+    /// Stripe's `created` (Unix seconds, one-second resolution).
+    pub created: i64,
+    pub livemode: bool,
+    /// The FIFO message group (see [`message_group`]).
+    pub group: String,
+    /// The verified raw body, byte for byte: the worker parses it.
+    pub payload: String,
+}
+
+impl Envelope {
+    /// Whether Tollgate acts on this event's type.
+    pub fn is_handled(&self) -> bool {
+        is_handled(&self.event_type)
+    }
+
+    /// The queue message: group as computed, deduplication id = event id, body = raw payload.
+    pub fn to_message(&self) -> QueuedMessage {
+        QueuedMessage { dedup_id: self.id.clone(), group: self.group.clone(), body: self.payload.clone() }
+    }
+}
+
+/// Leaves the payload out: it can hold customer details.
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.id)
+            .field("event_type", &self.event_type)
+            .field("created", &self.created)
+            .field("livemode", &self.livemode)
+            .field("group", &self.group)
+            .field("payload_bytes", &self.payload.len())
+            .finish()
+    }
+}
+
+/// Why a delivery was refused. Every variant but `SecretUnusable` is the sender's fault (4xx)
+/// and none carries a secret or any part of the payload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookRejection {
+    #[error("request body over {MAX_WEBHOOK_BODY_BYTES} bytes")]
+    BodyTooLarge,
+    #[error("the Stripe-Signature header is missing")]
+    MissingSignature,
+    #[error("the Stripe-Signature header needs a numeric t= and at least one v1= element")]
+    MalformedSignature,
+    #[error("no v1 signature matches a configured endpoint secret")]
+    BadSignature,
+    #[error("the signature timestamp is more than {TOLERANCE_SECONDS} seconds from now")]
+    StaleTimestamp,
+    #[error("the request body is not UTF-8")]
+    BodyNotUtf8,
+    /// The body is not JSON, or not a Stripe event envelope; the detail names what is wrong.
+    #[error("the request body is not a Stripe event: {0}")]
+    MalformedJson(&'static str),
+    #[error("the event's livemode does not match this endpoint's mode")]
+    WrongLivemode,
+    /// async-stripe refused a configured secret as an HMAC key: a deployment error, answered
+    /// 500 so that Stripe retries once it is fixed.
+    #[error("a configured endpoint secret is unusable")]
+    SecretUnusable,
+}
+
+impl WebhookRejection {
+    /// The machine-readable error code sent in the response body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BodyTooLarge => "body_too_large",
+            Self::MissingSignature => "missing_signature",
+            Self::MalformedSignature => "malformed_signature",
+            Self::BadSignature => "bad_signature",
+            Self::StaleTimestamp => "stale_timestamp",
+            Self::BodyNotUtf8 => "body_not_utf8",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::WrongLivemode => "wrong_livemode",
+            Self::SecretUnusable => "internal",
+        }
+    }
+
+    /// 413 for an oversized body, 500 for an unusable secret, 400 for everything else.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::SecretUnusable => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl From<WebhookRejection> for ApiError {
+    fn from(rejection: WebhookRejection) -> Self {
+        let message = match rejection {
+            WebhookRejection::SecretUnusable => "internal error".to_owned(),
+            _ => rejection.to_string(),
+        };
+        ApiError::new(rejection.status(), rejection.code(), message)
+    }
+}
+
+/// Verifies one delivery and reads its envelope.
+///
+/// `body` is the raw request body, `signature` the `Stripe-Signature` header (None when
+/// absent), `now` the current Unix time in seconds. The signature must match one configured
+/// secret in one of the header's `v1` values, with `t` within [`TOLERANCE_SECONDS`] of `now`
+/// either way; the event's `livemode` must equal `livemode`. An event that is correctly signed
+/// but that async-stripe cannot type is still accepted when its envelope is sound.
+pub fn verify(
+    body: &[u8],
+    signature: Option<&str>,
+    secrets: &WebhookSecrets,
+    livemode: bool,
+    now: i64,
+) -> Result<Envelope, WebhookRejection> {
+    if body.len() > MAX_WEBHOOK_BODY_BYTES {
+        return Err(WebhookRejection::BodyTooLarge);
+    }
+    let header = signature.filter(|h| !h.trim().is_empty()).ok_or(WebhookRejection::MissingSignature)?;
+    if !well_formed(header) {
+        return Err(WebhookRejection::MalformedSignature);
+    }
+    let payload = std::str::from_utf8(body).map_err(|_| WebhookRejection::BodyNotUtf8)?;
+    let typed = check_signature(payload, header, secrets, now)?;
+    let envelope = envelope(payload)?;
+    if !typed {
+        tracing::warn!(event_id = %envelope.id, event_type = %envelope.event_type,
+            "async-stripe could not type this signed event; accepted from its envelope");
+    }
+    if envelope.livemode != livemode {
+        return Err(WebhookRejection::WrongLivemode);
+    }
+    Ok(envelope)
+}
+
+/// Splits the header as Stripe's libraries do (`,` between elements, `key=value`, no
+/// trimming) and requires a numeric `t` and a non-empty `v1`.
+fn well_formed(header: &str) -> bool {
+    let mut timestamp = false;
+    let mut v1 = false;
+    for element in header.split(',') {
+        let Some((key, value)) = element.split_once('=') else { return false };
+        match key {
+            "t" => timestamp = value.parse::<i64>().is_ok(),
+            "v1" => v1 |= !value.is_empty(),
+            _ => {}
+        }
+    }
+    timestamp && v1
+}
+
+/// Tries each secret in turn. Ok(true) when async-stripe verified and typed the event,
+/// Ok(false) when it verified the signature and timestamp but could not type the object.
+fn check_signature(payload: &str, header: &str, secrets: &WebhookSecrets, now: i64) -> Result<bool, WebhookRejection> {
+    for secret in &secrets.0 {
+        match Webhook::construct_event_with_timestamp(payload, header, secret.expose_secret(), now) {
+            Ok(_) => return Ok(true),
+            // async-stripe checks the signature before the timestamp and parses last, so
+            // both of these mean this secret signed the payload.
+            Err(WebhookError::BadParse(_)) => return Ok(false),
+            Err(WebhookError::BadTimestamp(_)) => return Err(WebhookRejection::StaleTimestamp),
+            Err(WebhookError::BadSignature) => continue,
+            Err(WebhookError::BadHeader(_)) => return Err(WebhookRejection::MalformedSignature),
+            Err(WebhookError::BadKey) => return Err(WebhookRejection::SecretUnusable),
+        }
+    }
+    Err(WebhookRejection::BadSignature)
+}
+
+/// Reads the envelope fields the intake needs from a verified payload.
+fn envelope(payload: &str) -> Result<Envelope, WebhookRejection> {
+    use WebhookRejection::MalformedJson;
+
+    let value: Value = serde_json::from_str(payload).map_err(|_| MalformedJson("invalid JSON"))?;
+    let event = value.as_object().ok_or(MalformedJson("not a JSON object"))?;
+    let id = event.get("id").and_then(Value::as_str).ok_or(MalformedJson("`id` is missing or not a string"))?;
+    if !is_queue_token(id) {
+        return Err(MalformedJson("`id` is not an event id"));
+    }
+    let event_type = event
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or(MalformedJson("`type` is missing or not a string"))?;
+    let created =
+        event.get("created").and_then(Value::as_i64).ok_or(MalformedJson("`created` is missing or not an integer"))?;
+    let livemode = event
+        .get("livemode")
+        .and_then(Value::as_bool)
+        .ok_or(MalformedJson("`livemode` is missing or not a boolean"))?;
+    let object = event
+        .get("data")
+        .and_then(|data| data.get("object"))
+        .and_then(Value::as_object)
+        .ok_or(MalformedJson("`data.object` is missing or not an object"))?;
+    Ok(Envelope {
+        id: id.to_owned(),
+        event_type: event_type.to_owned(),
+        created,
+        livemode,
+        group: message_group(object).unwrap_or(id).to_owned(),
+        payload: payload.to_owned(),
+    })
+}
+
+/// The FIFO message group of an event, from its `data.object`: the Stripe customer
+/// (`customer` as an id or an expanded object's `id`; the object's own `id` when it is a
+/// customer), else for a dispute its `charge`, else the object's `id`. Only values SQS accepts
+/// as a group id are used; None when there is none (the caller then groups by event id).
+pub fn message_group(object: &Map<String, Value>) -> Option<&str> {
+    fn id_of(value: Option<&Value>) -> Option<&str> {
+        match value? {
+            Value::String(id) => Some(id),
+            Value::Object(expanded) => expanded.get("id").and_then(Value::as_str),
+            _ => None,
+        }
+    }
+    let kind = object.get("object").and_then(Value::as_str);
+    let customer = if kind == Some("customer") { id_of(object.get("id")) } else { id_of(object.get("customer")) };
+    let charge = if kind == Some("dispute") { id_of(object.get("charge")) } else { None };
+    [customer, charge, id_of(object.get("id"))].into_iter().flatten().find(|id| is_queue_token(id))
+}
+
+/// SQS accepts group and deduplication ids of 1 to 128 ASCII alphanumerics and punctuation.
+fn is_queue_token(value: &str) -> bool {
+    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// A `Stripe-Signature` header for `payload` signed with `secret` at `timestamp`, made by
+/// async-stripe's test-header generator: for tests, sample events and the local `trigger`.
+pub fn signature_header(payload: &str, secret: &str, timestamp: i64) -> String {
+    Webhook::generate_test_header(payload, secret, Some(timestamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_795_273_200;
+    const SECRET: &str = "whsec_unit_test_secret";
+
+    fn secrets() -> WebhookSecrets {
+        WebhookSecrets::parse(SECRET).unwrap()
+    }
+
+    fn event(object: Value) -> String {
+        json!({
+            "id": "evt_unit_1",
+            "object": "event",
+            "api_version": "2026-09-30.endive",
+            "created": NOW - 5,
+            "data": {"object": object},
+            "livemode": false,
+            "pending_webhooks": 1,
+            "request": {"id": null, "idempotency_key": null},
+            "type": "customer.subscription.updated"
+        })
+        .to_string()
+    }
+
+    fn subscription() -> String {
+        event(json!({"id": "sub_1", "object": "subscription", "customer": "cus_1", "status": "active"}))
+    }
+
+    fn signed(payload: &str) -> String {
+        signature_header(payload, SECRET, NOW)
+    }
+
+    fn check(payload: &str, header: Option<&str>) -> Result<Envelope, WebhookRejection> {
+        verify(payload.as_bytes(), header, &secrets(), false, NOW)
+    }
+
+    fn group(object: Value) -> Option<String> {
+        message_group(object.as_object().unwrap()).map(str::to_owned)
+    }
+
+    #[test]
+    fn signed_event_yields_its_envelope_and_raw_payload() {
+        let payload = subscription();
+
+        let envelope = check(&payload, Some(&signed(&payload))).unwrap();
+
+        assert_eq!(envelope.id, "evt_unit_1");
+        assert_eq!(envelope.event_type, "customer.subscription.updated");
+        assert_eq!(envelope.created, NOW - 5);
+        assert!(!envelope.livemode);
+        assert_eq!(envelope.group, "cus_1");
+        assert_eq!(envelope.payload, payload);
+        assert!(envelope.is_handled());
+        assert_eq!(
+            envelope.to_message(),
+            QueuedMessage { dedup_id: "evt_unit_1".into(), group: "cus_1".into(), body: payload }
+        );
+    }
+
+    #[test]
+    fn body_over_the_limit_is_too_large() {
+        let payload = format!("{{\"pad\":\"{}\"}}", "x".repeat(MAX_WEBHOOK_BODY_BYTES));
+
+        let rejection = check(&payload, Some(&signed(&payload))).unwrap_err();
+
+        assert_eq!(rejection, WebhookRejection::BodyTooLarge);
+        assert_eq!(rejection.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(rejection.code(), "body_too_large");
+    }
+
+    #[test]
+    fn absent_or_empty_header_is_a_missing_signature() {
+        let payload = subscription();
+
+        assert_eq!(check(&payload, None).unwrap_err(), WebhookRejection::MissingSignature);
+        assert_eq!(check(&payload, Some(" ")).unwrap_err(), WebhookRejection::MissingSignature);
+    }
+
+    #[test]
+    fn header_without_timestamp_or_v1_is_malformed() {
+        let payload = subscription();
+        let good = signed(&payload);
+        let v1 = good.split_once(",v1=").unwrap().1;
+
+        for header in [format!("v1={v1}"), format!("t={NOW}"), format!("t=soon,v1={v1}"), "garbage".into()] {
+            let rejection = check(&payload, Some(&header)).unwrap_err();
+
+            assert_eq!(rejection, WebhookRejection::MalformedSignature, "{header}");
+            assert_eq!(rejection.code(), "malformed_signature");
+        }
+    }
+
+    #[test]
+    fn tampered_body_or_unknown_secret_is_a_bad_signature() {
+        let payload = subscription();
+        let header = signed(&payload);
+        let tampered = payload.replace("cus_1", "cus_2");
+        let other = signature_header(&payload, "whsec_someone_else", NOW);
+
+        assert_eq!(check(&tampered, Some(&header)).unwrap_err(), WebhookRejection::BadSignature);
+        assert_eq!(check(&payload, Some(&other)).unwrap_err(), WebhookRejection::BadSignature);
+        assert_eq!(check(&payload, Some(&header.replace("v1=", "v1=00"))).unwrap_err().code(), "bad_signature");
+    }
+
+    #[test]
+    fn timestamp_over_300_seconds_either_way_is_stale() {
+        let payload = subscription();
+        let header = signed(&payload);
+
+        let at = |now| verify(payload.as_bytes(), Some(&header), &secrets(), false, now);
+
+        assert!(at(NOW + 300).is_ok());
+        assert!(at(NOW - 300).is_ok());
+        assert_eq!(at(NOW + 301).unwrap_err(), WebhookRejection::StaleTimestamp);
+        assert_eq!(at(NOW - 301).unwrap_err(), WebhookRejection::StaleTimestamp);
+    }
+
+    #[test]
+    fn body_that_is_not_utf8_is_refused_before_verification() {
+        let body = b"{\"id\":\"evt_\xff\"}";
+
+        let rejection = verify(body, Some(&format!("t={NOW},v1=00")), &secrets(), false, NOW).unwrap_err();
+
+        assert_eq!(rejection, WebhookRejection::BodyNotUtf8);
+        assert_eq!(rejection.code(), "body_not_utf8");
+    }
+
+    #[test]
+    fn signed_body_that_is_not_an_event_is_malformed_json() {
+        let full: Value = serde_json::from_str(&subscription()).unwrap();
+        let without = |path: &[&str]| {
+            let mut value = full.clone();
+            let (last, parents) = path.split_last().unwrap();
+            let mut target = &mut value;
+            for parent in parents {
+                target = &mut target[*parent];
+            }
+            target.as_object_mut().unwrap().remove(*last);
+            value.to_string()
+        };
+        let bodies = [
+            "{not json".to_owned(),
+            "[1,2]".to_owned(),
+            without(&["id"]),
+            without(&["type"]),
+            without(&["created"]),
+            without(&["livemode"]),
+            without(&["data", "object"]),
+            subscription().replace("evt_unit_1", "evt with spaces"),
+        ];
+
+        for body in bodies {
+            let rejection = check(&body, Some(&signed(&body))).unwrap_err();
+
+            assert!(matches!(rejection, WebhookRejection::MalformedJson(_)), "{body}: {rejection:?}");
+            assert_eq!(rejection.code(), "malformed_json");
+        }
+    }
+
+    #[test]
+    fn event_from_the_other_mode_is_refused() {
+        let payload = subscription();
+
+        let rejection = verify(payload.as_bytes(), Some(&signed(&payload)), &secrets(), true, NOW).unwrap_err();
+
+        assert_eq!(rejection, WebhookRejection::WrongLivemode);
+        assert_eq!(rejection.code(), "wrong_livemode");
+    }
+
+    #[test]
+    fn signed_event_async_stripe_cannot_type_is_accepted_from_its_envelope() {
+        let payload = json!({
+            "id": "evt_untyped", "type": "invoice.paid", "created": NOW, "livemode": false,
+            "data": {"object": {"id": "in_1", "object": "invoice", "customer": "cus_9"}}
+        })
+        .to_string();
+        let unknown_kind = event(json!({"id": "x_1"})).replace("customer.subscription.updated", "tollgate.unknown");
+
+        let envelope = check(&payload, Some(&signed(&payload))).unwrap();
+
+        assert_eq!(check_signature(&payload, &signed(&payload), &secrets(), NOW), Ok(false), "async-stripe refused it");
+        assert_eq!(check_signature(&unknown_kind, &signed(&unknown_kind), &secrets(), NOW), Ok(true));
+        assert_eq!((envelope.id.as_str(), envelope.group.as_str()), ("evt_untyped", "cus_9"));
+    }
+
+    #[test]
+    fn any_configured_secret_and_any_v1_value_may_match() {
+        let payload = subscription();
+        let rotated = WebhookSecrets::parse("whsec_old, whsec_new").unwrap();
+        let by_new = signature_header(&payload, "whsec_new", NOW);
+        let v1 = by_new.split_once(",v1=").unwrap().1;
+        let two_values = format!("t={NOW},v1={},v1={v1},v0=ignored", "ab".repeat(32));
+
+        assert!(verify(payload.as_bytes(), Some(&by_new), &rotated, false, NOW).is_ok());
+        assert!(verify(payload.as_bytes(), Some(&two_values), &rotated, false, NOW).is_ok());
+    }
+
+    #[test]
+    fn customer_of_the_object_is_the_group() {
+        assert_eq!(group(json!({"id": "sub_1", "object": "subscription", "customer": "cus_1"})), Some("cus_1".into()));
+        assert_eq!(
+            group(json!({"id": "in_1", "object": "invoice", "customer": {"id": "cus_2", "object": "customer"}})),
+            Some("cus_2".into())
+        );
+        assert_eq!(group(json!({"id": "cus_3", "object": "customer", "email": null})), Some("cus_3".into()));
+        assert_eq!(
+            group(json!({"object": "entitlements.active_entitlement_summary", "customer": "cus_4"})),
+            Some("cus_4".into())
+        );
+    }
+
+    #[test]
+    fn object_without_a_customer_is_grouped_by_what_it_names() {
+        assert_eq!(
+            group(json!({"id": "dp_1", "object": "dispute", "charge": "ch_1"})),
+            Some("ch_1".into()),
+            "a dispute names only its charge"
+        );
+        assert_eq!(group(json!({"id": "dp_2", "object": "dispute", "charge": {"id": "ch_2"}})), Some("ch_2".into()));
+        assert_eq!(group(json!({"id": "cs_1", "object": "checkout.session", "customer": null})), Some("cs_1".into()));
+        assert_eq!(group(json!({"id": "ch_3", "object": "charge", "customer": null})), Some("ch_3".into()));
+    }
+
+    #[test]
+    fn group_is_a_valid_fifo_group_id_or_the_event_id() {
+        let long = "x".repeat(129);
+
+        assert_eq!(group(json!({"id": "sub_1", "customer": long})), Some("sub_1".into()));
+        assert_eq!(group(json!({"customer": "cus with space"})), None);
+        let payload = event(json!({"object": "thing", "name": "no id"}));
+        assert_eq!(check(&payload, Some(&signed(&payload))).unwrap().group, "evt_unit_1");
+    }
+
+    #[test]
+    fn secrets_parse_from_a_list_and_never_print() {
+        let secrets = WebhookSecrets::parse(" whsec_one ,whsec_two,").unwrap();
+
+        assert_eq!(secrets.len(), 2);
+        assert!(!format!("{secrets:?}").contains("whsec"));
+        assert_eq!(WebhookSecrets::parse(" , ").unwrap_err(), WebhookSecretsError::Empty);
+        let wrong = WebhookSecrets::parse("whsec_ok,sk_test_oops").unwrap_err();
+        assert_eq!(wrong, WebhookSecretsError::NotEndpointSecret(2));
+        assert!(!wrong.to_string().contains("oops"));
+    }
+
+    #[test]
+    fn rejections_become_json_errors_without_internals() {
+        let bad = ApiError::from(WebhookRejection::BadSignature);
+        let internal = ApiError::from(WebhookRejection::SecretUnusable);
+
+        assert_eq!((bad.status, bad.code), (StatusCode::BAD_REQUEST, "bad_signature"));
+        assert_eq!((internal.status, internal.message.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "internal error"));
+    }
+
+    #[test]
+    fn handled_types_are_the_ones_tollgate_uses() {
+        assert_eq!(HANDLED_EVENT_TYPES.len(), 17);
+        assert!(is_handled("invoice.paid") && is_handled("entitlements.active_entitlement_summary.updated"));
+        assert!(!is_handled("customer.created") && !is_handled("payment_intent.succeeded"));
+    }
+}
