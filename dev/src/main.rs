@@ -1,6 +1,9 @@
 //! The `tollgate-dev` command: wiring only.
 
+use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
+use tollgate_dev::stripe::{TRIGGER_EVENTS, TriggerSpec};
+use tollgate_dev::trigger::{TriggerOptions, run as trigger};
 use tollgate_dev::up::{UpOptions, up};
 
 #[derive(Parser)]
@@ -21,6 +24,31 @@ enum Command {
         #[arg(long, default_value = "tollgate-local")]
         prefix: String,
     },
+    /// Like `stripe trigger`: bring the running stack's Stripe stand-in to the state EVENT
+    /// implies and send the events Stripe would send, signed, to the local webhook intake.
+    Trigger {
+        /// The Stripe event type to trigger.
+        #[arg(value_parser = PossibleValuesParser::new(TRIGGER_EVENTS))]
+        event: String,
+        /// The Tollgate account (its Stripe customer has metadata tollgate_account_id=<ID>).
+        #[arg(long, value_name = "ID")]
+        account: String,
+        /// Plan of a new subscription (default pro), or the target of a plan change.
+        #[arg(long, value_name = "TIER")]
+        plan: Option<String>,
+        /// Billing interval of a new subscription (default month) or of a plan change.
+        #[arg(long, value_parser = ["month", "year"])]
+        interval: Option<String>,
+        /// How charge.dispute.closed ends (default won).
+        #[arg(long, value_parser = ["won", "lost"])]
+        outcome: Option<String>,
+        /// Record the events in the stand-in without delivering them (a missed delivery).
+        #[arg(long)]
+        skip_delivery: bool,
+        /// The local stack's port.
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+    },
 }
 
 #[tokio::main]
@@ -30,5 +58,9 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Up { port, moto_port, prefix } => up(UpOptions { port, moto_port, prefix }).await,
+        Command::Trigger { event, account, plan, interval, outcome, skip_delivery, port } => {
+            let spec = TriggerSpec { event, account, plan, interval, outcome };
+            trigger(TriggerOptions { port, spec, skip_delivery }).await
+        }
     }
 }

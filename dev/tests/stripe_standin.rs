@@ -1,6 +1,7 @@
 //! The local Stripe stand-in, driven through async-stripe's real request builders: every
 //! answer must parse as async-stripe's types, state must persist between calls, and the
-//! recorded requests must show exactly what Stripe would receive.
+//! recorded requests must show exactly what Stripe would receive. Its triggers must leave the
+//! state Stripe would be in and record, in order, events async-stripe parses.
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use stripe_billing::billing_portal_session::{
     CreateBillingPortalSession, CreateBillingPortalSessionFlowData,
     CreateBillingPortalSessionFlowDataSubscriptionCancel, CreateBillingPortalSessionFlowDataType,
 };
+use stripe_billing::invoice::RetrieveInvoice;
 use stripe_billing::subscription::{
     CancelSubscription, ListSubscription, ListSubscriptionStatus, RetrieveSubscription, UpdateSubscription,
     UpdateSubscriptionItems, UpdateSubscriptionProrationBehavior,
@@ -18,17 +20,20 @@ use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
     ExpireCheckoutSession, RetrieveCheckoutSession,
 };
+use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::{
     CreateCustomer, DeleteCustomer, ListCustomer, RetrieveCustomer, RetrieveCustomerReturned, UpdateCustomer,
 };
+use stripe_core::dispute::RetrieveDispute;
 use stripe_core::event::ListEvent;
 use stripe_shared::{
-    ApiErrorsCode, ApiErrorsType, CheckoutSessionMode, CheckoutSessionPaymentStatus, CheckoutSessionStatus, Customer,
-    Price, RecurringInterval, Subscription, SubscriptionStatus,
+    ApiErrorsCode, ApiErrorsType, ChargeStatus, CheckoutSessionMode, CheckoutSessionPaymentStatus,
+    CheckoutSessionStatus, Customer, DisputeStatus, Invoice, InvoiceBillingReason, InvoiceStatus, Price,
+    RecurringInterval, Subscription, SubscriptionStatus, SubscriptionsResourcePausedStatusDetailsSubscriptionType,
 };
 use stripe_types::List;
 use stripe_webhook::{EventObject, Webhook};
-use tollgate_dev::stripe::{PriceSpec, StandIn, StandInError};
+use tollgate_dev::stripe::{PriceSpec, StandIn, StandInError, TRIGGER_EVENTS, TriggerSpec};
 
 const NOW: i64 = 1_790_000_000;
 const DAY: i64 = 86_400;
@@ -744,4 +749,594 @@ async fn every_recorded_event_parses_as_a_webhook_event() {
     }
     let listed = ListEvent::new().limit(100).send(&client).await.unwrap();
     assert_eq!(listed.data.len(), events.len());
+}
+
+// ----- triggers: the state Stripe would reach and the events it would send
+
+const ACCOUNT: &str = "acct_trigger";
+/// 2026-09-21 14:13:20 UTC plus one calendar month: 2026-10-21, and then 2026-11-21.
+const A_MONTH_LATER: i64 = NOW + 30 * DAY;
+const TWO_MONTHS_LATER: i64 = NOW + 61 * DAY;
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["type"].as_str().expect("a type")).collect()
+}
+
+/// Every event must parse as async-stripe's typed webhook event.
+fn assert_typed(events: &[Value]) {
+    for event in events {
+        let parsed = Webhook::insecure(&event.to_string())
+            .unwrap_or_else(|error| panic!("{} does not parse: {error:?}", event["type"]));
+        assert_eq!(parsed.id.as_str(), event["id"].as_str().unwrap());
+        assert!(!matches!(parsed.data.object, EventObject::Unknown(_)), "{} is not typed", event["type"]);
+    }
+}
+
+/// Triggers `spec`, checking that the events returned are the ones recorded last, in order, and
+/// that they parse.
+fn triggered(standin: &StandIn, spec: &TriggerSpec) -> Vec<Value> {
+    let before = standin.events().len();
+    let events = standin.trigger(spec).unwrap_or_else(|error| panic!("{} failed: {error}", spec.event));
+    assert_eq!(standin.events()[before..], events[..], "the events returned are the events recorded");
+    assert_typed(&events);
+    events
+}
+
+fn object_id<'a>(events: &'a [Value], kind: &str) -> &'a str {
+    let event = events.iter().find(|e| e["type"] == kind).unwrap_or_else(|| panic!("no {kind} in {:?}", kinds(events)));
+    event["data"]["object"]["id"].as_str().expect("an object id")
+}
+
+async fn account_subscription(client: &Client, events: &[Value]) -> Subscription {
+    let id = object_id(events, "customer.subscription.created").to_owned();
+    RetrieveSubscription::new(id).send(client).await.unwrap()
+}
+
+async fn invoice(client: &Client, events: &[Value], kind: &str) -> Invoice {
+    RetrieveInvoice::new(object_id(events, kind)).send(client).await.expect("the invoice is retrievable")
+}
+
+async fn subscribed_through_checkout(standin: &StandIn, client: &Client) -> Subscription {
+    let events = triggered(standin, &TriggerSpec::new("checkout.session.completed", ACCOUNT));
+    account_subscription(client, &events).await
+}
+
+#[tokio::test]
+async fn checkout_completed_alone_creates_the_customer_and_a_trialing_subscription_for_the_account() {
+    let (standin, client) = started().await;
+
+    let events = triggered(&standin, &TriggerSpec::new("checkout.session.completed", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.created", "customer.subscription.created", "checkout.session.completed"]);
+    let subscription = account_subscription(&client, &events).await;
+    assert_eq!(subscription.status, SubscriptionStatus::Trialing);
+    assert_eq!(subscription.trial_end, Some(NOW + 14 * DAY));
+    assert_eq!(subscription.metadata["tollgate_account_id"], ACCOUNT);
+    assert_eq!(subscription.items.data[0].price.lookup_key.as_deref(), Some("pro_monthly"));
+    let RetrieveCustomerReturned::Customer(customer) =
+        RetrieveCustomer::new(subscription.customer.id().clone()).send(&client).await.unwrap()
+    else {
+        panic!("the customer is live");
+    };
+    assert_eq!(customer.id.as_str(), object_id(&events, "customer.created"));
+    assert_eq!(customer.metadata.unwrap()["tollgate_account_id"], ACCOUNT);
+    let session =
+        RetrieveCheckoutSession::new(object_id(&events, "checkout.session.completed")).send(&client).await.unwrap();
+    assert_eq!(session.status, Some(CheckoutSessionStatus::Complete));
+    assert_eq!(session.client_reference_id.as_deref(), Some(ACCOUNT));
+    assert_eq!(session.metadata.unwrap()["tollgate_account_id"], ACCOUNT);
+    assert_eq!(session.customer.unwrap().id().as_str(), customer.id.as_str());
+    assert_eq!(session.subscription.unwrap().id().as_str(), subscription.id.as_str());
+    assert_eq!(session.payment_status, CheckoutSessionPaymentStatus::NoPaymentRequired);
+}
+
+#[tokio::test]
+async fn checkout_completed_reuses_the_accounts_customer_and_enterprise_yearly_has_no_trial() {
+    let (standin, client) = started().await;
+    let metadata = HashMap::from([("tollgate_account_id".to_owned(), ACCOUNT.to_owned())]);
+    let existing = CreateCustomer::new().metadata(metadata).send(&client).await.unwrap();
+    let spec = TriggerSpec::new("checkout.session.completed", ACCOUNT).plan("enterprise").interval("year");
+
+    let events = triggered(&standin, &spec);
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.created", "checkout.session.completed"]);
+    let subscription = account_subscription(&client, &events).await;
+    assert_eq!(subscription.customer.id().as_str(), existing.id.as_str());
+    assert_eq!(subscription.status, SubscriptionStatus::Active);
+    assert_eq!(subscription.trial_end, None);
+    assert_eq!(subscription.items.data[0].price.lookup_key.as_deref(), Some("enterprise_yearly"));
+    assert_eq!(subscription.items.data[0].current_period_end, NOW + 365 * DAY);
+    assert_eq!(events[1]["data"]["object"]["payment_status"], "paid");
+}
+
+#[tokio::test]
+async fn a_plan_change_moves_the_live_subscription_to_the_new_price() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.updated", ACCOUNT).plan("team"));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.updated"]);
+    assert!(events[0]["data"]["previous_attributes"]["items"].is_object(), "the old items are the previous attributes");
+    let updated = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(updated.items.data[0].price.lookup_key.as_deref(), Some("team_monthly"));
+    assert_eq!(updated.items.data[0].id, subscription.items.data[0].id);
+    assert_eq!(updated.status, SubscriptionStatus::Trialing);
+    assert_eq!(events[0]["request"]["id"].as_str().map(|id| id.starts_with("req_")), Some(true));
+}
+
+#[tokio::test]
+async fn an_update_without_a_plan_changes_only_metadata() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.updated", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.updated"]);
+    let previous = events[0]["data"]["previous_attributes"].as_object().unwrap();
+    assert_eq!(previous.keys().collect::<Vec<_>>(), vec!["metadata"]);
+    let updated = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(updated.items.data[0].price.lookup_key.as_deref(), Some("pro_monthly"));
+    assert_eq!(updated.metadata["tollgate_account_id"], ACCOUNT);
+}
+
+#[tokio::test]
+async fn subscription_deleted_cancels_the_live_subscription_now() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.deleted", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.deleted"]);
+    let canceled = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(canceled.status, SubscriptionStatus::Canceled);
+    assert_eq!((canceled.canceled_at, canceled.ended_at), (Some(NOW), Some(NOW)));
+}
+
+#[tokio::test]
+async fn an_account_without_a_subscription_is_subscribed_before_the_change() {
+    let (standin, client) = started().await;
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.deleted", ACCOUNT).plan("team"));
+
+    assert_eq!(
+        kinds(&events),
+        vec!["customer.created", "customer.subscription.created", "customer.subscription.deleted"]
+    );
+    let subscription = account_subscription(&client, &events).await;
+    assert_eq!(subscription.status, SubscriptionStatus::Canceled);
+    assert_eq!(subscription.items.data[0].price.lookup_key.as_deref(), Some("team_monthly"));
+    assert_eq!(subscription.metadata["tollgate_account_id"], ACCOUNT);
+}
+
+#[tokio::test]
+async fn pausing_a_trialing_subscription_ends_its_trial_without_a_payment_method() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.paused", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.paused", "customer.subscription.updated"]);
+    assert_eq!(events[1]["data"]["previous_attributes"]["status"], "trialing");
+    let paused = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(paused.status, SubscriptionStatus::Paused);
+    assert_eq!(paused.trial_end, Some(NOW));
+    let details = paused.status_details.expect("a paused subscription says why");
+    assert_eq!(
+        details.paused.subscription.type_,
+        SubscriptionsResourcePausedStatusDetailsSubscriptionType::TrialEndWithoutPaymentMethod
+    );
+    assert_eq!(details.paused.transitioned_at, NOW);
+    let again = standin.trigger(&TriggerSpec::new("customer.subscription.paused", ACCOUNT));
+    assert_eq!(again, Err(StandInError::Invalid(format!("Subscription {} is already paused.", subscription.id))));
+}
+
+#[tokio::test]
+async fn resuming_a_paused_subscription_makes_it_active_for_a_new_period() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+    triggered(&standin, &TriggerSpec::new("customer.subscription.paused", ACCOUNT));
+    standin.set_clock(A_MONTH_LATER);
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.resumed", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.resumed", "customer.subscription.updated"]);
+    let resumed = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(resumed.status, SubscriptionStatus::Active);
+    assert_eq!(resumed.status_details, None);
+    assert_eq!(resumed.billing_cycle_anchor, A_MONTH_LATER);
+    assert_eq!(resumed.items.data[0].current_period_start, A_MONTH_LATER);
+    assert_eq!(resumed.items.data[0].current_period_end, TWO_MONTHS_LATER);
+}
+
+#[tokio::test]
+async fn resuming_a_subscription_that_is_not_paused_pauses_it_first() {
+    let (standin, client) = started().await;
+    triggered(&standin, &TriggerSpec::new("checkout.session.completed", ACCOUNT).plan("enterprise"));
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.resumed", ACCOUNT));
+
+    assert_eq!(
+        kinds(&events),
+        vec![
+            "customer.subscription.paused",
+            "customer.subscription.updated",
+            "customer.subscription.resumed",
+            "customer.subscription.updated",
+        ]
+    );
+    let paused = &events[0]["data"]["object"];
+    assert_eq!(paused["status_details"]["paused"]["subscription"]["type"], "pause_requested");
+    let resumed = RetrieveSubscription::new(object_id(&events, "customer.subscription.resumed")).send(&client).await;
+    assert_eq!(resumed.unwrap().status, SubscriptionStatus::Active);
+}
+
+#[tokio::test]
+async fn trial_will_end_brings_the_trial_end_to_three_days_from_now() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.subscription.trial_will_end", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.trial_will_end"]);
+    let trialing = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(trialing.status, SubscriptionStatus::Trialing);
+    assert_eq!(trialing.trial_end, Some(NOW + 3 * DAY));
+    assert_eq!(trialing.items.data[0].current_period_end, NOW + 3 * DAY);
+    assert_eq!(events[0]["data"]["object"]["trial_end"], NOW + 3 * DAY);
+}
+
+#[tokio::test]
+async fn trial_will_end_needs_a_trial_and_a_refused_trigger_changes_nothing() {
+    let (standin, client) = started().await;
+
+    let without_trial =
+        standin.trigger(&TriggerSpec::new("customer.subscription.trial_will_end", ACCOUNT).plan("enterprise"));
+
+    assert_eq!(
+        without_trial,
+        Err(StandInError::Invalid("Plan 'enterprise' has no trial, so it never sends trial_will_end.".into()))
+    );
+    assert!(standin.events().is_empty(), "the customer made on the way is undone");
+    assert!(ListCustomer::new().send(&client).await.unwrap().data.is_empty());
+    triggered(&standin, &TriggerSpec::new("checkout.session.completed", ACCOUNT).plan("enterprise"));
+    let active = standin.trigger(&TriggerSpec::new("customer.subscription.trial_will_end", ACCOUNT));
+    assert!(matches!(active, Err(StandInError::Invalid(message)) if message.contains("is active, not trialing")));
+}
+
+#[tokio::test]
+async fn invoice_paid_ends_the_trial_and_pays_the_first_period() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("invoice.paid", ACCOUNT));
+
+    assert_eq!(
+        kinds(&events),
+        vec![
+            "customer.subscription.updated",
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.paid",
+            "invoice.payment_succeeded",
+        ]
+    );
+    let active = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(active.status, SubscriptionStatus::Active);
+    assert_eq!(active.trial_end, Some(NOW));
+    assert_eq!(
+        (active.items.data[0].current_period_start, active.items.data[0].current_period_end),
+        (NOW, A_MONTH_LATER)
+    );
+    let paid = invoice(&client, &events, "invoice.paid").await;
+    assert_eq!(active.latest_invoice.unwrap().id().as_ref(), paid.id.as_ref());
+    assert_eq!(paid.status, Some(InvoiceStatus::Paid));
+    assert_eq!((paid.amount_due, paid.amount_paid, paid.amount_remaining), (2_900, 2_900, 0));
+    assert_eq!((paid.attempt_count, paid.attempted), (1, true));
+    assert_eq!(paid.billing_reason, Some(InvoiceBillingReason::SubscriptionCycle));
+    assert_eq!(paid.customer.unwrap().id().as_str(), subscription.customer.id().as_str());
+    let parent = paid.parent.unwrap().subscription_details.unwrap();
+    assert_eq!(parent.subscription.id().as_str(), subscription.id.as_str());
+    assert_eq!(parent.metadata.unwrap()["tollgate_account_id"], ACCOUNT);
+    let line = &paid.lines.data[0];
+    assert_eq!((line.period.start, line.period.end), (NOW, A_MONTH_LATER));
+    assert_eq!(line.amount, 2_900);
+    assert_eq!(paid.status_transitions.paid_at, Some(NOW));
+    assert!(paid.number.is_some());
+    assert_eq!(events[1]["data"]["object"]["status"], "draft");
+    assert_eq!(events[2]["data"]["object"]["status"], "open");
+    assert!(events[2]["data"]["object"].get("subscription").is_none(), "the current API has no invoice.subscription");
+}
+
+#[tokio::test]
+async fn invoice_payment_failed_leaves_the_invoice_open_and_the_subscription_past_due() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("invoice.payment_failed", ACCOUNT));
+
+    assert_eq!(
+        kinds(&events),
+        vec![
+            "customer.subscription.updated",
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.payment_failed",
+            "customer.subscription.updated",
+        ]
+    );
+    assert_eq!(events[4]["data"]["previous_attributes"], json!({ "status": "active" }));
+    let past_due = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(past_due.status, SubscriptionStatus::PastDue);
+    let open = invoice(&client, &events, "invoice.payment_failed").await;
+    assert_eq!(open.status, Some(InvoiceStatus::Open));
+    assert_eq!((open.attempt_count, open.attempted, open.amount_paid, open.amount_remaining), (1, true, 0, 2_900));
+    assert_eq!(open.next_payment_attempt, Some(NOW + 3 * DAY));
+}
+
+#[tokio::test]
+async fn paying_after_a_failure_pays_the_open_invoice_and_reactivates_the_subscription() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+    let failed = triggered(&standin, &TriggerSpec::new("invoice.payment_failed", ACCOUNT));
+
+    let events = triggered(&standin, &TriggerSpec::new("invoice.paid", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["invoice.paid", "invoice.payment_succeeded", "customer.subscription.updated"]);
+    let paid = invoice(&client, &events, "invoice.paid").await;
+    assert_eq!(paid.id.as_ref().unwrap().as_str(), object_id(&failed, "invoice.payment_failed"));
+    assert_eq!((paid.status, paid.attempt_count), (Some(InvoiceStatus::Paid), 2));
+    let active = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(active.status, SubscriptionStatus::Active);
+}
+
+#[tokio::test]
+async fn invoice_payment_action_required_waits_for_the_customer_with_the_subscription_past_due() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("invoice.payment_action_required", ACCOUNT));
+
+    assert_eq!(kinds(&events)[3..], ["invoice.payment_action_required", "customer.subscription.updated"]);
+    let open = invoice(&client, &events, "invoice.payment_action_required").await;
+    assert_eq!((open.status, open.attempt_count, open.next_payment_attempt), (Some(InvoiceStatus::Open), 1, None));
+    let past_due = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(past_due.status, SubscriptionStatus::PastDue);
+}
+
+#[tokio::test]
+async fn invoice_finalized_renews_into_the_next_period_without_attempting_payment() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+    triggered(&standin, &TriggerSpec::new("invoice.paid", ACCOUNT));
+
+    let events = triggered(&standin, &TriggerSpec::new("invoice.finalized", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.updated", "invoice.created", "invoice.finalized"]);
+    let renewed = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(renewed.status, SubscriptionStatus::Active);
+    let item = &renewed.items.data[0];
+    assert_eq!((item.current_period_start, item.current_period_end), (A_MONTH_LATER, TWO_MONTHS_LATER));
+    let open = invoice(&client, &events, "invoice.finalized").await;
+    assert_eq!((open.status, open.attempt_count, open.attempted), (Some(InvoiceStatus::Open), 0, false));
+    assert_eq!(open.billing_reason, Some(InvoiceBillingReason::SubscriptionCycle));
+    assert_eq!((open.period_start, open.period_end), (NOW, A_MONTH_LATER));
+    assert_eq!((open.lines.data[0].period.start, open.lines.data[0].period.end), (A_MONTH_LATER, TWO_MONTHS_LATER));
+    assert_eq!(open.status_transitions.finalized_at, Some(NOW));
+}
+
+#[tokio::test]
+async fn an_invoice_for_an_account_without_anything_subscribes_it_first() {
+    let (standin, client) = started().await;
+
+    let events = triggered(&standin, &TriggerSpec::new("invoice.paid", ACCOUNT).plan("enterprise"));
+
+    assert_eq!(
+        kinds(&events),
+        vec![
+            "customer.created",
+            "customer.subscription.created",
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.paid",
+            "invoice.payment_succeeded",
+        ]
+    );
+    let paid = invoice(&client, &events, "invoice.paid").await;
+    assert_eq!(paid.billing_reason, Some(InvoiceBillingReason::SubscriptionCreate));
+    assert_eq!(paid.amount_paid, 29_900);
+    assert_eq!((paid.lines.data[0].period.start, paid.lines.data[0].period.end), (NOW, A_MONTH_LATER));
+}
+
+#[tokio::test]
+async fn a_paused_subscription_gets_no_invoice() {
+    let (standin, _client) = started().await;
+    triggered(&standin, &TriggerSpec::new("customer.subscription.paused", ACCOUNT));
+    let recorded = standin.events().len();
+
+    let refused = standin.trigger(&TriggerSpec::new("invoice.paid", ACCOUNT));
+
+    assert!(matches!(refused, Err(StandInError::Invalid(message)) if message.contains("is paused")));
+    assert_eq!(standin.events().len(), recorded);
+}
+
+#[tokio::test]
+async fn a_dispute_names_the_accounts_paid_charge_which_is_retrievable() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("charge.dispute.created", ACCOUNT));
+
+    assert_eq!(kinds(&events).last(), Some(&"charge.dispute.created"));
+    assert_eq!(kinds(&events)[..5].last(), Some(&"invoice.payment_succeeded"), "the disputed payment is made first");
+    let dispute = RetrieveDispute::new(object_id(&events, "charge.dispute.created")).send(&client).await.unwrap();
+    assert_eq!(dispute.status, DisputeStatus::NeedsResponse);
+    assert_eq!(dispute.created, NOW);
+    assert_eq!(dispute.evidence_details.due_by, Some(NOW + 7 * DAY));
+    let charge =
+        RetrieveCharge::new(dispute.charge.id().clone()).send(&client).await.expect("the charge is retrievable");
+    assert_eq!(charge.customer.unwrap().id().as_str(), subscription.customer.id().as_str());
+    assert_eq!((charge.amount, dispute.amount), (2_900, 2_900));
+    assert_eq!(charge.status, ChargeStatus::Succeeded);
+    assert!(charge.paid && charge.captured && charge.disputed);
+    let paid = invoice(&client, &events, "invoice.paid").await;
+    assert_eq!(paid.amount_paid, charge.amount);
+}
+
+#[tokio::test]
+async fn closing_a_dispute_records_its_outcome() {
+    let (standin, client) = started().await;
+    let opened = triggered(&standin, &TriggerSpec::new("charge.dispute.created", ACCOUNT));
+
+    let lost = triggered(&standin, &TriggerSpec::new("charge.dispute.closed", ACCOUNT).outcome("lost"));
+    let won = triggered(&standin, &TriggerSpec::new("charge.dispute.closed", ACCOUNT));
+
+    assert_eq!(kinds(&lost), vec!["charge.dispute.closed"]);
+    let dispute = RetrieveDispute::new(object_id(&opened, "charge.dispute.created")).send(&client).await.unwrap();
+    assert_eq!(dispute.status, DisputeStatus::Lost);
+    assert!(dispute.evidence_details.has_evidence);
+    assert_eq!(kinds(&won)[kinds(&won).len() - 2..], ["charge.dispute.created", "charge.dispute.closed"]);
+    let second = RetrieveDispute::new(object_id(&won, "charge.dispute.closed")).send(&client).await.unwrap();
+    assert_eq!(second.status, DisputeStatus::Won);
+    assert_ne!(second.charge.id(), dispute.charge.id(), "a new dispute needs an undisputed charge");
+}
+
+#[tokio::test]
+async fn a_refund_returns_the_whole_charge() {
+    let (standin, client) = started().await;
+    let paid = triggered(&standin, &TriggerSpec::new("invoice.paid", ACCOUNT));
+
+    let events = triggered(&standin, &TriggerSpec::new("charge.refunded", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["charge.refunded"]);
+    let charge = RetrieveCharge::new(object_id(&events, "charge.refunded")).send(&client).await.unwrap();
+    assert_eq!(charge.amount, invoice(&client, &paid, "invoice.paid").await.amount_paid);
+    assert_eq!(charge.amount_refunded, charge.amount);
+    assert!(charge.refunded);
+    let refunds = charge.refunds.expect("the charge lists its refund");
+    assert_eq!(refunds.data.len(), 1);
+    assert_eq!(refunds.data[0].amount, charge.amount);
+    assert_eq!(events[0]["data"]["previous_attributes"]["amount_refunded"], 0);
+    assert_eq!(events[0]["data"]["previous_attributes"]["refunded"], false);
+}
+
+#[tokio::test]
+async fn customer_deleted_cancels_the_subscription_and_deletes_the_accounts_customer() {
+    let (standin, client) = started().await;
+    let subscription = subscribed_through_checkout(&standin, &client).await;
+
+    let events = triggered(&standin, &TriggerSpec::new("customer.deleted", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["customer.subscription.deleted", "customer.deleted"]);
+    assert!(matches!(
+        RetrieveCustomer::new(subscription.customer.id().clone()).send(&client).await.unwrap(),
+        RetrieveCustomerReturned::DeletedCustomer(_)
+    ));
+    let canceled = RetrieveSubscription::new(subscription.id.clone()).send(&client).await.unwrap();
+    assert_eq!(canceled.status, SubscriptionStatus::Canceled);
+}
+
+#[tokio::test]
+async fn customer_deleted_for_an_account_without_a_customer_fails_clearly() {
+    let (standin, _client) = started().await;
+
+    let refused = standin.trigger(&TriggerSpec::new("customer.deleted", "acct_nobody"));
+
+    let Err(StandInError::NotFound(message)) = refused else { panic!("expected NotFound, got {refused:?}") };
+    assert!(message.contains("Account 'acct_nobody' has no customer"), "{message}");
+    assert!(message.contains("nothing to delete"), "{message}");
+    assert!(standin.events().is_empty());
+}
+
+#[tokio::test]
+async fn the_entitlement_summary_lists_the_features_of_the_accounts_plan() {
+    let (standin, _client) = started().await;
+    triggered(&standin, &TriggerSpec::new("checkout.session.completed", ACCOUNT).plan("team"));
+
+    let events = triggered(&standin, &TriggerSpec::new("entitlements.active_entitlement_summary.updated", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["entitlements.active_entitlement_summary.updated"]);
+    let summary = &events[0]["data"]["object"];
+    let features: Vec<&str> =
+        summary["entitlements"]["data"].as_array().unwrap().iter().map(|e| e["lookup_key"].as_str().unwrap()).collect();
+    assert_eq!(features, vec!["priority_support", "websocket_streaming"]);
+    assert_eq!(summary["customer"], standin.events()[0]["data"]["object"]["id"]);
+    assert_eq!(events[0]["data"]["previous_attributes"]["entitlements"]["data"], json!([]));
+    let parsed = Webhook::insecure(&events[0].to_string()).unwrap();
+    let EventObject::EntitlementsActiveEntitlementSummaryUpdated(typed) = parsed.data.object else {
+        panic!("the summary is typed");
+    };
+    assert_eq!(typed.entitlements.data.len(), 2);
+}
+
+#[tokio::test]
+async fn every_trigger_records_events_that_parse_as_typed_webhook_events() {
+    let (standin, _client) = started().await;
+
+    for (n, event) in TRIGGER_EVENTS.iter().enumerate() {
+        let account = format!("acct_{n}");
+        if *event == "customer.deleted" {
+            triggered(&standin, &TriggerSpec::new("customer.created", &account));
+        }
+        let events = triggered(&standin, &TriggerSpec::new(event, &account));
+        assert!(kinds(&events).contains(event), "{event} records {:?}", kinds(&events));
+    }
+
+    let mut recorded: Vec<String> = standin.events().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
+    recorded.sort_unstable();
+    recorded.dedup();
+    for event in TRIGGER_EVENTS {
+        assert!(recorded.iter().any(|kind| kind == event), "{event} was recorded");
+    }
+    assert_typed(&standin.events());
+}
+
+#[tokio::test]
+async fn the_trigger_route_answers_the_recorded_events() {
+    let (standin, _client) = started().await;
+    let base = standin.spawn().await.unwrap();
+
+    let response = reqwest::Client::new()
+        .post(format!("{base}_tollgate/trigger"))
+        .json(&json!({ "event": "checkout.session.completed", "account": ACCOUNT, "plan": "team", "interval": "year" }))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["events"], json!(standin.events()));
+    assert_eq!(kinds(body["events"].as_array().unwrap()).len(), 3);
+    assert!(standin.requests().is_empty(), "the control route is not a Stripe API request");
+}
+
+#[tokio::test]
+async fn bad_trigger_requests_get_stripes_error_shape_and_change_nothing() {
+    let (standin, _client) = started().await;
+    let base = standin.spawn().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("{base}_tollgate/trigger");
+    let refusals = [
+        (json!({ "event": "invoice.upcoming", "account": ACCOUNT }), 400, Some("event")),
+        (json!({ "event": "invoice.paid", "account": ACCOUNT, "plan": "gold" }), 400, Some("plan")),
+        (json!({ "event": "invoice.paid", "account": ACCOUNT, "interval": "week" }), 400, Some("interval")),
+        (json!({ "event": "invoice.paid", "account": ACCOUNT, "outcome": "won" }), 400, Some("outcome")),
+        (json!({ "event": "charge.dispute.closed", "account": ACCOUNT, "outcome": "draw" }), 400, Some("outcome")),
+        (json!({ "event": "invoice.paid", "account": "" }), 400, Some("account")),
+        (json!({ "event": "invoice.paid", "acount": ACCOUNT }), 400, None),
+        (json!({ "event": "customer.deleted", "account": ACCOUNT }), 404, Some("account")),
+    ];
+
+    for (body, status, param) in refusals {
+        let response = http.post(&url).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{body}");
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["error"]["type"], "invalid_request_error", "{body}");
+        assert!(answer["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert_eq!(answer["error"]["param"].as_str(), param, "{body}");
+    }
+    let malformed = http.post(&url).body("{not json").send().await.unwrap();
+
+    assert_eq!(malformed.status().as_u16(), 400);
+    assert!(standin.events().is_empty());
 }

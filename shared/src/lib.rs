@@ -11,14 +11,17 @@ pub mod billing;
 pub mod clock;
 pub mod config;
 pub mod entitlements;
+pub mod facts;
 pub mod http;
 pub mod model;
+pub mod notify;
 pub mod plans;
 pub mod projection;
 pub mod queue;
 pub mod ratelimit;
 pub mod redirect;
 pub mod store;
+pub mod webhook;
 
 pub use access::{Access, Reason, decide};
 pub use clock::{Clock, FixedClock, SystemClock};

@@ -73,18 +73,23 @@ where
     }
 }
 
+/// Sends one message to a FIFO queue; returns once SQS accepted it.
+pub(crate) async fn send(client: &Client, url: &str, message: &QueuedMessage) -> Result<(), QueueError> {
+    client
+        .send_message()
+        .queue_url(url)
+        .message_group_id(&message.group)
+        .message_deduplication_id(&message.dedup_id)
+        .message_body(&message.body)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(classify)
+}
+
 #[async_trait]
 impl EventQueue for SqsEventQueue {
     async fn enqueue(&self, message: &QueuedMessage) -> Result<(), QueueError> {
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_group_id(&message.group)
-            .message_deduplication_id(&message.dedup_id)
-            .message_body(&message.body)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(classify)
+        send(&self.client, &self.url, message).await
     }
 }

@@ -106,9 +106,11 @@ async fn event_and_its_effect_commit_together_once() {
     let id = AccountId::parse("acct_e").unwrap();
 
     let first =
-        store.apply(&event("evt_1"), Some(&projection("acct_e", 10, SubscriptionStatus::Active))).await.unwrap();
-    let again =
-        store.apply(&event("evt_1"), Some(&projection("acct_e", 20, SubscriptionStatus::Canceled))).await.unwrap();
+        store.apply(&event("evt_1"), Some(&projection("acct_e", 10, SubscriptionStatus::Active)), None).await.unwrap();
+    let again = store
+        .apply(&event("evt_1"), Some(&projection("acct_e", 20, SubscriptionStatus::Canceled)), None)
+        .await
+        .unwrap();
 
     assert_eq!(first, ApplyOutcome::Applied);
     assert_eq!(again, ApplyOutcome::Duplicate);
@@ -121,16 +123,20 @@ async fn event_and_its_effect_commit_together_once() {
 async fn older_snapshot_counts_the_event_as_processed_without_effect() {
     let store = store("stale").await;
     let id = AccountId::parse("acct_s").unwrap();
-    store.apply(&event("evt_new"), Some(&projection("acct_s", 50, SubscriptionStatus::Canceled))).await.unwrap();
+    store.apply(&event("evt_new"), Some(&projection("acct_s", 50, SubscriptionStatus::Canceled)), None).await.unwrap();
 
-    let outcome =
-        store.apply(&event("evt_old"), Some(&projection("acct_s", 40, SubscriptionStatus::Active))).await.unwrap();
+    let outcome = store
+        .apply(&event("evt_old"), Some(&projection("acct_s", 40, SubscriptionStatus::Active)), None)
+        .await
+        .unwrap();
 
     assert_eq!(outcome, ApplyOutcome::Stale);
     assert_eq!(store.subscription(&id).await.unwrap().unwrap().status, SubscriptionStatus::Canceled);
     assert!(store.processed("evt_old").await.unwrap().is_some());
-    let replay =
-        store.apply(&event("evt_old"), Some(&projection("acct_s", 40, SubscriptionStatus::Active))).await.unwrap();
+    let replay = store
+        .apply(&event("evt_old"), Some(&projection("acct_s", 40, SubscriptionStatus::Active)), None)
+        .await
+        .unwrap();
     assert_eq!(replay, ApplyOutcome::Duplicate);
 }
 
@@ -138,7 +144,7 @@ async fn older_snapshot_counts_the_event_as_processed_without_effect() {
 async fn processed_event_records_expire_after_stripes_retention() {
     let (aws, resources) = common::local("ttl").await;
     let store = DynamoStore::new(tollgate::aws::dynamodb(&aws), resources.table.clone());
-    store.apply(&event("evt_ttl"), None).await.unwrap();
+    store.apply(&event("evt_ttl"), None, None).await.unwrap();
 
     let item = tollgate::aws::dynamodb(&aws)
         .get_item()
@@ -164,7 +170,9 @@ async fn twenty_workers_applying_one_event_write_its_effect_once() {
         .map(|i| {
             let store = Arc::clone(&store);
             tokio::spawn(async move {
-                store.apply(&event("evt_race"), Some(&projection("acct_r", 1000 + i, SubscriptionStatus::Active))).await
+                store
+                    .apply(&event("evt_race"), Some(&projection("acct_r", 1000 + i, SubscriptionStatus::Active)), None)
+                    .await
             })
         })
         .collect();

@@ -28,6 +28,11 @@ impl ApiError {
         Self::invalid_request(404, Some("resource_missing"), format!("No such {resource}: '{id}'")).with_param("id")
     }
 
+    /// Something the request needs does not exist (explained by `message`): 404.
+    pub(crate) fn missing_resource(message: impl Into<String>, param: &str) -> Self {
+        Self::invalid_request(404, Some("resource_missing"), message.into()).with_param(param)
+    }
+
     /// An id in a parameter that names nothing: 400.
     pub(crate) fn no_such_param(resource: &str, id: &str, param: &str) -> Self {
         Self::invalid_request(400, Some("resource_missing"), format!("No such {resource}: '{id}'")).with_param(param)

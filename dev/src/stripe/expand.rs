@@ -1,5 +1,5 @@
 //! The `expand[]` parameter: replaces id fields (`customer`, `subscription`, `price`,
-//! `product`, ...) with the objects they name, following dotted paths through nested objects
+//! `product`, `latest_invoice`, `charge`, ...) with the objects they name, following dotted paths through nested objects
 //! and arrays (`data.customer` on lists, `items.data.price.product` on subscriptions).
 
 use serde_json::Value;
@@ -8,8 +8,9 @@ use super::error::ApiError;
 use super::objects;
 use super::state::State;
 
-const EXPANDABLE: [&str; 14] = [
+const EXPANDABLE: [&str; 15] = [
     "customer",
+    "charge",
     "subscription",
     "price",
     "product",
@@ -100,6 +101,10 @@ fn expand_field(state: &State, name: &str, field: &mut Value, full: &str) -> Res
         state.product(id).cloned()
     } else if id.starts_with("cs_") {
         state.session(id).map(|s| s.stored.value.clone())
+    } else if id.starts_with("in_") {
+        state.invoice(id).cloned()
+    } else if id.starts_with("ch_") {
+        state.charge(id).cloned()
     } else {
         None
     };

@@ -4,6 +4,10 @@
 //!
 //! It serves the local stack (`tollgate-dev up` nests [`StandIn::router`] under `/stripe`) and
 //! tests that assert the exact requests Stripe would receive ([`StandIn::requests`]).
+//! [`StandIn::trigger`] (and its route [`TRIGGER_PATH`], which `tollgate-dev trigger` calls)
+//! makes the changes Stripe makes on its own (invoices, payments, disputes, refunds, trials
+//! ending) and records the events they cause; invoices, charges and disputes are readable at
+//! `GET /v1/invoices/{id}`, `/v1/charges/{id}` and `/v1/disputes/{id}`.
 //! Behaviour follows Stripe's: form-encoded bracket parameters, unknown parameters rejected,
 //! lists newest first with cursor pagination, replayed answers for a repeated
 //! `Idempotency-Key`, and Stripe's error shape. Injected faults ([`StandIn::fail_next`]) act
@@ -19,6 +23,7 @@ mod objects;
 mod params;
 mod routes;
 mod state;
+mod trigger;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,12 +33,17 @@ use axum::body::Bytes;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::any;
+use axum::routing::{any, post};
 use serde_json::Value;
 
 use self::error::ApiError;
 use self::params::Params;
 use self::state::{Saved, State, SubscriptionRequest};
+pub use self::trigger::{ACCOUNT_METADATA_KEY, DEFAULT_INTERVAL, DEFAULT_PLAN, TRIGGER_EVENTS, TriggerSpec};
+
+/// The stand-in's control route (under the router's prefix): `POST` a [`TriggerSpec`] as JSON,
+/// get `{"events": [...]}`, the events recorded, oldest first.
+pub const TRIGGER_PATH: &str = "/_tollgate/trigger";
 
 /// One price of the stand-in's catalogue, known by its lookup key (price id
 /// `price_<lookup_key>`, product id derived from the product name).
@@ -150,10 +160,11 @@ impl StandIn {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An axum router serving `/v1/...`; the caller nests it (e.g.
-    /// `.nest("/stripe", standin.router())`).
+    /// An axum router serving `/v1/...` and the control route [`TRIGGER_PATH`]; the caller
+    /// nests it (e.g. `.nest("/stripe", standin.router())`).
     pub fn router(&self) -> Router {
         Router::new()
+            .route(TRIGGER_PATH, post(handle_trigger))
             .route("/v1", any(handle))
             .route("/v1/{*rest}", any(handle))
             .fallback(handle)
@@ -236,6 +247,31 @@ impl StandIn {
     /// subscription cannot change status again.
     pub fn set_subscription_status(&self, subscription_id: &str, status: &str) -> Result<Value, StandInError> {
         Ok(self.lock().set_subscription_status(subscription_id, status)?)
+    }
+
+    /// Moves the stand-in to the state `spec.event` implies, as `stripe trigger` does in test
+    /// mode: makes what the event needs and the account lacks (customer, subscription, paid
+    /// invoice, open dispute), performs the change, and records every event Stripe would send
+    /// on the way. Returns those events, oldest first; on error nothing changed.
+    pub fn trigger(&self, spec: &TriggerSpec) -> Result<Vec<Value>, StandInError> {
+        Ok(trigger::run(&mut self.lock(), spec)?)
+    }
+
+    fn respond_to_trigger(&self, body: &Bytes) -> Response {
+        let mut state = self.lock();
+        let request_id = state.new_id("req_", 14);
+        let result = serde_json::from_slice::<TriggerSpec>(body)
+            .map_err(|error| {
+                ApiError::invalid_state(format!(
+                    "Invalid trigger request ({error}). Expected a JSON object with \"event\" and \
+                     \"account\", and optionally \"plan\", \"interval\" and \"outcome\"."
+                ))
+            })
+            .and_then(|spec| trigger::run(&mut state, &spec));
+        match result {
+            Ok(events) => answer(200, &serde_json::json!({ "events": events }), &request_id, false),
+            Err(error) => answer(error.status, &error.body(), &request_id, false),
+        }
     }
 
     fn respond(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
@@ -328,6 +364,10 @@ fn answer(status: u16, body: &Value, request_id: &str, replayed: bool) -> Respon
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     response
+}
+
+async fn handle_trigger(AxumState(standin): AxumState<StandIn>, body: Bytes) -> Response {
+    standin.respond_to_trigger(&body)
 }
 
 async fn handle(

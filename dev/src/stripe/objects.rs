@@ -14,6 +14,11 @@ const PORTAL_SESSION: &str = include_str!("../../fixtures/stripe/billing_portal.
 const EVENT: &str = include_str!("../../fixtures/stripe/event.json");
 const PRICE: &str = include_str!("../../fixtures/stripe/price.json");
 const PRODUCT: &str = include_str!("../../fixtures/stripe/product.json");
+const INVOICE: &str = include_str!("../../fixtures/stripe/invoice.json");
+const CHARGE: &str = include_str!("../../fixtures/stripe/charge.json");
+const REFUND: &str = include_str!("../../fixtures/stripe/refund.json");
+const DISPUTE: &str = include_str!("../../fixtures/stripe/dispute.json");
+const ENTITLEMENT_SUMMARY: &str = include_str!("../../fixtures/stripe/entitlements.active_entitlement_summary.json");
 
 /// The API version the stand-in renders objects and events with (async-stripe's).
 pub(crate) const API_VERSION: &str = "2026-09-30.endive";
@@ -194,6 +199,7 @@ pub(crate) fn subscription(new: NewSubscription<'_>) -> Value {
             "billing_schedules": [],
             "billing_thresholds": null,
             "status": new.status,
+            "status_details": null,
             "cancel_at": null,
             "cancel_at_period_end": false,
             "canceled_at": null,
@@ -368,4 +374,348 @@ pub(crate) fn event(
         }),
     );
     event
+}
+
+/// `$29.00` for 2900 cents.
+fn dollars(cents: i64) -> String {
+    format!("${}.{:02}", cents / 100, cents % 100)
+}
+
+/// One invoice line billing a subscription item for its current period.
+pub(crate) fn invoice_line(id: &str, invoice: &str, subscription: &str, item: &Value, product_name: &str) -> Value {
+    let fixture = fixture(INVOICE);
+    let mut line = fixture["lines"]["data"][0].clone();
+    let price = &item["price"];
+    let quantity = item["quantity"].as_i64().unwrap_or(1);
+    let unit_amount = price["unit_amount"].as_i64().unwrap_or_default();
+    let amount = unit_amount * quantity;
+    let interval = price["recurring"]["interval"].as_str().unwrap_or("month");
+    set(
+        &mut line,
+        json!({
+            "id": id,
+            "invoice": invoice,
+            "amount": amount,
+            "subtotal": amount,
+            "currency": price["currency"],
+            "description": format!("{quantity} × {product_name} (at {} / {interval})", dollars(unit_amount)),
+            "discount_amounts": [],
+            "discountable": true,
+            "discounts": [],
+            "livemode": false,
+            "metadata": {},
+            "period": { "start": item["current_period_start"], "end": item["current_period_end"] },
+            "quantity": quantity,
+            "quantity_decimal": quantity.to_string(),
+            "pretax_credit_amounts": [],
+            "taxes": [],
+            "parent": {
+                "type": "subscription_item_details",
+                "invoice_item_details": null,
+                "subscription_item_details": {
+                    "invoice_item": null,
+                    "proration": false,
+                    "proration_details": { "credited_items": null },
+                    "subscription": subscription,
+                    "subscription_item": item["id"],
+                },
+            },
+            "pricing": {
+                "type": "price_details",
+                "price_details": { "price": price["id"], "product": price["product"] },
+                "unit_amount_decimal": price["unit_amount_decimal"],
+            },
+        }),
+    );
+    // The current API links a line to its subscription through `parent` only.
+    if let Some(fields) = line.as_object_mut() {
+        fields.remove("subscription");
+    }
+    line
+}
+
+/// A new subscription invoice's state: a draft, not yet finalized.
+pub(crate) struct NewInvoice<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) created: i64,
+    pub(crate) customer: &'a Value,
+    pub(crate) subscription: &'a Value,
+    pub(crate) billing_reason: &'a str,
+    /// The invoice's own `period_start`/`period_end` (the period whose usage it closes).
+    pub(crate) period: (i64, i64),
+    pub(crate) lines: Vec<Value>,
+}
+
+pub(crate) fn invoice(new: NewInvoice<'_>) -> Value {
+    let mut invoice = fixture(INVOICE);
+    let total: i64 = new.lines.iter().filter_map(|line| line["amount"].as_i64()).sum();
+    set(
+        &mut invoice,
+        json!({
+            "id": new.id,
+            "created": new.created,
+            "account_country": "US",
+            "account_name": null,
+            "account_tax_ids": null,
+            "amount_due": total,
+            "amount_overpaid": 0,
+            "amount_paid": 0,
+            "amount_remaining": total,
+            "amount_shipping": 0,
+            "application": null,
+            "attempt_count": 0,
+            "attempted": false,
+            "auto_advance": true,
+            "automatic_tax": {
+                "disabled_reason": null,
+                "enabled": false,
+                "liability": null,
+                "provider": null,
+                "status": null,
+            },
+            "automatically_finalizes_at": new.created + 3_600,
+            "billing_reason": new.billing_reason,
+            "collection_method": "charge_automatically",
+            "currency": "usd",
+            "custom_fields": null,
+            "customer": new.customer["id"],
+            "customer_account": null,
+            "customer_address": new.customer["address"],
+            "customer_email": new.customer["email"],
+            "customer_name": new.customer["name"],
+            "customer_phone": new.customer["phone"],
+            "customer_shipping": null,
+            "customer_tax_exempt": "none",
+            "customer_tax_ids": [],
+            "default_payment_method": null,
+            "default_source": null,
+            "default_tax_rates": [],
+            "description": null,
+            "discounts": [],
+        }),
+    );
+    set(
+        &mut invoice,
+        json!({
+            "due_date": null,
+            "effective_at": null,
+            "ending_balance": null,
+            "footer": null,
+            "from_invoice": null,
+            "hosted_invoice_url": null,
+            "invoice_pdf": null,
+            "issuer": { "type": "self" },
+            "last_finalization_error": null,
+            "latest_revision": null,
+            "lines": {
+                "object": "list",
+                "data": new.lines,
+                "has_more": false,
+                "url": format!("/v1/invoices/{}/lines", new.id),
+            },
+            "livemode": false,
+            "metadata": {},
+            "next_payment_attempt": null,
+            "number": null,
+            "on_behalf_of": null,
+            "parent": {
+                "type": "subscription_details",
+                "quote_details": null,
+                "subscription_details": {
+                    "metadata": new.subscription["metadata"],
+                    "subscription": new.subscription["id"],
+                    "subscription_proration_date": null,
+                },
+            },
+            "payment_settings": { "default_mandate": null, "payment_method_options": null, "payment_method_types": null },
+            "period_start": new.period.0,
+            "period_end": new.period.1,
+            "post_payment_credit_notes_amount": 0,
+            "pre_payment_credit_notes_amount": 0,
+            "receipt_number": null,
+            "shipping_cost": null,
+            "shipping_details": null,
+            "starting_balance": 0,
+            "statement_descriptor": null,
+            "status": "draft",
+            "status_transitions": {
+                "finalized_at": null,
+                "marked_uncollectible_at": null,
+                "paid_at": null,
+                "voided_at": null,
+            },
+            "subtotal": total,
+            "subtotal_excluding_tax": total,
+            "test_clock": null,
+            "total": total,
+            "total_discount_amounts": [],
+            "total_excluding_tax": total,
+            "total_pretax_credit_amounts": [],
+            "total_taxes": [],
+            "webhooks_delivered_at": null,
+        }),
+    );
+    // The current API names an invoice's subscription at `parent.subscription_details` only.
+    if let Some(fields) = invoice.as_object_mut() {
+        fields.remove("subscription");
+    }
+    invoice
+}
+
+/// A succeeded card charge of `amount` cents for `customer`.
+pub(crate) fn charge(
+    id: &str,
+    payment_method: &str,
+    customer: &Value,
+    amount: i64,
+    created: i64,
+    description: &str,
+) -> Value {
+    let mut charge = fixture(CHARGE);
+    let mut billing_details = charge["billing_details"].clone();
+    set(&mut billing_details, json!({ "email": customer["email"], "name": customer["name"] }));
+    set(
+        &mut charge,
+        json!({
+            "id": id,
+            "amount": amount,
+            "amount_captured": amount,
+            "amount_refunded": 0,
+            "balance_transaction": null,
+            "billing_details": billing_details,
+            "calculated_statement_descriptor": "TOLLGATE",
+            "captured": true,
+            "created": created,
+            "currency": "usd",
+            "customer": customer["id"],
+            "description": description,
+            "disputed": false,
+            "livemode": false,
+            "metadata": {},
+            "outcome": {
+                "advice_code": null,
+                "network_advice_code": null,
+                "network_decline_code": null,
+                "network_status": "approved_by_network",
+                "reason": null,
+                "risk_level": "normal",
+                "seller_message": "Payment complete.",
+                "type": "authorized",
+            },
+            "paid": true,
+            "payment_intent": null,
+            "payment_method": payment_method,
+            "receipt_email": customer["email"],
+            "receipt_url": format!("http://127.0.0.1/stripe-standin/receipts/{id}"),
+            "refunded": false,
+            "refunds": { "object": "list", "data": [], "has_more": false, "url": format!("/v1/charges/{id}/refunds") },
+            "shipping": null,
+            "source": null,
+            "status": "succeeded",
+            "transfer_data": null,
+        }),
+    );
+    charge
+}
+
+/// A succeeded refund of `amount` cents of `charge`.
+pub(crate) fn refund(id: &str, charge: &Value, amount: i64, created: i64) -> Value {
+    let mut refund = fixture(REFUND);
+    set(
+        &mut refund,
+        json!({
+            "id": id,
+            "amount": amount,
+            "balance_transaction": null,
+            "charge": charge["id"],
+            "created": created,
+            "currency": charge["currency"],
+            "destination_details": {
+                "card": {
+                    "reference": null,
+                    "reference_status": "pending",
+                    "reference_type": "acquirer_reference_number",
+                    "type": "refund",
+                },
+                "type": "card",
+            },
+            "metadata": {},
+            "payment_intent": charge["payment_intent"],
+            "reason": "requested_by_customer",
+            "status": "succeeded",
+        }),
+    );
+    refund
+}
+
+/// A card chargeback of the whole of `charge`, awaiting the merchant's evidence until `due_by`.
+pub(crate) fn dispute(id: &str, charge: &Value, created: i64, due_by: i64) -> Value {
+    let mut dispute = fixture(DISPUTE);
+    set(
+        &mut dispute,
+        json!({
+            "id": id,
+            "amount": charge["amount"],
+            "balance_transactions": [],
+            "charge": charge["id"],
+            "created": created,
+            "currency": charge["currency"],
+            "enhanced_eligibility_types": [],
+            "is_charge_refundable": false,
+            "livemode": false,
+            "metadata": {},
+            "network_reason_code": "10.4",
+            "payment_intent": charge["payment_intent"],
+            "payment_method_details": {
+                "card": { "brand": "visa", "case_type": "chargeback", "network": "visa", "network_reason_code": "10.4" },
+                "type": "card",
+            },
+            "reason": "fraudulent",
+            "status": "needs_response",
+        }),
+    );
+    set(
+        &mut dispute["evidence_details"],
+        json!({ "due_by": due_by, "has_evidence": false, "past_due": false, "submission_count": 0 }),
+    );
+    dispute
+}
+
+/// One active entitlement to the feature with `lookup_key` (feature id `feature_id`).
+pub(crate) fn active_entitlement(id: &str, feature_id: &str, lookup_key: &str) -> Value {
+    let fixture = fixture(ENTITLEMENT_SUMMARY);
+    let mut entitlement = fixture["entitlements"]["data"][0].clone();
+    let mut feature = entitlement["feature"].clone();
+    set(
+        &mut feature,
+        json!({
+            "id": feature_id,
+            "active": true,
+            "livemode": false,
+            "lookup_key": lookup_key,
+            "metadata": {},
+            "name": lookup_key.replace('_', " "),
+        }),
+    );
+    set(&mut entitlement, json!({ "id": id, "feature": feature, "livemode": false, "lookup_key": lookup_key }));
+    entitlement
+}
+
+/// A customer's active entitlements, as `entitlements.active_entitlement_summary.updated` carries them.
+pub(crate) fn entitlement_summary(customer: &str, entitlements: Vec<Value>) -> Value {
+    let mut summary = fixture(ENTITLEMENT_SUMMARY);
+    set(
+        &mut summary,
+        json!({
+            "customer": customer,
+            "entitlements": {
+                "object": "list",
+                "data": entitlements,
+                "has_more": false,
+                "url": "/v1/entitlements/active_entitlements",
+            },
+            "livemode": false,
+        }),
+    );
+    summary
 }

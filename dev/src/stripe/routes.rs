@@ -50,6 +50,18 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
             params.allow_only(allowed::EXPAND_ONLY)?;
             state.product(id).cloned().ok_or_else(|| ApiError::no_such("product", id))
         }
+        ("GET", ["invoices", id]) => {
+            params.allow_only(allowed::EXPAND_ONLY)?;
+            state.invoice(id).cloned().ok_or_else(|| ApiError::no_such("invoice", id))
+        }
+        ("GET", ["charges", id]) => {
+            params.allow_only(allowed::EXPAND_ONLY)?;
+            state.charge(id).cloned().ok_or_else(|| ApiError::no_such("charge", id))
+        }
+        ("GET", ["disputes", id]) => {
+            params.allow_only(allowed::EXPAND_ONLY)?;
+            state.dispute(id).cloned().ok_or_else(|| ApiError::no_such("dispute", id))
+        }
         ("GET", ["events"]) => list_events(state, params),
         ("GET", ["events", id]) => {
             params.allow_only(allowed::EXPAND_ONLY)?;
@@ -200,7 +212,7 @@ fn line_items(state: &State, params: &Params, mode: &str) -> Result<(Vec<(String
     Ok((items, amount))
 }
 
-fn create_checkout_session(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Result<Value, ApiError> {
     params.allow_only(allowed::CHECKOUT_CREATE)?;
     let mode = params.require(&["mode"])?;
     if !["payment", "setup", "subscription"].contains(&mode) {
@@ -569,7 +581,7 @@ fn same_interval(a: &Value, b: &Value) -> bool {
         && a["recurring"]["interval_count"] == b["recurring"]["interval_count"]
 }
 
-fn update_subscription(state: &mut State, id: &str, params: &Params) -> Result<Value, ApiError> {
+pub(crate) fn update_subscription(state: &mut State, id: &str, params: &Params) -> Result<Value, ApiError> {
     params.allow_only(allowed::SUBSCRIPTION_UPDATE)?;
     let mut updated = state.subscription(id).cloned().ok_or_else(|| ApiError::no_such("subscription", id))?;
     if updated["status"] == "canceled"

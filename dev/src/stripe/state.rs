@@ -12,6 +12,7 @@ use super::{PriceSpec, RecordedRequest};
 use crate::stripe::calendar::add_interval;
 
 /// One stored object and its creation sequence number.
+#[derive(Clone)]
 pub(crate) struct Stored {
     pub(crate) seq: u64,
     pub(crate) value: Value,
@@ -19,6 +20,7 @@ pub(crate) struct Stored {
 }
 
 /// What a checkout session will subscribe to once completed.
+#[derive(Clone)]
 pub(crate) struct SessionPlan {
     pub(crate) items: Vec<(String, i64)>,
     pub(crate) trial_days: Option<i64>,
@@ -37,12 +39,14 @@ pub(crate) struct SubscriptionRequest {
     pub(crate) cancel_at_period_end: bool,
 }
 
+#[derive(Clone)]
 pub(crate) struct StoredSession {
     pub(crate) stored: Stored,
     pub(crate) plan: SessionPlan,
 }
 
 /// The first answer given for an idempotency key.
+#[derive(Clone)]
 pub(crate) struct Saved {
     pub(crate) fingerprint: String,
     pub(crate) status: u16,
@@ -50,6 +54,8 @@ pub(crate) struct Saved {
     pub(crate) request_id: String,
 }
 
+/// Cloneable so that a multi-step change ([`super::trigger`]) can be undone whole.
+#[derive(Clone)]
 pub(crate) struct State {
     clock: Option<i64>,
     seq: u64,
@@ -59,6 +65,11 @@ pub(crate) struct State {
     pub(crate) sessions: Vec<StoredSession>,
     pub(crate) portal_sessions: Vec<Stored>,
     pub(crate) subscriptions: Vec<Stored>,
+    pub(crate) invoices: Vec<Stored>,
+    pub(crate) charges: Vec<Stored>,
+    pub(crate) disputes: Vec<Stored>,
+    /// Each customer's latest active entitlement summary, by customer id.
+    pub(crate) entitlement_summaries: HashMap<String, Value>,
     pub(crate) events: Vec<Stored>,
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) idempotency: HashMap<String, Saved>,
@@ -78,7 +89,7 @@ fn system_now() -> i64 {
 }
 
 /// Top-level fields of `before` that differ in `after`, with their old values.
-fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
+pub(crate) fn previous_attributes(before: &Value, after: &Value) -> Option<Value> {
     let (Value::Object(before), Value::Object(after)) = (before, after) else {
         return None;
     };
@@ -101,6 +112,10 @@ impl State {
             sessions: Vec::new(),
             portal_sessions: Vec::new(),
             subscriptions: Vec::new(),
+            invoices: Vec::new(),
+            charges: Vec::new(),
+            disputes: Vec::new(),
+            entitlement_summaries: HashMap::new(),
             events: Vec::new(),
             requests: Vec::new(),
             idempotency: HashMap::new(),
@@ -178,6 +193,53 @@ impl State {
 
     fn subscription_mut(&mut self, id: &str) -> Option<&mut Value> {
         self.subscriptions.iter_mut().map(|s| &mut s.value).find(|s| s["id"].as_str() == Some(id))
+    }
+
+    /// Replaces a subscription without recording anything; returns the previous attributes
+    /// of what changed (None when nothing did or there is no such subscription).
+    pub(crate) fn replace_subscription(&mut self, id: &str, after: Value) -> Option<Value> {
+        let subscription = self.subscription_mut(id)?;
+        let before = std::mem::replace(subscription, after);
+        previous_attributes(&before, subscription)
+    }
+
+    pub(crate) fn invoice(&self, id: &str) -> Option<&Value> {
+        find(&self.invoices, id)
+    }
+
+    pub(crate) fn charge(&self, id: &str) -> Option<&Value> {
+        find(&self.charges, id)
+    }
+
+    pub(crate) fn dispute(&self, id: &str) -> Option<&Value> {
+        find(&self.disputes, id)
+    }
+
+    /// Stores a new invoice, charge or dispute (by its id's prefix).
+    pub(crate) fn insert_billing_object(&mut self, value: Value) {
+        let seq = self.next_seq();
+        let stored = Stored { seq, value, deleted: false };
+        match stored.value["object"].as_str() {
+            Some("invoice") => self.invoices.push(stored),
+            Some("charge") => self.charges.push(stored),
+            Some("dispute") => self.disputes.push(stored),
+            other => unreachable!("not a billing object: {other:?}"),
+        }
+    }
+
+    /// Replaces a stored invoice, charge or dispute; returns the previous attributes of what
+    /// changed.
+    pub(crate) fn replace_billing_object(&mut self, after: Value) -> Option<Value> {
+        let id = after["id"].as_str().unwrap_or_default().to_owned();
+        let stored = match after["object"].as_str() {
+            Some("invoice") => &mut self.invoices,
+            Some("charge") => &mut self.charges,
+            Some("dispute") => &mut self.disputes,
+            _ => return None,
+        };
+        let object = stored.iter_mut().map(|s| &mut s.value).find(|v| v["id"].as_str() == Some(id.as_str()))?;
+        let before = std::mem::replace(object, after);
+        previous_attributes(&before, object)
     }
 
     pub(crate) fn session(&self, id: &str) -> Option<&StoredSession> {
@@ -434,6 +496,10 @@ impl State {
         self.record_event("checkout.session.expired", expired.clone(), None);
         Ok(expired)
     }
+}
+
+fn find<'a>(stored: &'a [Stored], id: &str) -> Option<&'a Value> {
+    stored.iter().map(|s| &s.value).find(|v| v["id"].as_str() == Some(id))
 }
 
 /// End of the first billing period of `price` starting at `start`.

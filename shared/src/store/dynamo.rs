@@ -6,6 +6,7 @@ use super::{
     Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RATE_WRITE_ATTEMPTS,
     RateOutcome, StoreError, SubscriptionStore,
 };
+use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
 use crate::ratelimit::{Decision, Limit};
 use async_trait::async_trait;
@@ -24,6 +25,8 @@ const IS_NEW: &str = "attribute_not_exists(pk)";
 /// Guards the projection against an older snapshot: only a strictly newer version lands.
 const IS_NEWER: &str = "attribute_not_exists(pk) OR #version < :version";
 
+/// Guards the facts against a concurrent writer: the revision we read must still be stored.
+const IS_SAME_REVISION: &str = "attribute_not_exists(pk) OR rev = :rev";
 /// Guards a checkout reservation: only when none is pending, or the pending one expired.
 const IS_FREE_RESERVATION: &str = "attribute_not_exists(pk) OR valid_until <= :now";
 /// Guards completing a reservation: it must still be ours.
@@ -174,6 +177,18 @@ impl DynamoStore {
         Ok(self.put(to_item(&keyed)?, IS_NEW))
     }
 
+    fn facts_put(&self, account: &AccountId, facts: &Facts) -> Result<Put, StoreError> {
+        let next = Facts { rev: facts.rev + 1, ..facts.clone() };
+        let item = to_item(&Keyed::new(keys::account(account), keys::FACTS, &next))?;
+        Ok(Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(IS_SAME_REVISION)
+            .expression_attribute_values(":rev", AttributeValue::N(facts.rev.to_string()))
+            .build()
+            .expect("table, item and condition are set"))
+    }
+
     async fn transact(&self, puts: Vec<Put>, conflict: &'static str) -> Result<Result<(), Vec<bool>>, StoreError> {
         let items = puts.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect();
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
@@ -207,7 +222,13 @@ impl AccountStore for DynamoStore {
 #[async_trait]
 impl SubscriptionStore for DynamoStore {
     async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
-        self.get(keys::account(account), keys::SUBSCRIPTION).await
+        let (state, facts) =
+            tokio::join!(self.get::<Projection>(keys::account(account), keys::SUBSCRIPTION), self.facts(account));
+        Ok(state?.map(|state| super::merge(state, &facts.unwrap_or_default())))
+    }
+
+    async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError> {
+        Ok(self.get(keys::account(account), keys::FACTS).await?.unwrap_or_default())
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
@@ -227,22 +248,35 @@ impl SubscriptionStore for DynamoStore {
 
 #[async_trait]
 impl EventLog for DynamoStore {
-    async fn apply(&self, event: &ProcessedEvent, projection: Option<&Projection>) -> Result<ApplyOutcome, StoreError> {
+    async fn apply(
+        &self,
+        event: &ProcessedEvent,
+        projection: Option<&Projection>,
+        facts: Option<(&AccountId, &Facts)>,
+    ) -> Result<ApplyOutcome, StoreError> {
+        let facts_put = facts.map(|(account, facts)| self.facts_put(account, facts)).transpose()?;
         let mut puts = vec![self.event_put(event)?];
         if let Some(projection) = projection {
             puts.push(self.subscription_put(projection)?);
         }
+        puts.extend(facts_put.clone());
+        let facts_at = puts.len() - 1;
         match self.transact(puts, "event already processed").await? {
-            Ok(()) => Ok(ApplyOutcome::Applied),
-            Err(failed) if failed.first() == Some(&true) => Ok(ApplyOutcome::Duplicate),
-            Err(_) => {
-                // The projection lost to a newer one: an older truth. The event still counts
-                // as processed, so it is recorded alone (or found to be a duplicate after all).
-                match self.transact(vec![self.event_put(event)?], "event already processed").await? {
-                    Ok(()) => Ok(ApplyOutcome::Stale),
-                    Err(_) => Ok(ApplyOutcome::Duplicate),
-                }
+            Ok(()) => return Ok(ApplyOutcome::Applied),
+            Err(failed) if failed.first() == Some(&true) => return Ok(ApplyOutcome::Duplicate),
+            Err(failed) if facts_put.is_some() && failed.get(facts_at) == Some(&true) => {
+                return Err(StoreError::Conflict("facts changed"));
             }
+            Err(_) => {}
+        }
+        // Only the projection lost, to a newer one: an older truth. The event still counts as
+        // processed, so it is recorded (with its facts) without it.
+        let mut puts = vec![self.event_put(event)?];
+        puts.extend(facts_put);
+        match self.transact(puts, "event already processed").await? {
+            Ok(()) => Ok(ApplyOutcome::Stale),
+            Err(failed) if failed.first() == Some(&true) => Ok(ApplyOutcome::Duplicate),
+            Err(_) => Err(StoreError::Conflict("facts changed")),
         }
     }
 

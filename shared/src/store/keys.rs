@@ -7,6 +7,7 @@ pub const PROFILE: &str = "PROFILE";
 pub const SUBSCRIPTION: &str = "SUBSCRIPTION";
 pub const CUSTOMER_ACCOUNT: &str = "ACCOUNT";
 pub const EVENT: &str = "EVENT";
+pub const FACTS: &str = "FACTS";
 
 pub fn account(id: &AccountId) -> String {
     format!("ACCOUNT#{id}")

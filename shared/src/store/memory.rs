@@ -6,6 +6,7 @@ use super::{
     Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RateOutcome,
     StoreError, SubscriptionStore,
 };
+use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
 use crate::ratelimit::{Decision, Limit};
 use async_trait::async_trait;
@@ -20,6 +21,7 @@ struct Tables {
     events: HashMap<String, ProcessedEvent>,
     pending: HashMap<(AccountId, String), PendingCheckout>,
     rates: HashMap<(AccountId, String), Vec<i64>>,
+    facts: HashMap<AccountId, Facts>,
 }
 
 /// An in-memory store; clones share the same data.
@@ -64,7 +66,13 @@ impl AccountStore for MemoryStore {
 #[async_trait]
 impl SubscriptionStore for MemoryStore {
     async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
-        Ok(self.lock().subscriptions.get(account).cloned())
+        let tables = self.lock();
+        let facts = tables.facts.get(account).cloned().unwrap_or_default();
+        Ok(tables.subscriptions.get(account).cloned().map(|state| super::merge(state, &facts)))
+    }
+
+    async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError> {
+        Ok(self.lock().facts.get(account).cloned().unwrap_or_default())
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
@@ -79,10 +87,21 @@ impl SubscriptionStore for MemoryStore {
 
 #[async_trait]
 impl EventLog for MemoryStore {
-    async fn apply(&self, event: &ProcessedEvent, projection: Option<&Projection>) -> Result<ApplyOutcome, StoreError> {
+    async fn apply(
+        &self,
+        event: &ProcessedEvent,
+        projection: Option<&Projection>,
+        facts: Option<(&AccountId, &Facts)>,
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut tables = self.lock();
         if tables.events.contains_key(&event.event_id) {
             return Ok(ApplyOutcome::Duplicate);
+        }
+        if let Some((account, facts)) = facts {
+            if tables.facts.get(account).map_or(0, |f| f.rev) != facts.rev {
+                return Err(StoreError::Conflict("facts changed"));
+            }
+            tables.facts.insert(account.clone(), Facts { rev: facts.rev + 1, ..facts.clone() });
         }
         tables.events.insert(event.event_id.clone(), event.clone());
         match projection {

@@ -2,7 +2,8 @@
 //! single-table store) and `memory` (the same contracts in a `Mutex<HashMap>`, for handler
 //! tests and benchmarks; never a stand-in for testing the store itself).
 
-use crate::model::{AccountId, Projection};
+use crate::facts::Facts;
+use crate::model::{AccountId, Projection, SubscriptionStatus};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -87,8 +88,12 @@ pub trait AccountStore: Send + Sync {
 /// The subscription projection, one per account.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
-    /// The account's projection; `None` when it has never had a subscription.
+    /// The account's projection (state and facts combined, see `merge`); `None` when it has
+    /// never had a subscription.
     async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError>;
+
+    /// The facts recorded for the account (empty, revision 0, when none).
+    async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError>;
 
     /// Writes `projection` only if its `version` is newer than the stored one (or none is
     /// stored). `Conflict` when a newer or equal version is stored; then nothing is written.
@@ -98,12 +103,20 @@ pub trait SubscriptionStore: Send + Sync {
 /// The record of processed Stripe events, written together with their effects.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Records `event` and writes `projection` (if any) in one transaction, the record only if
-    /// the event is new and the projection only if newer than the stored one. Never writes
-    /// one without the other, except `Stale`: the record alone. Records expire after
-    /// `record_ttl_days` (at least 31: Stripe keeps events 30 days, so a replay can never
-    /// apply an event twice).
-    async fn apply(&self, event: &ProcessedEvent, projection: Option<&Projection>) -> Result<ApplyOutcome, StoreError>;
+    /// Records `event`, writes `projection` (if any) and `facts` (if any) in one transaction:
+    /// the record only if the event is new, the projection only if newer than the stored one,
+    /// the facts only if their revision is still `facts.rev` (they are stored as `rev + 1`).
+    /// When only the projection's condition fails, the record and facts are written without
+    /// it (`Stale`). A duplicate writes nothing. `Conflict` when the facts changed meanwhile
+    /// (nothing written; process the event again). Records expire after
+    /// `EVENT_RECORD_TTL_DAYS` (past Stripe's 30-day retention, so a replay can never apply an
+    /// event twice).
+    async fn apply(
+        &self,
+        event: &ProcessedEvent,
+        projection: Option<&Projection>,
+        facts: Option<(&AccountId, &Facts)>,
+    ) -> Result<ApplyOutcome, StoreError>;
 
     /// The record of an event, if it was processed.
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError>;
@@ -165,6 +178,20 @@ pub trait CheckoutStore: Send + Sync {
 
     /// Removes every billing item of the account and its customer link. Idempotent.
     async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError>;
+}
+
+/// Combines the versioned state with the recorded facts: the facts are authoritative for
+/// disputes, refunds and entitlements; grace comes from the first unsettled failed payment,
+/// or, when no failure was seen, from the state (the snapshot saw `past_due` first).
+pub fn merge(mut state: Projection, facts: &Facts) -> Projection {
+    state.open_disputes = facts.open_disputes.iter().cloned().collect();
+    state.refunded_period_end = facts.refunded_period_end;
+    state.entitlements = facts.entitlements.clone();
+    state.grace_until = match state.status {
+        SubscriptionStatus::PastDue => facts.grace_until.or(state.grace_until),
+        _ => None,
+    };
+    state
 }
 
 /// Processed-event records live this long: past Stripe's 30-day event retention.

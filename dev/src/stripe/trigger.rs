@@ -1,0 +1,832 @@
+//! [`super::StandIn::trigger`]: moves the stand-in to the state a Stripe event implies, as
+//! `stripe trigger` does against test mode, and records the events Stripe would send on the way,
+//! in order.
+//!
+//! "The account's" objects are the newest live customer whose metadata `tollgate_account_id`
+//! is the account, and that customer's newest live (not canceled, not expired) subscription.
+//! What an event needs and the account lacks is made first, the way Stripe would have made it,
+//! and its events are recorded too: a customer (`customer.created`), a subscription on the
+//! requested plan (`customer.subscription.created`; trialing when the plan has a trial), a paid
+//! invoice and its charge for a refund or a dispute, an open dispute for `charge.dispute.closed`,
+//! a pause for `customer.subscription.resumed`. A trigger that fails changes nothing.
+//!
+//! Events that Stripe sends because of an API call carry a `request.id`; those that Stripe's
+//! own machinery sends (invoicing, Checkout completion, disputes) carry none.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::error::ApiError;
+use super::objects::{self, NewInvoice};
+use super::params::Params;
+use super::routes;
+use super::state::{State, SubscriptionRequest, period_end, previous_attributes};
+
+/// Every event type [`super::StandIn::trigger`] can produce.
+pub const TRIGGER_EVENTS: [&str; 18] = [
+    "checkout.session.completed",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "customer.subscription.paused",
+    "customer.subscription.resumed",
+    "customer.subscription.trial_will_end",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.payment_action_required",
+    "invoice.finalized",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "charge.refunded",
+    "customer.deleted",
+    "entitlements.active_entitlement_summary.updated",
+    // Also reachable on their own, as `stripe trigger` allows.
+    "customer.created",
+    "customer.subscription.created",
+];
+
+/// The metadata key that names a customer's (and a subscription's) Tollgate account.
+pub const ACCOUNT_METADATA_KEY: &str = "tollgate_account_id";
+
+/// The plan and billing interval used when a trigger does not name them.
+pub const DEFAULT_PLAN: &str = "pro";
+pub const DEFAULT_INTERVAL: &str = "month";
+
+const DAY: i64 = 86_400;
+/// Stripe sends `customer.subscription.trial_will_end` three days before a trial ends.
+const TRIAL_WILL_END_NOTICE: i64 = 3 * DAY;
+/// Days a merchant has to answer a new dispute.
+const DISPUTE_RESPONSE_DAYS: i64 = 7;
+/// Stripe's first Smart Retry of a failed invoice payment comes days later.
+const FIRST_RETRY_AFTER: i64 = 3 * DAY;
+const OPEN_DISPUTE_STATUSES: [&str; 4] =
+    ["needs_response", "under_review", "warning_needs_response", "warning_under_review"];
+
+/// What to trigger: the body of `POST /_tollgate/trigger` and the argument of
+/// [`super::StandIn::trigger`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// One of [`TRIGGER_EVENTS`].
+    pub event: String,
+    /// The Tollgate account (customer metadata `tollgate_account_id`).
+    pub account: String,
+    /// Tier of a new subscription, or the target of a plan change (`customer.subscription.updated`);
+    /// default [`DEFAULT_PLAN`] for new subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// `month` or `year`; default `month` for new subscriptions, the current one for changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+    /// `won` or `lost`, for `charge.dispute.closed` only (default `won`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+}
+
+impl TriggerSpec {
+    pub fn new(event: &str, account: &str) -> Self {
+        Self { event: event.to_owned(), account: account.to_owned(), plan: None, interval: None, outcome: None }
+    }
+
+    #[must_use]
+    pub fn plan(mut self, plan: &str) -> Self {
+        self.plan = Some(plan.to_owned());
+        self
+    }
+
+    #[must_use]
+    pub fn interval(mut self, interval: &str) -> Self {
+        self.interval = Some(interval.to_owned());
+        self
+    }
+
+    #[must_use]
+    pub fn outcome(mut self, outcome: &str) -> Self {
+        self.outcome = Some(outcome.to_owned());
+        self
+    }
+}
+
+/// Performs `spec` on `state` and returns the events it recorded, oldest first. On error the
+/// state is left as it was.
+pub(crate) fn run(state: &mut State, spec: &TriggerSpec) -> Result<Vec<Value>, ApiError> {
+    check(state, spec)?;
+    let before = state.clone();
+    let first = state.events.len();
+    let result = Trigger { state: &mut *state, spec }.perform();
+    state.cause = None;
+    match result {
+        Ok(()) => Ok(state.events[first..].iter().map(|event| event.value.clone()).collect()),
+        Err(error) => {
+            *state = before;
+            Err(error)
+        }
+    }
+}
+
+/// Plans the catalogue offers: lookup keys `<plan>_monthly` / `<plan>_yearly`.
+fn plans(state: &State) -> BTreeSet<String> {
+    state
+        .prices
+        .iter()
+        .filter_map(|price| price["lookup_key"].as_str())
+        .filter_map(|key| key.strip_suffix("_monthly").or_else(|| key.strip_suffix("_yearly")))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn check(state: &State, spec: &TriggerSpec) -> Result<(), ApiError> {
+    if !TRIGGER_EVENTS.contains(&spec.event.as_str()) {
+        return Err(ApiError::invalid_value(
+            "event",
+            format!("Unsupported event type '{}'. Supported: {}.", spec.event, TRIGGER_EVENTS.join(", ")),
+        ));
+    }
+    if spec.account.trim().is_empty() {
+        return Err(ApiError::missing_param("account"));
+    }
+    if spec.account.len() > 500 {
+        return Err(ApiError::invalid_value("account", "account must be at most 500 characters (a metadata value)."));
+    }
+    if let Some(plan) = &spec.plan {
+        let known = plans(state);
+        if !known.contains(plan) {
+            return Err(ApiError::invalid_value(
+                "plan",
+                format!(
+                    "Unknown plan '{plan}': the stand-in's catalogue has no price with lookup key \
+                     '{plan}_monthly' or '{plan}_yearly'. Plans: {}.",
+                    known.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(interval) = &spec.interval
+        && interval != "month"
+        && interval != "year"
+    {
+        return Err(ApiError::invalid_value("interval", format!("Invalid interval '{interval}': month or year.")));
+    }
+    if let Some(outcome) = &spec.outcome {
+        if spec.event != "charge.dispute.closed" {
+            return Err(ApiError::invalid_value("outcome", "outcome applies to charge.dispute.closed only."));
+        }
+        if outcome != "won" && outcome != "lost" {
+            return Err(ApiError::invalid_value("outcome", format!("Invalid outcome '{outcome}': won or lost.")));
+        }
+    }
+    Ok(())
+}
+
+fn lookup_key(plan: &str, interval: &str) -> String {
+    format!("{plan}_{}", if interval == "year" { "yearly" } else { "monthly" })
+}
+
+/// Trial days of a tier, from the plan catalogue (`plans.toml`) Tollgate's checkout uses.
+fn trial_days(plan: &str) -> Option<i64> {
+    let catalogue = tollgate::Catalogue::builtin().ok()?;
+    catalogue.tier(plan)?.trial_days.map(i64::from)
+}
+
+/// Feature flags of the tier a price buys, from the plan catalogue.
+fn features(price_lookup_key: &str) -> BTreeSet<String> {
+    tollgate::Catalogue::builtin()
+        .ok()
+        .and_then(|catalogue| {
+            let price = catalogue.price_by_lookup_key(price_lookup_key)?;
+            catalogue.tier(&price.tier).map(|tier| tier.features.clone())
+        })
+        .unwrap_or_default()
+}
+
+fn id_of(value: &Value) -> String {
+    value["id"].as_str().unwrap_or_default().to_owned()
+}
+
+fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field].as_str().unwrap_or_default()
+}
+
+struct Trigger<'a> {
+    state: &'a mut State,
+    spec: &'a TriggerSpec,
+}
+
+impl Trigger<'_> {
+    fn perform(&mut self) -> Result<(), ApiError> {
+        match self.spec.event.as_str() {
+            "checkout.session.completed" => self.checkout_session_completed(),
+            "customer.created" => self.customer_created(),
+            "customer.subscription.created" => self.subscription_created(),
+            "customer.subscription.updated" => self.subscription_updated(),
+            "customer.subscription.deleted" => self.subscription_deleted(),
+            "customer.subscription.paused" => {
+                let id = self.ensure_subscription()?;
+                self.pause(&id)
+            }
+            "customer.subscription.resumed" => self.subscription_resumed(),
+            "customer.subscription.trial_will_end" => self.trial_will_end(),
+            "invoice.finalized" => {
+                let subscription = self.ensure_subscription()?;
+                self.next_invoice(&subscription).map(drop)
+            }
+            "invoice.paid" | "invoice.payment_succeeded" => {
+                let subscription = self.ensure_subscription()?;
+                let invoice = self.collectible_invoice(&subscription)?;
+                self.pay(&invoice).map(drop)
+            }
+            "invoice.payment_failed" | "invoice.payment_action_required" => {
+                let subscription = self.ensure_subscription()?;
+                let invoice = self.collectible_invoice(&subscription)?;
+                let spec = self.spec;
+                self.fail(&invoice, &spec.event)
+            }
+            "charge.refunded" => self.charge_refunded(),
+            "charge.dispute.created" => self.dispute_created().map(drop),
+            "charge.dispute.closed" => self.dispute_closed(),
+            "customer.deleted" => self.customer_deleted(),
+            "entitlements.active_entitlement_summary.updated" => self.entitlements_updated(),
+            other => Err(ApiError::invalid_value("event", format!("Unsupported event type '{other}'."))),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.state.now()
+    }
+
+    /// The next events are caused by an API request (they carry its id).
+    fn by_request(&mut self) {
+        let id = self.state.new_id("req_", 14);
+        self.state.cause = Some((id, None));
+    }
+
+    /// The next events come from Stripe's own machinery (no request).
+    fn automatically(&mut self) {
+        self.state.cause = None;
+    }
+
+    fn plan(&self) -> &str {
+        self.spec.plan.as_deref().unwrap_or(DEFAULT_PLAN)
+    }
+
+    fn price(&self, plan: &str, interval: &str) -> Result<Value, ApiError> {
+        let key = lookup_key(plan, interval);
+        self.state.price_by_lookup_key(&key).cloned().ok_or_else(|| {
+            ApiError::invalid_value(
+                if self.spec.interval.is_some() { "interval" } else { "plan" },
+                format!("The stand-in's catalogue has no price with lookup key '{key}'."),
+            )
+        })
+    }
+
+    // ----- the account's customer and subscription
+
+    fn customer(&self) -> Option<String> {
+        self.state
+            .customers
+            .iter()
+            .filter(|c| !c.deleted && c.value["metadata"][ACCOUNT_METADATA_KEY] == json!(self.spec.account))
+            .max_by_key(|c| c.seq)
+            .map(|c| id_of(&c.value))
+    }
+
+    fn ensure_customer(&mut self) -> String {
+        if let Some(id) = self.customer() {
+            return id;
+        }
+        self.by_request();
+        let mut customer = self.state.new_customer();
+        customer["metadata"] = json!({ ACCOUNT_METADATA_KEY: self.spec.account });
+        let id = id_of(&customer);
+        self.state.insert_customer(customer);
+        id
+    }
+
+    fn live_subscription(&self, customer: &str) -> Option<String> {
+        self.state
+            .subscriptions
+            .iter()
+            .filter(|s| str_of(&s.value, "customer") == customer)
+            .filter(|s| !["canceled", "incomplete_expired"].contains(&str_of(&s.value, "status")))
+            .max_by_key(|s| s.seq)
+            .map(|s| id_of(&s.value))
+    }
+
+    fn subscription(&self, id: &str) -> Result<Value, ApiError> {
+        self.state.subscription(id).cloned().ok_or_else(|| ApiError::no_such("subscription", id))
+    }
+
+    /// Subscribes the customer to the requested plan as Tollgate's checkout would (trialing
+    /// when the plan has a trial), recording `customer.subscription.created`.
+    fn create_subscription(&mut self, customer: &str) -> Result<String, ApiError> {
+        let price = self.price(self.plan(), self.spec.interval.as_deref().unwrap_or(DEFAULT_INTERVAL))?;
+        let trial_end = trial_days(self.plan()).map(|days| self.now() + days * DAY);
+        self.by_request();
+        let request = SubscriptionRequest {
+            items: vec![(price, 1)],
+            trial_end,
+            status: None,
+            metadata: json!({ ACCOUNT_METADATA_KEY: self.spec.account }),
+            description: None,
+            cancel_at_period_end: false,
+        };
+        Ok(id_of(&self.state.create_subscription(customer, request)))
+    }
+
+    /// The account's newest live subscription, made first (with its customer) if it has none.
+    fn ensure_subscription(&mut self) -> Result<String, ApiError> {
+        let customer = self.ensure_customer();
+        match self.live_subscription(&customer) {
+            Some(id) => Ok(id),
+            None => self.create_subscription(&customer),
+        }
+    }
+
+    /// Records `customer.subscription.updated` for a change whose previous attributes are given.
+    fn record_updated(&mut self, id: &str, previous: Option<Value>) -> Result<(), ApiError> {
+        let subscription = self.subscription(id)?;
+        self.state.record_event("customer.subscription.updated", subscription, previous);
+        Ok(())
+    }
+
+    // ----- customers and Checkout
+
+    fn customer_created(&mut self) -> Result<(), ApiError> {
+        if let Some(existing) = self.customer() {
+            return Err(ApiError::invalid_state(format!(
+                "Account '{}' already has customer {existing}: customer.created is sent once per customer.",
+                self.spec.account
+            )));
+        }
+        self.ensure_customer();
+        Ok(())
+    }
+
+    fn subscription_created(&mut self) -> Result<(), ApiError> {
+        let customer = self.ensure_customer();
+        self.create_subscription(&customer).map(drop)
+    }
+
+    /// A Checkout Session created as Tollgate's `POST /checkout` creates it, then completed.
+    fn checkout_session_completed(&mut self) -> Result<(), ApiError> {
+        let plan = self.plan().to_owned();
+        let price = self.price(&plan, self.spec.interval.as_deref().unwrap_or(DEFAULT_INTERVAL))?;
+        let customer = self.ensure_customer();
+        let account = self.spec.account.clone();
+        let mut pairs: Vec<(String, String)> = [
+            ("mode", "subscription"),
+            ("customer", customer.as_str()),
+            ("client_reference_id", account.as_str()),
+            ("line_items[0][price]", str_of(&price, "id")),
+            ("line_items[0][quantity]", "1"),
+            ("metadata[tollgate_account_id]", account.as_str()),
+            ("subscription_data[metadata][tollgate_account_id]", account.as_str()),
+            ("success_url", "http://127.0.0.1/billing/success?session_id={CHECKOUT_SESSION_ID}"),
+            ("cancel_url", "http://127.0.0.1/billing/cancel"),
+        ]
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+        if let Some(days) = trial_days(&plan) {
+            pairs.push(("subscription_data[trial_period_days]".to_owned(), days.to_string()));
+        }
+        self.by_request();
+        let session = routes::create_checkout_session(self.state, &Params::from_pairs(&pairs))?;
+        self.automatically();
+        self.state.complete_checkout_session(str_of(&session, "id"))?;
+        Ok(())
+    }
+
+    fn customer_deleted(&mut self) -> Result<(), ApiError> {
+        let Some(customer) = self.customer() else {
+            return Err(ApiError::missing_resource(
+                format!(
+                    "Account '{}' has no customer in the local Stripe stand-in (no live customer has \
+                     metadata {ACCOUNT_METADATA_KEY}={}): there is nothing to delete.",
+                    self.spec.account, self.spec.account
+                ),
+                "account",
+            ));
+        };
+        self.by_request();
+        self.state.delete_customer(&customer)?;
+        Ok(())
+    }
+
+    // ----- subscription changes
+
+    /// A plan (or interval) change with `--plan`/`--interval`; otherwise a metadata update, as
+    /// the Stripe CLI's fixture does.
+    fn subscription_updated(&mut self) -> Result<(), ApiError> {
+        let id = self.ensure_subscription()?;
+        let subscription = self.subscription(&id)?;
+        let item = &subscription["items"]["data"][0];
+        let current = &item["price"];
+        let current_key = str_of(current, "lookup_key");
+        let current_plan = current_key
+            .strip_suffix("_monthly")
+            .or_else(|| current_key.strip_suffix("_yearly"))
+            .unwrap_or(current_key)
+            .to_owned();
+        let current_interval = current["recurring"]["interval"].as_str().unwrap_or(DEFAULT_INTERVAL).to_owned();
+        let plan = self.spec.plan.clone().unwrap_or(current_plan);
+        let interval = self.spec.interval.clone().unwrap_or(current_interval);
+        let target = self.price(&plan, &interval)?;
+        let pairs: Vec<(String, String)> = if target["id"] == current["id"] {
+            vec![("metadata[tollgate_trigger]".to_owned(), self.state.new_id("", 8))]
+        } else {
+            vec![
+                ("items[0][id]".to_owned(), id_of(item)),
+                ("items[0][price]".to_owned(), id_of(&target)),
+                ("proration_behavior".to_owned(), "create_prorations".to_owned()),
+            ]
+        };
+        self.by_request();
+        routes::update_subscription(self.state, &id, &Params::from_pairs(&pairs))?;
+        Ok(())
+    }
+
+    fn subscription_deleted(&mut self) -> Result<(), ApiError> {
+        let id = self.ensure_subscription()?;
+        self.by_request();
+        self.state.cancel_subscription(&id, None, None)?;
+        Ok(())
+    }
+
+    /// Pauses a subscription: a trialing one as its trial ends without a payment method, any
+    /// other as the pause endpoint does. Records `customer.subscription.paused` and
+    /// `customer.subscription.updated`.
+    fn pause(&mut self, id: &str) -> Result<(), ApiError> {
+        let mut subscription = self.subscription(id)?;
+        let status = str_of(&subscription, "status").to_owned();
+        if status == "paused" {
+            return Err(ApiError::invalid_state(format!("Subscription {id} is already paused.")));
+        }
+        let now = self.now();
+        let trial_ended = status == "trialing";
+        let why = if trial_ended { "trial_end_without_payment_method" } else { "pause_requested" };
+        subscription["status"] = json!("paused");
+        subscription["status_details"] =
+            json!({ "paused": { "subscription": { "type": why }, "transitioned_at": now, "type": "subscription" } });
+        if trial_ended {
+            subscription["trial_end"] = json!(now);
+            subscription["trial_settings"] = json!({ "end_behavior": { "missing_payment_method": "pause" } });
+            self.automatically();
+        } else {
+            self.by_request();
+        }
+        let previous = self.state.replace_subscription(id, subscription.clone());
+        self.state.record_event("customer.subscription.paused", subscription, None);
+        self.record_updated(id, previous)
+    }
+
+    /// Resumes the account's subscription (pausing it first when it is not paused): active
+    /// again, a new billing period from now.
+    fn subscription_resumed(&mut self) -> Result<(), ApiError> {
+        let id = self.ensure_subscription()?;
+        if str_of(&self.subscription(&id)?, "status") != "paused" {
+            self.pause(&id)?;
+        }
+        let now = self.now();
+        let mut subscription = self.subscription(&id)?;
+        subscription["status"] = json!("active");
+        subscription["status_details"] = Value::Null;
+        subscription["billing_cycle_anchor"] = json!(now);
+        restart_periods(&mut subscription, now);
+        self.by_request();
+        let previous = self.state.replace_subscription(&id, subscription.clone());
+        self.state.record_event("customer.subscription.resumed", subscription, None);
+        self.record_updated(&id, previous)
+    }
+
+    /// The trial now ends in three days (as if the clock had moved on).
+    fn trial_will_end(&mut self) -> Result<(), ApiError> {
+        let customer = self.ensure_customer();
+        let id = match self.live_subscription(&customer) {
+            Some(id) => id,
+            None if trial_days(self.plan()).is_none() => {
+                return Err(ApiError::invalid_value(
+                    "plan",
+                    format!("Plan '{}' has no trial, so it never sends trial_will_end.", self.plan()),
+                ));
+            }
+            None => self.create_subscription(&customer)?,
+        };
+        let mut subscription = self.subscription(&id)?;
+        let status = str_of(&subscription, "status");
+        if status != "trialing" {
+            return Err(ApiError::invalid_state(format!(
+                "Subscription {id} is {status}, not trialing: customer.subscription.trial_will_end is \
+                 sent three days before a trial ends."
+            )));
+        }
+        let notice = self.now() + TRIAL_WILL_END_NOTICE;
+        if subscription["trial_end"].as_i64().is_none_or(|end| end > notice) {
+            subscription["trial_end"] = json!(notice);
+            subscription["billing_cycle_anchor"] = json!(notice);
+            for item in items_mut(&mut subscription) {
+                item["current_period_end"] = json!(notice);
+            }
+            self.state.replace_subscription(&id, subscription.clone());
+        }
+        self.automatically();
+        self.state.record_event("customer.subscription.trial_will_end", subscription, None);
+        Ok(())
+    }
+
+    // ----- invoices
+
+    /// The subscription's open invoice when it has one (a payment to retry), else its next one.
+    fn collectible_invoice(&mut self, subscription: &str) -> Result<String, ApiError> {
+        let latest = self.subscription(subscription)?["latest_invoice"].as_str().map(str::to_owned);
+        match latest.filter(|id| self.state.invoice(id).is_some_and(|i| i["status"] == "open")) {
+            Some(open) => Ok(open),
+            None => self.next_invoice(subscription),
+        }
+    }
+
+    /// Bills the subscription's next period: ends a trial now, or moves to the next period (the
+    /// first invoice of a subscription without a trial bills the current one). Records
+    /// `customer.subscription.updated` when the subscription changed, then `invoice.created`
+    /// (draft) and `invoice.finalized` (open, payment attempt pending).
+    fn next_invoice(&mut self, id: &str) -> Result<String, ApiError> {
+        let mut subscription = self.subscription(id)?;
+        let status = str_of(&subscription, "status").to_owned();
+        if status == "paused" {
+            return Err(ApiError::invalid_state(format!(
+                "Subscription {id} is paused and generates no invoices: trigger customer.subscription.resumed first."
+            )));
+        }
+        let now = self.now();
+        let period = |s: &Value| {
+            let item = &s["items"]["data"][0];
+            (item["current_period_start"].as_i64().unwrap_or(now), item["current_period_end"].as_i64().unwrap_or(now))
+        };
+        let (start, end) = period(&subscription);
+        let (billing_reason, invoice_period) = if status == "trialing" {
+            subscription["status"] = json!("active");
+            subscription["trial_end"] = json!(now);
+            subscription["billing_cycle_anchor"] = json!(now);
+            restart_periods(&mut subscription, now);
+            ("subscription_cycle", (start, now))
+        } else if subscription["latest_invoice"].is_null() {
+            ("subscription_create", (now, now))
+        } else {
+            restart_periods(&mut subscription, end);
+            ("subscription_cycle", (start, end))
+        };
+        let invoice_id = self.state.new_id("in_", 24);
+        subscription["latest_invoice"] = json!(invoice_id);
+        self.automatically();
+        let previous = self.state.replace_subscription(id, subscription.clone());
+        if previous
+            .as_ref()
+            .and_then(Value::as_object)
+            .is_some_and(|changed| changed.keys().any(|k| k != "latest_invoice"))
+        {
+            self.record_updated(id, previous)?;
+        }
+
+        let customer_id = str_of(&subscription, "customer").to_owned();
+        let customer = self.state.live_customer(&customer_id).cloned().unwrap_or_else(|| json!({ "id": customer_id }));
+        let mut lines = Vec::new();
+        for item in subscription["items"]["data"].as_array().cloned().unwrap_or_default() {
+            let line_id = self.state.new_id("il_", 24);
+            let product = self.state.product(str_of(&item["price"], "product")).cloned().unwrap_or(Value::Null);
+            lines.push(objects::invoice_line(&line_id, &invoice_id, id, &item, str_of(&product, "name")));
+        }
+        let mut invoice = objects::invoice(NewInvoice {
+            id: &invoice_id,
+            created: now,
+            customer: &customer,
+            subscription: &subscription,
+            billing_reason,
+            period: invoice_period,
+            lines,
+        });
+        self.state.insert_billing_object(invoice.clone());
+        self.state.record_event("invoice.created", invoice.clone(), None);
+
+        let prefix = str_of(&customer, "invoice_prefix").to_owned();
+        let numbered = self.state.invoices.iter().filter(|i| i.value["customer"] == customer["id"]).count();
+        invoice["status"] = json!("open");
+        invoice["number"] = json!(format!("{prefix}-{numbered:04}"));
+        invoice["automatically_finalizes_at"] = Value::Null;
+        invoice["effective_at"] = json!(now);
+        invoice["ending_balance"] = json!(0);
+        invoice["next_payment_attempt"] = json!(now + 3_600);
+        invoice["status_transitions"]["finalized_at"] = json!(now);
+        invoice["hosted_invoice_url"] = json!(format!("http://127.0.0.1/stripe-standin/invoices/{invoice_id}"));
+        invoice["invoice_pdf"] = json!(format!("http://127.0.0.1/stripe-standin/invoices/{invoice_id}/pdf"));
+        self.state.replace_billing_object(invoice.clone());
+        self.state.record_event("invoice.finalized", invoice, None);
+        Ok(invoice_id)
+    }
+
+    fn invoice(&self, id: &str) -> Result<Value, ApiError> {
+        self.state.invoice(id).cloned().ok_or_else(|| ApiError::no_such("invoice", id))
+    }
+
+    /// The subscription an invoice bills.
+    fn invoiced_subscription(invoice: &Value) -> String {
+        str_of(&invoice["parent"]["subscription_details"], "subscription").to_owned()
+    }
+
+    /// Pays an open invoice with a card charge: records `invoice.paid` and
+    /// `invoice.payment_succeeded`, then `customer.subscription.updated` when the payment
+    /// brings the subscription back to `active`. Returns the charge id.
+    fn pay(&mut self, invoice_id: &str) -> Result<String, ApiError> {
+        let mut invoice = self.invoice(invoice_id)?;
+        let now = self.now();
+        let customer_id = str_of(&invoice, "customer").to_owned();
+        let customer = self.state.live_customer(&customer_id).cloned().unwrap_or_else(|| json!({ "id": customer_id }));
+        let amount = invoice["amount_due"].as_i64().unwrap_or_default();
+        let description = if invoice["billing_reason"] == "subscription_create" {
+            "Subscription creation"
+        } else {
+            "Subscription update"
+        };
+        let (charge_id, payment_method) = (self.state.new_id("ch_", 24), self.state.new_id("pm_", 24));
+        let charge = objects::charge(&charge_id, &payment_method, &customer, amount, now, description);
+        self.automatically();
+        self.state.insert_billing_object(charge);
+
+        invoice["status"] = json!("paid");
+        invoice["amount_paid"] = json!(amount);
+        invoice["amount_remaining"] = json!(0);
+        invoice["attempted"] = json!(true);
+        invoice["attempt_count"] = json!(invoice["attempt_count"].as_u64().unwrap_or_default() + 1);
+        invoice["auto_advance"] = json!(false);
+        invoice["next_payment_attempt"] = Value::Null;
+        invoice["status_transitions"]["paid_at"] = json!(now);
+        self.state.replace_billing_object(invoice.clone());
+        self.state.record_event("invoice.paid", invoice.clone(), None);
+        self.state.record_event("invoice.payment_succeeded", invoice.clone(), None);
+
+        let subscription_id = Self::invoiced_subscription(&invoice);
+        let mut subscription = self.subscription(&subscription_id)?;
+        if ["past_due", "unpaid", "incomplete"].contains(&str_of(&subscription, "status")) {
+            subscription["status"] = json!("active");
+            let previous = self.state.replace_subscription(&subscription_id, subscription);
+            self.record_updated(&subscription_id, previous)?;
+        }
+        Ok(charge_id)
+    }
+
+    /// A payment attempt that failed (`invoice.payment_failed`) or needs the customer to
+    /// authenticate (`invoice.payment_action_required`): the invoice stays open and the
+    /// subscription becomes `past_due`.
+    fn fail(&mut self, invoice_id: &str, kind: &str) -> Result<(), ApiError> {
+        let mut invoice = self.invoice(invoice_id)?;
+        let now = self.now();
+        invoice["attempted"] = json!(true);
+        invoice["attempt_count"] = json!(invoice["attempt_count"].as_u64().unwrap_or_default() + 1);
+        invoice["next_payment_attempt"] =
+            if kind == "invoice.payment_failed" { json!(now + FIRST_RETRY_AFTER) } else { Value::Null };
+        self.automatically();
+        self.state.replace_billing_object(invoice.clone());
+        self.state.record_event(kind, invoice.clone(), None);
+
+        let subscription_id = Self::invoiced_subscription(&invoice);
+        let mut subscription = self.subscription(&subscription_id)?;
+        if str_of(&subscription, "status") != "past_due" {
+            subscription["status"] = json!("past_due");
+            let previous = self.state.replace_subscription(&subscription_id, subscription);
+            self.record_updated(&subscription_id, previous)?;
+        }
+        Ok(())
+    }
+
+    // ----- charges, refunds and disputes
+
+    /// The account's newest succeeded charge that `usable` accepts; when there is none, the
+    /// subscription's open or next invoice is paid first (recording its events).
+    fn paid_charge(&mut self, usable: impl Fn(&Value) -> bool) -> Result<Value, ApiError> {
+        let customer = self.ensure_customer();
+        let found = self
+            .state
+            .charges
+            .iter()
+            .filter(|c| str_of(&c.value, "customer") == customer && c.value["status"] == "succeeded")
+            .filter(|c| usable(&c.value))
+            .max_by_key(|c| c.seq)
+            .map(|c| c.value.clone());
+        if let Some(charge) = found {
+            return Ok(charge);
+        }
+        let subscription = self.ensure_subscription()?;
+        let invoice = self.collectible_invoice(&subscription)?;
+        let charge = self.pay(&invoice)?;
+        self.state.charge(&charge).cloned().ok_or_else(|| ApiError::no_such("charge", &charge))
+    }
+
+    /// Refunds the whole of the account's newest charge not yet refunded or disputed.
+    fn charge_refunded(&mut self) -> Result<(), ApiError> {
+        let before = self.paid_charge(|c| c["refunded"] == false && c["disputed"] == false)?;
+        let now = self.now();
+        let amount = before["amount"].as_i64().unwrap_or_default();
+        let remaining = amount - before["amount_refunded"].as_i64().unwrap_or_default();
+        let refund_id = self.state.new_id("re_", 24);
+        let refund = objects::refund(&refund_id, &before, remaining, now);
+        let mut charge = before.clone();
+        charge["amount_refunded"] = json!(amount);
+        charge["refunded"] = json!(true);
+        if let Some(refunds) = charge["refunds"]["data"].as_array_mut() {
+            refunds.insert(0, refund);
+        }
+        self.by_request();
+        let previous = self.state.replace_billing_object(charge.clone());
+        self.state.record_event("charge.refunded", charge, previous);
+        Ok(())
+    }
+
+    /// Opens a chargeback on the account's newest undisputed, unrefunded charge. Returns the
+    /// dispute id.
+    fn dispute_created(&mut self) -> Result<String, ApiError> {
+        let mut charge = self.paid_charge(|c| c["disputed"] == false && c["amount_refunded"] == 0)?;
+        let now = self.now();
+        let dispute_id = self.state.new_id("dp_", 24);
+        let dispute = objects::dispute(&dispute_id, &charge, now, now + DISPUTE_RESPONSE_DAYS * DAY);
+        charge["disputed"] = json!(true);
+        self.automatically();
+        self.state.replace_billing_object(charge);
+        self.state.insert_billing_object(dispute.clone());
+        self.state.record_event("charge.dispute.created", dispute, None);
+        Ok(dispute_id)
+    }
+
+    /// Closes the account's newest open dispute (opening one first when there is none) with
+    /// the requested outcome (default won), evidence submitted.
+    fn dispute_closed(&mut self) -> Result<(), ApiError> {
+        let customer = self.ensure_customer();
+        let open = self
+            .state
+            .disputes
+            .iter()
+            .filter(|d| OPEN_DISPUTE_STATUSES.contains(&str_of(&d.value, "status")))
+            .filter(|d| self.state.charge(str_of(&d.value, "charge")).is_some_and(|c| c["customer"] == json!(customer)))
+            .max_by_key(|d| d.seq)
+            .map(|d| id_of(&d.value));
+        let id = match open {
+            Some(id) => id,
+            None => self.dispute_created()?,
+        };
+        let mut dispute = self.state.dispute(&id).cloned().ok_or_else(|| ApiError::no_such("dispute", &id))?;
+        dispute["status"] = json!(self.spec.outcome.as_deref().unwrap_or("won"));
+        dispute["is_charge_refundable"] = json!(false);
+        dispute["evidence"]["uncategorized_text"] = json!("Service delivered as described (tollgate-dev trigger).");
+        dispute["evidence_details"]["has_evidence"] = json!(true);
+        dispute["evidence_details"]["submission_count"] = json!(1);
+        self.automatically();
+        self.state.replace_billing_object(dispute.clone());
+        self.state.record_event("charge.dispute.closed", dispute, None);
+        Ok(())
+    }
+
+    // ----- entitlements
+
+    /// The customer's active entitlements: the features of the tier its live subscription buys
+    /// (from the plan catalogue), none without one.
+    fn entitlements_updated(&mut self) -> Result<(), ApiError> {
+        let customer = self.ensure_customer();
+        let lookup_key = match self.live_subscription(&customer) {
+            Some(id) => str_of(&self.subscription(&id)?["items"]["data"][0]["price"], "lookup_key").to_owned(),
+            None => String::new(),
+        };
+        let previous = self.state.entitlement_summaries.get(&customer).cloned();
+        let previous_list = previous.as_ref().map_or_else(
+            || json!({ "object": "list", "data": [], "has_more": false, "url": "/v1/entitlements/active_entitlements" }),
+            |summary| summary["entitlements"].clone(),
+        );
+        let mut entitlements = Vec::new();
+        for feature in features(&lookup_key) {
+            let kept = previous_list["data"]
+                .as_array()
+                .and_then(|list| list.iter().find(|e| e["lookup_key"] == json!(feature)))
+                .map(id_of);
+            let id = kept.unwrap_or_else(|| self.state.new_id("ent_test_", 24));
+            entitlements.push(objects::active_entitlement(&id, &format!("feat_test_{feature}"), &feature));
+        }
+        let summary = objects::entitlement_summary(&customer, entitlements);
+        self.state.entitlement_summaries.insert(customer, summary.clone());
+        let previous = previous_attributes(&json!({ "entitlements": previous_list }), &summary);
+        self.automatically();
+        self.state.record_event("entitlements.active_entitlement_summary.updated", summary, previous);
+        Ok(())
+    }
+}
+
+fn items_mut(subscription: &mut Value) -> impl Iterator<Item = &mut Value> {
+    subscription["items"]["data"].as_array_mut().into_iter().flatten()
+}
+
+/// Starts every item's billing period at `start`.
+fn restart_periods(subscription: &mut Value, start: i64) {
+    for item in items_mut(subscription) {
+        let end = period_end(&item["price"], start);
+        item["current_period_start"] = json!(start);
+        item["current_period_end"] = json!(end);
+    }
+}

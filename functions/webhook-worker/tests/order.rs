@@ -1,0 +1,250 @@
+//! Invariant 2: for any delivery order of a customer's events, with duplicates and with
+//! workers that read Stripe before another wrote a newer snapshot, the final projection equals
+//! the one in-order delivery gives. Stripe's state advances as the events happen.
+
+use async_trait::async_trait;
+use proptest::prelude::*;
+use std::sync::{Arc, Mutex};
+use tollgate::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, RemoteSubscription};
+use tollgate::clock::{Clock, FixedClock};
+use tollgate::model::{AccountId, Interval, Projection, SubscriptionStatus as S};
+use tollgate::notify::{Notification, Notifier};
+use tollgate::plans::Catalogue;
+use tollgate::queue::QueueError;
+use tollgate::store::{MemoryStore, SubscriptionStore};
+use webhook_worker::{Deps, Snapshots, apply};
+
+const T0: i64 = 1_795_000_000;
+
+/// Stripe for one customer: its subscriptions as they are now.
+struct FakeStripe {
+    subscriptions: Mutex<Vec<RemoteSubscription>>,
+    clock: FixedClock,
+}
+
+#[async_trait]
+impl Billing for FakeStripe {
+    async fn create_customer(&self, _: &AccountId, _: &str) -> Result<String, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
+    }
+    async fn charge_customer(&self, _: &str) -> Result<Option<String>, BillingError> {
+        Ok(Some("cus_1".into()))
+    }
+    async fn subscriptions(&self, _: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
+        self.clock.advance_ms(1);
+        Ok(self.subscriptions.lock().unwrap().clone())
+    }
+    async fn create_checkout_session(&self, _: &CheckoutRequest, _: &str) -> Result<CheckoutSession, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
+    }
+    async fn create_portal_session(&self, _: &str, _: &str, _: &str) -> Result<String, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
+    }
+    async fn change_price(&self, _: &str, _: &str, _: &str, _: &str) -> Result<RemoteSubscription, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
+    }
+    async fn cancel(&self, _: &str, _: bool, _: &str) -> Result<RemoteSubscription, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
+    }
+}
+
+#[derive(Default)]
+struct Outbox(Mutex<Vec<Notification>>);
+
+#[async_trait]
+impl Notifier for Outbox {
+    async fn notify(&self, notification: &Notification) -> Result<(), QueueError> {
+        self.0.lock().unwrap().push(notification.clone());
+        Ok(())
+    }
+}
+
+fn subscription(status: S, key: &str, at: i64) -> RemoteSubscription {
+    RemoteSubscription {
+        id: "sub_1".into(),
+        customer_id: "cus_1".into(),
+        status,
+        price_lookup_key: Some(key.into()),
+        interval: Some(Interval::Month),
+        item_id: Some("si_1".into()),
+        current_period_start: Some(at),
+        current_period_end: Some(at + 30 * 86_400),
+        trial_end: (status == S::Trialing).then_some(T0 + 14 * 86_400),
+        cancel_at_period_end: false,
+        created: T0,
+        account_hint: Some("acct_1".into()),
+    }
+}
+
+fn event(id: &str, event_type: &str, created: i64, object: serde_json::Value) -> String {
+    serde_json::json!({"id": id, "object": "event", "type": event_type, "created": created, "data": {"object": object}})
+        .to_string()
+}
+
+/// One step of Stripe's lifecycle: the state after it and the events it emits (several in
+/// the same second, as Stripe does).
+fn lifecycle() -> Vec<(RemoteSubscription, Vec<String>)> {
+    let sub = |status| serde_json::json!({"id": "sub_1", "object": "subscription", "customer": "cus_1", "status": status, "metadata": {"tollgate_account_id": "acct_1"}});
+    let invoice = |id: &str| serde_json::json!({"id": id, "object": "invoice", "customer": "cus_1", "parent": {"subscription_details": {"metadata": {"tollgate_account_id": "acct_1"}}}});
+    let t = |n: i64| T0 + n * 86_400;
+    vec![
+        (
+            subscription(S::Trialing, "pro_monthly", t(0)),
+            vec![
+                event("evt_created", "customer.subscription.created", t(0), sub("trialing")),
+                event(
+                    "evt_checkout",
+                    "checkout.session.completed",
+                    t(0),
+                    serde_json::json!({"id": "cs_1", "object": "checkout.session", "customer": "cus_1", "client_reference_id": "acct_1"}),
+                ),
+            ],
+        ),
+        (
+            subscription(S::Active, "pro_monthly", t(14)),
+            vec![
+                event("evt_paid_1", "invoice.paid", t(14), invoice("in_1")),
+                event("evt_active", "customer.subscription.updated", t(14), sub("active")),
+            ],
+        ),
+        (
+            subscription(S::PastDue, "pro_monthly", t(44)),
+            vec![
+                event("evt_failed", "invoice.payment_failed", t(44), invoice("in_2")),
+                event("evt_past_due", "customer.subscription.updated", t(44), sub("past_due")),
+            ],
+        ),
+        (
+            subscription(S::Active, "pro_monthly", t(45)),
+            vec![
+                event("evt_paid_2", "invoice.paid", t(45), invoice("in_2")),
+                event("evt_recovered", "customer.subscription.updated", t(45), sub("active")),
+            ],
+        ),
+        (
+            subscription(S::Active, "team_monthly", t(50)),
+            vec![event("evt_team", "customer.subscription.updated", t(50), sub("active"))],
+        ),
+        (
+            subscription(S::Active, "team_monthly", t(50)),
+            vec![event(
+                "evt_dispute",
+                "charge.dispute.created",
+                t(51),
+                serde_json::json!({"id": "dp_1", "object": "dispute", "charge": "ch_1", "status": "needs_response"}),
+            )],
+        ),
+        (
+            subscription(S::Canceled, "team_monthly", t(50)),
+            vec![event("evt_canceled", "customer.subscription.deleted", t(52), sub("canceled"))],
+        ),
+    ]
+}
+
+fn deps(clock: &FixedClock) -> Deps<MemoryStore, FakeStripe, Outbox> {
+    Deps {
+        store: MemoryStore::new(),
+        billing: FakeStripe { subscriptions: Mutex::new(vec![]), clock: clock.clone() },
+        notifier: Outbox::default(),
+        catalogue: Catalogue::builtin().unwrap(),
+        clock: Arc::new(clock.clone()),
+        grace_days: 3,
+    }
+}
+
+/// The projection without its version (which is when it was read, so differs per run).
+async fn final_projection(deps: &Deps<MemoryStore, FakeStripe, Outbox>) -> Projection {
+    let mut p = deps.store.subscription(&AccountId::parse("acct_1").unwrap()).await.unwrap().expect("a projection");
+    p.version = 0;
+    p
+}
+
+fn in_order() -> Projection {
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        let clock = FixedClock::at(T0);
+        let deps = deps(&clock);
+        for (state, events) in lifecycle() {
+            *deps.billing.subscriptions.lock().unwrap() = vec![state];
+            for body in events {
+                apply(&deps, &body, &mut Snapshots::new()).await.unwrap();
+            }
+        }
+        final_projection(&deps).await
+    })
+}
+
+/// A delivery: which pending event, whether it stays pending (Stripe redelivers it), and
+/// whether the worker uses a snapshot it read earlier (a slow worker) instead of a fresh one.
+#[derive(Debug, Clone)]
+struct Delivery {
+    pick: usize,
+    redeliver: bool,
+    stale: Option<usize>,
+}
+
+fn delivery() -> impl Strategy<Value = Delivery> {
+    (any::<usize>(), prop::bool::weighted(0.3), prop::option::weighted(0.3, any::<usize>()))
+        .prop_map(|(pick, redeliver, stale)| Delivery { pick, redeliver, stale })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_delivery_order_gives_the_in_order_projection(
+        between in prop::collection::vec(prop::collection::vec(delivery(), 0..4), 7),
+        tail in prop::collection::vec(delivery(), 0..20),
+    ) {
+        let expected = in_order();
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let actual = runtime.block_on(async {
+            let clock = FixedClock::at(T0);
+            let deps = deps(&clock);
+            // Pending events with the step that emitted them; snapshots with the step they saw.
+            let mut pending: Vec<(String, usize)> = Vec::new();
+            let mut reads: Vec<(usize, (Vec<RemoteSubscription>, i64))> = Vec::new();
+            let deliver = |d: &Delivery, pending: &mut Vec<(String, usize)>, reads: &[(usize, (Vec<RemoteSubscription>, i64))]| {
+                let i = d.pick % pending.len();
+                let (body, emitted) = if d.redeliver { pending[i].clone() } else { pending.remove(i) };
+                // A slow worker read Stripe after the event happened, but maybe long before now.
+                let usable: Vec<_> = reads.iter().filter(|(step, _)| *step >= emitted).collect();
+                let mut cache = Snapshots::new();
+                if let Some(pick) = d.stale.filter(|_| !usable.is_empty()) {
+                    cache.insert("cus_1".into(), usable[pick % usable.len()].1.clone());
+                }
+                (body, cache)
+            };
+            for (step, ((state, events), deliveries)) in lifecycle().into_iter().zip(&between).enumerate() {
+                *deps.billing.subscriptions.lock().unwrap() = vec![state];
+                pending.extend(events.into_iter().map(|e| (e, step)));
+                let read = deps.billing.subscriptions("cus_1").await.unwrap();
+                reads.push((step, (read, clock.now_ms())));
+                for d in deliveries {
+                    if pending.is_empty() { break; }
+                    let (body, mut cache) = deliver(d, &mut pending, &reads);
+                    apply(&deps, &body, &mut cache).await.unwrap();
+                }
+            }
+            for d in &tail {
+                if pending.is_empty() { break; }
+                let (body, mut cache) = deliver(&Delivery { redeliver: false, ..d.clone() }, &mut pending, &reads);
+                apply(&deps, &body, &mut cache).await.unwrap();
+            }
+            while let Some((body, _)) = pending.pop() {
+                apply(&deps, &body, &mut Snapshots::new()).await.unwrap();
+            }
+            final_projection(&deps).await
+        });
+        prop_assert_eq!(actual, expected);
+    }
+}
+
+#[test]
+fn in_order_lifecycle_ends_canceled_on_free_with_the_dispute_recorded() {
+    let p = in_order();
+
+    assert_eq!((p.status, p.plan.as_str()), (S::Canceled, "team"));
+    assert_eq!(p.open_disputes, ["dp_1"]);
+    assert_eq!(tollgate::decide(Some(&p), T0 + 53 * 86_400).reason, tollgate::Reason::Disputed);
+}

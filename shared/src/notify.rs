@@ -1,0 +1,105 @@
+//! Notifications for the product's mailer: one message per thing a customer should hear about
+//! (a failed payment, a trial ending, a dispute...), on an SQS FIFO queue of their own.
+//!
+//! Message schema (JSON), documented in the README:
+//! `{"id": "<kind>:<object id>", "kind", "account_id", "customer_id", "event_id", "event_type",
+//!   "occurred_at": <unix seconds>, "object_id", "details": {...}}`.
+//! Delivery is at least once; `id` is stable for one occurrence (so `invoice.paid` and
+//! `invoice.payment_succeeded` of one invoice make one `payment_succeeded`), and serves as the
+//! queue's deduplication id.
+
+use crate::queue::QueueError;
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use serde::{Deserialize, Serialize};
+
+/// What happened, from the customer's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    PaymentActionRequired,
+    TrialWillEnd,
+    PaymentSucceeded,
+    PaymentFailed,
+    DisputeOpened,
+    DisputeClosed,
+    Refunded,
+    SubscriptionCanceled,
+}
+
+impl Kind {
+    /// The notification a Stripe event type makes, if any.
+    pub fn of(event_type: &str) -> Option<Self> {
+        Some(match event_type {
+            "invoice.payment_action_required" => Self::PaymentActionRequired,
+            "customer.subscription.trial_will_end" => Self::TrialWillEnd,
+            "invoice.paid" | "invoice.payment_succeeded" => Self::PaymentSucceeded,
+            "invoice.payment_failed" => Self::PaymentFailed,
+            "charge.dispute.created" => Self::DisputeOpened,
+            "charge.dispute.closed" => Self::DisputeClosed,
+            "charge.refunded" => Self::Refunded,
+            "customer.subscription.deleted" => Self::SubscriptionCanceled,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PaymentActionRequired => "payment_action_required",
+            Self::TrialWillEnd => "trial_will_end",
+            Self::PaymentSucceeded => "payment_succeeded",
+            Self::PaymentFailed => "payment_failed",
+            Self::DisputeOpened => "dispute_opened",
+            Self::DisputeClosed => "dispute_closed",
+            Self::Refunded => "refunded",
+            Self::SubscriptionCanceled => "subscription_canceled",
+        }
+    }
+}
+
+/// One notification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub id: String,
+    pub kind: Kind,
+    pub account_id: String,
+    pub customer_id: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub occurred_at: i64,
+    pub object_id: String,
+    pub details: serde_json::Value,
+}
+
+/// Where notifications go.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Returns once the queue durably accepted the notification.
+    async fn notify(&self, notification: &Notification) -> Result<(), QueueError>;
+}
+
+/// The notifications FIFO queue (group: the account, so one customer's mail keeps its order).
+#[derive(Debug, Clone)]
+pub struct SqsNotifier {
+    client: Client,
+    url: String,
+}
+
+impl SqsNotifier {
+    pub fn new(client: Client, url: impl Into<String>) -> Self {
+        Self { client, url: url.into() }
+    }
+}
+
+#[async_trait]
+impl Notifier for SqsNotifier {
+    async fn notify(&self, notification: &Notification) -> Result<(), QueueError> {
+        let body = serde_json::to_string(notification).map_err(|e| QueueError::Rejected(e.to_string()))?;
+        let message = crate::queue::QueuedMessage {
+            dedup_id: notification.id.chars().take(128).collect(),
+            group: notification.account_id.clone(),
+            body,
+        };
+        crate::queue::send(&self.client, &self.url, &message).await
+    }
+}
