@@ -20,7 +20,7 @@ test: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
-	scripts/with-moto.sh $(MOTO_PORT) cargo test --workspace
+	scripts/with-moto.sh $(MOTO_PORT) cargo test --workspace --no-fail-fast
 
 venv:
 	scripts/venv.sh

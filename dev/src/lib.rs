@@ -10,3 +10,4 @@ pub mod server;
 pub mod stripe;
 pub mod trigger;
 pub mod up;
+pub mod worker;

@@ -274,7 +274,12 @@ mod tests {
         let events = template.queues.iter().find(|q| q.logical_id == "EventsQueue").unwrap();
         assert!(events.fifo && !events.content_based_deduplication);
         assert_eq!(events.redrive, Some(("EventsDeadLetterQueue".to_owned(), 5)));
-        assert_eq!(template.queues.last().unwrap().logical_id, "EventsQueue", "DLQ comes first");
+        for (i, queue) in template.queues.iter().enumerate() {
+            if let Some((dlq, _)) = &queue.redrive {
+                let at = template.queues.iter().position(|q| &q.logical_id == dlq).unwrap();
+                assert!(at < i, "{dlq} must be created before {}", queue.logical_id);
+            }
+        }
         assert!(template.functions.contains(&("SubscriptionFunction".to_owned(), "subscription".to_owned())));
     }
 }

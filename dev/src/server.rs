@@ -17,7 +17,9 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
 use std::collections::HashMap;
 use std::sync::Arc;
-use tollgate::config::{Env, IdentityConfig, Source, vars};
+use tollgate::billing::StripeBilling;
+use tollgate::config::{Env, IdentityConfig, RedirectConfig, Source, StripeConfig, vars};
+use tollgate::notify::SqsNotifier;
 use tollgate::queue::SqsEventQueue;
 use tollgate::store::DynamoStore;
 use tollgate::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets};
@@ -35,11 +37,46 @@ pub struct App {
     pub identity: IdentityConfig,
     pub subscription: subscription::Deps<DynamoStore>,
     pub webhook_intake: webhook_intake::Deps<SqsEventQueue>,
+    pub checkout: checkout::Deps<DynamoStore, StripeBilling>,
+    pub worker: webhook_worker::Deps<DynamoStore, StripeBilling, SqsNotifier>,
+}
+
+/// Stripe for the local stack: the stand-in served at `{base}/stripe/` (a test-mode-shaped
+/// key that never leaves this machine).
+pub fn standin_stripe(base: &str) -> StripeConfig {
+    StripeConfig {
+        secret_key: "sk_test_tollgate_local_standin".into(),
+        api_base: Some(format!("{base}/stripe/")),
+        timeout: std::time::Duration::from_secs(5),
+        max_retries: 2,
+    }
+}
+
+/// Redirects for the local stack: from the environment when `ALLOWED_REDIRECT_ORIGINS` is set,
+/// else pages of the local stack itself.
+pub fn local_redirects(base: &str) -> anyhow::Result<RedirectConfig> {
+    if Env.get(vars::ALLOWED_REDIRECT_ORIGINS).is_some() {
+        return Ok(RedirectConfig::load(&Env)?);
+    }
+    let defaults = |name: &str| match name {
+        vars::ALLOWED_REDIRECT_ORIGINS => Some(base.to_owned()),
+        vars::DEFAULT_SUCCESS_URL => Some(format!("{base}/billing/success")),
+        vars::DEFAULT_CANCEL_URL => Some(format!("{base}/billing/cancel")),
+        vars::DEFAULT_RETURN_URL => Some(format!("{base}/billing")),
+        _ => None,
+    };
+    Ok(RedirectConfig::load(&defaults)?)
 }
 
 impl App {
     /// Wires the functions' dependencies for the given local resources.
-    pub fn new(aws: &aws_config::SdkConfig, resources: &Resources, identity: IdentityConfig) -> anyhow::Result<Self> {
+    pub fn new(
+        aws: &aws_config::SdkConfig,
+        resources: &Resources,
+        identity: IdentityConfig,
+        stripe: &StripeConfig,
+        redirects: RedirectConfig,
+    ) -> anyhow::Result<Self> {
         let dynamo = tollgate::aws::dynamodb(aws);
         let store = DynamoStore::new(dynamo, resources.table.clone());
         let events_queue = SqsEventQueue::new(tollgate::aws::sqs(aws), resources.queue("EventsQueue")?.url.clone());
@@ -48,7 +85,18 @@ impl App {
         let secrets = WebhookSecrets::parse(&secrets).context(vars::STRIPE_WEBHOOK_SECRETS)?;
         // The local stack only ever receives test-mode events (the stand-in's or Stripe's test mode).
         let webhook_intake = webhook_intake::Deps::new(events_queue.clone(), secrets, false);
-        Ok(Self { store, events_queue, identity, subscription, webhook_intake })
+        let checkout_config = tollgate::config::CheckoutConfig {
+            table_name: resources.table.clone(),
+            identity: identity.clone(),
+            stripe: stripe.clone(),
+            redirects,
+            sessions_per_minute: Env.get(vars::CHECKOUT_SESSIONS_PER_MINUTE).and_then(|v| v.parse().ok()).unwrap_or(5),
+        };
+        let checkout = checkout::Deps::new(store.clone(), StripeBilling::new(stripe)?, &checkout_config)?;
+        let notifier = SqsNotifier::new(tollgate::aws::sqs(aws), resources.queue("NotificationsQueue")?.url.clone());
+        let grace_days = Env.get(vars::GRACE_DAYS).and_then(|v| v.parse().ok()).unwrap_or(3);
+        let worker = webhook_worker::Deps::new(store.clone(), StripeBilling::new(stripe)?, notifier, grace_days)?;
+        Ok(Self { store, events_queue, identity, subscription, webhook_intake, checkout, worker })
     }
 }
 
@@ -59,6 +107,11 @@ pub fn router(app: Arc<App>, standin: Option<&StandIn>) -> Router {
         .route("/subscription", any(subscription_fn))
         .route("/entitlements", any(subscription_fn))
         .route("/webhooks/stripe", any(webhook_intake_fn))
+        .route("/checkout", any(checkout_fn))
+        .route("/portal", any(checkout_fn))
+        .route("/subscription/change", any(checkout_fn))
+        .route("/subscription/cancel", any(checkout_fn))
+        .route("/account", any(checkout_fn))
         .fallback(not_found)
         .with_state(app);
     if let Some(standin) = standin {
@@ -91,6 +144,23 @@ async fn subscription_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumR
         Err(response) => return response,
     };
     match subscription::handle(&app.subscription, req).await {
+        Ok(response) => lambda_to_axum(response),
+        Err(err) => {
+            tracing::error!(error = %err, "handler failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+async fn checkout_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumResponse {
+    match axum_to_lambda(req, &app.identity.claim).await {
+        Ok(req) => respond(checkout::handle(&app.checkout, req).await),
+        Err(response) => response,
+    }
+}
+
+fn respond(result: Result<lambda_http::Response<Body>, lambda_http::Error>) -> AxumResponse {
+    match result {
         Ok(response) => lambda_to_axum(response),
         Err(err) => {
             tracing::error!(error = %err, "handler failed");

@@ -2,7 +2,7 @@
 
 use crate::moto::Moto;
 use crate::resources::Template;
-use crate::server::{App, router};
+use crate::server::{App, local_redirects, router, standin_stripe};
 use crate::stripe::StandIn;
 use anyhow::{Context, Result};
 use std::sync::Arc;
@@ -35,18 +35,20 @@ pub async fn up(options: UpOptions) -> Result<()> {
         .context("creating the table and queues of template.yaml")?;
 
     let base = format!("http://127.0.0.1:{}", options.port);
-    let standin = match std::env::var(tollgate::config::vars::STRIPE_SECRET_KEY) {
+    let (standin, stripe) = match std::env::var(tollgate::config::vars::STRIPE_SECRET_KEY) {
         Ok(_) => {
-            StripeConfig::load(&Env).context("STRIPE_SECRET_KEY")?;
+            let stripe = StripeConfig::load(&Env).context("STRIPE_SECRET_KEY")?;
             tracing::info!("Stripe: the test-mode API (STRIPE_SECRET_KEY is set)");
-            None
+            (None, stripe)
         }
         Err(_) => {
             tracing::info!("Stripe: the local stand-in at {base}/stripe/");
-            Some(StandIn::new())
+            (Some(StandIn::new()), standin_stripe(&base))
         }
     };
-    let app = Arc::new(App::new(&aws, &resources, IdentityConfig::load(&Env))?);
+    let app = Arc::new(App::new(&aws, &resources, IdentityConfig::load(&Env), &stripe, local_redirects(&base)?)?);
+    let events_url = resources.queue("EventsQueue")?.url.clone();
+    let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::aws::sqs(&aws), events_url));
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", options.port))?;
@@ -59,6 +61,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;
+    worker.abort();
     if let Some(moto) = moto {
         moto.stop().await?;
     }

@@ -54,9 +54,16 @@ pub fn decide(projection: Option<&Projection>, now: i64) -> Access {
     let Some(p) = projection else {
         return Access::free(Reason::NoSubscription);
     };
-    if !p.open_disputes.is_empty() {
-        return Access::plan(p, false, Reason::Disputed);
+    let access = undisputed(p, now);
+    if p.open_disputes.is_empty() {
+        access
+    } else {
+        // An open dispute refuses access at once, whatever the plan the state gives.
+        Access { allowed: false, reason: Reason::Disputed, ..access }
     }
+}
+
+fn undisputed(p: &Projection, now: i64) -> Access {
     if p.refunded_period_end.is_some() && p.refunded_period_end == p.current_period_end {
         return Access::free(Reason::Refunded);
     }
@@ -160,8 +167,10 @@ mod tests {
 
                     let access = decide(Some(&p), NOW);
 
-                    let (plan, allowed, reason) =
-                        if disputed { ("pro", false, R::Disputed) } else { expected(status, grace) };
+                    let (plan, allowed, reason) = match expected(status, grace) {
+                        (plan, _, _) if disputed => (plan, false, R::Disputed),
+                        undisputed => undisputed,
+                    };
                     assert_eq!(
                         access,
                         Access { plan: plan.into(), allowed, reason },

@@ -106,7 +106,16 @@ async fn bad_signature_leaves_the_queue_empty() {
 async fn signed_event_posted_to_the_local_stack_is_queued() {
     let (aws, resources) = common::local("intake-http").await;
     let url = resources.queue("EventsQueue").unwrap().url.clone();
-    let app = Arc::new(App::new(&aws, &resources, IdentityConfig { claim: "sub".into() }).unwrap());
+    let app = Arc::new(
+        App::new(
+            &aws,
+            &resources,
+            IdentityConfig { claim: "sub".into() },
+            &tollgate_dev::server::standin_stripe("http://127.0.0.1:9"),
+            tollgate_dev::server::local_redirects("http://127.0.0.1:9").unwrap(),
+        )
+        .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(app, None)).await });

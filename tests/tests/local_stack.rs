@@ -10,7 +10,16 @@ use tollgate_dev::resources::{Queue, Resources};
 use tollgate_dev::server::{App, router};
 
 async fn serve(aws: &aws_config::SdkConfig, resources: &Resources) -> String {
-    let app = Arc::new(App::new(aws, resources, IdentityConfig { claim: "sub".into() }).unwrap());
+    let app = Arc::new(
+        App::new(
+            aws,
+            resources,
+            IdentityConfig { claim: "sub".into() },
+            &tollgate_dev::server::standin_stripe("http://127.0.0.1:9"),
+            tollgate_dev::server::local_redirects("http://127.0.0.1:9").unwrap(),
+        )
+        .unwrap(),
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(app, None)).await });
@@ -32,11 +41,14 @@ async fn health_is_200_when_table_and_queue_answer() {
 #[tokio::test]
 async fn health_is_503_when_the_local_server_is_down() {
     let aws = tollgate_dev::local::sdk_config("http://127.0.0.1:9").await;
-    let queue = Queue {
-        url: "http://127.0.0.1:9/000000000000/q.fifo".into(),
-        arn: "arn:aws:sqs:us-east-1:000000000000:q.fifo".into(),
+    let queue = |name: &str| Queue {
+        url: format!("http://127.0.0.1:9/000000000000/{name}.fifo"),
+        arn: format!("arn:aws:sqs:us-east-1:000000000000:{name}.fifo"),
     };
-    let resources = Resources { table: "t".into(), queues: [("EventsQueue".to_owned(), queue)].into() };
+    let resources = Resources {
+        table: "t".into(),
+        queues: ["EventsQueue", "NotificationsQueue"].map(|name| (name.to_owned(), queue(name))).into(),
+    };
     let base = serve(&aws, &resources).await;
 
     let response = reqwest::get(format!("{base}/health")).await.unwrap();

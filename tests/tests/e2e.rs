@@ -1,0 +1,131 @@
+//! End to end over HTTP on the local stack (moto, the Stripe stand-in, every handler, the
+//! local worker): signed events from `trigger` drive the projection that `GET /subscription`
+//! reads, and replaying an earlier event changes nothing.
+
+mod common;
+
+use std::sync::Arc;
+use tollgate::config::IdentityConfig;
+use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
+use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_dev::trigger::trigger;
+
+struct Stack {
+    base: String,
+    app: Arc<App>,
+    sqs: aws_sdk_sqs::Client,
+    events_url: String,
+    standin: StandIn,
+}
+
+async fn stack(test: &str) -> Stack {
+    let (aws, resources) = common::local(test).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let standin = StandIn::new();
+    let app = Arc::new(
+        App::new(
+            &aws,
+            &resources,
+            IdentityConfig { claim: "sub".into() },
+            &standin_stripe(&base),
+            local_redirects(&base).unwrap(),
+        )
+        .unwrap(),
+    );
+    let served = router(Arc::clone(&app), Some(&standin));
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    let events_url = resources.queue("EventsQueue").unwrap().url.clone();
+    Stack { base, app, sqs: tollgate::aws::sqs(&aws), events_url, standin }
+}
+
+impl Stack {
+    async fn trigger(&self, event: &str, plan: Option<&str>) {
+        let spec = TriggerSpec {
+            event: event.into(),
+            account: "acct_e2e".into(),
+            plan: plan.map(str::to_owned),
+            interval: None,
+            outcome: None,
+        };
+        let deliveries = trigger(&self.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+        assert!(deliveries.iter().all(|d| d.status == Some(200)), "{deliveries:?}");
+        self.drain().await;
+    }
+
+    /// Runs the local worker until the queue is empty.
+    async fn drain(&self) {
+        for _ in 0..20 {
+            if tollgate_dev::worker::poll_once(&self.app, &self.sqs, &self.events_url).await.unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("the events queue did not drain");
+    }
+
+    async fn read(&self) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}/subscription", self.base))
+            .header("x-tollgate-account", "acct_e2e")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn checkout_payment_failure_dispute_cancel_and_replay() {
+    let stack = stack("e2e").await;
+
+    stack.trigger("checkout.session.completed", Some("pro")).await;
+    let pro = stack.read().await;
+    stack.trigger("invoice.payment_failed", None).await;
+    let failed = stack.read().await;
+    stack.trigger("charge.dispute.created", None).await;
+    let disputed = stack.read().await;
+    stack.trigger("customer.subscription.deleted", None).await;
+    let canceled = stack.read().await;
+
+    assert_eq!(pro["plan"], "pro", "{pro}");
+    assert!(pro["status"] == "trialing" || pro["status"] == "active", "{pro}");
+    assert_eq!(pro["access"]["allowed"], true);
+    assert_eq!(
+        (failed["status"].as_str(), failed["access"]["reason"].as_str()),
+        (Some("past_due"), Some("grace_period")),
+        "{failed}"
+    );
+    assert_eq!(failed["access"]["allowed"], true);
+    assert!(failed["grace_until"].as_i64().is_some());
+    assert_eq!(disputed["access"], serde_json::json!({"allowed": false, "reason": "disputed"}), "{disputed}");
+    assert_eq!(
+        (canceled["plan"].as_str(), canceled["status"].as_str()),
+        (Some("free"), Some("canceled")),
+        "{canceled}"
+    );
+
+    // Replaying every earlier event, signed afresh, changes nothing.
+    for event in stack.standin.events() {
+        let body = event.to_string();
+        let header = tollgate::webhook::signature_header(
+            &body,
+            DEV_WEBHOOK_SECRET,
+            tollgate::clock::Clock::now(&tollgate::clock::SystemClock),
+        );
+        let status = reqwest::Client::new()
+            .post(format!("{}/webhooks/stripe", stack.base))
+            .header("stripe-signature", header)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+    }
+    stack.drain().await;
+    let after_replay = stack.read().await;
+    assert_eq!(after_replay, canceled);
+}

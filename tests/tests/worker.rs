@@ -1,0 +1,131 @@
+//! The webhook worker on the real SQS and DynamoDB APIs (moto): notifications land on the
+//! outbound queue in the documented schema, and a poison message reaches the dead-letter queue
+//! through the queue's own redrive, never by the worker writing there.
+
+mod common;
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate::config::IdentityConfig;
+use tollgate::notify::Notification;
+use tollgate::store::EventLog;
+use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate_dev::resources::Resources;
+use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
+use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_dev::trigger::trigger;
+
+async fn stack(test: &str) -> (String, Arc<App>, aws_sdk_sqs::Client, Resources) {
+    let (aws, resources) = common::local(test).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let standin = StandIn::new();
+    let app = Arc::new(
+        App::new(
+            &aws,
+            &resources,
+            IdentityConfig { claim: "sub".into() },
+            &standin_stripe(&base),
+            local_redirects(&base).unwrap(),
+        )
+        .unwrap(),
+    );
+    let served = router(Arc::clone(&app), Some(&standin));
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    (base, app, tollgate::aws::sqs(&aws), resources)
+}
+
+async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        if out.messages().is_empty() {
+            break;
+        }
+        bodies.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+    }
+    bodies
+}
+
+#[tokio::test]
+async fn notifications_reach_the_outbound_queue_in_the_documented_schema() {
+    let (base, app, sqs, resources) = stack("notify").await;
+    let events_url = resources.queue("EventsQueue").unwrap().url.clone();
+    for event in ["checkout.session.completed", "invoice.payment_failed", "charge.dispute.created"] {
+        let spec =
+            TriggerSpec { event: event.into(), account: "acct_n".into(), plan: None, interval: None, outcome: None };
+        trigger(&base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+    }
+
+    while tollgate_dev::worker::poll_once(&app, &sqs, &events_url).await.unwrap() > 0 {}
+    let bodies = receive_all(&sqs, &resources.queue("NotificationsQueue").unwrap().url).await;
+
+    let kinds: Vec<String> = bodies
+        .iter()
+        .map(|body| {
+            let json: serde_json::Value = serde_json::from_str(body).unwrap();
+            let keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(
+                keys,
+                [
+                    "account_id",
+                    "customer_id",
+                    "details",
+                    "event_id",
+                    "event_type",
+                    "id",
+                    "kind",
+                    "object_id",
+                    "occurred_at"
+                ],
+                "{body}"
+            );
+            let notification: Notification = serde_json::from_value(json).unwrap();
+            assert_eq!(notification.account_id, "acct_n");
+            assert!(notification.customer_id.starts_with("cus_"));
+            assert!(notification.event_id.starts_with("evt_"));
+            assert_eq!(notification.id, format!("{}:{}", notification.kind.as_str(), notification.object_id));
+            notification.kind.as_str().to_owned()
+        })
+        .collect();
+    assert!(kinds.contains(&"payment_failed".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"dispute_opened".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn poison_message_reaches_the_dead_letter_queue_through_redrive() {
+    let (_, app, sqs, resources) = stack("poison").await;
+    let events_url = resources.queue("EventsQueue").unwrap().url.clone();
+    let dlq_url = resources.queue("EventsDeadLetterQueue").unwrap().url.clone();
+    // A short visibility timeout, so the retries happen within the test.
+    sqs.set_queue_attributes()
+        .queue_url(&events_url)
+        .attributes(QueueAttributeName::VisibilityTimeout, "1")
+        .send()
+        .await
+        .unwrap();
+    sqs.send_message()
+        .queue_url(&events_url)
+        .message_group_id("cus_poison")
+        .message_deduplication_id("evt_poison")
+        .message_body("{\"id\": \"evt_poison\", \"not\": \"an event\"}")
+        .send()
+        .await
+        .unwrap();
+
+    let mut in_dlq = Vec::new();
+    for _ in 0..20 {
+        tollgate_dev::worker::poll_once(&app, &sqs, &events_url).await.unwrap();
+        in_dlq = receive_all(&sqs, &dlq_url).await;
+        if !in_dlq.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+
+    assert_eq!(in_dlq, ["{\"id\": \"evt_poison\", \"not\": \"an event\"}"]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(receive_all(&sqs, &events_url).await.is_empty(), "the poison left the events queue");
+    assert!(app.store.processed("evt_poison").await.unwrap().is_none(), "nothing was recorded for it");
+}
