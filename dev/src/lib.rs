@@ -5,6 +5,7 @@
 
 pub mod local;
 pub mod moto;
+pub mod ops;
 pub mod resources;
 pub mod server;
 pub mod stripe;

@@ -2,6 +2,7 @@
 
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
+use tollgate_dev::ops::{status, sync};
 use tollgate_dev::stripe::{TRIGGER_EVENTS, TriggerSpec};
 use tollgate_dev::trigger::{TriggerOptions, run as trigger};
 use tollgate_dev::up::{UpOptions, up};
@@ -23,6 +24,9 @@ enum Command {
         moto_port: u16,
         #[arg(long, default_value = "tollgate-local")]
         prefix: String,
+        /// Also run a sync every SECONDS (off by default; `tollgate-dev sync` runs one).
+        #[arg(long, value_name = "SECONDS")]
+        sync_every: Option<u64>,
     },
     /// Like `stripe trigger`: bring the running stack's Stripe stand-in to the state EVENT
     /// implies and send the events Stripe would send, signed, to the local webhook intake.
@@ -49,6 +53,19 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
     },
+    /// Run one sync in the running local stack: replay missed events (and with --full,
+    /// reconcile every subscription); prints the outcome, fails when the run failed.
+    Sync {
+        #[arg(long)]
+        full: bool,
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+    },
+    /// Print the running local stack's health and the last sync's outcome.
+    Status {
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+    },
 }
 
 #[tokio::main]
@@ -57,10 +74,14 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env().add_directive("info".parse()?))
         .init();
     match Cli::parse().command {
-        Command::Up { port, moto_port, prefix } => up(UpOptions { port, moto_port, prefix }).await,
+        Command::Up { port, moto_port, prefix, sync_every } => {
+            up(UpOptions { port, moto_port, prefix, sync_every }).await
+        }
         Command::Trigger { event, account, plan, interval, outcome, skip_delivery, port } => {
             let spec = TriggerSpec { event, account, plan, interval, outcome };
             trigger(TriggerOptions { port, spec, skip_delivery }).await
         }
+        Command::Sync { full, port } => sync(port, full).await,
+        Command::Status { port } => status(port).await,
     }
 }

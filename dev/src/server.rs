@@ -39,6 +39,7 @@ pub struct App {
     pub webhook_intake: webhook_intake::Deps<SqsEventQueue>,
     pub checkout: checkout::Deps<DynamoStore, StripeBilling>,
     pub worker: webhook_worker::Deps<DynamoStore, StripeBilling, SqsNotifier>,
+    pub sync: sync::Deps<DynamoStore, StripeBilling, SqsNotifier>,
 }
 
 /// Stripe for the local stack: the stand-in served at `{base}/stripe/` (a test-mode-shaped
@@ -95,8 +96,13 @@ impl App {
         let checkout = checkout::Deps::new(store.clone(), StripeBilling::new(stripe)?, &checkout_config)?;
         let notifier = SqsNotifier::new(tollgate::aws::sqs(aws), resources.queue("NotificationsQueue")?.url.clone());
         let grace_days = Env.get(vars::GRACE_DAYS).and_then(|v| v.parse().ok()).unwrap_or(3);
-        let worker = webhook_worker::Deps::new(store.clone(), StripeBilling::new(stripe)?, notifier, grace_days)?;
-        Ok(Self { store, events_queue, identity, subscription, webhook_intake, checkout, worker })
+        let worker =
+            webhook_worker::Deps::new(store.clone(), StripeBilling::new(stripe)?, notifier.clone(), grace_days)?;
+        let sync = sync::Deps {
+            worker: webhook_worker::Deps::new(store.clone(), StripeBilling::new(stripe)?, notifier, grace_days)?,
+            pacing: std::time::Duration::from_millis(50),
+        };
+        Ok(Self { store, events_queue, identity, subscription, webhook_intake, checkout, worker, sync })
     }
 }
 
@@ -104,6 +110,7 @@ impl App {
 pub fn router(app: Arc<App>, standin: Option<&StandIn>) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
+        .route("/_dev/sync", axum::routing::post(sync_fn))
         .route("/subscription", any(subscription_fn))
         .route("/entitlements", any(subscription_fn))
         .route("/webhooks/stripe", any(webhook_intake_fn))
@@ -129,10 +136,15 @@ async fn health(State(app): State<Arc<App>>) -> AxumResponse {
     let (table, queue) = tokio::join!(app.store.ping(), app.events_queue.ping());
     let ok = table.is_ok() && queue.is_ok();
     let state = |up: bool| if up { "ok" } else { "unreachable" };
+    let sync = match table {
+        Ok(()) => tollgate::store::SyncStore::outcome(&app.store).await.ok().flatten(),
+        Err(_) => None,
+    };
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "unavailable" },
         "table": state(table.is_ok()),
         "queue": state(queue.is_ok()),
+        "sync": sync,
     });
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, axum::Json(body)).into_response()
@@ -148,6 +160,24 @@ async fn subscription_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumR
         Err(err) => {
             tracing::error!(error = %err, "handler failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// Runs one sync now (`?mode=full` for a full reconciliation); local runner only. Answers the
+/// recorded outcome, 200 when the run finished or stopped at its deadline, 502 when it failed.
+async fn sync_fn(
+    State(app): State<Arc<App>>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+) -> AxumResponse {
+    let mode =
+        if query.get("mode").map(String::as_str) == Some("full") { sync::Mode::Full } else { sync::Mode::Replay };
+    match sync::run(&app.sync, mode, &sync::Never).await {
+        Ok(outcome) => (StatusCode::OK, axum::Json(serde_json::json!(outcome))).into_response(),
+        Err(err) => {
+            let outcome = tollgate::store::SyncStore::outcome(&app.store).await.ok().flatten();
+            let body = serde_json::json!({ "error": err.to_string(), "outcome": outcome });
+            (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
         }
     }
 }

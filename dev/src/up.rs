@@ -15,6 +15,8 @@ pub struct UpOptions {
     pub moto_port: u16,
     /// Prefix of the local table and queue names.
     pub prefix: String,
+    /// Run a sync every this many seconds (off by default: `tollgate-dev sync` runs one).
+    pub sync_every: Option<u64>,
 }
 
 /// Runs the local stack until Ctrl-C or SIGTERM, then stops everything it started.
@@ -49,6 +51,17 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let app = Arc::new(App::new(&aws, &resources, IdentityConfig::load(&Env), &stripe, local_redirects(&base)?)?);
     let events_url = resources.queue("EventsQueue")?.url.clone();
     let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::aws::sqs(&aws), events_url));
+    let timer = options.sync_every.map(|seconds| {
+        let app = Arc::clone(&app);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+                if let Err(err) = sync::run(&app.sync, sync::Mode::Replay, &sync::Never).await {
+                    tracing::warn!(error = %err, "scheduled local sync failed");
+                }
+            }
+        })
+    });
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", options.port))?;
@@ -62,6 +75,9 @@ pub async fn up(options: UpOptions) -> Result<()> {
         .await
         .context("serving")?;
     worker.abort();
+    if let Some(timer) = timer {
+        timer.abort();
+    }
     if let Some(moto) = moto {
         moto.stop().await?;
     }

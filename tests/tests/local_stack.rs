@@ -35,7 +35,7 @@ async fn health_is_200_when_table_and_queue_answer() {
 
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"status": "ok", "table": "ok", "queue": "ok"}));
+    assert_eq!(body, serde_json::json!({"status": "ok", "table": "ok", "queue": "ok", "sync": null}));
 }
 
 #[tokio::test]

@@ -87,7 +87,6 @@ async fn projection_round_trips_and_only_newer_versions_land() {
     let id = AccountId::parse("acct_v").unwrap();
     let mut first = projection("acct_v", 200, SubscriptionStatus::PastDue);
     first.grace_until = Some(NOW + 3 * 86_400);
-    first.open_disputes = vec!["dp_1".into()];
     store.put_subscription(&first).await.unwrap();
 
     let older = store.put_subscription(&projection("acct_v", 100, SubscriptionStatus::Active)).await;
@@ -193,4 +192,23 @@ async fn unreachable_store_is_unavailable_not_a_conflict() {
     let err = store.subscription(&AccountId::parse("acct_x").unwrap()).await.unwrap_err();
 
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn facts_commit_with_their_event_and_a_stale_revision_writes_nothing() {
+    let store = store("facts").await;
+    let account = AccountId::parse("acct_f").unwrap();
+    let mut facts = store.facts(&account).await.unwrap();
+    facts.apply(&tollgate::facts::Fact::DisputeOpened { id: "dp_1".into() }, 3);
+    let state = projection("acct_f", 10, SubscriptionStatus::Active);
+
+    let first = store.apply(&event("evt_dispute"), Some(&state), Some((&account, &facts))).await.unwrap();
+    let stale = store.apply(&event("evt_other"), None, Some((&account, &facts))).await;
+
+    assert_eq!(first, ApplyOutcome::Applied);
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    assert!(store.processed("evt_other").await.unwrap().is_none(), "the losing event was not recorded");
+    let read = store.subscription(&account).await.unwrap().unwrap();
+    assert_eq!(read.open_disputes, ["dp_1"]);
+    assert_eq!(store.facts(&account).await.unwrap().rev, 1);
 }

@@ -5,7 +5,9 @@
 use async_trait::async_trait;
 use proptest::prelude::*;
 use std::sync::{Arc, Mutex};
-use tollgate::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, RemoteSubscription};
+use tollgate::billing::{
+    Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteSubscription,
+};
 use tollgate::clock::{Clock, FixedClock};
 use tollgate::model::{AccountId, Interval, Projection, SubscriptionStatus as S};
 use tollgate::notify::{Notification, Notifier};
@@ -33,6 +35,12 @@ impl Billing for FakeStripe {
     async fn subscriptions(&self, _: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
         self.clock.advance_ms(1);
         Ok(self.subscriptions.lock().unwrap().clone())
+    }
+    async fn events_page(&self, _: &[&str], _: i64, _: Option<&str>) -> Result<Page<RemoteEvent>, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
+    }
+    async fn subscriptions_page(&self, _: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
     }
     async fn create_checkout_session(&self, _: &CheckoutRequest, _: &str) -> Result<CheckoutSession, BillingError> {
         Err(BillingError::Unavailable("not used by the worker".into()))

@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use std::sync::{Arc, Mutex};
-use tollgate::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, RemoteSubscription};
+use tollgate::billing::{
+    Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteSubscription,
+};
 use tollgate::clock::FixedClock;
 use tollgate::model::{AccountId, Interval, SubscriptionStatus};
 use tollgate::notify::{Kind, Notification, Notifier};
@@ -48,6 +50,12 @@ impl Billing for OneSubscription {
             created: NOW - 86_400,
             account_hint: Some("acct_sample".into()),
         }])
+    }
+    async fn events_page(&self, _: &[&str], _: i64, _: Option<&str>) -> Result<Page<RemoteEvent>, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
+    }
+    async fn subscriptions_page(&self, _: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
+        Err(BillingError::Unavailable("not used by the worker".into()))
     }
     async fn create_checkout_session(&self, _: &CheckoutRequest, _: &str) -> Result<CheckoutSession, BillingError> {
         Err(BillingError::Unavailable("not used by the worker".into()))

@@ -67,6 +67,22 @@ pub struct CheckoutSession {
     pub expires_at: i64,
 }
 
+/// A Stripe event as listed by `GET /v1/events`: its envelope as JSON, as a webhook would
+/// carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEvent {
+    pub id: String,
+    pub created: i64,
+    pub payload: String,
+}
+
+/// One page of a Stripe list; `next` is the `starting_after` of the following page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
 /// Stripe, as Tollgate uses it. Every write takes an idempotency key: a retried call with the
 /// same key is answered with the first result and changes nothing more.
 #[async_trait]
@@ -80,6 +96,17 @@ pub trait Billing: Send + Sync {
 
     /// Every subscription of a customer, in every status (`status=all`), every page.
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError>;
+
+    /// One page of events of `types` created at or after `created_gte`, newest first.
+    async fn events_page(
+        &self,
+        types: &[&str],
+        created_gte: i64,
+        starting_after: Option<&str>,
+    ) -> Result<Page<RemoteEvent>, BillingError>;
+
+    /// One page of every subscription of the account, in every status, newest first.
+    async fn subscriptions_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError>;
 
     /// Creates a subscription-mode Checkout Session for the price with this lookup key;
     /// `client_reference_id` and metadata `tollgate_account_id` carry the account.

@@ -3,7 +3,7 @@
 //! key, and fails with a `BillingError` that carries no Stripe internals.
 
 use super::retry::{RetryPolicy, jitter};
-use super::{Billing, BillingError, CheckoutRequest, CheckoutSession, RemoteSubscription};
+use super::{Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteSubscription};
 use crate::config::StripeConfig;
 use crate::model::{AccountId, Interval, SubscriptionStatus};
 use async_trait::async_trait;
@@ -22,19 +22,21 @@ use stripe_checkout::checkout_session::{
 };
 use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::CreateCustomer;
+use stripe_core::event::ListEvent;
 use stripe_product::price::ListPrice;
 use stripe_shared::CheckoutSessionMode;
 
 /// The Stripe API version the code is typed against; webhook endpoints must use it too.
 pub const STRIPE_API_VERSION: &str = "2026-09-30.endive";
 
-/// Stripe's page size maximum.
-const PAGE_SIZE: i64 = 100;
+/// Stripe's page size maximum, the default page size.
+const MAX_PAGE_SIZE: i64 = 100;
 
 /// Stripe through async-stripe.
 pub struct StripeBilling {
     client: Client,
     retry: RetryPolicy,
+    page_size: i64,
     /// Price ids by lookup key, resolved once per cold start.
     prices: Mutex<HashMap<String, String>>,
 }
@@ -55,7 +57,13 @@ impl StripeBilling {
         let client =
             builder.build().map_err(|_| BillingError::Unavailable("invalid Stripe client configuration".into()))?;
         let retry = RetryPolicy { max_retries: config.max_retries, ..RetryPolicy::default() };
-        Ok(Self { client, retry, prices: Mutex::default() })
+        Ok(Self { client, retry, page_size: MAX_PAGE_SIZE, prices: Mutex::default() })
+    }
+
+    /// Sets the page size of lists (1 to 100; tests use small pages to cross page boundaries).
+    pub fn with_page_size(mut self, page_size: i64) -> Self {
+        self.page_size = page_size.clamp(1, MAX_PAGE_SIZE);
+        self
     }
 
     /// Replaces the retry policy (tests use millisecond delays).
@@ -216,7 +224,7 @@ impl Billing for StripeBilling {
                     let mut req = ListSubscription::new()
                         .customer(customer_id)
                         .status(ListSubscriptionStatus::All)
-                        .limit(PAGE_SIZE);
+                        .limit(self.page_size);
                     if let Some(after) = &after {
                         req = req.starting_after(after.as_str());
                     }
@@ -229,6 +237,66 @@ impl Billing for StripeBilling {
                 _ => return Ok(all),
             }
         }
+    }
+
+    async fn events_page(
+        &self,
+        types: &[&str],
+        created_gte: i64,
+        starting_after: Option<&str>,
+    ) -> Result<Page<RemoteEvent>, BillingError> {
+        let types: Vec<String> = types.iter().map(|t| (*t).to_owned()).collect();
+        let page = self
+            .send(None, || {
+                let mut req = ListEvent::new()
+                    .types(types.clone())
+                    .created(stripe_types::RangeQueryTs::gte(created_gte))
+                    .limit(self.page_size);
+                if let Some(after) = starting_after {
+                    req = req.starting_after(after);
+                }
+                req
+            })
+            .await?;
+        let items = page
+            .data
+            .iter()
+            .map(|event| {
+                let object = miniserde::json::to_string(&event.data.object);
+                let object: serde_json::Value = serde_json::from_str(&object)
+                    .map_err(|e| BillingError::Unavailable(format!("unreadable event object: {e}")))?;
+                let payload = serde_json::json!({
+                    "id": event.id.as_str(),
+                    "object": "event",
+                    "type": event.type_.as_str(),
+                    "created": event.created,
+                    "livemode": event.livemode,
+                    "data": { "object": object },
+                });
+                Ok(RemoteEvent {
+                    id: event.id.as_str().to_owned(),
+                    created: event.created,
+                    payload: payload.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, BillingError>>()?;
+        let next = if page.has_more { items.last().map(|e: &RemoteEvent| e.id.clone()) } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn subscriptions_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
+        let page = self
+            .send(None, || {
+                let mut req = ListSubscription::new().status(ListSubscriptionStatus::All).limit(self.page_size);
+                if let Some(after) = starting_after {
+                    req = req.starting_after(after);
+                }
+                req
+            })
+            .await?;
+        let items: Vec<RemoteSubscription> = page.data.iter().map(remote_subscription).collect();
+        let next = if page.has_more { items.last().map(|s| s.id.clone()) } else { None };
+        Ok(Page { items, next })
     }
 
     async fn create_checkout_session(

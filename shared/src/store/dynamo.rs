@@ -4,7 +4,7 @@
 use super::keys;
 use super::{
     Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RATE_WRITE_ATTEMPTS,
-    RateOutcome, StoreError, SubscriptionStore,
+    RateOutcome, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
 };
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
@@ -414,6 +414,38 @@ impl CheckoutStore for DynamoStore {
                 .map_err(|e| classify(e, "delete"))?;
         }
         Ok(())
+    }
+}
+
+impl DynamoStore {
+    async fn put_plain<T: Serialize + Sync>(&self, pk: &str, sk: &str, data: &T) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&Keyed::new(pk.to_owned(), sk, data))?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "put"))
+    }
+}
+
+#[async_trait]
+impl SyncStore for DynamoStore {
+    async fn cursor(&self) -> Result<Option<SyncCursor>, StoreError> {
+        self.get(keys::SYNC.to_owned(), keys::SYNC_CURSOR).await
+    }
+
+    async fn save_cursor(&self, cursor: &SyncCursor) -> Result<(), StoreError> {
+        self.put_plain(keys::SYNC, keys::SYNC_CURSOR, cursor).await
+    }
+
+    async fn outcome(&self) -> Result<Option<SyncOutcome>, StoreError> {
+        self.get(keys::SYNC.to_owned(), keys::SYNC_OUTCOME).await
+    }
+
+    async fn save_outcome(&self, outcome: &SyncOutcome) -> Result<(), StoreError> {
+        self.put_plain(keys::SYNC, keys::SYNC_OUTCOME, outcome).await
     }
 }
 

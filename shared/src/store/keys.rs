@@ -28,3 +28,7 @@ pub fn checkout(request_key: &str) -> String {
 pub fn rate(name: &str) -> String {
     format!("RATE#{name}")
 }
+
+pub const SYNC: &str = "SYNC";
+pub const SYNC_CURSOR: &str = "CURSOR#events";
+pub const SYNC_OUTCOME: &str = "OUTCOME";

@@ -4,7 +4,7 @@
 
 use super::{
     Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RateOutcome,
-    StoreError, SubscriptionStore,
+    StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
 };
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
@@ -22,6 +22,8 @@ struct Tables {
     pending: HashMap<(AccountId, String), PendingCheckout>,
     rates: HashMap<(AccountId, String), Vec<i64>>,
     facts: HashMap<AccountId, Facts>,
+    cursor: Option<SyncCursor>,
+    outcome: Option<SyncOutcome>,
 }
 
 /// An in-memory store; clones share the same data.
@@ -184,6 +186,27 @@ impl CheckoutStore for MemoryStore {
         }
         tables.pending.retain(|(a, _), _| a != account);
         tables.rates.retain(|(a, _), _| a != account);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SyncStore for MemoryStore {
+    async fn cursor(&self) -> Result<Option<SyncCursor>, StoreError> {
+        Ok(self.lock().cursor.clone())
+    }
+
+    async fn save_cursor(&self, cursor: &SyncCursor) -> Result<(), StoreError> {
+        self.lock().cursor = Some(cursor.clone());
+        Ok(())
+    }
+
+    async fn outcome(&self) -> Result<Option<SyncOutcome>, StoreError> {
+        Ok(self.lock().outcome.clone())
+    }
+
+    async fn save_outcome(&self, outcome: &SyncOutcome) -> Result<(), StoreError> {
+        self.lock().outcome = Some(outcome.clone());
         Ok(())
     }
 }

@@ -180,6 +180,45 @@ pub trait CheckoutStore: Send + Sync {
     async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError>;
 }
 
+/// Where the sync's replay of Stripe's event list stopped: the `created` second it reached
+/// and the ids already handed over from that second (events of one second are listed again
+/// and deduplicated, so none is skipped).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncCursor {
+    pub created: i64,
+    #[serde(default)]
+    pub ids_at_created: Vec<String>,
+    /// A reconciliation that stopped at its deadline resumes after this subscription.
+    #[serde(default)]
+    pub reconcile_after: Option<String>,
+}
+
+/// How the last sync run ended; `last_success_at` only moves on a run that finished.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SyncOutcome {
+    pub mode: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub last_success_at: Option<i64>,
+    pub last_error: Option<String>,
+    /// The run stopped at its deadline; the next run resumes from the cursor.
+    pub partial: bool,
+    pub replayed: u64,
+    pub reconciled: u64,
+    pub differed: u64,
+}
+
+/// The sync's bookkeeping.
+#[async_trait]
+pub trait SyncStore: Send + Sync {
+    async fn cursor(&self) -> Result<Option<SyncCursor>, StoreError>;
+    /// Saves the cursor (unconditionally: one sync runs at a time, by the schedule's
+    /// reserved concurrency of 1).
+    async fn save_cursor(&self, cursor: &SyncCursor) -> Result<(), StoreError>;
+    async fn outcome(&self) -> Result<Option<SyncOutcome>, StoreError>;
+    async fn save_outcome(&self, outcome: &SyncOutcome) -> Result<(), StoreError>;
+}
+
 /// Combines the versioned state with the recorded facts: the facts are authoritative for
 /// disputes, refunds and entitlements; grace comes from the first unsettled failed payment,
 /// or, when no failure was seen, from the state (the snapshot saw `past_due` first).

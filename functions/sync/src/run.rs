@@ -1,0 +1,334 @@
+//! One sync run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tollgate::access::DAY;
+use tollgate::billing::{Billing, BillingError, RemoteEvent};
+use tollgate::model::{AccountId, Projection};
+use tollgate::notify::Notifier;
+use tollgate::projection::{Context, project};
+use tollgate::store::{
+    Account, AccountStore, CheckoutStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+};
+use tollgate::webhook::HANDLED_EVENT_TYPES;
+use webhook_worker::{Snapshots, WorkerError};
+
+/// Stripe lists events for 30 days.
+const EVENT_RETENTION_DAYS: i64 = 30;
+/// The cursor is saved after this many replayed events (and whenever the run stops).
+const CURSOR_SAVE_EVERY: u64 = 25;
+
+/// What a run does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Replay events since the cursor (the frequent schedule).
+    Replay,
+    /// Replay, then reconcile every subscription (the weekly schedule, `tollgate-dev sync --full`).
+    Full,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Replay => "replay",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// When a run must stop to save its cursor before the function is killed.
+pub trait Deadline: Send + Sync {
+    fn expired(&self) -> bool;
+}
+
+/// No deadline (local runs).
+pub struct Never;
+
+impl Deadline for Never {
+    fn expired(&self) -> bool {
+        false
+    }
+}
+
+/// The invocation's deadline less a margin to save the cursor and the outcome.
+pub struct Before(pub std::time::SystemTime);
+
+impl Deadline for Before {
+    fn expired(&self) -> bool {
+        std::time::SystemTime::now() >= self.0
+    }
+}
+
+/// Seconds kept in hand before the function's timeout.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+
+/// The Lambda entry: the schedule's input is `{"mode": "replay"}` or `{"mode": "full"}`. A run
+/// that could not finish fails the invocation (after recording its outcome), so the errors
+/// alarm sees it; a run stopped at its deadline succeeds with `partial: true`.
+pub async fn handle<S, B, N>(
+    deps: &Deps<S, B, N>,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, lambda_runtime::Error>
+where
+    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    B: Billing,
+    N: Notifier,
+{
+    let mode = if event.payload["mode"] == "full" { Mode::Full } else { Mode::Replay };
+    let deadline = Before(event.context.deadline().checked_sub(DEADLINE_MARGIN).unwrap_or(std::time::UNIX_EPOCH));
+    let outcome = run(deps, mode, &deadline).await.map_err(lambda_runtime::Error::from)?;
+    Ok(serde_json::to_value(outcome)?)
+}
+
+/// What a run needs: the worker's dependencies (the replay goes through its path) and a pause
+/// between Stripe list calls.
+pub struct Deps<S, B, N> {
+    pub worker: webhook_worker::Deps<S, B, N>,
+    /// Keeps the run's list calls under Stripe's rate limit (about 25 requests/s in test mode).
+    pub pacing: Duration,
+}
+
+/// Why a run could not finish. The run's outcome is recorded first; the error then fails the
+/// invocation so the schedule's alarm sees it.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("stripe: {0}")]
+    Billing(#[from] BillingError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("applying event {event_id}: {source}")]
+    Apply { event_id: String, source: WorkerError },
+}
+
+/// Runs once and records the outcome: `last_success_at` moves only when the run finished,
+/// `partial` says it stopped at its deadline (the next run resumes from the cursor), and
+/// `last_error` says why it failed.
+pub async fn run<S, B, N>(deps: &Deps<S, B, N>, mode: Mode, deadline: &dyn Deadline) -> Result<SyncOutcome, SyncError>
+where
+    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    B: Billing,
+    N: Notifier,
+{
+    let store = &deps.worker.store;
+    let clock = &deps.worker.clock;
+    let previous = store.outcome().await?;
+    let mut outcome = SyncOutcome {
+        mode: mode.as_str().to_owned(),
+        started_at: clock.now(),
+        last_success_at: previous.and_then(|p| p.last_success_at),
+        ..SyncOutcome::default()
+    };
+    let result = work(deps, mode, deadline, &mut outcome).await;
+    outcome.finished_at = clock.now();
+    match &result {
+        Ok(()) => {
+            outcome.last_error = None;
+            if !outcome.partial {
+                outcome.last_success_at = Some(outcome.finished_at);
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "sync failed");
+            outcome.last_error = Some(err.to_string());
+        }
+    }
+    store.save_outcome(&outcome).await?;
+    tracing::info!(?outcome, "sync finished");
+    result.map(|()| outcome)
+}
+
+async fn work<S, B, N>(
+    deps: &Deps<S, B, N>,
+    mode: Mode,
+    deadline: &dyn Deadline,
+    outcome: &mut SyncOutcome,
+) -> Result<(), SyncError>
+where
+    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    B: Billing,
+    N: Notifier,
+{
+    let store = &deps.worker.store;
+    let now = deps.worker.clock.now();
+    let oldest_listed = now - EVENT_RETENTION_DAYS * DAY;
+    let mut cursor = match store.cursor().await? {
+        Some(cursor) if cursor.created >= oldest_listed => cursor,
+        unusable => {
+            tracing::warn!(
+                cursor = ?unusable.map(|c| c.created),
+                "no event cursor, or one older than Stripe's 30-day event list: replaying all Stripe still lists and reconciling every subscription"
+            );
+            outcome.mode = Mode::Full.as_str().to_owned();
+            SyncCursor { created: oldest_listed, ..SyncCursor::default() }
+        }
+    };
+    let full = mode == Mode::Full || outcome.mode == Mode::Full.as_str();
+    let finished = replay(deps, deadline, &mut cursor, outcome).await;
+    store.save_cursor(&cursor).await?;
+    if !finished? {
+        outcome.partial = true;
+        return Ok(());
+    }
+    if full || cursor.reconcile_after.is_some() {
+        let finished = reconcile(deps, deadline, &mut cursor, outcome).await;
+        store.save_cursor(&cursor).await?;
+        if !finished? {
+            outcome.partial = true;
+        }
+    }
+    Ok(())
+}
+
+/// Lists every event since the cursor (every page), then hands them to the worker oldest
+/// first, moving the cursor past each one handed over. Answers whether it got through.
+async fn replay<S, B, N>(
+    deps: &Deps<S, B, N>,
+    deadline: &dyn Deadline,
+    cursor: &mut SyncCursor,
+    outcome: &mut SyncOutcome,
+) -> Result<bool, SyncError>
+where
+    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    B: Billing,
+    N: Notifier,
+{
+    let mut listed: Vec<RemoteEvent> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        if deadline.expired() {
+            return Ok(false);
+        }
+        let page = deps.worker.billing.events_page(HANDLED_EVENT_TYPES, cursor.created, after.as_deref()).await?;
+        listed.extend(page.items);
+        tokio::time::sleep(deps.pacing).await;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    // Stripe lists newest first; same-second events keep Stripe's order reversed, so the
+    // oldest is handed over first.
+    listed.reverse();
+    let mut snapshots = Snapshots::new();
+    for event in listed {
+        if event.created == cursor.created && cursor.ids_at_created.contains(&event.id) {
+            continue;
+        }
+        if deadline.expired() {
+            return Ok(false);
+        }
+        webhook_worker::apply(&deps.worker, &event.payload, &mut snapshots)
+            .await
+            .map_err(|source| SyncError::Apply { event_id: event.id.clone(), source })?;
+        outcome.replayed += 1;
+        if event.created > cursor.created {
+            cursor.created = event.created;
+            cursor.ids_at_created.clear();
+        }
+        cursor.ids_at_created.push(event.id);
+        if outcome.replayed.is_multiple_of(CURSOR_SAVE_EVERY) {
+            deps.worker.store.save_cursor(cursor).await?;
+        }
+    }
+    Ok(true)
+}
+
+/// Rewrites the projection of every subscribed account whose stored state differs from
+/// Stripe's, page by page (resumable at `cursor.reconcile_after`). Answers whether it got
+/// through.
+async fn reconcile<S, B, N>(
+    deps: &Deps<S, B, N>,
+    deadline: &dyn Deadline,
+    cursor: &mut SyncCursor,
+    outcome: &mut SyncOutcome,
+) -> Result<bool, SyncError>
+where
+    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    B: Billing,
+    N: Notifier,
+{
+    let w = &deps.worker;
+    loop {
+        if deadline.expired() {
+            return Ok(false);
+        }
+        let page = w.billing.subscriptions_page(cursor.reconcile_after.as_deref()).await?;
+        tokio::time::sleep(deps.pacing).await;
+        let mut customers: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for sub in &page.items {
+            let hint = customers.entry(sub.customer_id.clone()).or_default();
+            if hint.is_none() {
+                hint.clone_from(&sub.account_hint);
+            }
+        }
+        for (customer, hint) in customers {
+            let Some(account) = account_of(deps, &customer, hint.as_deref()).await? else { continue };
+            // The page may hold only some of the customer's subscriptions: read them all.
+            let subscriptions = w.billing.subscriptions(&customer).await?;
+            let ctx = Context {
+                catalogue: w.catalogue,
+                version: w.clock.now_ms(),
+                now: w.clock.now(),
+                grace_days: w.grace_days,
+            };
+            let previous = w.store.subscription(&account).await?;
+            let Some(next) = project(&account, &customer, &subscriptions, previous.as_ref(), ctx) else { continue };
+            outcome.reconciled += 1;
+            if previous.as_ref().is_none_or(|p| differs(p, &next)) {
+                match w.store.put_subscription(&next).await {
+                    Ok(()) => outcome.differed += 1,
+                    // A webhook wrote a newer snapshot meanwhile: already right.
+                    Err(StoreError::Conflict(_)) => {}
+                    Err(err) => return Err(err.into()),
+                }
+            }
+        }
+        match page.next {
+            Some(next) => cursor.reconcile_after = Some(next),
+            None => {
+                cursor.reconcile_after = None;
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// Whether two projections differ in Stripe's state (facts and version aside).
+fn differs(stored: &Projection, fresh: &Projection) -> bool {
+    let state = |p: &Projection| {
+        (
+            p.subscription_id.clone(),
+            p.status,
+            p.plan.clone(),
+            p.price_lookup_key.clone(),
+            p.interval,
+            p.current_period_start,
+            p.current_period_end,
+            p.trial_end,
+            p.cancel_at_period_end,
+        )
+    };
+    state(stored) != state(fresh)
+}
+
+async fn account_of<S, B, N>(
+    deps: &Deps<S, B, N>,
+    customer: &str,
+    hint: Option<&str>,
+) -> Result<Option<AccountId>, SyncError>
+where
+    S: AccountStore,
+{
+    let store = &deps.worker.store;
+    if let Some(account) = store.account_for_customer(customer).await? {
+        return Ok(Some(account));
+    }
+    let Some(account) = hint.and_then(|h| AccountId::parse(h).ok()) else { return Ok(None) };
+    let link =
+        Account { account_id: account.clone(), customer_id: customer.to_owned(), created_at: deps.worker.clock.now() };
+    match store.link_customer(&link).await {
+        Ok(()) => Ok(Some(account)),
+        Err(StoreError::Conflict(_)) => Ok(store.account_for_customer(customer).await?),
+        Err(err) => Err(err.into()),
+    }
+}

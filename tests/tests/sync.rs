@@ -1,0 +1,70 @@
+//! The sync on the local stack over HTTP (moto, the Stripe stand-in, the local runner): a
+//! webhook that never arrived is applied by one `tollgate-dev sync`, and `/health` (what
+//! `tollgate-dev status` prints) shows the run's outcome.
+
+mod common;
+
+use std::sync::Arc;
+use tollgate::config::IdentityConfig;
+use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
+use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_dev::trigger::trigger;
+
+async fn read(base: &str, account: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{base}/subscription"))
+        .header("x-tollgate-account", account)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn missed_cancellation_is_applied_by_one_local_sync_and_health_shows_it() {
+    let (aws, resources) = common::local("sync").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let standin = StandIn::new();
+    let app = Arc::new(
+        App::new(
+            &aws,
+            &resources,
+            IdentityConfig { claim: "sub".into() },
+            &standin_stripe(&base),
+            local_redirects(&base).unwrap(),
+        )
+        .unwrap(),
+    );
+    let served = router(Arc::clone(&app), Some(&standin));
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    let sqs = tollgate::aws::sqs(&aws);
+    let events_url = resources.queue("EventsQueue").unwrap().url.clone();
+    let spec = |event: &str| TriggerSpec {
+        event: event.into(),
+        account: "acct_s".into(),
+        plan: None,
+        interval: None,
+        outcome: None,
+    };
+    trigger(&base, DEV_WEBHOOK_SECRET, &spec("checkout.session.completed"), false).await.unwrap();
+    while tollgate_dev::worker::poll_once(&app, &sqs, &events_url).await.unwrap() > 0 {}
+    tollgate_dev::ops::sync(port, false).await.unwrap();
+
+    trigger(&base, DEV_WEBHOOK_SECRET, &spec("customer.subscription.deleted"), true).await.unwrap();
+    while tollgate_dev::worker::poll_once(&app, &sqs, &events_url).await.unwrap() > 0 {}
+    let unchanged = read(&base, "acct_s").await;
+    tollgate_dev::ops::sync(port, false).await.unwrap();
+    let after = read(&base, "acct_s").await;
+    let health: serde_json::Value = reqwest::get(format!("{base}/health")).await.unwrap().json().await.unwrap();
+
+    assert_eq!(unchanged["plan"], "pro", "{unchanged}");
+    assert_eq!((after["plan"].as_str(), after["status"].as_str()), (Some("free"), Some("canceled")), "{after}");
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["sync"]["replayed"], 1, "{health}");
+    assert!(health["sync"]["last_success_at"].is_i64() && health["sync"]["last_error"].is_null(), "{health}");
+}
