@@ -4,40 +4,14 @@
 
 mod common;
 
-use std::sync::Arc;
-use tollgate::config::IdentityConfig;
 use tollgate::webhook::DEV_WEBHOOK_SECRET;
-use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
-use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_dev::stripe::TriggerSpec;
 use tollgate_dev::trigger::trigger;
 
-struct Stack {
-    base: String,
-    app: Arc<App>,
-    sqs: aws_sdk_sqs::Client,
-    events_url: String,
-    standin: StandIn,
-}
+struct Stack(common::LocalStack);
 
 async fn stack(test: &str) -> Stack {
-    let (aws, resources) = common::local(test).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let standin = StandIn::new();
-    let app = Arc::new(
-        App::new(
-            &aws,
-            &resources,
-            IdentityConfig { claim: "sub".into() },
-            &standin_stripe(&base),
-            local_redirects(&base).unwrap(),
-        )
-        .unwrap(),
-    );
-    let served = router(Arc::clone(&app), Some(&standin));
-    tokio::spawn(async move { axum::serve(listener, served).await });
-    let events_url = resources.queue("EventsQueue").unwrap().url.clone();
-    Stack { base, app, sqs: tollgate::aws::sqs(&aws), events_url, standin }
+    Stack(common::serve_stack(test).await)
 }
 
 impl Stack {
@@ -49,24 +23,14 @@ impl Stack {
             interval: None,
             outcome: None,
         };
-        let deliveries = trigger(&self.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+        let deliveries = trigger(&self.0.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
         assert!(deliveries.iter().all(|d| d.status == Some(200)), "{deliveries:?}");
-        self.drain().await;
-    }
-
-    /// Runs the local worker until the queue is empty.
-    async fn drain(&self) {
-        for _ in 0..20 {
-            if tollgate_dev::worker::poll_once(&self.app, &self.sqs, &self.events_url).await.unwrap() == 0 {
-                return;
-            }
-        }
-        panic!("the events queue did not drain");
+        self.0.drain().await;
     }
 
     async fn read(&self) -> serde_json::Value {
         reqwest::Client::new()
-            .get(format!("{}/subscription", self.base))
+            .get(format!("{}/subscription", self.0.base))
             .header("x-tollgate-account", "acct_e2e")
             .send()
             .await
@@ -108,7 +72,7 @@ async fn checkout_payment_failure_dispute_cancel_and_replay() {
     );
 
     // Replaying every earlier event, signed afresh, changes nothing.
-    for event in stack.standin.events() {
+    for event in stack.0.standin.events() {
         let body = event.to_string();
         let header = tollgate::webhook::signature_header(
             &body,
@@ -116,7 +80,7 @@ async fn checkout_payment_failure_dispute_cancel_and_replay() {
             tollgate::clock::Clock::now(&tollgate::clock::SystemClock),
         );
         let status = reqwest::Client::new()
-            .post(format!("{}/webhooks/stripe", stack.base))
+            .post(format!("{}/webhooks/stripe", stack.0.base))
             .header("stripe-signature", header)
             .body(body)
             .send()
@@ -125,7 +89,7 @@ async fn checkout_payment_failure_dispute_cancel_and_replay() {
             .status();
         assert_eq!(status, 200);
     }
-    stack.drain().await;
+    stack.0.drain().await;
     let after_replay = stack.read().await;
     assert_eq!(after_replay, canceled);
 }

@@ -4,11 +4,8 @@
 
 mod common;
 
-use std::sync::Arc;
-use tollgate::config::IdentityConfig;
 use tollgate::webhook::DEV_WEBHOOK_SECRET;
-use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
-use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_dev::stripe::TriggerSpec;
 use tollgate_dev::trigger::trigger;
 
 async fn read(base: &str, account: &str) -> serde_json::Value {
@@ -25,25 +22,8 @@ async fn read(base: &str, account: &str) -> serde_json::Value {
 
 #[tokio::test]
 async fn missed_cancellation_is_applied_by_one_local_sync_and_health_shows_it() {
-    let (aws, resources) = common::local("sync").await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let port = listener.local_addr().unwrap().port();
-    let standin = StandIn::new();
-    let app = Arc::new(
-        App::new(
-            &aws,
-            &resources,
-            IdentityConfig { claim: "sub".into() },
-            &standin_stripe(&base),
-            local_redirects(&base).unwrap(),
-        )
-        .unwrap(),
-    );
-    let served = router(Arc::clone(&app), Some(&standin));
-    tokio::spawn(async move { axum::serve(listener, served).await });
-    let sqs = tollgate::aws::sqs(&aws);
-    let events_url = resources.queue("EventsQueue").unwrap().url.clone();
+    let stack = common::serve_stack("sync").await;
+    let (base, port) = (stack.base.clone(), stack.port);
     let spec = |event: &str| TriggerSpec {
         event: event.into(),
         account: "acct_s".into(),
@@ -52,11 +32,11 @@ async fn missed_cancellation_is_applied_by_one_local_sync_and_health_shows_it() 
         outcome: None,
     };
     trigger(&base, DEV_WEBHOOK_SECRET, &spec("checkout.session.completed"), false).await.unwrap();
-    while tollgate_dev::worker::poll_once(&app, &sqs, &events_url).await.unwrap() > 0 {}
+    stack.drain().await;
     tollgate_dev::ops::sync(port, false).await.unwrap();
 
     trigger(&base, DEV_WEBHOOK_SECRET, &spec("customer.subscription.deleted"), true).await.unwrap();
-    while tollgate_dev::worker::poll_once(&app, &sqs, &events_url).await.unwrap() > 0 {}
+    stack.drain().await;
     let unchanged = read(&base, "acct_s").await;
     tollgate_dev::ops::sync(port, false).await.unwrap();
     let after = read(&base, "acct_s").await;

@@ -5,36 +5,12 @@
 mod common;
 
 use aws_sdk_sqs::types::QueueAttributeName;
-use std::sync::Arc;
 use std::time::Duration;
-use tollgate::config::IdentityConfig;
 use tollgate::notify::Notification;
 use tollgate::store::EventLog;
 use tollgate::webhook::DEV_WEBHOOK_SECRET;
-use tollgate_dev::resources::Resources;
-use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
-use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_dev::stripe::TriggerSpec;
 use tollgate_dev::trigger::trigger;
-
-async fn stack(test: &str) -> (String, Arc<App>, aws_sdk_sqs::Client, Resources) {
-    let (aws, resources) = common::local(test).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let standin = StandIn::new();
-    let app = Arc::new(
-        App::new(
-            &aws,
-            &resources,
-            IdentityConfig { claim: "sub".into() },
-            &standin_stripe(&base),
-            local_redirects(&base).unwrap(),
-        )
-        .unwrap(),
-    );
-    let served = router(Arc::clone(&app), Some(&standin));
-    tokio::spawn(async move { axum::serve(listener, served).await });
-    (base, app, tollgate::aws::sqs(&aws), resources)
-}
 
 async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
     let mut bodies = Vec::new();
@@ -50,16 +26,15 @@ async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn notifications_reach_the_outbound_queue_in_the_documented_schema() {
-    let (base, app, sqs, resources) = stack("notify").await;
-    let events_url = resources.queue("EventsQueue").unwrap().url.clone();
+    let stack = common::serve_stack("notify").await;
     for event in ["checkout.session.completed", "invoice.payment_failed", "charge.dispute.created"] {
         let spec =
             TriggerSpec { event: event.into(), account: "acct_n".into(), plan: None, interval: None, outcome: None };
-        trigger(&base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+        trigger(&stack.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
     }
 
-    while tollgate_dev::worker::poll_once(&app, &sqs, &events_url).await.unwrap() > 0 {}
-    let bodies = receive_all(&sqs, &resources.queue("NotificationsQueue").unwrap().url).await;
+    stack.drain().await;
+    let bodies = receive_all(&stack.sqs, &stack.resources.queue("NotificationsQueue").unwrap().url).await;
 
     let kinds: Vec<String> = bodies
         .iter()
@@ -96,7 +71,7 @@ async fn notifications_reach_the_outbound_queue_in_the_documented_schema() {
 
 #[tokio::test]
 async fn poison_message_reaches_the_dead_letter_queue_through_redrive() {
-    let (_, app, sqs, resources) = stack("poison").await;
+    let common::LocalStack { app, sqs, resources, .. } = common::serve_stack("poison").await;
     let events_url = resources.queue("EventsQueue").unwrap().url.clone();
     let dlq_url = resources.queue("EventsDeadLetterQueue").unwrap().url.clone();
     // A short visibility timeout, so the retries happen within the test.

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tollgate::access::DAY;
 use tollgate::billing::{Billing, BillingError, RemoteEvent};
-use tollgate::model::{AccountId, Projection};
+use tollgate::model::Projection;
 use tollgate::notify::Notifier;
 use tollgate::projection::{Context, project};
 use tollgate::store::{
-    Account, AccountStore, CheckoutStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+    AccountStore, CheckoutStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
 };
 use tollgate::webhook::HANDLED_EVENT_TYPES;
 use webhook_worker::{Snapshots, WorkerError};
@@ -262,7 +262,7 @@ where
             }
         }
         for (customer, hint) in customers {
-            let Some(account) = account_of(deps, &customer, hint.as_deref()).await? else { continue };
+            let Some(account) = webhook_worker::account_for(w, &customer, hint.as_deref()).await? else { continue };
             // The page may hold only some of the customer's subscriptions: read them all.
             let subscriptions = w.billing.subscriptions(&customer).await?;
             let ctx = Context {
@@ -309,26 +309,4 @@ fn differs(stored: &Projection, fresh: &Projection) -> bool {
         )
     };
     state(stored) != state(fresh)
-}
-
-async fn account_of<S, B, N>(
-    deps: &Deps<S, B, N>,
-    customer: &str,
-    hint: Option<&str>,
-) -> Result<Option<AccountId>, SyncError>
-where
-    S: AccountStore,
-{
-    let store = &deps.worker.store;
-    if let Some(account) = store.account_for_customer(customer).await? {
-        return Ok(Some(account));
-    }
-    let Some(account) = hint.and_then(|h| AccountId::parse(h).ok()) else { return Ok(None) };
-    let link =
-        Account { account_id: account.clone(), customer_id: customer.to_owned(), created_at: deps.worker.clock.now() };
-    match store.link_customer(&link).await {
-        Ok(()) => Ok(Some(account)),
-        Err(StoreError::Conflict(_)) => Ok(store.account_for_customer(customer).await?),
-        Err(err) => Err(err.into()),
-    }
 }

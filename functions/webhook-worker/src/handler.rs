@@ -174,7 +174,7 @@ where
         },
         CustomerRef::None => return ignore("no_customer").await,
     };
-    let Some(account) = account_for(deps, &event, &customer).await? else {
+    let Some(account) = account_for(deps, &customer, event.account_hint().as_deref()).await? else {
         return ignore("unlinked").await;
     };
     tracing::info!(account_id = %account, "applying");
@@ -219,27 +219,28 @@ where
 }
 
 /// The account of a customer: from the customer index, else from the account id Tollgate put
-/// on the object (then the link is recorded, once).
-async fn account_for<S, B, N>(
+/// on a Stripe object (`hint`), and then the link is recorded, once. `None` for a customer
+/// Tollgate never linked (not one of the product's accounts).
+pub async fn account_for<S, B, N>(
     deps: &Deps<S, B, N>,
-    event: &Incoming,
     customer: &str,
-) -> Result<Option<AccountId>, WorkerError>
+    hint: Option<&str>,
+) -> Result<Option<AccountId>, StoreError>
 where
     S: AccountStore,
 {
     if let Some(account) = deps.store.account_for_customer(customer).await? {
         return Ok(Some(account));
     }
-    let Some(hint) = event.account_hint().and_then(|h| AccountId::parse(&h).ok()) else {
+    let Some(hint) = hint.and_then(|h| AccountId::parse(h).ok()) else {
         return Ok(None);
     };
     let link = Account { account_id: hint.clone(), customer_id: customer.to_owned(), created_at: deps.clock.now() };
     match deps.store.link_customer(&link).await {
         Ok(()) => Ok(Some(hint)),
         // Linked meanwhile (by checkout, or a racing event): the index is the truth.
-        Err(StoreError::Conflict(_)) => Ok(deps.store.account_for_customer(customer).await?),
-        Err(err) => Err(err.into()),
+        Err(StoreError::Conflict(_)) => deps.store.account_for_customer(customer).await,
+        Err(err) => Err(err),
     }
 }
 

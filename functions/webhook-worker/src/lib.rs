@@ -4,4 +4,4 @@
 pub mod event;
 mod handler;
 
-pub use handler::{Deps, Outcome, Record, Snapshots, WorkerError, apply, handle, process};
+pub use handler::{Deps, Outcome, Record, Snapshots, WorkerError, account_for, apply, handle, process};

@@ -21,3 +21,43 @@ pub async fn local(test: &str) -> (SdkConfig, Resources) {
         .expect("creating the template's table and queues on the local server");
     (aws, resources)
 }
+
+/// The whole local stack served on a free loopback port, as `tollgate-dev up` serves it:
+/// every handler, the Stripe stand-in under `/stripe`, fresh resources.
+pub struct LocalStack {
+    pub base: String,
+    pub port: u16,
+    pub app: std::sync::Arc<tollgate_dev::server::App>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub resources: Resources,
+    pub standin: tollgate_dev::stripe::StandIn,
+}
+
+pub async fn serve_stack(test: &str) -> LocalStack {
+    use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
+    let (aws, resources) = local(test).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let standin = tollgate_dev::stripe::StandIn::new();
+    let identity = tollgate::config::IdentityConfig { claim: "sub".into() };
+    let app = std::sync::Arc::new(
+        App::new(&aws, &resources, identity, &standin_stripe(&base), local_redirects(&base).unwrap()).unwrap(),
+    );
+    let served = router(std::sync::Arc::clone(&app), Some(&standin));
+    tokio::spawn(async move { axum::serve(listener, served).await });
+    LocalStack { base, port, app, sqs: tollgate::aws::sqs(&aws), resources, standin }
+}
+
+impl LocalStack {
+    /// Runs the local worker until the events queue is empty.
+    pub async fn drain(&self) {
+        let url = &self.resources.queue("EventsQueue").unwrap().url;
+        for _ in 0..20 {
+            if tollgate_dev::worker::poll_once(&self.app, &self.sqs, url).await.unwrap() == 0 {
+                return;
+            }
+        }
+        panic!("the events queue did not drain");
+    }
+}
