@@ -93,3 +93,41 @@ async fn checkout_payment_failure_dispute_cancel_and_replay() {
     let after_replay = stack.read().await;
     assert_eq!(after_replay, canceled);
 }
+
+#[tokio::test]
+async fn checkout_over_http_answers_a_standin_session_and_accounts_stay_apart() {
+    let stack = stack("apart").await;
+    let client = reqwest::Client::new();
+    let post = |path: &str, account: &str, body: serde_json::Value| {
+        client.post(format!("{}{path}", stack.0.base)).header("x-tollgate-account", account).json(&body).send()
+    };
+    stack.trigger("checkout.session.completed", Some("pro")).await;
+
+    let checkout_b =
+        post("/checkout", "acct_b", serde_json::json!({"plan": "team", "interval": "year"})).await.unwrap();
+    let session: serde_json::Value = checkout_b.json().await.unwrap();
+    let read_b: serde_json::Value = client
+        .get(format!("{}/subscription", stack.0.base))
+        .header("x-tollgate-account", "acct_b")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cancel_b = post("/subscription/cancel", "acct_b", serde_json::json!({"at_period_end": false})).await.unwrap();
+    let change_b =
+        post("/subscription/change", "acct_b", serde_json::json!({"plan": "team", "interval": "month"})).await.unwrap();
+    let delete_b =
+        client.delete(format!("{}/account", stack.0.base)).header("x-tollgate-account", "acct_b").send().await.unwrap();
+    let read_a = stack.read().await;
+
+    assert!(session["session_id"].as_str().unwrap().starts_with("cs_"), "{session}");
+    assert!(session["url"].as_str().unwrap().contains("stripe-standin/checkout"), "{session}");
+    assert_eq!((read_b["account_id"].as_str(), read_b["plan"].as_str()), (Some("acct_b"), Some("free")), "{read_b}");
+    assert_eq!(cancel_b.status(), 409);
+    assert_eq!(change_b.status(), 409);
+    assert_eq!(delete_b.status(), 200);
+    assert_eq!((read_a["account_id"].as_str(), read_a["plan"].as_str()), (Some("acct_e2e"), Some("pro")), "{read_a}");
+    assert_eq!(read_a["access"]["allowed"], true);
+}
