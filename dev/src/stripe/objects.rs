@@ -299,7 +299,7 @@ pub(crate) fn checkout_session(new: NewCheckoutSession<'_>) -> Value {
             "saved_payment_method_options": null,
             "managed_payments": null,
             "adaptive_pricing": null,
-            "ui_mode": "hosted",
+            "ui_mode": "hosted_page",
         }),
     );
     session
