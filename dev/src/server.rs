@@ -86,16 +86,17 @@ impl App {
         let secrets = WebhookSecrets::parse(&secrets).context(vars::STRIPE_WEBHOOK_SECRETS)?;
         // The local stack only ever receives test-mode events (the stand-in's or Stripe's test mode).
         let webhook_intake = webhook_intake::Deps::new(events_queue.clone(), secrets, false);
+        let grace_days = Env.get(vars::GRACE_DAYS).and_then(|v| v.parse().ok()).unwrap_or(3);
         let checkout_config = tollgate::config::CheckoutConfig {
             table_name: resources.table.clone(),
             identity: identity.clone(),
             stripe: stripe.clone(),
             redirects,
             sessions_per_minute: Env.get(vars::CHECKOUT_SESSIONS_PER_MINUTE).and_then(|v| v.parse().ok()).unwrap_or(5),
+            grace_days,
         };
         let checkout = checkout::Deps::new(store.clone(), StripeBilling::new(stripe)?, &checkout_config)?;
         let notifier = SqsNotifier::new(tollgate::aws::sqs(aws), resources.queue("NotificationsQueue")?.url.clone());
-        let grace_days = Env.get(vars::GRACE_DAYS).and_then(|v| v.parse().ok()).unwrap_or(3);
         let worker =
             webhook_worker::Deps::new(store.clone(), StripeBilling::new(stripe)?, notifier.clone(), grace_days)?;
         let sync = sync::Deps {

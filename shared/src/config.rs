@@ -170,6 +170,8 @@ pub struct CheckoutConfig {
     pub redirects: RedirectConfig,
     /// New Checkout Sessions per account in any 60 seconds.
     pub sessions_per_minute: usize,
+    /// Grace days, for projections rewritten after a plan change or cancellation.
+    pub grace_days: u32,
 }
 
 impl CheckoutConfig {
@@ -180,6 +182,7 @@ impl CheckoutConfig {
             stripe: StripeConfig::load(src)?,
             redirects: RedirectConfig::load(src)?,
             sessions_per_minute: parsed(src, vars::CHECKOUT_SESSIONS_PER_MINUTE, 5usize)?,
+            grace_days: parsed(src, vars::GRACE_DAYS, 3u32)?,
         })
     }
 }

@@ -40,6 +40,7 @@ fn deps(store: DynamoStore, base: &str) -> Deps<DynamoStore, StripeBilling> {
             return_url: "https://app.example.com/billing".into(),
         },
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
+        grace_days: 3,
     }
 }
 

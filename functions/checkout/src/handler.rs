@@ -22,9 +22,6 @@ use tollgate::store::{
 /// A repeat of the same checkout request within this many seconds gets the same session.
 pub const CHECKOUT_REUSE_SECONDS: i64 = 600;
 
-/// Grace days used when a plan change or cancellation rewrites a `past_due` projection.
-const DEFAULT_GRACE_DAYS: u32 = 3;
-
 /// What the handler needs.
 pub struct Deps<S, B> {
     pub store: S,
@@ -35,6 +32,8 @@ pub struct Deps<S, B> {
     pub redirects: RedirectConfig,
     /// New Checkout Sessions per account in any 60 seconds.
     pub checkout_limit: Limit,
+    /// Grace days, for a `past_due` projection rewritten after a change or cancellation.
+    pub grace_days: u32,
 }
 
 impl<S, B> Deps<S, B> {
@@ -48,6 +47,7 @@ impl<S, B> Deps<S, B> {
             identity: config.identity.clone(),
             redirects: config.redirects.clone(),
             checkout_limit: Limit { limit: config.sessions_per_minute, window_ms: 60_000 },
+            grace_days: config.grace_days,
         })
     }
 }
@@ -304,7 +304,7 @@ where
         catalogue: deps.catalogue,
         version: deps.clock.now_ms(),
         now: deps.clock.now(),
-        grace_days: DEFAULT_GRACE_DAYS,
+        grace_days: deps.grace_days,
     };
     let next = project(&previous.account_id, &previous.customer_id, &[remote], Some(previous), ctx)
         .unwrap_or_else(|| previous.clone());

@@ -50,6 +50,7 @@ async fn harness() -> Harness {
             return_url: "https://app.example.com/billing".into(),
         },
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
+        grace_days: 3,
     };
     Harness { deps, standin, clock }
 }
