@@ -6,30 +6,21 @@ mod common;
 use checkout::{Deps, handle};
 use lambda_http::http::StatusCode;
 use std::sync::Arc;
-use std::time::Duration;
-use tollgate::billing::{RetryPolicy, StripeBilling};
+use tollgate::billing::StripeBilling;
 use tollgate::clock::FixedClock;
-use tollgate::config::{IdentityConfig, RedirectConfig, StripeConfig};
+use tollgate::config::{IdentityConfig, RedirectConfig};
 use tollgate::plans::Catalogue;
 use tollgate::ratelimit::Limit;
 use tollgate::redirect::AllowList;
 use tollgate::store::DynamoStore;
-use tollgate_dev::stripe::StandIn;
+use tollgate_dev::stripe::{StandIn, test_billing};
 
 const NOW: i64 = 1_795_273_200;
 
 fn deps(store: DynamoStore, base: &str) -> Deps<DynamoStore, StripeBilling> {
-    let stripe = StripeConfig {
-        secret_key: "sk_test_tollgate".into(),
-        api_base: Some(base.to_owned()),
-        timeout: Duration::from_secs(5),
-        max_retries: 2,
-    };
-    let fast =
-        RetryPolicy { max_retries: 2, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) };
     Deps {
         store,
-        billing: StripeBilling::new(&stripe).unwrap().with_retry(fast),
+        billing: test_billing(base),
         catalogue: Catalogue::builtin().unwrap(),
         clock: Arc::new(FixedClock::at(NOW)),
         identity: IdentityConfig { claim: "sub".into() },

@@ -379,3 +379,20 @@ async fn handle(
 ) -> Response {
     standin.respond(&method, &uri, &headers, &body)
 }
+
+/// A `StripeBilling` for tests: pointed at a stand-in's base URL (from `spawn`), retrying with
+/// millisecond delays so retry paths run fast.
+pub fn test_billing(base: &str) -> tollgate::billing::StripeBilling {
+    let config = tollgate::config::StripeConfig {
+        secret_key: "sk_test_tollgate".into(),
+        api_base: Some(base.to_owned()),
+        timeout: std::time::Duration::from_secs(5),
+        max_retries: 2,
+    };
+    let fast = tollgate::billing::RetryPolicy {
+        max_retries: 2,
+        base_delay: std::time::Duration::from_millis(1),
+        max_delay: std::time::Duration::from_millis(5),
+    };
+    tollgate::billing::StripeBilling::new(&config).expect("a valid test configuration").with_retry(fast)
+}

@@ -5,16 +5,15 @@ use checkout::{Deps, handle};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
-use std::time::Duration;
-use tollgate::billing::{RetryPolicy, StripeBilling};
+use tollgate::billing::StripeBilling;
 use tollgate::clock::FixedClock;
-use tollgate::config::{IdentityConfig, RedirectConfig, StripeConfig};
+use tollgate::config::{IdentityConfig, RedirectConfig};
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
 use tollgate::plans::Catalogue;
 use tollgate::ratelimit::Limit;
 use tollgate::redirect::AllowList;
 use tollgate::store::{AccountStore, MemoryStore, SubscriptionStore};
-use tollgate_dev::stripe::StandIn;
+use tollgate_dev::stripe::{StandIn, test_billing};
 
 const NOW: i64 = 1_795_273_200;
 
@@ -28,18 +27,10 @@ async fn harness() -> Harness {
     let standin = StandIn::new();
     standin.set_clock(NOW);
     let base = standin.spawn().await.unwrap();
-    let stripe = StripeConfig {
-        secret_key: "sk_test_tollgate".into(),
-        api_base: Some(base),
-        timeout: Duration::from_secs(5),
-        max_retries: 2,
-    };
-    let fast =
-        RetryPolicy { max_retries: 2, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) };
     let clock = FixedClock::at(NOW);
     let deps = Deps {
         store: MemoryStore::new(),
-        billing: StripeBilling::new(&stripe).unwrap().with_retry(fast),
+        billing: test_billing(&base),
         catalogue: Catalogue::builtin().unwrap(),
         clock: Arc::new(clock.clone()),
         identity: IdentityConfig { claim: "sub".into() },

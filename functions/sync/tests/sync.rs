@@ -8,16 +8,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use sync::{Deadline, Deps, Mode, Never, run};
-use tollgate::billing::{RetryPolicy, StripeBilling};
+use tollgate::billing::StripeBilling;
 use tollgate::clock::FixedClock;
-use tollgate::config::StripeConfig;
 use tollgate::entitlements;
 use tollgate::model::AccountId;
 use tollgate::notify::{Notification, Notifier};
 use tollgate::plans::Catalogue;
 use tollgate::queue::QueueError;
 use tollgate::store::{EventLog, MemoryStore, SubscriptionStore, SyncCursor, SyncStore};
-use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_dev::stripe::{StandIn, TriggerSpec, test_billing};
 use webhook_worker::Snapshots;
 
 const NOW: i64 = 1_795_273_200;
@@ -52,18 +51,10 @@ async fn harness() -> Harness {
     let standin = StandIn::new();
     standin.set_clock(NOW);
     let base = standin.spawn().await.unwrap();
-    let stripe = StripeConfig {
-        secret_key: "sk_test_tollgate".into(),
-        api_base: Some(base),
-        timeout: Duration::from_secs(5),
-        max_retries: 2,
-    };
-    let fast =
-        RetryPolicy { max_retries: 2, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) };
     let clock = FixedClock::at(NOW + 60);
     let worker = webhook_worker::Deps {
         store: MemoryStore::new(),
-        billing: StripeBilling::new(&stripe).unwrap().with_retry(fast).with_page_size(2),
+        billing: test_billing(&base).with_page_size(2),
         notifier: Outbox::default(),
         catalogue: Catalogue::builtin().unwrap(),
         clock: Arc::new(clock.clone()),
