@@ -177,6 +177,21 @@ impl DynamoStore {
         Ok(self.put(to_item(&keyed)?, IS_NEW))
     }
 
+    /// Sends a transaction element's `Put` on its own, with the same condition.
+    async fn send_put(&self, put: Put, conflict: &'static str) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(put.table_name())
+            .set_item(Some(put.item().clone()))
+            .set_condition_expression(put.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(put.expression_attribute_names().cloned())
+            .set_expression_attribute_values(put.expression_attribute_values().cloned())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, conflict))
+    }
+
     fn facts_put(&self, account: &AccountId, facts: &Facts) -> Result<Put, StoreError> {
         let next = Facts { rev: facts.rev + 1, ..facts.clone() };
         let item = to_item(&Keyed::new(keys::account(account), keys::FACTS, &next))?;
@@ -232,17 +247,7 @@ impl SubscriptionStore for DynamoStore {
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(Self::subscription_item(projection)?))
-            .condition_expression(IS_NEWER)
-            .expression_attribute_names("#version", "version")
-            .expression_attribute_values(":version", AttributeValue::N(projection.version.to_string()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e, "newer projection stored"))
+        self.send_put(self.subscription_put(projection)?, "newer projection stored").await
     }
 }
 
