@@ -4,7 +4,6 @@
 //!
 //! Run: `cargo run -p tollgate-dev --example sample_events` (from the repository root).
 
-use tollgate::webhook::HANDLED_EVENT_TYPES;
 use tollgate_dev::stripe::{StandIn, TriggerSpec};
 
 /// The lifecycle, in an order Stripe allows (a trial before it ends, a pause before a resume).
@@ -44,7 +43,7 @@ fn main() -> anyhow::Result<()> {
         now += 60;
     }
     let events = standin.events();
-    for event_type in HANDLED_EVENT_TYPES {
+    for event_type in tollgate::events::handled_types() {
         let event = events
             .iter()
             .rev()

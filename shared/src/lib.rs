@@ -11,6 +11,7 @@ pub mod billing;
 pub mod clock;
 pub mod config;
 pub mod entitlements;
+pub mod events;
 pub mod facts;
 pub mod http;
 pub mod model;

@@ -28,21 +28,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// The notification a Stripe event type makes, if any.
-    pub fn of(event_type: &str) -> Option<Self> {
-        Some(match event_type {
-            "invoice.payment_action_required" => Self::PaymentActionRequired,
-            "customer.subscription.trial_will_end" => Self::TrialWillEnd,
-            "invoice.paid" | "invoice.payment_succeeded" => Self::PaymentSucceeded,
-            "invoice.payment_failed" => Self::PaymentFailed,
-            "charge.dispute.created" => Self::DisputeOpened,
-            "charge.dispute.closed" => Self::DisputeClosed,
-            "charge.refunded" => Self::Refunded,
-            "customer.subscription.deleted" => Self::SubscriptionCanceled,
-            _ => return None,
-        })
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::PaymentActionRequired => "payment_action_required",

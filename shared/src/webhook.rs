@@ -27,31 +27,8 @@ pub const SIGNATURE_HEADER: &str = "stripe-signature";
 /// under `events/`). Public by design: never configure it on a deployed endpoint.
 pub const DEV_WEBHOOK_SECRET: &str = "whsec_tollgate_local_development";
 
-/// The event types Tollgate acts on; every other type is acknowledged and not enqueued.
-pub const HANDLED_EVENT_TYPES: &[&str] = &[
-    "checkout.session.completed",
-    "customer.subscription.created",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.trial_will_end",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.payment_failed",
-    "invoice.payment_action_required",
-    "invoice.finalized",
-    "charge.dispute.created",
-    "charge.dispute.closed",
-    "charge.refunded",
-    "customer.deleted",
-    "entitlements.active_entitlement_summary.updated",
-];
-
-/// Whether Tollgate acts on events of this type.
-pub fn is_handled(event_type: &str) -> bool {
-    HANDLED_EVENT_TYPES.contains(&event_type)
-}
+/// Whether Tollgate acts on events of this type (see [`crate::events::KINDS`]).
+pub use crate::events::is_handled;
 
 /// Why the configured endpoint secrets could not be read. Never carries a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -302,27 +279,22 @@ fn envelope(payload: &str) -> Result<Envelope, WebhookRejection> {
         event_type: event_type.to_owned(),
         created,
         livemode,
-        group: message_group(object).unwrap_or(id).to_owned(),
+        group: message_group(event_type, object).unwrap_or_else(|| id.to_owned()),
         payload: payload.to_owned(),
     })
 }
 
-/// The FIFO message group of an event, from its `data.object`: the Stripe customer
-/// (`customer` as an id or an expanded object's `id`; the object's own `id` when it is a
-/// customer), else for a dispute its `charge`, else the object's `id`. Only values SQS accepts
-/// as a group id are used; None when there is none (the caller then groups by event id).
-pub fn message_group(object: &Map<String, Value>) -> Option<&str> {
-    fn id_of(value: Option<&Value>) -> Option<&str> {
-        match value? {
-            Value::String(id) => Some(id),
-            Value::Object(expanded) => expanded.get("id").and_then(Value::as_str),
-            _ => None,
-        }
-    }
-    let kind = object.get("object").and_then(Value::as_str);
-    let customer = if kind == Some("customer") { id_of(object.get("id")) } else { id_of(object.get("customer")) };
-    let charge = if kind == Some("dispute") { id_of(object.get("charge")) } else { None };
-    [customer, charge, id_of(object.get("id"))].into_iter().flatten().find(|id| is_queue_token(id))
+/// The FIFO message group of an event: the Stripe customer it is about, or for a dispute its
+/// charge (the table's rule, [`crate::events::customer_of`]), else the object's `id`. Only
+/// values SQS accepts as a group id are used; None when there is none (the caller then groups
+/// by event id).
+pub fn message_group(event_type: &str, object: &Map<String, Value>) -> Option<String> {
+    let about = match crate::events::customer_of(event_type, &Value::Object(object.clone())) {
+        crate::events::CustomerRef::Customer(id) | crate::events::CustomerRef::Charge(id) => Some(id),
+        crate::events::CustomerRef::None => None,
+    };
+    let own = object.get("id").and_then(Value::as_str).map(str::to_owned);
+    [about, own].into_iter().flatten().find(|id| is_queue_token(id))
 }
 
 /// SQS accepts group and deduplication ids of 1 to 128 ASCII alphanumerics and punctuation.
@@ -375,8 +347,14 @@ mod tests {
         verify(payload.as_bytes(), header, &secrets(), false, NOW)
     }
 
+    /// The group of an event about `object`, its type chosen by the object's kind.
     fn group(object: Value) -> Option<String> {
-        message_group(object.as_object().unwrap()).map(str::to_owned)
+        let event_type = match object["object"].as_str() {
+            Some("customer") => "customer.deleted",
+            Some("dispute") => "charge.dispute.created",
+            _ => "customer.subscription.updated",
+        };
+        message_group(event_type, object.as_object().unwrap())
     }
 
     #[test]
@@ -595,7 +573,7 @@ mod tests {
 
     #[test]
     fn handled_types_are_the_ones_tollgate_uses() {
-        assert_eq!(HANDLED_EVENT_TYPES.len(), 17);
+        assert_eq!(crate::events::KINDS.len(), 17);
         assert!(is_handled("invoice.paid") && is_handled("entitlements.active_entitlement_summary.updated"));
         assert!(!is_handled("customer.created") && !is_handled("payment_intent.succeeded"));
     }

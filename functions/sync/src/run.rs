@@ -10,7 +10,6 @@ use tollgate::projection::{Context, project};
 use tollgate::store::{
     AccountStore, CheckoutStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
 };
-use tollgate::webhook::HANDLED_EVENT_TYPES;
 use webhook_worker::{Snapshots, WorkerError};
 
 /// Stripe lists events for 30 days.
@@ -198,7 +197,11 @@ where
         if deadline.expired() {
             return Ok(false);
         }
-        let page = deps.worker.billing.events_page(HANDLED_EVENT_TYPES, cursor.created, after.as_deref()).await?;
+        let page = deps
+            .worker
+            .billing
+            .events_page(&tollgate::events::handled_types(), cursor.created, after.as_deref())
+            .await?;
         listed.extend(page.items);
         tokio::time::sleep(deps.pacing).await;
         match page.next {

@@ -22,7 +22,6 @@ use tollgate::queue::QueueError;
 use tollgate::store::{
     Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, ProcessedEvent, StoreError, SubscriptionStore,
 };
-use tollgate::webhook::HANDLED_EVENT_TYPES;
 
 /// What the worker needs.
 pub struct Deps<S, B, N> {
@@ -163,7 +162,7 @@ where
         deps.store.apply(&record(outcome), None, None).await?;
         Ok::<_, WorkerError>(Outcome::Ignored)
     };
-    if !HANDLED_EVENT_TYPES.contains(&event.event_type.as_str()) {
+    if !tollgate::events::is_handled(&event.event_type) {
         return ignore("ignored").await;
     }
     let customer = match event.customer() {
@@ -207,7 +206,7 @@ where
         }
         None => None,
     };
-    if let Some(kind) = Kind::of(&event.event_type) {
+    if let Some(kind) = tollgate::events::kind_of(&event.event_type).and_then(|k| k.notice) {
         deps.notifier.notify(&notification(&event, kind, &account, &customer)).await?;
     }
     let outcome = deps.store.apply(&record("processed"), state.as_ref(), facts.as_ref().map(|f| (&account, f))).await?;

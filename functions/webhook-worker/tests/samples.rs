@@ -15,7 +15,6 @@ use tollgate::notify::{Kind, Notification, Notifier};
 use tollgate::plans::Catalogue;
 use tollgate::queue::QueueError;
 use tollgate::store::{Account, AccountStore, EventLog, MemoryStore, SubscriptionStore};
-use tollgate::webhook::HANDLED_EVENT_TYPES;
 use webhook_worker::{Deps, Outcome, Record, Snapshots, apply, handle, process};
 
 const NOW: i64 = 1_795_273_300;
@@ -114,7 +113,7 @@ async fn deps() -> Deps<MemoryStore, OneSubscription, Outbox> {
 
 #[tokio::test]
 async fn every_covered_event_type_is_processed_once() {
-    for event_type in HANDLED_EVENT_TYPES {
+    for event_type in tollgate::events::handled_types() {
         let deps = deps().await;
         let body = sample(event_type);
 
