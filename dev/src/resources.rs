@@ -32,6 +32,15 @@ pub struct QueueDef {
     pub redrive: Option<(String, i64)>,
 }
 
+/// An HTTP API route of the template: the function (by binary name) that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute {
+    pub binary: String,
+    /// `GET`, `POST`, ... or `ANY`.
+    pub method: String,
+    pub path: String,
+}
+
 /// What the local stack needs from `template.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
@@ -39,6 +48,10 @@ pub struct Template {
     pub queues: Vec<QueueDef>,
     /// Every function resource: (logical id, binary name from `BuildProperties.Binary`).
     pub functions: Vec<(String, String)>,
+    /// Every `HttpApi` event of every function.
+    pub routes: Vec<HttpRoute>,
+    /// The binaries of the functions with a function URL.
+    pub function_urls: Vec<String>,
     pub raw: Value,
 }
 
@@ -108,6 +121,8 @@ impl Template {
         let mut tables = Vec::new();
         let mut queues = Vec::new();
         let mut functions = Vec::new();
+        let mut routes = Vec::new();
+        let mut function_urls = Vec::new();
         for (id, resource) in resources {
             let id = id.as_str().context("resource id")?.to_owned();
             let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
@@ -165,6 +180,20 @@ impl Template {
                         .and_then(|m| m.get("BuildProperties"))
                         .and_then(|b| str_at(b, "Binary"))
                         .with_context(|| format!("{id} has no Metadata.BuildProperties.Binary"))?;
+                    let events = props.get("Events").and_then(Value::as_mapping).into_iter().flatten();
+                    for event in events.map(|(_, e)| e).filter(|e| str_at(e, "Type") == Some("HttpApi")) {
+                        let route = event.get("Properties").context("HttpApi event Properties")?;
+                        routes.push(HttpRoute {
+                            binary: binary.to_owned(),
+                            method: str_at(route, "Method").unwrap_or("ANY").to_uppercase(),
+                            path: str_at(route, "Path")
+                                .with_context(|| format!("{id}: HttpApi event Path"))?
+                                .to_owned(),
+                        });
+                    }
+                    if props.get("FunctionUrlConfig").is_some() {
+                        function_urls.push(binary.to_owned());
+                    }
                     functions.push((id, binary.to_owned()));
                 }
                 _ => {}
@@ -176,7 +205,7 @@ impl Template {
         };
         // Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
         queues.sort_by_key(|q| q.redrive.is_some());
-        Ok(Self { table, queues, functions, raw })
+        Ok(Self { table, queues, functions, routes, function_urls, raw })
     }
 
     /// Creates the table and queues, their names prefixed with `prefix` (one prefix per stack
@@ -281,5 +310,13 @@ mod tests {
             }
         }
         assert!(template.functions.contains(&("SubscriptionFunction".to_owned(), "subscription".to_owned())));
+        let route = |binary: &str, method: &str, path: &str| HttpRoute {
+            binary: binary.into(),
+            method: method.into(),
+            path: path.into(),
+        };
+        assert!(template.routes.contains(&route("subscription", "GET", "/subscription")));
+        assert!(template.routes.contains(&route("checkout", "DELETE", "/account")));
+        assert_eq!(template.function_urls, ["webhook-intake"]);
     }
 }

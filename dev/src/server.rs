@@ -1,12 +1,14 @@
-//! The local HTTP server: every function's real handler under the HTTP API's paths, `GET
-//! /health`, and the Stripe stand-in under `/stripe`. Requests are turned into the API Gateway
-//! events the handlers get in Lambda; the caller's identity comes from the development header
-//! `x-tollgate-account`, which only this runner reads (it becomes the JWT claim API Gateway's
-//! authorizer would have verified, and the header itself is removed).
+//! The local HTTP server: every HTTP function's real handler under the routes `template.yaml`
+//! declares (its `HttpApi` events; the function URL at [`WEBHOOK_PATH`]), `GET /health`, and
+//! the Stripe stand-in under `/stripe`. Each function is built by its own `wire` from its real
+//! `Config::load`, given the local values ([`LocalEnv`]), so a setting that would fail in
+//! Lambda fails here too. Requests are turned into the API Gateway events the handlers get in
+//! Lambda; the caller's identity comes from the development header `x-tollgate-account`, which
+//! only this runner reads (it becomes the JWT claim API Gateway's authorizer would have
+//! verified, and the header itself is removed).
 
-use crate::resources::Resources;
-use crate::stripe::StandIn;
-use anyhow::Context;
+use crate::resources::{Resources, Template};
+use anyhow::{Context, bail};
 use axum::Router;
 use axum::body::Body as AxumBody;
 use axum::extract::{Request as AxumRequest, State};
@@ -15,121 +17,205 @@ use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{any, get};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, RequestExt};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use tollgate::app::events::EventDeps;
+use tollgate::app::sync::{Mode, Never, SyncDeps};
 use tollgate::billing::StripeBilling;
-use tollgate::config::{Env, IdentityConfig, RedirectConfig, Source, StripeConfig, vars};
+use tollgate::config::{Env, IdentityConfig, Source, vars};
 use tollgate::notify::SqsNotifier;
 use tollgate::queue::SqsEventQueue;
 use tollgate::store::DynamoStore;
-use tollgate::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets};
+use tollgate::webhook::DEV_WEBHOOK_SECRET;
 
 /// The development identity header, honoured by this runner only.
 pub const ACCOUNT_HEADER: &str = "x-tollgate-account";
 
+/// Where the local stack serves the function URL of the webhook intake.
+pub const WEBHOOK_PATH: &str = "/webhooks/stripe";
+
 /// The largest body the runner passes on; handlers enforce their own, smaller limits.
 const MAX_FORWARDED_BODY: usize = 1024 * 1024;
+
+/// The key the functions use for the local Stripe stand-in (test-mode shaped; it never leaves
+/// this machine).
+const STANDIN_KEY: &str = "sk_test_tollgate_local_standin";
+
+/// The configuration the functions read locally: the local resources' names always; every
+/// other setting from the process environment when set there, else a local default (the
+/// stand-in for Stripe, the local stack's own pages as redirects, the development webhook
+/// secret). Settings without a default stay missing and fail as they would in Lambda.
+#[derive(Debug, Clone)]
+pub struct LocalEnv {
+    resources: BTreeMap<&'static str, String>,
+    defaults: BTreeMap<&'static str, String>,
+}
+
+impl LocalEnv {
+    /// The values for `resources`, with Stripe at `{base}/stripe/` unless `STRIPE_SECRET_KEY`
+    /// is set (then the real test-mode API).
+    pub fn new(base: &str, resources: &Resources) -> anyhow::Result<Self> {
+        let queue = |id: &str| resources.queue(id).map(|q| q.url.clone());
+        let resources = BTreeMap::from([
+            (vars::TABLE_NAME, resources.table.clone()),
+            (vars::EVENTS_QUEUE_URL, queue("EventsQueue")?),
+            (vars::NOTIFICATIONS_QUEUE_URL, queue("NotificationsQueue")?),
+        ]);
+        let mut defaults = BTreeMap::from([
+            (vars::STRIPE_WEBHOOK_SECRETS, DEV_WEBHOOK_SECRET.to_owned()),
+            // The local stack only ever receives test-mode events.
+            (vars::STRIPE_LIVEMODE, "false".to_owned()),
+            (vars::STRIPE_TIMEOUT_MS, "5000".to_owned()),
+            (vars::STRIPE_MAX_RETRIES, "2".to_owned()),
+        ]);
+        if Env.get(vars::STRIPE_SECRET_KEY).is_none() {
+            defaults.insert(vars::STRIPE_SECRET_KEY, STANDIN_KEY.to_owned());
+            defaults.insert(vars::STRIPE_API_BASE, format!("{base}/stripe/"));
+        }
+        if Env.get(vars::ALLOWED_REDIRECT_ORIGINS).is_none() {
+            defaults.insert(vars::ALLOWED_REDIRECT_ORIGINS, base.to_owned());
+            defaults.insert(vars::DEFAULT_SUCCESS_URL, format!("{base}/billing/success"));
+            defaults.insert(vars::DEFAULT_CANCEL_URL, format!("{base}/billing/cancel"));
+            defaults.insert(vars::DEFAULT_RETURN_URL, format!("{base}/billing"));
+        }
+        Ok(Self { resources, defaults })
+    }
+
+    /// Whether Stripe is the local stand-in (no `STRIPE_SECRET_KEY` given).
+    pub fn uses_standin(&self) -> bool {
+        self.defaults.contains_key(vars::STRIPE_API_BASE)
+    }
+
+    /// Sets a value for this runner only (tests).
+    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
+        self.resources.insert(name, value.into());
+    }
+}
+
+impl Source for LocalEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        self.resources.get(name).cloned().or_else(|| Env.get(name)).or_else(|| self.defaults.get(name).cloned())
+    }
+}
+
+type Answer = Pin<Box<dyn Future<Output = Result<lambda_http::Response<Body>, lambda_http::Error>> + Send>>;
+
+/// One HTTP function's handler, as the runner calls it.
+pub type HttpHandler = Arc<dyn Fn(lambda_http::Request) -> Answer + Send + Sync>;
+
+/// Wraps a function crate's `wire` and `handle` into an [`HttpHandler`].
+macro_rules! http_function {
+    ($krate:ident, $src:expr, $aws:expr) => {{
+        let deps = Arc::new($krate::wire($src, $aws).map_err(|e| anyhow::anyhow!("{}: {e}", stringify!($krate)))?);
+        let handler: HttpHandler = Arc::new(move |req| {
+            let deps = Arc::clone(&deps);
+            Box::pin(async move { $krate::handle(&deps, req).await })
+        });
+        handler
+    }};
+}
+
+/// The HTTP function whose binary is `binary`.
+fn http_function(binary: &str, src: &LocalEnv, aws: &aws_config::SdkConfig) -> anyhow::Result<HttpHandler> {
+    Ok(match binary {
+        "subscription" => http_function!(subscription, src, aws),
+        "checkout" => http_function!(checkout, src, aws),
+        "webhook-intake" => http_function!(webhook_intake, src, aws),
+        other => bail!("template.yaml routes to {other}, which the local runner does not know"),
+    })
+}
 
 /// Everything the local stack serves.
 pub struct App {
     pub store: DynamoStore,
     pub events_queue: SqsEventQueue,
     pub identity: IdentityConfig,
-    pub subscription: subscription::Deps<DynamoStore>,
-    pub webhook_intake: webhook_intake::Deps<SqsEventQueue>,
-    pub checkout: checkout::Deps<DynamoStore, StripeBilling>,
-    pub worker: webhook_worker::Deps<DynamoStore, StripeBilling, SqsNotifier>,
-    pub sync: sync::Deps<DynamoStore, StripeBilling, SqsNotifier>,
-}
-
-/// Stripe for the local stack: the stand-in served at `{base}/stripe/` (a test-mode-shaped
-/// key that never leaves this machine).
-pub fn standin_stripe(base: &str) -> StripeConfig {
-    StripeConfig {
-        secret_key: "sk_test_tollgate_local_standin".into(),
-        api_base: Some(format!("{base}/stripe/")),
-        timeout: std::time::Duration::from_secs(5),
-        max_retries: 2,
-    }
-}
-
-/// Redirects for the local stack: from the environment when `ALLOWED_REDIRECT_ORIGINS` is set,
-/// else pages of the local stack itself.
-pub fn local_redirects(base: &str) -> anyhow::Result<RedirectConfig> {
-    if Env.get(vars::ALLOWED_REDIRECT_ORIGINS).is_some() {
-        return Ok(RedirectConfig::load(&Env)?);
-    }
-    let defaults = |name: &str| match name {
-        vars::ALLOWED_REDIRECT_ORIGINS => Some(base.to_owned()),
-        vars::DEFAULT_SUCCESS_URL => Some(format!("{base}/billing/success")),
-        vars::DEFAULT_CANCEL_URL => Some(format!("{base}/billing/cancel")),
-        vars::DEFAULT_RETURN_URL => Some(format!("{base}/billing")),
-        _ => None,
-    };
-    Ok(RedirectConfig::load(&defaults)?)
+    /// Path -> the functions serving it, by method (`ANY` matches every method).
+    routes: BTreeMap<String, Vec<(String, HttpHandler)>>,
+    pub worker: EventDeps<DynamoStore, StripeBilling, SqsNotifier>,
+    pub sync: SyncDeps<DynamoStore, StripeBilling, SqsNotifier>,
 }
 
 impl App {
-    /// Wires the functions' dependencies for the given local resources.
-    pub fn new(
-        aws: &aws_config::SdkConfig,
-        resources: &Resources,
-        identity: IdentityConfig,
-        stripe: &StripeConfig,
-        redirects: RedirectConfig,
-    ) -> anyhow::Result<Self> {
-        let dynamo = tollgate::aws::dynamodb(aws);
-        let store = DynamoStore::new(dynamo, resources.table.clone());
-        let events_queue = SqsEventQueue::new(tollgate::aws::sqs(aws), resources.queue("EventsQueue")?.url.clone());
-        let subscription = subscription::Deps::new(store.clone(), identity.clone())?;
-        let secrets = Env.get(vars::STRIPE_WEBHOOK_SECRETS).unwrap_or_else(|| DEV_WEBHOOK_SECRET.to_owned());
-        let secrets = WebhookSecrets::parse(&secrets).context(vars::STRIPE_WEBHOOK_SECRETS)?;
-        // The local stack only ever receives test-mode events (the stand-in's or Stripe's test mode).
-        let webhook_intake = webhook_intake::Deps::new(events_queue.clone(), secrets, false);
-        let grace_days = Env.get(vars::GRACE_DAYS).and_then(|v| v.parse().ok()).unwrap_or(3);
-        let checkout_config = tollgate::config::CheckoutConfig {
-            table_name: resources.table.clone(),
-            identity: identity.clone(),
-            stripe: stripe.clone(),
-            redirects,
-            sessions_per_minute: Env.get(vars::CHECKOUT_SESSIONS_PER_MINUTE).and_then(|v| v.parse().ok()).unwrap_or(5),
-            grace_days,
+    /// Wires every function of `template` for the local resources and values.
+    pub fn new(aws: &aws_config::SdkConfig, template: &Template, src: &LocalEnv) -> anyhow::Result<Self> {
+        let mut handlers: HashMap<String, HttpHandler> = HashMap::new();
+        let mut handler = |binary: &str| -> anyhow::Result<HttpHandler> {
+            if let Some(existing) = handlers.get(binary) {
+                return Ok(Arc::clone(existing));
+            }
+            let made = http_function(binary, src, aws)?;
+            handlers.insert(binary.to_owned(), Arc::clone(&made));
+            Ok(made)
         };
-        let checkout = checkout::Deps::new(store.clone(), StripeBilling::new(stripe)?, &checkout_config)?;
-        let notifier = SqsNotifier::new(tollgate::aws::sqs(aws), resources.queue("NotificationsQueue")?.url.clone());
-        let worker =
-            webhook_worker::Deps::new(store.clone(), StripeBilling::new(stripe)?, notifier.clone(), grace_days)?;
-        let sync = sync::Deps {
-            worker: webhook_worker::Deps::new(store.clone(), StripeBilling::new(stripe)?, notifier, grace_days)?,
-            pacing: std::time::Duration::from_millis(50),
-        };
-        Ok(Self { store, events_queue, identity, subscription, webhook_intake, checkout, worker, sync })
+        let mut routes: BTreeMap<String, Vec<(String, HttpHandler)>> = BTreeMap::new();
+        for route in &template.routes {
+            routes.entry(route.path.clone()).or_default().push((route.method.clone(), handler(&route.binary)?));
+        }
+        for binary in &template.function_urls {
+            routes.entry(WEBHOOK_PATH.to_owned()).or_default().push(("ANY".to_owned(), handler(binary)?));
+        }
+        let store = tollgate::app::wire::store(aws, &src.get(vars::TABLE_NAME).context(vars::TABLE_NAME)?);
+        let events_queue = SqsEventQueue::new(
+            tollgate::aws::sqs(aws),
+            src.get(vars::EVENTS_QUEUE_URL).context(vars::EVENTS_QUEUE_URL)?,
+        );
+        let worker = webhook_worker::wire(src, aws).map_err(|e| anyhow::anyhow!("webhook-worker: {e}"))?;
+        let mut sync = sync::wire(src, aws).map_err(|e| anyhow::anyhow!("sync: {e}"))?;
+        sync.pacing = std::time::Duration::from_millis(50);
+        Ok(Self { store, events_queue, identity: IdentityConfig::load(src), routes, worker, sync })
+    }
+
+    /// The app for `resources` as `tollgate-dev up` wires it, serving at `base`.
+    pub fn local(aws: &aws_config::SdkConfig, resources: &Resources, base: &str) -> anyhow::Result<Self> {
+        let template = Template::load(&crate::resources::template_path())?;
+        Self::new(aws, &template, &LocalEnv::new(base, resources)?)
+    }
+
+    /// The handler for `method` on `path`: the route declaring that method, else the path's
+    /// first (whose function answers 405 for a method it does not serve).
+    fn handler(&self, path: &str, method: &str) -> Option<HttpHandler> {
+        let candidates = self.routes.get(path)?;
+        let chosen = candidates.iter().find(|(m, _)| m == method || m == "ANY").or_else(|| candidates.first());
+        chosen.map(|(_, handler)| Arc::clone(handler))
     }
 }
 
-/// The router of the local stack; `standin` is mounted under `/stripe` when given.
-pub fn router(app: Arc<App>, standin: Option<&StandIn>) -> Router {
-    let mut router = Router::new()
-        .route("/health", get(health))
-        .route("/_dev/sync", axum::routing::post(sync_fn))
-        .route("/subscription", any(subscription_fn))
-        .route("/entitlements", any(subscription_fn))
-        .route("/webhooks/stripe", any(webhook_intake_fn))
-        .route("/checkout", any(checkout_fn))
-        .route("/portal", any(checkout_fn))
-        .route("/subscription/change", any(checkout_fn))
-        .route("/subscription/cancel", any(checkout_fn))
-        .route("/account", any(checkout_fn))
-        .fallback(not_found)
-        .with_state(app);
+/// The router of the local stack; `standin` (the Stripe stand-in's router) is nested under
+/// `/stripe` when given.
+pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
+    let mut router = Router::new().route("/health", get(health)).route("/_dev/sync", axum::routing::post(sync_fn));
+    for path in app.routes.keys() {
+        let declared = path.clone();
+        router = router.route(path, any(move |state, req| dispatch(state, declared, req)));
+    }
+    let mut router = router.fallback(not_found).with_state(app);
     if let Some(standin) = standin {
-        router = router.nest("/stripe", standin.router());
+        router = router.nest("/stripe", standin);
     }
     router
 }
 
 async fn not_found() -> AxumResponse {
     lambda_to_axum(tollgate::http::ApiError::not_found().into_response())
+}
+
+/// Hands the request to the function the template routes it to, as API Gateway would.
+async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -> AxumResponse {
+    let Some(handler) = app.handler(&path, req.method().as_str()) else { return not_found().await };
+    let req = match axum_to_lambda(req, &app.identity.claim).await {
+        Ok(req) => req,
+        Err(response) => return response,
+    };
+    match handler(req).await {
+        Ok(response) => lambda_to_axum(response),
+        Err(err) => {
+            tracing::error!(error = %err, "handler failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// 200 when the table and the events queue both answer, 503 naming the one that did not.
@@ -151,65 +237,19 @@ async fn health(State(app): State<Arc<App>>) -> AxumResponse {
     (status, axum::Json(body)).into_response()
 }
 
-async fn subscription_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumResponse {
-    let req = match axum_to_lambda(req, &app.identity.claim).await {
-        Ok(req) => req,
-        Err(response) => return response,
-    };
-    match subscription::handle(&app.subscription, req).await {
-        Ok(response) => lambda_to_axum(response),
-        Err(err) => {
-            tracing::error!(error = %err, "handler failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
 /// Runs one sync now (`?mode=full` for a full reconciliation); local runner only. Answers the
 /// recorded outcome, 200 when the run finished or stopped at its deadline, 502 when it failed.
 async fn sync_fn(
     State(app): State<Arc<App>>,
     axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
 ) -> AxumResponse {
-    let mode =
-        if query.get("mode").map(String::as_str) == Some("full") { sync::Mode::Full } else { sync::Mode::Replay };
-    match sync::run(&app.sync, mode, &sync::Never).await {
+    let mode = if query.get("mode").map(String::as_str) == Some("full") { Mode::Full } else { Mode::Replay };
+    match tollgate::app::sync::run(&app.sync, mode, &Never).await {
         Ok(outcome) => (StatusCode::OK, axum::Json(serde_json::json!(outcome))).into_response(),
         Err(err) => {
             let outcome = tollgate::store::SyncStore::outcome(&app.store).await.ok().flatten();
             let body = serde_json::json!({ "error": err.to_string(), "outcome": outcome });
             (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
-        }
-    }
-}
-
-async fn checkout_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumResponse {
-    match axum_to_lambda(req, &app.identity.claim).await {
-        Ok(req) => respond(checkout::handle(&app.checkout, req).await),
-        Err(response) => response,
-    }
-}
-
-fn respond(result: Result<lambda_http::Response<Body>, lambda_http::Error>) -> AxumResponse {
-    match result {
-        Ok(response) => lambda_to_axum(response),
-        Err(err) => {
-            tracing::error!(error = %err, "handler failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
-async fn webhook_intake_fn(State(app): State<Arc<App>>, req: AxumRequest) -> AxumResponse {
-    let req = match axum_to_lambda(req, &app.identity.claim).await {
-        Ok(req) => req,
-        Err(response) => return response,
-    };
-    match webhook_intake::handle(&app.webhook_intake, req).await {
-        Ok(response) => lambda_to_axum(response),
-        Err(err) => {
-            tracing::error!(error = %err, "handler failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
-use tollgate::webhook::{DEV_WEBHOOK_SECRET, signature_header};
+use tollgate::webhook::DEV_WEBHOOK_SECRET;
 
 use crate::stripe::{TRIGGER_PATH, TriggerSpec};
 
@@ -144,7 +144,7 @@ async fn recorded_events(http: &reqwest::Client, base: &str, spec: &TriggerSpec)
 
 /// Sends one event's exact bytes to the intake, signed; returns its status and body.
 async fn deliver(http: &reqwest::Client, base: &str, secret: &str, body: &str) -> reqwest::Result<(u16, String)> {
-    let header = signature_header(body, secret, unix_now());
+    let header = stripe_webhook::Webhook::generate_test_header(body, secret, Some(unix_now()));
     let response = http
         .post(format!("{base}{WEBHOOK_PATH}"))
         .header("Stripe-Signature", header)

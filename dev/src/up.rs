@@ -2,11 +2,10 @@
 
 use crate::moto::Moto;
 use crate::resources::Template;
-use crate::server::{App, local_redirects, router, standin_stripe};
+use crate::server::{App, LocalEnv, router};
 use crate::stripe::StandIn;
 use anyhow::{Context, Result};
 use std::sync::Arc;
-use tollgate::config::{Env, IdentityConfig, StripeConfig};
 
 /// Options of `up`.
 #[derive(Debug, Clone)]
@@ -37,18 +36,13 @@ pub async fn up(options: UpOptions) -> Result<()> {
         .context("creating the table and queues of template.yaml")?;
 
     let base = format!("http://127.0.0.1:{}", options.port);
-    let (standin, stripe) = match std::env::var(tollgate::config::vars::STRIPE_SECRET_KEY) {
-        Ok(_) => {
-            let stripe = StripeConfig::load(&Env).context("STRIPE_SECRET_KEY")?;
-            tracing::info!("Stripe: the test-mode API (STRIPE_SECRET_KEY is set)");
-            (None, stripe)
-        }
-        Err(_) => {
-            tracing::info!("Stripe: the local stand-in at {base}/stripe/");
-            (Some(StandIn::new()), standin_stripe(&base))
-        }
-    };
-    let app = Arc::new(App::new(&aws, &resources, IdentityConfig::load(&Env), &stripe, local_redirects(&base)?)?);
+    let local = LocalEnv::new(&base, &resources)?;
+    let standin = local.uses_standin().then(StandIn::new);
+    match &standin {
+        Some(_) => tracing::info!("Stripe: the local stand-in at {base}/stripe/"),
+        None => tracing::info!("Stripe: the test-mode API (STRIPE_SECRET_KEY is set)"),
+    }
+    let app = Arc::new(App::new(&aws, &template, &local)?);
     let events_url = resources.queue("EventsQueue")?.url.clone();
     let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::aws::sqs(&aws), events_url));
     let timer = options.sync_every.map(|seconds| {
@@ -56,7 +50,9 @@ pub async fn up(options: UpOptions) -> Result<()> {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
-                if let Err(err) = sync::run(&app.sync, sync::Mode::Replay, &sync::Never).await {
+                let replay =
+                    tollgate::app::sync::run(&app.sync, tollgate::app::sync::Mode::Replay, &tollgate::app::sync::Never);
+                if let Err(err) = replay.await {
                     tracing::warn!(error = %err, "scheduled local sync failed");
                 }
             }
@@ -70,7 +66,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     println!("  DynamoDB/SQS  {endpoint}  (table {}, queue {})", resources.table, resources.queue("EventsQueue")?.url);
     println!("  try: curl -H 'x-tollgate-account: acct_demo' {base}/subscription");
     println!("  Ctrl-C stops everything.");
-    axum::serve(listener, router(app, standin.as_ref()))
+    axum::serve(listener, router(app, standin.as_ref().map(StandIn::router)))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving")?;

@@ -1,5 +1,5 @@
 //! The webhook worker in the local stack: polls the local events queue and hands each batch
-//! to `webhook_worker::process`, the function the Lambda runs. Processed messages are deleted;
+//! to `tollgate::app::events::process`, the function the Lambda runs. Processed messages are deleted;
 //! failed ones reappear after the visibility timeout and, after the template's
 //! maxReceiveCount, move to the dead-letter queue by the queue's own redrive.
 
@@ -7,7 +7,7 @@ use crate::server::App;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use std::sync::Arc;
 use std::time::Duration;
-use webhook_worker::{Record, process};
+use tollgate::app::events::{Record, process};
 
 /// Polls `queue_url` until the task is dropped or aborted.
 pub async fn run(app: Arc<App>, sqs: aws_sdk_sqs::Client, queue_url: String) {

@@ -1,10 +1,12 @@
 //! The HTTP edge shared by every API function: the caller's identity, JSON bodies, and the one
 //! place that turns an error into a status and a `{"error": {"code", "message"}}` body.
 
+use crate::app::checkout::CheckoutError;
 use crate::billing::BillingError;
 use crate::model::AccountId;
 use crate::queue::QueueError;
 use crate::store::StoreError;
+use crate::webhook::WebhookRejection;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -120,6 +122,52 @@ impl From<BillingError> for ApiError {
                 Self::new(StatusCode::BAD_GATEWAY, "payment_provider_error", "the payment provider refused the request")
             }
         }
+    }
+}
+
+impl From<CheckoutError> for ApiError {
+    fn from(err: CheckoutError) -> Self {
+        let message = err.to_string();
+        match err {
+            CheckoutError::Missing("plan") => Self::bad_request("missing_plan", message),
+            CheckoutError::Missing("interval") => {
+                Self::bad_request("missing_interval", "`interval` is required (month or year)")
+            }
+            CheckoutError::Missing("at_period_end") => {
+                Self::bad_request("missing_at_period_end", "`at_period_end` (true or false) is required")
+            }
+            CheckoutError::Missing(_) => Self::bad_request("missing_field", message),
+            CheckoutError::UnknownInterval => Self::bad_request("unknown_interval", message),
+            CheckoutError::UnknownPlan(_) => Self::bad_request("unknown_plan", message),
+            CheckoutError::RedirectNotAllowed(_) => Self::bad_request("redirect_not_allowed", message),
+            CheckoutError::SubscriptionExists => Self::conflict("subscription_exists", message),
+            CheckoutError::NoCustomer => Self::conflict("no_customer", message),
+            CheckoutError::NoSubscription(_) => Self::conflict("no_subscription", message),
+            CheckoutError::SamePlan => Self::conflict("same_plan", message),
+            CheckoutError::CustomerConflict => Self::conflict("customer_conflict", message),
+            CheckoutError::RateLimited { retry_after_ms } => {
+                Self::too_many_requests(crate::ratelimit::retry_after_seconds(retry_after_ms))
+            }
+            CheckoutError::Store(err) => err.into(),
+            CheckoutError::Billing(err) => err.into(),
+        }
+    }
+}
+
+/// 413 for an oversized body, 500 for an unusable secret (a deployment error: Stripe retries
+/// once it is fixed), 400 for everything else; the body never carries a secret or the payload.
+impl From<WebhookRejection> for ApiError {
+    fn from(rejection: WebhookRejection) -> Self {
+        let status = match rejection {
+            WebhookRejection::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookRejection::SecretUnusable => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let message = match rejection {
+            WebhookRejection::SecretUnusable => "internal error".to_owned(),
+            _ => rejection.to_string(),
+        };
+        ApiError::new(status, rejection.code(), message)
     }
 }
 

@@ -6,6 +6,7 @@
 //! places that see an AWS or Stripe type.
 
 pub mod access;
+pub mod app;
 pub mod aws;
 pub mod billing;
 pub mod clock;
@@ -22,9 +23,11 @@ pub mod queue;
 pub mod ratelimit;
 pub mod redirect;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod webhook;
 
 pub use access::{Access, Reason, decide};
-pub use clock::{Clock, FixedClock, SystemClock};
+pub use clock::{Clock, SystemClock};
 pub use model::{AccountId, Interval, Projection, SubscriptionStatus};
 pub use plans::Catalogue;

@@ -6,9 +6,7 @@
 //! Verification order: size, header present, header well-formed, UTF-8, signature, timestamp,
 //! envelope, mode. Nothing here performs I/O or calls Stripe.
 
-use crate::http::ApiError;
 use crate::queue::QueuedMessage;
-use http::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use stripe_webhook::{Webhook, WebhookError};
@@ -159,25 +157,6 @@ impl WebhookRejection {
             Self::SecretUnusable => "internal",
         }
     }
-
-    /// 413 for an oversized body, 500 for an unusable secret, 400 for everything else.
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::SecretUnusable => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-impl From<WebhookRejection> for ApiError {
-    fn from(rejection: WebhookRejection) -> Self {
-        let message = match rejection {
-            WebhookRejection::SecretUnusable => "internal error".to_owned(),
-            _ => rejection.to_string(),
-        };
-        ApiError::new(rejection.status(), rejection.code(), message)
-    }
 }
 
 /// Verifies one delivery and reads its envelope.
@@ -302,15 +281,12 @@ fn is_queue_token(value: &str) -> bool {
     (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// A `Stripe-Signature` header for `payload` signed with `secret` at `timestamp`, made by
-/// async-stripe's test-header generator: for tests, sample events and the local `trigger`.
-pub fn signature_header(payload: &str, secret: &str, timestamp: i64) -> String {
-    Webhook::generate_test_header(payload, secret, Some(timestamp))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::ApiError;
+    use crate::testing::signature_header;
+    use http::StatusCode;
     use serde_json::json;
 
     const NOW: i64 = 1_795_273_200;
@@ -383,7 +359,7 @@ mod tests {
         let rejection = check(&payload, Some(&signed(&payload))).unwrap_err();
 
         assert_eq!(rejection, WebhookRejection::BodyTooLarge);
-        assert_eq!(rejection.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(ApiError::from(rejection.clone()).status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(rejection.code(), "body_too_large");
     }
 

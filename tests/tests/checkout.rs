@@ -6,24 +6,22 @@ mod common;
 use checkout::{Deps, handle};
 use lambda_http::http::StatusCode;
 use std::sync::Arc;
+use tollgate::app::checkout::CheckoutDeps;
 use tollgate::billing::StripeBilling;
-use tollgate::clock::FixedClock;
 use tollgate::config::{IdentityConfig, RedirectConfig};
-use tollgate::plans::Catalogue;
 use tollgate::ratelimit::Limit;
 use tollgate::redirect::AllowList;
 use tollgate::store::DynamoStore;
+use tollgate::testing::{FixedClock, settings};
 use tollgate_dev::stripe::{StandIn, test_billing};
 
 const NOW: i64 = 1_795_273_200;
 
 fn deps(store: DynamoStore, base: &str) -> Deps<DynamoStore, StripeBilling> {
-    Deps {
+    let checkout = CheckoutDeps {
         store,
         billing: test_billing(base),
-        catalogue: Catalogue::builtin().unwrap(),
-        clock: Arc::new(FixedClock::at(NOW)),
-        identity: IdentityConfig { claim: "sub".into() },
+        settings: settings(&FixedClock::at(NOW)),
         redirects: RedirectConfig {
             allowed: AllowList::parse("https://app.example.com").unwrap(),
             success_url: "https://app.example.com/ok".into(),
@@ -31,8 +29,8 @@ fn deps(store: DynamoStore, base: &str) -> Deps<DynamoStore, StripeBilling> {
             return_url: "https://app.example.com/billing".into(),
         },
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
-        grace_days: 3,
-    }
+    };
+    Deps { checkout, identity: IdentityConfig { claim: "sub".into() } }
 }
 
 fn post_checkout(account: &str, plan: &str, interval: &str) -> lambda_http::Request {

@@ -74,7 +74,7 @@ async fn checkout_payment_failure_dispute_cancel_and_replay() {
     // Replaying every earlier event, signed afresh, changes nothing.
     for event in stack.0.standin.events() {
         let body = event.to_string();
-        let header = tollgate::webhook::signature_header(
+        let header = tollgate::testing::signature_header(
             &body,
             DEV_WEBHOOK_SECRET,
             tollgate::clock::Clock::now(&tollgate::clock::SystemClock),

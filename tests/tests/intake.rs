@@ -6,10 +6,10 @@ mod common;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use lambda_http::http::{HeaderValue, StatusCode};
 use std::sync::Arc;
-use tollgate::clock::{Clock, FixedClock, SystemClock};
-use tollgate::config::IdentityConfig;
+use tollgate::clock::{Clock, SystemClock};
 use tollgate::queue::SqsEventQueue;
-use tollgate::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets, signature_header};
+use tollgate::testing::{FixedClock, signature_header};
+use tollgate::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets};
 use tollgate_dev::server::{App, router};
 use webhook_intake::{Deps, handle};
 
@@ -106,16 +106,7 @@ async fn bad_signature_leaves_the_queue_empty() {
 async fn signed_event_posted_to_the_local_stack_is_queued() {
     let (aws, resources) = common::local("intake-http").await;
     let url = resources.queue("EventsQueue").unwrap().url.clone();
-    let app = Arc::new(
-        App::new(
-            &aws,
-            &resources,
-            IdentityConfig { claim: "sub".into() },
-            &tollgate_dev::server::standin_stripe("http://127.0.0.1:9"),
-            tollgate_dev::server::local_redirects("http://127.0.0.1:9").unwrap(),
-        )
-        .unwrap(),
-    );
+    let app = Arc::new(App::local(&aws, &resources, "http://127.0.0.1:9").unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(app, None)).await });

@@ -5,21 +5,11 @@
 mod common;
 
 use std::sync::Arc;
-use tollgate::config::IdentityConfig;
 use tollgate_dev::resources::{Queue, Resources};
 use tollgate_dev::server::{App, router};
 
 async fn serve(aws: &aws_config::SdkConfig, resources: &Resources) -> String {
-    let app = Arc::new(
-        App::new(
-            aws,
-            resources,
-            IdentityConfig { claim: "sub".into() },
-            &tollgate_dev::server::standin_stripe("http://127.0.0.1:9"),
-            tollgate_dev::server::local_redirects("http://127.0.0.1:9").unwrap(),
-        )
-        .unwrap(),
-    );
+    let app = Arc::new(App::local(aws, resources, "http://127.0.0.1:9").unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(app, None)).await });

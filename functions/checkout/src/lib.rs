@@ -4,4 +4,4 @@
 
 mod handler;
 
-pub use handler::{Deps, handle};
+pub use handler::{Deps, handle, wire};

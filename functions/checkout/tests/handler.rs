@@ -4,16 +4,15 @@
 use checkout::{Deps, handle};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
-use std::sync::Arc;
+use tollgate::app::checkout::CheckoutDeps;
 use tollgate::billing::StripeBilling;
-use tollgate::clock::FixedClock;
 use tollgate::config::{IdentityConfig, RedirectConfig};
-use tollgate::model::{AccountId, Projection, SubscriptionStatus};
-use tollgate::plans::Catalogue;
+use tollgate::model::{AccountId, Projection};
 use tollgate::ratelimit::Limit;
 use tollgate::redirect::AllowList;
-use tollgate::store::{AccountStore, MemoryStore, SubscriptionStore};
-use tollgate_dev::stripe::{StandIn, test_billing};
+use tollgate::store::{AccountStore, SubscriptionStore};
+use tollgate::testing::{FixedClock, MemoryStore, settings};
+use tollgate_standin::{StandIn, test_billing};
 
 const NOW: i64 = 1_795_273_200;
 
@@ -28,12 +27,10 @@ async fn harness() -> Harness {
     standin.set_clock(NOW);
     let base = standin.spawn().await.unwrap();
     let clock = FixedClock::at(NOW);
-    let deps = Deps {
+    let checkout = CheckoutDeps {
         store: MemoryStore::new(),
         billing: test_billing(&base),
-        catalogue: Catalogue::builtin().unwrap(),
-        clock: Arc::new(clock.clone()),
-        identity: IdentityConfig { claim: "sub".into() },
+        settings: settings(&clock),
         redirects: RedirectConfig {
             allowed: AllowList::parse("https://app.example.com").unwrap(),
             success_url: "https://app.example.com/billing/success".into(),
@@ -41,8 +38,8 @@ async fn harness() -> Harness {
             return_url: "https://app.example.com/billing".into(),
         },
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
-        grace_days: 3,
     };
+    let deps = Deps { checkout, identity: IdentityConfig { claim: "sub".into() } };
     Harness { deps, standin, clock }
 }
 
@@ -72,32 +69,23 @@ fn body(response: &Response<Body>) -> serde_json::Value {
     serde_json::from_slice(response.body().as_ref()).unwrap()
 }
 
-fn posts(standin: &StandIn, path: &str) -> Vec<tollgate_dev::stripe::RecordedRequest> {
+fn posts(standin: &StandIn, path: &str) -> Vec<tollgate_standin::RecordedRequest> {
     standin.requests().into_iter().filter(|r| r.method == "POST" && r.path == path).collect()
 }
 
 async fn subscribed(h: &Harness, account: &str, lookup_key: &str) -> Projection {
-    let customer = h.deps.billing_customer_for_test(account).await;
+    let customer = h.deps.checkout.billing_customer_for_test(account).await;
     let sub = h.standin.create_subscription(&customer, lookup_key, None).unwrap();
     let projection = Projection {
-        account_id: AccountId::parse(account).unwrap(),
         customer_id: customer,
         subscription_id: Some(sub["id"].as_str().unwrap().into()),
-        status: SubscriptionStatus::Active,
         plan: lookup_key.split('_').next().unwrap().into(),
         price_lookup_key: Some(lookup_key.into()),
-        interval: Some(tollgate::Interval::Month),
         current_period_start: Some(NOW),
         current_period_end: Some(NOW + 30 * 86_400),
-        trial_end: None,
-        cancel_at_period_end: false,
-        grace_until: None,
-        open_disputes: vec![],
-        refunded_period_end: None,
-        entitlements: vec![],
-        version: 1,
+        ..tollgate::testing::projection(account)
     };
-    h.deps.store.put_subscription(&projection).await.unwrap();
+    h.deps.checkout.store.put_subscription(&projection).await.unwrap();
     projection
 }
 
@@ -105,7 +93,7 @@ trait TestCustomer {
     async fn billing_customer_for_test(&self, account: &str) -> String;
 }
 
-impl TestCustomer for Deps<MemoryStore, StripeBilling> {
+impl TestCustomer for CheckoutDeps<MemoryStore, StripeBilling> {
     /// Links the account to a new stand-in customer, as a completed checkout would.
     async fn billing_customer_for_test(&self, account: &str) -> String {
         use tollgate::billing::Billing;
@@ -139,7 +127,8 @@ async fn checkout_sends_stripe_the_session_with_trial_account_and_idempotency_ke
     assert_eq!(sessions.len(), 1);
     let session = &sessions[0];
     assert!(session.idempotency_key.as_deref().unwrap().starts_with("checkout-acct_a-"));
-    let customer_id = h.deps.store.account(&AccountId::parse("acct_a").unwrap()).await.unwrap().unwrap().customer_id;
+    let customer_id =
+        h.deps.checkout.store.account(&AccountId::parse("acct_a").unwrap()).await.unwrap().unwrap().customer_id;
     for (field, value) in [
         ("mode", "subscription"),
         ("customer", customer_id.as_str()),
@@ -267,7 +256,7 @@ async fn bad_plan_interval_and_body_are_400s_that_change_nothing() {
     assert_eq!(handle(&h.deps, malformed).await.unwrap().status(), StatusCode::BAD_REQUEST);
     assert_eq!(handle(&h.deps, oversized).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert!(h.standin.requests().is_empty());
-    assert!(h.deps.store.account(&AccountId::parse("acct_f").unwrap()).await.unwrap().is_none());
+    assert!(h.deps.checkout.store.account(&AccountId::parse("acct_f").unwrap()).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -307,7 +296,7 @@ async fn live_subscription_gets_409_pointing_to_portal_or_change() {
 async fn portal_needs_a_customer_and_an_allowed_return_url() {
     let h = harness().await;
     let none = handle(&h.deps, request(Method::POST, "/portal", None, Some("acct_i"))).await.unwrap();
-    let customer = h.deps.billing_customer_for_test("acct_i").await;
+    let customer = h.deps.checkout.billing_customer_for_test("acct_i").await;
 
     let foreign = handle(
         &h.deps,
@@ -354,7 +343,7 @@ async fn plan_change_prorates_and_the_read_shows_the_new_plan() {
     assert!(update[0].field("items[0][id]").unwrap().starts_with("si_"));
     assert_eq!(update[0].field("proration_behavior"), Some("create_prorations"));
     assert!(update[0].idempotency_key.as_deref().unwrap().starts_with("change-"));
-    let stored = h.deps.store.subscription(&AccountId::parse("acct_j").unwrap()).await.unwrap().unwrap();
+    let stored = h.deps.checkout.store.subscription(&AccountId::parse("acct_j").unwrap()).await.unwrap().unwrap();
     assert_eq!((stored.plan.as_str(), stored.price_lookup_key.as_deref()), ("team", Some("team_monthly")));
 }
 
@@ -421,9 +410,9 @@ async fn delete_account_cancels_in_stripe_first_then_forgets_and_is_idempotent()
     let deletes: Vec<_> = h.standin.requests().into_iter().filter(|r| r.method == "DELETE").collect();
     assert_eq!(deletes.len(), 1);
     assert_eq!(deletes[0].path, format!("/v1/subscriptions/{}", projection.subscription_id.unwrap()));
-    assert!(h.deps.store.account(&account).await.unwrap().is_none());
-    assert!(h.deps.store.subscription(&account).await.unwrap().is_none());
-    assert!(h.deps.store.account_for_customer(&projection.customer_id).await.unwrap().is_none());
+    assert!(h.deps.checkout.store.account(&account).await.unwrap().is_none());
+    assert!(h.deps.checkout.store.subscription(&account).await.unwrap().is_none());
+    assert!(h.deps.checkout.store.account_for_customer(&projection.customer_id).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -441,7 +430,7 @@ async fn stripe_outage_is_503_without_internals_and_records_nothing() {
     assert_eq!(error["error"]["code"], "payment_provider_unavailable");
     assert!(!error.to_string().contains("sk_test"));
     assert_eq!(h.standin.requests().len(), 3, "the first attempt and two retries");
-    assert!(h.deps.store.account(&AccountId::parse("acct_n").unwrap()).await.unwrap().is_none());
+    assert!(h.deps.checkout.store.account(&AccountId::parse("acct_n").unwrap()).await.unwrap().is_none());
 }
 
 #[tokio::test]

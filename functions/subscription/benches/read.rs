@@ -2,13 +2,11 @@
 //! cost (routing, identity, decision, JSON), without DynamoDB's network round trip.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::sync::Arc;
 use subscription::{Deps, handle};
-use tollgate::clock::FixedClock;
 use tollgate::config::IdentityConfig;
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
-use tollgate::plans::Catalogue;
-use tollgate::store::{MemoryStore, SubscriptionStore};
+use tollgate::store::SubscriptionStore;
+use tollgate::testing::{FixedClock, MemoryStore, settings};
 
 const NOW: i64 = 1_795_273_200;
 
@@ -34,12 +32,8 @@ fn bench(c: &mut Criterion) {
         version: 1,
     };
     runtime.block_on(store.put_subscription(&projection)).unwrap();
-    let deps = Deps {
-        store,
-        catalogue: Catalogue::builtin().unwrap(),
-        clock: Arc::new(FixedClock::at(NOW)),
-        identity: IdentityConfig { claim: "sub".into() },
-    };
+    let deps =
+        Deps { store, settings: settings(&FixedClock::at(NOW)), identity: IdentityConfig { claim: "sub".into() } };
     let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/apigw-get-subscription.json"))
         .unwrap();
 

@@ -2,27 +2,26 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use std::sync::Arc;
-use tollgate::clock::{Clock, SystemClock};
-use tollgate::config::IdentityConfig;
-use tollgate::entitlements;
+use tollgate::app::{Settings, read};
+use tollgate::aws::SdkConfig;
+use tollgate::config::{IdentityConfig, Source, SubscriptionConfig};
 use tollgate::http::{ApiError, account_id, json};
-use tollgate::plans::{Catalogue, PlanError};
-use tollgate::store::SubscriptionStore;
+use tollgate::store::{DynamoStore, SubscriptionStore};
 
 /// What the handler needs.
 pub struct Deps<S> {
     pub store: S,
-    pub catalogue: &'static Catalogue,
-    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
     pub identity: IdentityConfig,
 }
 
-impl<S> Deps<S> {
-    /// Production dependencies: the built-in catalogue and the system clock.
-    pub fn new(store: S, identity: IdentityConfig) -> Result<Self, PlanError> {
-        Ok(Self { store, catalogue: Catalogue::builtin()?, clock: Arc::new(SystemClock), identity })
-    }
+/// The production dependencies, from the function's configuration in `src`.
+pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Error> {
+    let config = SubscriptionConfig::load(src)?;
+    // Grace is decided at the time of the read from the stored `grace_until`; this function
+    // computes none, so it takes no GRACE_DAYS.
+    let settings = Settings::new(0)?;
+    Ok(Deps { store: tollgate::app::wire::store(aws, &config.table_name), settings, identity: config.identity })
 }
 
 enum Route {
@@ -50,14 +49,8 @@ pub async fn handle<S: SubscriptionStore>(deps: &Deps<S>, req: Request) -> Resul
 async fn answer<S: SubscriptionStore>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
     let account = account_id(req, &deps.identity.claim)?;
-    let projection = deps.store.subscription(&account).await?;
-    let now = deps.clock.now();
     Ok(match route {
-        Route::Subscription => {
-            json(StatusCode::OK, &entitlements::subscription(deps.catalogue, &account, projection.as_ref(), now))
-        }
-        Route::Entitlements => {
-            json(StatusCode::OK, &entitlements::entitlements(deps.catalogue, &account, projection.as_ref(), now))
-        }
+        Route::Subscription => json(StatusCode::OK, &read::subscription(&deps.store, &deps.settings, &account).await?),
+        Route::Entitlements => json(StatusCode::OK, &read::entitlements(&deps.store, &deps.settings, &account).await?),
     })
 }

@@ -1,6 +1,6 @@
 //! `subscription`: answers `GET /subscription` and `GET /entitlements` from the DynamoDB
-//! projection alone (one read, zero Stripe calls).
+//! projection alone (zero Stripe calls).
 
 mod handler;
 
-pub use handler::{Deps, handle};
+pub use handler::{Deps, handle, wire};

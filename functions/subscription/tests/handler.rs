@@ -2,23 +2,16 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use std::sync::Arc;
 use subscription::{Deps, handle};
-use tollgate::clock::FixedClock;
 use tollgate::config::IdentityConfig;
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
-use tollgate::plans::Catalogue;
-use tollgate::store::{MemoryStore, SubscriptionStore};
+use tollgate::store::SubscriptionStore;
+use tollgate::testing::{FixedClock, MemoryStore, settings};
 
 const NOW: i64 = 1_795_273_200;
 
 fn deps(store: MemoryStore) -> Deps<MemoryStore> {
-    Deps {
-        store,
-        catalogue: Catalogue::builtin().unwrap(),
-        clock: Arc::new(FixedClock::at(NOW)),
-        identity: IdentityConfig { claim: "sub".into() },
-    }
+    Deps { store, settings: settings(&FixedClock::at(NOW)), identity: IdentityConfig { claim: "sub".into() } }
 }
 
 fn event(name: &str) -> Request {

@@ -1,8 +1,42 @@
-//! `sync`: Tollgate's safety net for webhooks that never arrived. On a schedule it replays
-//! Stripe's event list from a stored cursor through the webhook worker's own `apply` (exactly
-//! once, so replays of applied events are harmless), reconciles every subscription when asked
-//! or when the cursor is unusable, stops itself before its deadline, and records how it ended.
+//! `sync`: the scheduled safety net for webhooks that never arrived. The run itself is the
+//! core's [`tollgate::app::sync::run`]; this crate reads the schedule's input and deadline.
 
-mod run;
+use lambda_runtime::{Error, LambdaEvent};
+use std::time::{Duration, UNIX_EPOCH};
+use tollgate::app::sync::{Before, Mode, SyncDeps, run};
+use tollgate::aws::SdkConfig;
+use tollgate::billing::{Billing, StripeBilling};
+use tollgate::config::{Source, WorkerConfig};
+use tollgate::notify::{Notifier, SqsNotifier};
+use tollgate::store::{AccountStore, DynamoStore, EventLog, SubscriptionStore, SyncStore};
 
-pub use run::{Before, DEADLINE_MARGIN, Deadline, Deps, Mode, Never, SyncError, handle, run};
+/// Pause between Stripe list calls: keeps a run under Stripe's rate limit (about 25
+/// requests/s in test mode).
+pub const PACING: Duration = Duration::from_millis(100);
+
+/// The production dependencies, from the function's configuration in `src`.
+pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<SyncDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
+    let events = tollgate::app::wire::event_deps(&WorkerConfig::load(src)?, aws)?;
+    Ok(SyncDeps { events, pacing: PACING })
+}
+
+/// Seconds kept in hand before the function's timeout, to save the cursor and the outcome.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+
+/// The Lambda entry: the schedule's input is `{"mode": "replay"}` or `{"mode": "full"}`. A run
+/// that could not finish fails the invocation (after recording its outcome), so the errors
+/// alarm sees it; a run stopped at its deadline succeeds with `partial: true`.
+pub async fn handle<S, B, N>(
+    deps: &SyncDeps<S, B, N>,
+    event: LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error>
+where
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
+    B: Billing,
+    N: Notifier,
+{
+    let mode = if event.payload["mode"] == "full" { Mode::Full } else { Mode::Replay };
+    let deadline = Before(event.context.deadline().checked_sub(DEADLINE_MARGIN).unwrap_or(UNIX_EPOCH));
+    let outcome = run(deps, mode, &deadline).await.map_err(Error::from)?;
+    Ok(serde_json::to_value(outcome)?)
+}

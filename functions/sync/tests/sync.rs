@@ -3,34 +3,18 @@
 //! backfill rewrites every projection, a cut-off run resumes without skipping or repeating,
 //! rate limits fail the run loudly, and grace runs out without any webhook.
 
-use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use sync::{Deadline, Deps, Mode, Never, run};
+use tollgate::app::events::{EventDeps, Snapshots, apply};
+use tollgate::app::sync::{Deadline, Mode, Never, SyncDeps, run};
 use tollgate::billing::StripeBilling;
-use tollgate::clock::FixedClock;
 use tollgate::entitlements;
 use tollgate::model::AccountId;
-use tollgate::notify::{Notification, Notifier};
-use tollgate::plans::Catalogue;
-use tollgate::queue::QueueError;
-use tollgate::store::{EventLog, MemoryStore, SubscriptionStore, SyncCursor, SyncStore};
-use tollgate_dev::stripe::{StandIn, TriggerSpec, test_billing};
-use webhook_worker::Snapshots;
+use tollgate::store::{EventLog, SubscriptionStore, SyncCursor, SyncStore};
+use tollgate::testing::{FixedClock, MemoryStore, Outbox, settings};
+use tollgate_standin::{StandIn, TriggerSpec, test_billing};
 
 const NOW: i64 = 1_795_273_200;
-
-#[derive(Default)]
-struct Outbox(Mutex<Vec<Notification>>);
-
-#[async_trait]
-impl Notifier for Outbox {
-    async fn notify(&self, notification: &Notification) -> Result<(), QueueError> {
-        self.0.lock().unwrap().push(notification.clone());
-        Ok(())
-    }
-}
 
 /// Expires after `n` checks: a run cut off partway.
 struct After(AtomicUsize);
@@ -42,7 +26,7 @@ impl Deadline for After {
 }
 
 struct Harness {
-    deps: Deps<MemoryStore, StripeBilling, Outbox>,
+    deps: SyncDeps<MemoryStore, StripeBilling, Outbox>,
     standin: StandIn,
     clock: FixedClock,
 }
@@ -52,15 +36,13 @@ async fn harness() -> Harness {
     standin.set_clock(NOW);
     let base = standin.spawn().await.unwrap();
     let clock = FixedClock::at(NOW + 60);
-    let worker = webhook_worker::Deps {
+    let events = EventDeps {
         store: MemoryStore::new(),
         billing: test_billing(&base).with_page_size(2),
         notifier: Outbox::default(),
-        catalogue: Catalogue::builtin().unwrap(),
-        clock: Arc::new(clock.clone()),
-        grace_days: 3,
+        settings: settings(&clock),
     };
-    Harness { deps: Deps { worker, pacing: Duration::ZERO }, standin, clock }
+    Harness { deps: SyncDeps { events, pacing: Duration::ZERO }, standin, clock }
 }
 
 impl Harness {
@@ -76,15 +58,15 @@ impl Harness {
     /// Delivers every event Stripe recorded so far, as webhooks would.
     async fn deliver_all(&self) {
         for event in self.standin.events() {
-            webhook_worker::apply(&self.deps.worker, &event.to_string(), &mut Snapshots::new()).await.unwrap();
+            apply(&self.deps.events, &event.to_string(), &mut Snapshots::new()).await.unwrap();
         }
     }
 
     async fn read(&self, account: &str) -> serde_json::Value {
         let account = AccountId::parse(account).unwrap();
-        let projection = self.deps.worker.store.subscription(&account).await.unwrap();
+        let projection = self.deps.events.store.subscription(&account).await.unwrap();
         serde_json::to_value(entitlements::subscription(
-            self.deps.worker.catalogue,
+            self.deps.events.settings.catalogue,
             &account,
             projection.as_ref(),
             tollgate::clock::Clock::now(&self.clock),
@@ -120,7 +102,7 @@ async fn backfill_over_three_pages_rewrites_every_projection_including_canceled(
     h.happen("customer.subscription.deleted", "acct_b0");
     h.happen("customer.subscription.deleted", "acct_b1");
     // A fresh cursor past those events: only the reconciliation can find them.
-    h.deps.worker.store.save_cursor(&SyncCursor { created: NOW + 1, ..SyncCursor::default() }).await.unwrap();
+    h.deps.events.store.save_cursor(&SyncCursor { created: NOW + 1, ..SyncCursor::default() }).await.unwrap();
 
     let outcome = run(&h.deps, Mode::Full, &Never).await.unwrap();
 
@@ -144,7 +126,7 @@ async fn backfill_over_three_pages_rewrites_every_projection_including_canceled(
 #[tokio::test]
 async fn cut_off_run_resumes_from_its_cursor_without_skipping_or_repeating() {
     let h = harness().await;
-    h.deps.worker.store.save_cursor(&SyncCursor { created: NOW - 1, ..SyncCursor::default() }).await.unwrap();
+    h.deps.events.store.save_cursor(&SyncCursor { created: NOW - 1, ..SyncCursor::default() }).await.unwrap();
     for i in 0..4 {
         h.happen("checkout.session.completed", &format!("acct_c{i}"));
     }
@@ -165,7 +147,7 @@ async fn cut_off_run_resumes_from_its_cursor_without_skipping_or_repeating() {
     assert!(!second.partial && second.last_success_at.is_some());
     assert_eq!(first.replayed + second.replayed, events.len() as u64, "each event handed over exactly once");
     for id in &events {
-        assert!(h.deps.worker.store.processed(id).await.unwrap().is_some(), "{id} was skipped");
+        assert!(h.deps.events.store.processed(id).await.unwrap().is_some(), "{id} was skipped");
     }
     for i in 0..4 {
         assert_eq!(h.read(&format!("acct_c{i}")).await["plan"], "pro");
@@ -184,7 +166,7 @@ async fn run_that_keeps_getting_429_reports_failure_not_success() {
         matches!(failed, Err(sync::SyncError::Billing(tollgate::billing::BillingError::RateLimited))),
         "{failed:?}"
     );
-    let recorded = h.deps.worker.store.outcome().await.unwrap().unwrap();
+    let recorded = h.deps.events.store.outcome().await.unwrap().unwrap();
     assert!(recorded.last_error.as_deref().unwrap().contains("rate limit"), "{recorded:?}");
     assert_eq!(recorded.last_success_at, ok.last_success_at, "a failed run never counts as a success");
 }
@@ -217,5 +199,5 @@ async fn no_cursor_says_so_and_runs_a_full_reconciliation() {
     assert_eq!(outcome.mode, "full");
     assert_eq!(outcome.reconciled, 1);
     assert_eq!(h.read("acct_n").await["status"], "trialing");
-    assert!(h.deps.worker.store.cursor().await.unwrap().unwrap().created >= NOW);
+    assert!(h.deps.events.store.cursor().await.unwrap().unwrap().created >= NOW);
 }

@@ -14,9 +14,11 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use std::sync::Arc;
+use tollgate::aws::SdkConfig;
 use tollgate::clock::{Clock, SystemClock};
+use tollgate::config::{Source, WebhookIntakeConfig};
 use tollgate::http::{ApiError, json};
-use tollgate::queue::EventQueue;
+use tollgate::queue::{EventQueue, SqsEventQueue};
 use tollgate::webhook::{SIGNATURE_HEADER, WebhookRejection, WebhookSecrets, verify};
 
 /// What the handler needs.
@@ -33,6 +35,13 @@ impl<Q> Deps<Q> {
     pub fn new(queue: Q, secrets: WebhookSecrets, livemode: bool) -> Self {
         Self { queue, secrets, livemode, clock: Arc::new(SystemClock) }
     }
+}
+
+/// The production dependencies, from the function's configuration in `src`.
+pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<SqsEventQueue>, Error> {
+    let config = WebhookIntakeConfig::load(src)?;
+    let queue = SqsEventQueue::new(tollgate::aws::sqs(aws), config.events_queue_url);
+    Ok(Deps::new(queue, config.secrets, config.livemode))
 }
 
 /// Answers one delivery; errors become their JSON error response, never a Lambda failure.

@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tollgate::clock::FixedClock;
 use tollgate::queue::{EventQueue, QueueError, QueuedMessage};
-use tollgate::webhook::{
-    DEV_WEBHOOK_SECRET, MAX_WEBHOOK_BODY_BYTES, WebhookRejection, WebhookSecrets, signature_header, verify,
-};
+use tollgate::testing::{FixedClock, signature_header};
+use tollgate::webhook::{DEV_WEBHOOK_SECRET, MAX_WEBHOOK_BODY_BYTES, WebhookRejection, WebhookSecrets, verify};
 use webhook_intake::{Deps, handle};
 
 /// The `t=` of the sample event's signature.

@@ -1,7 +1,6 @@
 //! `webhook-worker`: consumes the FIFO queue of verified Stripe events and applies each to the
-//! projection exactly once, in any delivery order (see `handler`).
+//! projection exactly once, in any delivery order, through the core's event path.
 
-pub mod event;
 mod handler;
 
-pub use handler::{Deps, Outcome, Record, Snapshots, WorkerError, account_for, apply, handle, process};
+pub use handler::{handle, wire};

@@ -2,70 +2,16 @@
 //! workers that read Stripe before another wrote a newer snapshot, the final projection equals
 //! the one in-order delivery gives. Stripe's state advances as the events happen.
 
-use async_trait::async_trait;
 use proptest::prelude::*;
-use std::sync::{Arc, Mutex};
-use tollgate::billing::{
-    Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteSubscription,
-};
-use tollgate::clock::{Clock, FixedClock};
+use tollgate::app::events::{EventDeps, Snapshots, apply};
+use tollgate::app::refresh::Snapshot;
+use tollgate::billing::{Billing, RemoteSubscription};
+use tollgate::clock::Clock;
 use tollgate::model::{AccountId, Interval, Projection, SubscriptionStatus as S};
-use tollgate::notify::{Notification, Notifier};
-use tollgate::plans::Catalogue;
-use tollgate::queue::QueueError;
-use tollgate::store::{MemoryStore, SubscriptionStore};
-use webhook_worker::{Deps, Snapshots, apply};
+use tollgate::store::SubscriptionStore;
+use tollgate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, settings};
 
 const T0: i64 = 1_795_000_000;
-
-/// Stripe for one customer: its subscriptions as they are now.
-struct FakeStripe {
-    subscriptions: Mutex<Vec<RemoteSubscription>>,
-    clock: FixedClock,
-}
-
-#[async_trait]
-impl Billing for FakeStripe {
-    async fn create_customer(&self, _: &AccountId, _: &str) -> Result<String, BillingError> {
-        Err(BillingError::Unavailable("not used by the worker".into()))
-    }
-    async fn charge_customer(&self, _: &str) -> Result<Option<String>, BillingError> {
-        Ok(Some("cus_1".into()))
-    }
-    async fn subscriptions(&self, _: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
-        self.clock.advance_ms(1);
-        Ok(self.subscriptions.lock().unwrap().clone())
-    }
-    async fn events_page(&self, _: &[&str], _: i64, _: Option<&str>) -> Result<Page<RemoteEvent>, BillingError> {
-        Err(BillingError::Unavailable("not used by the worker".into()))
-    }
-    async fn subscriptions_page(&self, _: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
-        Err(BillingError::Unavailable("not used by the worker".into()))
-    }
-    async fn create_checkout_session(&self, _: &CheckoutRequest, _: &str) -> Result<CheckoutSession, BillingError> {
-        Err(BillingError::Unavailable("not used by the worker".into()))
-    }
-    async fn create_portal_session(&self, _: &str, _: &str, _: &str) -> Result<String, BillingError> {
-        Err(BillingError::Unavailable("not used by the worker".into()))
-    }
-    async fn change_price(&self, _: &str, _: &str, _: &str, _: &str) -> Result<RemoteSubscription, BillingError> {
-        Err(BillingError::Unavailable("not used by the worker".into()))
-    }
-    async fn cancel(&self, _: &str, _: bool, _: &str) -> Result<RemoteSubscription, BillingError> {
-        Err(BillingError::Unavailable("not used by the worker".into()))
-    }
-}
-
-#[derive(Default)]
-struct Outbox(Mutex<Vec<Notification>>);
-
-#[async_trait]
-impl Notifier for Outbox {
-    async fn notify(&self, notification: &Notification) -> Result<(), QueueError> {
-        self.0.lock().unwrap().push(notification.clone());
-        Ok(())
-    }
-}
 
 fn subscription(status: S, key: &str, at: i64) -> RemoteSubscription {
     RemoteSubscription {
@@ -149,19 +95,16 @@ fn lifecycle() -> Vec<(RemoteSubscription, Vec<String>)> {
     ]
 }
 
-fn deps(clock: &FixedClock) -> Deps<MemoryStore, FakeStripe, Outbox> {
-    Deps {
-        store: MemoryStore::new(),
-        billing: FakeStripe { subscriptions: Mutex::new(vec![]), clock: clock.clone() },
-        notifier: Outbox::default(),
-        catalogue: Catalogue::builtin().unwrap(),
-        clock: Arc::new(clock.clone()),
-        grace_days: 3,
-    }
+/// Stripe for one customer (its subscriptions as they are now; every read moves the clock
+/// by 1 ms), whose dispute names the charge `ch_1`.
+fn deps(clock: &FixedClock) -> EventDeps<MemoryStore, FakeBilling, Outbox> {
+    let billing = FakeBilling::ticking(clock.clone());
+    billing.set_charge("ch_1", "cus_1");
+    EventDeps { store: MemoryStore::new(), billing, notifier: Outbox::default(), settings: settings(clock) }
 }
 
 /// The projection without its version (which is when it was read, so differs per run).
-async fn final_projection(deps: &Deps<MemoryStore, FakeStripe, Outbox>) -> Projection {
+async fn final_projection(deps: &EventDeps<MemoryStore, FakeBilling, Outbox>) -> Projection {
     let mut p = deps.store.subscription(&AccountId::parse("acct_1").unwrap()).await.unwrap().expect("a projection");
     p.version = 0;
     p
@@ -173,7 +116,7 @@ fn in_order() -> Projection {
         let clock = FixedClock::at(T0);
         let deps = deps(&clock);
         for (state, events) in lifecycle() {
-            *deps.billing.subscriptions.lock().unwrap() = vec![state];
+            deps.billing.set_subscription(state);
             for body in events {
                 apply(&deps, &body, &mut Snapshots::new()).await.unwrap();
             }
@@ -211,8 +154,8 @@ proptest! {
             let deps = deps(&clock);
             // Pending events with the step that emitted them; snapshots with the step they saw.
             let mut pending: Vec<(String, usize)> = Vec::new();
-            let mut reads: Vec<(usize, (Vec<RemoteSubscription>, i64))> = Vec::new();
-            let deliver = |d: &Delivery, pending: &mut Vec<(String, usize)>, reads: &[(usize, (Vec<RemoteSubscription>, i64))]| {
+            let mut reads: Vec<(usize, Snapshot)> = Vec::new();
+            let deliver = |d: &Delivery, pending: &mut Vec<(String, usize)>, reads: &[(usize, Snapshot)]| {
                 let i = d.pick % pending.len();
                 let (body, emitted) = if d.redeliver { pending[i].clone() } else { pending.remove(i) };
                 // A slow worker read Stripe after the event happened, but maybe long before now.
@@ -224,10 +167,10 @@ proptest! {
                 (body, cache)
             };
             for (step, ((state, events), deliveries)) in lifecycle().into_iter().zip(&between).enumerate() {
-                *deps.billing.subscriptions.lock().unwrap() = vec![state];
+                deps.billing.set_subscription(state);
                 pending.extend(events.into_iter().map(|e| (e, step)));
                 let read = deps.billing.subscriptions("cus_1").await.unwrap();
-                reads.push((step, (read, clock.now_ms())));
+                reads.push((step, Snapshot { subscriptions: read, read_at_ms: clock.now_ms() }));
                 for d in deliveries {
                     if pending.is_empty() { break; }
                     let (body, mut cache) = deliver(d, &mut pending, &reads);

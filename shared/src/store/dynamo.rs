@@ -4,7 +4,7 @@
 use super::keys;
 use super::{
     Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RATE_WRITE_ATTEMPTS,
-    RateOutcome, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+    RateLimitStore, RateOutcome, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
 };
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
@@ -232,6 +232,49 @@ impl AccountStore for DynamoStore {
         let link: Option<CustomerLink> = self.get(keys::customer(customer_id), keys::CUSTOMER_ACCOUNT).await?;
         Ok(link.map(|l| l.account_id))
     }
+
+    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
+        let pk = keys::account(account);
+        let mut keys_to_delete: Vec<(String, String)> = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .projection_expression("pk, sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(e, "query"))?;
+            for item in page.items() {
+                if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                    keys_to_delete.push((pk.clone(), sk.clone()));
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        if let Some(customer) = customer_id {
+            keys_to_delete.push((keys::customer(customer), keys::CUSTOMER_ACCOUNT.to_owned()));
+        }
+        for (pk, sk) in keys_to_delete {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .send()
+                .await
+                .map_err(|e| classify(e, "delete"))?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -342,7 +385,10 @@ impl CheckoutStore for DynamoStore {
             .map(|_| ())
             .map_err(|e| classify(e, "reservation replaced"))
     }
+}
 
+#[async_trait]
+impl RateLimitStore for DynamoStore {
     async fn take_rate(
         &self,
         account: &AccountId,
@@ -376,49 +422,6 @@ impl CheckoutStore for DynamoStore {
         }
         // Lost every race: the window is contended right now, which is itself a reason to wait.
         Ok(RateOutcome::Limited { retry_after_ms: 1000 })
-    }
-
-    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
-        let pk = keys::account(account);
-        let mut keys_to_delete: Vec<(String, String)> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .projection_expression("pk, sk")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify(e, "query"))?;
-            for item in page.items() {
-                if let Some(AttributeValue::S(sk)) = item.get("sk") {
-                    keys_to_delete.push((pk.clone(), sk.clone()));
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        if let Some(customer) = customer_id {
-            keys_to_delete.push((keys::customer(customer), keys::CUSTOMER_ACCOUNT.to_owned()));
-        }
-        for (pk, sk) in keys_to_delete {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(pk))
-                .key("sk", AttributeValue::S(sk))
-                .send()
-                .await
-                .map_err(|e| classify(e, "delete"))?;
-        }
-        Ok(())
     }
 }
 

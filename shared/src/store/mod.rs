@@ -1,6 +1,7 @@
-//! Ports for everything Tollgate keeps in DynamoDB, and their adapters: `dynamo` (the real
-//! single-table store) and `memory` (the same contracts in a `Mutex<HashMap>`, for handler
-//! tests and benchmarks; never a stand-in for testing the store itself).
+//! The store ports, one trait per aggregate (accounts, subscriptions and their facts, the event
+//! log, checkouts, rate windows, the sync's bookkeeping), and their DynamoDB adapter. The
+//! in-memory double (`testing::MemoryStore`, behind the `testing` feature) keeps the same
+//! contracts; `shared/tests/store_contract.rs` holds both to them.
 
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection, SubscriptionStatus};
@@ -9,10 +10,8 @@ use serde::{Deserialize, Serialize};
 
 pub mod dynamo;
 pub mod keys;
-pub mod memory;
 
 pub use dynamo::DynamoStore;
-pub use memory::MemoryStore;
 
 /// Optimistic writers of one rate window retry this often before answering "limited".
 pub const RATE_WRITE_ATTEMPTS: usize = 16;
@@ -83,6 +82,11 @@ pub trait AccountStore: Send + Sync {
 
     /// The account a Stripe customer belongs to, if linked.
     async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError>;
+
+    /// Removes every item of the account's partition (profile, projection, facts, pending
+    /// checkouts, rate windows) and the index of `customer_id`. Idempotent: deleting what is
+    /// gone succeeds.
+    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// The subscription projection, one per account.
@@ -143,7 +147,7 @@ pub enum RateOutcome {
     Limited { retry_after_ms: i64 },
 }
 
-/// What checkout keeps between requests: pending sessions and rate windows.
+/// Checkout Sessions requested and not yet expired, per account and request.
 #[async_trait]
 pub trait CheckoutStore: Send + Sync {
     /// The pending checkout for `request_key`, if one exists that has not expired at `now`.
@@ -164,8 +168,13 @@ pub trait CheckoutStore: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Stores the session created for a reservation, if the reservation is still `nonce`'s.
+    /// `Conflict` when another request replaced it.
     async fn complete_checkout(&self, account: &AccountId, pending: &PendingCheckout) -> Result<(), StoreError>;
+}
 
+/// Rate windows shared by every instance, per account and name.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
     /// Counts one event in the account's window `name` if `limit` allows it at `now_ms`; the
     /// window is shared by every instance. Never a conflict: racing writers retry internally.
     async fn take_rate(
@@ -175,9 +184,6 @@ pub trait CheckoutStore: Send + Sync {
         limit: crate::ratelimit::Limit,
         now_ms: i64,
     ) -> Result<RateOutcome, StoreError>;
-
-    /// Removes every billing item of the account and its customer link. Idempotent.
-    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError>;
 }
 
 /// Where the sync's replay of Stripe's event list stopped: the `created` second it reached
@@ -211,13 +217,21 @@ pub struct SyncOutcome {
 /// The sync's bookkeeping.
 #[async_trait]
 pub trait SyncStore: Send + Sync {
+    /// The saved cursor; `None` before the first run.
     async fn cursor(&self) -> Result<Option<SyncCursor>, StoreError>;
     /// Saves the cursor (unconditionally: one sync runs at a time, by the schedule's
     /// reserved concurrency of 1).
     async fn save_cursor(&self, cursor: &SyncCursor) -> Result<(), StoreError>;
+    /// How the last run ended; `None` before the first run.
     async fn outcome(&self) -> Result<Option<SyncOutcome>, StoreError>;
+    /// Saves how a run ended (unconditionally, as the cursor).
     async fn save_outcome(&self, outcome: &SyncOutcome) -> Result<(), StoreError>;
 }
+
+/// Every store port at once: what one single-table store provides.
+pub trait Store: AccountStore + SubscriptionStore + EventLog + CheckoutStore + RateLimitStore + SyncStore {}
+
+impl<T> Store for T where T: AccountStore + SubscriptionStore + EventLog + CheckoutStore + RateLimitStore + SyncStore {}
 
 /// Combines the versioned state with the recorded facts: the facts are authoritative for
 /// disputes, refunds and entitlements; grace comes from the first unsettled failed payment,

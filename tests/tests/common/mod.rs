@@ -34,17 +34,14 @@ pub struct LocalStack {
 }
 
 pub async fn serve_stack(test: &str) -> LocalStack {
-    use tollgate_dev::server::{App, local_redirects, router, standin_stripe};
+    use tollgate_dev::server::{App, router};
     let (aws, resources) = local(test).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
     let standin = tollgate_dev::stripe::StandIn::new();
-    let identity = tollgate::config::IdentityConfig { claim: "sub".into() };
-    let app = std::sync::Arc::new(
-        App::new(&aws, &resources, identity, &standin_stripe(&base), local_redirects(&base).unwrap()).unwrap(),
-    );
-    let served = router(std::sync::Arc::clone(&app), Some(&standin));
+    let app = std::sync::Arc::new(App::local(&aws, &resources, &base).unwrap());
+    let served = router(std::sync::Arc::clone(&app), Some(standin.router()));
     tokio::spawn(async move { axum::serve(listener, served).await });
     LocalStack { base, port, app, sqs: tollgate::aws::sqs(&aws), resources, standin }
 }

@@ -1,14 +1,14 @@
-//! The store ports over a `Mutex<HashMap>`, with the same conditional semantics as
-//! `DynamoStore`. For handler tests and benchmarks; the store itself is tested against a
-//! real DynamoDB API (see `tests/`).
+//! The store ports over a `Mutex<HashMap>`, with the same contracts as `DynamoStore` (the
+//! contract suite, `shared/tests/store_contract.rs`, runs on both). For handler tests and
+//! benchmarks.
 
-use super::{
-    Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RateOutcome,
-    StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
-};
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
 use crate::ratelimit::{Decision, Limit};
+use crate::store::{
+    Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RateLimitStore,
+    RateOutcome, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+};
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -63,6 +63,18 @@ impl AccountStore for MemoryStore {
     async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
         Ok(self.lock().customers.get(customer_id).cloned())
     }
+
+    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        tables.accounts.remove(account);
+        tables.subscriptions.remove(account);
+        if let Some(customer) = customer_id {
+            tables.customers.remove(customer);
+        }
+        tables.pending.retain(|(a, _), _| a != account);
+        tables.rates.retain(|(a, _), _| a != account);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -70,7 +82,7 @@ impl SubscriptionStore for MemoryStore {
     async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
         let tables = self.lock();
         let facts = tables.facts.get(account).cloned().unwrap_or_default();
-        Ok(tables.subscriptions.get(account).cloned().map(|state| super::merge(state, &facts)))
+        Ok(tables.subscriptions.get(account).cloned().map(|state| crate::store::merge(state, &facts)))
     }
 
     async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError> {
@@ -158,7 +170,10 @@ impl CheckoutStore for MemoryStore {
             _ => Err(StoreError::Conflict("reservation replaced")),
         }
     }
+}
 
+#[async_trait]
+impl RateLimitStore for MemoryStore {
     async fn take_rate(
         &self,
         account: &AccountId,
@@ -175,18 +190,6 @@ impl CheckoutStore for MemoryStore {
             }
             Decision::Limited { retry_after_ms } => RateOutcome::Limited { retry_after_ms },
         })
-    }
-
-    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
-        let mut tables = self.lock();
-        tables.accounts.remove(account);
-        tables.subscriptions.remove(account);
-        if let Some(customer) = customer_id {
-            tables.customers.remove(customer);
-        }
-        tables.pending.retain(|(a, _), _| a != account);
-        tables.rates.retain(|(a, _), _| a != account);
-        Ok(())
     }
 }
 

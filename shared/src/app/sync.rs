@@ -1,16 +1,16 @@
-//! One sync run.
+//! The scheduled sync: Tollgate's safety net for webhooks that never arrived. It replays
+//! Stripe's event list from a stored cursor through the worker's own [`apply`] (exactly once,
+//! so replays of applied events are harmless), reconciles every subscription when asked or
+//! when the cursor is unusable, stops itself before its deadline, and records how it ended.
 
+use crate::access::DAY;
+use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply};
+use crate::app::refresh::{Refreshed, Snapshot, refresh};
+use crate::billing::{Billing, BillingError, RemoteEvent};
+use crate::notify::Notifier;
+use crate::store::{AccountStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tollgate::access::DAY;
-use tollgate::billing::{Billing, BillingError, RemoteEvent};
-use tollgate::model::Projection;
-use tollgate::notify::Notifier;
-use tollgate::projection::{Context, project};
-use tollgate::store::{
-    AccountStore, CheckoutStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
-};
-use webhook_worker::{Snapshots, WorkerError};
 
 /// Stripe lists events for 30 days.
 const EVENT_RETENTION_DAYS: i64 = 30;
@@ -61,28 +61,10 @@ impl Deadline for Before {
 /// Seconds kept in hand before the function's timeout.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
-/// The Lambda entry: the schedule's input is `{"mode": "replay"}` or `{"mode": "full"}`. A run
-/// that could not finish fails the invocation (after recording its outcome), so the errors
-/// alarm sees it; a run stopped at its deadline succeeds with `partial: true`.
-pub async fn handle<S, B, N>(
-    deps: &Deps<S, B, N>,
-    event: lambda_runtime::LambdaEvent<serde_json::Value>,
-) -> Result<serde_json::Value, lambda_runtime::Error>
-where
-    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
-    B: Billing,
-    N: Notifier,
-{
-    let mode = if event.payload["mode"] == "full" { Mode::Full } else { Mode::Replay };
-    let deadline = Before(event.context.deadline().checked_sub(DEADLINE_MARGIN).unwrap_or(std::time::UNIX_EPOCH));
-    let outcome = run(deps, mode, &deadline).await.map_err(lambda_runtime::Error::from)?;
-    Ok(serde_json::to_value(outcome)?)
-}
-
-/// What a run needs: the worker's dependencies (the replay goes through its path) and a pause
+/// What a run needs: the event path's dependencies (the replay goes through it) and a pause
 /// between Stripe list calls.
-pub struct Deps<S, B, N> {
-    pub worker: webhook_worker::Deps<S, B, N>,
+pub struct SyncDeps<S, B, N> {
+    pub events: EventDeps<S, B, N>,
     /// Keeps the run's list calls under Stripe's rate limit (about 25 requests/s in test mode).
     pub pacing: Duration,
 }
@@ -96,20 +78,24 @@ pub enum SyncError {
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("applying event {event_id}: {source}")]
-    Apply { event_id: String, source: WorkerError },
+    Apply { event_id: String, source: EventError },
 }
 
 /// Runs once and records the outcome: `last_success_at` moves only when the run finished,
 /// `partial` says it stopped at its deadline (the next run resumes from the cursor), and
 /// `last_error` says why it failed.
-pub async fn run<S, B, N>(deps: &Deps<S, B, N>, mode: Mode, deadline: &dyn Deadline) -> Result<SyncOutcome, SyncError>
+pub async fn run<S, B, N>(
+    deps: &SyncDeps<S, B, N>,
+    mode: Mode,
+    deadline: &dyn Deadline,
+) -> Result<SyncOutcome, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
     B: Billing,
     N: Notifier,
 {
-    let store = &deps.worker.store;
-    let clock = &deps.worker.clock;
+    let store = &deps.events.store;
+    let clock = &deps.events.settings.clock;
     let previous = store.outcome().await?;
     let mut outcome = SyncOutcome {
         mode: mode.as_str().to_owned(),
@@ -137,18 +123,18 @@ where
 }
 
 async fn work<S, B, N>(
-    deps: &Deps<S, B, N>,
+    deps: &SyncDeps<S, B, N>,
     mode: Mode,
     deadline: &dyn Deadline,
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
     B: Billing,
     N: Notifier,
 {
-    let store = &deps.worker.store;
-    let now = deps.worker.clock.now();
+    let store = &deps.events.store;
+    let now = deps.events.settings.clock.now();
     let oldest_listed = now - EVENT_RETENTION_DAYS * DAY;
     let mut cursor = match store.cursor().await? {
         Some(cursor) if cursor.created >= oldest_listed => cursor,
@@ -181,13 +167,13 @@ where
 /// Lists every event since the cursor (every page), then hands them to the worker oldest
 /// first, moving the cursor past each one handed over. Answers whether it got through.
 async fn replay<S, B, N>(
-    deps: &Deps<S, B, N>,
+    deps: &SyncDeps<S, B, N>,
     deadline: &dyn Deadline,
     cursor: &mut SyncCursor,
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
     B: Billing,
     N: Notifier,
 {
@@ -197,11 +183,8 @@ where
         if deadline.expired() {
             return Ok(false);
         }
-        let page = deps
-            .worker
-            .billing
-            .events_page(&tollgate::events::handled_types(), cursor.created, after.as_deref())
-            .await?;
+        let page =
+            deps.events.billing.events_page(&crate::events::handled_types(), cursor.created, after.as_deref()).await?;
         listed.extend(page.items);
         tokio::time::sleep(deps.pacing).await;
         match page.next {
@@ -220,7 +203,7 @@ where
         if deadline.expired() {
             return Ok(false);
         }
-        webhook_worker::apply(&deps.worker, &event.payload, &mut snapshots)
+        apply(&deps.events, &event.payload, &mut snapshots)
             .await
             .map_err(|source| SyncError::Apply { event_id: event.id.clone(), source })?;
         outcome.replayed += 1;
@@ -230,7 +213,7 @@ where
         }
         cursor.ids_at_created.push(event.id);
         if outcome.replayed.is_multiple_of(CURSOR_SAVE_EVERY) {
-            deps.worker.store.save_cursor(cursor).await?;
+            deps.events.store.save_cursor(cursor).await?;
         }
     }
     Ok(true)
@@ -240,17 +223,17 @@ where
 /// Stripe's, page by page (resumable at `cursor.reconcile_after`). Answers whether it got
 /// through.
 async fn reconcile<S, B, N>(
-    deps: &Deps<S, B, N>,
+    deps: &SyncDeps<S, B, N>,
     deadline: &dyn Deadline,
     cursor: &mut SyncCursor,
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CheckoutStore + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
     B: Billing,
     N: Notifier,
 {
-    let w = &deps.worker;
+    let w = &deps.events;
     loop {
         if deadline.expired() {
             return Ok(false);
@@ -265,26 +248,18 @@ where
             }
         }
         for (customer, hint) in customers {
-            let Some(account) = webhook_worker::account_for(w, &customer, hint.as_deref()).await? else { continue };
-            // The page may hold only some of the customer's subscriptions: read them all.
-            let subscriptions = w.billing.subscriptions(&customer).await?;
-            let ctx = Context {
-                catalogue: w.catalogue,
-                version: w.clock.now_ms(),
-                now: w.clock.now(),
-                grace_days: w.grace_days,
+            let Some(account) = account_for(&w.store, &w.settings, &customer, hint.as_deref()).await? else {
+                continue;
             };
-            let previous = w.store.subscription(&account).await?;
-            let Some(next) = project(&account, &customer, &subscriptions, previous.as_ref(), ctx) else { continue };
-            outcome.reconciled += 1;
-            if previous.as_ref().is_none_or(|p| differs(p, &next)) {
-                match w.store.put_subscription(&next).await {
-                    Ok(()) => outcome.differed += 1,
-                    // A webhook wrote a newer snapshot meanwhile: already right.
-                    Err(StoreError::Conflict(_)) => {}
-                    Err(err) => return Err(err.into()),
-                }
+            // The page may hold only some of the customer's subscriptions: read them all.
+            let snapshot = Snapshot::read(&w.billing, &w.settings, &customer).await?;
+            match refresh(&w.store, &w.settings, &account, &customer, &snapshot).await? {
+                Refreshed::NoSubscription => continue,
+                Refreshed::Written(_) => outcome.differed += 1,
+                // Already right, or a webhook wrote a newer snapshot meanwhile.
+                Refreshed::Unchanged(_) | Refreshed::Stale(_) => {}
             }
+            outcome.reconciled += 1;
         }
         match page.next {
             Some(next) => cursor.reconcile_after = Some(next),
@@ -294,22 +269,4 @@ where
             }
         }
     }
-}
-
-/// Whether two projections differ in Stripe's state (facts and version aside).
-fn differs(stored: &Projection, fresh: &Projection) -> bool {
-    let state = |p: &Projection| {
-        (
-            p.subscription_id.clone(),
-            p.status,
-            p.plan.clone(),
-            p.price_lookup_key.clone(),
-            p.interval,
-            p.current_period_start,
-            p.current_period_end,
-            p.trial_end,
-            p.cancel_at_period_end,
-        )
-    };
-    state(stored) != state(fresh)
 }

@@ -1,0 +1,386 @@
+//! The account's writes to Stripe: a subscription Checkout Session (customer created once,
+//! one session per request within its reuse window, a rate limit per account, trial days only
+//! for an account that never subscribed), a customer portal session, a plan change with
+//! proration, a cancellation, and the deletion of the account's billing data.
+
+use crate::app::Settings;
+use crate::app::refresh::{Refreshed, Snapshot, refresh};
+use crate::billing::{Billing, BillingError, CheckoutRequest};
+use crate::config::{CheckoutConfig, RedirectConfig};
+use crate::entitlements::{self, SubscriptionView};
+use crate::model::{AccountId, Interval, Projection};
+use crate::plans::{FREE, Price};
+use crate::projection::current;
+use crate::ratelimit::Limit;
+use crate::store::{
+    Account, AccountStore, CheckoutStore, PendingCheckout, RateLimitStore, RateOutcome, StoreError, SubscriptionStore,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A repeat of the same checkout request within this many seconds gets the same session.
+pub const CHECKOUT_REUSE_SECONDS: i64 = 600;
+
+/// What the checkout use cases need.
+pub struct CheckoutDeps<S, B> {
+    pub store: S,
+    pub billing: B,
+    pub settings: Settings,
+    pub redirects: RedirectConfig,
+    /// New Checkout Sessions per account in any 60 seconds.
+    pub checkout_limit: Limit,
+}
+
+impl<S, B> CheckoutDeps<S, B> {
+    /// Production dependencies for `config`.
+    pub fn new(store: S, billing: B, settings: Settings, config: &CheckoutConfig) -> Self {
+        Self {
+            store,
+            billing,
+            settings,
+            redirects: config.redirects.clone(),
+            checkout_limit: Limit { limit: config.sessions_per_minute, window_ms: 60_000 },
+        }
+    }
+}
+
+/// Why a checkout use case refused or failed. The HTTP mapping is in [`crate::http`].
+#[derive(Debug, thiserror::Error)]
+pub enum CheckoutError {
+    /// A required field of the request is missing (its name).
+    #[error("`{0}` is required")]
+    Missing(&'static str),
+    #[error("`interval` must be month or year")]
+    UnknownInterval,
+    #[error("{0}")]
+    UnknownPlan(String),
+    /// A redirect URL is outside the allow-list (the field's name).
+    #[error("`{0}` must be on an allowed origin")]
+    RedirectNotAllowed(&'static str),
+    #[error("the account already has a subscription: manage it with POST /portal or POST /subscription/change")]
+    SubscriptionExists,
+    #[error("the account has no Stripe customer yet: start with POST /checkout")]
+    NoCustomer,
+    #[error("{0}")]
+    NoSubscription(&'static str),
+    #[error("the subscription is already on that plan and interval")]
+    SamePlan,
+    #[error("the Stripe customer is linked to another account")]
+    CustomerConflict,
+    /// Too many new sessions; retry after this many milliseconds.
+    #[error("too many checkout sessions")]
+    RateLimited { retry_after_ms: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Billing(#[from] BillingError),
+}
+
+/// The body of `POST /checkout` and `POST /subscription/change`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PlanRequest {
+    pub plan: Option<String>,
+    pub interval: Option<String>,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+}
+
+/// The body of `POST /portal`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PortalRequest {
+    pub return_url: Option<String>,
+}
+
+/// The body of `POST /subscription/cancel`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CancelRequest {
+    pub at_period_end: Option<bool>,
+}
+
+/// A Checkout Session to send the buyer to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionAnswer {
+    pub url: String,
+    pub session_id: String,
+}
+
+/// A customer portal session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortalAnswer {
+    pub url: String,
+}
+
+/// What `DELETE /account` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deleted {
+    pub account_id: AccountId,
+    pub deleted: bool,
+    pub canceled_subscriptions: u32,
+}
+
+/// The paid price for a requested plan and interval.
+fn paid_price<'c>(settings: &'c Settings, body: &PlanRequest) -> Result<&'c Price, CheckoutError> {
+    let catalogue = settings.catalogue;
+    let plan = body.plan.as_deref().ok_or(CheckoutError::Missing("plan"))?;
+    let interval = body.interval.as_deref().ok_or(CheckoutError::Missing("interval"))?;
+    let interval = Interval::parse(interval).ok_or(CheckoutError::UnknownInterval)?;
+    if plan == FREE || catalogue.tier(plan).is_none() {
+        return Err(CheckoutError::UnknownPlan("`plan` must be one of the paid plans".into()));
+    }
+    catalogue
+        .price(plan, interval)
+        .ok_or_else(|| CheckoutError::UnknownPlan(format!("plan {plan} has no {} price", interval.as_str())))
+}
+
+fn redirect(
+    redirects: &RedirectConfig,
+    given: Option<String>,
+    default: &str,
+    field: &'static str,
+) -> Result<String, CheckoutError> {
+    let url = given.unwrap_or_else(|| default.to_owned());
+    if redirects.allowed.allows(&url) { Ok(url) } else { Err(CheckoutError::RedirectNotAllowed(field)) }
+}
+
+/// `POST /checkout`: a subscription Checkout Session for the plan, or the pending one for the
+/// same request.
+pub async fn checkout<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    body: PlanRequest,
+) -> Result<SessionAnswer, CheckoutError>
+where
+    S: AccountStore + SubscriptionStore + CheckoutStore + RateLimitStore,
+    B: Billing,
+{
+    let price = paid_price(&deps.settings, &body)?;
+    let success_url = redirect(&deps.redirects, body.success_url, &deps.redirects.success_url, "success_url")?;
+    let cancel_url = redirect(&deps.redirects, body.cancel_url, &deps.redirects.cancel_url, "cancel_url")?;
+    let projection = deps.store.subscription(account).await?;
+    if projection.as_ref().is_some_and(|p| p.status.is_live()) {
+        return Err(CheckoutError::SubscriptionExists);
+    }
+    let request_key = hex::encode(&Sha256::digest(format!("{}|{success_url}|{cancel_url}", price.lookup_key))[..16]);
+    let pending = reserve_or_join(deps, account, &request_key).await?;
+    if let (Some(id), Some(url)) = (&pending.session_id, &pending.url) {
+        return Ok(SessionAnswer { url: url.clone(), session_id: id.clone() });
+    }
+
+    let customer_id = ensure_customer(deps, account).await?;
+    // A trial only for an account that never had a subscription.
+    let trial_days = match projection {
+        None => deps.settings.catalogue.tier(&price.tier).and_then(|t| t.trial_days),
+        Some(_) => None,
+    };
+    let request = CheckoutRequest {
+        account: account.clone(),
+        customer_id,
+        price_lookup_key: price.lookup_key.clone(),
+        trial_days,
+        success_url,
+        cancel_url,
+    };
+    let session =
+        deps.billing.create_checkout_session(&request, &format!("checkout-{account}-{}", pending.nonce)).await?;
+    let done = PendingCheckout { session_id: Some(session.id.clone()), url: Some(session.url.clone()), ..pending };
+    if let Err(err) = deps.store.complete_checkout(account, &done).await {
+        // The session exists and is answered; unrecorded, a repeat would only make another.
+        tracing::warn!(error = %err, "could not record the checkout session");
+    }
+    Ok(SessionAnswer { url: session.url, session_id: session.id })
+}
+
+/// The reservation for this checkout request: an unexpired one (a repeat, or a racing twin:
+/// no new session, not counted), or a new one that took a slot in the rate window.
+async fn reserve_or_join<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    request_key: &str,
+) -> Result<PendingCheckout, CheckoutError>
+where
+    S: CheckoutStore + RateLimitStore,
+{
+    let now_ms = deps.settings.clock.now_ms();
+    let now = now_ms.div_euclid(1000);
+    for _ in 0..3 {
+        if let Some(pending) = deps.store.pending_checkout(account, request_key, now).await? {
+            return Ok(pending);
+        }
+        let ours = PendingCheckout {
+            request_key: request_key.to_owned(),
+            nonce: uuid::Uuid::new_v4().simple().to_string(),
+            session_id: None,
+            url: None,
+            valid_until: now + CHECKOUT_REUSE_SECONDS,
+        };
+        match deps.store.reserve_checkout(account, &ours, now).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => continue,
+            Err(err) => return Err(err.into()),
+        }
+        match deps.store.take_rate(account, "checkout", deps.checkout_limit, now_ms).await? {
+            RateOutcome::Allowed => return Ok(ours),
+            RateOutcome::Limited { retry_after_ms } => {
+                // A refused request leaves no reservation behind for a repeat to join.
+                let released = PendingCheckout { valid_until: now, ..ours };
+                if let Err(err) = deps.store.complete_checkout(account, &released).await {
+                    tracing::warn!(error = %err, "could not release a refused checkout reservation");
+                }
+                return Err(CheckoutError::RateLimited { retry_after_ms });
+            }
+        }
+    }
+    Err(CheckoutError::RateLimited { retry_after_ms: 1000 })
+}
+
+/// The account's Stripe customer, created once: the create carries a key derived from the
+/// account, so racing requests get one customer from Stripe, and the conditional link decides
+/// which request records it (the others read the winner's).
+async fn ensure_customer<S, B>(deps: &CheckoutDeps<S, B>, account: &AccountId) -> Result<String, CheckoutError>
+where
+    S: AccountStore,
+    B: Billing,
+{
+    if let Some(existing) = deps.store.account(account).await? {
+        return Ok(existing.customer_id);
+    }
+    let customer_id = deps.billing.create_customer(account, &format!("customer-{account}")).await?;
+    let link = Account {
+        account_id: account.clone(),
+        customer_id: customer_id.clone(),
+        created_at: deps.settings.clock.now(),
+    };
+    match deps.store.link_customer(&link).await {
+        Ok(()) => Ok(customer_id),
+        Err(StoreError::Conflict(_)) => {
+            deps.store.account(account).await?.map(|a| a.customer_id).ok_or(CheckoutError::CustomerConflict)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `POST /portal`: a customer portal session.
+pub async fn portal<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    body: PortalRequest,
+) -> Result<PortalAnswer, CheckoutError>
+where
+    S: AccountStore,
+    B: Billing,
+{
+    let return_url = redirect(&deps.redirects, body.return_url, &deps.redirects.return_url, "return_url")?;
+    let profile = deps.store.account(account).await?.ok_or(CheckoutError::NoCustomer)?;
+    let key = format!("portal-{account}-{}", uuid::Uuid::new_v4().simple());
+    let url = deps.billing.create_portal_session(&profile.customer_id, &return_url, &key).await?;
+    Ok(PortalAnswer { url })
+}
+
+/// The live projection, or `NoSubscription`.
+async fn live_projection<S: SubscriptionStore>(store: &S, account: &AccountId) -> Result<Projection, CheckoutError> {
+    match store.subscription(account).await? {
+        Some(p) if p.status.is_live() && p.subscription_id.is_some() => Ok(p),
+        _ => Err(CheckoutError::NoSubscription("the account has no live subscription: start with POST /checkout")),
+    }
+}
+
+/// Writes the projection Stripe's answer implies (a newer one, from the webhook, may win) and
+/// answers the subscription view of it.
+async fn record<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    previous: &Projection,
+    remote: crate::billing::RemoteSubscription,
+) -> Result<SubscriptionView, CheckoutError>
+where
+    S: SubscriptionStore,
+{
+    let snapshot = Snapshot::of(remote, &deps.settings);
+    let next =
+        match refresh(&deps.store, &deps.settings, &previous.account_id, &previous.customer_id, &snapshot).await? {
+            Refreshed::Written(next) | Refreshed::Unchanged(next) | Refreshed::Stale(next) => next,
+            Refreshed::NoSubscription => previous.clone(),
+        };
+    Ok(view(&deps.settings, &next))
+}
+
+fn view(settings: &Settings, projection: &Projection) -> SubscriptionView {
+    entitlements::subscription(settings.catalogue, &projection.account_id, Some(projection), settings.clock.now())
+}
+
+/// `POST /subscription/change`: moves the live subscription to another plan or interval,
+/// prorating.
+pub async fn change<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    body: PlanRequest,
+) -> Result<SubscriptionView, CheckoutError>
+where
+    S: SubscriptionStore,
+    B: Billing,
+{
+    let price = paid_price(&deps.settings, &body)?;
+    let projection = live_projection(&deps.store, account).await?;
+    if projection.price_lookup_key.as_deref() == Some(price.lookup_key.as_str()) {
+        return Err(CheckoutError::SamePlan);
+    }
+    let subscriptions = deps.billing.subscriptions(&projection.customer_id).await?;
+    let remote = current(&subscriptions)
+        .filter(|s| s.status.is_live())
+        .ok_or(CheckoutError::NoSubscription("Stripe has no live subscription for this account"))?;
+    let item =
+        remote.item_id.as_deref().ok_or(CheckoutError::NoSubscription("the subscription has no item to change"))?;
+    let key = format!(
+        "change-{}-{}-{}-{}",
+        remote.id,
+        remote.price_lookup_key.as_deref().unwrap_or("none"),
+        price.lookup_key,
+        projection.version
+    );
+    let changed = deps.billing.change_price(&remote.id, item, &price.lookup_key, &key).await?;
+    record(deps, &projection, changed).await
+}
+
+/// `POST /subscription/cancel`: at the period's end, or at once.
+pub async fn cancel<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    body: CancelRequest,
+) -> Result<SubscriptionView, CheckoutError>
+where
+    S: SubscriptionStore,
+    B: Billing,
+{
+    let at_period_end = body.at_period_end.ok_or(CheckoutError::Missing("at_period_end"))?;
+    let projection = live_projection(&deps.store, account).await?;
+    if at_period_end && projection.cancel_at_period_end {
+        return Ok(view(&deps.settings, &projection));
+    }
+    let subscription = projection.subscription_id.clone().unwrap_or_default();
+    let key = format!("cancel-{subscription}-{at_period_end}-{}", projection.version);
+    let canceled = deps.billing.cancel(&subscription, at_period_end, &key).await?;
+    record(deps, &projection, canceled).await
+}
+
+/// `DELETE /account`: cancels every live subscription in Stripe at once, then deletes the
+/// account's billing data. Idempotent.
+pub async fn delete_account<S, B>(deps: &CheckoutDeps<S, B>, account: &AccountId) -> Result<Deleted, CheckoutError>
+where
+    S: AccountStore + SubscriptionStore,
+    B: Billing,
+{
+    let profile = deps.store.account(account).await?;
+    let projection = deps.store.subscription(account).await?;
+    let customer = profile.map(|p| p.customer_id).or(projection.map(|p| p.customer_id));
+    let mut canceled = 0;
+    if let Some(customer) = &customer {
+        for sub in deps.billing.subscriptions(customer).await?.iter().filter(|s| s.status.is_live()) {
+            match deps.billing.cancel(&sub.id, false, &format!("delete-account-{}", sub.id)).await {
+                Ok(_) => canceled += 1,
+                Err(BillingError::NotFound) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+    deps.store.delete_account_data(account, customer.as_deref()).await?;
+    Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled })
+}
