@@ -68,6 +68,7 @@ impl AccountStore for MemoryStore {
         let mut tables = self.lock();
         tables.accounts.remove(account);
         tables.subscriptions.remove(account);
+        tables.facts.remove(account);
         if let Some(customer) = customer_id {
             tables.customers.remove(customer);
         }
