@@ -9,25 +9,39 @@ MOTO_PORT ?= 4566
 MOTO_URL := http://127.0.0.1:$(MOTO_PORT)
 VENV := .venv
 
-.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean
+.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check
 
 ## Run the whole bundle on http://127.0.0.1:$(PORT) (Ctrl-C stops everything).
 dev: venv
 	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) cargo run -p tollgate-dev -- up
 
-## Every check: formatting, clippy, cfn-lint, and the whole test suite against a local moto.
+## Every check: formatting, clippy, cfn-lint, the signature vectors against Stripe's own
+## libraries, and the whole test suite against a local single-threaded moto.
 test: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
+	$(MAKE) vectors-check
 	scripts/with-moto.sh $(MOTO_PORT) cargo test --workspace --no-fail-fast
+
+## Regenerates events/signature-vectors.json with stripe-python and stripe-node.
+vectors: venv
+	scripts/signature-vectors/generate.sh events/signature-vectors.json
+
+## Regenerates the vectors with both libraries and checks they are the committed ones (which
+## `cargo test` verifies against Tollgate's own check).
+vectors-check: venv
+	tmp=$$(mktemp); scripts/signature-vectors/generate.sh "$$tmp" >/dev/null; \
+	  cmp -s "$$tmp" events/signature-vectors.json || { rm -f "$$tmp"; echo "events/signature-vectors.json differs from what stripe-python and stripe-node make now: run make vectors" >&2; exit 1; }; \
+	  rm -f "$$tmp"; echo "signature vectors: stripe-python and stripe-node agree with the committed file"
 
 venv:
 	scripts/venv.sh
 
-## The local DynamoDB/SQS server alone, in the foreground (for running single tests).
+## The local DynamoDB/SQS server alone, in the foreground (for running single tests); single-
+## threaded, so that transactions are isolated as in DynamoDB.
 moto: venv
-	$(VENV)/bin/moto_server -H 127.0.0.1 -p $(MOTO_PORT)
+	$(VENV)/bin/python scripts/moto_single.py 127.0.0.1 $(MOTO_PORT)
 
 lint: venv
 	cargo fmt --all -- --check

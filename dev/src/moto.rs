@@ -20,9 +20,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 impl Moto {
-    /// Starts `.venv/bin/moto_server` on `127.0.0.1:port` and waits until it answers.
+    /// Starts moto's server on `127.0.0.1:port`, single-threaded (`scripts/moto_single.py`:
+    /// transactions are isolated as in DynamoDB), and waits until it answers.
     pub async fn start(port: u16) -> Result<Self> {
-        let binary = repo_root().join(".venv/bin/moto_server");
+        let binary = repo_root().join(".venv/bin/python");
         if !binary.exists() {
             bail!("{} is missing: run `make dev` (it installs moto into .venv)", binary.display());
         }
@@ -31,7 +32,8 @@ impl Moto {
             bail!("port {port} is already in use; set MOTO_PORT, or AWS_ENDPOINT_URL to reuse a running server");
         }
         let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg(repo_root().join("scripts/moto_single.py"))
+            .args(["127.0.0.1", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)

@@ -9,24 +9,32 @@ use std::sync::Arc;
 use std::time::Duration;
 use tollgate::app::events::{Record, process};
 
+/// The pause after an empty receive. The local server is single-threaded, so the worker
+/// short-polls (a long poll would hold every other request back while it waits).
+const IDLE_PAUSE: Duration = Duration::from_millis(200);
+
 /// Polls `queue_url` until the task is dropped or aborted.
 pub async fn run(app: Arc<App>, sqs: aws_sdk_sqs::Client, queue_url: String) {
     loop {
-        if let Err(err) = poll_once(&app, &sqs, &queue_url).await {
-            tracing::warn!(error = %err, "local worker could not poll the queue");
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        match poll_once(&app, &sqs, &queue_url).await {
+            Ok(0) => tokio::time::sleep(IDLE_PAUSE).await,
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "local worker could not poll the queue");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
 }
 
-/// Receives one batch (waiting up to a second), processes it, deletes what succeeded; answers
+/// Receives one batch (without waiting), processes it, deletes what succeeded; answers
 /// how many messages were received.
 pub async fn poll_once(app: &App, sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<usize> {
     let received = sqs
         .receive_message()
         .queue_url(queue_url)
         .max_number_of_messages(10)
-        .wait_time_seconds(1)
+        .wait_time_seconds(0)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .send()
         .await?;
