@@ -5,7 +5,6 @@
 //! authorizer would have verified, and the header itself is removed).
 
 use crate::resources::Resources;
-use crate::stripe::StandIn;
 use anyhow::Context;
 use axum::Router;
 use axum::body::Body as AxumBody;
@@ -23,6 +22,7 @@ use tollgate::notify::SqsNotifier;
 use tollgate::queue::SqsEventQueue;
 use tollgate::store::DynamoStore;
 use tollgate::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets};
+use tollgate_standin::StandIn;
 
 /// The development identity header, honoured by this runner only.
 pub const ACCOUNT_HEADER: &str = "x-tollgate-account";

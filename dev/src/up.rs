@@ -3,10 +3,10 @@
 use crate::moto::Moto;
 use crate::resources::Template;
 use crate::server::{App, local_redirects, router, standin_stripe};
-use crate::stripe::StandIn;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use tollgate::config::{Env, IdentityConfig, StripeConfig};
+use tollgate_standin::StandIn;
 
 /// Options of `up`.
 #[derive(Debug, Clone)]
