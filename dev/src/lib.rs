@@ -1,14 +1,14 @@
 //! `tollgate-dev`: Tollgate's local stack. It starts the local DynamoDB/SQS server, creates the
 //! table and queues from `template.yaml`, serves every function's real handler under the HTTP
-//! API's paths, and stands in for Stripe when no test key is given. `trigger` drives the stand-in
-//! and sends the local intake signed Stripe events, as `stripe trigger` does.
+//! API's paths, and serves the Stripe stand-in (`tollgate-standin`) when no test key is given.
+//! `trigger` drives the stand-in and sends the local intake signed Stripe events, as
+//! `stripe trigger` does.
 
 pub mod local;
 pub mod moto;
 pub mod ops;
 pub mod resources;
 pub mod server;
-pub mod stripe;
 pub mod trigger;
 pub mod up;
 pub mod worker;

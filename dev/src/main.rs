@@ -3,9 +3,9 @@
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 use tollgate_dev::ops::{status, sync};
-use tollgate_dev::stripe::{TRIGGER_EVENTS, TriggerSpec};
 use tollgate_dev::trigger::{TriggerOptions, run as trigger};
 use tollgate_dev::up::{UpOptions, up};
+use tollgate_standin::{TRIGGER_EVENTS, TriggerSpec};
 
 #[derive(Parser)]
 #[command(name = "tollgate-dev", about = "Tollgate's local stack")]

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tollgate::webhook::DEV_WEBHOOK_SECRET;
 
-use crate::stripe::{TRIGGER_PATH, TriggerSpec};
+use tollgate_standin::{TRIGGER_PATH, TriggerSpec};
 
 /// Where the local stack serves the Stripe stand-in.
 pub const STANDIN_PREFIX: &str = "/stripe";

@@ -3,9 +3,9 @@
 use crate::moto::Moto;
 use crate::resources::Template;
 use crate::server::{App, LocalEnv, router};
-use crate::stripe::StandIn;
 use anyhow::{Context, Result};
 use std::sync::Arc;
+use tollgate_standin::StandIn;
 
 /// Options of `up`.
 #[derive(Debug, Clone)]

@@ -13,8 +13,8 @@ use axum::routing::post;
 use serde_json::Value;
 use stripe_webhook::Webhook;
 use tollgate::webhook::DEV_WEBHOOK_SECRET;
-use tollgate_dev::stripe::{StandIn, TriggerSpec};
 use tollgate_dev::trigger::{Delivery, signing_secret, trigger};
+use tollgate_standin::{StandIn, TriggerSpec};
 
 const SECRET: &str = "whsec_trigger_test_secret";
 const ACCOUNT: &str = "acct_trigger_client";

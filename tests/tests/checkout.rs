@@ -13,7 +13,7 @@ use tollgate::ratelimit::Limit;
 use tollgate::redirect::AllowList;
 use tollgate::store::DynamoStore;
 use tollgate::testing::{FixedClock, settings};
-use tollgate_dev::stripe::{StandIn, test_billing};
+use tollgate_standin::{StandIn, test_billing};
 
 const NOW: i64 = 1_795_273_200;
 

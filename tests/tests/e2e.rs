@@ -5,8 +5,8 @@
 mod common;
 
 use tollgate::webhook::DEV_WEBHOOK_SECRET;
-use tollgate_dev::stripe::TriggerSpec;
 use tollgate_dev::trigger::trigger;
+use tollgate_standin::TriggerSpec;
 
 struct Stack(common::LocalStack);
 

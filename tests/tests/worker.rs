@@ -9,8 +9,8 @@ use std::time::Duration;
 use tollgate::notify::Notification;
 use tollgate::store::EventLog;
 use tollgate::webhook::DEV_WEBHOOK_SECRET;
-use tollgate_dev::stripe::TriggerSpec;
 use tollgate_dev::trigger::trigger;
+use tollgate_standin::TriggerSpec;
 
 async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
     let mut bodies = Vec::new();

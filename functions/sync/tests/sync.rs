@@ -163,7 +163,7 @@ async fn run_that_keeps_getting_429_reports_failure_not_success() {
     let failed = run(&h.deps, Mode::Replay, &Never).await;
 
     assert!(
-        matches!(failed, Err(sync::SyncError::Billing(tollgate::billing::BillingError::RateLimited))),
+        matches!(failed, Err(tollgate::app::sync::SyncError::Billing(tollgate::billing::BillingError::RateLimited))),
         "{failed:?}"
     );
     let recorded = h.deps.events.store.outcome().await.unwrap().unwrap();

@@ -30,7 +30,7 @@ pub struct LocalStack {
     pub app: std::sync::Arc<tollgate_dev::server::App>,
     pub sqs: aws_sdk_sqs::Client,
     pub resources: Resources,
-    pub standin: tollgate_dev::stripe::StandIn,
+    pub standin: tollgate_standin::StandIn,
 }
 
 pub async fn serve_stack(test: &str) -> LocalStack {
@@ -39,7 +39,7 @@ pub async fn serve_stack(test: &str) -> LocalStack {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let standin = tollgate_dev::stripe::StandIn::new();
+    let standin = tollgate_standin::StandIn::new();
     let app = std::sync::Arc::new(App::local(&aws, &resources, &base).unwrap());
     let served = router(std::sync::Arc::clone(&app), Some(standin.router()));
     tokio::spawn(async move { axum::serve(listener, served).await });

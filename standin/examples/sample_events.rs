@@ -2,9 +2,9 @@
 //! from one customer's lifecycle played on the local Stripe stand-in (whose objects come from
 //! Stripe's official fixtures), for tests and for `sam local invoke` / `cargo lambda invoke`.
 //!
-//! Run: `cargo run -p tollgate-dev --example sample_events` (from the repository root).
+//! Run: `cargo run -p tollgate-standin --example sample_events` (from the repository root).
 
-use tollgate_dev::stripe::{StandIn, TriggerSpec};
+use tollgate_standin::{StandIn, TriggerSpec};
 
 /// The lifecycle, in an order Stripe allows (a trial before it ends, a pause before a resume).
 const LIFECYCLE: [(&str, Option<&str>); 15] = [

@@ -58,6 +58,25 @@ impl Params {
         }
     }
 
+    /// Rejects any name under `prefix` (where `*` stands for any segment, e.g. a list index)
+    /// that is not in `allowed`, naming the whole key as Stripe does (`items[0][quantity]`).
+    pub(crate) fn allow_only_under(&self, prefix: &[&str], allowed: &[&str]) -> Result<(), ApiError> {
+        let under =
+            |path: &[String]| path.len() > prefix.len() && path.iter().zip(prefix).all(|(a, b)| *b == "*" || a == b);
+        let unknown = self
+            .pairs
+            .iter()
+            .map(|(path, _)| path)
+            .find(|path| under(path) && !allowed.contains(&path[prefix.len()].as_str()));
+        match unknown {
+            Some(path) => {
+                let key: Vec<&str> = path[..=prefix.len()].iter().map(String::as_str).collect();
+                Err(ApiError::unknown_param(&display_key(&key)))
+            }
+            None => Ok(()),
+        }
+    }
+
     fn matches(path: &[String], prefix: &[&str]) -> bool {
         path.len() >= prefix.len() && path.iter().zip(prefix).all(|(a, b)| a == b)
     }

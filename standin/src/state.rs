@@ -5,11 +5,12 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
+use tollgate::Catalogue;
 
+use super::RecordedRequest;
 use super::error::ApiError;
 use super::objects::{self, EventCause, NewSubscription};
-use super::{PriceSpec, RecordedRequest};
-use crate::stripe::calendar::add_interval;
+use crate::calendar::add_interval;
 
 /// One stored object and its creation sequence number.
 #[derive(Clone)]
@@ -24,19 +25,14 @@ pub(crate) struct Stored {
 pub(crate) struct SessionPlan {
     pub(crate) items: Vec<(String, i64)>,
     pub(crate) trial_days: Option<i64>,
-    pub(crate) trial_end: Option<i64>,
     pub(crate) metadata: Value,
-    pub(crate) description: Option<String>,
 }
 
 /// What a new subscription is made of.
 pub(crate) struct SubscriptionRequest {
     pub(crate) items: Vec<(Value, i64)>,
     pub(crate) trial_end: Option<i64>,
-    pub(crate) status: Option<String>,
     pub(crate) metadata: Value,
-    pub(crate) description: Option<String>,
-    pub(crate) cancel_at_period_end: bool,
 }
 
 #[derive(Clone)]
@@ -59,11 +55,12 @@ pub(crate) struct Saved {
 pub(crate) struct State {
     clock: Option<i64>,
     seq: u64,
+    /// The plan catalogue the prices and products come from (trial days, features).
+    pub(crate) catalogue: Catalogue,
     pub(crate) prices: Vec<Value>,
     pub(crate) products: Vec<Value>,
     pub(crate) customers: Vec<Stored>,
     pub(crate) sessions: Vec<StoredSession>,
-    pub(crate) portal_sessions: Vec<Stored>,
     pub(crate) subscriptions: Vec<Stored>,
     pub(crate) invoices: Vec<Stored>,
     pub(crate) charges: Vec<Stored>,
@@ -102,15 +99,15 @@ pub(crate) fn previous_attributes(before: &Value, after: &Value) -> Option<Value
 }
 
 impl State {
-    pub(crate) fn new(prices: &[PriceSpec]) -> Self {
+    pub(crate) fn new(catalogue: &Catalogue) -> Self {
         let mut state = Self {
             clock: None,
             seq: 0,
+            catalogue: catalogue.clone(),
             prices: Vec::new(),
             products: Vec::new(),
             customers: Vec::new(),
             sessions: Vec::new(),
-            portal_sessions: Vec::new(),
             subscriptions: Vec::new(),
             invoices: Vec::new(),
             charges: Vec::new(),
@@ -122,21 +119,16 @@ impl State {
             faults: VecDeque::new(),
             cause: None,
         };
-        state.set_prices(prices);
-        state
-    }
-
-    pub(crate) fn set_prices(&mut self, specs: &[PriceSpec]) {
-        let now = self.now();
-        self.prices = specs.iter().map(|spec| objects::price(spec, now)).collect();
-        self.products.clear();
-        for spec in specs {
-            let id = objects::product_id(&spec.product_name);
-            if !self.products.iter().any(|product| product["id"] == json!(id)) {
-                let price_id = format!("price_{}", spec.lookup_key);
-                self.products.push(objects::product(&spec.product_name, &price_id, now));
+        let now = state.now();
+        for spec in catalogue.prices() {
+            state.prices.push(objects::price(spec, now));
+            let product = objects::product_id(&spec.tier);
+            if state.product(&product).is_none() {
+                let name = catalogue.tier(&spec.tier).map_or(spec.tier.as_str(), |tier| tier.name.as_str());
+                state.products.push(objects::product(&spec.tier, name, &objects::price_id(&spec.lookup_key), now));
             }
         }
+        state
     }
 
     pub(crate) fn set_clock(&mut self, unix_seconds: i64) {
@@ -242,6 +234,19 @@ impl State {
         previous_attributes(&before, object)
     }
 
+    /// Any object by id.
+    pub(crate) fn object(&self, id: &str) -> Option<Value> {
+        let stored =
+            [&self.customers, &self.subscriptions, &self.invoices, &self.charges, &self.disputes, &self.events];
+        stored
+            .into_iter()
+            .find_map(|objects| find(objects, id))
+            .or_else(|| self.session(id).map(|s| &s.stored.value))
+            .or_else(|| self.price(id))
+            .or_else(|| self.product(id))
+            .cloned()
+    }
+
     pub(crate) fn session(&self, id: &str) -> Option<&StoredSession> {
         self.sessions.iter().find(|s| s.stored.value["id"].as_str() == Some(id))
     }
@@ -271,20 +276,8 @@ impl State {
         objects::customer(&id, self.now(), &prefix)
     }
 
-    /// Applies `change` to a customer and records `customer.updated` when anything changed.
-    pub(crate) fn update_customer(&mut self, id: &str, change: impl FnOnce(&mut Value)) -> Result<Value, ApiError> {
-        let stored = self.customer_mut(id).filter(|c| !c.deleted).ok_or_else(|| ApiError::no_such("customer", id))?;
-        let before = stored.value.clone();
-        change(&mut stored.value);
-        let after = stored.value.clone();
-        if let Some(previous) = previous_attributes(&before, &after) {
-            self.record_event("customer.updated", after.clone(), Some(previous));
-        }
-        Ok(after)
-    }
-
     /// Deletes a customer, canceling its subscriptions first, as Stripe does.
-    pub(crate) fn delete_customer(&mut self, id: &str) -> Result<Value, ApiError> {
+    pub(crate) fn delete_customer(&mut self, id: &str) -> Result<(), ApiError> {
         let customer = self.live_customer(id).cloned().ok_or_else(|| ApiError::no_such("customer", id))?;
         let open: Vec<String> = self
             .subscriptions
@@ -294,13 +287,13 @@ impl State {
             .filter_map(|s| s["id"].as_str().map(str::to_owned))
             .collect();
         for subscription in open {
-            self.cancel_subscription(&subscription, None, None)?;
+            self.cancel_subscription(&subscription)?;
         }
         if let Some(stored) = self.customer_mut(id) {
             stored.deleted = true;
         }
         self.record_event("customer.deleted", customer, None);
-        Ok(objects::deleted_customer(id))
+        Ok(())
     }
 
     /// Creates a subscription for `customer` and records `customer.subscription.created`.
@@ -317,20 +310,15 @@ impl State {
                 objects::subscription_item(&item_id, &id, price, *quantity, now, (now, end))
             })
             .collect();
-        let natural = if trial.is_some() { "trialing" } else { "active" };
-        let mut subscription = objects::subscription(NewSubscription {
+        let subscription = objects::subscription(NewSubscription {
             id: &id,
             customer,
             created: now,
-            status: request.status.as_deref().unwrap_or(natural),
+            status: if trial.is_some() { "trialing" } else { "active" },
             items,
             trial,
             metadata: request.metadata,
-            description: request.description,
         });
-        if request.cancel_at_period_end {
-            schedule_cancellation(&mut subscription, true);
-        }
         let seq = self.next_seq();
         self.subscriptions.push(Stored { seq, value: subscription.clone(), deleted: false });
         if let Some(stored) = self.customer_mut(customer)
@@ -365,47 +353,12 @@ impl State {
     }
 
     /// Cancels a subscription now and records `customer.subscription.deleted`.
-    pub(crate) fn cancel_subscription(
-        &mut self,
-        id: &str,
-        comment: Option<String>,
-        feedback: Option<String>,
-    ) -> Result<Value, ApiError> {
+    pub(crate) fn cancel_subscription(&mut self, id: &str) -> Result<Value, ApiError> {
         if self.subscription(id).is_some_and(|s| s["status"] == json!("canceled")) {
             return Err(ApiError::no_such("subscription", id));
         }
         self.change_subscription(id, "customer.subscription.deleted", |subscription, now| {
-            mark_canceled(subscription, now, "cancellation_requested", comment, feedback);
-            Ok(())
-        })
-    }
-
-    /// Moves a subscription to `status`; canceling records `customer.subscription.deleted`,
-    /// anything else `customer.subscription.updated`.
-    pub(crate) fn set_subscription_status(&mut self, id: &str, status: &str) -> Result<Value, ApiError> {
-        if !SUBSCRIPTION_STATUSES.contains(&status) {
-            return Err(ApiError::invalid_value(
-                "status",
-                format!("Invalid status: {status}. Must be one of {}.", SUBSCRIPTION_STATUSES.join(", ")),
-            ));
-        }
-        let current = self.subscription(id).ok_or_else(|| ApiError::no_such("subscription", id))?["status"].clone();
-        if current == json!("canceled") && status != "canceled" {
-            return Err(ApiError::invalid_state(format!(
-                "Subscription {id} is canceled; a canceled subscription cannot change status."
-            )));
-        }
-        if status == "canceled" {
-            return self.cancel_subscription(id, None, None);
-        }
-        self.change_subscription(id, "customer.subscription.updated", |subscription, now| {
-            subscription["status"] = json!(status);
-            if current == json!("trialing")
-                && status != "trialing"
-                && subscription["trial_end"].as_i64().is_some_and(|end| end > now)
-            {
-                subscription["trial_end"] = json!(now);
-            }
+            mark_canceled(subscription, now, "cancellation_requested");
             Ok(())
         })
     }
@@ -427,8 +380,8 @@ impl State {
             .iter()
             .filter_map(|(price, quantity)| self.price(price).map(|p| (p.clone(), *quantity)))
             .collect();
-        let trial_end = plan.trial_end.or_else(|| plan.trial_days.map(|days| self.now() + days * DAY));
-        let (metadata, description) = (plan.metadata.clone(), plan.description.clone());
+        let trial_end = plan.trial_days.map(|days| self.now() + days * DAY);
+        let metadata = plan.metadata.clone();
 
         let customer_id = match value["customer"].as_str() {
             Some(existing) if self.live_customer(existing).is_none() => {
@@ -438,32 +391,19 @@ impl State {
             }
             Some(existing) => existing.to_owned(),
             None => {
-                let mut customer = self.new_customer();
-                customer["email"] = value["customer_email"].clone();
+                let customer = self.new_customer();
                 self.insert_customer(customer.clone());
                 customer["id"].as_str().unwrap_or_default().to_owned()
             }
         };
         let customer = self.live_customer(&customer_id).cloned().unwrap_or(Value::Null);
-        let email = customer["email"].as_str().or(value["customer_email"].as_str());
-        let details = objects::checkout_customer_details(email, customer["name"].as_str());
+        let details = objects::checkout_customer_details(customer["email"].as_str(), customer["name"].as_str());
 
         let subscription = (value["mode"] == json!("subscription")).then(|| {
-            let request = SubscriptionRequest {
-                items,
-                trial_end,
-                status: None,
-                metadata,
-                description,
-                cancel_at_period_end: false,
-            };
+            let request = SubscriptionRequest { items, trial_end, metadata };
             self.create_subscription(&customer_id, request)
         });
-        let payment_status = match (&subscription, trial_end) {
-            (Some(_), Some(_)) => "no_payment_required",
-            _ if value["mode"] == json!("setup") => "no_payment_required",
-            _ => "paid",
-        };
+        let payment_status = if subscription.is_some() && trial_end.is_some() { "no_payment_required" } else { "paid" };
         let session = self.session_mut(id).expect("session exists");
         let stored = &mut session.stored.value;
         stored["status"] = json!("complete");
@@ -478,24 +418,6 @@ impl State {
         self.record_event("checkout.session.completed", completed.clone(), None);
         Ok(completed)
     }
-
-    /// Expires an open checkout session and records `checkout.session.expired`.
-    pub(crate) fn expire_checkout_session(&mut self, id: &str) -> Result<Value, ApiError> {
-        let session = self.session_mut(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
-        let stored = &mut session.stored.value;
-        if stored["status"] != json!("open") {
-            return Err(ApiError::invalid_state(format!(
-                "Only Checkout Sessions with a status in [\"open\"] can be expired. This Checkout \
-                 Session has a status of \"{}\".",
-                stored["status"].as_str().unwrap_or("unknown")
-            )));
-        }
-        stored["status"] = json!("expired");
-        stored["url"] = Value::Null;
-        let expired = stored.clone();
-        self.record_event("checkout.session.expired", expired.clone(), None);
-        Ok(expired)
-    }
 }
 
 fn find<'a>(stored: &'a [Stored], id: &str) -> Option<&'a Value> {
@@ -509,19 +431,13 @@ pub(crate) fn period_end(price: &Value, start: i64) -> i64 {
     add_interval(start, interval, count)
 }
 
-pub(crate) fn mark_canceled(
-    subscription: &mut Value,
-    now: i64,
-    reason: &str,
-    comment: Option<String>,
-    feedback: Option<String>,
-) {
+pub(crate) fn mark_canceled(subscription: &mut Value, now: i64, reason: &str) {
     subscription["status"] = json!("canceled");
     subscription["canceled_at"] = json!(now);
     subscription["ended_at"] = json!(now);
     subscription["cancel_at"] = Value::Null;
     subscription["cancel_at_period_end"] = json!(false);
-    subscription["cancellation_details"] = json!({ "comment": comment, "feedback": feedback, "reason": reason });
+    subscription["cancellation_details"] = json!({ "comment": null, "feedback": null, "reason": reason });
     if subscription["trial_end"].as_i64().is_some_and(|end| end > now) {
         subscription["trial_end"] = json!(now);
     }

@@ -2,8 +2,9 @@
 //! `stripe trigger` does against test mode, and records the events Stripe would send on the way,
 //! in order.
 //!
-//! "The account's" objects are the newest live customer whose metadata `tollgate_account_id`
-//! is the account, and that customer's newest live (not canceled, not expired) subscription.
+//! "The account's" objects are the newest live customer whose metadata
+//! [`ACCOUNT_METADATA_KEY`] (`tollgate_account_id`) is the account, and that customer's newest
+//! live (not canceled, not expired) subscription.
 //! What an event needs and the account lacks is made first, the way Stripe would have made it,
 //! and its events are recorded too: a customer (`customer.created`), a subscription on the
 //! requested plan (`customer.subscription.created`; trialing when the plan has a trial), a paid
@@ -17,6 +18,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use tollgate::Interval;
+use tollgate::events::{ACCOUNT_METADATA_KEY, KINDS};
 
 use super::error::ApiError;
 use super::objects::{self, NewInvoice};
@@ -24,31 +27,28 @@ use super::params::Params;
 use super::routes;
 use super::state::{State, SubscriptionRequest, period_end, previous_attributes};
 
-/// Every event type [`super::StandIn::trigger`] can produce.
-pub const TRIGGER_EVENTS: [&str; 18] = [
-    "checkout.session.completed",
-    "customer.subscription.updated",
-    "customer.subscription.deleted",
-    "customer.subscription.paused",
-    "customer.subscription.resumed",
-    "customer.subscription.trial_will_end",
-    "invoice.paid",
-    "invoice.payment_succeeded",
-    "invoice.payment_failed",
-    "invoice.payment_action_required",
-    "invoice.finalized",
-    "charge.dispute.created",
-    "charge.dispute.closed",
-    "charge.refunded",
-    "customer.deleted",
-    "entitlements.active_entitlement_summary.updated",
-    // Also reachable on their own, as `stripe trigger` allows.
-    "customer.created",
-    "customer.subscription.created",
-];
+/// Types the stand-in also triggers on their own that Tollgate does not handle, as `stripe
+/// trigger` allows (a customer before anything else happens to it).
+const UNHANDLED_TRIGGERS: [&str; 1] = ["customer.created"];
 
-/// The metadata key that names a customer's (and a subscription's) Tollgate account.
-pub const ACCOUNT_METADATA_KEY: &str = "tollgate_account_id";
+/// Every event type [`super::StandIn::trigger`] can produce: each of Tollgate's handled kinds
+/// ([`tollgate::events::KINDS`]), then [`UNHANDLED_TRIGGERS`].
+pub const TRIGGER_EVENTS: [&str; KINDS.len() + UNHANDLED_TRIGGERS.len()] = trigger_events();
+
+const fn trigger_events() -> [&'static str; KINDS.len() + UNHANDLED_TRIGGERS.len()] {
+    let mut events = [""; KINDS.len() + UNHANDLED_TRIGGERS.len()];
+    let mut i = 0;
+    while i < KINDS.len() {
+        events[i] = KINDS[i].event_type;
+        i += 1;
+    }
+    let mut j = 0;
+    while j < UNHANDLED_TRIGGERS.len() {
+        events[i + j] = UNHANDLED_TRIGGERS[j];
+        j += 1;
+    }
+    events
+}
 
 /// The plan and billing interval used when a trigger does not name them.
 pub const DEFAULT_PLAN: &str = "pro";
@@ -71,7 +71,7 @@ const OPEN_DISPUTE_STATUSES: [&str; 4] =
 pub struct TriggerSpec {
     /// One of [`TRIGGER_EVENTS`].
     pub event: String,
-    /// The Tollgate account (customer metadata `tollgate_account_id`).
+    /// The Tollgate account (customer metadata [`ACCOUNT_METADATA_KEY`]).
     pub account: String,
     /// Tier of a new subscription, or the target of a plan change (`customer.subscription.updated`);
     /// default [`DEFAULT_PLAN`] for new subscriptions.
@@ -126,15 +126,9 @@ pub(crate) fn run(state: &mut State, spec: &TriggerSpec) -> Result<Vec<Value>, A
     }
 }
 
-/// Plans the catalogue offers: lookup keys `<plan>_monthly` / `<plan>_yearly`.
+/// Plans (tiers) the catalogue sells a price of.
 fn plans(state: &State) -> BTreeSet<String> {
-    state
-        .prices
-        .iter()
-        .filter_map(|price| price["lookup_key"].as_str())
-        .filter_map(|key| key.strip_suffix("_monthly").or_else(|| key.strip_suffix("_yearly")))
-        .map(str::to_owned)
-        .collect()
+    state.catalogue.prices().iter().map(|price| price.tier.clone()).collect()
 }
 
 fn check(state: &State, spec: &TriggerSpec) -> Result<(), ApiError> {
@@ -156,8 +150,7 @@ fn check(state: &State, spec: &TriggerSpec) -> Result<(), ApiError> {
             return Err(ApiError::invalid_value(
                 "plan",
                 format!(
-                    "Unknown plan '{plan}': the stand-in's catalogue has no price with lookup key \
-                     '{plan}_monthly' or '{plan}_yearly'. Plans: {}.",
+                    "Unknown plan '{plan}': the stand-in's catalogue sells no price of that tier. Plans: {}.",
                     known.into_iter().collect::<Vec<_>>().join(", ")
                 ),
             ));
@@ -180,25 +173,16 @@ fn check(state: &State, spec: &TriggerSpec) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn lookup_key(plan: &str, interval: &str) -> String {
-    format!("{plan}_{}", if interval == "year" { "yearly" } else { "monthly" })
+/// Trial days of a tier, from the stand-in's catalogue (as Tollgate's checkout reads them).
+fn trial_days(state: &State, plan: &str) -> Option<i64> {
+    state.catalogue.tier(plan)?.trial_days.map(i64::from)
 }
 
-/// Trial days of a tier, from the plan catalogue (`plans.toml`) Tollgate's checkout uses.
-fn trial_days(plan: &str) -> Option<i64> {
-    let catalogue = tollgate::Catalogue::builtin().ok()?;
-    catalogue.tier(plan)?.trial_days.map(i64::from)
-}
-
-/// Feature flags of the tier a price buys, from the plan catalogue.
-fn features(price_lookup_key: &str) -> BTreeSet<String> {
-    tollgate::Catalogue::builtin()
-        .ok()
-        .and_then(|catalogue| {
-            let price = catalogue.price_by_lookup_key(price_lookup_key)?;
-            catalogue.tier(&price.tier).map(|tier| tier.features.clone())
-        })
-        .unwrap_or_default()
+/// Feature flags of the tier a price buys, from the stand-in's catalogue.
+fn features(state: &State, price_lookup_key: &str) -> BTreeSet<String> {
+    let tier =
+        state.catalogue.price_by_lookup_key(price_lookup_key).and_then(|price| state.catalogue.tier(&price.tier));
+    tier.map(|tier| tier.features.clone()).unwrap_or_default()
 }
 
 fn id_of(value: &Value) -> String {
@@ -272,11 +256,12 @@ impl Trigger<'_> {
     }
 
     fn price(&self, plan: &str, interval: &str) -> Result<Value, ApiError> {
-        let key = lookup_key(plan, interval);
+        let price = Interval::parse(interval).and_then(|interval| self.state.catalogue.price(plan, interval));
+        let key = price.map(|price| price.lookup_key.clone()).unwrap_or_default();
         self.state.price_by_lookup_key(&key).cloned().ok_or_else(|| {
             ApiError::invalid_value(
                 if self.spec.interval.is_some() { "interval" } else { "plan" },
-                format!("The stand-in's catalogue has no price with lookup key '{key}'."),
+                format!("The stand-in's catalogue has no {interval}ly price for plan '{plan}'."),
             )
         })
     }
@@ -322,15 +307,12 @@ impl Trigger<'_> {
     /// when the plan has a trial), recording `customer.subscription.created`.
     fn create_subscription(&mut self, customer: &str) -> Result<String, ApiError> {
         let price = self.price(self.plan(), self.spec.interval.as_deref().unwrap_or(DEFAULT_INTERVAL))?;
-        let trial_end = trial_days(self.plan()).map(|days| self.now() + days * DAY);
+        let trial_end = trial_days(self.state, self.plan()).map(|days| self.now() + days * DAY);
         self.by_request();
         let request = SubscriptionRequest {
             items: vec![(price, 1)],
             trial_end,
-            status: None,
             metadata: json!({ ACCOUNT_METADATA_KEY: self.spec.account }),
-            description: None,
-            cancel_at_period_end: false,
         };
         Ok(id_of(&self.state.create_subscription(customer, request)))
     }
@@ -375,21 +357,23 @@ impl Trigger<'_> {
         let price = self.price(&plan, self.spec.interval.as_deref().unwrap_or(DEFAULT_INTERVAL))?;
         let customer = self.ensure_customer();
         let account = self.spec.account.clone();
+        let metadata = format!("metadata[{ACCOUNT_METADATA_KEY}]");
+        let subscription_metadata = format!("subscription_data[metadata][{ACCOUNT_METADATA_KEY}]");
         let mut pairs: Vec<(String, String)> = [
             ("mode", "subscription"),
             ("customer", customer.as_str()),
             ("client_reference_id", account.as_str()),
             ("line_items[0][price]", str_of(&price, "id")),
             ("line_items[0][quantity]", "1"),
-            ("metadata[tollgate_account_id]", account.as_str()),
-            ("subscription_data[metadata][tollgate_account_id]", account.as_str()),
+            (metadata.as_str(), account.as_str()),
+            (subscription_metadata.as_str(), account.as_str()),
             ("success_url", "http://127.0.0.1/billing/success?session_id={CHECKOUT_SESSION_ID}"),
             ("cancel_url", "http://127.0.0.1/billing/cancel"),
         ]
         .iter()
         .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
         .collect();
-        if let Some(days) = trial_days(&plan) {
+        if let Some(days) = trial_days(self.state, &plan) {
             pairs.push(("subscription_data[trial_period_days]".to_owned(), days.to_string()));
         }
         self.by_request();
@@ -425,25 +409,26 @@ impl Trigger<'_> {
         let item = &subscription["items"]["data"][0];
         let current = &item["price"];
         let current_key = str_of(current, "lookup_key");
-        let current_plan = current_key
-            .strip_suffix("_monthly")
-            .or_else(|| current_key.strip_suffix("_yearly"))
-            .unwrap_or(current_key)
-            .to_owned();
+        let current_plan = self.state.catalogue.price_by_lookup_key(current_key).map(|price| price.tier.clone());
+        let current_plan = current_plan.unwrap_or_else(|| DEFAULT_PLAN.to_owned());
         let current_interval = current["recurring"]["interval"].as_str().unwrap_or(DEFAULT_INTERVAL).to_owned();
         let plan = self.spec.plan.clone().unwrap_or(current_plan);
         let interval = self.spec.interval.clone().unwrap_or(current_interval);
         let target = self.price(&plan, &interval)?;
-        let pairs: Vec<(String, String)> = if target["id"] == current["id"] {
-            vec![("metadata[tollgate_trigger]".to_owned(), self.state.new_id("", 8))]
-        } else {
-            vec![
-                ("items[0][id]".to_owned(), id_of(item)),
-                ("items[0][price]".to_owned(), id_of(&target)),
-                ("proration_behavior".to_owned(), "create_prorations".to_owned()),
-            ]
-        };
         self.by_request();
+        if target["id"] == current["id"] {
+            let marker = self.state.new_id("", 8);
+            self.state.change_subscription(&id, "customer.subscription.updated", |subscription, _| {
+                subscription["metadata"]["tollgate_trigger"] = json!(marker);
+                Ok(())
+            })?;
+            return Ok(());
+        }
+        let pairs: Vec<(String, String)> = vec![
+            ("items[0][id]".to_owned(), id_of(item)),
+            ("items[0][price]".to_owned(), id_of(&target)),
+            ("proration_behavior".to_owned(), "create_prorations".to_owned()),
+        ];
         routes::update_subscription(self.state, &id, &Params::from_pairs(&pairs))?;
         Ok(())
     }
@@ -451,7 +436,7 @@ impl Trigger<'_> {
     fn subscription_deleted(&mut self) -> Result<(), ApiError> {
         let id = self.ensure_subscription()?;
         self.by_request();
-        self.state.cancel_subscription(&id, None, None)?;
+        self.state.cancel_subscription(&id)?;
         Ok(())
     }
 
@@ -506,7 +491,7 @@ impl Trigger<'_> {
         let customer = self.ensure_customer();
         let id = match self.live_subscription(&customer) {
             Some(id) => id,
-            None if trial_days(self.plan()).is_none() => {
+            None if trial_days(self.state, self.plan()).is_none() => {
                 return Err(ApiError::invalid_value(
                     "plan",
                     format!("Plan '{}' has no trial, so it never sends trial_will_end.", self.plan()),
@@ -801,7 +786,7 @@ impl Trigger<'_> {
             |summary| summary["entitlements"].clone(),
         );
         let mut entitlements = Vec::new();
-        for feature in features(&lookup_key) {
+        for feature in features(self.state, &lookup_key) {
             let kept = previous_list["data"]
                 .as_array()
                 .and_then(|list| list.iter().find(|e| e["lookup_key"] == json!(feature)))

@@ -1,23 +1,25 @@
-//! Local Stripe stand-in: an in-process fake of the parts of Stripe's HTTP API Tollgate uses
-//! (customers, prices, Checkout and billing portal sessions, subscriptions, events), answering
-//! with objects built from Stripe's official fixtures and keeping real state.
+//! `tollgate-standin`: Tollgate's local Stripe stand-in, an in-process fake of exactly the parts
+//! of Stripe's HTTP API that Tollgate calls (`shared/src/billing/stripe.rs`: customers create,
+//! Checkout and billing portal sessions create, subscriptions list/update/cancel, prices by
+//! lookup key, charges retrieve, events list), answering with objects built from Stripe's
+//! official fixtures and keeping real state. Its prices and products are a plan catalogue's
+//! ([`StandIn::new`]: `plans.toml`; [`StandIn::from_catalogue`]: any other).
 //!
 //! It serves the local stack (`tollgate-dev up` nests [`StandIn::router`] under `/stripe`) and
-//! tests that assert the exact requests Stripe would receive ([`StandIn::requests`]).
-//! [`StandIn::trigger`] (and its route [`TRIGGER_PATH`], which `tollgate-dev trigger` calls)
-//! makes the changes Stripe makes on its own (invoices, payments, disputes, refunds, trials
-//! ending) and records the events they cause; invoices, charges and disputes are readable at
-//! `GET /v1/invoices/{id}`, `/v1/charges/{id}` and `/v1/disputes/{id}`.
-//! Behaviour follows Stripe's: form-encoded bracket parameters, unknown parameters rejected,
-//! lists newest first with cursor pagination, replayed answers for a repeated
-//! `Idempotency-Key`, and Stripe's error shape. Injected faults ([`StandIn::fail_next`]) act
-//! before idempotency, like a rejection at Stripe's edge: they are never saved as a key's
-//! first answer, so a retry with the same key reaches the API.
+//! tests that assert the exact requests Stripe would receive ([`StandIn::requests`]);
+//! [`test_billing`] points Tollgate's `StripeBilling` at it. [`StandIn::trigger`] (and its
+//! route [`TRIGGER_PATH`], which `tollgate-dev trigger` calls) makes the changes Stripe makes on
+//! its own (invoices, payments, disputes, refunds, trials ending) and records the events they
+//! cause; [`StandIn::object`] reads any object it holds.
+//! Behaviour follows Stripe's: form-encoded bracket parameters, unknown parameters rejected
+//! (any Tollgate does not send counts as unknown), lists newest first with cursor pagination,
+//! replayed answers for a repeated `Idempotency-Key`, and Stripe's error shape. Injected faults
+//! ([`StandIn::fail_next`]) act before idempotency, like a rejection at Stripe's edge: they are
+//! never saved as a key's first answer, so a retry with the same key reaches the API.
 
 mod allowed;
 mod calendar;
 mod error;
-mod expand;
 mod list;
 mod objects;
 mod params;
@@ -35,49 +37,16 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use serde_json::Value;
+use tollgate::Catalogue;
 
 use self::error::ApiError;
 use self::params::Params;
 use self::state::{Saved, State, SubscriptionRequest};
-pub use self::trigger::{ACCOUNT_METADATA_KEY, DEFAULT_INTERVAL, DEFAULT_PLAN, TRIGGER_EVENTS, TriggerSpec};
+pub use self::trigger::{DEFAULT_INTERVAL, DEFAULT_PLAN, TRIGGER_EVENTS, TriggerSpec};
 
 /// The stand-in's control route (under the router's prefix): `POST` a [`TriggerSpec`] as JSON,
 /// get `{"events": [...]}`, the events recorded, oldest first.
 pub const TRIGGER_PATH: &str = "/_tollgate/trigger";
-
-/// One price of the stand-in's catalogue, known by its lookup key (price id
-/// `price_<lookup_key>`, product id derived from the product name).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PriceSpec {
-    pub lookup_key: String,
-    pub unit_amount: i64,
-    /// `month` or `year`.
-    pub interval: String,
-    pub product_name: String,
-}
-
-impl PriceSpec {
-    pub fn new(lookup_key: &str, unit_amount: i64, interval: &str, product_name: &str) -> Self {
-        Self {
-            lookup_key: lookup_key.to_owned(),
-            unit_amount,
-            interval: interval.to_owned(),
-            product_name: product_name.to_owned(),
-        }
-    }
-}
-
-/// The default catalogue: Pro, Team and Enterprise, monthly and yearly, in USD cents.
-pub fn default_prices() -> Vec<PriceSpec> {
-    vec![
-        PriceSpec::new("pro_monthly", 2_900, "month", "Pro"),
-        PriceSpec::new("pro_yearly", 29_000, "year", "Pro"),
-        PriceSpec::new("team_monthly", 9_900, "month", "Team"),
-        PriceSpec::new("team_yearly", 99_000, "year", "Team"),
-        PriceSpec::new("enterprise_monthly", 29_900, "month", "Enterprise"),
-        PriceSpec::new("enterprise_yearly", 299_000, "year", "Enterprise"),
-    ]
-}
 
 /// One request the stand-in received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,15 +114,19 @@ impl fmt::Debug for StandIn {
 }
 
 impl StandIn {
-    /// A stand-in with the [`default_prices`] catalogue and nothing else.
+    /// A stand-in selling the built-in plan catalogue (`plans.toml`) and holding nothing else.
+    ///
+    /// # Panics
+    /// When the built-in catalogue does not validate (`cargo test -p tollgate` catches that first).
     pub fn new() -> Self {
-        Self { state: Arc::new(Mutex::new(State::new(&default_prices()))) }
+        Self::from_catalogue(Catalogue::builtin().expect("the built-in plans.toml is valid"))
     }
 
-    /// Replaces the price catalogue.
-    pub fn with_prices(self, prices: Vec<PriceSpec>) -> Self {
-        self.lock().set_prices(&prices);
-        self
+    /// A stand-in selling `catalogue`'s prices: one Stripe price per catalogue price (id
+    /// `price_<lookup_key>`), one product per tier (id `prod_<tier>`, named as the tier), and
+    /// the tiers' trial days and features for [`StandIn::trigger`].
+    pub fn from_catalogue(catalogue: &Catalogue) -> Self {
+        Self { state: Arc::new(Mutex::new(State::new(catalogue))) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -201,6 +174,13 @@ impl StandIn {
         self.lock().set_clock(unix_seconds);
     }
 
+    /// The object with id `id`, whatever its kind (customer, Checkout Session, subscription,
+    /// invoice, charge, dispute, price, product, event), as the API would render it; for tests
+    /// and for inspecting what a trigger made, since the API serves only what Tollgate calls.
+    pub fn object(&self, id: &str) -> Option<Value> {
+        self.lock().object(id)
+    }
+
     /// Every event recorded, oldest first (`GET /v1/events` lists them newest first).
     pub fn events(&self) -> Vec<Value> {
         self.lock().events.iter().map(|e| e.value.clone()).collect()
@@ -234,19 +214,9 @@ impl StandIn {
         let request = SubscriptionRequest {
             items: vec![(price, 1)],
             trial_end: trial_days.map(|days| now + i64::from(days) * 86_400),
-            status: None,
             metadata: serde_json::json!({}),
-            description: None,
-            cancel_at_period_end: false,
         };
         Ok(state.create_subscription(customer, request))
-    }
-
-    /// Moves a subscription to `status`. Records `customer.subscription.updated`, or
-    /// `customer.subscription.deleted` for `canceled` (as Stripe does); a canceled
-    /// subscription cannot change status again.
-    pub fn set_subscription_status(&self, subscription_id: &str, status: &str) -> Result<Value, StandInError> {
-        Ok(self.lock().set_subscription_status(subscription_id, status)?)
     }
 
     /// Moves the stand-in to the state `spec.event` implies, as `stripe trigger` does in test

@@ -1,10 +1,10 @@
 //! Stripe list answers: newest first (by `created`, then by creation order within a second),
-//! cursor pagination with `limit`, `starting_after` and `ending_before`, and `created` ranges.
+//! cursor pagination with `limit`, `starting_after` and `ending_before`.
 
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::params::{Params, display_key};
+use super::params::Params;
 
 /// One listable object and its creation sequence number.
 pub(crate) struct Entry<'a> {
@@ -73,46 +73,4 @@ pub(crate) fn page<'a>(
         "has_more": has_more,
         "data": data,
     }))
-}
-
-/// Whether `value` satisfies the range filter `name` (`name=t` or `name[gt|gte|lt|lte]=t`).
-pub(crate) struct Range {
-    exact: Option<i64>,
-    gt: Option<i64>,
-    gte: Option<i64>,
-    lt: Option<i64>,
-    lte: Option<i64>,
-}
-
-impl Range {
-    pub(crate) fn from_params(params: &Params, name: &str) -> Result<Self, ApiError> {
-        let bound = |op: &str| -> Result<Option<i64>, ApiError> {
-            match params.get(&[name, op]) {
-                None | Some("") => Ok(None),
-                Some(raw) => {
-                    raw.parse().map(Some).map_err(|_| ApiError::invalid_integer(&display_key(&[name, op]), raw))
-                }
-            }
-        };
-        Ok(Self {
-            exact: params.int(&[name])?,
-            gt: bound("gt")?,
-            gte: bound("gte")?,
-            lt: bound("lt")?,
-            lte: bound("lte")?,
-        })
-    }
-
-    pub(crate) fn contains(&self, value: Option<i64>) -> bool {
-        let unbounded = [self.exact, self.gt, self.gte, self.lt, self.lte].iter().all(Option::is_none);
-        if unbounded {
-            return true;
-        }
-        let Some(v) = value else { return false };
-        self.exact.is_none_or(|t| v == t)
-            && self.gt.is_none_or(|t| v > t)
-            && self.gte.is_none_or(|t| v >= t)
-            && self.lt.is_none_or(|t| v < t)
-            && self.lte.is_none_or(|t| v <= t)
-    }
 }

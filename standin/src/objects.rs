@@ -1,24 +1,23 @@
-//! Stripe objects built from Stripe's official fixtures (`dev/fixtures/stripe/`, copied from
+//! Stripe objects built from Stripe's official fixtures (`standin/fixtures/stripe/`, copied from
 //! `stripe/openapi`'s `fixtures3.json`): each starts as the fixture and overrides its ids and
 //! every field that carries state, so placeholder values never leak into answers.
 
 use serde_json::{Value, json};
 
-use super::PriceSpec;
+use tollgate::plans::Price;
 
-const CUSTOMER: &str = include_str!("../../fixtures/stripe/customer.json");
-const DELETED_CUSTOMER: &str = include_str!("../../fixtures/stripe/deleted_customer.json");
-const SUBSCRIPTION: &str = include_str!("../../fixtures/stripe/subscription.json");
-const CHECKOUT_SESSION: &str = include_str!("../../fixtures/stripe/checkout.session.json");
-const PORTAL_SESSION: &str = include_str!("../../fixtures/stripe/billing_portal.session.json");
-const EVENT: &str = include_str!("../../fixtures/stripe/event.json");
-const PRICE: &str = include_str!("../../fixtures/stripe/price.json");
-const PRODUCT: &str = include_str!("../../fixtures/stripe/product.json");
-const INVOICE: &str = include_str!("../../fixtures/stripe/invoice.json");
-const CHARGE: &str = include_str!("../../fixtures/stripe/charge.json");
-const REFUND: &str = include_str!("../../fixtures/stripe/refund.json");
-const DISPUTE: &str = include_str!("../../fixtures/stripe/dispute.json");
-const ENTITLEMENT_SUMMARY: &str = include_str!("../../fixtures/stripe/entitlements.active_entitlement_summary.json");
+const CUSTOMER: &str = include_str!("../fixtures/stripe/customer.json");
+const SUBSCRIPTION: &str = include_str!("../fixtures/stripe/subscription.json");
+const CHECKOUT_SESSION: &str = include_str!("../fixtures/stripe/checkout.session.json");
+const PORTAL_SESSION: &str = include_str!("../fixtures/stripe/billing_portal.session.json");
+const EVENT: &str = include_str!("../fixtures/stripe/event.json");
+const PRICE: &str = include_str!("../fixtures/stripe/price.json");
+const PRODUCT: &str = include_str!("../fixtures/stripe/product.json");
+const INVOICE: &str = include_str!("../fixtures/stripe/invoice.json");
+const CHARGE: &str = include_str!("../fixtures/stripe/charge.json");
+const REFUND: &str = include_str!("../fixtures/stripe/refund.json");
+const DISPUTE: &str = include_str!("../fixtures/stripe/dispute.json");
+const ENTITLEMENT_SUMMARY: &str = include_str!("../fixtures/stripe/entitlements.active_entitlement_summary.json");
 
 /// The API version the stand-in renders objects and events with (async-stripe's).
 pub(crate) const API_VERSION: &str = "2026-09-30.endive";
@@ -34,19 +33,23 @@ fn set(object: &mut Value, fields: Value) {
     target.extend(fields);
 }
 
-/// `prod_` id for a product name: `Tollgate Pro` -> `prod_tollgate_pro`.
-pub(crate) fn product_id(name: &str) -> String {
-    let slug: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
-    format!("prod_{}", slug.trim_matches('_'))
+/// The product of a catalogue tier: `prod_<tier id>`.
+pub(crate) fn product_id(tier: &str) -> String {
+    format!("prod_{tier}")
 }
 
-pub(crate) fn product(name: &str, default_price: &str, created: i64) -> Value {
+/// The price id of a catalogue price: `price_<lookup key>`.
+pub(crate) fn price_id(lookup_key: &str) -> String {
+    format!("price_{lookup_key}")
+}
+
+/// The product selling tier `tier` (named `name`).
+pub(crate) fn product(tier: &str, name: &str, default_price: &str, created: i64) -> Value {
     let mut product = fixture(PRODUCT);
     set(
         &mut product,
         json!({
-            "id": product_id(name),
+            "id": product_id(tier),
             "name": name,
             "description": null,
             "default_price": default_price,
@@ -60,16 +63,18 @@ pub(crate) fn product(name: &str, default_price: &str, created: i64) -> Value {
     product
 }
 
-pub(crate) fn price(spec: &PriceSpec, created: i64) -> Value {
+/// The recurring Stripe price of a catalogue price.
+pub(crate) fn price(spec: &Price, created: i64) -> Value {
     let mut price = fixture(PRICE);
     set(
         &mut price,
         json!({
-            "id": format!("price_{}", spec.lookup_key),
+            "id": price_id(&spec.lookup_key),
             "lookup_key": spec.lookup_key,
-            "product": product_id(&spec.product_name),
-            "unit_amount": spec.unit_amount,
-            "unit_amount_decimal": spec.unit_amount.to_string(),
+            "product": product_id(&spec.tier),
+            "currency": spec.currency,
+            "unit_amount": spec.amount,
+            "unit_amount_decimal": spec.amount.to_string(),
             "created": created,
             "custom_unit_amount": null,
             "transform_quantity": null,
@@ -77,7 +82,7 @@ pub(crate) fn price(spec: &PriceSpec, created: i64) -> Value {
             "metadata": {},
         }),
     );
-    price["recurring"]["interval"] = json!(spec.interval);
+    price["recurring"]["interval"] = json!(spec.interval.as_str());
     price
 }
 
@@ -130,12 +135,6 @@ pub(crate) fn customer(id: &str, created: i64, invoice_prefix: &str) -> Value {
     customer
 }
 
-pub(crate) fn deleted_customer(id: &str) -> Value {
-    let mut deleted = fixture(DELETED_CUSTOMER);
-    deleted["id"] = json!(id);
-    deleted
-}
-
 /// One subscription item for `price`, billing `period` (start, end).
 pub(crate) fn subscription_item(
     id: &str,
@@ -176,7 +175,6 @@ pub(crate) struct NewSubscription<'a> {
     pub(crate) items: Vec<Value>,
     pub(crate) trial: Option<(i64, i64)>,
     pub(crate) metadata: Value,
-    pub(crate) description: Option<String>,
 }
 
 pub(crate) fn subscription(new: NewSubscription<'_>) -> Value {
@@ -208,7 +206,7 @@ pub(crate) fn subscription(new: NewSubscription<'_>) -> Value {
             "trial_start": new.trial.map(|(start, _)| start),
             "trial_end": new.trial.map(|(_, end)| end),
             "currency": "usd",
-            "description": new.description,
+            "description": null,
             "metadata": new.metadata,
             "latest_invoice": null,
             "next_pending_invoice_item_invoice": null,
@@ -242,7 +240,6 @@ pub(crate) struct NewCheckoutSession<'a> {
     pub(crate) expires_at: i64,
     pub(crate) mode: &'a str,
     pub(crate) customer: Option<&'a str>,
-    pub(crate) customer_email: Option<&'a str>,
     pub(crate) client_reference_id: Option<&'a str>,
     pub(crate) success_url: Option<&'a str>,
     pub(crate) cancel_url: Option<&'a str>,
@@ -263,7 +260,7 @@ pub(crate) fn checkout_session(new: NewCheckoutSession<'_>) -> Value {
             "status": "open",
             "payment_status": "unpaid",
             "customer": new.customer,
-            "customer_email": new.customer_email,
+            "customer_email": null,
             "customer_details": null,
             "customer_creation": if new.customer.is_some() { Value::Null } else { json!("always") },
             "client_reference_id": new.client_reference_id,
@@ -318,10 +315,7 @@ pub(crate) struct NewPortalSession<'a> {
     pub(crate) id: &'a str,
     pub(crate) created: i64,
     pub(crate) customer: &'a str,
-    pub(crate) configuration: &'a str,
     pub(crate) return_url: Option<&'a str>,
-    pub(crate) locale: Option<&'a str>,
-    pub(crate) flow: Value,
     pub(crate) url: String,
 }
 
@@ -333,10 +327,10 @@ pub(crate) fn portal_session(new: NewPortalSession<'_>) -> Value {
             "id": new.id,
             "created": new.created,
             "customer": new.customer,
-            "configuration": new.configuration,
+            "configuration": "bpc_standin_default",
             "return_url": new.return_url,
-            "locale": new.locale,
-            "flow": new.flow,
+            "locale": null,
+            "flow": null,
             "livemode": false,
             "url": new.url,
         }),

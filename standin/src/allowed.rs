@@ -1,0 +1,29 @@
+//! The parameters each endpoint accepts: exactly those Tollgate sends (`shared/src/billing/
+//! stripe.rs`), plus cursor pagination on lists. Any other name is answered as Stripe answers
+//! an unknown parameter, so a request the stand-in would not model faithfully fails loudly
+//! instead of being half-served.
+
+/// Cursor pagination, on every list.
+pub(crate) const PAGE: &[&str] = &["ending_before", "limit", "starting_after"];
+pub(crate) const CUSTOMER_CREATE: &[&str] = &["metadata"];
+pub(crate) const CHECKOUT_CREATE: &[&str] = &[
+    "cancel_url",
+    "client_reference_id",
+    "customer",
+    "line_items",
+    "metadata",
+    "mode",
+    "subscription_data",
+    "success_url",
+];
+/// Under `line_items[i]`.
+pub(crate) const LINE_ITEM: &[&str] = &["price", "quantity"];
+/// Under `subscription_data`.
+pub(crate) const CHECKOUT_SUBSCRIPTION_DATA: &[&str] = &["metadata", "trial_period_days"];
+pub(crate) const PORTAL_CREATE: &[&str] = &["customer", "return_url"];
+pub(crate) const SUBSCRIPTION_LIST: &[&str] = &["customer", "ending_before", "limit", "starting_after", "status"];
+pub(crate) const SUBSCRIPTION_UPDATE: &[&str] = &["cancel_at_period_end", "items", "proration_behavior"];
+/// Under `items[i]`.
+pub(crate) const SUBSCRIPTION_ITEM: &[&str] = &["id", "price"];
+pub(crate) const PRICE_LIST: &[&str] = &["active", "ending_before", "limit", "lookup_keys", "starting_after"];
+pub(crate) const EVENT_LIST: &[&str] = &["created", "ending_before", "limit", "starting_after", "types"];

@@ -1,0 +1,338 @@
+//! The `/v1` endpoints Tollgate calls (see `shared/src/billing/stripe.rs`), and the two lists
+//! its end-to-end tests read back. Each checks its parameters as Stripe does (unknown names,
+//! missing and malformed values, ids that name nothing), changes the state and answers with the
+//! object. Any other route answers Stripe's "Unrecognized request URL".
+
+use serde_json::{Value, json};
+
+use super::allowed;
+use super::error::ApiError;
+use super::list::{self, Entry};
+use super::objects::{self, NewCheckoutSession, NewPortalSession};
+use super::params::{Params, display_key};
+use super::state::{
+    SUBSCRIPTION_STATUSES, SessionPlan, State, Stored, StoredSession, period_end, schedule_cancellation,
+};
+
+const DAY: i64 = 86_400;
+
+/// Answers one API request against the state.
+pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Params) -> Result<Value, ApiError> {
+    let Some(rest) = path.strip_prefix("/v1/") else {
+        return Err(ApiError::unrecognized_url(method, path));
+    };
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    match (method, segments.as_slice()) {
+        ("POST", ["customers"]) => create_customer(state, params),
+        ("GET", ["customers"]) => list_customers(state, params),
+        ("POST", ["checkout", "sessions"]) => create_checkout_session(state, params),
+        ("GET", ["checkout", "sessions"]) => list_checkout_sessions(state, params),
+        ("POST", ["billing_portal", "sessions"]) => create_portal_session(state, params),
+        ("GET", ["subscriptions"]) => list_subscriptions(state, params),
+        ("POST", ["subscriptions", id]) => update_subscription(state, id, params),
+        ("DELETE", ["subscriptions", id]) => {
+            params.allow_only(&[])?;
+            state.cancel_subscription(id)
+        }
+        ("GET", ["prices"]) => list_prices(state, params),
+        ("GET", ["charges", id]) => {
+            params.allow_only(&[])?;
+            state.charge(id).cloned().ok_or_else(|| ApiError::no_such("charge", id))
+        }
+        ("GET", ["events"]) => list_events(state, params),
+        _ => Err(ApiError::unrecognized_url(method, path)),
+    }
+}
+
+fn entries(stored: &[Stored]) -> Vec<Entry<'_>> {
+    stored.iter().map(|s| Entry { seq: s.seq, value: &s.value }).collect()
+}
+
+fn non_empty<'a>(params: &'a Params, path: &[&str]) -> Option<&'a str> {
+    params.get(path).filter(|v| !v.is_empty())
+}
+
+fn check_url(params: &Params, name: &str) -> Result<Option<String>, ApiError> {
+    match non_empty(params, &[name]) {
+        None => Ok(None),
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => Ok(Some(url.to_owned())),
+        Some(_) => Err(ApiError::invalid_with_code(name, "url_invalid", "Not a valid URL".into())),
+    }
+}
+
+fn create_customer(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::CUSTOMER_CREATE)?;
+    let mut customer = state.new_customer();
+    params.apply_metadata(&["metadata"], &mut customer["metadata"]);
+    state.insert_customer(customer.clone());
+    Ok(customer)
+}
+
+fn list_customers(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::PAGE)?;
+    let live: Vec<Entry<'_>> =
+        state.customers.iter().filter(|c| !c.deleted).map(|c| Entry { seq: c.seq, value: &c.value }).collect();
+    list::page(live, |_| true, params, "/v1/customers", "customer")
+}
+
+/// The session's line items as (price id, quantity), and the amount they come to.
+fn line_items(state: &State, params: &Params, mode: &str) -> Result<(Vec<(String, i64)>, i64), ApiError> {
+    let mut items = Vec::new();
+    let mut amount = 0;
+    for (index, item) in params.groups(&["line_items"]) {
+        let key = |field: &str| display_key(&["line_items", &index, field]);
+        let price_id = non_empty(&item, &["price"]).ok_or_else(|| ApiError::missing_param(&key("price")))?;
+        let price = state.price(price_id).ok_or_else(|| ApiError::no_such_param("price", price_id, &key("price")))?;
+        let quantity = match non_empty(&item, &["quantity"]) {
+            None => 1,
+            Some(raw) => raw.parse().map_err(|_| ApiError::invalid_integer(&key("quantity"), raw))?,
+        };
+        if quantity < 1 {
+            return Err(ApiError::invalid_value(&key("quantity"), "This value must be greater than or equal to 1."));
+        }
+        if mode == "payment" && price["type"] == "recurring" {
+            return Err(ApiError::invalid_value(
+                &key("price"),
+                "You specified `payment` mode but passed a recurring price. Either switch to \
+                 `subscription` mode or use only one-time prices.",
+            ));
+        }
+        if mode == "subscription" && price["type"] != "recurring" {
+            return Err(ApiError::invalid_value(
+                &key("price"),
+                "You must provide at least one recurring price in `subscription` mode when using prices.",
+            ));
+        }
+        amount += price["unit_amount"].as_i64().unwrap_or_default() * quantity;
+        items.push((price_id.to_owned(), quantity));
+    }
+    Ok((items, amount))
+}
+
+pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::CHECKOUT_CREATE)?;
+    params.allow_only_under(&["subscription_data"], allowed::CHECKOUT_SUBSCRIPTION_DATA)?;
+    params.allow_only_under(&["line_items", "*"], allowed::LINE_ITEM)?;
+    let mode = params.require(&["mode"])?;
+    if !["payment", "subscription"].contains(&mode) {
+        return Err(ApiError::invalid_value(
+            "mode",
+            format!("Invalid mode: {mode}. The local Stripe stand-in serves payment and subscription."),
+        ));
+    }
+    let customer = non_empty(params, &["customer"]);
+    if let Some(customer) = customer
+        && state.live_customer(customer).is_none()
+    {
+        return Err(ApiError::no_such_param("customer", customer, "customer"));
+    }
+    let (items, amount) = line_items(state, params, mode)?;
+    if items.is_empty() {
+        return Err(ApiError::missing_param("line_items"));
+    }
+    if mode != "subscription" && params.has(&["subscription_data"]) {
+        return Err(ApiError::invalid_value(
+            "subscription_data",
+            "You can only specify `subscription_data` in `subscription` mode.",
+        ));
+    }
+    let now = state.now();
+    let trial_days = params.int(&["subscription_data", "trial_period_days"])?;
+    if trial_days.is_some_and(|days| days < 1) {
+        return Err(ApiError::invalid_value(
+            "subscription_data[trial_period_days]",
+            "This value must be greater than or equal to 1.",
+        ));
+    }
+    let success_url = check_url(params, "success_url")?;
+    let cancel_url = check_url(params, "cancel_url")?;
+    let client_reference_id = non_empty(params, &["client_reference_id"]);
+    if client_reference_id.is_some_and(|id| id.len() > 200) {
+        return Err(ApiError::invalid_value(
+            "client_reference_id",
+            "client_reference_id must be at most 200 characters.",
+        ));
+    }
+    let mut metadata = json!({});
+    params.apply_metadata(&["metadata"], &mut metadata);
+    let mut subscription_metadata = json!({});
+    params.apply_metadata(&["subscription_data", "metadata"], &mut subscription_metadata);
+
+    let id = state.new_id("cs_test_", 58);
+    let session = objects::checkout_session(NewCheckoutSession {
+        id: &id,
+        created: now,
+        expires_at: now + DAY,
+        mode,
+        customer,
+        client_reference_id,
+        success_url: success_url.as_deref(),
+        cancel_url: cancel_url.as_deref(),
+        metadata,
+        amount: if trial_days.is_some() { 0 } else { amount },
+        url: format!("http://127.0.0.1/stripe-standin/checkout/{id}"),
+    });
+    let seq = state.next_seq();
+    state.sessions.push(StoredSession {
+        stored: Stored { seq, value: session.clone(), deleted: false },
+        plan: SessionPlan { items, trial_days, metadata: subscription_metadata },
+    });
+    Ok(session)
+}
+
+fn list_checkout_sessions(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::PAGE)?;
+    let all: Vec<Entry<'_>> =
+        state.sessions.iter().map(|s| Entry { seq: s.stored.seq, value: &s.stored.value }).collect();
+    list::page(all, |_| true, params, "/v1/checkout/sessions", "checkout.session")
+}
+
+fn create_portal_session(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::PORTAL_CREATE)?;
+    let customer = params.require(&["customer"])?;
+    if state.live_customer(customer).is_none() {
+        return Err(ApiError::no_such_param("customer", customer, "customer"));
+    }
+    let return_url = check_url(params, "return_url")?;
+    let id = state.new_id("bps_", 24);
+    Ok(objects::portal_session(NewPortalSession {
+        id: &id,
+        created: state.now(),
+        customer,
+        return_url: return_url.as_deref(),
+        url: format!("http://127.0.0.1/stripe-standin/billing_portal/{id}"),
+    }))
+}
+
+fn list_subscriptions(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::SUBSCRIPTION_LIST)?;
+    let customer = non_empty(params, &["customer"]);
+    let status = non_empty(params, &["status"]);
+    if let Some(status) = status
+        && status != "all"
+        && status != "ended"
+        && !SUBSCRIPTION_STATUSES.contains(&status)
+    {
+        return Err(ApiError::invalid_value(
+            "status",
+            format!("Invalid status: must be one of all, ended, {}.", SUBSCRIPTION_STATUSES.join(", ")),
+        ));
+    }
+    list::page(
+        entries(&state.subscriptions),
+        |s| {
+            let current = s["status"].as_str().unwrap_or_default();
+            let status_matches = match status {
+                None => current != "canceled",
+                Some("all") => true,
+                Some("ended") => current == "canceled" || current == "incomplete_expired",
+                Some(wanted) => current == wanted,
+            };
+            status_matches && customer.is_none_or(|c| s["customer"].as_str() == Some(c))
+        },
+        params,
+        "/v1/subscriptions",
+        "subscription",
+    )
+}
+
+fn same_interval(a: &Value, b: &Value) -> bool {
+    a["recurring"]["interval"] == b["recurring"]["interval"]
+        && a["recurring"]["interval_count"] == b["recurring"]["interval_count"]
+}
+
+/// A price change of existing items (`items[i][id]` with `items[i][price]`), with
+/// `proration_behavior`, and `cancel_at_period_end`: what Tollgate's plan change and
+/// cancellation send.
+pub(crate) fn update_subscription(state: &mut State, id: &str, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::SUBSCRIPTION_UPDATE)?;
+    params.allow_only_under(&["items", "*"], allowed::SUBSCRIPTION_ITEM)?;
+    let mut updated = state.subscription(id).cloned().ok_or_else(|| ApiError::no_such("subscription", id))?;
+    if updated["status"] == "canceled" {
+        return Err(ApiError::invalid_state(
+            "A canceled subscription can only update its cancellation_details and metadata.",
+        ));
+    }
+    if let Some(behavior) = non_empty(params, &["proration_behavior"])
+        && !["always_invoice", "create_prorations", "none"].contains(&behavior)
+    {
+        return Err(ApiError::invalid_value(
+            "proration_behavior",
+            format!(
+                "Invalid proration_behavior: {behavior}. Must be one of always_invoice, \
+                 create_prorations, or none."
+            ),
+        ));
+    }
+    let now = state.now();
+    let trialing = updated["status"] == "trialing";
+    let mut items: Vec<Value> = updated["items"]["data"].as_array().cloned().unwrap_or_default();
+    let mut reset_period = false;
+    for (index, item) in params.groups(&["items"]) {
+        let key = |field: &str| display_key(&["items", &index, field]);
+        let item_id = non_empty(&item, &["id"]).ok_or_else(|| ApiError::missing_param(&key("id")))?;
+        let price_id = non_empty(&item, &["price"]).ok_or_else(|| ApiError::missing_param(&key("price")))?;
+        let price =
+            state.price(price_id).cloned().ok_or_else(|| ApiError::no_such_param("price", price_id, &key("price")))?;
+        let existing = items
+            .iter_mut()
+            .find(|i| i["id"].as_str() == Some(item_id))
+            .ok_or_else(|| ApiError::no_such_param("subscription_item", item_id, &key("id")))?;
+        if !same_interval(&existing["price"], &price) {
+            reset_period = true;
+        }
+        existing["plan"] = objects::plan(&price);
+        existing["price"] = price;
+    }
+    if reset_period && !trialing {
+        for item in &mut items {
+            let end = period_end(&item["price"], now);
+            item["current_period_start"] = json!(now);
+            item["current_period_end"] = json!(end);
+        }
+        updated["billing_cycle_anchor"] = json!(now);
+    }
+    updated["items"]["data"] = json!(items);
+    if let Some(at_period_end) = params.bool(&["cancel_at_period_end"])? {
+        schedule_cancellation(&mut updated, at_period_end);
+    }
+    state.change_subscription(id, "customer.subscription.updated", |subscription, _| {
+        *subscription = updated;
+        Ok(())
+    })
+}
+
+fn list_prices(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::PRICE_LIST)?;
+    let lookup_keys = params.list(&["lookup_keys"]);
+    let active = params.bool(&["active"])?;
+    let all: Vec<Entry<'_>> = state.prices.iter().zip(1..).map(|(value, seq)| Entry { seq, value }).collect();
+    list::page(
+        all,
+        |p| {
+            (lookup_keys.is_empty() || lookup_keys.iter().any(|k| p["lookup_key"].as_str() == Some(k.as_str())))
+                && active.is_none_or(|a| p["active"] == a)
+        },
+        params,
+        "/v1/prices",
+        "price",
+    )
+}
+
+fn list_events(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::EVENT_LIST)?;
+    params.allow_only_under(&["created"], &["gte"])?;
+    let kinds = params.list(&["types"]);
+    let created_gte = params.int(&["created", "gte"])?;
+    list::page(
+        entries(&state.events),
+        |e| {
+            let event_kind = e["type"].as_str().unwrap_or_default();
+            (kinds.is_empty() || kinds.iter().any(|k| k == event_kind))
+                && created_gte.is_none_or(|gte| e["created"].as_i64().is_some_and(|created| created >= gte))
+        },
+        params,
+        "/v1/events",
+        "event",
+    )
+}
