@@ -374,7 +374,7 @@ pub(crate) fn event(
     event
 }
 
-/// `$29.00` for 2900 cents.
+/// `$12.34` for 1234 cents.
 fn dollars(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
 }
