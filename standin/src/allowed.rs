@@ -1,5 +1,5 @@
 //! The parameters each endpoint accepts: exactly those Tollgate sends (`shared/src/billing/
-//! stripe.rs`), plus cursor pagination on lists. Any other name is answered as Stripe answers
+//! stripe.rs`, and its next features' calls), plus cursor pagination on lists. Any other name is answered as Stripe answers
 //! an unknown parameter, so a request the stand-in would not model faithfully fails loudly
 //! instead of being half-served.
 
@@ -27,3 +27,9 @@ pub(crate) const SUBSCRIPTION_UPDATE: &[&str] = &["cancel_at_period_end", "items
 pub(crate) const SUBSCRIPTION_ITEM: &[&str] = &["id", "price"];
 pub(crate) const PRICE_LIST: &[&str] = &["active", "ending_before", "limit", "lookup_keys", "starting_after"];
 pub(crate) const EVENT_LIST: &[&str] = &["created", "ending_before", "limit", "starting_after", "types"];
+pub(crate) const INVOICE_PAYMENT_LIST: &[&str] = &["ending_before", "invoice", "limit", "payment", "starting_after"];
+/// Under `payment`.
+pub(crate) const INVOICE_PAYMENT_PAYMENT: &[&str] = &["payment_intent", "type"];
+pub(crate) const METER_EVENT_CREATE: &[&str] = &["event_name", "identifier", "payload", "timestamp"];
+pub(crate) const METER_EVENT_SUMMARY_LIST: &[&str] =
+    &["customer", "end_time", "ending_before", "limit", "start_time", "starting_after"];

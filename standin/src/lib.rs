@@ -10,7 +10,10 @@
 //! [`test_billing`] points Tollgate's `StripeBilling` at it. [`StandIn::trigger`] (and its
 //! route [`TRIGGER_PATH`], which `tollgate-dev trigger` calls) makes the changes Stripe makes on
 //! its own (invoices, payments, disputes, refunds, trials ending) and records the events they
-//! cause; [`StandIn::object`] reads any object it holds.
+//! cause; [`StandIn::object`] reads any object it holds. It also serves what Tollgate's next
+//! features call: invoice payments by payment intent and Billing Meter events with their
+//! summaries (meters from [`StandIn::create_meter`]). Checkout accepts `mode=payment` with
+//! one-time prices, but no catalogue sells one yet, so such a session cannot be made.
 //! Behaviour follows Stripe's: form-encoded bracket parameters, unknown parameters rejected
 //! (any Tollgate does not send counts as unknown), lists newest first with cursor pagination,
 //! replayed answers for a repeated `Idempotency-Key`, and Stripe's error shape. Injected faults
@@ -179,6 +182,13 @@ impl StandIn {
     /// and for inspecting what a trigger made, since the API serves only what Tollgate calls.
     pub fn object(&self, id: &str) -> Option<Value> {
         self.lock().object(id)
+    }
+
+    /// Creates an active Billing Meter summing the `value` of the meter events named
+    /// `event_name` per customer (`stripe_customer_id`), as a dashboard or setup script does
+    /// before Tollgate reports usage; returns it (its `id` lists the event summaries).
+    pub fn create_meter(&self, event_name: &str) -> Value {
+        self.lock().create_meter(event_name)
     }
 
     /// Every event recorded, oldest first (`GET /v1/events` lists them newest first).

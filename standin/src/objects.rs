@@ -17,6 +17,10 @@ const INVOICE: &str = include_str!("../fixtures/stripe/invoice.json");
 const CHARGE: &str = include_str!("../fixtures/stripe/charge.json");
 const REFUND: &str = include_str!("../fixtures/stripe/refund.json");
 const DISPUTE: &str = include_str!("../fixtures/stripe/dispute.json");
+const INVOICE_PAYMENT: &str = include_str!("../fixtures/stripe/invoice_payment.json");
+const METER: &str = include_str!("../fixtures/stripe/billing.meter.json");
+const METER_EVENT: &str = include_str!("../fixtures/stripe/billing.meter_event.json");
+const METER_EVENT_SUMMARY: &str = include_str!("../fixtures/stripe/billing.meter_event_summary.json");
 const ENTITLEMENT_SUMMARY: &str = include_str!("../fixtures/stripe/entitlements.active_entitlement_summary.json");
 
 /// The API version the stand-in renders objects and events with (async-stripe's).
@@ -370,7 +374,7 @@ pub(crate) fn event(
     event
 }
 
-/// `$29.00` for 2900 cents.
+/// `$12.34` for 1234 cents.
 fn dollars(cents: i64) -> String {
     format!("${}.{:02}", cents / 100, cents % 100)
 }
@@ -610,6 +614,83 @@ pub(crate) fn charge(
         }),
     );
     charge
+}
+
+/// The paid payment `payment_intent` made towards `invoice`: its default (and only) payment.
+pub(crate) fn invoice_payment(id: &str, invoice: &Value, payment_intent: &str, paid_at: i64) -> Value {
+    let mut payment = fixture(INVOICE_PAYMENT);
+    set(
+        &mut payment,
+        json!({
+            "id": id,
+            "amount_paid": invoice["amount_paid"],
+            "amount_requested": invoice["amount_due"],
+            "created": invoice["created"],
+            "currency": invoice["currency"],
+            "invoice": invoice["id"],
+            "is_default": true,
+            "livemode": false,
+            "payment": { "type": "payment_intent", "payment_intent": payment_intent },
+            "status": "paid",
+            "status_transitions": { "canceled_at": null, "paid_at": paid_at },
+        }),
+    );
+    payment
+}
+
+/// An active meter summing the `value` of the events named `event_name`, by customer id
+/// (Stripe's default payload keys `stripe_customer_id` and `value`).
+pub(crate) fn meter(id: &str, event_name: &str, created: i64) -> Value {
+    let mut meter = fixture(METER);
+    set(
+        &mut meter,
+        json!({
+            "id": id,
+            "created": created,
+            "updated": created,
+            "display_name": event_name,
+            "event_name": event_name,
+            "customer_mapping": { "event_payload_key": "stripe_customer_id", "type": "by_id" },
+            "default_aggregation": { "formula": "sum" },
+            "livemode": false,
+            "value_settings": { "event_payload_key": "value" },
+        }),
+    );
+    meter
+}
+
+/// A meter event as accepted.
+pub(crate) fn meter_event(event_name: &str, identifier: &str, payload: Value, timestamp: i64, created: i64) -> Value {
+    let mut event = fixture(METER_EVENT);
+    set(
+        &mut event,
+        json!({
+            "created": created,
+            "event_name": event_name,
+            "identifier": identifier,
+            "livemode": false,
+            "payload": payload,
+            "timestamp": timestamp,
+        }),
+    );
+    event
+}
+
+/// The sum of a meter's values for one customer over `[start, end)`.
+pub(crate) fn meter_event_summary(id: &str, meter: &str, (start, end): (i64, i64), aggregated_value: f64) -> Value {
+    let mut summary = fixture(METER_EVENT_SUMMARY);
+    set(
+        &mut summary,
+        json!({
+            "id": id,
+            "aggregated_value": aggregated_value,
+            "start_time": start,
+            "end_time": end,
+            "livemode": false,
+            "meter": meter,
+        }),
+    );
+    summary
 }
 
 /// A succeeded refund of `amount` cents of `charge`.

@@ -1,5 +1,6 @@
-//! The `/v1` endpoints Tollgate calls (see `shared/src/billing/stripe.rs`), and the two lists
-//! its end-to-end tests read back. Each checks its parameters as Stripe does (unknown names,
+//! The `/v1` endpoints Tollgate calls (see `shared/src/billing/stripe.rs`), those its next
+//! features call (invoice payments by payment intent, Billing Meter events and their
+//! summaries), and the two lists its end-to-end tests read back. Each checks its parameters as Stripe does (unknown names,
 //! missing and malformed values, ids that name nothing), changes the state and answers with the
 //! object. Any other route answers Stripe's "Unrecognized request URL".
 
@@ -15,6 +16,9 @@ use super::state::{
 };
 
 const DAY: i64 = 86_400;
+/// How far back a meter event's `timestamp` may be (35 calendar days) and ahead (5 minutes).
+const METER_EVENT_PAST: i64 = 35 * DAY;
+const METER_EVENT_FUTURE: i64 = 300;
 
 /// Answers one API request against the state.
 pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Params) -> Result<Value, ApiError> {
@@ -40,6 +44,9 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
             state.charge(id).cloned().ok_or_else(|| ApiError::no_such("charge", id))
         }
         ("GET", ["events"]) => list_events(state, params),
+        ("GET", ["invoice_payments"]) => list_invoice_payments(state, params),
+        ("POST", ["billing", "meter_events"]) => create_meter_event(state, params),
+        ("GET", ["billing", "meters", id, "event_summaries"]) => list_meter_event_summaries(state, id, params),
         _ => Err(ApiError::unrecognized_url(method, path)),
     }
 }
@@ -335,4 +342,111 @@ fn list_events(state: &State, params: &Params) -> Result<Value, ApiError> {
         "/v1/events",
         "event",
     )
+}
+
+/// Invoice payments, newest first: all, one invoice's (`invoice`), or one payment intent's
+/// (`payment[type]=payment_intent&payment[payment_intent]=pi_...`).
+fn list_invoice_payments(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::INVOICE_PAYMENT_LIST)?;
+    params.allow_only_under(&["payment"], allowed::INVOICE_PAYMENT_PAYMENT)?;
+    let invoice = non_empty(params, &["invoice"]);
+    let payment_intent = if params.has(&["payment"]) {
+        let kind = params.require(&["payment", "type"])?;
+        if kind != "payment_intent" {
+            return Err(ApiError::invalid_value(
+                "payment[type]",
+                format!(
+                    "Invalid payment[type]: {kind}. The local Stripe stand-in records payment_intent payments only."
+                ),
+            ));
+        }
+        non_empty(params, &["payment", "payment_intent"])
+    } else {
+        None
+    };
+    list::page(
+        entries(&state.invoice_payments),
+        |p| {
+            invoice.is_none_or(|id| p["invoice"].as_str() == Some(id))
+                && payment_intent.is_none_or(|id| p["payment"]["payment_intent"].as_str() == Some(id))
+        },
+        params,
+        "/v1/invoice_payments",
+        "invoice_payment",
+    )
+}
+
+/// Accepts a meter event as Stripe does: synchronously only its shape is checked (the meter
+/// and the customer are matched later, so an event naming neither is accepted and never
+/// counted); an `identifier` already used is refused, so a retried report counts once.
+fn create_meter_event(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::METER_EVENT_CREATE)?;
+    let event_name = params.require(&["event_name"])?.to_owned();
+    if !params.has(&["payload"]) {
+        return Err(ApiError::missing_param("payload"));
+    }
+    let now = state.now();
+    let timestamp = params.int(&["timestamp"])?.unwrap_or(now);
+    if !(now - METER_EVENT_PAST..=now + METER_EVENT_FUTURE).contains(&timestamp) {
+        return Err(ApiError::invalid_value(
+            "timestamp",
+            "The timestamp must be within the past 35 calendar days or up to 5 minutes in the future.",
+        ));
+    }
+    let identifier = match non_empty(params, &["identifier"]) {
+        Some(identifier) => identifier.to_owned(),
+        None => state.new_id("", 32),
+    };
+    if state.meter_events.iter().any(|e| e["identifier"].as_str() == Some(identifier.as_str())) {
+        return Err(ApiError::invalid_value(
+            "identifier",
+            format!("A meter event with identifier '{identifier}' already exists."),
+        ));
+    }
+    let mut payload = json!({});
+    params.apply_metadata(&["payload"], &mut payload);
+    let event = objects::meter_event(&event_name, &identifier, payload, timestamp, now);
+    state.meter_events.push(event.clone());
+    Ok(event)
+}
+
+/// One summary per call: the sum of the meter's event values for `customer` with
+/// `start_time <= timestamp < end_time`.
+fn list_meter_event_summaries(state: &mut State, meter_id: &str, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::METER_EVENT_SUMMARY_LIST)?;
+    let meter = find_meter(state, meter_id)?;
+    let customer = params.require(&["customer"])?.to_owned();
+    let start = params.int(&["start_time"])?.ok_or_else(|| ApiError::missing_param("start_time"))?;
+    let end = params.int(&["end_time"])?.ok_or_else(|| ApiError::missing_param("end_time"))?;
+    if start >= end {
+        return Err(ApiError::invalid_value("end_time", "end_time must be after start_time."));
+    }
+    let customer_key = meter["customer_mapping"]["event_payload_key"].as_str().unwrap_or_default();
+    let value_key = meter["value_settings"]["event_payload_key"].as_str().unwrap_or_default();
+    let total: f64 = state
+        .meter_events
+        .iter()
+        .filter(|e| e["event_name"] == meter["event_name"] && e["payload"][customer_key] == json!(customer))
+        .filter(|e| e["timestamp"].as_i64().is_some_and(|t| (start..end).contains(&t)))
+        .filter_map(|e| e["payload"][value_key].as_str().and_then(|v| v.parse::<f64>().ok()))
+        .sum();
+    let id = state.new_id("mtrusg_", 24);
+    let summary = objects::meter_event_summary(&id, meter_id, (start, end), total);
+    list::page(
+        vec![Entry { seq: 1, value: &summary }],
+        |_| true,
+        params,
+        &format!("/v1/billing/meters/{meter_id}/event_summaries"),
+        "billing.meter_event_summary",
+    )
+}
+
+fn find_meter(state: &State, id: &str) -> Result<Value, ApiError> {
+    state
+        .meters
+        .iter()
+        .map(|m| &m.value)
+        .find(|m| m["id"].as_str() == Some(id))
+        .cloned()
+        .ok_or_else(|| ApiError::no_such("billing.meter", id))
 }

@@ -65,6 +65,11 @@ pub(crate) struct State {
     pub(crate) invoices: Vec<Stored>,
     pub(crate) charges: Vec<Stored>,
     pub(crate) disputes: Vec<Stored>,
+    /// Paid invoices' payments, by payment intent.
+    pub(crate) invoice_payments: Vec<Stored>,
+    pub(crate) meters: Vec<Stored>,
+    /// Accepted meter events, oldest first.
+    pub(crate) meter_events: Vec<Value>,
     /// Each customer's latest active entitlement summary, by customer id.
     pub(crate) entitlement_summaries: HashMap<String, Value>,
     pub(crate) events: Vec<Stored>,
@@ -112,6 +117,9 @@ impl State {
             invoices: Vec::new(),
             charges: Vec::new(),
             disputes: Vec::new(),
+            invoice_payments: Vec::new(),
+            meters: Vec::new(),
+            meter_events: Vec::new(),
             entitlement_summaries: HashMap::new(),
             events: Vec::new(),
             requests: Vec::new(),
@@ -207,7 +215,7 @@ impl State {
         find(&self.disputes, id)
     }
 
-    /// Stores a new invoice, charge or dispute (by its id's prefix).
+    /// Stores a new invoice, charge, dispute or invoice payment (by its `object`).
     pub(crate) fn insert_billing_object(&mut self, value: Value) {
         let seq = self.next_seq();
         let stored = Stored { seq, value, deleted: false };
@@ -215,6 +223,7 @@ impl State {
             Some("invoice") => self.invoices.push(stored),
             Some("charge") => self.charges.push(stored),
             Some("dispute") => self.disputes.push(stored),
+            Some("invoice_payment") => self.invoice_payments.push(stored),
             other => unreachable!("not a billing object: {other:?}"),
         }
     }
@@ -234,10 +243,26 @@ impl State {
         previous_attributes(&before, object)
     }
 
+    pub(crate) fn create_meter(&mut self, event_name: &str) -> Value {
+        let id = self.new_id("mtr_test_", 24);
+        let meter = objects::meter(&id, event_name, self.now());
+        let seq = self.next_seq();
+        self.meters.push(Stored { seq, value: meter.clone(), deleted: false });
+        meter
+    }
+
     /// Any object by id.
     pub(crate) fn object(&self, id: &str) -> Option<Value> {
-        let stored =
-            [&self.customers, &self.subscriptions, &self.invoices, &self.charges, &self.disputes, &self.events];
+        let stored = [
+            &self.customers,
+            &self.subscriptions,
+            &self.invoices,
+            &self.charges,
+            &self.disputes,
+            &self.invoice_payments,
+            &self.meters,
+            &self.events,
+        ];
         stored
             .into_iter()
             .find_map(|objects| find(objects, id))

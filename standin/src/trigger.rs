@@ -619,7 +619,8 @@ impl Trigger<'_> {
         str_of(&invoice["parent"]["subscription_details"], "subscription").to_owned()
     }
 
-    /// Pays an open invoice with a card charge: records `invoice.paid` and
+    /// Pays an open invoice with a card charge through a payment intent (listed by
+    /// `GET /v1/invoice_payments?payment[payment_intent]=...`): records `invoice.paid` and
     /// `invoice.payment_succeeded`, then `customer.subscription.updated` when the payment
     /// brings the subscription back to `active`. Returns the charge id.
     fn pay(&mut self, invoice_id: &str) -> Result<String, ApiError> {
@@ -634,7 +635,9 @@ impl Trigger<'_> {
             "Subscription update"
         };
         let (charge_id, payment_method) = (self.state.new_id("ch_", 24), self.state.new_id("pm_", 24));
-        let charge = objects::charge(&charge_id, &payment_method, &customer, amount, now, description);
+        let payment_intent = self.state.new_id("pi_", 24);
+        let mut charge = objects::charge(&charge_id, &payment_method, &customer, amount, now, description);
+        charge["payment_intent"] = json!(payment_intent);
         self.automatically();
         self.state.insert_billing_object(charge);
 
@@ -647,6 +650,8 @@ impl Trigger<'_> {
         invoice["next_payment_attempt"] = Value::Null;
         invoice["status_transitions"]["paid_at"] = json!(now);
         self.state.replace_billing_object(invoice.clone());
+        let payment_id = self.state.new_id("inpay_", 24);
+        self.state.insert_billing_object(objects::invoice_payment(&payment_id, &invoice, &payment_intent, now));
         self.state.record_event("invoice.paid", invoice.clone(), None);
         self.state.record_event("invoice.payment_succeeded", invoice.clone(), None);
 

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
+use stripe_billing::billing_meter_event_summary::ListIdBillingMeterEventSummary;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::invoice_payment::{ListInvoicePayment, ListInvoicePaymentPayment, ListInvoicePaymentPaymentType};
 use stripe_billing::subscription::{
     CancelSubscription, ListSubscription, ListSubscriptionStatus, UpdateSubscription, UpdateSubscriptionItems,
     UpdateSubscriptionProrationBehavior,
@@ -815,6 +818,106 @@ async fn every_recorded_event_parses_as_a_webhook_event() {
     assert_eq!(listed.data.len(), events.len());
 }
 
+// ----- Billing Meter events
+
+fn usage(customer: &str, value: &str) -> HashMap<String, String> {
+    HashMap::from([("stripe_customer_id".to_owned(), customer.to_owned()), ("value".to_owned(), value.to_owned())])
+}
+
+#[tokio::test]
+async fn meter_events_are_summed_per_customer_over_the_requested_window() {
+    let (standin, client) = started().await;
+    let meter = standin.create_meter("api_calls");
+    let meter_id = meter["id"].as_str().unwrap().to_owned();
+    let (alice, bob) = (customer(&client, "acct_alice").await, customer(&client, "acct_bob").await);
+    for (who, value, at) in
+        [(&alice, "25", NOW - 120), (&alice, "5", NOW - 60), (&bob, "7", NOW - 60), (&alice, "9", NOW)]
+    {
+        CreateBillingMeterEvent::new("api_calls", usage(who.id.as_str(), value))
+            .timestamp(at)
+            .send(&client)
+            .await
+            .unwrap();
+    }
+    CreateBillingMeterEvent::new("other_metric", usage(alice.id.as_str(), "1000")).send(&client).await.unwrap();
+
+    let summaries = ListIdBillingMeterEventSummary::new(meter_id.as_str(), alice.id.as_str(), NOW, NOW - 120)
+        .send(&client)
+        .await
+        .unwrap();
+
+    assert_eq!(summaries.data.len(), 1);
+    let summary = &summaries.data[0];
+    assert_eq!(summary.aggregated_value, 30.0, "alice's two events in [start, end), not bob's nor the later one");
+    assert_eq!((summary.start_time, summary.end_time), (NOW - 120, NOW));
+    assert_eq!(summary.meter, meter_id);
+    let request = standin.requests().into_iter().find(|r| r.path == "/v1/billing/meter_events").unwrap();
+    assert_eq!(request.field("event_name"), Some("api_calls"));
+    assert_eq!(request.field("payload[stripe_customer_id]"), Some(alice.id.as_str()));
+    assert_eq!(request.field("payload[value]"), Some("25"));
+    assert_eq!(request.field("timestamp"), Some((NOW - 120).to_string().as_str()));
+}
+
+#[tokio::test]
+async fn a_meter_event_identifier_counts_once() {
+    let (standin, client) = started().await;
+    let meter = standin.create_meter("api_calls");
+    let buyer = customer(&client, "acct_meter").await;
+    let report = CreateBillingMeterEvent::new("api_calls", usage(buyer.id.as_str(), "10")).identifier("usage-acct-1");
+
+    let first = report.send(&client).await.unwrap();
+    let again = stripe_error(report.send(&client).await);
+
+    assert_eq!(first.identifier, "usage-acct-1");
+    assert_eq!(first.timestamp, NOW);
+    assert_eq!(again.1, 400);
+    assert_eq!(again.0.param.as_deref(), Some("identifier"));
+    let summaries =
+        ListIdBillingMeterEventSummary::new(meter["id"].as_str().unwrap(), buyer.id.as_str(), NOW + 60, NOW)
+            .send(&client)
+            .await
+            .unwrap();
+    assert_eq!(summaries.data[0].aggregated_value, 10.0);
+}
+
+#[tokio::test]
+async fn meter_events_outside_stripes_time_window_or_without_a_payload_are_refused() {
+    let (standin, client) = started().await;
+    let base = standin.spawn().await.unwrap();
+    let buyer = customer(&client, "acct_late_usage").await;
+
+    let too_old = stripe_error(
+        CreateBillingMeterEvent::new("api_calls", usage(buyer.id.as_str(), "1"))
+            .timestamp(NOW - 36 * DAY)
+            .send(&client)
+            .await,
+    );
+    let too_new = stripe_error(
+        CreateBillingMeterEvent::new("api_calls", usage(buyer.id.as_str(), "1"))
+            .timestamp(NOW + 600)
+            .send(&client)
+            .await,
+    );
+    let no_payload = reqwest::Client::new()
+        .post(format!("{base}v1/billing/meter_events"))
+        .form(&[("event_name", "api_calls")])
+        .send()
+        .await
+        .unwrap();
+    let unknown_meter = stripe_error(
+        ListIdBillingMeterEventSummary::new("mtr_test_missing", buyer.id.as_str(), NOW, NOW - 60).send(&client).await,
+    );
+
+    assert_eq!((too_old.1, too_old.0.param.as_deref()), (400, Some("timestamp")));
+    assert_eq!((too_new.1, too_new.0.param.as_deref()), (400, Some("timestamp")));
+    assert_eq!(no_payload.status().as_u16(), 400);
+    let body: Value = no_payload.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "parameter_missing");
+    assert_eq!(body["error"]["param"], "payload");
+    assert_eq!(unknown_meter.1, 404);
+    assert_eq!(unknown_meter.0.code, Some(ApiErrorsCode::ResourceMissing));
+}
+
 // ----- triggers: the state Stripe would reach and the events it would send
 
 const ACCOUNT: &str = "acct_trigger";
@@ -1397,4 +1500,35 @@ async fn bad_trigger_requests_get_stripes_error_shape_and_change_nothing() {
 
     assert_eq!(malformed.status().as_u16(), 400);
     assert!(standin.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_paid_invoice_is_listed_by_its_payment_intent() {
+    let (standin, client) = started().await;
+    let paid = triggered(&standin, &TriggerSpec::new("invoice.paid", ACCOUNT));
+    triggered(&standin, &TriggerSpec::new("invoice.paid", "acct_other"));
+    let invoice_id = object_id(&paid, "invoice.paid").to_owned();
+    let by_invoice = ListInvoicePayment::new().invoice(invoice_id.as_str()).send(&client).await.unwrap();
+    let payment_intent = by_invoice.data[0].payment.payment_intent.as_ref().expect("paid through a payment intent");
+    let mut payment = ListInvoicePaymentPayment::new(ListInvoicePaymentPaymentType::PaymentIntent);
+    payment.payment_intent = Some(payment_intent.id().to_string());
+
+    let listed = ListInvoicePayment::new().payment(payment).send(&client).await.unwrap();
+
+    assert_eq!(listed.data.len(), 1);
+    let record = &listed.data[0];
+    assert_eq!(record.id, by_invoice.data[0].id);
+    assert_eq!(record.invoice.id().as_ref().map(|id| id.as_str()), Some(invoice_id.as_str()));
+    assert_eq!((record.amount_paid, record.amount_requested), (Some(2_900), 2_900));
+    assert_eq!(record.status, "paid");
+    assert!(record.is_default);
+    assert_eq!(record.status_transitions.paid_at, Some(NOW));
+    let request = standin.requests().last().cloned().unwrap();
+    assert_eq!(request.path, "/v1/invoice_payments");
+    assert!(
+        request.query.contains("payment%5Btype%5D=payment_intent")
+            || request.query.contains("payment[type]=payment_intent")
+    );
+    let all = ListInvoicePayment::new().send(&client).await.unwrap();
+    assert_eq!(all.data.len(), 2, "one payment per paid invoice");
 }
