@@ -12,7 +12,7 @@ use tollgate::store::{AccountStore, DynamoStore, EventLog, SubscriptionStore};
 
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<EventDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
-    Ok(tollgate::app::wire::event_deps(&WorkerConfig::load(src)?, aws)?)
+    tollgate::app::wire::event_deps(&WorkerConfig::load(src)?, aws)
 }
 
 /// The Lambda entry: processes the batch and reports only the failed messages.

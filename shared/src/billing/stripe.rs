@@ -108,7 +108,7 @@ impl StripeBilling {
 }
 
 fn account_metadata(account: &AccountId) -> HashMap<String, String> {
-    HashMap::from([("tollgate_account_id".to_owned(), account.to_string())])
+    HashMap::from([(crate::events::ACCOUNT_METADATA_KEY.to_owned(), account.to_string())])
 }
 
 /// Whether a failure is worth another attempt: rate limits, Stripe's 5xx, and failures to
@@ -198,7 +198,7 @@ pub fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSubscript
         trial_end: sub.trial_end,
         cancel_at_period_end: sub.cancel_at_period_end,
         created: sub.created,
-        account_hint: sub.metadata.get("tollgate_account_id").cloned(),
+        account_hint: sub.metadata.get(crate::events::ACCOUNT_METADATA_KEY).cloned(),
     }
 }
 
