@@ -100,28 +100,18 @@ pub fn grace_until(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::AccountId;
 
     const NOW: i64 = 1_750_000_000;
 
     fn projection(status: SubscriptionStatus) -> Projection {
         Projection {
-            account_id: AccountId::parse("acct_1").unwrap(),
+            status,
             customer_id: "cus_1".into(),
             subscription_id: Some("sub_1".into()),
-            status,
-            plan: "pro".into(),
-            price_lookup_key: Some("pro_monthly".into()),
             interval: None,
             current_period_start: Some(NOW - 10 * DAY),
             current_period_end: Some(NOW + 20 * DAY),
-            trial_end: None,
-            cancel_at_period_end: false,
-            grace_until: None,
-            open_disputes: vec![],
-            refunded_period_end: None,
-            entitlements: vec![],
-            version: 1,
+            ..crate::testing::projection("acct_1")
         }
     }
 

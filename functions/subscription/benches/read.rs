@@ -4,7 +4,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use subscription::{Deps, handle};
 use tollgate::config::IdentityConfig;
-use tollgate::model::{AccountId, Projection, SubscriptionStatus};
+use tollgate::model::Projection;
 use tollgate::store::SubscriptionStore;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
 
@@ -14,22 +14,11 @@ fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     let store = MemoryStore::new();
     let projection = Projection {
-        account_id: AccountId::parse("acct_alice").unwrap(),
         customer_id: "cus_1".into(),
         subscription_id: Some("sub_1".into()),
-        status: SubscriptionStatus::Active,
-        plan: "pro".into(),
-        price_lookup_key: Some("pro_monthly".into()),
-        interval: Some(tollgate::Interval::Month),
         current_period_start: Some(NOW - 86_400),
         current_period_end: Some(NOW + 86_400),
-        trial_end: None,
-        cancel_at_period_end: false,
-        grace_until: None,
-        open_disputes: vec![],
-        refunded_period_end: None,
-        entitlements: vec![],
-        version: 1,
+        ..tollgate::testing::projection("acct_alice")
     };
     runtime.block_on(store.put_subscription(&projection)).unwrap();
     let deps =

@@ -472,24 +472,7 @@ mod tests {
     }
 
     fn projection() -> Projection {
-        Projection {
-            account_id: AccountId::parse("acct_1").unwrap(),
-            customer_id: "cus_1".into(),
-            subscription_id: None,
-            status: crate::model::SubscriptionStatus::Active,
-            plan: "pro".into(),
-            price_lookup_key: None,
-            interval: None,
-            current_period_start: None,
-            current_period_end: None,
-            trial_end: None,
-            cancel_at_period_end: false,
-            grace_until: None,
-            open_disputes: vec![],
-            refunded_period_end: None,
-            entitlements: vec![],
-            version: 5,
-        }
+        Projection { customer_id: "cus_1".into(), version: 5, ..crate::testing::projection("acct_1") }
     }
 
     #[tokio::test]
