@@ -82,6 +82,12 @@ fn undisputed(p: &Projection, now: i64) -> Access {
     }
 }
 
+/// When a grace period that started at `first_failure` ends (saturating: a hostile timestamp
+/// cannot wrap). The one grace rule: the facts' deadline and the state's both come from here.
+pub fn grace_end(first_failure: i64, grace_days: u32) -> i64 {
+    first_failure.saturating_add(i64::from(grace_days).saturating_mul(DAY))
+}
+
 /// The grace deadline for a subscription that is `past_due` now: an existing deadline is
 /// kept (the grace period runs from the first failed payment, not the latest), a new one
 /// starts at `first_failure`; any other status has none.
@@ -92,7 +98,7 @@ pub fn grace_until(
     grace_days: u32,
 ) -> Option<i64> {
     match status {
-        SubscriptionStatus::PastDue => Some(existing.unwrap_or(first_failure + i64::from(grace_days) * DAY)),
+        SubscriptionStatus::PastDue => Some(existing.unwrap_or_else(|| grace_end(first_failure, grace_days))),
         _ => None,
     }
 }

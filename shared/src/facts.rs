@@ -6,7 +6,6 @@
 //! gives the same result. A closed dispute leaves a tombstone so that a late "opened" cannot
 //! reopen it; a paid invoice leaves a watermark so that an older failure cannot restart grace.
 
-use crate::access::DAY;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -112,7 +111,7 @@ impl Facts {
                 }
             }
         }
-        self.grace_until = self.unsettled_failures.first().map(|first| first + i64::from(grace_days) * DAY);
+        self.grace_until = self.unsettled_failures.first().map(|first| crate::access::grace_end(*first, grace_days));
     }
 
     /// Whether any fact was ever recorded (an empty item need not be written).
@@ -124,6 +123,7 @@ impl Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::access::DAY;
     use proptest::prelude::*;
 
     fn applied(facts: &[Fact]) -> Facts {

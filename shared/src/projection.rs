@@ -27,8 +27,11 @@ pub struct Context<'a> {
     pub grace_days: u32,
 }
 
-/// The projection for `account` from its customer's subscriptions, carrying over what the
-/// previous projection recorded as facts. `None` when the customer has no subscription.
+/// The projection's state for `account` from its customer's subscriptions. `None` when the
+/// customer has no subscription. The fields that facts decide (disputes, refunds,
+/// entitlements) are left empty: they are stored apart and combined on every read
+/// (`store::merge`). Grace carries over from the previous projection of the same
+/// subscription, so it runs from the first time `past_due` was seen.
 pub fn project(
     account: &AccountId,
     customer_id: &str,
@@ -58,9 +61,9 @@ pub fn project(
         trial_end: sub.trial_end,
         cancel_at_period_end: sub.cancel_at_period_end,
         grace_until: grace_until(sub.status, same.and_then(|p| p.grace_until), ctx.now, ctx.grace_days),
-        open_disputes: previous.map(|p| p.open_disputes.clone()).unwrap_or_default(),
-        refunded_period_end: same.and_then(|p| p.refunded_period_end),
-        entitlements: previous.map(|p| p.entitlements.clone()).unwrap_or_default(),
+        open_disputes: vec![],
+        refunded_period_end: None,
+        entitlements: vec![],
         version: ctx.version,
     })
 }
@@ -121,7 +124,7 @@ mod tests {
     }
 
     #[test]
-    fn grace_starts_once_and_facts_carry_over() {
+    fn grace_starts_once_and_facts_are_left_to_the_read() {
         let catalogue = Catalogue::builtin().unwrap();
         let account = AccountId::parse("acct_1").unwrap();
         let past_due = [sub("s", S::PastDue, 1, "pro_monthly")];
@@ -133,6 +136,6 @@ mod tests {
 
         assert_eq!(first.grace_until, Some(1_000 + 3 * 86_400));
         assert_eq!(second.grace_until, first.grace_until);
-        assert_eq!(second.open_disputes, ["dp_1"]);
+        assert!(second.open_disputes.is_empty(), "facts are combined on read, not copied");
     }
 }
