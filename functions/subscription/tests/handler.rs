@@ -4,7 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use subscription::{Deps, handle};
 use tollgate::config::IdentityConfig;
-use tollgate::model::{AccountId, Projection, SubscriptionStatus};
+use tollgate::model::{Projection, SubscriptionStatus};
 use tollgate::store::SubscriptionStore;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
 
@@ -25,22 +25,12 @@ fn body(response: &Response<Body>) -> serde_json::Value {
 
 fn pro(account: &str, status: SubscriptionStatus) -> Projection {
     Projection {
-        account_id: AccountId::parse(account).unwrap(),
         customer_id: "cus_1".into(),
         subscription_id: Some("sub_1".into()),
         status,
-        plan: "pro".into(),
-        price_lookup_key: Some("pro_monthly".into()),
-        interval: Some(tollgate::Interval::Month),
         current_period_start: Some(NOW - 86_400),
         current_period_end: Some(NOW + 29 * 86_400),
-        trial_end: None,
-        cancel_at_period_end: false,
-        grace_until: None,
-        open_disputes: vec![],
-        refunded_period_end: None,
-        entitlements: vec![],
-        version: 1,
+        ..tollgate::testing::projection(account)
     }
 }
 
