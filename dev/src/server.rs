@@ -87,11 +87,6 @@ impl LocalEnv {
     pub fn uses_standin(&self) -> bool {
         self.defaults.contains_key(vars::STRIPE_API_BASE)
     }
-
-    /// Sets a value for this runner only (tests).
-    pub fn set(&mut self, name: &'static str, value: impl Into<String>) {
-        self.resources.insert(name, value.into());
-    }
 }
 
 impl Source for LocalEnv {

@@ -1,7 +1,7 @@
 //! The HTTP edge shared by every API function: the caller's identity, JSON bodies, and the one
 //! place that turns an error into a status and a `{"error": {"code", "message"}}` body.
 
-use crate::app::checkout::CheckoutError;
+use crate::app::checkout::{CheckoutError, Field};
 use crate::billing::BillingError;
 use crate::model::AccountId;
 use crate::queue::QueueError;
@@ -129,14 +129,14 @@ impl From<CheckoutError> for ApiError {
     fn from(err: CheckoutError) -> Self {
         let message = err.to_string();
         match err {
-            CheckoutError::Missing("plan") => Self::bad_request("missing_plan", message),
-            CheckoutError::Missing("interval") => {
-                Self::bad_request("missing_interval", "`interval` is required (month or year)")
+            CheckoutError::Missing(field) => {
+                let code = match field {
+                    Field::Plan => "missing_plan",
+                    Field::Interval => "missing_interval",
+                    Field::AtPeriodEnd => "missing_at_period_end",
+                };
+                Self::bad_request(code, message)
             }
-            CheckoutError::Missing("at_period_end") => {
-                Self::bad_request("missing_at_period_end", "`at_period_end` (true or false) is required")
-            }
-            CheckoutError::Missing(_) => Self::bad_request("missing_field", message),
             CheckoutError::UnknownInterval => Self::bad_request("unknown_interval", message),
             CheckoutError::UnknownPlan(_) => Self::bad_request("unknown_plan", message),
             CheckoutError::RedirectNotAllowed(_) => Self::bad_request("redirect_not_allowed", message),

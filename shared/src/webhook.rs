@@ -8,7 +8,7 @@
 
 use crate::queue::QueuedMessage;
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use stripe_webhook::{Webhook, WebhookError};
 
 /// Largest webhook body the intake accepts, in bytes (512 KiB); a larger one is refused with
@@ -251,7 +251,7 @@ fn envelope(payload: &str) -> Result<Envelope, WebhookRejection> {
     let object = event
         .get("data")
         .and_then(|data| data.get("object"))
-        .and_then(Value::as_object)
+        .filter(|object| object.is_object())
         .ok_or(MalformedJson("`data.object` is missing or not an object"))?;
     Ok(Envelope {
         id: id.to_owned(),
@@ -267,8 +267,8 @@ fn envelope(payload: &str) -> Result<Envelope, WebhookRejection> {
 /// charge (the table's rule, [`crate::events::customer_of`]), else the object's `id`. Only
 /// values SQS accepts as a group id are used; None when there is none (the caller then groups
 /// by event id).
-pub fn message_group(event_type: &str, object: &Map<String, Value>) -> Option<String> {
-    let about = match crate::events::customer_of(event_type, &Value::Object(object.clone())) {
+pub fn message_group(event_type: &str, object: &Value) -> Option<String> {
+    let about = match crate::events::customer_of(event_type, object) {
         crate::events::CustomerRef::Customer(id) | crate::events::CustomerRef::Charge(id) => Some(id),
         crate::events::CustomerRef::None => None,
     };
@@ -330,7 +330,7 @@ mod tests {
             Some("dispute") => "charge.dispute.created",
             _ => "customer.subscription.updated",
         };
-        message_group(event_type, object.as_object().unwrap())
+        message_group(event_type, &object)
     }
 
     #[test]

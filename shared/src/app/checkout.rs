@@ -47,9 +47,9 @@ impl<S, B> CheckoutDeps<S, B> {
 /// Why a checkout use case refused or failed. The HTTP mapping is in [`crate::http`].
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
-    /// A required field of the request is missing (its name).
-    #[error("`{0}` is required")]
-    Missing(&'static str),
+    /// A required field of the request is missing.
+    #[error("{}", .0.requirement())]
+    Missing(Field),
     #[error("`interval` must be month or year")]
     UnknownInterval,
     #[error("{0}")]
@@ -74,6 +74,25 @@ pub enum CheckoutError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Billing(#[from] BillingError),
+}
+
+/// The required fields of the checkout requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Plan,
+    Interval,
+    AtPeriodEnd,
+}
+
+impl Field {
+    /// What the caller must send.
+    pub fn requirement(self) -> &'static str {
+        match self {
+            Self::Plan => "`plan` is required",
+            Self::Interval => "`interval` is required (month or year)",
+            Self::AtPeriodEnd => "`at_period_end` (true or false) is required",
+        }
+    }
 }
 
 /// The body of `POST /checkout` and `POST /subscription/change`.
@@ -121,8 +140,8 @@ pub struct Deleted {
 /// The paid price for a requested plan and interval.
 fn paid_price<'c>(settings: &'c Settings, body: &PlanRequest) -> Result<&'c Price, CheckoutError> {
     let catalogue = settings.catalogue;
-    let plan = body.plan.as_deref().ok_or(CheckoutError::Missing("plan"))?;
-    let interval = body.interval.as_deref().ok_or(CheckoutError::Missing("interval"))?;
+    let plan = body.plan.as_deref().ok_or(CheckoutError::Missing(Field::Plan))?;
+    let interval = body.interval.as_deref().ok_or(CheckoutError::Missing(Field::Interval))?;
     let interval = Interval::parse(interval).ok_or(CheckoutError::UnknownInterval)?;
     if plan == FREE || catalogue.tier(plan).is_none() {
         return Err(CheckoutError::UnknownPlan("`plan` must be one of the paid plans".into()));
@@ -350,7 +369,7 @@ where
     S: SubscriptionStore,
     B: Billing,
 {
-    let at_period_end = body.at_period_end.ok_or(CheckoutError::Missing("at_period_end"))?;
+    let at_period_end = body.at_period_end.ok_or(CheckoutError::Missing(Field::AtPeriodEnd))?;
     let projection = live_projection(&deps.store, account).await?;
     if at_period_end && projection.cancel_at_period_end {
         return Ok(view(&deps.settings, &projection));

@@ -34,9 +34,4 @@ impl Settings {
     pub fn new(grace_days: u32) -> Result<Self, PlanError> {
         Ok(Self { catalogue: Catalogue::builtin()?, clock: Arc::new(SystemClock), grace_days })
     }
-
-    /// The same settings read at another clock (tests move time).
-    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
-        Self { clock, ..self }
-    }
 }

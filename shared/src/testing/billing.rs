@@ -38,10 +38,7 @@ pub fn remote_subscription(
 struct State {
     subscriptions: Vec<RemoteSubscription>,
     charges: BTreeMap<String, String>,
-    events: Vec<RemoteEvent>,
     calls: Vec<String>,
-    customers_created: u32,
-    fail_with: Option<fn() -> BillingError>,
 }
 
 /// An in-memory Stripe; clones share their state.
@@ -73,28 +70,9 @@ impl FakeBilling {
         state.subscriptions.push(subscription);
     }
 
-    /// Removes every subscription.
-    pub fn clear_subscriptions(&self) {
-        self.lock().subscriptions.clear();
-    }
-
     /// Says that `charge` belongs to `customer`.
     pub fn set_charge(&self, charge: &str, customer: &str) {
         self.lock().charges.insert(charge.into(), customer.into());
-    }
-
-    /// Events the event list answers (give them newest first, as Stripe lists them).
-    pub fn set_events(&self, events: Vec<RemoteEvent>) {
-        self.lock().events = events;
-    }
-
-    /// Every later call fails with `error()` until [`FakeBilling::recover`].
-    pub fn fail_with(&self, error: fn() -> BillingError) {
-        self.lock().fail_with = Some(error);
-    }
-
-    pub fn recover(&self) {
-        self.lock().fail_with = None;
     }
 
     /// The calls made, in order, each as `operation key-or-argument`.
@@ -102,13 +80,9 @@ impl FakeBilling {
         self.lock().calls.clone()
     }
 
-    fn call(&self, call: String) -> Result<MutexGuard<'_, State>, BillingError> {
-        let mut state = self.lock();
-        state.calls.push(call);
-        match state.fail_with {
-            Some(error) => Err(error()),
-            None => Ok(state),
-        }
+    /// Records a call.
+    fn record(&self, call: String) {
+        self.lock().calls.push(call);
     }
 
     fn update(
@@ -117,7 +91,8 @@ impl FakeBilling {
         id: &str,
         change: impl FnOnce(&mut RemoteSubscription),
     ) -> Result<RemoteSubscription, BillingError> {
-        let mut state = self.call(call)?;
+        self.record(call);
+        let mut state = self.lock();
         let sub = state.subscriptions.iter_mut().find(|s| s.id == id).ok_or(BillingError::NotFound)?;
         change(sub);
         Ok(sub.clone())
@@ -127,41 +102,42 @@ impl FakeBilling {
 #[async_trait]
 impl Billing for FakeBilling {
     async fn create_customer(&self, account: &AccountId, idempotency_key: &str) -> Result<String, BillingError> {
-        let mut state = self.call(format!("create_customer {idempotency_key}"))?;
-        state.customers_created += 1;
+        self.record(format!("create_customer {idempotency_key}"));
         Ok(format!("cus_{account}"))
     }
 
     async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {
-        let state = self.call(format!("charge_customer {charge_id}"))?;
+        self.record(format!("charge_customer {charge_id}"));
+        let state = self.lock();
         Ok(state.charges.get(charge_id).cloned())
     }
 
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
-        let state = self.call(format!("subscriptions {customer_id}"))?;
+        self.record(format!("subscriptions {customer_id}"));
+        let state = self.lock();
         if let Some(clock) = &self.clock {
             clock.advance_ms(1);
         }
         Ok(state.subscriptions.iter().filter(|s| s.customer_id == customer_id).cloned().collect())
     }
 
+    /// No events: the sync's tests list events from the Stripe stand-in.
     async fn events_page(
         &self,
         _types: &[&str],
         created_gte: i64,
-        starting_after: Option<&str>,
+        _starting_after: Option<&str>,
     ) -> Result<Page<RemoteEvent>, BillingError> {
-        let state = self.call(format!("events_page {created_gte}"))?;
-        let listed: Vec<_> = state.events.iter().filter(|e| e.created >= created_gte).cloned().collect();
-        let start = starting_after.and_then(|id| listed.iter().position(|e| e.id == id)).map_or(0, |at| at + 1);
-        Ok(Page { items: listed[start..].to_vec(), next: None })
+        self.record(format!("events_page {created_gte}"));
+        Ok(Page { items: vec![], next: None })
     }
 
     async fn subscriptions_page(
         &self,
         _starting_after: Option<&str>,
     ) -> Result<Page<RemoteSubscription>, BillingError> {
-        let state = self.call("subscriptions_page".into())?;
+        self.record("subscriptions_page".into());
+        let state = self.lock();
         Ok(Page { items: state.subscriptions.clone(), next: None })
     }
 
@@ -170,7 +146,7 @@ impl Billing for FakeBilling {
         request: &CheckoutRequest,
         idempotency_key: &str,
     ) -> Result<CheckoutSession, BillingError> {
-        let _state = self.call(format!("create_checkout_session {idempotency_key}"))?;
+        self.record(format!("create_checkout_session {idempotency_key}"));
         let id = format!("cs_{}", request.account);
         Ok(CheckoutSession { url: format!("https://checkout.example/{id}"), id, expires_at: 0 })
     }
@@ -181,7 +157,7 @@ impl Billing for FakeBilling {
         _return_url: &str,
         idempotency_key: &str,
     ) -> Result<String, BillingError> {
-        let _state = self.call(format!("create_portal_session {idempotency_key}"))?;
+        self.record(format!("create_portal_session {idempotency_key}"));
         Ok(format!("https://portal.example/{customer_id}"))
     }
 
