@@ -15,6 +15,7 @@ pub mod entitlements;
 pub mod events;
 pub mod facts;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod plans;

@@ -3,17 +3,18 @@
 
 use super::keys;
 use super::{
-    Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RATE_WRITE_ATTEMPTS,
-    RateLimitStore, RateOutcome, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+    Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, Effect, EventLog, FailedEvent, PendingCheckout,
+    ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore, SyncCursor, SyncOutcome,
+    SyncStore, Tombstone,
 };
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
-use crate::ratelimit::{Decision, Limit};
+use crate::ratelimit::Limit;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -24,15 +25,16 @@ type Item = HashMap<String, AttributeValue>;
 const IS_NEW: &str = "attribute_not_exists(pk)";
 /// Guards the projection against an older snapshot: only a strictly newer version lands.
 const IS_NEWER: &str = "attribute_not_exists(pk) OR #version < :version";
-
 /// Guards the facts against a concurrent writer: the revision we read must still be stored.
 const IS_SAME_REVISION: &str = "attribute_not_exists(pk) OR rev = :rev";
+/// Guards an effect: the customer is still linked to the account.
+const IS_LINKED_TO: &str = "account_id = :account";
 /// Guards a checkout reservation: only when none is pending, or the pending one expired.
 const IS_FREE_RESERVATION: &str = "attribute_not_exists(pk) OR valid_until <= :now";
 /// Guards completing a reservation: it must still be ours.
 const IS_OUR_RESERVATION: &str = "nonce = :nonce";
-/// Guards a rate window: nobody wrote it since we read it.
-const IS_UNCHANGED_WINDOW: &str = "attribute_not_exists(pk) OR rev = :rev";
+/// Guards taking a rate window: fewer than the limit were counted in it.
+const HAS_ROOM: &str = "attribute_not_exists(#count) OR #count < :limit";
 
 /// DynamoDB error codes that mean "slow down", not "broken".
 const THROTTLING_CODES: [&str; 4] = [
@@ -59,9 +61,13 @@ struct Keyed<T> {
     expires_at: Option<i64>,
 }
 
+/// The customer index: the account a customer belongs to, or, once retired, none ever again.
 #[derive(Serialize, Deserialize)]
 struct CustomerLink {
-    account_id: AccountId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_id: Option<AccountId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_at: Option<i64>,
 }
 
 impl<T> Keyed<T> {
@@ -113,6 +119,14 @@ fn failed_conditions(
     Err(classify(err, conflict))
 }
 
+/// Positions, within one transaction, of the items an event's effect adds after its record.
+#[derive(Default)]
+struct EffectItems {
+    projection: Option<usize>,
+    facts: Option<usize>,
+    link: Option<usize>,
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }
@@ -147,6 +161,32 @@ impl DynamoStore {
         out.item.map(|item| from_item::<Keyed<T>>(item).map(|k| k.data)).transpose()
     }
 
+    /// Every item of partition `pk` whose sort key starts with `prefix`, in one consistent
+    /// `Query` (more pages only past 1 MB, which state items never reach).
+    async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(e, "query"))?;
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     fn put(&self, item: Item, condition: &str) -> Put {
         Put::builder()
             .table_name(&self.table)
@@ -156,14 +196,34 @@ impl DynamoStore {
             .expect("table, item and condition are set")
     }
 
-    fn subscription_item(projection: &Projection) -> Result<Item, StoreError> {
-        to_item(&Keyed::new(keys::account(&projection.account_id), keys::SUBSCRIPTION, projection))
+    fn delete(&self, pk: String, sk: &str) -> TransactWriteItem {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .build()
+            .expect("table and key are set");
+        TransactWriteItem::builder().delete(delete).build()
+    }
+
+    /// Checks, inside a transaction, that `customer` is still linked to `account`.
+    fn linked(&self, account: &AccountId, customer: &str) -> TransactWriteItem {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::customer(customer)))
+            .key("sk", AttributeValue::S(keys::CUSTOMER_ACCOUNT.to_owned()))
+            .condition_expression(IS_LINKED_TO)
+            .expression_attribute_values(":account", AttributeValue::S(account.to_string()))
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().condition_check(check).build()
     }
 
     fn subscription_put(&self, projection: &Projection) -> Result<Put, StoreError> {
+        let item = to_item(&Keyed::new(keys::account(&projection.account_id), keys::SUBSCRIPTION, projection))?;
         Ok(Put::builder()
             .table_name(&self.table)
-            .set_item(Some(Self::subscription_item(projection)?))
+            .set_item(Some(item))
             .condition_expression(IS_NEWER)
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":version", AttributeValue::N(projection.version.to_string()))
@@ -173,27 +233,12 @@ impl DynamoStore {
 
     fn event_put(&self, event: &ProcessedEvent) -> Result<Put, StoreError> {
         let mut keyed = Keyed::new(keys::event(&event.event_id), keys::EVENT, event);
-        keyed.expires_at = Some(event.processed_at + super::EVENT_RECORD_TTL_DAYS * crate::access::DAY);
+        keyed.expires_at = Some(super::record_expiry(event.processed_at));
         Ok(self.put(to_item(&keyed)?, IS_NEW))
     }
 
-    /// Sends a transaction element's `Put` on its own, with the same condition.
-    async fn send_put(&self, put: Put, conflict: &'static str) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(put.table_name())
-            .set_item(Some(put.item().clone()))
-            .set_condition_expression(put.condition_expression().map(str::to_owned))
-            .set_expression_attribute_names(put.expression_attribute_names().cloned())
-            .set_expression_attribute_values(put.expression_attribute_values().cloned())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e, conflict))
-    }
-
     fn facts_put(&self, account: &AccountId, facts: &Facts) -> Result<Put, StoreError> {
-        let next = Facts { rev: facts.rev + 1, ..facts.clone() };
+        let next = Facts { rev: facts.rev.saturating_add(1), ..facts.clone() };
         let item = to_item(&Keyed::new(keys::account(account), keys::FACTS, &next))?;
         Ok(Put::builder()
             .table_name(&self.table)
@@ -204,12 +249,59 @@ impl DynamoStore {
             .expect("table, item and condition are set"))
     }
 
-    async fn transact(&self, puts: Vec<Put>, conflict: &'static str) -> Result<Result<(), Vec<bool>>, StoreError> {
-        let items = puts.into_iter().map(|p| TransactWriteItem::builder().put(p).build()).collect();
+    /// The record of `event` and the items of `effect` (the projection only when
+    /// `with_projection`), with the positions of the effect's items.
+    fn event_items(
+        &self,
+        event: &ProcessedEvent,
+        effect: Option<&Effect<'_>>,
+        with_projection: bool,
+    ) -> Result<(Vec<TransactWriteItem>, EffectItems), StoreError> {
+        let put = |p: Put| TransactWriteItem::builder().put(p).build();
+        let mut items = vec![put(self.event_put(event)?)];
+        let mut at = EffectItems::default();
+        if let Some(effect) = effect {
+            if let Some(projection) = effect.projection.filter(|_| with_projection) {
+                at.projection = Some(items.len());
+                items.push(put(self.subscription_put(projection)?));
+            }
+            if let Some(facts) = effect.facts {
+                at.facts = Some(items.len());
+                items.push(put(self.facts_put(effect.account, facts)?));
+            }
+            if items.len() > 1 {
+                at.link = Some(items.len());
+                items.push(self.linked(effect.account, effect.customer));
+            }
+        }
+        Ok((items, at))
+    }
+
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+        conflict: &'static str,
+    ) -> Result<Result<(), Vec<bool>>, StoreError> {
         match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
             Ok(_) => Ok(Ok(())),
             Err(err) => failed_conditions(err, conflict).map(Err),
         }
+    }
+
+    /// Deletes every item of the partition whose sort key starts with `prefix`.
+    async fn delete_prefix(&self, pk: &str, prefix: &str) -> Result<(), StoreError> {
+        for item in self.query_prefix(pk, prefix).await? {
+            let Some(AttributeValue::S(sk)) = item.get("sk") else { continue };
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.to_owned()))
+                .key("sk", AttributeValue::S(sk.clone()))
+                .send()
+                .await
+                .map_err(|e| classify(e, "delete"))?;
+        }
+        Ok(())
     }
 }
 
@@ -221,68 +313,74 @@ impl AccountStore for DynamoStore {
 
     async fn link_customer(&self, account: &Account) -> Result<(), StoreError> {
         let profile = to_item(&Keyed::new(keys::account(&account.account_id), keys::PROFILE, account))?;
-        let link = CustomerLink { account_id: account.account_id.clone() };
+        let link = CustomerLink { account_id: Some(account.account_id.clone()), retired_at: None };
         let index = to_item(&Keyed::new(keys::customer(&account.customer_id), keys::CUSTOMER_ACCOUNT, link))?;
-        self.transact(vec![self.put(profile, IS_NEW), self.put(index, IS_NEW)], "account already linked")
-            .await?
-            .map_err(|_| StoreError::Conflict("account already linked"))
+        let items = [self.put(profile, IS_NEW), self.put(index, IS_NEW)]
+            .into_iter()
+            .map(|p| TransactWriteItem::builder().put(p).build())
+            .collect();
+        self.transact(items, "account already linked").await?.map_err(|_| StoreError::Conflict("account already linked"))
     }
 
     async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
         let link: Option<CustomerLink> = self.get(keys::customer(customer_id), keys::CUSTOMER_ACCOUNT).await?;
-        Ok(link.map(|l| l.account_id))
+        Ok(link.and_then(|l| l.account_id))
     }
 
-    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
+    async fn retire(
+        &self,
+        account: &AccountId,
+        customer_id: Option<&str>,
+        retirement: Retirement,
+        tombstone: &Tombstone,
+    ) -> Result<(), StoreError> {
         let pk = keys::account(account);
-        let mut keys_to_delete: Vec<(String, String)> = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .projection_expression("pk, sk")
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| classify(e, "query"))?;
-            for item in page.items() {
-                if let Some(AttributeValue::S(sk)) = item.get("sk") {
-                    keys_to_delete.push((pk.clone(), sk.clone()));
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
+        if retirement == Retirement::AccountDeleted {
+            self.delete_prefix(&pk, keys::CHECKOUT_PREFIX).await?;
         }
+        let mut items = vec![self.delete(pk.clone(), keys::PROFILE), self.delete(pk.clone(), keys::SUBSCRIPTION)];
+        if retirement == Retirement::AccountDeleted {
+            items.push(self.delete(pk.clone(), keys::FACTS));
+        }
+        let put = |item: Item| TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().expect("table and item are set")).build();
+        items.push(if tombstone.is_empty() {
+            self.delete(pk.clone(), keys::TOMBSTONE)
+        } else {
+            put(to_item(&Keyed::new(pk.clone(), keys::TOMBSTONE, tombstone))?)
+        });
         if let Some(customer) = customer_id {
-            keys_to_delete.push((keys::customer(customer), keys::CUSTOMER_ACCOUNT.to_owned()));
+            let marker = CustomerLink { account_id: None, retired_at: Some(tombstone.deleted_at.unwrap_or_default()) };
+            items.push(put(to_item(&Keyed::new(keys::customer(customer), keys::CUSTOMER_ACCOUNT, marker))?));
         }
-        for (pk, sk) in keys_to_delete {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(pk))
-                .key("sk", AttributeValue::S(sk))
-                .send()
-                .await
-                .map_err(|e| classify(e, "delete"))?;
-        }
-        Ok(())
+        self.transact(items, "retire").await?.map_err(|_| StoreError::Conflict("retire"))
     }
+}
+
+/// The state items of one account, read from one query.
+fn account_state(items: Vec<Item>) -> Result<AccountState, StoreError> {
+    let mut state = AccountState::default();
+    let mut projection: Option<Projection> = None;
+    for item in items {
+        let sk = match item.get("sk") {
+            Some(AttributeValue::S(sk)) => sk.clone(),
+            _ => continue,
+        };
+        match sk.as_str() {
+            keys::PROFILE => state.profile = Some(from_item::<Keyed<Account>>(item)?.data),
+            keys::SUBSCRIPTION => projection = Some(from_item::<Keyed<Projection>>(item)?.data),
+            keys::FACTS => state.facts = from_item::<Keyed<Facts>>(item)?.data,
+            keys::TOMBSTONE => state.tombstone = from_item::<Keyed<Tombstone>>(item)?.data,
+            _ => {}
+        }
+    }
+    state.subscription = projection.map(|p| super::merge(p, &state.facts, &state.tombstone));
+    Ok(state)
 }
 
 #[async_trait]
 impl SubscriptionStore for DynamoStore {
-    async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
-        let (state, facts) =
-            tokio::join!(self.get::<Projection>(keys::account(account), keys::SUBSCRIPTION), self.facts(account));
-        Ok(state?.map(|state| super::merge(state, &facts.unwrap_or_default())))
+    async fn state(&self, account: &AccountId) -> Result<AccountState, StoreError> {
+        account_state(self.query_prefix(&keys::account(account), keys::STATE_PREFIX).await?)
     }
 
     async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError> {
@@ -290,40 +388,48 @@ impl SubscriptionStore for DynamoStore {
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
-        self.send_put(self.subscription_put(projection)?, "newer projection stored").await
+        let items = vec![
+            TransactWriteItem::builder().put(self.subscription_put(projection)?).build(),
+            self.linked(&projection.account_id, &projection.customer_id),
+        ];
+        self.transact(items, "newer projection stored")
+            .await?
+            .map_err(|_| StoreError::Conflict("newer projection stored, or the customer is unlinked"))
     }
 }
 
 #[async_trait]
 impl EventLog for DynamoStore {
-    async fn apply(
-        &self,
-        event: &ProcessedEvent,
-        projection: Option<&Projection>,
-        facts: Option<(&AccountId, &Facts)>,
-    ) -> Result<ApplyOutcome, StoreError> {
-        let facts_put = facts.map(|(account, facts)| self.facts_put(account, facts)).transpose()?;
-        let mut puts = vec![self.event_put(event)?];
-        if let Some(projection) = projection {
-            puts.push(self.subscription_put(projection)?);
-        }
-        puts.extend(facts_put.clone());
-        let facts_at = puts.len() - 1;
-        match self.transact(puts, "event already processed").await? {
+    async fn apply(&self, event: &ProcessedEvent, effect: Option<Effect<'_>>) -> Result<ApplyOutcome, StoreError> {
+        let (items, at) = self.event_items(event, effect.as_ref(), true)?;
+        let failed = match self.transact(items, "event already processed").await? {
             Ok(()) => return Ok(ApplyOutcome::Applied),
-            Err(failed) if failed.first() == Some(&true) => return Ok(ApplyOutcome::Duplicate),
-            Err(failed) if facts_put.is_some() && failed.get(facts_at) == Some(&true) => {
-                return Err(StoreError::Conflict("facts changed"));
-            }
-            Err(_) => {}
+            Err(failed) => failed,
+        };
+        let lost = |position: Option<usize>| position.is_some_and(|p| failed.get(p) == Some(&true));
+        if failed.first() == Some(&true) {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        if lost(at.link) {
+            // The customer was retired meanwhile: the event counts as processed, with no effect.
+            let (items, _) = self.event_items(event, None, false)?;
+            return match self.transact(items, "event already processed").await? {
+                Ok(()) => Ok(ApplyOutcome::Unlinked),
+                Err(_) => Ok(ApplyOutcome::Duplicate),
+            };
+        }
+        if lost(at.facts) {
+            return Err(StoreError::Conflict("facts changed"));
         }
         // Only the projection lost, to a newer one: an older truth. The event still counts as
         // processed, so it is recorded (with its facts) without it.
-        let mut puts = vec![self.event_put(event)?];
-        puts.extend(facts_put);
-        match self.transact(puts, "event already processed").await? {
+        let (items, at) = self.event_items(event, effect.as_ref(), false)?;
+        match self.transact(items, "event already processed").await? {
             Ok(()) => Ok(ApplyOutcome::Stale),
             Err(failed) if failed.first() == Some(&true) => Ok(ApplyOutcome::Duplicate),
+            Err(failed) if at.link.is_some_and(|p| failed.get(p) == Some(&true)) => {
+                Err(StoreError::Conflict("customer unlinked"))
+            }
             Err(_) => Err(StoreError::Conflict("facts changed")),
         }
     }
@@ -331,12 +437,23 @@ impl EventLog for DynamoStore {
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
         self.get(keys::event(event_id), keys::EVENT).await
     }
-}
 
-#[derive(Serialize, Deserialize, Default)]
-struct RateWindow {
-    stamps: Vec<i64>,
-    rev: i64,
+    async fn record_failure(&self, failure: &FailedEvent) -> Result<(), StoreError> {
+        let mut keyed = Keyed::new(keys::failure(&failure.id), keys::FAILURE, failure);
+        keyed.expires_at = Some(super::record_expiry(failure.failed_at));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&keyed)?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "put"))
+    }
+
+    async fn failure(&self, id: &str) -> Result<Option<FailedEvent>, StoreError> {
+        self.get(keys::failure(id), keys::FAILURE).await
+    }
 }
 
 #[async_trait]
@@ -358,7 +475,7 @@ impl CheckoutStore for DynamoStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let mut keyed = Keyed::new(keys::account(account), &keys::checkout(&pending.request_key), pending);
-        keyed.expires_at = Some(pending.valid_until + 3600);
+        keyed.expires_at = Some(pending.valid_until.saturating_add(3600));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -373,7 +490,7 @@ impl CheckoutStore for DynamoStore {
 
     async fn complete_checkout(&self, account: &AccountId, pending: &PendingCheckout) -> Result<(), StoreError> {
         let mut keyed = Keyed::new(keys::account(account), &keys::checkout(&pending.request_key), pending);
-        keyed.expires_at = Some(pending.valid_until + 3600);
+        keyed.expires_at = Some(pending.valid_until.saturating_add(3600));
         self.client
             .put_item()
             .table_name(&self.table)
@@ -396,32 +513,26 @@ impl RateLimitStore for DynamoStore {
         limit: Limit,
         now_ms: i64,
     ) -> Result<RateOutcome, StoreError> {
-        for _ in 0..RATE_WRITE_ATTEMPTS {
-            let window: RateWindow = self.get(keys::account(account), &keys::rate(name)).await?.unwrap_or_default();
-            let stamps = match crate::ratelimit::decide(&window.stamps, now_ms, limit) {
-                Decision::Limited { retry_after_ms } => return Ok(RateOutcome::Limited { retry_after_ms }),
-                Decision::Allowed(stamps) => stamps,
-            };
-            let mut keyed =
-                Keyed::new(keys::account(account), &keys::rate(name), RateWindow { stamps, rev: window.rev + 1 });
-            keyed.expires_at = Some((now_ms + limit.window_ms) / 1000 + 60);
-            let written = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(to_item(&keyed)?))
-                .condition_expression(IS_UNCHANGED_WINDOW)
-                .expression_attribute_values(":rev", AttributeValue::N(window.rev.to_string()))
-                .send()
-                .await;
-            match written.map_err(|e| classify(e, "rate window changed")) {
-                Ok(_) => return Ok(RateOutcome::Allowed),
-                Err(StoreError::Conflict(_)) => continue,
-                Err(other) => return Err(other),
-            }
+        let window = limit.window(now_ms);
+        let taken = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::account(account)))
+            .key("sk", AttributeValue::S(keys::rate(name, window.start_ms)))
+            .update_expression("ADD #count :one SET expires_at = :expires")
+            .condition_expression(HAS_ROOM)
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":limit", AttributeValue::N(limit.max().to_string()))
+            .expression_attribute_values(":expires", AttributeValue::N((window.end_ms / 1000).saturating_add(60).to_string()))
+            .send()
+            .await;
+        match taken.map_err(|e| classify(e, "rate window full")) {
+            Ok(_) => Ok(RateOutcome::Allowed),
+            Err(StoreError::Conflict(_)) => Ok(RateOutcome::Limited { retry_after_ms: window.retry_after_ms(now_ms) }),
+            Err(other) => Err(other),
         }
-        // Lost every race: the window is contended right now, which is itself a reason to wait.
-        Ok(RateOutcome::Limited { retry_after_ms: 1000 })
     }
 }
 

@@ -1,13 +1,22 @@
 //! The single table's keys. Every item has a partition key `pk` and a sort key `sk`; the
 //! account id never contains `#` (see `AccountId::parse`), so no key can forge another.
+//!
+//! An account's small, bounded state items (profile, projection, facts, tombstone) sort under
+//! [`STATE_PREFIX`], so the read of an account is one `Query` of that range; everything that
+//! grows (pending checkouts, rate windows) sorts outside it.
 
 use crate::model::AccountId;
 
-pub const PROFILE: &str = "PROFILE";
-pub const SUBSCRIPTION: &str = "SUBSCRIPTION";
+/// The sort-key range of an account's state items.
+pub const STATE_PREFIX: &str = "STATE#";
+pub const PROFILE: &str = "STATE#PROFILE";
+pub const SUBSCRIPTION: &str = "STATE#SUBSCRIPTION";
+pub const FACTS: &str = "STATE#FACTS";
+pub const TOMBSTONE: &str = "STATE#TOMBSTONE";
 pub const CUSTOMER_ACCOUNT: &str = "ACCOUNT";
 pub const EVENT: &str = "EVENT";
-pub const FACTS: &str = "FACTS";
+pub const FAILURE: &str = "FAILURE";
+pub const CHECKOUT_PREFIX: &str = "CHECKOUT#";
 
 pub fn account(id: &AccountId) -> String {
     format!("ACCOUNT#{id}")
@@ -21,12 +30,17 @@ pub fn event(event_id: &str) -> String {
     format!("EVENT#{event_id}")
 }
 
-pub fn checkout(request_key: &str) -> String {
-    format!("CHECKOUT#{request_key}")
+pub fn failure(id: &str) -> String {
+    format!("FAILED#{id}")
 }
 
-pub fn rate(name: &str) -> String {
-    format!("RATE#{name}")
+pub fn checkout(request_key: &str) -> String {
+    format!("{CHECKOUT_PREFIX}{request_key}")
+}
+
+/// The rate window `name` that starts at `window_start_ms`.
+pub fn rate(name: &str, window_start_ms: i64) -> String {
+    format!("RATE#{name}#{window_start_ms}")
 }
 
 pub const SYNC: &str = "SYNC";

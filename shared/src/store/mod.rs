@@ -7,14 +7,12 @@ use crate::facts::Facts;
 use crate::model::{AccountId, Projection, SubscriptionStatus};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 pub mod dynamo;
 pub mod keys;
 
 pub use dynamo::DynamoStore;
-
-/// Optimistic writers of one rate window retry this often before answering "limited".
-pub const RATE_WRITE_ATTEMPTS: usize = 16;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -57,6 +55,92 @@ pub struct ProcessedEvent {
     pub processed_at: i64,
 }
 
+/// An event that could not be processed and was passed over: a message that can never be
+/// (it does not parse), or an event that kept failing in the sync. Kept for the operator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedEvent {
+    /// The event id, or `message:<SQS message id>` when the body names none.
+    pub id: String,
+    pub event_type: Option<String>,
+    /// Why it failed (no payload, no secret).
+    pub error: String,
+    pub failed_at: i64,
+    /// Where it was passed over: `worker` or `sync`.
+    pub source: String,
+}
+
+/// What stays of an account once its billing data is deleted (`DELETE /account`) or its
+/// Stripe customer is (`customer.deleted`): only what prevents abuse, and no personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// The account has had a subscription: no trial is offered again.
+    #[serde(default)]
+    pub trial_used: bool,
+    /// Disputes open or lost when the data went: they stay in the access decision.
+    #[serde(default)]
+    pub disputes: BTreeSet<String>,
+    /// When `DELETE /account` last ran; `None` when only Stripe deleted a customer.
+    #[serde(default)]
+    pub deleted_at: Option<i64>,
+    /// How many Stripe customers the account was unlinked from: the next customer is created
+    /// under a new idempotency key (the old key would answer the old customer).
+    #[serde(default)]
+    pub customers_retired: u32,
+}
+
+impl Tombstone {
+    /// Whether nothing is kept (no item need be written).
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Why an account's link to its Stripe customer ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retirement {
+    /// `DELETE /account`: profile, projection, facts and pending checkouts are deleted; rate
+    /// windows stay until they expire.
+    AccountDeleted,
+    /// Stripe deleted the customer: profile and projection go (the account is on Free);
+    /// facts stay.
+    CustomerDeleted,
+}
+
+/// One consistent read of an account's state items.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccountState {
+    pub profile: Option<Account>,
+    /// The projection combined with the facts and the tombstone (see [`merge`]); `None` when
+    /// the account has no subscription.
+    pub subscription: Option<Projection>,
+    pub facts: Facts,
+    pub tombstone: Tombstone,
+}
+
+impl AccountState {
+    /// Disputes that refuse access whatever the plan: open or lost ones from the facts and
+    /// those kept in the tombstone.
+    pub fn disputes(&self) -> BTreeSet<String> {
+        self.facts.open_disputes.union(&self.tombstone.disputes).cloned().collect()
+    }
+
+    /// Whether a trial may be offered: the account never had a subscription.
+    pub fn trial_available(&self) -> bool {
+        self.subscription.is_none() && !self.tombstone.trial_used
+    }
+}
+
+/// What an event changes for one account, committed with its record.
+#[derive(Debug, Clone, Copy)]
+pub struct Effect<'a> {
+    pub account: &'a AccountId,
+    /// The customer the event is about: it must still be linked to `account` when the effect
+    /// commits, so nothing about a retired customer lands after its account was deleted.
+    pub customer: &'a str,
+    pub projection: Option<&'a Projection>,
+    pub facts: Option<&'a Facts>,
+}
+
 /// What `EventLog::apply` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApplyOutcome {
@@ -65,6 +149,9 @@ pub enum ApplyOutcome {
     /// The event was new but its projection was older than the stored one: the event is
     /// recorded as processed and the projection left alone.
     Stale,
+    /// The customer is no longer linked to the account (deleted meanwhile): the event is
+    /// recorded with no effect.
+    Unlinked,
     /// The event had been processed before: nothing was written.
     Duplicate,
 }
@@ -77,53 +164,72 @@ pub trait AccountStore: Send + Sync {
 
     /// Links `account` to `customer_id`, once: the profile and the customer index are written
     /// in one transaction, each only if absent. `Conflict` when the account already has a
-    /// customer or the customer belongs to an account already; then nothing is written.
+    /// customer, or the customer belongs to an account already or was retired; then nothing
+    /// is written.
     async fn link_customer(&self, account: &Account) -> Result<(), StoreError>;
 
-    /// The account a Stripe customer belongs to, if linked.
+    /// The account a Stripe customer belongs to, if linked (`None` for a retired customer).
     async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError>;
 
-    /// Removes every item of the account's partition (profile, projection, facts, pending
-    /// checkouts, rate windows) and the index of `customer_id`. Idempotent: deleting what is
-    /// gone succeeds.
-    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError>;
+    /// Ends the account's link to `customer_id` for good, in one transaction: the customer's
+    /// index becomes a marker that links to nothing and can never be linked again; the
+    /// profile and projection are deleted (and, for `AccountDeleted`, the facts and pending
+    /// checkouts); `tombstone` is stored. Rate windows stay. Idempotent.
+    async fn retire(
+        &self,
+        account: &AccountId,
+        customer_id: Option<&str>,
+        retirement: Retirement,
+        tombstone: &Tombstone,
+    ) -> Result<(), StoreError>;
 }
 
-/// The subscription projection, one per account.
+/// The subscription projection, one per account, and the account's other state items.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
-    /// The account's projection (state and facts combined, see `merge`); `None` when it has
-    /// never had a subscription.
-    async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError>;
+    /// Every state item of the account, in one consistent request.
+    async fn state(&self, account: &AccountId) -> Result<AccountState, StoreError>;
+
+    /// The account's projection (state, facts and tombstone combined, see [`merge`]); `None`
+    /// when it has no subscription.
+    async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
+        Ok(self.state(account).await?.subscription)
+    }
 
     /// The facts recorded for the account (empty, revision 0, when none).
-    async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError>;
+    async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError> {
+        Ok(self.state(account).await?.facts)
+    }
 
     /// Writes `projection` only if its `version` is newer than the stored one (or none is
-    /// stored). `Conflict` when a newer or equal version is stored; then nothing is written.
+    /// stored) and its customer is still linked to its account. `Conflict` otherwise; then
+    /// nothing is written.
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError>;
 }
 
 /// The record of processed Stripe events, written together with their effects.
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Records `event`, writes `projection` (if any) and `facts` (if any) in one transaction:
-    /// the record only if the event is new, the projection only if newer than the stored one,
-    /// the facts only if their revision is still `facts.rev` (they are stored as `rev + 1`).
-    /// When only the projection's condition fails, the record and facts are written without
-    /// it (`Stale`). A duplicate writes nothing. `Conflict` when the facts changed meanwhile
-    /// (nothing written; process the event again). Records expire after
-    /// `EVENT_RECORD_TTL_DAYS` (past Stripe's 30-day retention, so a replay can never apply an
-    /// event twice).
-    async fn apply(
-        &self,
-        event: &ProcessedEvent,
-        projection: Option<&Projection>,
-        facts: Option<(&AccountId, &Facts)>,
-    ) -> Result<ApplyOutcome, StoreError>;
+    /// Records `event` and writes its `effect` (if any) in one transaction: the record only if
+    /// the event is new, the projection only if newer than the stored one, the facts only if
+    /// their revision is still `facts.rev` (they are stored as `rev + 1`), and either only if
+    /// the effect's customer is still linked to its account. When only the projection's
+    /// condition fails, the record and facts are written without it (`Stale`); when the link
+    /// is gone, the record alone (`Unlinked`). A duplicate writes nothing. `Conflict` when the
+    /// facts changed meanwhile (nothing written; process the event again). Records expire
+    /// after `EVENT_RECORD_TTL_DAYS` (past Stripe's 30-day retention, so a replay can never
+    /// apply an event twice).
+    async fn apply(&self, event: &ProcessedEvent, effect: Option<Effect<'_>>) -> Result<ApplyOutcome, StoreError>;
 
     /// The record of an event, if it was processed.
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError>;
+
+    /// Records an event passed over as unprocessable (overwriting an earlier record of the
+    /// same id). Expires as processed-event records do.
+    async fn record_failure(&self, failure: &FailedEvent) -> Result<(), StoreError>;
+
+    /// The failure recorded for `id`, if any.
+    async fn failure(&self, id: &str) -> Result<Option<FailedEvent>, StoreError>;
 }
 
 /// A Checkout Session requested (or being requested) for one account, plan, interval and
@@ -175,8 +281,10 @@ pub trait CheckoutStore: Send + Sync {
 /// Rate windows shared by every instance, per account and name.
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
-    /// Counts one event in the account's window `name` if `limit` allows it at `now_ms`; the
-    /// window is shared by every instance. Never a conflict: racing writers retry internally.
+    /// Counts one event in the account's window `name` (the fixed window of `limit` that
+    /// `now_ms` falls in) if fewer than `limit.limit` were counted there, in one conditional
+    /// write: exact under any concurrency. The window is shared by every instance and kept
+    /// until it ends.
     async fn take_rate(
         &self,
         account: &AccountId,
@@ -233,11 +341,12 @@ pub trait Store: AccountStore + SubscriptionStore + EventLog + CheckoutStore + R
 
 impl<T> Store for T where T: AccountStore + SubscriptionStore + EventLog + CheckoutStore + RateLimitStore + SyncStore {}
 
-/// Combines the versioned state with the recorded facts: the facts are authoritative for
-/// disputes, refunds and entitlements; grace comes from the first unsettled failed payment,
-/// or, when no failure was seen, from the state (the snapshot saw `past_due` first).
-pub fn merge(mut state: Projection, facts: &Facts) -> Projection {
-    state.open_disputes = facts.open_disputes.iter().cloned().collect();
+/// Combines the versioned state with the recorded facts and the tombstone: the facts are
+/// authoritative for refunds and entitlements, disputes come from the facts and the
+/// tombstone; grace comes from the first unsettled failed payment, or, when no failure was
+/// seen, from the state (the snapshot saw `past_due` first).
+pub fn merge(mut state: Projection, facts: &Facts, tombstone: &Tombstone) -> Projection {
+    state.open_disputes = facts.open_disputes.union(&tombstone.disputes).cloned().collect();
     state.refunded_period_end = facts.refunded_period_end;
     state.entitlements = facts.entitlements.clone();
     state.grace_until = match state.status {
@@ -249,3 +358,8 @@ pub fn merge(mut state: Projection, facts: &Facts) -> Projection {
 
 /// Processed-event records live this long: past Stripe's 30-day event retention.
 pub const EVENT_RECORD_TTL_DAYS: i64 = 35;
+
+/// When a record written at `at` (Unix seconds) expires.
+pub fn record_expiry(at: i64) -> i64 {
+    at.saturating_add(EVENT_RECORD_TTL_DAYS.saturating_mul(crate::access::DAY))
+}

@@ -4,10 +4,11 @@
 
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
-use crate::ratelimit::{Decision, Limit};
+use crate::ratelimit::Limit;
 use crate::store::{
-    Account, AccountStore, ApplyOutcome, CheckoutStore, EventLog, PendingCheckout, ProcessedEvent, RateLimitStore,
-    RateOutcome, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+    Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, Effect, EventLog, FailedEvent, PendingCheckout,
+    ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore, SyncCursor, SyncOutcome,
+    SyncStore, Tombstone,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -16,12 +17,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Default)]
 struct Tables {
     accounts: HashMap<AccountId, Account>,
-    customers: HashMap<String, AccountId>,
+    /// The customer index; `None` for a retired customer (linked to nothing, ever again).
+    customers: HashMap<String, Option<AccountId>>,
     subscriptions: HashMap<AccountId, Projection>,
     events: HashMap<String, ProcessedEvent>,
     pending: HashMap<(AccountId, String), PendingCheckout>,
-    rates: HashMap<(AccountId, String), Vec<i64>>,
+    rates: HashMap<(AccountId, String, i64), u64>,
     facts: HashMap<AccountId, Facts>,
+    tombstones: HashMap<AccountId, Tombstone>,
+    failures: HashMap<String, FailedEvent>,
     cursor: Option<SyncCursor>,
     outcome: Option<SyncOutcome>,
 }
@@ -44,6 +48,12 @@ fn newer(stored: Option<&Projection>, candidate: &Projection) -> bool {
     stored.is_none_or(|s| s.version < candidate.version)
 }
 
+impl Tables {
+    fn linked(&self, account: &AccountId, customer: &str) -> bool {
+        self.customers.get(customer).is_some_and(|linked| linked.as_ref() == Some(account))
+    }
+}
+
 #[async_trait]
 impl AccountStore for MemoryStore {
     async fn account(&self, account: &AccountId) -> Result<Option<Account>, StoreError> {
@@ -56,44 +66,57 @@ impl AccountStore for MemoryStore {
             return Err(StoreError::Conflict("account already linked"));
         }
         tables.accounts.insert(account.account_id.clone(), account.clone());
-        tables.customers.insert(account.customer_id.clone(), account.account_id.clone());
+        tables.customers.insert(account.customer_id.clone(), Some(account.account_id.clone()));
         Ok(())
     }
 
     async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
-        Ok(self.lock().customers.get(customer_id).cloned())
+        Ok(self.lock().customers.get(customer_id).cloned().flatten())
     }
 
-    async fn delete_account_data(&self, account: &AccountId, customer_id: Option<&str>) -> Result<(), StoreError> {
+    async fn retire(
+        &self,
+        account: &AccountId,
+        customer_id: Option<&str>,
+        retirement: Retirement,
+        tombstone: &Tombstone,
+    ) -> Result<(), StoreError> {
         let mut tables = self.lock();
         tables.accounts.remove(account);
         tables.subscriptions.remove(account);
-        tables.facts.remove(account);
-        if let Some(customer) = customer_id {
-            tables.customers.remove(customer);
+        if retirement == Retirement::AccountDeleted {
+            tables.facts.remove(account);
+            tables.pending.retain(|(a, _), _| a != account);
         }
-        tables.pending.retain(|(a, _), _| a != account);
-        tables.rates.retain(|(a, _), _| a != account);
+        if tombstone.is_empty() {
+            tables.tombstones.remove(account);
+        } else {
+            tables.tombstones.insert(account.clone(), tombstone.clone());
+        }
+        if let Some(customer) = customer_id {
+            tables.customers.insert(customer.to_owned(), None);
+        }
         Ok(())
     }
 }
 
 #[async_trait]
 impl SubscriptionStore for MemoryStore {
-    async fn subscription(&self, account: &AccountId) -> Result<Option<Projection>, StoreError> {
+    async fn state(&self, account: &AccountId) -> Result<AccountState, StoreError> {
         let tables = self.lock();
         let facts = tables.facts.get(account).cloned().unwrap_or_default();
-        Ok(tables.subscriptions.get(account).cloned().map(|state| crate::store::merge(state, &facts)))
-    }
-
-    async fn facts(&self, account: &AccountId) -> Result<Facts, StoreError> {
-        Ok(self.lock().facts.get(account).cloned().unwrap_or_default())
+        let tombstone = tables.tombstones.get(account).cloned().unwrap_or_default();
+        let subscription =
+            tables.subscriptions.get(account).cloned().map(|state| crate::store::merge(state, &facts, &tombstone));
+        Ok(AccountState { profile: tables.accounts.get(account).cloned(), subscription, facts, tombstone })
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
         let mut tables = self.lock();
-        if !newer(tables.subscriptions.get(&projection.account_id), projection) {
-            return Err(StoreError::Conflict("newer projection stored"));
+        if !newer(tables.subscriptions.get(&projection.account_id), projection)
+            || !tables.linked(&projection.account_id, &projection.customer_id)
+        {
+            return Err(StoreError::Conflict("newer projection stored, or the customer is unlinked"));
         }
         tables.subscriptions.insert(projection.account_id.clone(), projection.clone());
         Ok(())
@@ -102,24 +125,27 @@ impl SubscriptionStore for MemoryStore {
 
 #[async_trait]
 impl EventLog for MemoryStore {
-    async fn apply(
-        &self,
-        event: &ProcessedEvent,
-        projection: Option<&Projection>,
-        facts: Option<(&AccountId, &Facts)>,
-    ) -> Result<ApplyOutcome, StoreError> {
+    async fn apply(&self, event: &ProcessedEvent, effect: Option<Effect<'_>>) -> Result<ApplyOutcome, StoreError> {
         let mut tables = self.lock();
         if tables.events.contains_key(&event.event_id) {
             return Ok(ApplyOutcome::Duplicate);
         }
-        if let Some((account, facts)) = facts {
-            if tables.facts.get(account).map_or(0, |f| f.rev) != facts.rev {
+        let Some(effect) = effect.filter(|e| e.projection.is_some() || e.facts.is_some()) else {
+            tables.events.insert(event.event_id.clone(), event.clone());
+            return Ok(ApplyOutcome::Applied);
+        };
+        if !tables.linked(effect.account, effect.customer) {
+            tables.events.insert(event.event_id.clone(), event.clone());
+            return Ok(ApplyOutcome::Unlinked);
+        }
+        if let Some(facts) = effect.facts {
+            if tables.facts.get(effect.account).map_or(0, |f| f.rev) != facts.rev {
                 return Err(StoreError::Conflict("facts changed"));
             }
-            tables.facts.insert(account.clone(), Facts { rev: facts.rev + 1, ..facts.clone() });
+            tables.facts.insert(effect.account.clone(), Facts { rev: facts.rev.saturating_add(1), ..facts.clone() });
         }
         tables.events.insert(event.event_id.clone(), event.clone());
-        match projection {
+        match effect.projection {
             Some(p) if newer(tables.subscriptions.get(&p.account_id), p) => {
                 tables.subscriptions.insert(p.account_id.clone(), p.clone());
                 Ok(ApplyOutcome::Applied)
@@ -131,6 +157,15 @@ impl EventLog for MemoryStore {
 
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
         Ok(self.lock().events.get(event_id).cloned())
+    }
+
+    async fn record_failure(&self, failure: &FailedEvent) -> Result<(), StoreError> {
+        self.lock().failures.insert(failure.id.clone(), failure.clone());
+        Ok(())
+    }
+
+    async fn failure(&self, id: &str) -> Result<Option<FailedEvent>, StoreError> {
+        Ok(self.lock().failures.get(id).cloned())
     }
 }
 
@@ -182,15 +217,14 @@ impl RateLimitStore for MemoryStore {
         limit: Limit,
         now_ms: i64,
     ) -> Result<RateOutcome, StoreError> {
+        let window = limit.window(now_ms);
         let mut tables = self.lock();
-        let stamps = tables.rates.entry((account.clone(), name.to_owned())).or_default();
-        Ok(match crate::ratelimit::decide(stamps, now_ms, limit) {
-            Decision::Allowed(next) => {
-                *stamps = next;
-                RateOutcome::Allowed
-            }
-            Decision::Limited { retry_after_ms } => RateOutcome::Limited { retry_after_ms },
-        })
+        let count = tables.rates.entry((account.clone(), name.to_owned(), window.start_ms)).or_default();
+        if *count >= limit.max() {
+            return Ok(RateOutcome::Limited { retry_after_ms: window.retry_after_ms(now_ms) });
+        }
+        *count = count.saturating_add(1);
+        Ok(RateOutcome::Allowed)
     }
 }
 
