@@ -51,7 +51,7 @@ pub async fn poll_once(app: &App, sqs: &aws_sdk_sqs::Client, queue_url: &str) ->
             body: m.body().unwrap_or_default().to_owned(),
         })
         .collect();
-    let failed = process(&app.worker, &records).await;
+    let failed = process(&app.worker, &records, &tollgate::app::Never).await;
     for message in messages {
         if failed.iter().any(|id| Some(id.as_str()) == message.message_id()) {
             continue;

@@ -63,6 +63,14 @@ pub fn decide(projection: Option<&Projection>, now: i64) -> Access {
     }
 }
 
+/// Decides access for an account whose disputes may also be kept outside its projection (the
+/// facts of an account on Free, the tombstone of a deleted one): `disputed` refuses access at
+/// once, as an open dispute on the projection does.
+pub fn decide_account(projection: Option<&Projection>, disputed: bool, now: i64) -> Access {
+    let access = decide(projection, now);
+    if disputed { Access { allowed: false, reason: Reason::Disputed, ..access } } else { access }
+}
+
 fn undisputed(p: &Projection, now: i64) -> Access {
     if p.refunded_period_end.is_some() && p.refunded_period_end == p.current_period_end {
         return Access::free(Reason::Refunded);
@@ -182,6 +190,11 @@ mod tests {
     #[test]
     fn no_subscription_is_free_and_allowed() {
         assert_eq!(decide(None, NOW), Access { plan: "free".into(), allowed: true, reason: Reason::NoSubscription });
+        assert_eq!(
+            decide_account(None, true, NOW),
+            Access { plan: "free".into(), allowed: false, reason: Reason::Disputed },
+            "a dispute kept after deletion refuses even Free"
+        );
     }
 
     #[test]

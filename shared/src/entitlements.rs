@@ -1,7 +1,7 @@
 //! What `GET /subscription` and `GET /entitlements` answer: the projection, the access
 //! decision, and the features and limits of the tier that applies.
 
-use crate::access::{Reason, decide};
+use crate::access::{Access, Reason, decide};
 use crate::model::{AccountId, Interval, Projection, SubscriptionStatus};
 use crate::plans::{Catalogue, Tier};
 use serde::Serialize;
@@ -69,7 +69,11 @@ pub fn entitlements(
     projection: Option<&Projection>,
     now: i64,
 ) -> EntitlementsView {
-    let access = decide(projection, now);
+    entitlements_with(catalogue, account, decide(projection, now))
+}
+
+/// The entitlements of an access decision already made.
+pub fn entitlements_with(catalogue: &Catalogue, account: &AccountId, access: Access) -> EntitlementsView {
     let tier = catalogue.tier(&access.plan).unwrap_or_else(|| catalogue.free());
     EntitlementsView {
         account_id: account.clone(),
@@ -87,7 +91,17 @@ pub fn subscription(
     projection: Option<&Projection>,
     now: i64,
 ) -> SubscriptionView {
-    let e = entitlements(catalogue, account, projection, now);
+    subscription_with(catalogue, account, projection, decide(projection, now))
+}
+
+/// The subscription answer for `projection` and an access decision already made.
+pub fn subscription_with(
+    catalogue: &Catalogue,
+    account: &AccountId,
+    projection: Option<&Projection>,
+    access: Access,
+) -> SubscriptionView {
+    let e = entitlements_with(catalogue, account, access);
     SubscriptionView {
         account_id: e.account_id,
         plan: e.plan,

@@ -91,19 +91,43 @@ pub fn handled_types() -> Vec<&'static str> {
     KINDS.iter().map(|k| k.event_type).collect()
 }
 
-/// A Stripe event envelope.
+/// A Stripe event envelope: the one reading of an event payload, shared by the intake (what
+/// it accepts), the worker and the sync (what they apply), so that whatever the intake accepts
+/// the worker can process.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Incoming {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
     pub created: i64,
+    /// Present on every Stripe event; the intake requires it, the worker does not use it.
+    #[serde(default)]
+    pub livemode: Option<bool>,
     pub data: Data,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Data {
     pub object: Value,
+}
+
+/// Why a payload is not a Stripe event Tollgate can process (no part of the payload in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Malformed(pub &'static str);
+
+/// Longest id Tollgate reads from a payload (Stripe's ids are far shorter): every id becomes
+/// part of a DynamoDB key or an SQS attribute, which have hard limits.
+pub const MAX_ID_LEN: usize = 255;
+
+/// Whether `value` can be an id Tollgate stores: 1 to [`MAX_ID_LEN`] printable ASCII.
+pub fn is_id(value: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Whether `value` can be an SQS FIFO group or deduplication id: 1 to 128 printable ASCII.
+pub fn is_queue_token(value: &str) -> bool {
+    value.len() <= 128 && is_id(value)
 }
 
 /// How to find the Stripe customer an event concerns.
@@ -121,7 +145,7 @@ fn id_of(value: &Value) -> Option<&str> {
         Value::Object(object) => object.get("id").and_then(Value::as_str),
         _ => None,
     }
-    .filter(|id| !id.is_empty())
+    .filter(|id| is_id(id))
 }
 
 /// The customer an event's `object` is about, by the table's rule for `event_type`; for a type
@@ -137,9 +161,26 @@ pub fn customer_of(event_type: &str, object: &Value) -> CustomerRef {
 }
 
 impl Incoming {
-    /// Parses an event payload (a webhook body, or an event listed by the sync).
-    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(body)
+    /// Parses an event payload (a webhook body, or an event listed by the sync): a JSON
+    /// object with a string `id` usable as a queue token, a non-empty `type`, an integer
+    /// `created` and an object `data.object`.
+    pub fn parse(body: &str) -> Result<Self, Malformed> {
+        let event: Self = serde_json::from_str(body).map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => {
+                Malformed("not a Stripe event envelope (id, type, created, data.object)")
+            }
+            _ => Malformed("invalid JSON"),
+        })?;
+        if !is_queue_token(&event.id) {
+            return Err(Malformed("`id` is not an event id"));
+        }
+        if event.event_type.is_empty() || event.event_type.len() > MAX_ID_LEN {
+            return Err(Malformed("`type` is not an event type"));
+        }
+        if !event.data.object.is_object() {
+            return Err(Malformed("`data.object` is not an object"));
+        }
+        Ok(event)
     }
 
     /// The event's row in the table, if Tollgate handles its type.
@@ -165,12 +206,12 @@ impl Incoming {
         customer_of(&self.event_type, self.object())
     }
 
-    /// The account id Tollgate attached to the object: Checkout's `client_reference_id`, or
-    /// [`ACCOUNT_METADATA_KEY`] in its (or its subscription's) metadata.
+    /// The account id Tollgate itself wrote on the object: [`ACCOUNT_METADATA_KEY`] in its
+    /// (or its subscription's) metadata, which only the API key can set. Never Checkout's
+    /// `client_reference_id`: buyers can set that on Payment Links and pricing tables.
     pub fn account_hint(&self) -> Option<String> {
         const KEY: &str = ACCOUNT_METADATA_KEY;
-        self.str_at(&["client_reference_id"])
-            .or_else(|| self.str_at(&["metadata", KEY]))
+        self.str_at(&["metadata", KEY])
             .or_else(|| self.str_at(&["parent", "subscription_details", "metadata", KEY]))
             .or_else(|| self.str_at(&["subscription_details", "metadata", KEY]))
             .map(str::to_owned)
@@ -201,6 +242,29 @@ impl Incoming {
                 Some(Fact::Entitlements { at, lookup_keys: keys })
             }
             Records::CustomerDeleted => None,
+        }
+    }
+
+    /// The charge's PaymentIntent (a `charge.refunded` event's link to the invoice it paid).
+    pub fn payment_intent(&self) -> Option<&str> {
+        id_of(&self.object()["payment_intent"])
+    }
+
+    /// What tells one occurrence of this event's notification from another about the same
+    /// object: an invoice's payment attempt (for failures and actions required), a refund's id
+    /// (or, without the refunds list, the amount refunded so far). A redelivery, and the two
+    /// events of one payment, give the same occurrence.
+    pub fn occurrence(&self, notice: Notice) -> Option<String> {
+        let object = self.object();
+        match notice {
+            Notice::PaymentFailed | Notice::PaymentActionRequired => {
+                object.get("attempt_count").and_then(Value::as_i64).map(|n| format!("attempt-{n}"))
+            }
+            Notice::Refunded => id_of(&object["refunds"]["data"][0])
+                .map(str::to_owned)
+                .or_else(|| object.get("amount_refunded").and_then(Value::as_i64).map(|a| format!("refunded-{a}"))),
+            Notice::TrialWillEnd => object.get("trial_end").and_then(Value::as_i64).map(|t| format!("trial-{t}")),
+            _ => None,
         }
     }
 
@@ -236,9 +300,10 @@ mod tests {
     use std::collections::HashSet;
 
     fn event(event_type: &str, object: Value) -> Incoming {
-        serde_json::from_value(serde_json::json!({
-            "id": "evt_1", "type": event_type, "created": 100, "data": {"object": object}
-        }))
+        Incoming::parse(
+            &serde_json::json!({"id": "evt_1", "type": event_type, "created": 100, "data": {"object": object}})
+                .to_string(),
+        )
         .unwrap()
     }
 
@@ -265,17 +330,69 @@ mod tests {
     }
 
     #[test]
-    fn account_hint_from_checkout_or_metadata() {
-        let checkout =
-            event("checkout.session.completed", serde_json::json!({"client_reference_id": "acct_1", "metadata": {}}));
+    fn account_hint_only_from_metadata_tollgate_wrote() {
+        let checkout = event(
+            "checkout.session.completed",
+            serde_json::json!({"client_reference_id": "acct_1", "metadata": {"tollgate_account_id": "acct_1"}}),
+        );
+        let buyer_set = event("checkout.session.completed", serde_json::json!({"client_reference_id": "acct_victim"}));
         let invoice = event(
             "invoice.paid",
             serde_json::json!({"parent": {"subscription_details": {"metadata": {"tollgate_account_id": "acct_2"}}}}),
         );
 
         assert_eq!(checkout.account_hint().as_deref(), Some("acct_1"));
+        assert_eq!(buyer_set.account_hint(), None, "client_reference_id is the buyer's to set");
         assert_eq!(invoice.account_hint().as_deref(), Some("acct_2"));
         assert_eq!(event("invoice.paid", serde_json::json!({})).account_hint(), None);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_an_event_is_malformed() {
+        let object = r#"{"id":"x"}"#;
+        let bodies = [
+            "not json".to_owned(),
+            "[]".to_owned(),
+            format!(r#"{{"id":"evt_1","id":"evt_2","type":"invoice.paid","created":1,"data":{{"object":{object}}}}}"#),
+            format!(r#"{{"id":"evt_1","type":"invoice.paid","created":1e30,"data":{{"object":{object}}}}}"#),
+            format!(
+                r#"{{"id":"evt_1","type":"invoice.paid","created":18446744073709551615,"data":{{"object":{object}}}}}"#
+            ),
+            format!(r#"{{"id":"evt 1","type":"invoice.paid","created":1,"data":{{"object":{object}}}}}"#),
+            format!(r#"{{"id":"evt_1","type":"","created":1,"data":{{"object":{object}}}}}"#),
+            r#"{"id":"evt_1","type":"invoice.paid","created":1,"data":{"object":[]}}"#.to_owned(),
+            format!(r#"{{"id":"{}","type":"invoice.paid","created":1,"data":{{"object":{object}}}}}"#, "e".repeat(129)),
+        ];
+
+        for body in bodies {
+            assert!(Incoming::parse(&body).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn ids_too_long_to_be_keys_name_no_customer() {
+        let long = "c".repeat(MAX_ID_LEN + 1);
+
+        assert_eq!(event("invoice.paid", serde_json::json!({"customer": long})).customer(), CustomerRef::None);
+        assert_eq!(event("invoice.paid", serde_json::json!({"customer": "cus\n1"})).customer(), CustomerRef::None);
+    }
+
+    #[test]
+    fn occurrences_tell_attempts_and_refunds_apart() {
+        let attempt = |n: i64| event("invoice.payment_failed", serde_json::json!({"id": "in_1", "attempt_count": n}));
+        let refund = |id: &str, amount: i64| {
+            event(
+                "charge.refunded",
+                serde_json::json!({"id": "ch_1", "amount_refunded": amount, "refunds": {"data": [{"id": id}]}}),
+            )
+        };
+        let bare = event("charge.refunded", serde_json::json!({"id": "ch_1", "amount_refunded": 300}));
+
+        assert_eq!(attempt(1).occurrence(Notice::PaymentFailed).as_deref(), Some("attempt-1"));
+        assert_ne!(attempt(1).occurrence(Notice::PaymentFailed), attempt(2).occurrence(Notice::PaymentFailed));
+        assert_eq!(refund("re_2", 500).occurrence(Notice::Refunded).as_deref(), Some("re_2"));
+        assert_eq!(bare.occurrence(Notice::Refunded).as_deref(), Some("refunded-300"));
+        assert_eq!(attempt(1).occurrence(Notice::PaymentSucceeded), None, "one payment, one notice");
     }
 
     #[test]

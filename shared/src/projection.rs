@@ -9,11 +9,18 @@ use crate::billing::RemoteSubscription;
 use crate::model::{AccountId, Projection};
 use crate::plans::{Catalogue, FREE};
 
-/// The subscription that governs the account: the newest live one (Stripe allows several;
-/// Tollgate sells one at a time), else the newest ended one.
+/// The subscription that governs the account (Stripe allows several; Tollgate sells one at a
+/// time): the newest that grants access (active, trialing, past due), else the newest other
+/// live one (incomplete, unpaid, paused), else the newest ended one. A newer `incomplete`
+/// subscription never hides a paid one.
 pub fn current(subscriptions: &[RemoteSubscription]) -> Option<&RemoteSubscription> {
-    let newest = |a: &&RemoteSubscription, b: &&RemoteSubscription| (a.created, &a.id).cmp(&(b.created, &b.id));
-    subscriptions.iter().filter(|s| s.status.is_live()).max_by(newest).or_else(|| subscriptions.iter().max_by(newest))
+    use crate::model::SubscriptionStatus as S;
+    let rank = |s: &RemoteSubscription| match s.status {
+        S::Active | S::Trialing | S::PastDue => 2,
+        status if status.is_live() => 1,
+        _ => 0,
+    };
+    subscriptions.iter().max_by(|a, b| (rank(a), a.created, &a.id).cmp(&(rank(b), b.created, &b.id)))
 }
 
 /// Inputs besides the snapshot.
@@ -40,7 +47,9 @@ pub fn project(
     ctx: Context<'_>,
 ) -> Option<Projection> {
     let sub = current(subscriptions)?;
-    let plan = sub.price_lookup_key.as_deref().and_then(|key| ctx.catalogue.price_by_lookup_key(key)).map_or_else(
+    let item = sub.plan_item(ctx.catalogue);
+    let price_lookup_key = item.and_then(|i| i.price_lookup_key.clone());
+    let plan = price_lookup_key.as_deref().and_then(|key| ctx.catalogue.price_by_lookup_key(key)).map_or_else(
         || {
             tracing::warn!(subscription = %sub.id, "subscription price is not in the plan catalogue; treated as free");
             FREE.to_owned()
@@ -54,10 +63,10 @@ pub fn project(
         subscription_id: Some(sub.id.clone()),
         status: sub.status,
         plan,
-        price_lookup_key: sub.price_lookup_key.clone(),
-        interval: sub.interval,
-        current_period_start: sub.current_period_start,
-        current_period_end: sub.current_period_end,
+        price_lookup_key,
+        interval: item.and_then(|i| i.interval),
+        current_period_start: item.and_then(|i| i.current_period_start),
+        current_period_end: item.and_then(|i| i.current_period_end),
         trial_end: sub.trial_end,
         cancel_at_period_end: sub.cancel_at_period_end,
         grace_until: grace_until(sub.status, same.and_then(|p| p.grace_until), ctx.now, ctx.grace_days),
@@ -74,20 +83,7 @@ mod tests {
     use crate::model::{Interval, SubscriptionStatus as S};
 
     fn sub(id: &str, status: S, created: i64, key: &str) -> RemoteSubscription {
-        RemoteSubscription {
-            id: id.into(),
-            customer_id: "cus_1".into(),
-            status,
-            price_lookup_key: Some(key.into()),
-            interval: Some(Interval::Month),
-            item_id: Some(format!("si_{id}")),
-            current_period_start: Some(created),
-            current_period_end: Some(created + 30 * 86_400),
-            trial_end: None,
-            cancel_at_period_end: false,
-            created,
-            account_hint: None,
-        }
+        crate::testing::remote_subscription(id, "cus_1", status, key, created)
     }
 
     fn ctx(catalogue: &Catalogue) -> Context<'_> {
@@ -99,6 +95,28 @@ mod tests {
         let subs = [sub("sub_old", S::Active, 100, "pro_monthly"), sub("sub_new", S::Canceled, 200, "team_monthly")];
 
         assert_eq!(current(&subs).unwrap().id, "sub_old");
+    }
+
+    #[test]
+    fn a_paid_subscription_wins_over_a_newer_incomplete_one() {
+        let subs = [sub("sub_paid", S::Active, 100, "pro_monthly"), sub("sub_new", S::Incomplete, 200, "team_monthly")];
+        let past_due = [sub("sub_due", S::PastDue, 100, "pro_monthly"), sub("sub_new", S::Unpaid, 200, "team_monthly")];
+
+        assert_eq!(current(&subs).unwrap().id, "sub_paid");
+        assert_eq!(current(&past_due).unwrap().id, "sub_due");
+    }
+
+    #[test]
+    fn the_plan_is_the_item_whose_price_is_in_the_catalogue() {
+        let catalogue = Catalogue::builtin().unwrap();
+        let account = AccountId::parse("acct_1").unwrap();
+        let mut with_addon = sub("s", S::Active, 1, "extra_seats_monthly");
+        with_addon.items.push(crate::testing::remote_item("si_plan", "team_yearly", 1));
+
+        let projected = project(&account, "cus_1", &[with_addon], None, ctx(catalogue)).unwrap();
+
+        assert_eq!((projected.plan.as_str(), projected.price_lookup_key.as_deref()), ("team", Some("team_yearly")));
+        assert_eq!(projected.interval, Some(Interval::Year));
     }
 
     #[test]

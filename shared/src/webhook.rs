@@ -6,6 +6,7 @@
 //! Verification order: size, header present, header well-formed, UTF-8, signature, timestamp,
 //! envelope, mode. Nothing here performs I/O or calls Stripe.
 
+use crate::events::{Incoming, Malformed, is_queue_token};
 use crate::queue::QueuedMessage;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -177,11 +178,9 @@ pub fn verify(
         return Err(WebhookRejection::BodyTooLarge);
     }
     let header = signature.filter(|h| !h.trim().is_empty()).ok_or(WebhookRejection::MissingSignature)?;
-    if !well_formed(header) {
-        return Err(WebhookRejection::MalformedSignature);
-    }
+    let timestamp = signed_at(header).ok_or(WebhookRejection::MalformedSignature)?;
     let payload = std::str::from_utf8(body).map_err(|_| WebhookRejection::BodyNotUtf8)?;
-    let typed = check_signature(payload, header, secrets, now)?;
+    let typed = check_signature(payload, header, secrets, timestamp, now)?;
     let envelope = envelope(payload)?;
     if !typed {
         tracing::warn!(event_id = %envelope.id, event_type = %envelope.event_type,
@@ -194,24 +193,38 @@ pub fn verify(
 }
 
 /// Splits the header as Stripe's libraries do (`,` between elements, `key=value`, no
-/// trimming) and requires a numeric `t` and a non-empty `v1`.
-fn well_formed(header: &str) -> bool {
-    let mut timestamp = false;
+/// trimming) and answers its `t` when it has a numeric `t` and a non-empty `v1`.
+fn signed_at(header: &str) -> Option<i64> {
+    let mut timestamp = None;
     let mut v1 = false;
     for element in header.split(',') {
-        let Some((key, value)) = element.split_once('=') else { return false };
+        let (key, value) = element.split_once('=')?;
         match key {
-            "t" => timestamp = value.parse::<i64>().is_ok(),
+            "t" => timestamp = Some(value.parse::<i64>().ok()?),
             "v1" => v1 |= !value.is_empty(),
             _ => {}
         }
     }
-    timestamp && v1
+    timestamp.filter(|_| v1)
 }
 
 /// Tries each secret in turn. Ok(true) when async-stripe verified and typed the event,
 /// Ok(false) when it verified the signature and timestamp but could not type the object.
-fn check_signature(payload: &str, header: &str, secrets: &WebhookSecrets, now: i64) -> Result<bool, WebhookRejection> {
+///
+/// The timestamp's distance from `now` is checked first, with checked arithmetic: a hostile
+/// `t` (e.g. `i64::MIN`) is a stale timestamp here, never an overflow in async-stripe's own
+/// unchecked `now - t`.
+fn check_signature(
+    payload: &str,
+    header: &str,
+    secrets: &WebhookSecrets,
+    timestamp: i64,
+    now: i64,
+) -> Result<bool, WebhookRejection> {
+    let within = now.checked_sub(timestamp).and_then(i64::checked_abs).is_some_and(|d| d <= TOLERANCE_SECONDS);
+    if !within {
+        return Err(WebhookRejection::StaleTimestamp);
+    }
     for secret in &secrets.0 {
         match Webhook::construct_event_with_timestamp(payload, header, secret.expose_secret(), now) {
             Ok(_) => return Ok(true),
@@ -227,38 +240,19 @@ fn check_signature(payload: &str, header: &str, secrets: &WebhookSecrets, now: i
     Err(WebhookRejection::BadSignature)
 }
 
-/// Reads the envelope fields the intake needs from a verified payload.
+/// Reads the envelope from a verified payload with the worker's own parser
+/// ([`Incoming::parse`]), so the intake accepts exactly what the worker can process, and
+/// requires the `livemode` the worker does not use.
 fn envelope(payload: &str) -> Result<Envelope, WebhookRejection> {
-    use WebhookRejection::MalformedJson;
-
-    let value: Value = serde_json::from_str(payload).map_err(|_| MalformedJson("invalid JSON"))?;
-    let event = value.as_object().ok_or(MalformedJson("not a JSON object"))?;
-    let id = event.get("id").and_then(Value::as_str).ok_or(MalformedJson("`id` is missing or not a string"))?;
-    if !is_queue_token(id) {
-        return Err(MalformedJson("`id` is not an event id"));
-    }
-    let event_type = event
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-        .ok_or(MalformedJson("`type` is missing or not a string"))?;
-    let created =
-        event.get("created").and_then(Value::as_i64).ok_or(MalformedJson("`created` is missing or not an integer"))?;
-    let livemode = event
-        .get("livemode")
-        .and_then(Value::as_bool)
-        .ok_or(MalformedJson("`livemode` is missing or not a boolean"))?;
-    let object = event
-        .get("data")
-        .and_then(|data| data.get("object"))
-        .filter(|object| object.is_object())
-        .ok_or(MalformedJson("`data.object` is missing or not an object"))?;
+    let event = Incoming::parse(payload).map_err(|Malformed(why)| WebhookRejection::MalformedJson(why))?;
+    let livemode = event.livemode.ok_or(WebhookRejection::MalformedJson("`livemode` is missing or not a boolean"))?;
+    let group = message_group(&event.event_type, &event.data.object).unwrap_or_else(|| event.id.clone());
     Ok(Envelope {
-        id: id.to_owned(),
-        event_type: event_type.to_owned(),
-        created,
+        id: event.id,
+        event_type: event.event_type,
+        created: event.created,
         livemode,
-        group: message_group(event_type, object).unwrap_or_else(|| id.to_owned()),
+        group,
         payload: payload.to_owned(),
     })
 }
@@ -274,11 +268,6 @@ pub fn message_group(event_type: &str, object: &Value) -> Option<String> {
     };
     let own = object.get("id").and_then(Value::as_str).map(str::to_owned);
     [about, own].into_iter().flatten().find(|id| is_queue_token(id))
-}
-
-/// SQS accepts group and deduplication ids of 1 to 128 ASCII alphanumerics and punctuation.
-fn is_queue_token(value: &str) -> bool {
-    (1..=128).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]
@@ -473,8 +462,12 @@ mod tests {
 
         let envelope = check(&payload, Some(&signed(&payload))).unwrap();
 
-        assert_eq!(check_signature(&payload, &signed(&payload), &secrets(), NOW), Ok(false), "async-stripe refused it");
-        assert_eq!(check_signature(&unknown_kind, &signed(&unknown_kind), &secrets(), NOW), Ok(true));
+        assert_eq!(
+            check_signature(&payload, &signed(&payload), &secrets(), NOW, NOW),
+            Ok(false),
+            "async-stripe refused it"
+        );
+        assert_eq!(check_signature(&unknown_kind, &signed(&unknown_kind), &secrets(), NOW, NOW), Ok(true));
         assert_eq!((envelope.id.as_str(), envelope.group.as_str()), ("evt_untyped", "cus_9"));
     }
 

@@ -8,11 +8,12 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use std::sync::Arc;
+use tollgate::facts::{Fact, Facts};
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
 use tollgate::ratelimit::Limit;
 use tollgate::store::{
-    Account, ApplyOutcome, DynamoStore, EVENT_RECORD_TTL_DAYS, PendingCheckout, ProcessedEvent, RateOutcome, Store,
-    StoreError, SyncCursor, SyncOutcome,
+    Account, ApplyOutcome, DynamoStore, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, PendingCheckout, ProcessedEvent,
+    RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
 };
 use tollgate::store::{EventLog, SubscriptionStore};
 use tollgate::testing::MemoryStore;
@@ -27,9 +28,19 @@ fn account(raw: &str, customer: &str) -> Account {
     Account { account_id: id(raw), customer_id: customer.into(), created_at: NOW }
 }
 
+/// The customer of account `raw` in these tests.
+fn customer_of(raw: &str) -> String {
+    format!("cus_of_{raw}")
+}
+
+/// Links account `raw` to its customer (effects only land on linked customers).
+async fn linked(store: &impl Store, raw: &str) {
+    store.link_customer(&account(raw, &customer_of(raw))).await.unwrap();
+}
+
 fn projection(raw: &str, version: i64, status: SubscriptionStatus) -> Projection {
     Projection {
-        customer_id: "cus_1".into(),
+        customer_id: customer_of(raw),
         subscription_id: Some("sub_1".into()),
         current_period_start: Some(NOW),
         current_period_end: Some(NOW + 30 * 86_400),
@@ -37,6 +48,17 @@ fn projection(raw: &str, version: i64, status: SubscriptionStatus) -> Projection
         version,
         ..tollgate::testing::projection(raw)
     }
+}
+
+/// The effect of an event on `projection`'s account (and its facts, if any).
+fn effect<'a>(projection: &'a Projection, facts: Option<&'a Facts>) -> Effect<'a> {
+    Effect { account: &projection.account_id, customer: &projection.customer_id, projection: Some(projection), facts }
+}
+
+fn disputed(id: &str) -> Facts {
+    let mut facts = Facts::default();
+    facts.apply(&Fact::DisputeOpened { id: id.into() }, 3);
+    facts
 }
 
 fn event(raw: &str) -> ProcessedEvent {
@@ -81,6 +103,7 @@ mod contract {
     }
 
     pub async fn projection_round_trips_and_only_newer_versions_land(store: impl Store) {
+        linked(&store, "acct_v").await;
         let mut first = projection("acct_v", 200, SubscriptionStatus::PastDue);
         first.grace_until = Some(NOW + 3 * 86_400);
         store.put_subscription(&first).await.unwrap();
@@ -96,14 +119,14 @@ mod contract {
     }
 
     pub async fn event_and_its_effect_commit_together_once(store: impl Store) {
-        let first = store
-            .apply(&event("evt_1"), Some(&projection("acct_e", 10, SubscriptionStatus::Active)), None)
-            .await
-            .unwrap();
-        let again = store
-            .apply(&event("evt_1"), Some(&projection("acct_e", 20, SubscriptionStatus::Canceled)), None)
-            .await
-            .unwrap();
+        linked(&store, "acct_e").await;
+        let (active, canceled) = (
+            projection("acct_e", 10, SubscriptionStatus::Active),
+            projection("acct_e", 20, SubscriptionStatus::Canceled),
+        );
+
+        let first = store.apply(&event("evt_1"), Some(effect(&active, None))).await.unwrap();
+        let again = store.apply(&event("evt_1"), Some(effect(&canceled, None))).await.unwrap();
 
         assert_eq!(first, ApplyOutcome::Applied);
         assert_eq!(again, ApplyOutcome::Duplicate);
@@ -113,34 +136,31 @@ mod contract {
     }
 
     pub async fn older_snapshot_counts_the_event_as_processed_without_effect(store: impl Store) {
-        store
-            .apply(&event("evt_new"), Some(&projection("acct_s", 50, SubscriptionStatus::Canceled)), None)
-            .await
-            .unwrap();
+        linked(&store, "acct_s").await;
+        let (newer, older) = (
+            projection("acct_s", 50, SubscriptionStatus::Canceled),
+            projection("acct_s", 40, SubscriptionStatus::Active),
+        );
+        store.apply(&event("evt_new"), Some(effect(&newer, None))).await.unwrap();
 
-        let outcome = store
-            .apply(&event("evt_old"), Some(&projection("acct_s", 40, SubscriptionStatus::Active)), None)
-            .await
-            .unwrap();
+        let outcome = store.apply(&event("evt_old"), Some(effect(&older, None))).await.unwrap();
 
         assert_eq!(outcome, ApplyOutcome::Stale);
         assert_eq!(store.subscription(&id("acct_s")).await.unwrap().unwrap().status, SubscriptionStatus::Canceled);
         assert!(store.processed("evt_old").await.unwrap().is_some());
-        let replay = store
-            .apply(&event("evt_old"), Some(&projection("acct_s", 40, SubscriptionStatus::Active)), None)
-            .await
-            .unwrap();
+        let replay = store.apply(&event("evt_old"), Some(effect(&older, None))).await.unwrap();
         assert_eq!(replay, ApplyOutcome::Duplicate);
     }
 
     pub async fn facts_commit_with_their_event_and_a_stale_revision_writes_nothing(store: impl Store) {
+        linked(&store, "acct_f").await;
         let account = id("acct_f");
-        let mut facts = store.facts(&account).await.unwrap();
-        facts.apply(&tollgate::facts::Fact::DisputeOpened { id: "dp_1".into() }, 3);
+        let facts = disputed("dp_1");
         let state = projection("acct_f", 10, SubscriptionStatus::Active);
+        let facts_only = Effect { projection: None, ..effect(&state, Some(&facts)) };
 
-        let first = store.apply(&event("evt_dispute"), Some(&state), Some((&account, &facts))).await.unwrap();
-        let stale = store.apply(&event("evt_other"), None, Some((&account, &facts))).await;
+        let first = store.apply(&event("evt_dispute"), Some(effect(&state, Some(&facts)))).await.unwrap();
+        let stale = store.apply(&event("evt_other"), Some(facts_only)).await;
 
         assert_eq!(first, ApplyOutcome::Applied);
         assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
@@ -150,6 +170,7 @@ mod contract {
     }
 
     pub async fn twenty_workers_applying_one_event_write_its_effect_once(store: impl Store + 'static) {
+        linked(&store, "acct_r").await;
         let store = Arc::new(store);
 
         let tasks: Vec<_> = (0..20)
@@ -157,7 +178,7 @@ mod contract {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
                     let state = projection("acct_r", 1000 + i, SubscriptionStatus::Active);
-                    store.apply(&event("evt_race"), Some(&state), None).await
+                    store.apply(&event("evt_race"), Some(effect(&state, None))).await
                 })
             })
             .collect();
@@ -170,26 +191,127 @@ mod contract {
         assert_eq!(outcomes.iter().filter(|o| **o == ApplyOutcome::Duplicate).count(), 19, "{outcomes:?}");
     }
 
-    pub async fn deleting_an_account_removes_all_its_items_and_is_idempotent(store: impl Store) {
+    pub async fn deleting_an_account_keeps_only_its_tombstone_and_rate_windows(store: impl Store) {
         let acct = id("acct_d");
-        store.link_customer(&account("acct_d", "cus_d")).await.unwrap();
-        let mut facts = store.facts(&acct).await.unwrap();
-        facts.apply(&tollgate::facts::Fact::DisputeOpened { id: "dp_d".into() }, 3);
+        linked(&store, "acct_d").await;
+        let facts = disputed("dp_d");
         let state = projection("acct_d", 10, SubscriptionStatus::Active);
-        store.apply(&event("evt_d"), Some(&state), Some((&acct, &facts))).await.unwrap();
+        store.apply(&event("evt_d"), Some(effect(&state, Some(&facts)))).await.unwrap();
         store.reserve_checkout(&acct, &pending("req_d", "n1", NOW + 600), NOW).await.unwrap();
-        store.link_customer(&account("acct_other", "cus_other")).await.unwrap();
+        let one_a_minute = Limit { limit: 1, window_ms: 60_000 };
+        store.take_rate(&acct, "checkout", one_a_minute, NOW * 1000).await.unwrap();
+        linked(&store, "acct_other").await;
+        let tombstone = Tombstone {
+            trial_used: true,
+            disputes: ["dp_d".to_owned()].into(),
+            deleted_at: Some(NOW),
+            customers_retired: 1,
+        };
 
-        store.delete_account_data(&acct, Some("cus_d")).await.unwrap();
-        store.delete_account_data(&acct, Some("cus_d")).await.unwrap();
+        store.retire(&acct, Some(&customer_of("acct_d")), Retirement::AccountDeleted, &tombstone).await.unwrap();
+        store.retire(&acct, Some(&customer_of("acct_d")), Retirement::AccountDeleted, &tombstone).await.unwrap();
 
-        assert_eq!(store.account(&acct).await.unwrap(), None);
-        assert_eq!(store.account_for_customer("cus_d").await.unwrap(), None);
-        assert_eq!(store.subscription(&acct).await.unwrap(), None);
-        assert_eq!(store.facts(&acct).await.unwrap(), tollgate::facts::Facts::default(), "facts are deleted too");
+        let after = store.state(&acct).await.unwrap();
+        assert_eq!((after.profile, after.subscription), (None, None));
+        assert_eq!(after.facts, Facts::default(), "facts are deleted too");
+        assert_eq!(after.tombstone, tombstone);
+        assert_eq!(store.account_for_customer(&customer_of("acct_d")).await.unwrap(), None);
         assert_eq!(store.pending_checkout(&acct, "req_d", NOW).await.unwrap(), None);
+        assert!(
+            matches!(
+                store.take_rate(&acct, "checkout", one_a_minute, NOW * 1000 + 1).await.unwrap(),
+                RateOutcome::Limited { .. }
+            ),
+            "the rate window outlives the deletion"
+        );
         assert!(store.processed("evt_d").await.unwrap().is_some(), "the event log is not the account's");
-        assert_eq!(store.account_for_customer("cus_other").await.unwrap(), Some(id("acct_other")));
+        assert_eq!(store.account_for_customer(&customer_of("acct_other")).await.unwrap(), Some(id("acct_other")));
+    }
+
+    pub async fn a_retired_customer_is_never_linked_again(store: impl Store) {
+        let acct = id("acct_n");
+        linked(&store, "acct_n").await;
+        let old = customer_of("acct_n");
+        store.retire(&acct, Some(&old), Retirement::CustomerDeleted, &Tombstone::default()).await.unwrap();
+
+        let relink = store.link_customer(&account("acct_n", &old)).await;
+        let to_another = store.link_customer(&account("acct_thief", &old)).await;
+        let fresh = store.link_customer(&account("acct_n", "cus_new")).await;
+
+        assert!(matches!(relink, Err(StoreError::Conflict(_))), "{relink:?}");
+        assert!(matches!(to_another, Err(StoreError::Conflict(_))), "{to_another:?}");
+        assert!(fresh.is_ok(), "{fresh:?}");
+        assert_eq!(store.account_for_customer(&old).await.unwrap(), None);
+        assert_eq!(store.account_for_customer("cus_new").await.unwrap(), Some(acct));
+    }
+
+    pub async fn a_deleted_customer_takes_the_projection_and_leaves_the_facts(store: impl Store) {
+        let acct = id("acct_g");
+        linked(&store, "acct_g").await;
+        let facts = disputed("dp_g");
+        let state = projection("acct_g", 10, SubscriptionStatus::Canceled);
+        store.apply(&event("evt_g"), Some(effect(&state, Some(&facts)))).await.unwrap();
+        let tombstone = Tombstone { trial_used: true, customers_retired: 1, ..Tombstone::default() };
+
+        store.retire(&acct, Some(&customer_of("acct_g")), Retirement::CustomerDeleted, &tombstone).await.unwrap();
+
+        let after = store.state(&acct).await.unwrap();
+        assert_eq!((after.profile, after.subscription), (None, None));
+        assert!(after.facts.open_disputes.contains("dp_g"), "facts stay: {:?}", after.facts);
+        assert_eq!(after.tombstone, tombstone);
+    }
+
+    pub async fn effects_about_a_retired_customer_never_land(store: impl Store) {
+        let acct = id("acct_late");
+        linked(&store, "acct_late").await;
+        store
+            .retire(&acct, Some(&customer_of("acct_late")), Retirement::AccountDeleted, &Tombstone::default())
+            .await
+            .unwrap();
+        let late = projection("acct_late", 99, SubscriptionStatus::Canceled);
+        let facts = disputed("dp_late");
+
+        let outcome = store.apply(&event("evt_late"), Some(effect(&late, Some(&facts)))).await.unwrap();
+        let direct = store.put_subscription(&late).await;
+
+        assert_eq!(outcome, ApplyOutcome::Unlinked);
+        assert!(matches!(direct, Err(StoreError::Conflict(_))), "{direct:?}");
+        assert!(store.processed("evt_late").await.unwrap().is_some(), "the event counts as processed");
+        assert_eq!(store.state(&acct).await.unwrap(), tollgate::store::AccountState::default());
+    }
+
+    pub async fn the_state_read_combines_every_state_item(store: impl Store) {
+        let acct = id("acct_read");
+        linked(&store, "acct_read").await;
+        let facts = disputed("dp_now");
+        let state = projection("acct_read", 10, SubscriptionStatus::Active);
+        store.apply(&event("evt_read"), Some(effect(&state, Some(&facts)))).await.unwrap();
+        store.reserve_checkout(&acct, &pending("req", "n", NOW + 600), NOW).await.unwrap();
+
+        let read = store.state(&acct).await.unwrap();
+
+        assert_eq!(read.profile, Some(account("acct_read", &customer_of("acct_read"))));
+        assert_eq!(read.facts.open_disputes, facts.open_disputes);
+        let merged = read.subscription.unwrap();
+        assert_eq!((merged.version, merged.open_disputes.as_slice()), (10, ["dp_now".to_owned()].as_slice()));
+        assert_eq!(read.tombstone, Tombstone::default());
+    }
+
+    pub async fn failed_events_are_recorded_for_the_operator(store: impl Store) {
+        let failure = FailedEvent {
+            id: "evt_bad".into(),
+            event_type: Some("invoice.paid".into()),
+            error: "malformed event: invalid JSON".into(),
+            failed_at: NOW,
+            source: "worker".into(),
+        };
+
+        store.record_failure(&failure).await.unwrap();
+        store.record_failure(&failure).await.unwrap();
+
+        assert_eq!(store.failure("evt_bad").await.unwrap(), Some(failure));
+        assert_eq!(store.failure("evt_other").await.unwrap(), None);
+        assert!(store.processed("evt_bad").await.unwrap().is_none(), "a failure is not a processed event");
     }
 
     pub async fn a_checkout_reservation_is_taken_once_until_it_expires(store: impl Store) {
@@ -258,7 +380,7 @@ mod contract {
             }
         }
 
-        assert!(allowed <= 5, "{allowed} allowed of a limit of 5");
+        assert_eq!(allowed, 5, "exactly the limit is allowed, never more, never fewer");
     }
 
     pub async fn sync_cursor_and_outcome_round_trip(store: impl Store) {
@@ -291,7 +413,12 @@ macro_rules! contract_suite {
                 older_snapshot_counts_the_event_as_processed_without_effect,
                 facts_commit_with_their_event_and_a_stale_revision_writes_nothing,
                 twenty_workers_applying_one_event_write_its_effect_once,
-                deleting_an_account_removes_all_its_items_and_is_idempotent,
+                deleting_an_account_keeps_only_its_tombstone_and_rate_windows,
+                a_retired_customer_is_never_linked_again,
+                a_deleted_customer_takes_the_projection_and_leaves_the_facts,
+                effects_about_a_retired_customer_never_land,
+                the_state_read_combines_every_state_item,
+                failed_events_are_recorded_for_the_operator,
                 a_checkout_reservation_is_taken_once_until_it_expires,
                 only_the_reservations_owner_completes_it,
                 a_rate_window_allows_its_limit_then_says_when_to_retry,
@@ -360,7 +487,7 @@ contract_suite!(dynamo, super::dynamo_store);
 #[tokio::test]
 async fn processed_event_records_expire_after_stripes_retention() {
     let store = dynamo_store("ttl").await;
-    store.apply(&event("evt_ttl"), None, None).await.unwrap();
+    store.apply(&event("evt_ttl"), None).await.unwrap();
 
     let item = aws_sdk_dynamodb::Client::new(&local_aws().await)
         .get_item()

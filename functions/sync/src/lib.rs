@@ -2,7 +2,7 @@
 //! core's [`tollgate::app::sync::run`]; this crate reads the schedule's input and deadline.
 
 use lambda_runtime::{Error, LambdaEvent};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 use tollgate::app::sync::{Before, Mode, SyncDeps, run};
 use tollgate::aws::SdkConfig;
 use tollgate::billing::{Billing, StripeBilling};
@@ -36,7 +36,7 @@ where
     N: Notifier,
 {
     let mode = if event.payload["mode"] == "full" { Mode::Full } else { Mode::Replay };
-    let deadline = Before(event.context.deadline().checked_sub(DEADLINE_MARGIN).unwrap_or(UNIX_EPOCH));
+    let deadline = Before::margin_before(event.context.deadline(), DEADLINE_MARGIN);
     let outcome = run(deps, mode, &deadline).await.map_err(Error::from)?;
     Ok(serde_json::to_value(outcome)?)
 }

@@ -3,6 +3,8 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
+use std::time::Duration;
+use tollgate::app::Before;
 use tollgate::app::events::{EventDeps, Record, process};
 use tollgate::aws::SdkConfig;
 use tollgate::billing::{Billing, StripeBilling};
@@ -15,13 +17,19 @@ pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<EventDeps<DynamoStore,
     tollgate::app::wire::event_deps(&WorkerConfig::load(src)?, aws)
 }
 
-/// The Lambda entry: processes the batch and reports only the failed messages.
+/// Records are started only while this much of the invocation is left: enough for one
+/// record's Stripe calls at their worst (the template test holds the Stripe timeouts to it).
+/// Records not started are reported failed and come back on the next receive.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+
+/// The Lambda entry: processes the batch and reports only the messages to retry.
 pub async fn handle<S, B, N>(deps: &EventDeps<S, B, N>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error>
 where
     S: AccountStore + SubscriptionStore + EventLog,
     B: Billing,
     N: Notifier,
 {
+    let deadline = Before::margin_before(event.context.deadline(), DEADLINE_MARGIN);
     let records: Vec<Record> = event
         .payload
         .records
@@ -33,7 +41,7 @@ where
         })
         .collect();
     let mut response = SqsBatchResponse::default();
-    for failed in process(deps, &records).await {
+    for failed in process(deps, &records, &deadline).await {
         let mut item = BatchItemFailure::default();
         item.item_identifier = failed;
         response.batch_item_failures.push(item);

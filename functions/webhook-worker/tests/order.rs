@@ -7,7 +7,7 @@ use tollgate::app::events::{EventDeps, Snapshots, apply};
 use tollgate::app::refresh::Snapshot;
 use tollgate::billing::{Billing, RemoteSubscription};
 use tollgate::clock::Clock;
-use tollgate::model::{AccountId, Interval, Projection, SubscriptionStatus as S};
+use tollgate::model::{AccountId, Projection, SubscriptionStatus as S};
 use tollgate::store::SubscriptionStore;
 use tollgate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, settings};
 
@@ -15,18 +15,11 @@ const T0: i64 = 1_795_000_000;
 
 fn subscription(status: S, key: &str, at: i64) -> RemoteSubscription {
     RemoteSubscription {
-        id: "sub_1".into(),
-        customer_id: "cus_1".into(),
-        status,
-        price_lookup_key: Some(key.into()),
-        interval: Some(Interval::Month),
-        item_id: Some("si_1".into()),
-        current_period_start: Some(at),
-        current_period_end: Some(at + 30 * 86_400),
+        items: vec![tollgate::testing::remote_item("si_1", key, at)],
         trial_end: (status == S::Trialing).then_some(T0 + 14 * 86_400),
-        cancel_at_period_end: false,
         created: T0,
         account_hint: Some("acct_1".into()),
+        ..tollgate::testing::remote_subscription("sub_1", "cus_1", status, key, at)
     }
 }
 

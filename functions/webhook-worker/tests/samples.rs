@@ -4,6 +4,7 @@
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
+use tollgate::app::Never;
 use tollgate::app::events::{EventDeps, Outcome, Record, Snapshots, apply, process};
 use tollgate::model::{AccountId, SubscriptionStatus};
 use tollgate::notify::Kind;
@@ -107,22 +108,43 @@ async fn sqs_batch_sample_goes_through_the_lambda_entry_with_one_stripe_read_per
 }
 
 #[tokio::test]
-async fn failing_record_is_retried_alone_and_its_group_waits() {
+async fn a_poison_message_is_recorded_and_holds_nothing_back() {
     let deps = deps().await;
     let good =
-        |event_type: &str| Record { message_id: event_type.into(), group: "cus_a".into(), body: sample(event_type) };
+        |event_type: &str| Record { message_id: event_type.into(), group: sample_customer(), body: sample(event_type) };
+    let poison = |id: &str, body: &str| Record { message_id: id.into(), group: sample_customer(), body: body.into() };
     let batch = vec![
         good("invoice.paid"),
-        Record { message_id: "poison".into(), group: "cus_b".into(), body: "{\"not\": \"an event\"}".into() },
-        Record { message_id: "after-poison".into(), group: "cus_b".into(), body: sample("charge.refunded") },
+        poison("poison", "{\"not\": \"an event\"}"),
+        poison("named-poison", r#"{"id": "evt_poison", "type": "invoice.paid", "created": "yesterday"}"#),
+        good("charge.refunded"),
         good("invoice.payment_failed"),
     ];
 
-    let failed = process(&deps, &batch).await;
-    let notified = deps.notifier.sent().len();
-    let retried = process(&deps, &[good("invoice.paid"), good("invoice.payment_failed")]).await;
+    let retry = process(&deps, &batch, &Never).await;
+    let again = process(&deps, &batch, &Never).await;
 
-    assert_eq!(failed, ["poison", "after-poison"]);
-    assert!(retried.is_empty());
-    assert_eq!(deps.notifier.sent().len(), notified, "batch-mates were not redone");
+    assert!(retry.is_empty(), "nothing is retried: {retry:?}");
+    assert!(again.is_empty());
+    for event_type in ["invoice.paid", "charge.refunded", "invoice.payment_failed"] {
+        let id =
+            serde_json::from_str::<serde_json::Value>(&sample(event_type)).unwrap()["id"].as_str().unwrap().to_owned();
+        assert!(deps.store.processed(&id).await.unwrap().is_some(), "{event_type} after the poison was applied");
+    }
+    let unnamed = deps.store.failure("message:poison").await.unwrap().expect("the poison is recorded");
+    assert!(unnamed.error.starts_with("malformed event"), "{unnamed:?}");
+    assert_eq!(unnamed.source, "worker");
+    assert!(deps.store.failure("evt_poison").await.unwrap().is_some(), "recorded under its event id");
+}
+
+#[tokio::test]
+async fn records_not_started_before_the_deadline_are_retried() {
+    let deps = deps().await;
+    let record = Record { message_id: "m1".into(), group: sample_customer(), body: sample("invoice.paid") };
+    let passed = tollgate::app::Before::at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
+
+    let retry = process(&deps, std::slice::from_ref(&record), &passed).await;
+
+    assert_eq!(retry, ["m1"]);
+    assert!(deps.billing.calls().is_empty(), "nothing was started");
 }

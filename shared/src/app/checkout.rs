@@ -5,6 +5,7 @@
 
 use crate::app::Settings;
 use crate::app::refresh::{Refreshed, Snapshot, refresh};
+use crate::app::retire::{customer_key, retire};
 use crate::billing::{Billing, BillingError, CheckoutRequest};
 use crate::config::{CheckoutConfig, RedirectConfig};
 use crate::entitlements::{self, SubscriptionView};
@@ -13,7 +14,8 @@ use crate::plans::{FREE, Price};
 use crate::projection::current;
 use crate::ratelimit::Limit;
 use crate::store::{
-    Account, AccountStore, CheckoutStore, PendingCheckout, RateLimitStore, RateOutcome, StoreError, SubscriptionStore,
+    Account, AccountState, AccountStore, CheckoutStore, PendingCheckout, RateLimitStore, RateOutcome, Retirement,
+    StoreError, SubscriptionStore,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -175,8 +177,8 @@ where
     let price = paid_price(&deps.settings, &body)?;
     let success_url = redirect(&deps.redirects, body.success_url, &deps.redirects.success_url, "success_url")?;
     let cancel_url = redirect(&deps.redirects, body.cancel_url, &deps.redirects.cancel_url, "cancel_url")?;
-    let projection = deps.store.subscription(account).await?;
-    if projection.as_ref().is_some_and(|p| p.status.is_live()) {
+    let state = deps.store.state(account).await?;
+    if state.subscription.as_ref().is_some_and(|p| p.status.is_live()) {
         return Err(CheckoutError::SubscriptionExists);
     }
     let request_key = hex::encode(&Sha256::digest(format!("{}|{success_url}|{cancel_url}", price.lookup_key))[..16]);
@@ -185,11 +187,20 @@ where
         return Ok(SessionAnswer { url: url.clone(), session_id: id.clone() });
     }
 
-    let customer_id = ensure_customer(deps, account).await?;
-    // A trial only for an account that never had a subscription.
-    let trial_days = match projection {
-        None => deps.settings.catalogue.tier(&price.tier).and_then(|t| t.trial_days),
-        Some(_) => None,
+    let customer_id = ensure_customer(deps, account, &state).await?;
+    // Stripe, not the projection, says whether the customer subscribes already: a payment
+    // whose webhook has not arrived (or waits behind others) must not allow a second one.
+    let snapshot = Snapshot::read(&deps.billing, &deps.settings, &customer_id).await?;
+    if snapshot.subscriptions.iter().any(|s| s.status.is_live()) {
+        if let Err(err) = refresh(&deps.store, &deps.settings, account, &customer_id, &snapshot).await {
+            tracing::warn!(error = %err, "could not record the subscription checkout found");
+        }
+        return Err(CheckoutError::SubscriptionExists);
+    }
+    // A trial only for an account that never had a subscription, here or in Stripe.
+    let trial_days = match state.trial_available() && snapshot.subscriptions.is_empty() {
+        true => deps.settings.catalogue.tier(&price.tier).and_then(|t| t.trial_days),
+        false => None,
     };
     let request = CheckoutRequest {
         account: account.clone(),
@@ -253,17 +264,22 @@ where
 }
 
 /// The account's Stripe customer, created once: the create carries a key derived from the
-/// account, so racing requests get one customer from Stripe, and the conditional link decides
-/// which request records it (the others read the winner's).
-async fn ensure_customer<S, B>(deps: &CheckoutDeps<S, B>, account: &AccountId) -> Result<String, CheckoutError>
+/// account (and how many customers it retired), so racing requests get one customer from
+/// Stripe, and the conditional link decides which request records it (the others read the
+/// winner's).
+async fn ensure_customer<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    state: &AccountState,
+) -> Result<String, CheckoutError>
 where
     S: AccountStore,
     B: Billing,
 {
-    if let Some(existing) = deps.store.account(account).await? {
-        return Ok(existing.customer_id);
+    if let Some(existing) = &state.profile {
+        return Ok(existing.customer_id.clone());
     }
-    let customer_id = deps.billing.create_customer(account, &format!("customer-{account}")).await?;
+    let customer_id = deps.billing.create_customer(account, &customer_key(account, &state.tombstone)).await?;
     let link = Account {
         account_id: account.clone(),
         customer_id: customer_id.clone(),
@@ -346,16 +362,17 @@ where
     let remote = current(&subscriptions)
         .filter(|s| s.status.is_live())
         .ok_or(CheckoutError::NoSubscription("Stripe has no live subscription for this account"))?;
-    let item =
-        remote.item_id.as_deref().ok_or(CheckoutError::NoSubscription("the subscription has no item to change"))?;
+    let item = remote
+        .plan_item(deps.settings.catalogue)
+        .ok_or(CheckoutError::NoSubscription("the subscription has no item to change"))?;
     let key = format!(
         "change-{}-{}-{}-{}",
         remote.id,
-        remote.price_lookup_key.as_deref().unwrap_or("none"),
+        item.price_lookup_key.as_deref().unwrap_or("none"),
         price.lookup_key,
         projection.version
     );
-    let changed = deps.billing.change_price(&remote.id, item, &price.lookup_key, &key).await?;
+    let changed = deps.billing.change_price(&remote.id, &item.id, &price.lookup_key, &key).await?;
     record(deps, &projection, changed).await
 }
 
@@ -381,15 +398,14 @@ where
 }
 
 /// `DELETE /account`: cancels every live subscription in Stripe at once, then deletes the
-/// account's billing data. Idempotent.
+/// account's billing data, keeping a tombstone (see [`retire`]). Idempotent.
 pub async fn delete_account<S, B>(deps: &CheckoutDeps<S, B>, account: &AccountId) -> Result<Deleted, CheckoutError>
 where
     S: AccountStore + SubscriptionStore,
     B: Billing,
 {
-    let profile = deps.store.account(account).await?;
-    let projection = deps.store.subscription(account).await?;
-    let customer = profile.map(|p| p.customer_id).or(projection.map(|p| p.customer_id));
+    let state = deps.store.state(account).await?;
+    let customer = state.profile.map(|p| p.customer_id).or(state.subscription.map(|p| p.customer_id));
     let mut canceled = 0;
     if let Some(customer) = &customer {
         for sub in deps.billing.subscriptions(customer).await?.iter().filter(|s| s.status.is_live()) {
@@ -400,6 +416,6 @@ where
             }
         }
     }
-    deps.store.delete_account_data(account, customer.as_deref()).await?;
+    retire(&deps.store, &deps.settings, account, customer.as_deref(), Retirement::AccountDeleted).await?;
     Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled })
 }

@@ -7,15 +7,23 @@
 //! processed-event record. Notifications are queued before that commit, so none is lost; the
 //! mailer may see one twice after a crash and deduplicates by its id.
 
+use crate::app::Deadline;
 use crate::app::Settings;
 use crate::app::refresh::{Snapshot, projection};
-use crate::billing::{Billing, BillingError};
-use crate::events::{CustomerRef, Incoming};
+use crate::app::retire::retire;
+use crate::billing::{Billing, BillingError, RemoteSubscription};
+use crate::events::{CustomerRef, Incoming, Malformed};
+use crate::facts::Fact;
+use crate::metrics::{Metric, count};
 use crate::model::AccountId;
 use crate::notify::{Kind, Notification, Notifier};
+use crate::projection::current;
 use crate::queue::QueueError;
-use crate::store::{Account, AccountStore, ApplyOutcome, EventLog, ProcessedEvent, StoreError, SubscriptionStore};
-use std::collections::{HashMap, HashSet};
+use crate::store::{
+    Account, AccountStore, ApplyOutcome, Effect, EventLog, FailedEvent, ProcessedEvent, Retirement, StoreError,
+    SubscriptionStore,
+};
+use std::collections::HashMap;
 
 /// What applying events needs.
 pub struct EventDeps<S, B, N> {
@@ -25,17 +33,26 @@ pub struct EventDeps<S, B, N> {
     pub settings: Settings,
 }
 
-/// Why an event could not be processed now (its message is retried, then dead-lettered).
+/// Why an event could not be processed. `Malformed` never will be (the message is recorded
+/// as failed and removed); the others are worth a retry (the message is retried, then
+/// dead-lettered).
 #[derive(Debug, thiserror::Error)]
 pub enum EventError {
     #[error("malformed event: {0}")]
-    Malformed(String),
+    Malformed(#[from] Malformed),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Billing(#[from] BillingError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+}
+
+impl EventError {
+    /// Whether retrying can never help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Malformed(_))
+    }
 }
 
 /// What processing one event did.
@@ -46,7 +63,7 @@ pub enum Outcome {
     Stale,
     /// Processed before: nothing done.
     Duplicate,
-    /// Not an event Tollgate uses, or about no known account: recorded, nothing else.
+    /// Not an event Tollgate uses, or about no linked account: recorded, nothing else.
     Ignored,
 }
 
@@ -61,33 +78,70 @@ pub struct Record {
 /// The snapshots read during one batch, by customer: one Stripe read per customer per batch.
 pub type Snapshots = HashMap<String, Snapshot>;
 
-/// Processes records in order and answers the ids of those that failed. After a failure, the
-/// rest of that message group is failed unprocessed, keeping the group's order; other groups
-/// go on.
-pub async fn process<S, B, N>(deps: &EventDeps<S, B, N>, records: &[Record]) -> Vec<String>
+/// Processes records in order and answers the ids of those to retry. The worker is
+/// order-independent, so a failure holds nothing else back: each record stands alone. A
+/// record that can never be processed is recorded as failed, counted for its alarm and
+/// removed; one that failed for a transient cause is retried (then dead-lettered); records
+/// not started when `deadline` expires are retried too.
+pub async fn process<S, B, N>(deps: &EventDeps<S, B, N>, records: &[Record], deadline: &dyn Deadline) -> Vec<String>
 where
     S: AccountStore + SubscriptionStore + EventLog,
     B: Billing,
     N: Notifier,
 {
     let mut snapshots = Snapshots::new();
-    let mut failed_groups = HashSet::new();
-    let mut failed = Vec::new();
+    let mut retry = Vec::new();
     for record in records {
-        if failed_groups.contains(&record.group) {
-            failed.push(record.message_id.clone());
+        if deadline.expired() {
+            retry.push(record.message_id.clone());
             continue;
         }
         match apply(deps, &record.body, &mut snapshots).await {
             Ok(outcome) => tracing::info!(message_id = %record.message_id, ?outcome, "event processed"),
+            Err(err) if err.is_permanent() => {
+                let id = event_id_in(&record.body).unwrap_or_else(|| format!("message:{}", record.message_id));
+                if let Err(store) = pass_over(deps, &id, None, &err, "worker").await {
+                    tracing::error!(message_id = %record.message_id, error = %store, "could not record a failed event; it will be retried");
+                    retry.push(record.message_id.clone());
+                }
+            }
             Err(err) => {
                 tracing::error!(message_id = %record.message_id, error = %err, "event failed; it will be retried");
-                failed_groups.insert(record.group.clone());
-                failed.push(record.message_id.clone());
+                retry.push(record.message_id.clone());
             }
         }
     }
-    failed
+    retry
+}
+
+/// The `id` of a body that is JSON with a usable string `id`, if any.
+fn event_id_in(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value.get("id")?.as_str().filter(|id| crate::events::is_queue_token(id)).map(str::to_owned)
+}
+
+/// Records that the event `id` was passed over for `error` and counts it for the alarm.
+pub async fn pass_over<S, B, N>(
+    deps: &EventDeps<S, B, N>,
+    id: &str,
+    event_type: Option<&str>,
+    error: &EventError,
+    source: &str,
+) -> Result<(), StoreError>
+where
+    S: EventLog,
+{
+    let failure = FailedEvent {
+        id: id.to_owned(),
+        event_type: event_type.map(str::to_owned),
+        error: error.to_string(),
+        failed_at: deps.settings.clock.now(),
+        source: source.to_owned(),
+    };
+    deps.store.record_failure(&failure).await?;
+    count(Metric::EventsUnprocessable, 1);
+    tracing::error!(event_id = %id, error = %error, source, "event passed over as unprocessable");
+    Ok(())
 }
 
 /// Applies one event payload (already verified by the intake, or listed from Stripe by the
@@ -102,7 +156,7 @@ where
     B: Billing,
     N: Notifier,
 {
-    let event = Incoming::parse(body).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let event = Incoming::parse(body)?;
     let span = tracing::info_span!("event", event_id = %event.id, event_type = %event.event_type);
     let _entered = span.enter();
     if deps.store.processed(&event.id).await?.is_some() {
@@ -117,15 +171,15 @@ where
         processed_at: settings.clock.now(),
     };
     let ignore = |outcome: &'static str| async move {
-        deps.store.apply(&record(outcome), None, None).await?;
+        deps.store.apply(&record(outcome), None).await?;
         Ok::<_, EventError>(Outcome::Ignored)
     };
     let Some(kind) = event.kind() else { return ignore("ignored").await };
     let customer = match event.customer() {
         CustomerRef::Customer(id) => id,
         CustomerRef::Charge(charge) => match deps.billing.charge_customer(&charge).await? {
-            Some(id) => id,
-            None => return ignore("no_customer").await,
+            Some(id) if crate::events::is_id(&id) => id,
+            _ => return ignore("no_customer").await,
         },
         CustomerRef::None => return ignore("no_customer").await,
     };
@@ -136,8 +190,8 @@ where
 
     if event.deletes_customer() {
         // Idempotent, so it runs before the record: a crash in between is redone on redelivery.
-        deps.store.delete_account_data(&account, Some(&customer)).await?;
-        deps.store.apply(&record("customer_deleted"), None, None).await?;
+        retire(&deps.store, settings, &account, Some(&customer), Retirement::CustomerDeleted).await?;
+        deps.store.apply(&record("customer_deleted"), None).await?;
         return Ok(Outcome::Applied);
     }
 
@@ -151,7 +205,11 @@ where
     };
     let (state, _) = projection(&deps.store, settings, &account, &customer, &snapshot).await?;
     let period_end = state.as_ref().and_then(|s| s.current_period_end);
-    let facts = match event.fact(period_end) {
+    let fact = match event.fact(period_end) {
+        Some(Fact::FullRefund { .. }) if !refunds_current_period(&deps.billing, &event, &snapshot).await? => None,
+        fact => fact,
+    };
+    let facts = match fact {
         Some(fact) => {
             let mut facts = deps.store.facts(&account).await?;
             facts.apply(&fact, settings.grace_days);
@@ -162,17 +220,35 @@ where
     if let Some(notice) = kind.notice {
         deps.notifier.notify(&notification(&event, notice, &account, &customer)).await?;
     }
-    let outcome = deps.store.apply(&record("processed"), state.as_ref(), facts.as_ref().map(|f| (&account, f))).await?;
+    let effect = Effect { account: &account, customer: &customer, projection: state.as_ref(), facts: facts.as_ref() };
+    let outcome = deps.store.apply(&record("processed"), Some(effect)).await?;
     Ok(match outcome {
         ApplyOutcome::Applied => Outcome::Applied,
         ApplyOutcome::Stale => Outcome::Stale,
+        ApplyOutcome::Unlinked => Outcome::Ignored,
         ApplyOutcome::Duplicate => Outcome::Duplicate,
     })
 }
 
+/// Whether a refunded charge paid the current period: its PaymentIntent paid the invoice that
+/// the governing subscription names as its latest. A one-off charge, a credit pack or an
+/// earlier period's invoice does not.
+async fn refunds_current_period<B: Billing>(
+    billing: &B,
+    event: &Incoming,
+    snapshot: &Snapshot,
+) -> Result<bool, BillingError> {
+    let latest = current(&snapshot.subscriptions).and_then(|s: &RemoteSubscription| s.latest_invoice.as_deref());
+    let (Some(payment_intent), Some(latest)) = (event.payment_intent(), latest) else {
+        return Ok(false);
+    };
+    Ok(billing.invoices_paid_by(payment_intent).await?.iter().any(|invoice| invoice == latest))
+}
+
 /// The account of a customer: from the customer index, else from the account id Tollgate put
 /// on a Stripe object (`hint`), and then the link is recorded, once. `None` for a customer
-/// Tollgate never linked (not one of the product's accounts).
+/// Tollgate never linked (not one of the product's accounts) or one it retired (deleted in
+/// Stripe, or its account deleted): a retired customer is never linked again.
 pub async fn account_for<S: AccountStore>(
     store: &S,
     settings: &Settings,
@@ -188,16 +264,22 @@ pub async fn account_for<S: AccountStore>(
     let link = Account { account_id: hint.clone(), customer_id: customer.to_owned(), created_at: settings.clock.now() };
     match store.link_customer(&link).await {
         Ok(()) => Ok(Some(hint)),
-        // Linked meanwhile (by checkout, or a racing event): the index is the truth.
+        // Linked meanwhile (by checkout, or a racing event), or retired: the index is the truth.
         Err(StoreError::Conflict(_)) => store.account_for_customer(customer).await,
         Err(err) => Err(err),
     }
 }
 
+/// The notification of `event`. Its id names one real-world occurrence: the kind, the object,
+/// and what tells occurrences of one object apart (see [`Incoming::occurrence`]).
 fn notification(event: &Incoming, kind: Kind, account: &AccountId, customer: &str) -> Notification {
     let object_id = event.object_id();
+    let id = match event.occurrence(kind) {
+        Some(occurrence) => format!("{}:{object_id}:{occurrence}", kind.as_str()),
+        None => format!("{}:{object_id}", kind.as_str()),
+    };
     Notification {
-        id: format!("{}:{object_id}", kind.as_str()),
+        id,
         kind,
         account_id: account.to_string(),
         customer_id: customer.to_owned(),

@@ -13,6 +13,7 @@ pub mod checkout;
 pub mod events;
 pub mod read;
 pub mod refresh;
+pub mod retire;
 pub mod sync;
 pub mod wire;
 
@@ -33,5 +34,45 @@ impl Settings {
     /// Production settings: the built-in catalogue and the system clock.
     pub fn new(grace_days: u32) -> Result<Self, PlanError> {
         Ok(Self { catalogue: Catalogue::builtin()?, clock: Arc::new(SystemClock), grace_days })
+    }
+}
+
+/// When a run must stop starting new work, so it can finish what it started and record it
+/// before its function is killed.
+pub trait Deadline: Send + Sync {
+    fn expired(&self) -> bool;
+}
+
+/// No deadline (local runs, tests).
+pub struct Never;
+
+impl Deadline for Never {
+    fn expired(&self) -> bool {
+        false
+    }
+}
+
+/// A wall-clock deadline: the invocation's end less a margin.
+pub struct Before(Option<std::time::SystemTime>);
+
+impl Before {
+    /// Expires at `at`.
+    pub fn at(at: std::time::SystemTime) -> Self {
+        Self(Some(at))
+    }
+
+    /// Expires `margin` before an invocation's `deadline`. A context without a deadline (the
+    /// epoch: a local or test invocation) never expires.
+    pub fn margin_before(deadline: std::time::SystemTime, margin: std::time::Duration) -> Self {
+        match deadline {
+            std::time::UNIX_EPOCH => Self(None),
+            deadline => Self(Some(deadline.checked_sub(margin).unwrap_or(std::time::UNIX_EPOCH))),
+        }
+    }
+}
+
+impl Deadline for Before {
+    fn expired(&self) -> bool {
+        self.0.is_some_and(|at| std::time::SystemTime::now() >= at)
     }
 }

@@ -35,28 +35,7 @@ impl Mode {
     }
 }
 
-/// When a run must stop to save its cursor before the function is killed.
-pub trait Deadline: Send + Sync {
-    fn expired(&self) -> bool;
-}
-
-/// No deadline (local runs).
-pub struct Never;
-
-impl Deadline for Never {
-    fn expired(&self) -> bool {
-        false
-    }
-}
-
-/// The invocation's deadline less a margin to save the cursor and the outcome.
-pub struct Before(pub std::time::SystemTime);
-
-impl Deadline for Before {
-    fn expired(&self) -> bool {
-        std::time::SystemTime::now() >= self.0
-    }
-}
+pub use crate::app::{Before, Deadline, Never};
 
 /// Seconds kept in hand before the function's timeout.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);

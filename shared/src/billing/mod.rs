@@ -2,6 +2,7 @@
 //! adapter on async-stripe.
 
 use crate::model::{AccountId, Interval, SubscriptionStatus};
+use crate::plans::Catalogue;
 use async_trait::async_trait;
 
 pub mod retry;
@@ -34,17 +35,36 @@ pub struct RemoteSubscription {
     pub id: String,
     pub customer_id: String,
     pub status: SubscriptionStatus,
-    pub price_lookup_key: Option<String>,
-    pub interval: Option<Interval>,
-    /// The subscription item carrying the plan's price (changed on a plan change).
-    pub item_id: Option<String>,
-    pub current_period_start: Option<i64>,
-    pub current_period_end: Option<i64>,
+    /// Every item: the plan's, and any add-ons (see [`RemoteSubscription::plan_item`]).
+    pub items: Vec<RemoteItem>,
     pub trial_end: Option<i64>,
     pub cancel_at_period_end: bool,
     pub created: i64,
     /// The account id Tollgate put in the subscription's metadata, if any.
     pub account_hint: Option<String>,
+    /// The newest invoice the subscription made: the one that paid its current period.
+    pub latest_invoice: Option<String>,
+}
+
+/// One item of a subscription: a price, and the billing period it is in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteItem {
+    pub id: String,
+    pub price_lookup_key: Option<String>,
+    pub interval: Option<Interval>,
+    pub current_period_start: Option<i64>,
+    pub current_period_end: Option<i64>,
+}
+
+impl RemoteSubscription {
+    /// The item that carries the plan: the first whose price is in the catalogue (add-ons
+    /// are not the plan), else the first item.
+    pub fn plan_item(&self, catalogue: &Catalogue) -> Option<&RemoteItem> {
+        let in_catalogue = |item: &&RemoteItem| {
+            item.price_lookup_key.as_deref().is_some_and(|key| catalogue.price_by_lookup_key(key).is_some())
+        };
+        self.items.iter().find(in_catalogue).or_else(|| self.items.first())
+    }
 }
 
 /// A subscription Checkout Session to create.
@@ -93,6 +113,10 @@ pub trait Billing: Send + Sync {
 
     /// The customer a charge belongs to (disputes name only their charge), if any.
     async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError>;
+
+    /// The invoices a PaymentIntent paid (Stripe's InvoicePayments listed by
+    /// `payment[payment_intent]`): how a charge is tied to an invoice in this API version.
+    async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError>;
 
     /// Every subscription of a customer, in every status (`status=all`), every page.
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError>;

@@ -3,7 +3,9 @@
 //! key, and fails with a `BillingError` that carries no Stripe internals.
 
 use super::retry::{RetryPolicy, jitter};
-use super::{Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteSubscription};
+use super::{
+    Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteItem, RemoteSubscription,
+};
 use crate::config::StripeConfig;
 use crate::model::{AccountId, Interval, SubscriptionStatus};
 use async_trait::async_trait;
@@ -13,6 +15,7 @@ use std::future::Future;
 use std::sync::Mutex;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::invoice_payment::{ListInvoicePayment, ListInvoicePaymentPayment, ListInvoicePaymentPaymentType};
 use stripe_billing::subscription::{
     CancelSubscription, ListSubscription, ListSubscriptionStatus, UpdateSubscription, UpdateSubscriptionItems,
     UpdateSubscriptionProrationBehavior,
@@ -182,23 +185,30 @@ fn status(status: stripe_shared::SubscriptionStatus) -> SubscriptionStatus {
 }
 
 /// Reduces Stripe's subscription to what the projection needs. Periods live on the items
-/// in the current API; the first item is the plan's.
+/// in the current API.
 pub fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSubscription {
-    let item = sub.items.data.first();
-    let interval = item.and_then(|i| i.price.recurring.as_ref()).and_then(|r| Interval::parse(r.interval.as_str()));
+    let items = sub
+        .items
+        .data
+        .iter()
+        .map(|item| RemoteItem {
+            id: item.id.as_str().to_owned(),
+            price_lookup_key: item.price.lookup_key.clone(),
+            interval: item.price.recurring.as_ref().and_then(|r| Interval::parse(r.interval.as_str())),
+            current_period_start: Some(item.current_period_start),
+            current_period_end: Some(item.current_period_end),
+        })
+        .collect();
     RemoteSubscription {
         id: sub.id.as_str().to_owned(),
         customer_id: sub.customer.id().as_str().to_owned(),
         status: status(sub.status.clone()),
-        price_lookup_key: item.and_then(|i| i.price.lookup_key.clone()),
-        interval,
-        item_id: item.map(|i| i.id.as_str().to_owned()),
-        current_period_start: item.map(|i| i.current_period_start),
-        current_period_end: item.map(|i| i.current_period_end),
+        items,
         trial_end: sub.trial_end,
         cancel_at_period_end: sub.cancel_at_period_end,
         created: sub.created,
         account_hint: sub.metadata.get(crate::events::ACCOUNT_METADATA_KEY).cloned(),
+        latest_invoice: sub.latest_invoice.as_ref().and_then(|i| i.id().as_ref().map(|id| id.as_str().to_owned())),
     }
 }
 
@@ -213,6 +223,15 @@ impl Billing for StripeBilling {
     async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {
         let charge = self.send(None, || RetrieveCharge::new(charge_id)).await?;
         Ok(charge.customer.map(|c| c.id().as_str().to_owned()))
+    }
+
+    async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError> {
+        let filter = ListInvoicePaymentPayment {
+            payment_intent: Some(payment_intent.to_owned()),
+            ..ListInvoicePaymentPayment::new(ListInvoicePaymentPaymentType::PaymentIntent)
+        };
+        let list = self.send(None, || ListInvoicePayment::new().payment(filter.clone()).limit(MAX_PAGE_SIZE)).await?;
+        Ok(list.data.iter().filter_map(|p| p.invoice.id().as_ref().map(|id| id.as_str().to_owned())).collect())
     }
 
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {

@@ -319,7 +319,9 @@ impl AccountStore for DynamoStore {
             .into_iter()
             .map(|p| TransactWriteItem::builder().put(p).build())
             .collect();
-        self.transact(items, "account already linked").await?.map_err(|_| StoreError::Conflict("account already linked"))
+        self.transact(items, "account already linked")
+            .await?
+            .map_err(|_| StoreError::Conflict("account already linked"))
     }
 
     async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
@@ -342,7 +344,17 @@ impl AccountStore for DynamoStore {
         if retirement == Retirement::AccountDeleted {
             items.push(self.delete(pk.clone(), keys::FACTS));
         }
-        let put = |item: Item| TransactWriteItem::builder().put(Put::builder().table_name(&self.table).set_item(Some(item)).build().expect("table and item are set")).build();
+        let put = |item: Item| {
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item))
+                        .build()
+                        .expect("table and item are set"),
+                )
+                .build()
+        };
         items.push(if tombstone.is_empty() {
             self.delete(pk.clone(), keys::TOMBSTONE)
         } else {
@@ -525,7 +537,10 @@ impl RateLimitStore for DynamoStore {
             .expression_attribute_names("#count", "count")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":limit", AttributeValue::N(limit.max().to_string()))
-            .expression_attribute_values(":expires", AttributeValue::N((window.end_ms / 1000).saturating_add(60).to_string()))
+            .expression_attribute_values(
+                ":expires",
+                AttributeValue::N((window.end_ms / 1000).saturating_add(60).to_string()),
+            )
             .send()
             .await;
         match taken.map_err(|e| classify(e, "rate window full")) {
@@ -571,9 +586,11 @@ impl SyncStore for DynamoStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
-    use aws_sdk_dynamodb::operation::put_item::PutItemError;
-    use aws_sdk_dynamodb::types::error::{ConditionalCheckFailedException, ProvisionedThroughputExceededException};
+    use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::ProvisionedThroughputExceededException;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
     use aws_smithy_types::error::ErrorMetadata;
 
@@ -588,8 +605,8 @@ mod tests {
 
     #[tokio::test]
     async fn throttling_is_not_a_conflict() {
-        let throttled = mock!(Client::get_item).then_error(|| {
-            GetItemError::ProvisionedThroughputExceededException(
+        let throttled = mock!(Client::query).then_error(|| {
+            QueryError::ProvisionedThroughputExceededException(
                 ProvisionedThroughputExceededException::builder()
                     .message("slow down")
                     .meta(wire_code("ProvisionedThroughputExceededException"))
@@ -605,9 +622,13 @@ mod tests {
 
     #[tokio::test]
     async fn failed_condition_is_a_conflict() {
-        let lost = mock!(Client::put_item).then_error(|| {
-            PutItemError::ConditionalCheckFailedException(
-                ConditionalCheckFailedException::builder().meta(wire_code("ConditionalCheckFailedException")).build(),
+        let lost = mock!(Client::transact_write_items).then_error(|| {
+            TransactWriteItemsError::TransactionCanceledException(
+                TransactionCanceledException::builder()
+                    .cancellation_reasons(CancellationReason::builder().code("ConditionalCheckFailed").build())
+                    .cancellation_reasons(CancellationReason::builder().code("None").build())
+                    .meta(wire_code("TransactionCanceledException"))
+                    .build(),
             )
         });
         let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&lost]), "t");
@@ -619,11 +640,13 @@ mod tests {
 
     #[tokio::test]
     async fn item_of_the_wrong_shape_is_corrupt_not_missing() {
-        let odd = mock!(Client::get_item).then_output(|| {
-            GetItemOutput::builder()
-                .item("pk", AttributeValue::S("ACCOUNT#acct_1".into()))
-                .item("sk", AttributeValue::S("SUBSCRIPTION".into()))
-                .item("status", AttributeValue::N("7".into()))
+        let odd = mock!(Client::query).then_output(|| {
+            QueryOutput::builder()
+                .items(HashMap::from([
+                    ("pk".to_owned(), AttributeValue::S("ACCOUNT#acct_1".into())),
+                    ("sk".to_owned(), AttributeValue::S(keys::SUBSCRIPTION.into())),
+                    ("status".to_owned(), AttributeValue::N("7".into())),
+                ]))
                 .build()
         });
         let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&odd]), "t");
@@ -631,5 +654,41 @@ mod tests {
         let err = store.subscription(&AccountId::parse("acct_1").unwrap()).await.unwrap_err();
 
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
+    }
+
+    /// `GET /subscription`'s read is one request: a store that answers only one `Query` (and
+    /// would fail any other call) serves the whole state.
+    #[tokio::test]
+    async fn the_state_is_one_query() {
+        let item = |sk: &str, extra: &[(&str, AttributeValue)]| {
+            let mut item = HashMap::from([
+                ("pk".to_owned(), AttributeValue::S("ACCOUNT#acct_1".into())),
+                ("sk".to_owned(), AttributeValue::S(sk.into())),
+            ]);
+            item.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+            item
+        };
+        let mut stored = to_item(&projection()).unwrap();
+        stored.insert("pk".into(), AttributeValue::S("ACCOUNT#acct_1".into()));
+        stored.insert("sk".into(), AttributeValue::S(keys::SUBSCRIPTION.into()));
+        let facts = to_item(&disputed()).unwrap().into_iter().collect::<Vec<_>>();
+        let facts: Vec<(&str, AttributeValue)> = facts.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        let tombstone = [("trial_used", AttributeValue::Bool(true))];
+        let items = vec![stored, item(keys::FACTS, &facts), item(keys::TOMBSTONE, &tombstone)];
+        let query =
+            mock!(Client::query).then_output(move || QueryOutput::builder().set_items(Some(items.clone())).build());
+        let store = DynamoStore::new(mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&query]), "t");
+
+        let state = store.state(&AccountId::parse("acct_1").unwrap()).await.unwrap();
+
+        assert_eq!(query.num_calls(), 1);
+        assert!(state.tombstone.trial_used);
+        assert_eq!(state.subscription.unwrap().open_disputes, ["dp_1"]);
+    }
+
+    fn disputed() -> Facts {
+        let mut facts = Facts::default();
+        facts.apply(&crate::facts::Fact::DisputeOpened { id: "dp_1".into() }, 3);
+        facts
     }
 }

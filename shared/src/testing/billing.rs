@@ -2,7 +2,9 @@
 //! the subscriptions a test put in, records every write it is asked for (with its idempotency
 //! key), and answers writes Stripe's way (a plan change moves the item's price).
 
-use crate::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteSubscription};
+use crate::billing::{
+    Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteItem, RemoteSubscription,
+};
 use crate::model::{AccountId, Interval, SubscriptionStatus};
 use crate::testing::FixedClock;
 use async_trait::async_trait;
@@ -22,15 +24,24 @@ pub fn remote_subscription(
         id: id.into(),
         customer_id: customer.into(),
         status,
-        price_lookup_key: Some(lookup_key.into()),
-        interval: Some(if lookup_key.ends_with("yearly") { Interval::Year } else { Interval::Month }),
-        item_id: Some(format!("si_{id}")),
-        current_period_start: Some(at),
-        current_period_end: Some(at + 30 * 86_400),
+        items: vec![remote_item(&format!("si_{id}"), lookup_key, at)],
         trial_end: None,
         cancel_at_period_end: false,
         created: at,
         account_hint: None,
+        latest_invoice: Some(format!("in_{id}")),
+    }
+}
+
+/// A subscription item `id` on the price `lookup_key`, its period started at `at`, monthly
+/// unless the key says yearly.
+pub fn remote_item(id: &str, lookup_key: &str, at: i64) -> RemoteItem {
+    RemoteItem {
+        id: id.into(),
+        price_lookup_key: Some(lookup_key.into()),
+        interval: Some(if lookup_key.ends_with("yearly") { Interval::Year } else { Interval::Month }),
+        current_period_start: Some(at),
+        current_period_end: Some(at + 30 * 86_400),
     }
 }
 
@@ -38,6 +49,10 @@ pub fn remote_subscription(
 struct State {
     subscriptions: Vec<RemoteSubscription>,
     charges: BTreeMap<String, String>,
+    /// Invoices by the PaymentIntent that paid them.
+    invoice_payments: BTreeMap<String, Vec<String>>,
+    /// Customers by the idempotency key that created them.
+    customers: BTreeMap<String, String>,
     calls: Vec<String>,
 }
 
@@ -75,6 +90,11 @@ impl FakeBilling {
         self.lock().charges.insert(charge.into(), customer.into());
     }
 
+    /// Says that `payment_intent` paid `invoice`.
+    pub fn set_invoice_payment(&self, payment_intent: &str, invoice: &str) {
+        self.lock().invoice_payments.entry(payment_intent.into()).or_default().push(invoice.into());
+    }
+
     /// The calls made, in order, each as `operation key-or-argument`.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
@@ -103,7 +123,17 @@ impl FakeBilling {
 impl Billing for FakeBilling {
     async fn create_customer(&self, account: &AccountId, idempotency_key: &str) -> Result<String, BillingError> {
         self.record(format!("create_customer {idempotency_key}"));
-        Ok(format!("cus_{account}"))
+        // Stripe's idempotency: one key, one customer; a new key, a new customer.
+        let mut state = self.lock();
+        let first = format!("cus_{account}");
+        let made = state.customers.values().filter(|c| **c == first || c.starts_with(&format!("{first}_"))).count();
+        let fresh = if made == 0 { first } else { format!("cus_{account}_{made}") };
+        Ok(state.customers.entry(idempotency_key.to_owned()).or_insert(fresh).clone())
+    }
+
+    async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError> {
+        self.record(format!("invoices_paid_by {payment_intent}"));
+        Ok(self.lock().invoice_payments.get(payment_intent).cloned().unwrap_or_default())
     }
 
     async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {
@@ -164,12 +194,14 @@ impl Billing for FakeBilling {
     async fn change_price(
         &self,
         subscription_id: &str,
-        _item_id: &str,
+        item_id: &str,
         price_lookup_key: &str,
         idempotency_key: &str,
     ) -> Result<RemoteSubscription, BillingError> {
         self.update(format!("change_price {idempotency_key}"), subscription_id, |sub| {
-            sub.price_lookup_key = Some(price_lookup_key.to_owned());
+            if let Some(item) = sub.items.iter_mut().find(|i| i.id == item_id) {
+                item.price_lookup_key = Some(price_lookup_key.to_owned());
+            }
         })
     }
 

@@ -5,7 +5,7 @@
 mod billing;
 mod memory;
 
-pub use billing::{FakeBilling, remote_subscription};
+pub use billing::{FakeBilling, remote_item, remote_subscription};
 pub use memory::MemoryStore;
 
 use crate::clock::Clock;

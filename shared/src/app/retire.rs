@@ -1,0 +1,40 @@
+//! Ending an account's link to its Stripe customer: on `DELETE /account`, and when Stripe
+//! deletes the customer. What goes and what stays is DESIGN.md's account-partition table; the
+//! tombstone keeps only what prevents abuse (a trial already used, open or lost disputes,
+//! how many customers were retired), no personal data.
+
+use crate::app::Settings;
+use crate::model::AccountId;
+use crate::store::{AccountStore, Retirement, StoreError, SubscriptionStore, Tombstone};
+
+/// Retires `customer` from `account` (see [`Retirement`]) and answers the tombstone kept.
+/// Idempotent: a second run finds nothing more to retire and keeps the same tombstone.
+pub async fn retire<S: AccountStore + SubscriptionStore>(
+    store: &S,
+    settings: &Settings,
+    account: &AccountId,
+    customer: Option<&str>,
+    retirement: Retirement,
+) -> Result<Tombstone, StoreError> {
+    let state = store.state(account).await?;
+    let mut tombstone = state.tombstone.clone();
+    tombstone.trial_used |= state.subscription.is_some();
+    tombstone.disputes.extend(state.facts.open_disputes.iter().cloned());
+    if state.profile.as_ref().is_some_and(|p| Some(p.customer_id.as_str()) == customer) {
+        tombstone.customers_retired = tombstone.customers_retired.saturating_add(1);
+    }
+    if retirement == Retirement::AccountDeleted {
+        tombstone.deleted_at = Some(settings.clock.now());
+    }
+    store.retire(account, customer, retirement, &tombstone).await?;
+    Ok(tombstone)
+}
+
+/// The idempotency key that creates the account's next Stripe customer: a new one after every
+/// retirement, since Stripe would answer a reused key with the retired customer.
+pub fn customer_key(account: &AccountId, tombstone: &Tombstone) -> String {
+    match tombstone.customers_retired {
+        0 => format!("customer-{account}"),
+        n => format!("customer-{account}-{n}"),
+    }
+}
