@@ -1,7 +1,7 @@
 //! `template.yaml` and the workspace agree: every function package is deployed, and every
 //! deployed function names a binary the workspace builds. The template's numbers hold
-//! together: Stripe's retries fit each function's timeout, and the worker's concurrency stays
-//! under Stripe's rate limits.
+//! together: Stripe's retries fit each function's timeout, the worker's concurrency stays under
+//! Stripe's rate limits, and every alarm reaches someone.
 
 use serde_yaml::Value;
 use std::collections::BTreeSet;
@@ -250,4 +250,116 @@ fn worker_concurrency_is_bounded_under_stripe_rate_limits() {
         largest * WORKER_READS_PER_SECOND <= STRIPE_ENDPOINT_REQUESTS_PER_SECOND,
         "{largest} workers ({WORKER_READS_PER_SECOND} reads/s each) exceed Stripe's {STRIPE_ENDPOINT_REQUESTS_PER_SECOND}/s on listing subscriptions"
     );
+}
+
+// ---- Alarms reach someone ----
+
+fn yaml(text: &str) -> Value {
+    serde_yaml::from_str(text).unwrap()
+}
+
+fn alarms(template: &Template) -> Vec<(String, &Value)> {
+    let resources = template.raw["Resources"].as_mapping().unwrap();
+    resources
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm"))
+        .map(|(id, r)| (id.as_str().unwrap().to_owned(), &r["Properties"]))
+        .collect()
+}
+
+#[test]
+fn every_alarm_notifies_the_alarm_topic() {
+    let template = Template::load(&template_path()).unwrap();
+    let topic = yaml("!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref AlarmTopicArn]");
+
+    let all = alarms(&template);
+    assert!(!all.is_empty());
+    for (id, alarm) in all {
+        for actions in ["AlarmActions", "OKActions"] {
+            assert_eq!(alarm[actions], Value::Sequence(vec![topic.clone()]), "{id}: {actions}");
+        }
+    }
+    // The stack's own topic exactly when no topic is given, under a key CloudWatch may use:
+    // alarms cannot publish to a topic under the AWS-managed alias/aws/sns.
+    assert_eq!(template.raw["Parameters"]["AlarmTopicArn"]["Default"].as_str(), Some(""));
+    assert_eq!(template.raw["Conditions"]["CreateAlarmTopic"], yaml("!Equals [!Ref AlarmTopicArn, \"\"]"));
+    let own = resource(&template, "AlarmTopic");
+    assert_eq!(own["Type"].as_str(), Some("AWS::SNS::Topic"));
+    assert_eq!(own["Condition"].as_str(), Some("CreateAlarmTopic"));
+    assert_eq!(own["Properties"]["KmsMasterKeyId"], yaml("!Ref AlarmTopicKey"));
+    let key = resource(&template, "AlarmTopicKey");
+    assert_eq!(key["Condition"].as_str(), Some("CreateAlarmTopic"));
+    let grants = key["Properties"]["KeyPolicy"]["Statement"].as_sequence().unwrap();
+    assert!(
+        grants.iter().any(|s| s["Principal"]["Service"].as_str() == Some("cloudwatch.amazonaws.com")
+            && s["Action"].as_sequence().is_some_and(|a| a.contains(&yaml("kms:GenerateDataKey*")))),
+        "the alarm topic's key does not let CloudWatch publish"
+    );
+    assert_eq!(template.raw["Outputs"]["AlarmTopicArn"]["Value"], topic);
+}
+
+/// The custom metrics' namespace: the worker and the sync emit under `METRICS_NAMESPACE`.
+const METRICS_NAMESPACE: &str = "!Sub Tollgate/${AWS::StackName}";
+
+#[test]
+fn the_runbook_alarms_watch_what_the_readme_says() {
+    let template = Template::load(&template_path()).unwrap();
+    let gt = "GreaterThanThreshold";
+    // (logical id, namespace, metric, statistic, dimension (name, value), threshold)
+    let expected = [
+        (
+            "EventsDeadLetterAlarm",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "Maximum",
+            Some(("QueueName", "!GetAtt EventsDeadLetterQueue.QueueName")),
+            0,
+        ),
+        (
+            "NotificationsDeadLetterAlarm",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            "Maximum",
+            Some(("QueueName", "!GetAtt NotificationsDeadLetterQueue.QueueName")),
+            0,
+        ),
+        (
+            "EventsQueueAgeAlarm",
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            "Maximum",
+            Some(("QueueName", "!GetAtt EventsQueue.QueueName")),
+            15 * 60,
+        ),
+        (
+            "WebhookIntake5xxAlarm",
+            "AWS/Lambda",
+            "Url5xxCount",
+            "Sum",
+            Some(("FunctionName", "!Ref WebhookIntakeFunction")),
+            0,
+        ),
+        ("WorkerErrorsAlarm", "AWS/Lambda", "Errors", "Sum", Some(("FunctionName", "!Ref WebhookWorkerFunction")), 0),
+        ("SyncErrorsAlarm", "AWS/Lambda", "Errors", "Sum", Some(("FunctionName", "!Ref SyncFunction")), 0),
+        ("EventsUnprocessableAlarm", METRICS_NAMESPACE, "EventsUnprocessable", "Sum", None, 0),
+    ];
+
+    for (id, namespace, metric, statistic, dimension, threshold) in expected {
+        let alarm = &resource(&template, id)["Properties"];
+        assert_eq!(alarm["Namespace"], yaml(namespace), "{id}");
+        assert_eq!(alarm["MetricName"].as_str(), Some(metric), "{id}");
+        assert_eq!(alarm["Statistic"].as_str(), Some(statistic), "{id}");
+        assert_eq!(alarm["ComparisonOperator"].as_str(), Some(gt), "{id}");
+        assert_eq!(number(&template, &alarm["Threshold"]), threshold, "{id}");
+        let dimensions = match dimension {
+            Some((name, value)) => yaml(&format!("[{{Name: {name}, Value: {value}}}]")),
+            None => Value::Null,
+        };
+        assert_eq!(alarm["Dimensions"], dimensions, "{id}");
+    }
+    let ids: BTreeSet<String> = alarms(&template).into_iter().map(|(id, _)| id).collect();
+    assert_eq!(ids, expected.iter().map(|e| e.0.to_owned()).collect(), "alarms the README does not list");
+    for function in ["WebhookWorkerFunction", "SyncFunction"] {
+        assert_eq!(env(&template, function, "METRICS_NAMESPACE"), Some(&yaml(METRICS_NAMESPACE)), "{function}");
+    }
 }
