@@ -24,8 +24,25 @@ impl RetryPolicy {
     /// The delay before retry number `attempt` (0-based): `base * 2^attempt`, capped, then
     /// scaled by `jitter` in [0.5, 1.0] so that many clients do not retry in lockstep.
     pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
+        self.longest_delay(attempt).mul_f64(jitter.clamp(0.5, 1.0))
+    }
+
+    /// The delay before retry number `attempt` at full jitter: `base * 2^attempt`, capped.
+    fn longest_delay(&self, attempt: u32) -> Duration {
         let exp = self.base_delay.saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX));
-        exp.min(self.max_delay).mul_f64(jitter.clamp(0.5, 1.0))
+        exp.min(self.max_delay)
+    }
+
+    /// The longest one call can take when every attempt runs into `per_attempt` (the client's
+    /// per-attempt timeout) and every backoff is at its maximum: `(max_retries + 1) *
+    /// per_attempt` plus each retry's longest delay. Saturates at `Duration::MAX`.
+    pub fn worst_case(&self, per_attempt: Duration) -> Duration {
+        // From retry 32 on the doubling factor saturates, so every later delay equals that one.
+        const GROWING: u32 = 32;
+        let attempts = per_attempt.saturating_mul(self.max_retries).saturating_add(per_attempt);
+        let growing = (0..self.max_retries.min(GROWING)).map(|retry| self.longest_delay(retry));
+        let flat = self.longest_delay(GROWING).saturating_mul(self.max_retries.saturating_sub(GROWING));
+        growing.fold(attempts.saturating_add(flat), Duration::saturating_add)
     }
 }
 
@@ -48,6 +65,47 @@ mod tests {
 
         assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(policy.delay(40, 1.0), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn worst_case_is_every_attempt_timing_out_plus_every_full_delay() {
+        let policy = RetryPolicy::default();
+
+        // 4 attempts of 10 s, then 250 + 500 + 1000 ms of backoff.
+        assert_eq!(policy.worst_case(Duration::from_secs(10)), Duration::from_millis(41_750));
+        let once = RetryPolicy { max_retries: 0, ..policy };
+        assert_eq!(once.worst_case(Duration::from_secs(2)), Duration::from_secs(2));
+        // Past the cap every delay is `max_delay`: 6 attempts of 1 s, 250 + 500 + 1000 + 2000
+        // + 4000 ms.
+        let patient = RetryPolicy { max_retries: 5, ..policy };
+        assert_eq!(patient.worst_case(Duration::from_secs(1)), Duration::from_millis(13_750));
+    }
+
+    #[test]
+    fn worst_case_is_the_slowest_schedule_delay_computes() {
+        for max_retries in 0..40 {
+            let policy = RetryPolicy { max_retries, ..RetryPolicy::default() };
+            let per_attempt = Duration::from_millis(1500);
+            let slowest = (0..max_retries)
+                .map(|retry| policy.delay(retry, 1.0))
+                .fold(per_attempt * (max_retries + 1), |total, delay| total + delay);
+
+            assert_eq!(policy.worst_case(per_attempt), slowest, "{max_retries} retries");
+        }
+    }
+
+    #[test]
+    fn worst_case_saturates_instead_of_overflowing() {
+        let endless = RetryPolicy { max_retries: u32::MAX, ..RetryPolicy::default() };
+        let huge = RetryPolicy { max_retries: 3, base_delay: Duration::MAX, max_delay: Duration::MAX };
+
+        // 2^32 attempts of 1 s; 250 + 500 + 1000 + 2000 ms, then 4 s for each retry left.
+        let all_retries = Duration::from_secs(u64::from(u32::MAX) + 1)
+            + Duration::from_millis(3750)
+            + Duration::from_secs(4) * (u32::MAX - 4);
+        assert_eq!(endless.worst_case(Duration::from_secs(1)), all_retries);
+        assert_eq!(endless.worst_case(Duration::MAX), Duration::MAX);
+        assert_eq!(huge.worst_case(Duration::ZERO), Duration::MAX);
     }
 
     #[test]
