@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
         current_period_end: Some(NOW + 86_400),
         ..tollgate::testing::projection("acct_alice")
     };
-    runtime.block_on(store.put_subscription(&projection)).unwrap();
+    runtime.block_on(tollgate::testing::subscribed(&store, &projection));
     let deps =
         Deps { store, settings: settings(&FixedClock::at(NOW)), identity: IdentityConfig { claim: "sub".into() } };
     let raw = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/apigw-get-subscription.json"))

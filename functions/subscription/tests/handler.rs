@@ -52,7 +52,7 @@ async fn unknown_account_reads_free_and_allowed() {
 #[tokio::test]
 async fn subscriber_reads_their_plan_and_limits() {
     let store = MemoryStore::new();
-    store.put_subscription(&pro("acct_alice", SubscriptionStatus::Active)).await.unwrap();
+    tollgate::testing::subscribed(&store, &pro("acct_alice", SubscriptionStatus::Active)).await;
     let deps = deps(store);
 
     let response = handle(&deps, event("apigw-get-subscription.json")).await.unwrap();
@@ -69,7 +69,7 @@ async fn subscriber_reads_their_plan_and_limits() {
 #[tokio::test]
 async fn identity_header_cannot_select_another_account() {
     let store = MemoryStore::new();
-    store.put_subscription(&pro("acct_someone_else", SubscriptionStatus::Active)).await.unwrap();
+    tollgate::testing::subscribed(&store, &pro("acct_someone_else", SubscriptionStatus::Active)).await;
     let deps = deps(store);
 
     // The sample event carries `x-tollgate-account: acct_someone_else` next to the JWT of acct_alice.
@@ -99,7 +99,7 @@ async fn request_without_identity_is_401() {
 #[tokio::test]
 async fn entitlements_answer_features_and_limits_only() {
     let store = MemoryStore::new();
-    store.put_subscription(&pro("acct_alice", SubscriptionStatus::PastDue)).await.unwrap();
+    tollgate::testing::subscribed(&store, &pro("acct_alice", SubscriptionStatus::PastDue)).await;
     let deps = deps(store);
 
     let response = handle(&deps, event("apigw-get-entitlements.json")).await.unwrap();

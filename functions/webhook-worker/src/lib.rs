@@ -3,4 +3,4 @@
 
 mod handler;
 
-pub use handler::{handle, wire};
+pub use handler::{DEADLINE_MARGIN, handle, wire};

@@ -120,3 +120,20 @@ mod tests {
         assert_eq!(clock.now_ms(), 1_700_000_090_000);
     }
 }
+
+/// Stores `projection` as checkout and the worker leave it: its account linked to its customer
+/// (if not yet), then the projection written (effects land only on linked customers).
+pub async fn subscribed<S: crate::store::AccountStore + crate::store::SubscriptionStore>(
+    store: &S,
+    projection: &crate::model::Projection,
+) {
+    let link = crate::store::Account {
+        account_id: projection.account_id.clone(),
+        customer_id: projection.customer_id.clone(),
+        created_at: 0,
+    };
+    if store.account_for_customer(&link.customer_id).await.expect("store").is_none() {
+        store.link_customer(&link).await.expect("linking the projection's customer");
+    }
+    store.put_subscription(projection).await.expect("writing the projection");
+}
