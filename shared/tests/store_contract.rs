@@ -251,6 +251,7 @@ mod contract {
         let facts = disputed("dp_g");
         let state = projection("acct_g", 10, SubscriptionStatus::Canceled);
         store.apply(&event("evt_g"), Some(effect(&state, Some(&facts)))).await.unwrap();
+        store.reserve_checkout(&acct, &pending("req_g", "n1", NOW + 600), NOW).await.unwrap();
         let tombstone = Tombstone { trial_used: true, customers_retired: 1, ..Tombstone::default() };
 
         store.retire(&acct, Some(&customer_of("acct_g")), Retirement::CustomerDeleted, &tombstone).await.unwrap();
@@ -258,6 +259,11 @@ mod contract {
         let after = store.state(&acct).await.unwrap();
         assert_eq!((after.profile, after.subscription), (None, None));
         assert!(after.facts.open_disputes.contains("dp_g"), "facts stay: {:?}", after.facts);
+        assert_eq!(
+            store.pending_checkout(&acct, "req_g", NOW).await.unwrap(),
+            None,
+            "its sessions were the customer's"
+        );
         assert_eq!(after.tombstone, tombstone);
     }
 

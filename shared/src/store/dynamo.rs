@@ -337,9 +337,8 @@ impl AccountStore for DynamoStore {
         tombstone: &Tombstone,
     ) -> Result<(), StoreError> {
         let pk = keys::account(account);
-        if retirement == Retirement::AccountDeleted {
-            self.delete_prefix(&pk, keys::CHECKOUT_PREFIX).await?;
-        }
+        // Pending sessions were made for the retired customer: none may be handed out again.
+        self.delete_prefix(&pk, keys::CHECKOUT_PREFIX).await?;
         let mut items = vec![self.delete(pk.clone(), keys::PROFILE), self.delete(pk.clone(), keys::SUBSCRIPTION)];
         if retirement == Retirement::AccountDeleted {
             items.push(self.delete(pk.clone(), keys::FACTS));

@@ -101,8 +101,8 @@ pub enum Retirement {
     /// `DELETE /account`: profile, projection, facts and pending checkouts are deleted; rate
     /// windows stay until they expire.
     AccountDeleted,
-    /// Stripe deleted the customer: profile and projection go (the account is on Free);
-    /// facts stay.
+    /// Stripe deleted the customer: profile, projection (the account is on Free) and pending
+    /// checkouts (sessions for that customer) go; facts stay.
     CustomerDeleted,
 }
 
@@ -171,10 +171,10 @@ pub trait AccountStore: Send + Sync {
     /// The account a Stripe customer belongs to, if linked (`None` for a retired customer).
     async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError>;
 
-    /// Ends the account's link to `customer_id` for good, in one transaction: the customer's
-    /// index becomes a marker that links to nothing and can never be linked again; the
-    /// profile and projection are deleted (and, for `AccountDeleted`, the facts and pending
-    /// checkouts); `tombstone` is stored. Rate windows stay. Idempotent.
+    /// Ends the account's link to `customer_id` for good: its pending checkouts are deleted,
+    /// then, in one transaction, the customer's index becomes a marker that links to nothing
+    /// and can never be linked again, the profile and projection are deleted (and, for
+    /// `AccountDeleted`, the facts), and `tombstone` is stored. Rate windows stay. Idempotent.
     async fn retire(
         &self,
         account: &AccountId,

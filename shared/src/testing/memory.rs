@@ -84,9 +84,9 @@ impl AccountStore for MemoryStore {
         let mut tables = self.lock();
         tables.accounts.remove(account);
         tables.subscriptions.remove(account);
+        tables.pending.retain(|(a, _), _| a != account);
         if retirement == Retirement::AccountDeleted {
             tables.facts.remove(account);
-            tables.pending.retain(|(a, _), _| a != account);
         }
         if tombstone.is_empty() {
             tables.tombstones.remove(account);
