@@ -110,7 +110,8 @@ impl Catalogue {
     /// Parses and validates a catalogue.
     pub fn parse(text: &str) -> Result<Self, PlanError> {
         let raw: RawCatalogue = toml::from_str(text).map_err(|e| PlanError::Syntax(e.to_string()))?;
-        let line = |span: std::ops::Range<usize>| text[..span.start.min(text.len())].matches('\n').count() + 1;
+        let line =
+            |span: std::ops::Range<usize>| text[..span.start.min(text.len())].matches('\n').count().saturating_add(1);
         let invalid = |span, message: String| PlanError::Invalid { line: line(span), message };
 
         let mut tiers = BTreeMap::new();

@@ -52,7 +52,7 @@ impl WebhookSecrets {
             return Err(WebhookSecretsError::Empty);
         }
         if let Some(position) = secrets.iter().position(|s| !s.starts_with("whsec_")) {
-            return Err(WebhookSecretsError::NotEndpointSecret(position + 1));
+            return Err(WebhookSecretsError::NotEndpointSecret(position.saturating_add(1)));
         }
         Ok(Self(secrets.into_iter().map(|s| SecretString::from(s.to_owned())).collect()))
     }

@@ -274,3 +274,32 @@ async fn a_buyer_set_client_reference_id_links_no_account() {
     assert_eq!(stack.0.app.store.account_for_customer("cus_stranger").await.unwrap(), None);
     assert_eq!(stack.0.app.store.account(&id("acct_victim")).await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn each_failed_payment_attempt_is_its_own_notice_and_one_payment_is_one() {
+    let stack = stack("notices").await;
+    let account = "acct_notice";
+    stack.subscribe(account).await;
+    stack.trigger(TriggerSpec::new("invoice.payment_failed", account), false).await;
+    stack.trigger(TriggerSpec::new("invoice.payment_failed", account), false).await;
+    let paid = stack.trigger(TriggerSpec::new("invoice.paid", account), false).await;
+    // A redelivery of the payment's events changes nothing either.
+    stack.deliver(&paid).await;
+
+    let url = &stack.0.resources.queue("NotificationsQueue").unwrap().url;
+    let notices: Vec<tollgate::notify::Notification> =
+        common::receive_all(&stack.0.sqs, url).await.iter().map(|body| serde_json::from_str(body).unwrap()).collect();
+    let ids = |kind: &str| -> std::collections::BTreeSet<(String, String)> {
+        notices.iter().filter(|n| n.kind.as_str() == kind).map(|n| (n.id.clone(), n.object_id.clone())).collect()
+    };
+
+    let failed = ids("payment_failed");
+    let invoices: std::collections::BTreeSet<_> = failed.iter().map(|(_, invoice)| invoice).collect();
+    assert_eq!((failed.len(), invoices.len()), (2, 1), "two attempts on one invoice, two notices: {failed:?}");
+    let succeeded = ids("payment_succeeded");
+    assert_eq!(
+        succeeded.len(),
+        1,
+        "invoice.paid and invoice.payment_succeeded, delivered twice, are one notice: {succeeded:?}"
+    );
+}

@@ -13,17 +13,7 @@ use tollgate::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::trigger::trigger;
 use tollgate_standin::TriggerSpec;
 
-async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
-    let mut bodies = Vec::new();
-    for _ in 0..5 {
-        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-        if out.messages().is_empty() {
-            break;
-        }
-        bodies.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
-    }
-    bodies
-}
+use common::receive_all;
 
 #[tokio::test]
 async fn notifications_reach_the_outbound_queue_in_the_documented_schema() {

@@ -345,3 +345,126 @@ fn check_vectors(file: &Path) {
 fn official_library_vectors_verify_at_their_timestamp_only() {
     check_vectors(&root().join("events/signature-vectors.json"));
 }
+
+/// Hostile input, generated: random and extreme signature headers and bodies, and signed events
+/// whose numbers and ids are extreme. The intake never panics and answers 2xx or 4xx; whatever
+/// it accepts, the worker's parser reads and the worker's path applies without panicking.
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+    use tollgate::app::events::{EventDeps, Snapshots, apply};
+    use tollgate::events::{Incoming, KINDS};
+    use tollgate::testing::{FakeBilling, MemoryStore, Outbox, settings};
+
+    fn extreme_number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!(i64::MIN)),
+            Just(json!(i64::MAX)),
+            Just(json!(u64::MAX)),
+            Just(json!(-1)),
+            Just(json!(0)),
+            Just(json!(1e308)),
+            Just(json!(-0.5)),
+            Just(json!("12")),
+            Just(Value::Null),
+            any::<i64>().prop_map(|n| json!(n)),
+        ]
+    }
+
+    fn id_like() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("cus_1")),
+            Just(json!("")),
+            Just(json!("cus_\u{0}\n#")),
+            Just(json!("c".repeat(300))),
+            Just(json!({"id": "cus_2"})),
+            Just(json!(42)),
+            "[ -~]{0,40}".prop_map(|s| json!(s)),
+        ]
+    }
+
+    /// A Stripe-like event with extreme values where Tollgate reads numbers and ids.
+    fn event() -> impl Strategy<Value = Value> {
+        let kind = prop_oneof![
+            (0..KINDS.len()).prop_map(|i| KINDS[i].event_type.to_owned()),
+            "[a-z._]{0,30}".prop_map(|s| s),
+        ];
+        (
+            kind,
+            prop_oneof![3 => Just(json!("evt_h1")), 1 => id_like()],
+            prop_oneof![1 => Just(json!(SIGNED_AT)), 2 => extreme_number()],
+            prop_oneof![4 => Just(json!(false)), 1 => Just(json!(true)), 1 => Just(json!("false")), 1 => Just(Value::Null)],
+            (id_like(), id_like(), extreme_number(), extreme_number(), extreme_number(), extreme_number()),
+        )
+            .prop_map(|(kind, id, created, livemode, (object_id, customer, amount, end, attempts, trial))| {
+                json!({
+                    "id": id, "object": "event", "type": kind, "created": created, "livemode": livemode,
+                    "data": {"object": {
+                        "id": object_id, "customer": customer, "charge": "ch_1", "payment_intent": "pi_1",
+                        "amount": amount, "amount_refunded": amount, "refunded": true, "status": "lost",
+                        "current_period_end": end, "attempt_count": attempts, "trial_end": trial,
+                        "metadata": {"tollgate_account_id": "acct_hostile"},
+                        "refunds": {"data": [{"id": customer}]},
+                        "entitlements": {"data": [{"lookup_key": object_id}]}
+                    }}
+                })
+            })
+    }
+
+    fn header(payload: String) -> impl Strategy<Value = Option<String>> {
+        let signed = move |t: i64| signature_header(&payload, DEV_WEBHOOK_SECRET, t);
+        prop_oneof![
+            1 => Just(None),
+            1 => "[ -~]{0,80}".prop_map(Some),
+            6 => Just(Some(signed(SIGNED_AT))),
+            2 => prop_oneof![Just(i64::MIN), Just(i64::MAX), Just(0), Just(-1), any::<i64>()].prop_map(move |t| Some(signed(t))),
+            1 => "[0-9-]{1,25}".prop_map(|t| Some(format!("t={t},v1=00"))),
+        ]
+    }
+
+    fn delivery_case() -> impl Strategy<Value = (String, Option<String>)> {
+        let body = prop_oneof![
+            3 => event().prop_map(|e| e.to_string()),
+            1 => "\\PC{0,200}".prop_map(|s| s),
+            1 => Just("{\"id\": \"evt_1\", \"id\": \"evt_2\", \"type\": \"invoice.paid\", \"created\": 1, \"livemode\": false, \"data\": {\"object\": {}}}".to_owned()),
+        ];
+        body.prop_flat_map(|body| (Just(body.clone()), header(body)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn the_intake_answers_every_delivery_and_the_worker_processes_what_it_accepts(
+            (body, signature) in delivery_case()
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            runtime.block_on(async {
+                let deps = deps(MemoryQueue::default());
+                let mut req = delivery(body.clone(), None);
+                if let Some(value) = signature.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+                    req.headers_mut().insert("stripe-signature", value);
+                }
+
+                let response = handle(&deps, req).await.unwrap();
+
+                let status = response.status();
+                assert!(status.is_success() || status.is_client_error(), "{status} for {body}");
+                for message in deps.queue.messages() {
+                    let parsed = Incoming::parse(&message.body);
+                    assert!(parsed.is_ok(), "accepted but unreadable by the worker: {parsed:?} {}", message.body);
+                    let clock = FixedClock::at(SIGNED_AT + 1);
+                    let worker = EventDeps {
+                        store: MemoryStore::new(),
+                        billing: FakeBilling::new(),
+                        notifier: Outbox::default(),
+                        settings: settings(&clock),
+                    };
+                    let applied = apply(&worker, &message.body, &mut Snapshots::new()).await;
+                    assert!(applied.as_ref().is_ok(), "the worker failed on what the intake accepted: {applied:?} {}", message.body);
+                }
+            });
+        }
+    }
+}

@@ -241,7 +241,7 @@ where
             nonce: uuid::Uuid::new_v4().simple().to_string(),
             session_id: None,
             url: None,
-            valid_until: now + CHECKOUT_REUSE_SECONDS,
+            valid_until: now.saturating_add(CHECKOUT_REUSE_SECONDS),
         };
         match deps.store.reserve_checkout(account, &ours, now).await {
             Ok(()) => {}
@@ -406,11 +406,11 @@ where
 {
     let state = deps.store.state(account).await?;
     let customer = state.profile.map(|p| p.customer_id).or(state.subscription.map(|p| p.customer_id));
-    let mut canceled = 0;
+    let mut canceled: u32 = 0;
     if let Some(customer) = &customer {
         for sub in deps.billing.subscriptions(customer).await?.iter().filter(|s| s.status.is_live()) {
             match deps.billing.cancel(&sub.id, false, &format!("delete-account-{}", sub.id)).await {
-                Ok(_) => canceled += 1,
+                Ok(_) => canceled = canceled.saturating_add(1),
                 Err(BillingError::NotFound) => {}
                 Err(err) => return Err(err.into()),
             }

@@ -156,12 +156,12 @@ where
             Err(err) if retryable(&err) && retries < policy.max_retries => {
                 let delay = policy.delay(retries, jitter());
                 tracing::warn!(
-                    retry = retries + 1,
+                    retry = retries.saturating_add(1),
                     delay_ms = delay.as_millis() as u64,
                     "stripe call failed; retrying"
                 );
                 tokio::time::sleep(delay).await;
-                retries += 1;
+                retries = retries.saturating_add(1);
             }
             Err(err) => return Err(to_billing_error(err)),
         }

@@ -58,3 +58,17 @@ impl LocalStack {
         panic!("the events queue did not drain");
     }
 }
+
+/// Every message body waiting on the queue at `url` (received, not deleted).
+#[allow(dead_code, reason = "not every test binary reads a queue")]
+pub async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
+    let mut bodies = Vec::new();
+    for _ in 0..5 {
+        let out = sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+        if out.messages().is_empty() {
+            break;
+        }
+        bodies.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+    }
+    bodies
+}
