@@ -12,8 +12,8 @@ use tollgate::facts::{Fact, Facts};
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
 use tollgate::ratelimit::Limit;
 use tollgate::store::{
-    Account, ApplyOutcome, DynamoStore, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, PendingCheckout, ProcessedEvent,
-    RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
+    Account, ApplyOutcome, CustomerLink, DynamoStore, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, PendingCheckout,
+    ProcessedEvent, RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
 };
 use tollgate::store::{EventLog, SubscriptionStore};
 use tollgate::testing::MemoryStore;
@@ -52,7 +52,13 @@ fn projection(raw: &str, version: i64, status: SubscriptionStatus) -> Projection
 
 /// The effect of an event on `projection`'s account (and its facts, if any).
 fn effect<'a>(projection: &'a Projection, facts: Option<&'a Facts>) -> Effect<'a> {
-    Effect { account: &projection.account_id, customer: &projection.customer_id, projection: Some(projection), facts }
+    Effect {
+        account: &projection.account_id,
+        customer: &projection.customer_id,
+        retired: false,
+        projection: Some(projection),
+        facts,
+    }
 }
 
 fn disputed(id: &str) -> Facts {
@@ -286,6 +292,27 @@ mod contract {
         assert_eq!(store.state(&acct).await.unwrap(), tollgate::store::AccountState::default());
     }
 
+    pub async fn a_retired_customers_dispute_still_counts_but_nothing_else_lands(store: impl Store) {
+        let acct = id("acct_cb");
+        linked(&store, "acct_cb").await;
+        let customer = customer_of("acct_cb");
+        store.retire(&acct, Some(&customer), Retirement::AccountDeleted, &Tombstone::default()).await.unwrap();
+        let facts = disputed("dp_chargeback");
+        let late = projection("acct_cb", 50, SubscriptionStatus::Active);
+        let retired = Effect { retired: true, ..effect(&late, Some(&facts)) };
+        let as_if_linked = Effect { retired: false, ..effect(&late, Some(&facts)) };
+
+        let linked_outcome = store.apply(&event("evt_as_linked"), Some(as_if_linked)).await.unwrap();
+        let retired_outcome = store.apply(&event("evt_chargeback"), Some(retired)).await.unwrap();
+
+        assert_eq!(store.customer_link(&customer).await.unwrap(), Some(CustomerLink::Retired(acct.clone())));
+        assert_eq!((linked_outcome, retired_outcome), (ApplyOutcome::Unlinked, ApplyOutcome::Applied));
+        let state = store.state(&acct).await.unwrap();
+        assert_eq!(state.subscription, None, "a retired customer never brings a projection back");
+        assert!(state.facts.open_disputes.contains("dp_chargeback"), "{:?}", state.facts);
+        assert!(state.disputes().contains("dp_chargeback"));
+    }
+
     pub async fn the_state_read_combines_every_state_item(store: impl Store) {
         let acct = id("acct_read");
         linked(&store, "acct_read").await;
@@ -423,6 +450,7 @@ macro_rules! contract_suite {
                 a_retired_customer_is_never_linked_again,
                 a_deleted_customer_takes_the_projection_and_leaves_the_facts,
                 effects_about_a_retired_customer_never_land,
+                a_retired_customers_dispute_still_counts_but_nothing_else_lands,
                 the_state_read_combines_every_state_item,
                 failed_events_are_recorded_for_the_operator,
                 a_checkout_reservation_is_taken_once_until_it_expires,

@@ -5,7 +5,6 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use subscription::{Deps, handle};
 use tollgate::config::IdentityConfig;
 use tollgate::model::Projection;
-use tollgate::store::SubscriptionStore;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
 
 const NOW: i64 = 1_795_273_200;

@@ -5,7 +5,6 @@ use lambda_http::{Body, Request, Response};
 use subscription::{Deps, handle};
 use tollgate::config::IdentityConfig;
 use tollgate::model::{Projection, SubscriptionStatus};
-use tollgate::store::SubscriptionStore;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
 
 const NOW: i64 = 1_795_273_200;

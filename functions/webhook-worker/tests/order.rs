@@ -1,6 +1,8 @@
 //! Invariant 2: for any delivery order of a customer's events, with duplicates and with
 //! workers that read Stripe before another wrote a newer snapshot, the final projection equals
-//! the one in-order delivery gives. Stripe's state advances as the events happen.
+//! the one in-order delivery gives. Stripe's state advances as the events happen. And when the
+//! lifecycle ends with the customer deleted in Stripe, and the account deleted by its owner at
+//! any point of the deliveries, the account ends retired the same way whatever the order.
 
 use proptest::prelude::*;
 use tollgate::app::events::{EventDeps, Snapshots, apply};
@@ -191,4 +193,102 @@ fn in_order_lifecycle_ends_canceled_on_free_with_the_dispute_recorded() {
     assert_eq!((p.status, p.plan.as_str()), (S::Canceled, "team"));
     assert_eq!(p.open_disputes, ["dp_1"]);
     assert_eq!(tollgate::decide(Some(&p), T0 + 53 * 86_400).reason, tollgate::Reason::Disputed);
+}
+
+/// Stripe's `customer.deleted` for the lifecycle's customer, after its subscription ended.
+fn customer_deleted() -> String {
+    let customer =
+        serde_json::json!({"id": "cus_1", "object": "customer", "metadata": {"tollgate_account_id": "acct_1"}});
+    event("evt_customer_deleted", "customer.deleted", T0 + 53 * 86_400, customer)
+}
+
+/// What is left of `acct_1` when everything was delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Retired {
+    profile: bool,
+    projection: bool,
+    link: Option<tollgate::store::CustomerLink>,
+    trial_used: bool,
+    disputes: std::collections::BTreeSet<String>,
+    deleted: bool,
+}
+
+/// Delivers `bodies` in the order given, with the account deleted by its owner before the
+/// delivery at `delete_at` (if any), to Stripe in its final state (the customer deleted, its
+/// subscription canceled). The account was linked by its checkout, as in production.
+fn deliver_ending(bodies: &[String], delete_at: Option<usize>) -> Retired {
+    use tollgate::app::checkout::{CheckoutDeps, delete_account};
+    use tollgate::store::{Account, AccountStore};
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    runtime.block_on(async {
+        let clock = FixedClock::at(T0 + 60 * 86_400);
+        let deps = deps(&clock);
+        let (last, _) = lifecycle().pop().unwrap();
+        deps.billing.set_subscription(last);
+        let account = AccountId::parse("acct_1").unwrap();
+        let link = Account { account_id: account.clone(), customer_id: "cus_1".into(), created_at: T0 };
+        deps.store.link_customer(&link).await.unwrap();
+        let owner = CheckoutDeps {
+            store: deps.store.clone(),
+            billing: deps.billing.clone(),
+            settings: settings(&clock),
+            redirects: tollgate::config::RedirectConfig {
+                allowed: tollgate::redirect::AllowList::parse("https://app.example.com").unwrap(),
+                success_url: "https://app.example.com/ok".into(),
+                cancel_url: "https://app.example.com/cancel".into(),
+                return_url: "https://app.example.com".into(),
+            },
+            checkout_limit: tollgate::ratelimit::Limit { limit: 5, window_ms: 60_000 },
+        };
+        for (i, body) in bodies.iter().enumerate() {
+            if delete_at == Some(i) {
+                delete_account(&owner, &account).await.unwrap();
+            }
+            apply(&deps, body, &mut Snapshots::new()).await.unwrap();
+        }
+        if delete_at.is_some_and(|at| at >= bodies.len()) {
+            delete_account(&owner, &account).await.unwrap();
+        }
+        let state = deps.store.state(&account).await.unwrap();
+        Retired {
+            profile: state.profile.is_some(),
+            projection: state.subscription.is_some(),
+            link: deps.store.customer_link("cus_1").await.unwrap(),
+            trial_used: state.tombstone.trial_used,
+            disputes: state.disputes(),
+            deleted: state.tombstone.deleted_at.is_some(),
+        }
+    })
+}
+
+fn every_event_and_the_deletion() -> Vec<String> {
+    let mut bodies: Vec<String> = lifecycle().into_iter().flat_map(|(_, events)| events).collect();
+    bodies.push(customer_deleted());
+    bodies
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn customer_and_account_deletion_in_any_order_leave_the_account_retired_alike(
+        order in Just(every_event_and_the_deletion()).prop_shuffle(),
+        duplicates in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        delete_at in prop::option::of(0usize..20),
+    ) {
+        let mut bodies = order;
+        for d in &duplicates {
+            let again = d.get(&bodies).clone();
+            bodies.push(again);
+        }
+        let in_order = deliver_ending(&every_event_and_the_deletion(), delete_at.map(|_| usize::MAX));
+
+        let shuffled = deliver_ending(&bodies, delete_at);
+
+        prop_assert_eq!(&shuffled, &in_order);
+        prop_assert!(!in_order.profile && !in_order.projection && in_order.trial_used);
+        prop_assert_eq!(in_order.link, Some(tollgate::store::CustomerLink::Retired(AccountId::parse("acct_1").unwrap())));
+        prop_assert!(in_order.disputes.contains("dp_1"), "a chargeback counts whenever it arrives");
+        prop_assert_eq!(in_order.deleted, delete_at.is_some());
+    }
 }

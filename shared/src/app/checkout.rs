@@ -407,8 +407,11 @@ where
     let state = deps.store.state(account).await?;
     let customer = state.profile.map(|p| p.customer_id).or(state.subscription.map(|p| p.customer_id));
     let mut canceled: u32 = 0;
+    let mut had_subscription = false;
     if let Some(customer) = &customer {
-        for sub in deps.billing.subscriptions(customer).await?.iter().filter(|s| s.status.is_live()) {
+        let subscriptions = deps.billing.subscriptions(customer).await?;
+        had_subscription = !subscriptions.is_empty();
+        for sub in subscriptions.iter().filter(|s| s.status.is_live()) {
             match deps.billing.cancel(&sub.id, false, &format!("delete-account-{}", sub.id)).await {
                 Ok(_) => canceled = canceled.saturating_add(1),
                 Err(BillingError::NotFound) => {}
@@ -416,6 +419,7 @@ where
             }
         }
     }
-    retire(&deps.store, &deps.settings, account, customer.as_deref(), Retirement::AccountDeleted).await?;
+    let retirement = Retirement::AccountDeleted;
+    retire(&deps.store, &deps.settings, account, customer.as_deref(), retirement, had_subscription).await?;
     Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled })
 }

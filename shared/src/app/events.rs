@@ -20,8 +20,8 @@ use crate::notify::{Kind, Notification, Notifier};
 use crate::projection::current;
 use crate::queue::QueueError;
 use crate::store::{
-    Account, AccountStore, ApplyOutcome, Effect, EventLog, FailedEvent, ProcessedEvent, Retirement, StoreError,
-    SubscriptionStore,
+    Account, AccountStore, ApplyOutcome, CustomerLink, Effect, EventLog, FailedEvent, ProcessedEvent, Retirement,
+    StoreError, SubscriptionStore,
 };
 use std::collections::HashMap;
 
@@ -183,17 +183,27 @@ where
         },
         CustomerRef::None => return ignore("no_customer").await,
     };
-    let Some(account) = account_for(&deps.store, settings, &customer, event.account_hint().as_deref()).await? else {
-        return ignore("unlinked").await;
+    let account = match link_for(&deps.store, settings, &customer, event.account_hint().as_deref()).await? {
+        Some(CustomerLink::Linked(account)) => account,
+        Some(CustomerLink::Retired(account)) => {
+            // Nothing about a retired customer changes its former account, but a dispute: a
+            // chargeback after the deletion still refuses access.
+            let Some(fact @ (Fact::DisputeOpened { .. } | Fact::DisputeClosed { .. })) = event.fact(None) else {
+                return ignore("retired").await;
+            };
+            let mut facts = deps.store.facts(&account).await?;
+            facts.apply(&fact, settings.grace_days);
+            let effect =
+                Effect { account: &account, customer: &customer, retired: true, projection: None, facts: Some(&facts) };
+            return Ok(match deps.store.apply(&record("retired_dispute"), Some(effect)).await? {
+                ApplyOutcome::Applied | ApplyOutcome::Stale => Outcome::Applied,
+                ApplyOutcome::Unlinked => Outcome::Ignored,
+                ApplyOutcome::Duplicate => Outcome::Duplicate,
+            });
+        }
+        None => return ignore("unlinked").await,
     };
     tracing::info!(account_id = %account, "applying");
-
-    if event.deletes_customer() {
-        // Idempotent, so it runs before the record: a crash in between is redone on redelivery.
-        retire(&deps.store, settings, &account, Some(&customer), Retirement::CustomerDeleted).await?;
-        deps.store.apply(&record("customer_deleted"), None).await?;
-        return Ok(Outcome::Applied);
-    }
 
     let snapshot = match snapshots.get(&customer) {
         Some(snapshot) => snapshot.clone(),
@@ -203,6 +213,13 @@ where
             snapshot
         }
     };
+    if event.deletes_customer() {
+        // Idempotent, so it runs before the record: a crash in between is redone on redelivery.
+        let had_subscription = !snapshot.subscriptions.is_empty();
+        retire(&deps.store, settings, &account, Some(&customer), Retirement::CustomerDeleted, had_subscription).await?;
+        deps.store.apply(&record("customer_deleted"), None).await?;
+        return Ok(Outcome::Applied);
+    }
     let (state, _) = projection(&deps.store, settings, &account, &customer, &snapshot).await?;
     let period_end = state.as_ref().and_then(|s| s.current_period_end);
     let fact = match event.fact(period_end) {
@@ -220,7 +237,13 @@ where
     if let Some(notice) = kind.notice {
         deps.notifier.notify(&notification(&event, notice, &account, &customer)).await?;
     }
-    let effect = Effect { account: &account, customer: &customer, projection: state.as_ref(), facts: facts.as_ref() };
+    let effect = Effect {
+        account: &account,
+        customer: &customer,
+        retired: false,
+        projection: state.as_ref(),
+        facts: facts.as_ref(),
+    };
     let outcome = deps.store.apply(&record("processed"), Some(effect)).await?;
     Ok(match outcome {
         ApplyOutcome::Applied => Outcome::Applied,
@@ -245,29 +268,42 @@ async fn refunds_current_period<B: Billing>(
     Ok(billing.invoices_paid_by(payment_intent).await?.iter().any(|invoice| invoice == latest))
 }
 
-/// The account of a customer: from the customer index, else from the account id Tollgate put
-/// on a Stripe object (`hint`), and then the link is recorded, once. `None` for a customer
-/// Tollgate never linked (not one of the product's accounts) or one it retired (deleted in
-/// Stripe, or its account deleted): a retired customer is never linked again.
-pub async fn account_for<S: AccountStore>(
+/// The link of a customer: from the customer index, else from the account id Tollgate put on
+/// a Stripe object (`hint`), and then the link is recorded, once. `None` for a customer
+/// Tollgate never linked (not one of the product's accounts). A retired customer (deleted in
+/// Stripe, or its account deleted) stays retired: it is never linked again.
+pub async fn link_for<S: AccountStore>(
     store: &S,
     settings: &Settings,
     customer: &str,
     hint: Option<&str>,
-) -> Result<Option<AccountId>, StoreError> {
-    if let Some(account) = store.account_for_customer(customer).await? {
-        return Ok(Some(account));
+) -> Result<Option<CustomerLink>, StoreError> {
+    if let Some(link) = store.customer_link(customer).await? {
+        return Ok(Some(link));
     }
     let Some(hint) = hint.and_then(|h| AccountId::parse(h).ok()) else {
         return Ok(None);
     };
     let link = Account { account_id: hint.clone(), customer_id: customer.to_owned(), created_at: settings.clock.now() };
     match store.link_customer(&link).await {
-        Ok(()) => Ok(Some(hint)),
+        Ok(()) => Ok(Some(CustomerLink::Linked(hint))),
         // Linked meanwhile (by checkout, or a racing event), or retired: the index is the truth.
-        Err(StoreError::Conflict(_)) => store.account_for_customer(customer).await,
+        Err(StoreError::Conflict(_)) => store.customer_link(customer).await,
         Err(err) => Err(err),
     }
+}
+
+/// The account a customer is linked to (see [`link_for`]); `None` when it is not, or retired.
+pub async fn account_for<S: AccountStore>(
+    store: &S,
+    settings: &Settings,
+    customer: &str,
+    hint: Option<&str>,
+) -> Result<Option<AccountId>, StoreError> {
+    Ok(match link_for(store, settings, customer, hint).await? {
+        Some(CustomerLink::Linked(account)) => Some(account),
+        _ => None,
+    })
 }
 
 /// The notification of `event`. Its id names one real-world occurrence: the kind, the object,

@@ -8,17 +8,20 @@ use crate::model::AccountId;
 use crate::store::{AccountStore, Retirement, StoreError, SubscriptionStore, Tombstone};
 
 /// Retires `customer` from `account` (see [`Retirement`]) and answers the tombstone kept.
-/// Idempotent: a second run finds nothing more to retire and keeps the same tombstone.
+/// `had_subscription` is whether Stripe lists any subscription of the customer (the trial is
+/// used even when the projection never saw it). Idempotent: a second run finds nothing more to
+/// retire and keeps the same tombstone.
 pub async fn retire<S: AccountStore + SubscriptionStore>(
     store: &S,
     settings: &Settings,
     account: &AccountId,
     customer: Option<&str>,
     retirement: Retirement,
+    had_subscription: bool,
 ) -> Result<Tombstone, StoreError> {
     let state = store.state(account).await?;
     let mut tombstone = state.tombstone.clone();
-    tombstone.trial_used |= state.subscription.is_some();
+    tombstone.trial_used |= had_subscription || state.subscription.is_some();
     tombstone.disputes.extend(state.facts.open_disputes.iter().cloned());
     if state.profile.as_ref().is_some_and(|p| Some(p.customer_id.as_str()) == customer) {
         tombstone.customers_retired = tombstone.customers_retired.saturating_add(1);

@@ -3,9 +3,9 @@
 
 use super::keys;
 use super::{
-    Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, Effect, EventLog, FailedEvent, PendingCheckout,
-    ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore, SyncCursor, SyncOutcome,
-    SyncStore, Tombstone,
+    Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, CustomerLink, Effect, EventLog, FailedEvent,
+    PendingCheckout, ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore,
+    SyncCursor, SyncOutcome, SyncStore, Tombstone,
 };
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
@@ -29,6 +29,8 @@ const IS_NEWER: &str = "attribute_not_exists(pk) OR #version < :version";
 const IS_SAME_REVISION: &str = "attribute_not_exists(pk) OR rev = :rev";
 /// Guards an effect: the customer is still linked to the account.
 const IS_LINKED_TO: &str = "account_id = :account";
+/// Guards a retired customer's facts: it is still retired from the account.
+const IS_RETIRED_FROM: &str = "retired_from = :account";
 /// Guards a checkout reservation: only when none is pending, or the pending one expired.
 const IS_FREE_RESERVATION: &str = "attribute_not_exists(pk) OR valid_until <= :now";
 /// Guards completing a reservation: it must still be ours.
@@ -61,11 +63,14 @@ struct Keyed<T> {
     expires_at: Option<i64>,
 }
 
-/// The customer index: the account a customer belongs to, or, once retired, none ever again.
+/// The customer index: the account a customer belongs to, or, once retired, the account it
+/// was retired from (and none to link to, ever again).
 #[derive(Serialize, Deserialize)]
-struct CustomerLink {
+struct CustomerIndex {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account_id: Option<AccountId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retired_from: Option<AccountId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     retired_at: Option<i64>,
 }
@@ -206,13 +211,14 @@ impl DynamoStore {
         TransactWriteItem::builder().delete(delete).build()
     }
 
-    /// Checks, inside a transaction, that `customer` is still linked to `account`.
-    fn linked(&self, account: &AccountId, customer: &str) -> TransactWriteItem {
+    /// Checks, inside a transaction, that `customer` is still linked to `account` (or, when
+    /// `retired`, still retired from it).
+    fn linked(&self, account: &AccountId, customer: &str, retired: bool) -> TransactWriteItem {
         let check = ConditionCheck::builder()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(keys::customer(customer)))
             .key("sk", AttributeValue::S(keys::CUSTOMER_ACCOUNT.to_owned()))
-            .condition_expression(IS_LINKED_TO)
+            .condition_expression(if retired { IS_RETIRED_FROM } else { IS_LINKED_TO })
             .expression_attribute_values(":account", AttributeValue::S(account.to_string()))
             .build()
             .expect("table, key and condition are set");
@@ -261,7 +267,8 @@ impl DynamoStore {
         let mut items = vec![put(self.event_put(event)?)];
         let mut at = EffectItems::default();
         if let Some(effect) = effect {
-            if let Some(projection) = effect.projection.filter(|_| with_projection) {
+            // A retired customer's effect is facts only, whatever the caller passed.
+            if let Some(projection) = effect.projection.filter(|_| with_projection && !effect.retired) {
                 at.projection = Some(items.len());
                 items.push(put(self.subscription_put(projection)?));
             }
@@ -271,7 +278,7 @@ impl DynamoStore {
             }
             if items.len() > 1 {
                 at.link = Some(items.len());
-                items.push(self.linked(effect.account, effect.customer));
+                items.push(self.linked(effect.account, effect.customer, effect.retired));
             }
         }
         Ok((items, at))
@@ -313,7 +320,7 @@ impl AccountStore for DynamoStore {
 
     async fn link_customer(&self, account: &Account) -> Result<(), StoreError> {
         let profile = to_item(&Keyed::new(keys::account(&account.account_id), keys::PROFILE, account))?;
-        let link = CustomerLink { account_id: Some(account.account_id.clone()), retired_at: None };
+        let link = CustomerIndex { account_id: Some(account.account_id.clone()), retired_from: None, retired_at: None };
         let index = to_item(&Keyed::new(keys::customer(&account.customer_id), keys::CUSTOMER_ACCOUNT, link))?;
         let items = [self.put(profile, IS_NEW), self.put(index, IS_NEW)]
             .into_iter()
@@ -324,9 +331,13 @@ impl AccountStore for DynamoStore {
             .map_err(|_| StoreError::Conflict("account already linked"))
     }
 
-    async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
-        let link: Option<CustomerLink> = self.get(keys::customer(customer_id), keys::CUSTOMER_ACCOUNT).await?;
-        Ok(link.and_then(|l| l.account_id))
+    async fn customer_link(&self, customer_id: &str) -> Result<Option<CustomerLink>, StoreError> {
+        let index: Option<CustomerIndex> = self.get(keys::customer(customer_id), keys::CUSTOMER_ACCOUNT).await?;
+        Ok(index.and_then(|i| match (i.account_id, i.retired_from) {
+            (Some(account), _) => Some(CustomerLink::Linked(account)),
+            (None, Some(account)) => Some(CustomerLink::Retired(account)),
+            (None, None) => None,
+        }))
     }
 
     async fn retire(
@@ -360,7 +371,11 @@ impl AccountStore for DynamoStore {
             put(to_item(&Keyed::new(pk.clone(), keys::TOMBSTONE, tombstone))?)
         });
         if let Some(customer) = customer_id {
-            let marker = CustomerLink { account_id: None, retired_at: Some(tombstone.deleted_at.unwrap_or_default()) };
+            let marker = CustomerIndex {
+                account_id: None,
+                retired_from: Some(account.clone()),
+                retired_at: tombstone.deleted_at,
+            };
             items.push(put(to_item(&Keyed::new(keys::customer(customer), keys::CUSTOMER_ACCOUNT, marker))?));
         }
         self.transact(items, "retire").await?.map_err(|_| StoreError::Conflict("retire"))
@@ -401,7 +416,7 @@ impl SubscriptionStore for DynamoStore {
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
         let items = vec![
             TransactWriteItem::builder().put(self.subscription_put(projection)?).build(),
-            self.linked(&projection.account_id, &projection.customer_id),
+            self.linked(&projection.account_id, &projection.customer_id, false),
         ];
         self.transact(items, "newer projection stored")
             .await?

@@ -130,13 +130,26 @@ impl AccountState {
     }
 }
 
+/// What the customer index says of a Stripe customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CustomerLink {
+    /// The customer is the account's.
+    Linked(AccountId),
+    /// The customer was the account's and was retired (deleted in Stripe, or the account
+    /// deleted): it is never linked again; only disputes about it still count for the account.
+    Retired(AccountId),
+}
+
 /// What an event changes for one account, committed with its record.
 #[derive(Debug, Clone, Copy)]
 pub struct Effect<'a> {
     pub account: &'a AccountId,
     /// The customer the event is about: it must still be linked to `account` when the effect
-    /// commits, so nothing about a retired customer lands after its account was deleted.
+    /// commits (or, when `retired`, still retired from it), so nothing about a retired
+    /// customer but its disputes lands after the retirement.
     pub customer: &'a str,
+    /// The customer is retired from `account`: the effect carries facts only.
+    pub retired: bool,
     pub projection: Option<&'a Projection>,
     pub facts: Option<&'a Facts>,
 }
@@ -168,12 +181,19 @@ pub trait AccountStore: Send + Sync {
     /// is written.
     async fn link_customer(&self, account: &Account) -> Result<(), StoreError>;
 
+    /// What the customer index says of a Stripe customer; `None` when it was never linked.
+    async fn customer_link(&self, customer_id: &str) -> Result<Option<CustomerLink>, StoreError>;
+
     /// The account a Stripe customer belongs to, if linked (`None` for a retired customer).
-    async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError>;
+    async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
+        Ok(match self.customer_link(customer_id).await? {
+            Some(CustomerLink::Linked(account)) => Some(account),
+            _ => None,
+        })
+    }
 
     /// Ends the account's link to `customer_id` for good: its pending checkouts are deleted,
-    /// then, in one transaction, the customer's index becomes a marker that links to nothing
-    /// and can never be linked again, the profile and projection are deleted (and, for
+    /// then, in one transaction, the customer's index becomes `Retired` (never linked again), the profile and projection are deleted (and, for
     /// `AccountDeleted`, the facts), and `tombstone` is stored. Rate windows stay. Idempotent.
     async fn retire(
         &self,

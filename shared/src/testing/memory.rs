@@ -6,9 +6,9 @@ use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
 use crate::ratelimit::Limit;
 use crate::store::{
-    Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, Effect, EventLog, FailedEvent, PendingCheckout,
-    ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore, SyncCursor, SyncOutcome,
-    SyncStore, Tombstone,
+    Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, CustomerLink, Effect, EventLog, FailedEvent,
+    PendingCheckout, ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore,
+    SyncCursor, SyncOutcome, SyncStore, Tombstone,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 #[derive(Debug, Default)]
 struct Tables {
     accounts: HashMap<AccountId, Account>,
-    /// The customer index; `None` for a retired customer (linked to nothing, ever again).
-    customers: HashMap<String, Option<AccountId>>,
+    /// The customer index.
+    customers: HashMap<String, CustomerLink>,
     subscriptions: HashMap<AccountId, Projection>,
     events: HashMap<String, ProcessedEvent>,
     pending: HashMap<(AccountId, String), PendingCheckout>,
@@ -50,7 +50,7 @@ fn newer(stored: Option<&Projection>, candidate: &Projection) -> bool {
 
 impl Tables {
     fn linked(&self, account: &AccountId, customer: &str) -> bool {
-        self.customers.get(customer).is_some_and(|linked| linked.as_ref() == Some(account))
+        self.customers.get(customer) == Some(&CustomerLink::Linked(account.clone()))
     }
 }
 
@@ -66,12 +66,12 @@ impl AccountStore for MemoryStore {
             return Err(StoreError::Conflict("account already linked"));
         }
         tables.accounts.insert(account.account_id.clone(), account.clone());
-        tables.customers.insert(account.customer_id.clone(), Some(account.account_id.clone()));
+        tables.customers.insert(account.customer_id.clone(), CustomerLink::Linked(account.account_id.clone()));
         Ok(())
     }
 
-    async fn account_for_customer(&self, customer_id: &str) -> Result<Option<AccountId>, StoreError> {
-        Ok(self.lock().customers.get(customer_id).cloned().flatten())
+    async fn customer_link(&self, customer_id: &str) -> Result<Option<CustomerLink>, StoreError> {
+        Ok(self.lock().customers.get(customer_id).cloned())
     }
 
     async fn retire(
@@ -94,7 +94,7 @@ impl AccountStore for MemoryStore {
             tables.tombstones.insert(account.clone(), tombstone.clone());
         }
         if let Some(customer) = customer_id {
-            tables.customers.insert(customer.to_owned(), None);
+            tables.customers.insert(customer.to_owned(), CustomerLink::Retired(account.clone()));
         }
         Ok(())
     }
@@ -134,10 +134,17 @@ impl EventLog for MemoryStore {
             tables.events.insert(event.event_id.clone(), event.clone());
             return Ok(ApplyOutcome::Applied);
         };
-        if !tables.linked(effect.account, effect.customer) {
+        let link = if effect.retired {
+            CustomerLink::Retired(effect.account.clone())
+        } else {
+            CustomerLink::Linked(effect.account.clone())
+        };
+        if tables.customers.get(effect.customer) != Some(&link) {
             tables.events.insert(event.event_id.clone(), event.clone());
             return Ok(ApplyOutcome::Unlinked);
         }
+        // A retired customer's effect is facts only, whatever the caller passed.
+        let projection = effect.projection.filter(|_| !effect.retired);
         if let Some(facts) = effect.facts {
             if tables.facts.get(effect.account).map_or(0, |f| f.rev) != facts.rev {
                 return Err(StoreError::Conflict("facts changed"));
@@ -145,7 +152,7 @@ impl EventLog for MemoryStore {
             tables.facts.insert(effect.account.clone(), Facts { rev: facts.rev.saturating_add(1), ..facts.clone() });
         }
         tables.events.insert(event.event_id.clone(), event.clone());
-        match effect.projection {
+        match projection {
             Some(p) if newer(tables.subscriptions.get(&p.account_id), p) => {
                 tables.subscriptions.insert(p.account_id.clone(), p.clone());
                 Ok(ApplyOutcome::Applied)

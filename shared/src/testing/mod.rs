@@ -105,22 +105,6 @@ pub fn signature_header(payload: &str, secret: &str, timestamp: i64) -> String {
     stripe_webhook::Webhook::generate_test_header(payload, secret, Some(timestamp))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fixed_clock_clones_share_one_time() {
-        let clock = FixedClock::at(1_700_000_000);
-        let other = clock.clone();
-
-        other.advance(90);
-
-        assert_eq!(clock.now(), 1_700_000_090);
-        assert_eq!(clock.now_ms(), 1_700_000_090_000);
-    }
-}
-
 /// Stores `projection` as checkout and the worker leave it: its account linked to its customer
 /// (if not yet), then the projection written (effects land only on linked customers).
 pub async fn subscribed<S: crate::store::AccountStore + crate::store::SubscriptionStore>(
@@ -136,4 +120,20 @@ pub async fn subscribed<S: crate::store::AccountStore + crate::store::Subscripti
         store.link_customer(&link).await.expect("linking the projection's customer");
     }
     store.put_subscription(projection).await.expect("writing the projection");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_clock_clones_share_one_time() {
+        let clock = FixedClock::at(1_700_000_000);
+        let other = clock.clone();
+
+        other.advance(90);
+
+        assert_eq!(clock.now(), 1_700_000_090);
+        assert_eq!(clock.now_ms(), 1_700_000_090_000);
+    }
 }
