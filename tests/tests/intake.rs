@@ -128,3 +128,35 @@ async fn signed_event_posted_to_the_local_stack_is_queued() {
     assert_eq!(messages.len(), 1);
     assert_eq!(messages[0].body(), Some(payload.as_str()));
 }
+
+/// Extreme numbers in signed input over HTTP: the debug build `make dev` runs used to panic on
+/// a signature `t` far from now (the connection dropped); now a clear 4xx, and an event with
+/// extreme `created` and amounts is accepted and applied without a panic.
+#[tokio::test]
+async fn extreme_numbers_in_signed_input_get_an_answer_never_a_dropped_connection() {
+    let stack = common::serve_stack("hostile").await;
+    let http = reqwest::Client::new();
+    let post = |body: String, header: String| {
+        http.post(format!("{}/webhooks/stripe", stack.base)).header("Stripe-Signature", header).body(body).send()
+    };
+    let payload = sample_payload();
+    let now = SystemClock.now();
+
+    for t in [i64::MIN, i64::MAX, i64::MIN + 1, -1, 0] {
+        let response = post(payload.clone(), signature_header(&payload, DEV_WEBHOOK_SECRET, t)).await.unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!((status, body["error"]["code"].as_str()), (400, Some("stale_timestamp")), "t={t}: {body}");
+    }
+    let extreme = serde_json::json!({
+        "id": "evt_extreme", "object": "event", "type": "invoice.payment_failed", "created": i64::MAX,
+        "livemode": false, "data": {"object": {"id": "in_x", "customer": "cus_x", "amount_due": u64::MAX,
+            "attempt_count": i64::MIN, "metadata": {"tollgate_account_id": "acct_x"}}}
+    })
+    .to_string();
+    let accepted = post(extreme.clone(), signature_header(&extreme, DEV_WEBHOOK_SECRET, now)).await.unwrap();
+    assert_eq!(accepted.status().as_u16(), 200);
+    stack.drain().await;
+    let processed = tollgate::store::EventLog::processed(&stack.app.store, "evt_extreme").await.unwrap();
+    assert!(processed.is_some(), "the worker applied it");
+}
