@@ -364,3 +364,51 @@ fn the_runbook_alarms_watch_what_the_readme_says() {
         assert_eq!(env(&template, function, "METRICS_NAMESPACE"), Some(&yaml(METRICS_NAMESPACE)), "{function}");
     }
 }
+
+/// The DynamoDB actions each function's store calls need (the adapter's requests: `Query` for
+/// the account's state and prefixes; `TransactWriteItems` needs the action of each element,
+/// `ConditionCheckItem` included; `UpdateItem` takes a rate window), and nothing more.
+const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
+    ("subscription", &["dynamodb:Query"]),
+    (
+        "checkout",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
+        ],
+    ),
+    (
+        "webhook-worker",
+        &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"],
+    ),
+    (
+        "sync",
+        &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"],
+    ),
+];
+
+#[test]
+fn every_function_may_make_exactly_the_dynamodb_calls_its_store_makes() {
+    let template = Template::load(&template_path()).unwrap();
+
+    for (id, binary) in &template.functions {
+        let list = |v: &Value| v.as_sequence().cloned().unwrap_or_default();
+        let granted: BTreeSet<String> = list(&resource(&template, id)["Properties"]["Policies"])
+            .iter()
+            .flat_map(|p| list(&p["Statement"]))
+            .flat_map(|s| list(&s["Action"]))
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect();
+        let needed: BTreeSet<String> = DYNAMODB_ACTIONS
+            .iter()
+            .find(|(b, _)| b == binary)
+            .map(|(_, actions)| actions.iter().map(|a| (*a).to_owned()).collect())
+            .unwrap_or_default();
+        assert_eq!(granted, needed, "{id} ({binary})");
+    }
+}
