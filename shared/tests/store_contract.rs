@@ -398,9 +398,11 @@ mod contract {
 
     pub async fn parallel_takers_never_exceed_a_rate_limit(store: impl Store + 'static) {
         let store = Arc::new(store);
-        let limit = Limit { limit: 5, window_ms: 60_000 };
+        // More takers than a read-then-write limiter survives: every lost race must still be
+        // decided by the count, never answered "limited" for contention.
+        let limit = Limit { limit: 25, window_ms: 60_000 };
 
-        let tasks: Vec<_> = (0..12)
+        let tasks: Vec<_> = (0..40)
             .map(|i| {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move { store.take_rate(&id("acct_p"), "checkout", limit, NOW * 1000 + i).await })
@@ -413,7 +415,7 @@ mod contract {
             }
         }
 
-        assert_eq!(allowed, 5, "exactly the limit is allowed, never more, never fewer");
+        assert_eq!(allowed, 25, "exactly the limit is allowed, never more, never fewer");
     }
 
     pub async fn sync_cursor_and_outcome_round_trip(store: impl Store) {
