@@ -195,10 +195,10 @@ where
     let types = crate::events::handled_types();
     let mut snapshots = Snapshots::new();
     loop {
+        cursor.climbing &= !cursor.scan_marks.is_empty();
         if deadline.expired() {
             return Ok(false);
         }
-        cursor.climbing &= !cursor.scan_marks.is_empty();
         // Climbing, the page above the last mark is next; walking down, the page below it.
         let marks = cursor.scan_marks.len();
         let at = if cursor.climbing {
@@ -210,6 +210,7 @@ where
             Err(err) if at.is_some() && names_a_missing_object(&err) => {
                 tracing::warn!(mark = ?at, "a page mark is no longer listed: walking the event list again");
                 cursor.scan_marks.clear();
+                cursor.climbing = false;
                 continue;
             }
             page => page?,
@@ -222,12 +223,14 @@ where
             if at.is_none() && !reaches_bottom {
                 tracing::info!("newer events pushed the newest page down: walking the event list again");
                 cursor.scan_marks.clear();
+                cursor.climbing = false;
                 continue;
             }
             if !hand_over(deps, deadline, cursor, outcome, page.items, &mut snapshots).await? {
                 return Ok(false);
             }
             cursor.scan_marks.pop();
+            cursor.climbing = !cursor.scan_marks.is_empty();
             store.save_cursor(cursor).await?;
             if at.is_none() {
                 return Ok(true);
@@ -382,5 +385,346 @@ where
         if last {
             return Ok(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The replay's paging and failure rules against an event list served in memory as Stripe
+    //! pages it; `functions/sync/tests/sync.rs` runs the sync over HTTP against the stand-in.
+
+    use super::*;
+    use crate::billing::{CheckoutRequest, CheckoutSession, Page, RemoteSubscription};
+    use crate::model::AccountId;
+    use crate::store::{Account, AccountStore};
+    use crate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, settings};
+    use async_trait::async_trait;
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const NOW: i64 = 1_795_273_200;
+
+    /// Stripe with an event list: `GET /v1/events` answered from `events` (oldest first) as
+    /// Stripe pages it (newest first, `created[gte]`, `starting_after`, `page` events a page;
+    /// an unknown `starting_after` is `resource_missing`); subscription reads fail for the
+    /// customers in `down`; everything else is `FakeBilling`'s.
+    #[derive(Default)]
+    struct Listed {
+        fake: FakeBilling,
+        events: Mutex<Vec<RemoteEvent>>,
+        page: usize,
+        down: Mutex<BTreeSet<String>>,
+    }
+
+    impl Listed {
+        fn with_page(page: usize) -> Self {
+            Self { page, ..Self::default() }
+        }
+
+        /// Records events as Stripe would, newest last.
+        fn happen(&self, events: impl IntoIterator<Item = RemoteEvent>) {
+            self.events.lock().unwrap().extend(events);
+        }
+
+        fn forget(&self, id: &str) {
+            self.events.lock().unwrap().retain(|e| e.id != id);
+        }
+    }
+
+    #[async_trait]
+    impl Billing for Listed {
+        async fn create_customer(&self, account: &AccountId, key: &str) -> Result<String, BillingError> {
+            self.fake.create_customer(account, key).await
+        }
+
+        async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {
+            self.fake.charge_customer(charge_id).await
+        }
+
+        async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError> {
+            self.fake.invoices_paid_by(payment_intent).await
+        }
+
+        async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
+            if self.down.lock().unwrap().contains(customer_id) {
+                return Err(BillingError::Unavailable("connection reset".into()));
+            }
+            self.fake.subscriptions(customer_id).await
+        }
+
+        async fn events_page(
+            &self,
+            _types: &[&str],
+            created_gte: i64,
+            starting_after: Option<&str>,
+        ) -> Result<Page<RemoteEvent>, BillingError> {
+            let events = self.events.lock().unwrap();
+            let newest_first: Vec<&RemoteEvent> = events.iter().rev().collect();
+            let from = match starting_after {
+                None => 0,
+                Some(id) => {
+                    let at = newest_first.iter().position(|e| e.id == id).ok_or_else(|| BillingError::Rejected {
+                        code: Some("resource_missing".into()),
+                        message: format!("No such event: '{id}'"),
+                    })?;
+                    at + 1
+                }
+            };
+            let after: Vec<RemoteEvent> =
+                newest_first[from..].iter().filter(|e| e.created >= created_gte).map(|e| (*e).clone()).collect();
+            let items: Vec<RemoteEvent> = after.iter().take(self.page).cloned().collect();
+            let next = if after.len() > self.page { items.last().map(|e| e.id.clone()) } else { None };
+            Ok(Page { items, next })
+        }
+
+        async fn subscriptions_page(&self, after: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
+            self.fake.subscriptions_page(after).await
+        }
+
+        async fn create_checkout_session(
+            &self,
+            request: &CheckoutRequest,
+            key: &str,
+        ) -> Result<CheckoutSession, BillingError> {
+            self.fake.create_checkout_session(request, key).await
+        }
+
+        async fn create_portal_session(&self, customer: &str, url: &str, key: &str) -> Result<String, BillingError> {
+            self.fake.create_portal_session(customer, url, key).await
+        }
+
+        async fn change_price(
+            &self,
+            subscription: &str,
+            item: &str,
+            price: &str,
+            key: &str,
+        ) -> Result<RemoteSubscription, BillingError> {
+            self.fake.change_price(subscription, item, price, key).await
+        }
+
+        async fn cancel(
+            &self,
+            subscription: &str,
+            at_end: bool,
+            key: &str,
+        ) -> Result<RemoteSubscription, BillingError> {
+            self.fake.cancel(subscription, at_end, key).await
+        }
+    }
+
+    /// A `customer.subscription.updated` event about `customer`.
+    fn event(id: &str, created: i64, customer: &str) -> RemoteEvent {
+        let payload = serde_json::json!({
+            "id": id,
+            "object": "event",
+            "type": "customer.subscription.updated",
+            "created": created,
+            "livemode": false,
+            "data": { "object": { "id": format!("sub_{customer}"), "object": "subscription", "customer": customer } },
+        });
+        RemoteEvent { id: id.into(), created, payload: payload.to_string() }
+    }
+
+    /// `n` events about customers Tollgate never linked (each is recorded and ignored), named
+    /// `evt_<prefix><i>`, `per_second` to a second from `from`.
+    fn events(prefix: &str, n: usize, from: i64, per_second: usize) -> Vec<RemoteEvent> {
+        (0..n)
+            .map(|i| {
+                event(&format!("evt_{prefix}{i:03}"), from + i64::try_from(i / per_second).unwrap(), "cus_stranger")
+            })
+            .collect()
+    }
+
+    /// Expires after `n` checks.
+    struct After(AtomicUsize);
+
+    impl After {
+        fn checks(n: usize) -> Self {
+            Self(AtomicUsize::new(n))
+        }
+    }
+
+    impl Deadline for After {
+        fn expired(&self) -> bool {
+            self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+        }
+    }
+
+    fn deps(page: usize) -> SyncDeps<MemoryStore, Listed, Outbox> {
+        let clock = FixedClock::at(NOW + 3_600);
+        let events = EventDeps {
+            store: MemoryStore::new(),
+            billing: Listed::with_page(page),
+            notifier: Outbox::default(),
+            settings: settings(&clock),
+        };
+        SyncDeps { events, pacing: Duration::ZERO }
+    }
+
+    async fn start_at(deps: &SyncDeps<MemoryStore, Listed, Outbox>, created: i64) {
+        deps.events.store.save_cursor(&SyncCursor { created, ..SyncCursor::default() }).await.unwrap();
+    }
+
+    async fn cursor(deps: &SyncDeps<MemoryStore, Listed, Outbox>) -> SyncCursor {
+        deps.events.store.cursor().await.unwrap().unwrap()
+    }
+
+    async fn unprocessed(deps: &SyncDeps<MemoryStore, Listed, Outbox>) -> Vec<String> {
+        let mut missing = Vec::new();
+        for event in deps.events.billing.events.lock().unwrap().clone() {
+            if deps.events.store.processed(&event.id).await.unwrap().is_none()
+                && deps.events.store.failure(&event.id).await.unwrap().is_none()
+            {
+                missing.push(event.id);
+            }
+        }
+        missing
+    }
+
+    #[tokio::test]
+    async fn an_event_that_keeps_failing_is_passed_over_after_its_tries_and_later_events_apply() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        let account = AccountId::parse("acct_f").unwrap();
+        let link = Account { account_id: account, customer_id: "cus_f".into(), created_at: NOW };
+        deps.events.store.link_customer(&link).await.unwrap();
+        deps.events.billing.happen(events("a", 3, NOW, 1));
+        deps.events.billing.happen([event("evt_stuck", NOW + 3, "cus_f")]);
+        deps.events.billing.happen(events("b", 3, NOW + 4, 1));
+        deps.events.billing.down.lock().unwrap().insert("cus_f".into());
+
+        let mut runs = Vec::new();
+        for _ in 0..MAX_EVENT_TRIES {
+            runs.push(run(&deps, Mode::Replay, &Never).await);
+        }
+
+        for (i, failed) in runs[..2].iter().enumerate() {
+            assert!(
+                matches!(failed, Err(SyncError::Apply { event_id, tries, .. }) if event_id == "evt_stuck" && *tries == u32::try_from(i + 1).unwrap()),
+                "run {i}: {failed:?}"
+            );
+        }
+        let passed = runs[2].as_ref().unwrap();
+        assert_eq!((passed.replayed, passed.passed_over, passed.partial), (3, 1, false), "{passed:?}");
+        let failure = deps.events.store.failure("evt_stuck").await.unwrap().unwrap();
+        assert_eq!(failure.source, "sync");
+        assert_eq!(failure.event_type.as_deref(), Some("customer.subscription.updated"));
+        assert!(failure.error.contains("stripe unavailable"), "{failure:?}");
+        assert_eq!(deps.events.store.processed("evt_stuck").await.unwrap(), None, "passed over, not processed");
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
+        let cursor = cursor(&deps).await;
+        assert_eq!((cursor.failing_event, cursor.created), (None, NOW + 6));
+    }
+
+    #[tokio::test]
+    async fn failing_tries_start_again_once_the_event_applies() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        let account = AccountId::parse("acct_f").unwrap();
+        let link = Account { account_id: account, customer_id: "cus_f".into(), created_at: NOW };
+        deps.events.store.link_customer(&link).await.unwrap();
+        deps.events.billing.happen([event("evt_slow", NOW, "cus_f")]);
+        deps.events.billing.down.lock().unwrap().insert("cus_f".into());
+
+        let failed = run(&deps, Mode::Replay, &Never).await;
+        deps.events.billing.down.lock().unwrap().clear();
+        let recovered = run(&deps, Mode::Replay, &Never).await.unwrap();
+
+        assert!(matches!(failed, Err(SyncError::Apply { tries: 1, .. })), "{failed:?}");
+        assert_eq!((recovered.replayed, recovered.passed_over), (1, 0));
+        assert!(deps.events.store.processed("evt_slow").await.unwrap().is_some());
+        let cursor = cursor(&deps).await;
+        assert_eq!((cursor.failing_event, cursor.failing_tries), (None, 0));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_listed_event_is_passed_over_at_once() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 2, NOW, 1));
+        let body = serde_json::json!({"id": "evt_bad", "type": "invoice.paid", "created": NOW + 2, "data": {"object": "in_1"}});
+        deps.events.billing.happen([RemoteEvent { id: "evt_bad".into(), created: NOW + 2, payload: body.to_string() }]);
+        deps.events.billing.happen(events("b", 2, NOW + 3, 1));
+
+        let outcome = run(&deps, Mode::Replay, &Never).await.unwrap();
+
+        assert_eq!((outcome.replayed, outcome.passed_over, outcome.partial), (4, 1, false));
+        let failure = deps.events.store.failure("evt_bad").await.unwrap().unwrap();
+        assert_eq!((failure.source.as_str(), failure.event_type.as_deref()), ("sync", Some("invoice.paid")));
+        assert!(failure.error.contains("malformed"), "{failure:?}");
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_run_that_moves_nothing_fails_and_records_why() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 5, NOW, 1));
+        let done = run(&deps, Mode::Replay, &Never).await.unwrap();
+        deps.events.billing.happen(events("b", 5, NOW + 10, 1));
+        let before = cursor(&deps).await;
+
+        let stalled = run(&deps, Mode::Replay, &Before::at(std::time::UNIX_EPOCH)).await;
+
+        assert!(matches!(stalled, Err(SyncError::NoProgress)), "{stalled:?}");
+        let recorded = deps.events.store.outcome().await.unwrap().unwrap();
+        assert!(recorded.partial && recorded.last_error.as_deref().unwrap().contains("no progress"), "{recorded:?}");
+        assert_eq!(recorded.last_success_at, done.last_success_at, "a stalled run is no success");
+        assert_eq!(cursor(&deps).await, before);
+    }
+
+    #[tokio::test]
+    async fn a_run_that_only_walks_down_a_long_list_counts_as_progress() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 40, NOW, 3));
+
+        let first = run(&deps, Mode::Replay, &After::checks(5)).await.unwrap();
+
+        assert!(first.partial && first.replayed == 0, "{first:?}");
+        assert_eq!(cursor(&deps).await.scan_marks.len(), 5, "the walk is saved for the next run");
+        let second = run(&deps, Mode::Replay, &After::checks(25)).await.unwrap();
+        assert!(second.replayed > 0, "{second:?}");
+    }
+
+    #[tokio::test]
+    async fn events_arriving_while_the_replay_climbs_are_never_skipped() {
+        let deps = deps(3);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 30, NOW, 4));
+        let mut handed = 0;
+
+        for round in 0..40 {
+            // Many same-second events, some arriving in a second already handed over.
+            let created = NOW + 8 + round / 2;
+            deps.events.billing.happen(events(&format!("r{round:02}_"), 4, created, 4));
+            match run(&deps, Mode::Replay, &After::checks(9)).await {
+                Ok(outcome) => handed += outcome.replayed,
+                Err(err) => panic!("round {round}: {err}"),
+            }
+        }
+        let last = run(&deps, Mode::Replay, &Never).await.unwrap();
+        handed += last.replayed;
+
+        assert!(!last.partial);
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
+        assert_eq!(handed, 30 + 40 * 4, "each event handed over exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_page_mark_gone_from_the_list_makes_the_replay_walk_again() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 9, NOW, 1));
+        run(&deps, Mode::Replay, &After::checks(3)).await.unwrap();
+        let mark = cursor(&deps).await.scan_marks.last().cloned().unwrap();
+        deps.events.billing.forget(&mark);
+
+        let outcome = run(&deps, Mode::Replay, &Never).await.unwrap();
+
+        assert!(!outcome.partial);
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
     }
 }
