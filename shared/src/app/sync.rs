@@ -573,7 +573,8 @@ mod tests {
 
     async fn unprocessed(deps: &SyncDeps<MemoryStore, Listed, Outbox>) -> Vec<String> {
         let mut missing = Vec::new();
-        for event in deps.events.billing.events.lock().unwrap().clone() {
+        let listed = deps.events.billing.events.lock().unwrap().clone();
+        for event in listed {
             if deps.events.store.processed(&event.id).await.unwrap().is_none()
                 && deps.events.store.failure(&event.id).await.unwrap().is_none()
             {
