@@ -148,8 +148,8 @@ where
     if mode == Mode::Full {
         cursor.reconcile_due = true;
     }
-    let reconcile = cursor.reconcile_due || cursor.reconcile_after.is_some();
-    if reconcile {
+    let owed = cursor.reconcile_due || cursor.reconcile_after.is_some();
+    if owed {
         outcome.mode = Mode::Full.as_str().to_owned();
     }
     let start = cursor.clone();
@@ -158,8 +158,8 @@ where
     store.save_cursor(&cursor).await?;
     let mut finished = replayed?;
     // A reconciliation waits for the replay to catch up; the cursor remembers it meanwhile.
-    if finished && reconcile {
-        let reconciled = self::reconcile(deps, deadline, &mut cursor, outcome).await;
+    if finished && owed {
+        let reconciled = reconcile(deps, deadline, &mut cursor, outcome).await;
         store.save_cursor(&cursor).await?;
         finished = reconciled?;
     }
