@@ -46,5 +46,6 @@ async fn missed_cancellation_is_applied_by_one_local_sync_and_health_shows_it() 
     assert_eq!((after["plan"].as_str(), after["status"].as_str()), (Some("free"), Some("canceled")), "{after}");
     assert_eq!(health["status"], "ok");
     assert_eq!(health["sync"]["replayed"], 1, "{health}");
+    assert_eq!((health["sync"]["passed_over"].as_u64(), health["sync"]["partial"].as_bool()), (Some(0), Some(false)));
     assert!(health["sync"]["last_success_at"].is_i64() && health["sync"]["last_error"].is_null(), "{health}");
 }

@@ -25,7 +25,8 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
 /// The Lambda entry: the schedule's input is `{"mode": "replay"}` or `{"mode": "full"}`. A run
 /// that could not finish fails the invocation (after recording its outcome), so the errors
-/// alarm sees it; a run stopped at its deadline succeeds with `partial: true`.
+/// alarm sees it; a run stopped at its deadline succeeds with `partial: true` if it moved its
+/// cursor, and fails (`no progress`) if it moved nothing.
 pub async fn handle<S, B, N>(
     deps: &SyncDeps<S, B, N>,
     event: LambdaEvent<serde_json::Value>,

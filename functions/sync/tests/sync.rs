@@ -1,7 +1,11 @@
 //! The sync against the Stripe stand-in over HTTP (through the real `StripeBilling`, with
 //! two-item pages so every list crosses page boundaries): missed events are replayed, a
-//! backfill rewrites every projection, a cut-off run resumes without skipping or repeating,
-//! rate limits fail the run loudly, and grace runs out without any webhook.
+//! backfill rewrites every projection, a cut-off run resumes without skipping or repeating, a
+//! backlog longer than one run drains over successive runs, a reconciliation resumes where it
+//! stopped (or was killed) and is never dropped, rate limits fail the run loudly, and grace
+//! runs out without any webhook. The paging and failure rules in detail (an event that keeps
+//! failing, a malformed one, a run that moves nothing) are unit-tested in
+//! `shared/src/app/sync.rs`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -22,6 +26,22 @@ struct After(AtomicUsize);
 impl Deadline for After {
     fn expired(&self) -> bool {
         self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+    }
+}
+
+/// Lets `n` checks pass, then kills the run as a Lambda timeout would: `killed` fires and the
+/// test drops the run wherever it waits next, so nothing more is saved.
+struct KillAfter {
+    checks: AtomicUsize,
+    killed: tokio::sync::Notify,
+}
+
+impl Deadline for KillAfter {
+    fn expired(&self) -> bool {
+        if self.checks.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err() {
+            self.killed.notify_one();
+        }
+        false
     }
 }
 
@@ -60,6 +80,32 @@ impl Harness {
         for event in self.standin.events() {
             apply(&self.deps.events, &event.to_string(), &mut Snapshots::new()).await.unwrap();
         }
+    }
+
+    /// The ids of the handled events Stripe recorded so far, oldest first.
+    fn handled_events(&self) -> Vec<String> {
+        self.standin
+            .events()
+            .iter()
+            .filter(|e| tollgate::webhook::is_handled(e["type"].as_str().unwrap()))
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn cursor(&self) -> SyncCursor {
+        self.deps.events.store.cursor().await.unwrap().unwrap()
+    }
+
+    /// Subscription list calls of the reconciliation (not a customer's), by their query.
+    fn reconcile_pages(&self) -> Vec<String> {
+        self.standin
+            .requests()
+            .into_iter()
+            .filter(|r| {
+                r.path == "/v1/subscriptions" && r.query.contains("status=all") && !r.query.contains("customer")
+            })
+            .map(|r| r.query)
+            .collect()
     }
 
     async fn read(&self, account: &str) -> serde_json::Value {
@@ -200,4 +246,128 @@ async fn no_cursor_says_so_and_runs_a_full_reconciliation() {
     assert_eq!(outcome.reconciled, 1);
     assert_eq!(h.read("acct_n").await["status"], "trialing");
     assert!(h.deps.events.store.cursor().await.unwrap().unwrap().created >= NOW);
+}
+
+#[tokio::test]
+async fn backlog_longer_than_one_run_drains_with_the_cursor_advancing_every_run() {
+    let h = harness().await;
+    h.deps.events.store.save_cursor(&SyncCursor { created: NOW - 1, ..SyncCursor::default() }).await.unwrap();
+    for i in 0..12 {
+        h.standin.set_clock(NOW + i / 3);
+        h.happen("checkout.session.completed", &format!("acct_d{i}"));
+    }
+    let backlog = h.handled_events().len();
+    let pages = backlog.div_ceil(2);
+    // One run can list fewer pages than the backlog fills (the old sync never got past its
+    // listing) and apply far fewer events than the backlog holds.
+    let capacity = pages * 2 / 3;
+    assert!(backlog >= 3 * capacity, "{backlog} events, {capacity} checks a run");
+    let mut previous = h.deps.events.store.cursor().await.unwrap().unwrap();
+    let (mut runs, mut replayed, mut walked_down) = (0, 0, false);
+
+    loop {
+        if runs == 3 {
+            h.standin.set_clock(NOW + 5);
+            h.happen("checkout.session.completed", "acct_late");
+        }
+        let outcome = run(&h.deps, Mode::Replay, &After(AtomicUsize::new(capacity))).await.unwrap();
+        runs += 1;
+        replayed += outcome.replayed;
+        let cursor = h.cursor().await;
+        assert_ne!(cursor, previous, "run {runs} moved nothing: {outcome:?}");
+        let advanced =
+            (cursor.created, cursor.ids_at_created.len()) > (previous.created, previous.ids_at_created.len());
+        assert_eq!(advanced, outcome.replayed > 0, "run {runs}: {outcome:?}");
+        // Once the walk down the list has reached the oldest event, every run hands events over.
+        assert!(!walked_down || outcome.replayed > 0, "run {runs} after the walk handed nothing over: {outcome:?}");
+        walked_down |= outcome.replayed > 0;
+        previous = cursor;
+        if !outcome.partial {
+            break;
+        }
+        assert!(runs < 30, "the backlog never drained");
+    }
+
+    let handled = h.handled_events();
+    assert_eq!(previous.scan_marks, Vec::<String>::new(), "{previous:?}");
+    assert!(runs >= 4, "{runs} runs: the backlog should outlast several");
+    assert_eq!(replayed, handled.len() as u64, "each event handed over exactly once");
+    for id in &handled {
+        assert!(h.deps.events.store.processed(id).await.unwrap().is_some(), "{id} was skipped");
+    }
+    for account in (0..12).map(|i| format!("acct_d{i}")).chain(["acct_late".to_owned()]) {
+        assert_eq!(h.read(&account).await["plan"], "pro", "{account}");
+    }
+}
+
+#[tokio::test]
+async fn killed_reconciliation_resumes_after_its_last_saved_page() {
+    let h = harness().await;
+    for i in 0..6 {
+        h.happen("customer.subscription.created", &format!("acct_k{i}"));
+    }
+    h.deps.events.store.save_cursor(&SyncCursor { created: NOW + 1, ..SyncCursor::default() }).await.unwrap();
+    // One check for the (empty) replay, one per reconciliation page: killed before the third.
+    let kill = KillAfter { checks: AtomicUsize::new(3), killed: tokio::sync::Notify::new() };
+    tokio::select! {
+        biased;
+        () = kill.killed.notified() => {}
+        result = run(&h.deps, Mode::Full, &kill) => panic!("the run ended before it was killed: {result:?}"),
+    }
+    let saved = h.cursor().await;
+    let listed_before = h.reconcile_pages().len();
+
+    let resumed = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+
+    assert_eq!(listed_before, 2);
+    let after = saved.reconcile_after.clone().expect("the position after the second page was saved");
+    assert!(saved.reconcile_due, "{saved:?}");
+    let pages = h.reconcile_pages();
+    assert_eq!(pages.len(), 3, "the resumed run lists only the last page: {pages:?}");
+    assert!(pages[2].contains(&format!("starting_after={after}")), "{pages:?}");
+    assert_eq!((resumed.mode.as_str(), resumed.reconciled, resumed.partial), ("full", 2, false), "{resumed:?}");
+    let done = h.cursor().await;
+    assert!(!done.reconcile_due && done.reconcile_after.is_none(), "{done:?}");
+}
+
+#[tokio::test]
+async fn reconciliation_stopped_at_its_deadline_resumes_after_its_last_page() {
+    let h = harness().await;
+    for i in 0..6 {
+        h.happen("customer.subscription.created", &format!("acct_r{i}"));
+    }
+    h.deps.events.store.save_cursor(&SyncCursor { created: NOW + 1, ..SyncCursor::default() }).await.unwrap();
+
+    let first = run(&h.deps, Mode::Full, &After(AtomicUsize::new(2))).await.unwrap();
+    let saved = h.cursor().await;
+    let second = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+    let third = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+
+    assert!(first.partial && first.reconciled == 2 && first.last_success_at.is_none(), "{first:?}");
+    assert_eq!((second.reconciled, second.partial), (4, false), "{second:?}");
+    assert_eq!(third.reconciled, 0, "a finished reconciliation is not owed again");
+    assert_eq!(h.reconcile_pages().len(), 3, "no page listed twice");
+    assert!(saved.reconcile_due && saved.reconcile_after.is_some(), "{saved:?}");
+    assert_eq!((second.mode.as_str(), third.mode.as_str()), ("full", "replay"), "the run that reconciled says so");
+}
+
+#[tokio::test]
+async fn full_run_cut_off_in_its_replay_reconciles_on_a_later_run() {
+    let h = harness().await;
+    h.deps.events.store.save_cursor(&SyncCursor { created: NOW - 1, ..SyncCursor::default() }).await.unwrap();
+    for i in 0..6 {
+        h.happen("customer.subscription.created", &format!("acct_f{i}"));
+    }
+
+    let cut_off = run(&h.deps, Mode::Full, &After(AtomicUsize::new(2))).await.unwrap();
+    let owed = h.cursor().await;
+    let later = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+    let after = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+
+    assert!(cut_off.partial && cut_off.reconciled == 0, "{cut_off:?}");
+    assert_eq!((later.reconciled, later.partial), (6, false), "the owed reconciliation ran: {later:?}");
+    assert!(owed.reconcile_due, "the cursor remembers the reconciliation: {owed:?}");
+    assert_eq!(later.mode, "full");
+    assert_eq!((after.mode.as_str(), after.reconciled), ("replay", 0));
+    assert!(!h.cursor().await.reconcile_due);
 }

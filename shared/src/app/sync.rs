@@ -2,9 +2,17 @@
 //! Stripe's event list from a stored cursor through the worker's own [`apply`] (exactly once,
 //! so replays of applied events are harmless), reconciles every subscription when asked or
 //! when the cursor is unusable, stops itself before its deadline, and records how it ended.
+//!
+//! Progress is saved page by page, so a backlog of any size drains over successive runs.
+//! Stripe lists events newest first (`created[gte]` and `starting_after` only), so the replay
+//! walks down the list from the newest event to the oldest page after the cursor, saving a
+//! mark per page, then hands the pages over oldest first, climbing back up the marks; the
+//! cursor only ever moves past an event handed over (or passed over), so none is skipped. A
+//! reconciliation owed is remembered in the cursor until it has run, and resumes after its
+//! last page. A run that stops at its deadline having moved nothing fails, so a stall is seen.
 
 use crate::access::DAY;
-use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply};
+use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply, pass_over};
 use crate::app::refresh::{Refreshed, Snapshot, refresh};
 use crate::billing::{Billing, BillingError, RemoteEvent};
 use crate::notify::Notifier;
@@ -14,8 +22,13 @@ use std::time::Duration;
 
 /// Stripe lists events for 30 days.
 const EVENT_RETENTION_DAYS: i64 = 30;
-/// The cursor is saved after this many replayed events (and whenever the run stops).
-const CURSOR_SAVE_EVERY: u64 = 25;
+
+/// How many runs in a row an event may fail, for a cause that may pass (Stripe or the store
+/// unavailable), before the replay passes it over: it is then recorded as a `FailedEvent`
+/// (source `sync`) and counted in `EventsUnprocessable` for its alarm, and later events
+/// apply. Until then each failure stops the replay at that event and fails the run. An event
+/// that can never be applied (malformed) is passed over at once.
+pub const MAX_EVENT_TRIES: u32 = 3;
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,13 +69,20 @@ pub enum SyncError {
     Billing(#[from] BillingError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("applying event {event_id}: {source}")]
-    Apply { event_id: String, source: EventError },
+    /// The replay stopped at this event; it is tried again next run and passed over after
+    /// [`MAX_EVENT_TRIES`].
+    #[error("applying event {event_id} (try {tries} of {MAX_EVENT_TRIES}): {source}")]
+    Apply { event_id: String, tries: u32, source: EventError },
+    /// The run reached its deadline without moving its cursor or its reconciliation: run after
+    /// run would do the same.
+    #[error("no progress: the run stopped at its deadline before it could move its cursor")]
+    NoProgress,
 }
 
 /// Runs once and records the outcome: `last_success_at` moves only when the run finished,
 /// `partial` says it stopped at its deadline (the next run resumes from the cursor), and
-/// `last_error` says why it failed.
+/// `last_error` says why it failed; a partial run that moved nothing fails with
+/// [`SyncError::NoProgress`].
 pub async fn run<S, B, N>(
     deps: &SyncDeps<S, B, N>,
     mode: Mode,
@@ -122,29 +142,44 @@ where
                 cursor = ?unusable.map(|c| c.created),
                 "no event cursor, or one older than Stripe's 30-day event list: replaying all Stripe still lists and reconciling every subscription"
             );
-            outcome.mode = Mode::Full.as_str().to_owned();
-            SyncCursor { created: oldest_listed, ..SyncCursor::default() }
+            SyncCursor { created: oldest_listed, reconcile_due: true, ..SyncCursor::default() }
         }
     };
-    let full = mode == Mode::Full || outcome.mode == Mode::Full.as_str();
-    let finished = replay(deps, deadline, &mut cursor, outcome).await;
-    store.save_cursor(&cursor).await?;
-    if !finished? {
-        outcome.partial = true;
-        return Ok(());
+    if mode == Mode::Full {
+        cursor.reconcile_due = true;
     }
-    if full || cursor.reconcile_after.is_some() {
-        let finished = reconcile(deps, deadline, &mut cursor, outcome).await;
+    let owed = cursor.reconcile_due || cursor.reconcile_after.is_some();
+    if owed {
+        outcome.mode = Mode::Full.as_str().to_owned();
+    }
+    let start = cursor.clone();
+
+    let replayed = replay(deps, deadline, &mut cursor, outcome).await;
+    store.save_cursor(&cursor).await?;
+    let mut finished = replayed?;
+    // A reconciliation waits for the replay to catch up; the cursor remembers it meanwhile.
+    if finished && owed {
+        let reconciled = reconcile(deps, deadline, &mut cursor, outcome).await;
         store.save_cursor(&cursor).await?;
-        if !finished? {
-            outcome.partial = true;
+        finished = reconciled?;
+    }
+    if !finished {
+        outcome.partial = true;
+        if cursor == start {
+            return Err(SyncError::NoProgress);
         }
     }
     Ok(())
 }
 
-/// Lists every event since the cursor (every page), then hands them to the worker oldest
-/// first, moving the cursor past each one handed over. Answers whether it got through.
+/// Hands every event since the cursor to the worker, oldest first, a page at a time, saving
+/// the cursor after each page. Stripe lists newest first, so the replay walks down the list
+/// (saving a mark per page, so a walk longer than one run resumes) to the oldest page holding
+/// anything new, hands it over, then climbs back up the marks: each page above a mark ends
+/// at that mark's event, so handing them over in turn skips nothing. The newest page has no
+/// mark; if newer events pushed it down meanwhile, the list is walked again. Answers whether
+/// it got through. Relies on what Stripe's paging relies on: a new event is listed above the
+/// older ones.
 async fn replay<S, B, N>(
     deps: &SyncDeps<S, B, N>,
     deadline: &dyn Deadline,
@@ -156,51 +191,152 @@ where
     B: Billing,
     N: Notifier,
 {
-    let mut listed: Vec<RemoteEvent> = Vec::new();
-    let mut after: Option<String> = None;
+    let store = &deps.events.store;
+    let types = crate::events::handled_types();
+    let mut snapshots = Snapshots::new();
     loop {
+        cursor.climbing &= !cursor.scan_marks.is_empty();
         if deadline.expired() {
             return Ok(false);
         }
-        let page =
-            deps.events.billing.events_page(&crate::events::handled_types(), cursor.created, after.as_deref()).await?;
-        listed.extend(page.items);
+        // Climbing, the page above the last mark is next; walking down, the page below it.
+        let marks = cursor.scan_marks.len();
+        let at = if cursor.climbing {
+            marks.checked_sub(2).map(|i| cursor.scan_marks[i].clone())
+        } else {
+            cursor.scan_marks.last().cloned()
+        };
+        let page = match deps.events.billing.events_page(&types, cursor.created, at.as_deref()).await {
+            Err(err) if at.is_some() && names_a_missing_object(&err) => {
+                tracing::warn!(mark = ?at, "a page mark is no longer listed: walking the event list again");
+                cursor.scan_marks.clear();
+                cursor.climbing = false;
+                continue;
+            }
+            page => page?,
+        };
         tokio::time::sleep(deps.pacing).await;
-        match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+
+        if cursor.climbing {
+            let bottom = cursor.scan_marks.last();
+            let reaches_bottom = page.items.iter().any(|e| Some(&e.id) == bottom || handed_over(cursor, e));
+            if at.is_none() && !reaches_bottom {
+                tracing::info!("newer events pushed the newest page down: walking the event list again");
+                cursor.scan_marks.clear();
+                cursor.climbing = false;
+                continue;
+            }
+            if !hand_over(deps, deadline, cursor, outcome, page.items, &mut snapshots).await? {
+                return Ok(false);
+            }
+            cursor.scan_marks.pop();
+            cursor.climbing = !cursor.scan_marks.is_empty();
+            store.save_cursor(cursor).await?;
+            if at.is_none() {
+                return Ok(true);
+            }
+            continue;
+        }
+
+        // Walking down stops at the list's end, or at a page that reaches events handed over
+        // before (everything below them was handed over too).
+        let reaches_handed = page.items.last().is_some_and(|oldest| handed_over(cursor, oldest));
+        if !reaches_handed && let Some(next) = page.next {
+            cursor.scan_marks.push(next);
+            store.save_cursor(cursor).await?;
+            continue;
+        }
+        if !hand_over(deps, deadline, cursor, outcome, page.items, &mut snapshots).await? {
+            return Ok(false);
+        }
+        // Everything below the last mark is handed over now: climb.
+        cursor.climbing = at.is_some();
+        store.save_cursor(cursor).await?;
+        if at.is_none() {
+            return Ok(true);
         }
     }
-    // Stripe lists newest first; same-second events keep Stripe's order reversed, so the
-    // oldest is handed over first.
-    listed.reverse();
-    let mut snapshots = Snapshots::new();
-    for event in listed {
-        if event.created == cursor.created && cursor.ids_at_created.contains(&event.id) {
+}
+
+/// Hands one page's events to the worker's [`apply`], oldest first, moving the cursor past
+/// each one applied or passed over; skips those the cursor is past. An event that fails stops
+/// the replay there (the run fails) until it has failed [`MAX_EVENT_TRIES`] runs in a row; a
+/// malformed one is passed over at once. Answers whether it got through the page.
+async fn hand_over<S, B, N>(
+    deps: &SyncDeps<S, B, N>,
+    deadline: &dyn Deadline,
+    cursor: &mut SyncCursor,
+    outcome: &mut SyncOutcome,
+    newest_first: Vec<RemoteEvent>,
+    snapshots: &mut Snapshots,
+) -> Result<bool, SyncError>
+where
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
+    B: Billing,
+    N: Notifier,
+{
+    // Same-second events keep Stripe's order reversed, so the oldest is handed over first.
+    for event in newest_first.into_iter().rev() {
+        if handed_over(cursor, &event) {
             continue;
         }
         if deadline.expired() {
             return Ok(false);
         }
-        apply(&deps.events, &event.payload, &mut snapshots)
-            .await
-            .map_err(|source| SyncError::Apply { event_id: event.id.clone(), source })?;
-        outcome.replayed += 1;
+        match apply(&deps.events, &event.payload, snapshots).await {
+            Ok(_) => outcome.replayed += 1,
+            Err(source) => {
+                let tries = match &cursor.failing_event {
+                    Some(id) if *id == event.id => cursor.failing_tries.saturating_add(1),
+                    _ => 1,
+                };
+                if !source.is_permanent() && tries < MAX_EVENT_TRIES {
+                    cursor.failing_event = Some(event.id.clone());
+                    cursor.failing_tries = tries;
+                    return Err(SyncError::Apply { event_id: event.id, tries, source });
+                }
+                pass_over(&deps.events, &event.id, event_type(&event.payload).as_deref(), &source, "sync").await?;
+                outcome.passed_over += 1;
+            }
+        }
+        if cursor.failing_event.as_ref() == Some(&event.id) {
+            cursor.failing_event = None;
+            cursor.failing_tries = 0;
+        }
         if event.created > cursor.created {
             cursor.created = event.created;
             cursor.ids_at_created.clear();
         }
         cursor.ids_at_created.push(event.id);
-        if outcome.replayed.is_multiple_of(CURSOR_SAVE_EVERY) {
-            deps.events.store.save_cursor(cursor).await?;
-        }
     }
     Ok(true)
 }
 
+/// Whether the cursor is past `event`: it was handed over (or passed over) before.
+fn handed_over(cursor: &SyncCursor, event: &RemoteEvent) -> bool {
+    event.created < cursor.created || (event.created == cursor.created && cursor.ids_at_created.contains(&event.id))
+}
+
+/// Whether Stripe answered that an object named in the request does not exist (here: the
+/// event a page mark names, gone from the 30-day list).
+fn names_a_missing_object(err: &BillingError) -> bool {
+    match err {
+        BillingError::NotFound => true,
+        BillingError::Rejected { code, .. } => code.as_deref() == Some("resource_missing"),
+        _ => false,
+    }
+}
+
+/// The `type` of an event payload, if it has one (for the failure record).
+fn event_type(payload: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
+    value.get("type")?.as_str().map(str::to_owned)
+}
+
 /// Rewrites the projection of every subscribed account whose stored state differs from
-/// Stripe's, page by page (resumable at `cursor.reconcile_after`). Answers whether it got
-/// through.
+/// Stripe's, page by page, saving its place after each (`cursor.reconcile_after`) so a run
+/// cut off resumes after the last page it finished. Answers whether it got through; then the
+/// reconciliation is no longer due.
 async fn reconcile<S, B, N>(
     deps: &SyncDeps<S, B, N>,
     deadline: &dyn Deadline,
@@ -240,12 +376,356 @@ where
             }
             outcome.reconciled += 1;
         }
-        match page.next {
-            Some(next) => cursor.reconcile_after = Some(next),
-            None => {
-                cursor.reconcile_after = None;
-                return Ok(true);
+        let last = page.next.is_none();
+        cursor.reconcile_after = page.next;
+        if last {
+            cursor.reconcile_due = false;
+        }
+        w.store.save_cursor(cursor).await?;
+        if last {
+            return Ok(true);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The replay's paging and failure rules against an event list served in memory as Stripe
+    //! pages it; `functions/sync/tests/sync.rs` runs the sync over HTTP against the stand-in.
+
+    use super::*;
+    use crate::billing::{CheckoutRequest, CheckoutSession, Page, RemoteSubscription};
+    use crate::model::AccountId;
+    use crate::store::{Account, AccountStore};
+    use crate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, settings};
+    use async_trait::async_trait;
+    use std::collections::BTreeSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const NOW: i64 = 1_795_273_200;
+
+    /// Stripe with an event list: `GET /v1/events` answered from `events` (oldest first) as
+    /// Stripe pages it (newest first, `created[gte]`, `starting_after`, `page` events a page;
+    /// an unknown `starting_after` is `resource_missing`); subscription reads fail for the
+    /// customers in `down`; everything else is `FakeBilling`'s.
+    #[derive(Default)]
+    struct Listed {
+        fake: FakeBilling,
+        events: Mutex<Vec<RemoteEvent>>,
+        page: usize,
+        down: Mutex<BTreeSet<String>>,
+    }
+
+    impl Listed {
+        fn with_page(page: usize) -> Self {
+            Self { page, ..Self::default() }
+        }
+
+        /// Records events as Stripe would, newest last.
+        fn happen(&self, events: impl IntoIterator<Item = RemoteEvent>) {
+            self.events.lock().unwrap().extend(events);
+        }
+
+        fn forget(&self, id: &str) {
+            self.events.lock().unwrap().retain(|e| e.id != id);
+        }
+    }
+
+    #[async_trait]
+    impl Billing for Listed {
+        async fn create_customer(&self, account: &AccountId, key: &str) -> Result<String, BillingError> {
+            self.fake.create_customer(account, key).await
+        }
+
+        async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {
+            self.fake.charge_customer(charge_id).await
+        }
+
+        async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError> {
+            self.fake.invoices_paid_by(payment_intent).await
+        }
+
+        async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
+            if self.down.lock().unwrap().contains(customer_id) {
+                return Err(BillingError::Unavailable("connection reset".into()));
+            }
+            self.fake.subscriptions(customer_id).await
+        }
+
+        async fn events_page(
+            &self,
+            _types: &[&str],
+            created_gte: i64,
+            starting_after: Option<&str>,
+        ) -> Result<Page<RemoteEvent>, BillingError> {
+            let events = self.events.lock().unwrap();
+            let newest_first: Vec<&RemoteEvent> = events.iter().rev().collect();
+            let from = match starting_after {
+                None => 0,
+                Some(id) => {
+                    let at = newest_first.iter().position(|e| e.id == id).ok_or_else(|| BillingError::Rejected {
+                        code: Some("resource_missing".into()),
+                        message: format!("No such event: '{id}'"),
+                    })?;
+                    at + 1
+                }
+            };
+            let after: Vec<RemoteEvent> =
+                newest_first[from..].iter().filter(|e| e.created >= created_gte).map(|e| (*e).clone()).collect();
+            let items: Vec<RemoteEvent> = after.iter().take(self.page).cloned().collect();
+            let next = if after.len() > self.page { items.last().map(|e| e.id.clone()) } else { None };
+            Ok(Page { items, next })
+        }
+
+        async fn subscriptions_page(&self, after: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
+            self.fake.subscriptions_page(after).await
+        }
+
+        async fn create_checkout_session(
+            &self,
+            request: &CheckoutRequest,
+            key: &str,
+        ) -> Result<CheckoutSession, BillingError> {
+            self.fake.create_checkout_session(request, key).await
+        }
+
+        async fn create_portal_session(&self, customer: &str, url: &str, key: &str) -> Result<String, BillingError> {
+            self.fake.create_portal_session(customer, url, key).await
+        }
+
+        async fn change_price(
+            &self,
+            subscription: &str,
+            item: &str,
+            price: &str,
+            key: &str,
+        ) -> Result<RemoteSubscription, BillingError> {
+            self.fake.change_price(subscription, item, price, key).await
+        }
+
+        async fn cancel(
+            &self,
+            subscription: &str,
+            at_end: bool,
+            key: &str,
+        ) -> Result<RemoteSubscription, BillingError> {
+            self.fake.cancel(subscription, at_end, key).await
+        }
+    }
+
+    /// A `customer.subscription.updated` event about `customer`.
+    fn event(id: &str, created: i64, customer: &str) -> RemoteEvent {
+        let payload = serde_json::json!({
+            "id": id,
+            "object": "event",
+            "type": "customer.subscription.updated",
+            "created": created,
+            "livemode": false,
+            "data": { "object": { "id": format!("sub_{customer}"), "object": "subscription", "customer": customer } },
+        });
+        RemoteEvent { id: id.into(), created, payload: payload.to_string() }
+    }
+
+    /// `n` events about customers Tollgate never linked (each is recorded and ignored), named
+    /// `evt_<prefix><i>`, `per_second` to a second from `from`.
+    fn events(prefix: &str, n: usize, from: i64, per_second: usize) -> Vec<RemoteEvent> {
+        (0..n)
+            .map(|i| {
+                event(&format!("evt_{prefix}{i:03}"), from + i64::try_from(i / per_second).unwrap(), "cus_stranger")
+            })
+            .collect()
+    }
+
+    /// Expires after `n` checks.
+    struct After(AtomicUsize);
+
+    impl After {
+        fn checks(n: usize) -> Self {
+            Self(AtomicUsize::new(n))
+        }
+    }
+
+    impl Deadline for After {
+        fn expired(&self) -> bool {
+            self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+        }
+    }
+
+    fn deps(page: usize) -> SyncDeps<MemoryStore, Listed, Outbox> {
+        let clock = FixedClock::at(NOW + 3_600);
+        let events = EventDeps {
+            store: MemoryStore::new(),
+            billing: Listed::with_page(page),
+            notifier: Outbox::default(),
+            settings: settings(&clock),
+        };
+        SyncDeps { events, pacing: Duration::ZERO }
+    }
+
+    async fn start_at(deps: &SyncDeps<MemoryStore, Listed, Outbox>, created: i64) {
+        deps.events.store.save_cursor(&SyncCursor { created, ..SyncCursor::default() }).await.unwrap();
+    }
+
+    async fn cursor(deps: &SyncDeps<MemoryStore, Listed, Outbox>) -> SyncCursor {
+        deps.events.store.cursor().await.unwrap().unwrap()
+    }
+
+    async fn unprocessed(deps: &SyncDeps<MemoryStore, Listed, Outbox>) -> Vec<String> {
+        let mut missing = Vec::new();
+        let listed = deps.events.billing.events.lock().unwrap().clone();
+        for event in listed {
+            if deps.events.store.processed(&event.id).await.unwrap().is_none()
+                && deps.events.store.failure(&event.id).await.unwrap().is_none()
+            {
+                missing.push(event.id);
             }
         }
+        missing
+    }
+
+    #[tokio::test]
+    async fn an_event_that_keeps_failing_is_passed_over_after_its_tries_and_later_events_apply() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        let account = AccountId::parse("acct_f").unwrap();
+        let link = Account { account_id: account, customer_id: "cus_f".into(), created_at: NOW };
+        deps.events.store.link_customer(&link).await.unwrap();
+        deps.events.billing.happen(events("a", 3, NOW, 1));
+        deps.events.billing.happen([event("evt_stuck", NOW + 3, "cus_f")]);
+        deps.events.billing.happen(events("b", 3, NOW + 4, 1));
+        deps.events.billing.down.lock().unwrap().insert("cus_f".into());
+
+        let mut runs = Vec::new();
+        for _ in 0..MAX_EVENT_TRIES {
+            runs.push(run(&deps, Mode::Replay, &Never).await);
+        }
+
+        for (i, failed) in runs[..2].iter().enumerate() {
+            assert!(
+                matches!(failed, Err(SyncError::Apply { event_id, tries, .. }) if event_id == "evt_stuck" && *tries == u32::try_from(i + 1).unwrap()),
+                "run {i}: {failed:?}"
+            );
+        }
+        let passed = runs[2].as_ref().unwrap();
+        assert_eq!((passed.replayed, passed.passed_over, passed.partial), (3, 1, false), "{passed:?}");
+        let failure = deps.events.store.failure("evt_stuck").await.unwrap().unwrap();
+        assert_eq!(failure.source, "sync");
+        assert_eq!(failure.event_type.as_deref(), Some("customer.subscription.updated"));
+        assert!(failure.error.contains("stripe unavailable"), "{failure:?}");
+        assert_eq!(deps.events.store.processed("evt_stuck").await.unwrap(), None, "passed over, not processed");
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
+        let cursor = cursor(&deps).await;
+        assert_eq!((cursor.failing_event, cursor.created), (None, NOW + 6));
+    }
+
+    #[tokio::test]
+    async fn failing_tries_start_again_once_the_event_applies() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        let account = AccountId::parse("acct_f").unwrap();
+        let link = Account { account_id: account, customer_id: "cus_f".into(), created_at: NOW };
+        deps.events.store.link_customer(&link).await.unwrap();
+        deps.events.billing.happen([event("evt_slow", NOW, "cus_f")]);
+        deps.events.billing.down.lock().unwrap().insert("cus_f".into());
+
+        let failed = run(&deps, Mode::Replay, &Never).await;
+        deps.events.billing.down.lock().unwrap().clear();
+        let recovered = run(&deps, Mode::Replay, &Never).await.unwrap();
+
+        assert!(matches!(failed, Err(SyncError::Apply { tries: 1, .. })), "{failed:?}");
+        assert_eq!((recovered.replayed, recovered.passed_over), (1, 0));
+        assert!(deps.events.store.processed("evt_slow").await.unwrap().is_some());
+        let cursor = cursor(&deps).await;
+        assert_eq!((cursor.failing_event, cursor.failing_tries), (None, 0));
+    }
+
+    #[tokio::test]
+    async fn a_malformed_listed_event_is_passed_over_at_once() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 2, NOW, 1));
+        let body = serde_json::json!({"id": "evt_bad", "type": "invoice.paid", "created": NOW + 2, "data": {"object": "in_1"}});
+        deps.events.billing.happen([RemoteEvent { id: "evt_bad".into(), created: NOW + 2, payload: body.to_string() }]);
+        deps.events.billing.happen(events("b", 2, NOW + 3, 1));
+
+        let outcome = run(&deps, Mode::Replay, &Never).await.unwrap();
+
+        assert_eq!((outcome.replayed, outcome.passed_over, outcome.partial), (4, 1, false));
+        let failure = deps.events.store.failure("evt_bad").await.unwrap().unwrap();
+        assert_eq!((failure.source.as_str(), failure.event_type.as_deref()), ("sync", Some("invoice.paid")));
+        assert!(failure.error.contains("malformed"), "{failure:?}");
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn a_run_that_moves_nothing_fails_and_records_why() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 5, NOW, 1));
+        let done = run(&deps, Mode::Replay, &Never).await.unwrap();
+        deps.events.billing.happen(events("b", 5, NOW + 10, 1));
+        let before = cursor(&deps).await;
+
+        let stalled = run(&deps, Mode::Replay, &Before::at(std::time::UNIX_EPOCH)).await;
+
+        assert!(matches!(stalled, Err(SyncError::NoProgress)), "{stalled:?}");
+        let recorded = deps.events.store.outcome().await.unwrap().unwrap();
+        assert!(recorded.partial && recorded.last_error.as_deref().unwrap().contains("no progress"), "{recorded:?}");
+        assert_eq!(recorded.last_success_at, done.last_success_at, "a stalled run is no success");
+        assert_eq!(cursor(&deps).await, before);
+    }
+
+    #[tokio::test]
+    async fn a_run_that_only_walks_down_a_long_list_counts_as_progress() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 40, NOW, 3));
+
+        let first = run(&deps, Mode::Replay, &After::checks(5)).await.unwrap();
+
+        assert!(first.partial && first.replayed == 0, "{first:?}");
+        assert_eq!(cursor(&deps).await.scan_marks.len(), 5, "the walk is saved for the next run");
+        let second = run(&deps, Mode::Replay, &After::checks(25)).await.unwrap();
+        assert!(second.replayed > 0, "{second:?}");
+    }
+
+    #[tokio::test]
+    async fn events_arriving_while_the_replay_climbs_are_never_skipped() {
+        let deps = deps(3);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 30, NOW, 4));
+        let mut handed = 0;
+
+        for round in 0..40 {
+            // Many same-second events, some arriving in a second already handed over.
+            let created = NOW + 8 + round / 2;
+            deps.events.billing.happen(events(&format!("r{round:02}_"), 4, created, 4));
+            match run(&deps, Mode::Replay, &After::checks(9)).await {
+                Ok(outcome) => handed += outcome.replayed,
+                Err(err) => panic!("round {round}: {err}"),
+            }
+        }
+        let last = run(&deps, Mode::Replay, &Never).await.unwrap();
+        handed += last.replayed;
+
+        assert!(!last.partial);
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
+        assert_eq!(handed, 30 + 40 * 4, "each event handed over exactly once");
+    }
+
+    #[tokio::test]
+    async fn a_page_mark_gone_from_the_list_makes_the_replay_walk_again() {
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        deps.events.billing.happen(events("a", 9, NOW, 1));
+        run(&deps, Mode::Replay, &After::checks(3)).await.unwrap();
+        let mark = cursor(&deps).await.scan_marks.last().cloned().unwrap();
+        deps.events.billing.forget(&mark);
+
+        let outcome = run(&deps, Mode::Replay, &Never).await.unwrap();
+
+        assert!(!outcome.partial);
+        assert_eq!(unprocessed(&deps).await, Vec::<String>::new());
     }
 }
