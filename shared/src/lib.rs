@@ -4,6 +4,11 @@
 //! Domain modules (`model`, `plans`, `access`, `clock`) are plain Rust over plain types. Ports
 //! (`store`, `queue`, `billing`) are traits; their adapters live beside them and are the only
 //! places that see an AWS or Stripe type.
+//!
+//! No unchecked arithmetic: numbers from payloads, Stripe and clocks can be anything, so every
+//! operation that could overflow, wrap or divide by zero is checked or saturating (tests aside).
+
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod access;
 pub mod app;

@@ -421,8 +421,15 @@ mod contract {
     pub async fn sync_cursor_and_outcome_round_trip(store: impl Store) {
         assert_eq!(store.cursor().await.unwrap(), None);
         assert_eq!(store.outcome().await.unwrap(), None);
-        let cursor =
-            SyncCursor { created: NOW, ids_at_created: vec!["evt_1".into()], reconcile_after: Some("sub_9".into()) };
+        let cursor = SyncCursor {
+            created: NOW,
+            ids_at_created: vec!["evt_1".into()],
+            reconcile_after: Some("sub_9".into()),
+            failing_event: Some("evt_2".into()),
+            failing_tries: 2,
+            reconcile_due: true,
+            ..SyncCursor::default()
+        };
         let outcome = SyncOutcome { mode: "full".into(), started_at: NOW, replayed: 3, ..SyncOutcome::default() };
 
         store.save_cursor(&cursor).await.unwrap();

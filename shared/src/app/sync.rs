@@ -134,7 +134,7 @@ where
 {
     let store = &deps.events.store;
     let now = deps.events.settings.clock.now();
-    let oldest_listed = now - EVENT_RETENTION_DAYS * DAY;
+    let oldest_listed = now.saturating_sub(EVENT_RETENTION_DAYS.saturating_mul(DAY));
     let mut cursor = match store.cursor().await? {
         Some(cursor) if cursor.created >= oldest_listed => cursor,
         unusable => {
@@ -284,7 +284,7 @@ where
             return Ok(false);
         }
         match apply(&deps.events, &event.payload, snapshots).await {
-            Ok(_) => outcome.replayed += 1,
+            Ok(_) => outcome.replayed = outcome.replayed.saturating_add(1),
             Err(source) => {
                 let tries = match &cursor.failing_event {
                     Some(id) if *id == event.id => cursor.failing_tries.saturating_add(1),
@@ -296,7 +296,7 @@ where
                     return Err(SyncError::Apply { event_id: event.id, tries, source });
                 }
                 pass_over(&deps.events, &event.id, event_type(&event.payload).as_deref(), &source, "sync").await?;
-                outcome.passed_over += 1;
+                outcome.passed_over = outcome.passed_over.saturating_add(1);
             }
         }
         if cursor.failing_event.as_ref() == Some(&event.id) {
@@ -370,11 +370,11 @@ where
             let snapshot = Snapshot::read(&w.billing, &w.settings, &customer).await?;
             match refresh(&w.store, &w.settings, &account, &customer, &snapshot).await? {
                 Refreshed::NoSubscription => continue,
-                Refreshed::Written(_) => outcome.differed += 1,
+                Refreshed::Written(_) => outcome.differed = outcome.differed.saturating_add(1),
                 // Already right, or a webhook wrote a newer snapshot meanwhile.
                 Refreshed::Unchanged(_) | Refreshed::Stale(_) => {}
             }
-            outcome.reconciled += 1;
+            outcome.reconciled = outcome.reconciled.saturating_add(1);
         }
         let last = page.next.is_none();
         cursor.reconcile_after = page.next;

@@ -2,6 +2,8 @@
 //! binary): the in-memory store, a fixed clock, a recording Stripe double, a notification
 //! outbox, builders for projections and Stripe subscriptions, and Stripe-signed headers.
 
+#![allow(clippy::arithmetic_side_effects, reason = "test doubles, driven by tests with test values")]
+
 mod billing;
 mod memory;
 
