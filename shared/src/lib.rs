@@ -6,6 +6,7 @@
 //! places that see an AWS or Stripe type.
 
 pub mod access;
+pub mod apikeys;
 pub mod app;
 pub mod aws;
 pub mod billing;
