@@ -338,11 +338,11 @@ pub async fn authorize<S: ApiKeyStore + SubscriptionStore>(
         return Ok(Decision::Deny { reason, key_id: Some(key.id) });
     }
     let record = async {
-        if key.use_is_due(now) {
-            if let Err(err) = deps.store.record_api_key_use(&key, now).await {
-                // A missed `last_used_at` is no reason to refuse the request.
-                tracing::warn!(key_id = %key.id, error = %err, "could not record the key's use");
-            }
+        // A missed `last_used_at` is no reason to refuse the request.
+        if key.use_is_due(now)
+            && let Err(err) = deps.store.record_api_key_use(&key, now).await
+        {
+            tracing::warn!(key_id = %key.id, error = %err, "could not record the key's use");
         }
     };
     let (state, ()) = tokio::join!(deps.store.state(&key.account_id), record);
