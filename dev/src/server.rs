@@ -255,7 +255,7 @@ async fn not_found() -> AxumResponse {
 async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -> AxumResponse {
     let Some(route) = app.route(&path, req.method().as_str()) else { return not_found().await };
     let (mut parts, body) = req.into_parts();
-    // Never an identity on an authorizer's route, and never passed on.
+    // Removed on every route; only a JWT route takes it as the identity.
     let account = parts.headers.remove(ACCOUNT_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
     let mut context = request_context(&parts);
     match &route.authorizer {
