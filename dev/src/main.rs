@@ -2,6 +2,7 @@
 
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
+use tollgate_dev::keys::{CreateKey, create_key};
 use tollgate_dev::ops::{status, sync};
 use tollgate_dev::trigger::{TriggerOptions, run as trigger};
 use tollgate_dev::up::{UpOptions, up};
@@ -61,6 +62,23 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
     },
+    /// Create an API key for an account of the running local stack (through POST /api-keys);
+    /// prints the answer, which holds the key: it is shown this once.
+    CreateKey {
+        /// The account the key speaks for.
+        #[arg(long, value_name = "ID")]
+        account: String,
+        #[arg(long, default_value = "local")]
+        name: String,
+        /// A scope (repeat for several): usage:write, usage:read, subscription:read. Default: all.
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = ["usage:write", "usage:read", "subscription:read"])]
+        scopes: Vec<String>,
+        /// When the key stops working, Unix seconds (default: never).
+        #[arg(long, value_name = "UNIX_SECONDS")]
+        expires_at: Option<i64>,
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+    },
     /// Print the running local stack's health and the last sync's outcome.
     Status {
         #[arg(long, env = "PORT", default_value_t = 3000)]
@@ -82,6 +100,11 @@ async fn main() -> anyhow::Result<()> {
             trigger(TriggerOptions { port, spec, skip_delivery }).await
         }
         Command::Sync { full, port } => sync(port, full).await,
+        Command::CreateKey { account, name, scopes, expires_at, port } => {
+            let answer = create_key(&CreateKey { port, account, name, scopes, expires_at }).await?;
+            println!("{}", serde_json::to_string_pretty(&answer)?);
+            Ok(())
+        }
         Command::Status { port } => status(port).await,
     }
 }

@@ -39,6 +39,9 @@ pub struct HttpRoute {
     /// `GET`, `POST`, ... or `ANY`.
     pub method: String,
     pub path: String,
+    /// The binary of the route's Lambda authorizer (its `Auth.Authorizer` names one of the
+    /// `HttpApi`'s authorizers with a `FunctionArn`); `None` for the API's JWT authorizer.
+    pub authorizer: Option<String>,
 }
 
 /// What the local stack needs from `template.yaml`.
@@ -107,6 +110,25 @@ fn get_att_target(v: &Value) -> Option<String> {
             .map(str::to_owned),
         _ => None,
     }
+}
+
+/// The binary of the `HttpApi` authorizer `name` when it is a Lambda authorizer (its
+/// `FunctionArn` is `!GetAtt <function>.Arn`); `None` for a JWT authorizer.
+fn lambda_authorizer(
+    resources: &serde_yaml::Mapping,
+    name: &str,
+    functions: &[(String, String)],
+) -> Result<Option<String>> {
+    let authorizer = resources
+        .values()
+        .filter(|r| str_at(r, "Type") == Some("AWS::Serverless::HttpApi"))
+        .find_map(|api| api.get("Properties")?.get("Auth")?.get("Authorizers")?.get(name))
+        .with_context(|| format!("a route names authorizer {name}, which no HttpApi defines"))?;
+    let Some(arn) = authorizer.get("FunctionArn") else { return Ok(None) };
+    let function =
+        get_att_target(arn).with_context(|| format!("authorizer {name}: FunctionArn is not !GetAtt <function>.Arn"))?;
+    let binary = functions.iter().find(|(id, _)| *id == function).map(|(_, binary)| binary.clone());
+    binary.map(Some).with_context(|| format!("authorizer {name} names {function}, which is no function"))
 }
 
 impl Template {
@@ -183,12 +205,15 @@ impl Template {
                     let events = props.get("Events").and_then(Value::as_mapping).into_iter().flatten();
                     for event in events.map(|(_, e)| e).filter(|e| str_at(e, "Type") == Some("HttpApi")) {
                         let route = event.get("Properties").context("HttpApi event Properties")?;
+                        // The authorizer's name for now; its binary once every function is read.
+                        let authorizer = route.get("Auth").and_then(|a| str_at(a, "Authorizer")).map(str::to_owned);
                         routes.push(HttpRoute {
                             binary: binary.to_owned(),
                             method: str_at(route, "Method").unwrap_or("ANY").to_uppercase(),
                             path: str_at(route, "Path")
                                 .with_context(|| format!("{id}: HttpApi event Path"))?
                                 .to_owned(),
+                            authorizer,
                         });
                     }
                     if props.get("FunctionUrlConfig").is_some() {
@@ -198,6 +223,12 @@ impl Template {
                 }
                 _ => {}
             }
+        }
+        for route in &mut routes {
+            route.authorizer = match route.authorizer.take() {
+                Some(name) => lambda_authorizer(resources, &name, &functions)?,
+                None => None,
+            };
         }
         let table = match tables.len() {
             1 => tables.remove(0),
@@ -310,13 +341,16 @@ mod tests {
             }
         }
         assert!(template.functions.contains(&("SubscriptionFunction".to_owned(), "subscription".to_owned())));
-        let route = |binary: &str, method: &str, path: &str| HttpRoute {
+        let route = |binary: &str, method: &str, path: &str, authorizer: Option<&str>| HttpRoute {
             binary: binary.into(),
             method: method.into(),
             path: path.into(),
+            authorizer: authorizer.map(str::to_owned),
         };
-        assert!(template.routes.contains(&route("subscription", "GET", "/subscription")));
-        assert!(template.routes.contains(&route("checkout", "DELETE", "/account")));
+        assert!(template.routes.contains(&route("subscription", "GET", "/subscription", None)));
+        assert!(template.routes.contains(&route("checkout", "DELETE", "/account", None)));
+        assert!(template.routes.contains(&route("keys", "POST", "/api-keys/{id}/rotate", None)));
+        assert!(template.routes.contains(&route("subscription", "GET", "/api/subscription", Some("authorizer"))));
         assert_eq!(template.function_urls, ["webhook-intake"]);
     }
 }

@@ -3,10 +3,13 @@
 //! the Stripe stand-in under `/stripe`. Each function is built by its own `wire` from its real
 //! `Config::load`, given the local values ([`LocalEnv`]), so a setting that would fail in
 //! Lambda fails here too. Requests are turned into the API Gateway events the handlers get in
-//! Lambda; the caller's identity comes from the development header `x-tollgate-account`, which
-//! only this runner reads (it becomes the JWT claim API Gateway's authorizer would have
-//! verified, and the header itself is removed).
+//! Lambda. On the JWT routes the caller's identity comes from the development header
+//! `x-tollgate-account`, which only this runner reads (it becomes the JWT claim API Gateway's
+//! authorizer would have verified, and the header itself is removed); on the routes of a
+//! Lambda authorizer (`/api/...`) it comes from that authorizer, run on the request's
+//! `Authorization` header as API Gateway runs it ([`crate::authorize`]).
 
+use crate::authorize::{AuthorizerHandler, authorize, authorizer_function};
 use crate::resources::{Resources, Template};
 use anyhow::{Context, bail};
 use axum::Router;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use tollgate::app::events::EventDeps;
 use tollgate::app::sync::{Mode, Never, SyncDeps};
 use tollgate::billing::StripeBilling;
+use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::{Env, IdentityConfig, Source, vars};
 use tollgate::notify::SqsNotifier;
 use tollgate::queue::SqsEventQueue;
@@ -117,9 +121,19 @@ fn http_function(binary: &str, src: &LocalEnv, aws: &aws_config::SdkConfig) -> a
     Ok(match binary {
         "subscription" => http_function!(subscription, src, aws),
         "checkout" => http_function!(checkout, src, aws),
+        "keys" => http_function!(keys, src, aws),
         "webhook-intake" => http_function!(webhook_intake, src, aws),
         other => bail!("template.yaml routes to {other}, which the local runner does not know"),
     })
+}
+
+/// One route of the HTTP API: its method, its function, and its Lambda authorizer (`None`:
+/// the JWT authorizer, whose claim the development header stands in for).
+#[derive(Clone)]
+struct Route {
+    method: String,
+    handler: HttpHandler,
+    authorizer: Option<AuthorizerHandler>,
 }
 
 /// Everything the local stack serves.
@@ -128,7 +142,7 @@ pub struct App {
     pub events_queue: SqsEventQueue,
     pub identity: IdentityConfig,
     /// Path -> the functions serving it, by method (`ANY` matches every method).
-    routes: BTreeMap<String, Vec<(String, HttpHandler)>>,
+    routes: BTreeMap<String, Vec<Route>>,
     pub worker: EventDeps<DynamoStore, StripeBilling, SqsNotifier>,
     pub sync: SyncDeps<DynamoStore, StripeBilling, SqsNotifier>,
 }
@@ -136,6 +150,18 @@ pub struct App {
 impl App {
     /// Wires every function of `template` for the local resources and values.
     pub fn new(aws: &aws_config::SdkConfig, template: &Template, src: &LocalEnv) -> anyhow::Result<Self> {
+        Self::with_clock(aws, template, src, Arc::new(SystemClock))
+    }
+
+    /// As [`App::new`], with the Lambda authorizers deciding on the time of `clock` (tests
+    /// move it to expire keys).
+    pub fn with_clock(
+        aws: &aws_config::SdkConfig,
+        template: &Template,
+        src: &LocalEnv,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let mut authorizers: HashMap<String, AuthorizerHandler> = HashMap::new();
         let mut handlers: HashMap<String, HttpHandler> = HashMap::new();
         let mut handler = |binary: &str| -> anyhow::Result<HttpHandler> {
             if let Some(existing) = handlers.get(binary) {
@@ -145,12 +171,29 @@ impl App {
             handlers.insert(binary.to_owned(), Arc::clone(&made));
             Ok(made)
         };
-        let mut routes: BTreeMap<String, Vec<(String, HttpHandler)>> = BTreeMap::new();
+        let mut routes: BTreeMap<String, Vec<Route>> = BTreeMap::new();
         for route in &template.routes {
-            routes.entry(route.path.clone()).or_default().push((route.method.clone(), handler(&route.binary)?));
+            let authorizer = match &route.authorizer {
+                Some(binary) => Some(match authorizers.get(binary) {
+                    Some(existing) => Arc::clone(existing),
+                    None => {
+                        let made = authorizer_function(binary, src, aws, Arc::clone(&clock))?;
+                        authorizers.insert(binary.clone(), Arc::clone(&made));
+                        made
+                    }
+                }),
+                None => None,
+            };
+            let handler = handler(&route.binary)?;
+            routes.entry(route.path.clone()).or_default().push(Route {
+                method: route.method.clone(),
+                handler,
+                authorizer,
+            });
         }
         for binary in &template.function_urls {
-            routes.entry(WEBHOOK_PATH.to_owned()).or_default().push(("ANY".to_owned(), handler(binary)?));
+            let route = Route { method: "ANY".to_owned(), handler: handler(binary)?, authorizer: None };
+            routes.entry(WEBHOOK_PATH.to_owned()).or_default().push(route);
         }
         let store = tollgate::app::wire::store(aws, &src.get(vars::TABLE_NAME).context(vars::TABLE_NAME)?);
         let events_queue = SqsEventQueue::new(
@@ -165,16 +208,26 @@ impl App {
 
     /// The app for `resources` as `tollgate-dev up` wires it, serving at `base`.
     pub fn local(aws: &aws_config::SdkConfig, resources: &Resources, base: &str) -> anyhow::Result<Self> {
-        let template = Template::load(&crate::resources::template_path())?;
-        Self::new(aws, &template, &LocalEnv::new(base, resources)?)
+        Self::local_with_clock(aws, resources, base, Arc::new(SystemClock))
     }
 
-    /// The handler for `method` on `path`: the route declaring that method, else the path's
+    /// As [`App::local`], with the Lambda authorizers on `clock`.
+    pub fn local_with_clock(
+        aws: &aws_config::SdkConfig,
+        resources: &Resources,
+        base: &str,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let template = Template::load(&crate::resources::template_path())?;
+        Self::with_clock(aws, &template, &LocalEnv::new(base, resources)?, clock)
+    }
+
+    /// The route for `method` on `path`: the one declaring that method, else the path's
     /// first (whose function answers 405 for a method it does not serve).
-    fn handler(&self, path: &str, method: &str) -> Option<HttpHandler> {
+    fn route(&self, path: &str, method: &str) -> Option<Route> {
         let candidates = self.routes.get(path)?;
-        let chosen = candidates.iter().find(|(m, _)| m == method || m == "ANY").or_else(|| candidates.first());
-        chosen.map(|(_, handler)| Arc::clone(handler))
+        let chosen = candidates.iter().find(|r| r.method == method || r.method == "ANY").or_else(|| candidates.first());
+        chosen.cloned()
     }
 }
 
@@ -197,14 +250,33 @@ async fn not_found() -> AxumResponse {
     lambda_to_axum(tollgate::http::ApiError::not_found().into_response())
 }
 
-/// Hands the request to the function the template routes it to, as API Gateway would.
+/// Hands the request to the function the template routes it to, through the route's Lambda
+/// authorizer if it has one, as API Gateway would.
 async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -> AxumResponse {
-    let Some(handler) = app.handler(&path, req.method().as_str()) else { return not_found().await };
-    let req = match axum_to_lambda(req, &app.identity.claim).await {
+    let Some(route) = app.route(&path, req.method().as_str()) else { return not_found().await };
+    let (mut parts, body) = req.into_parts();
+    // Removed on every route; only a JWT route takes it as the identity.
+    let account = parts.headers.remove(ACCOUNT_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
+    let mut context = request_context(&parts);
+    match &route.authorizer {
+        Some(authorizer) => {
+            let route_key = format!("{} {path}", route.method);
+            match authorize(authorizer, &route_key, &parts, &context).await {
+                Ok(granted) => context["authorizer"] = serde_json::json!({ "lambda": granted }),
+                Err(response) => return response,
+            }
+        }
+        None => {
+            if let Some(account) = account {
+                context["authorizer"] = serde_json::json!({ "jwt": { "claims": { &app.identity.claim: account } } });
+            }
+        }
+    }
+    let req = match axum_to_lambda(AxumRequest::from_parts(parts, body), context).await {
         Ok(req) => req,
         Err(response) => return response,
     };
-    match handler(req).await {
+    match (route.handler)(req).await {
         Ok(response) => lambda_to_axum(response),
         Err(err) => {
             tracing::error!(error = %err, "handler failed");
@@ -249,10 +321,22 @@ async fn sync_fn(
     }
 }
 
+/// The API Gateway request context (payload 2.0) of a local request, without an authorizer.
+fn request_context(parts: &axum::http::request::Parts) -> serde_json::Value {
+    serde_json::json!({
+        "requestId": uuid::Uuid::new_v4().to_string(),
+        "stage": "$default",
+        "http": { "method": parts.method.as_str(), "path": parts.uri.path(), "sourceIp": "127.0.0.1" },
+    })
+}
+
 /// Turns a local HTTP request into the API Gateway (HTTP API, payload 2.0) request a handler
-/// receives in Lambda, with the development identity as the verified JWT claim.
-pub async fn axum_to_lambda(req: AxumRequest, claim: &str) -> Result<lambda_http::Request, AxumResponse> {
-    let (mut parts, body) = req.into_parts();
+/// receives in Lambda, with `context` (its authorizer's part included) as its request context.
+pub async fn axum_to_lambda(
+    req: AxumRequest,
+    context: serde_json::Value,
+) -> Result<lambda_http::Request, AxumResponse> {
+    let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await.map_err(|_| {
         lambda_to_axum(
             tollgate::http::ApiError::new(
@@ -263,15 +347,6 @@ pub async fn axum_to_lambda(req: AxumRequest, claim: &str) -> Result<lambda_http
             .into_response(),
         )
     })?;
-    let account = parts.headers.remove(ACCOUNT_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
-    let mut context = serde_json::json!({
-        "requestId": uuid::Uuid::new_v4().to_string(),
-        "stage": "$default",
-        "http": { "method": parts.method.as_str(), "path": parts.uri.path(), "sourceIp": "127.0.0.1" },
-    });
-    if let Some(account) = account {
-        context["authorizer"] = serde_json::json!({ "jwt": { "claims": { claim: account } } });
-    }
     let context = serde_json::from_value(context).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
     let query: HashMap<String, Vec<String>> = parts
         .uri

@@ -65,6 +65,8 @@ pub async fn up(options: UpOptions) -> Result<()> {
     println!("Tollgate local stack on {base}");
     println!("  DynamoDB/SQS  {endpoint}  (table {}, queue {})", resources.table, resources.queue("EventsQueue")?.url);
     println!("  try: curl -H 'x-tollgate-account: acct_demo' {base}/subscription");
+    println!("  API keys: cargo run -p tollgate-dev -- create-key --account acct_demo, then");
+    println!("            curl -H 'Authorization: Bearer tg_test_...' {base}/api/subscription");
     println!("  Ctrl-C stops everything.");
     axum::serve(listener, router(app, standin.as_ref().map(StandIn::router)))
         .with_graceful_shutdown(shutdown_signal())

@@ -24,6 +24,7 @@ pub mod vars {
     pub const NOTIFICATIONS_QUEUE_URL: &str = "NOTIFICATIONS_QUEUE_URL";
     pub const STRIPE_WEBHOOK_SECRETS: &str = "STRIPE_WEBHOOK_SECRETS";
     pub const STRIPE_LIVEMODE: &str = "STRIPE_LIVEMODE";
+    pub const API_KEYS_PER_ACCOUNT: &str = "API_KEYS_PER_ACCOUNT";
 }
 
 /// Why configuration could not be loaded.
@@ -231,6 +232,49 @@ impl WorkerConfig {
     }
 }
 
+/// Largest `API_KEYS_PER_ACCOUNT` accepted.
+pub const MAX_API_KEYS_PER_ACCOUNT: u32 = 1000;
+
+/// The `keys` function: API keys on JWT routes.
+#[derive(Debug, Clone)]
+pub struct KeysConfig {
+    pub table_name: String,
+    pub identity: IdentityConfig,
+    /// `tg_live_` keys when `STRIPE_LIVEMODE` is `true`, else `tg_test_`.
+    pub mode: crate::apikeys::Mode,
+    /// Keys holding a slot per account at once (1 to [`MAX_API_KEYS_PER_ACCOUNT`], default 10).
+    pub max_active: u32,
+}
+
+impl KeysConfig {
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        let name = vars::API_KEYS_PER_ACCOUNT;
+        let max_active = parsed(src, name, 10u32)?;
+        if !(1..=MAX_API_KEYS_PER_ACCOUNT).contains(&max_active) {
+            return Err(ConfigError::Invalid { name, reason: format!("must be 1 to {MAX_API_KEYS_PER_ACCOUNT}") });
+        }
+        let live = parsed(src, vars::STRIPE_LIVEMODE, false)?;
+        Ok(Self {
+            table_name: required(src, vars::TABLE_NAME)?,
+            identity: IdentityConfig::load(src),
+            mode: if live { crate::apikeys::Mode::Live } else { crate::apikeys::Mode::Test },
+            max_active,
+        })
+    }
+}
+
+/// The `authorizer` function: reads keys and account state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizerConfig {
+    pub table_name: String,
+}
+
+impl AuthorizerConfig {
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self { table_name: required(src, vars::TABLE_NAME)? })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +357,18 @@ mod tests {
         assert!(WebhookIntakeConfig::load(&live).unwrap_err().to_string().contains("STRIPE_LIVEMODE"));
         let err = WebhookIntakeConfig::load(&leaked).unwrap_err().to_string();
         assert!(err.contains("STRIPE_WEBHOOK_SECRETS") && !err.contains("leak"), "{err}");
+    }
+
+    #[test]
+    fn keys_default_to_test_mode_and_ten_per_account() {
+        let config = KeysConfig::load(&source(&[("TABLE_NAME", "t")])).unwrap();
+        let live = KeysConfig::load(&source(&[("TABLE_NAME", "t"), ("STRIPE_LIVEMODE", "true")])).unwrap();
+        let zero = KeysConfig::load(&source(&[("TABLE_NAME", "t"), ("API_KEYS_PER_ACCOUNT", "0")])).unwrap_err();
+        let huge = KeysConfig::load(&source(&[("TABLE_NAME", "t"), ("API_KEYS_PER_ACCOUNT", "1e9")])).unwrap_err();
+
+        assert_eq!((config.mode, config.max_active), (crate::apikeys::Mode::Test, 10));
+        assert_eq!(live.mode, crate::apikeys::Mode::Live);
+        assert!(zero.to_string().contains("API_KEYS_PER_ACCOUNT"), "{zero}");
+        assert!(huge.to_string().contains("API_KEYS_PER_ACCOUNT"), "{huge}");
     }
 }

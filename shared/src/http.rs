@@ -1,7 +1,9 @@
 //! The HTTP edge shared by every API function: the caller's identity, JSON bodies, and the one
 //! place that turns an error into a status and a `{"error": {"code", "message"}}` body.
 
+use crate::apikeys::{InvalidKeyRequest, Scope};
 use crate::app::checkout::{CheckoutError, Field};
+use crate::app::keys::KeysError;
 use crate::billing::BillingError;
 use crate::model::AccountId;
 use crate::queue::QueueError;
@@ -45,6 +47,10 @@ impl ApiError {
 
     pub fn method_not_allowed() -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -154,6 +160,34 @@ impl From<CheckoutError> for ApiError {
     }
 }
 
+impl From<KeysError> for ApiError {
+    fn from(err: KeysError) -> Self {
+        let message = err.to_string();
+        match err {
+            KeysError::Invalid(invalid) => {
+                let code = match invalid {
+                    InvalidKeyRequest::MissingName => "missing_name",
+                    InvalidKeyRequest::InvalidName => "invalid_name",
+                    InvalidKeyRequest::MissingScopes => "missing_scopes",
+                    InvalidKeyRequest::UnknownScope(_) => "unknown_scope",
+                    InvalidKeyRequest::InvalidExpiry => "invalid_expiry",
+                    InvalidKeyRequest::InvalidOverlap => "invalid_overlap",
+                };
+                Self::bad_request(code, message)
+            }
+            KeysError::LimitReached(_) => Self::conflict("key_limit_reached", message),
+            KeysError::NotFound => Self::new(StatusCode::NOT_FOUND, "key_not_found", message),
+            KeysError::Revoked => Self::conflict("key_revoked", message),
+            KeysError::Rotated => Self::conflict("key_rotated", message),
+            KeysError::Random(_) => {
+                log_chain("no random bytes for a key", &err);
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
+            KeysError::Store(err) => err.into(),
+        }
+    }
+}
+
 /// 413 for an oversized body, 500 for an unusable secret (a deployment error: Stripe retries
 /// once it is fixed), 400 for everything else; the body never carries a secret or the payload.
 impl From<WebhookRejection> for ApiError {
@@ -199,6 +233,23 @@ pub fn account_id(req: &Request, claim: &str) -> Result<AccountId, ApiError> {
     let from_lambda = || authorizer.fields.get(claim).and_then(|v| v.as_str()).map(str::to_owned);
     let raw = from_jwt.or_else(from_lambda).ok_or_else(ApiError::unauthorized)?;
     AccountId::parse(&raw).map_err(|_| ApiError::unauthorized())
+}
+
+/// The caller's account on an `/api/...` route, from the context the API key authorizer
+/// returned (never a JWT claim, header, path or body), if its key holds `scope`: 401 without
+/// that context, 403 `insufficient_scope` without the scope. The authorizer checks the scope
+/// too; checking it here keeps the route closed if the two ever disagree.
+pub fn api_key_account(req: &Request, scope: Scope) -> Result<AccountId, ApiError> {
+    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
+        return Err(ApiError::unauthorized());
+    };
+    let fields = &context.authorizer.as_ref().ok_or_else(ApiError::unauthorized)?.fields;
+    let field = |name: &str| fields.get(name).and_then(|v| v.as_str());
+    let account = field("account_id").and_then(|raw| AccountId::parse(raw).ok()).ok_or_else(ApiError::unauthorized)?;
+    if !crate::apikeys::scopes_from_string(field("scopes").unwrap_or_default()).contains(&scope) {
+        return Err(ApiError::forbidden("insufficient_scope", format!("this API key lacks the scope {scope}")));
+    }
+    Ok(account)
 }
 
 /// Parses a JSON request body of at most `MAX_BODY_BYTES`; an empty body reads as `{}` so
@@ -288,5 +339,28 @@ mod tests {
         assert_eq!(json_body::<serde_json::Value>(&big).unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(json_body::<serde_json::Value>(&bad).unwrap_err().code, "malformed_body");
         assert_eq!(json_body::<serde_json::Value>(&empty).unwrap(), serde_json::json!({}));
+    }
+
+    #[test]
+    fn api_key_routes_take_the_account_from_the_authorizers_context_only() {
+        let key = |scopes: &str| {
+            request_with_context(serde_json::json!({
+                "http": {"method": "GET", "path": "/api/subscription"},
+                "authorizer": {"lambda": {"account_id": "acct_7", "tier": "pro", "scopes": scopes}}
+            }))
+        };
+        let jwt = request_with_context(serde_json::json!({
+            "http": {"method": "GET", "path": "/api/subscription"},
+            "authorizer": {"jwt": {"claims": {"sub": "acct_1", "account_id": "acct_1"}}}
+        }));
+
+        assert_eq!(api_key_account(&key("subscription:read"), Scope::SubscriptionRead).unwrap().as_str(), "acct_7");
+        let narrow = api_key_account(&key("usage:read"), Scope::SubscriptionRead).unwrap_err();
+        assert_eq!((narrow.status, narrow.code), (StatusCode::FORBIDDEN, "insufficient_scope"));
+        assert_eq!(api_key_account(&jwt, Scope::SubscriptionRead).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            api_key_account(&Request::default(), Scope::SubscriptionRead).unwrap_err().status,
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod access;
+pub mod apikeys;
 pub mod app;
 pub mod aws;
 pub mod billing;

@@ -8,14 +8,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use std::sync::Arc;
+use tollgate::apikeys::{ApiKey, KeyId, Mode, Scope, Secret};
 use tollgate::facts::{Fact, Facts};
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
 use tollgate::ratelimit::Limit;
 use tollgate::store::{
-    Account, ApplyOutcome, CustomerLink, DynamoStore, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, PendingCheckout,
-    ProcessedEvent, RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
+    Account, ApplyOutcome, CustomerLink, DynamoStore, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, KeyCreation,
+    PendingCheckout, ProcessedEvent, RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
 };
-use tollgate::store::{EventLog, SubscriptionStore};
+use tollgate::store::{ApiKeyStore, EventLog, SubscriptionStore};
 use tollgate::testing::MemoryStore;
 
 const NOW: i64 = 1_795_273_200;
@@ -79,6 +80,30 @@ fn event(raw: &str) -> ProcessedEvent {
 
 fn pending(request_key: &str, nonce: &str, valid_until: i64) -> PendingCheckout {
     PendingCheckout { request_key: request_key.into(), nonce: nonce.into(), session_id: None, url: None, valid_until }
+}
+
+/// A new API key of account `raw` (its secret is dropped: the store never sees it).
+fn api_key(raw: &str) -> ApiKey {
+    api_key_with_secret(raw).1
+}
+
+fn api_key_with_secret(raw: &str) -> (Secret, ApiKey) {
+    let secret = Secret::generate(Mode::Test).unwrap();
+    let key = ApiKey {
+        id: KeyId::generate().unwrap(),
+        account_id: id(raw),
+        hash: secret.hash(),
+        prefix: secret.visible_prefix(),
+        name: "ci".into(),
+        scopes: [Scope::UsageWrite, Scope::SubscriptionRead].into(),
+        created_at: NOW,
+        expires_at: None,
+        revoked_at: None,
+        last_used_at: None,
+        replaced_by: None,
+        holds_slot: true,
+    };
+    (secret, key)
 }
 
 /// The behaviours, each a function of a fresh store.
@@ -418,6 +443,131 @@ mod contract {
         assert_eq!(allowed, 25, "exactly the limit is allowed, never more, never fewer");
     }
 
+    pub async fn an_api_key_is_found_by_its_hash_and_listed_in_its_account_only(store: impl Store) {
+        let key = api_key("acct_k");
+        let other = api_key("acct_other");
+
+        assert_eq!(store.create_api_key(&key, 5).await.unwrap(), KeyCreation::Created);
+        assert_eq!(store.create_api_key(&other, 5).await.unwrap(), KeyCreation::Created);
+        let twin = store.create_api_key(&key, 5).await;
+
+        assert!(matches!(twin, Err(StoreError::Conflict(_))), "{twin:?}");
+        assert_eq!(store.api_key_by_hash(&key.hash).await.unwrap(), Some(key.clone()));
+        assert_eq!(store.api_key(&id("acct_k"), &key.id).await.unwrap(), Some(key.clone()));
+        assert_eq!(store.api_key(&id("acct_other"), &key.id).await.unwrap(), None, "another account's key");
+        assert_eq!(store.api_keys(&id("acct_k")).await.unwrap(), [key]);
+        assert_eq!(store.api_key_by_hash(&api_key("acct_k").hash).await.unwrap(), None);
+        assert_eq!(
+            store.state(&id("acct_k")).await.unwrap(),
+            tollgate::store::AccountState::default(),
+            "outside STATE#"
+        );
+    }
+
+    pub async fn revoking_a_key_frees_its_slot_once(store: impl Store) {
+        let (first, second) = (api_key("acct_rv"), api_key("acct_rv"));
+        store.create_api_key(&first, 2).await.unwrap();
+        store.create_api_key(&second, 2).await.unwrap();
+        assert_eq!(store.create_api_key(&api_key("acct_rv"), 2).await.unwrap(), KeyCreation::LimitReached);
+
+        store.revoke_api_key(&first, NOW + 10, NOW + 100).await.unwrap();
+        let again = store.revoke_api_key(&first, NOW + 20, NOW + 100).await;
+
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "a stale revoke frees nothing: {again:?}");
+        let revoked = store.api_key_by_hash(&first.hash).await.unwrap().unwrap();
+        assert_eq!((revoked.revoked_at, revoked.holds_slot), (Some(NOW + 10), false));
+        assert_eq!(store.api_key(&id("acct_rv"), &first.id).await.unwrap(), Some(revoked));
+        assert_eq!(store.create_api_key(&api_key("acct_rv"), 2).await.unwrap(), KeyCreation::Created);
+        assert_eq!(store.create_api_key(&api_key("acct_rv"), 2).await.unwrap(), KeyCreation::LimitReached);
+    }
+
+    pub async fn a_rotated_key_stays_valid_for_its_overlap_and_hands_its_slot_over(store: impl Store) {
+        let old = api_key("acct_rot");
+        let successor = api_key("acct_rot");
+        store.create_api_key(&old, 1).await.unwrap();
+
+        store.rotate_api_key(&old, &successor, NOW, NOW + 3600, NOW + 9000).await.unwrap();
+        let again = store.rotate_api_key(&old, &api_key("acct_rot"), NOW, NOW + 3600, NOW + 9000).await;
+
+        assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+        let retiring = store.api_key_by_hash(&old.hash).await.unwrap().unwrap();
+        assert_eq!(retiring.replaced_by.as_ref(), Some(&successor.id));
+        assert_eq!((retiring.expires_at, retiring.revoked_at, retiring.holds_slot), (Some(NOW + 3600), None, false));
+        assert_eq!(store.api_key_by_hash(&successor.hash).await.unwrap(), Some(successor.clone()));
+        assert_eq!(store.api_keys(&id("acct_rot")).await.unwrap().len(), 2);
+        assert_eq!(
+            store.create_api_key(&api_key("acct_rot"), 1).await.unwrap(),
+            KeyCreation::LimitReached,
+            "the successor holds the only slot"
+        );
+        store.revoke_api_key(&retiring, NOW + 5, NOW + 100).await.unwrap();
+        assert_eq!(
+            store.create_api_key(&api_key("acct_rot"), 1).await.unwrap(),
+            KeyCreation::LimitReached,
+            "revoking the old key frees no slot it no longer held"
+        );
+        let at_once = api_key("acct_rot");
+        store.rotate_api_key(&successor, &at_once, NOW + 50, NOW + 50, NOW + 100).await.unwrap();
+        let revoked = store.api_key_by_hash(&successor.hash).await.unwrap().unwrap();
+        assert_eq!((revoked.revoked_at, revoked.replaced_by), (Some(NOW + 50), Some(at_once.id)));
+    }
+
+    pub async fn parallel_creates_never_exceed_the_key_limit(store: impl Store + 'static) {
+        let store = Arc::new(store);
+
+        let tasks: Vec<_> = (0..12)
+            .map(|_| {
+                let store = Arc::clone(&store);
+                tokio::spawn(async move { store.create_api_key(&api_key("acct_par"), 5).await })
+            })
+            .collect();
+        let mut created = 0;
+        for task in tasks {
+            if task.await.unwrap().unwrap() == KeyCreation::Created {
+                created += 1;
+            }
+        }
+
+        assert_eq!(created, 5, "exactly the limit is created, never more, never fewer");
+        assert_eq!(store.api_keys(&id("acct_par")).await.unwrap().len(), 5);
+    }
+
+    pub async fn a_keys_use_is_recorded_at_most_once_a_minute(store: impl Store) {
+        let key = api_key("acct_use");
+        store.create_api_key(&key, 5).await.unwrap();
+
+        let first = store.record_api_key_use(&key, NOW).await.unwrap();
+        let soon = store.record_api_key_use(&key, NOW + 59).await.unwrap();
+        let later = store.record_api_key_use(&key, NOW + 60).await.unwrap();
+        let unknown = store.record_api_key_use(&api_key("acct_use"), NOW).await.unwrap();
+
+        assert_eq!((first, soon, later, unknown), (true, false, true, false));
+        assert_eq!(store.api_key_by_hash(&key.hash).await.unwrap().unwrap().last_used_at, Some(NOW + 60));
+        assert_eq!(store.api_keys(&id("acct_use")).await.unwrap()[0].last_used_at, Some(NOW + 60));
+        assert_eq!(store.api_keys(&id("acct_use")).await.unwrap().len(), 1, "no key was made by recording a use");
+    }
+
+    pub async fn deleting_an_accounts_keys_removes_every_trace_of_them(store: impl Store) {
+        let (a, b) = (api_key("acct_del"), api_key("acct_del"));
+        let other = api_key("acct_keep");
+        for key in [&a, &b, &other] {
+            store.create_api_key(key, 2).await.unwrap();
+        }
+        store.revoke_api_key(&b, NOW, NOW + 100).await.unwrap();
+
+        let deleted = store.delete_api_keys(&id("acct_del")).await.unwrap();
+        let again = store.delete_api_keys(&id("acct_del")).await.unwrap();
+
+        assert_eq!((deleted, again), (2, 0));
+        assert_eq!(store.api_key_by_hash(&a.hash).await.unwrap(), None);
+        assert_eq!(store.api_key_by_hash(&b.hash).await.unwrap(), None);
+        assert!(store.api_keys(&id("acct_del")).await.unwrap().is_empty());
+        assert_eq!(store.api_key_by_hash(&other.hash).await.unwrap(), Some(other));
+        for _ in 0..2 {
+            assert_eq!(store.create_api_key(&api_key("acct_del"), 2).await.unwrap(), KeyCreation::Created);
+        }
+    }
+
     pub async fn sync_cursor_and_outcome_round_trip(store: impl Store) {
         assert_eq!(store.cursor().await.unwrap(), None);
         assert_eq!(store.outcome().await.unwrap(), None);
@@ -467,6 +617,12 @@ macro_rules! contract_suite {
                 a_rate_window_allows_its_limit_then_says_when_to_retry,
                 parallel_takers_never_exceed_a_rate_limit,
                 sync_cursor_and_outcome_round_trip,
+                an_api_key_is_found_by_its_hash_and_listed_in_its_account_only,
+                revoking_a_key_frees_its_slot_once,
+                a_rotated_key_stays_valid_for_its_overlap_and_hands_its_slot_over,
+                parallel_creates_never_exceed_the_key_limit,
+                a_keys_use_is_recorded_at_most_once_a_minute,
+                deleting_an_accounts_keys_removes_every_trace_of_them,
             );
         }
     };
@@ -561,4 +717,38 @@ async fn unreachable_store_is_unavailable_not_a_conflict() {
     let err = store.subscription(&id("acct_x")).await.unwrap_err();
 
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn api_key_items_never_hold_the_key_and_retired_ones_expire() {
+    let store = dynamo_store("keyitems").await;
+    let (secret, key) = api_key_with_secret("acct_items");
+    store.create_api_key(&key, 5).await.unwrap();
+    store.record_api_key_use(&key, NOW).await.unwrap();
+    store
+        .revoke_api_key(&store.api_key_by_hash(&key.hash).await.unwrap().unwrap(), NOW, NOW + 30 * 86_400)
+        .await
+        .unwrap();
+
+    let items = aws_sdk_dynamodb::Client::new(&local_aws().await)
+        .scan()
+        .table_name(store.table())
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+
+    let dump = format!("{items:?}");
+    assert!(!dump.contains(secret.expose()), "{dump}");
+    assert!(!dump.contains(&secret.expose()[8..]), "{dump}");
+    let keyed: Vec<_> = items.iter().filter(|i| i.contains_key("hash")).collect();
+    assert_eq!(keyed.len(), 2, "a lookup and a listing item: {dump}");
+    for item in keyed {
+        assert_eq!(item["expires_at"].as_n().unwrap(), &(NOW + 30 * 86_400).to_string(), "TTL");
+        assert!(!item.contains_key("key_expires_at"), "no expiry was asked for");
+    }
+    let lookup = items.iter().find(|i| i["pk"].as_s().unwrap().starts_with("APIKEY#")).unwrap();
+    assert_eq!(lookup["pk"].as_s().unwrap(), &format!("APIKEY#{}", key.hash.as_str()));
+    assert_eq!(lookup["sk"].as_s().unwrap(), "KEY");
 }

@@ -1,12 +1,14 @@
 //! `template.yaml` and the workspace agree: every function package is deployed, and every
 //! deployed function names a binary the workspace builds. The template's numbers hold
 //! together: Stripe's retries fit each function's timeout, the worker's concurrency stays under
-//! Stripe's rate limits, and every alarm reaches someone.
+//! Stripe's rate limits, every alarm reaches someone, and the API key routes are behind their
+//! authorizer, which caches nothing past the revocation bound.
 
 use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
+use tollgate::apikeys::{REVOCATION_BOUND_SECONDS, required_scope};
 use tollgate::billing::RetryPolicy;
 use tollgate::config::vars;
 use tollgate_dev::resources::{Template, template_path};
@@ -370,6 +372,11 @@ fn the_runbook_alarms_watch_what_the_readme_says() {
 /// `ConditionCheckItem` included; `UpdateItem` takes a rate window), and nothing more.
 const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
     ("subscription", &["dynamodb:Query"]),
+    // The key (GetItem), the account's state for the tier (Query), last_used_at (UpdateItem).
+    ("authorizer", &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]),
+    // A key by id (GetItem), the listing (Query), new items (PutItem in a transaction), revoke,
+    // rotate and the slot count (UpdateItem).
+    ("keys", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]),
     (
         "checkout",
         &[
@@ -422,5 +429,68 @@ fn every_function_may_make_exactly_the_dynamodb_calls_its_store_makes() {
             .map(|(_, actions)| actions.iter().map(|a| (*a).to_owned()).collect())
             .unwrap_or_default();
         assert_eq!(granted, needed, "{id} ({binary})");
+    }
+}
+
+// ---- API keys: the /api routes, their authorizer, its cache ----
+
+/// The binary of the Lambda authorizer of the `/api/...` routes.
+const KEY_AUTHORIZER: &str = "authorizer";
+
+#[test]
+fn the_api_routes_and_only_they_are_behind_the_key_authorizer_each_with_a_scope() {
+    let template = Template::load(&template_path()).unwrap();
+
+    let api: Vec<_> = template.routes.iter().filter(|r| r.path.starts_with("/api/")).collect();
+    assert!(!api.is_empty());
+    for route in &template.routes {
+        let key = format!("{} {}", route.method, route.path);
+        if route.path.starts_with("/api/") {
+            assert_eq!(route.authorizer.as_deref(), Some(KEY_AUTHORIZER), "{key} must take an API key");
+            assert!(required_scope(&key).is_some(), "{key} needs a scope in apikeys::API_ROUTE_SCOPES");
+        } else {
+            assert_eq!(route.authorizer, None, "{key} stays on the JWT authorizer");
+        }
+    }
+    assert!(template.routes.iter().any(|r| r.binary == "keys" && r.path == "/api-keys" && r.authorizer.is_none()));
+}
+
+#[test]
+fn the_key_authorizer_caches_nothing_past_the_revocation_bound() {
+    let template = Template::load(&template_path()).unwrap();
+    let authorizers = template.raw["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"].as_mapping().unwrap();
+    let function = "!GetAtt AuthorizerFunction.Arn";
+
+    let (name, authorizer) = authorizers
+        .iter()
+        .find(|(_, a)| a["FunctionArn"] == yaml(function))
+        .expect("an HttpApi authorizer runs AuthorizerFunction");
+    let identity = &authorizer["Identity"];
+
+    // SAM's default when ReauthorizeEvery is left out is 300 s: it must be set.
+    let ttl = identity["ReauthorizeEvery"].as_i64().expect("ReauthorizeEvery is set (SAM defaults to 300 s)");
+    assert!(
+        (0..=REVOCATION_BOUND_SECONDS).contains(&ttl),
+        "{name:?} caches {ttl} s, over the {REVOCATION_BOUND_SECONDS} s bound"
+    );
+    assert_eq!(identity["Headers"], yaml("[Authorization]"), "{name:?}: a request without the header gets 401");
+    assert_eq!(authorizer["EnableSimpleResponses"].as_bool(), Some(true));
+    assert_eq!(authorizer["AuthorizerPayloadFormatVersion"].as_str(), Some("2.0"));
+    assert_eq!(template.raw["Outputs"]["ApiKeyAuthorizerArn"]["Value"], yaml(function));
+}
+
+#[test]
+fn no_function_logs_at_trace_where_the_runtime_logs_raw_events() {
+    let template = Template::load(&template_path()).unwrap();
+    let global = &template.raw["Globals"]["Function"]["LoggingConfig"]["ApplicationLogLevel"];
+
+    for (id, _) in &template.functions {
+        let own = &resource(&template, id)["Properties"]["LoggingConfig"]["ApplicationLogLevel"];
+        let level = if own.is_null() { global } else { own };
+        // lambda_runtime logs each raw event at TRACE: an API key or JWT in its headers.
+        assert!(
+            level.as_str().is_some_and(|l| !l.eq_ignore_ascii_case("TRACE")),
+            "{id}: ApplicationLogLevel {level:?} would log every request's Authorization header"
+        );
     }
 }

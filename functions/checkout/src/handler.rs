@@ -8,7 +8,7 @@ use tollgate::aws::SdkConfig;
 use tollgate::billing::{Billing, StripeBilling};
 use tollgate::config::{CheckoutConfig, IdentityConfig, Source};
 use tollgate::http::{ApiError, account_id, json, json_body};
-use tollgate::store::{AccountStore, CheckoutStore, DynamoStore, RateLimitStore, SubscriptionStore};
+use tollgate::store::{AccountStore, ApiKeyStore, CheckoutStore, DynamoStore, RateLimitStore, SubscriptionStore};
 
 /// What the handler needs.
 pub struct Deps<S, B> {
@@ -48,7 +48,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
 /// Answers one request; errors become their JSON error response, never a Lambda failure.
 pub async fn handle<S, B>(deps: &Deps<S, B>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: AccountStore + SubscriptionStore + CheckoutStore + RateLimitStore,
+    S: AccountStore + SubscriptionStore + CheckoutStore + RateLimitStore + ApiKeyStore,
     B: Billing,
 {
     Ok(answer(deps, &req).await.unwrap_or_else(ApiError::into_response))
@@ -56,7 +56,7 @@ where
 
 async fn answer<S, B>(deps: &Deps<S, B>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: AccountStore + SubscriptionStore + CheckoutStore + RateLimitStore,
+    S: AccountStore + SubscriptionStore + CheckoutStore + RateLimitStore + ApiKeyStore,
     B: Billing,
 {
     let route = route(req)?;

@@ -2,10 +2,11 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
+use tollgate::apikeys::Scope;
 use tollgate::app::{Settings, read};
 use tollgate::aws::SdkConfig;
 use tollgate::config::{IdentityConfig, Source, SubscriptionConfig};
-use tollgate::http::{ApiError, account_id, json};
+use tollgate::http::{ApiError, account_id, api_key_account, json};
 use tollgate::store::{DynamoStore, SubscriptionStore};
 
 /// What the handler needs.
@@ -27,12 +28,15 @@ pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Err
 enum Route {
     Subscription,
     Entitlements,
+    /// `GET /api/subscription`, behind the API key authorizer.
+    ApiSubscription,
 }
 
 fn route(req: &Request) -> Result<Route, ApiError> {
     let route = match req.uri().path().trim_end_matches('/') {
         "/subscription" => Route::Subscription,
         "/entitlements" => Route::Entitlements,
+        "/api/subscription" => Route::ApiSubscription,
         _ => return Err(ApiError::not_found()),
     };
     if req.method() != Method::GET {
@@ -48,9 +52,16 @@ pub async fn handle<S: SubscriptionStore>(deps: &Deps<S>, req: Request) -> Resul
 
 async fn answer<S: SubscriptionStore>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
-    let account = account_id(req, &deps.identity.claim)?;
+    // Each route set has its one authorizer: the API key's context on `/api/...`, the JWT
+    // claim elsewhere.
+    let account = match route {
+        Route::ApiSubscription => api_key_account(req, Scope::SubscriptionRead)?,
+        Route::Subscription | Route::Entitlements => account_id(req, &deps.identity.claim)?,
+    };
     Ok(match route {
-        Route::Subscription => json(StatusCode::OK, &read::subscription(&deps.store, &deps.settings, &account).await?),
+        Route::Subscription | Route::ApiSubscription => {
+            json(StatusCode::OK, &read::subscription(&deps.store, &deps.settings, &account).await?)
+        }
         Route::Entitlements => json(StatusCode::OK, &read::entitlements(&deps.store, &deps.settings, &account).await?),
     })
 }

@@ -1,5 +1,6 @@
-//! `subscription`: answers `GET /subscription` and `GET /entitlements` from the DynamoDB
-//! projection alone (zero Stripe calls).
+//! `subscription`: answers `GET /subscription` and `GET /entitlements` (JWT), and
+//! `GET /api/subscription` (API key, through the authorizer), from the DynamoDB projection
+//! alone (zero Stripe calls).
 
 mod handler;
 

@@ -125,3 +125,49 @@ async fn other_methods_and_paths_are_refused_with_json_errors() {
     assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
     assert_eq!(body(&elsewhere)["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn api_route_reads_the_account_of_the_key_authorizers_context() {
+    let store = MemoryStore::new();
+    tollgate::testing::subscribed(&store, &pro("acct_alice", SubscriptionStatus::Active)).await;
+    let other =
+        Projection { customer_id: "cus_2".into(), plan: "team".into(), ..pro("acct_x", SubscriptionStatus::Active) };
+    tollgate::testing::subscribed(&store, &other).await;
+    let deps = deps(store);
+
+    // The sample carries `x-tollgate-account: acct_someone_else` beside the authorizer's context.
+    let response = handle(&deps, event("apigw-get-api-subscription.json")).await.unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body(&response);
+    assert_eq!((body["account_id"].as_str(), body["plan"].as_str()), (Some("acct_alice"), Some("pro")));
+}
+
+#[tokio::test]
+async fn api_route_refuses_a_key_without_subscription_read_and_any_jwt() {
+    let deps = deps(MemoryStore::new());
+    let with = |authorizer: serde_json::Value, path: &str| {
+        let raw = std::fs::read_to_string(format!(
+            "{}/../../events/apigw-get-api-subscription.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let mut json: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        json["requestContext"]["authorizer"] = authorizer;
+        json["rawPath"] = path.into();
+        json["requestContext"]["http"]["path"] = path.into();
+        lambda_http::request::from_str(&json.to_string()).unwrap()
+    };
+    let usage_only =
+        serde_json::json!({"lambda": {"account_id": "acct_alice", "tier": "free", "scopes": "usage:read"}});
+    let jwt = serde_json::json!({"jwt": {"claims": {"sub": "acct_alice", "account_id": "acct_alice"}}});
+
+    let narrow = handle(&deps, with(usage_only.clone(), "/api/subscription")).await.unwrap();
+    let by_jwt = handle(&deps, with(jwt, "/api/subscription")).await.unwrap();
+    let plain_by_key = handle(&deps, with(usage_only, "/subscription")).await.unwrap();
+
+    assert_eq!(narrow.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body(&narrow)["error"]["code"], "insufficient_scope");
+    assert_eq!(by_jwt.status(), StatusCode::UNAUTHORIZED, "a JWT is no identity on the API key route");
+    assert_eq!(plain_by_key.status(), StatusCode::UNAUTHORIZED, "a key's context is no identity on the JWT route");
+}

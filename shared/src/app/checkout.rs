@@ -14,8 +14,8 @@ use crate::plans::{FREE, Price};
 use crate::projection::current;
 use crate::ratelimit::Limit;
 use crate::store::{
-    Account, AccountState, AccountStore, CheckoutStore, PendingCheckout, RateLimitStore, RateOutcome, Retirement,
-    StoreError, SubscriptionStore,
+    Account, AccountState, AccountStore, ApiKeyStore, CheckoutStore, PendingCheckout, RateLimitStore, RateOutcome,
+    Retirement, StoreError, SubscriptionStore,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -397,11 +397,12 @@ where
     record(deps, &projection, canceled).await
 }
 
-/// `DELETE /account`: cancels every live subscription in Stripe at once, then deletes the
-/// account's billing data, keeping a tombstone (see [`retire`]). Idempotent.
+/// `DELETE /account`: cancels every live subscription in Stripe at once, then revokes and
+/// deletes every API key of the account, then deletes the account's billing data, keeping a
+/// tombstone (see [`retire`]). Idempotent.
 pub async fn delete_account<S, B>(deps: &CheckoutDeps<S, B>, account: &AccountId) -> Result<Deleted, CheckoutError>
 where
-    S: AccountStore + SubscriptionStore,
+    S: AccountStore + SubscriptionStore + ApiKeyStore,
     B: Billing,
 {
     let state = deps.store.state(account).await?;
@@ -419,6 +420,9 @@ where
             }
         }
     }
+    // API keys go first: none may keep working for an account being deleted.
+    let keys = deps.store.delete_api_keys(account).await?;
+    tracing::info!(account = %account, keys, "api keys of the deleted account revoked and deleted");
     let retirement = Retirement::AccountDeleted;
     retire(&deps.store, &deps.settings, account, customer.as_deref(), retirement, had_subscription).await?;
     Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled })

@@ -8,9 +8,11 @@
 //! - [`sync`]: the scheduled replay of missed events and reconciliation.
 //! - [`checkout`]: Checkout, portal, plan change, cancellation and account deletion.
 //! - [`read`]: the subscription and entitlements reads.
+//! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
 
 pub mod checkout;
 pub mod events;
+pub mod keys;
 pub mod read;
 pub mod refresh;
 pub mod retire;

@@ -1,6 +1,8 @@
 //! The DynamoDB single-table adapter for the store ports. Items are mapped with
 //! `serde_dynamo`; every conditional write names what it guards.
 
+mod api_keys;
+
 use super::keys;
 use super::{
     Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, CustomerLink, Effect, EventLog, FailedEvent,

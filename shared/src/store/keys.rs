@@ -3,7 +3,7 @@
 //!
 //! An account's small, bounded state items (profile, projection, facts, tombstone) sort under
 //! [`STATE_PREFIX`], so the read of an account is one `Query` of that range; everything that
-//! grows (pending checkouts, rate windows) sorts outside it.
+//! grows (pending checkouts, rate windows, API keys) sorts outside it.
 
 use crate::model::AccountId;
 
@@ -46,3 +46,20 @@ pub fn rate(name: &str, window_start_ms: i64) -> String {
 pub const SYNC: &str = "SYNC";
 pub const SYNC_CURSOR: &str = "CURSOR#events";
 pub const SYNC_OUTCOME: &str = "OUTCOME";
+
+/// An API key's lookup item, by the key's SHA-256: `APIKEY#<sha256>` / [`API_KEY_LOOKUP`].
+pub fn api_key_lookup(hash: &crate::apikeys::KeyHash) -> String {
+    format!("APIKEY#{}", hash.as_str())
+}
+
+pub const API_KEY_LOOKUP: &str = "KEY";
+/// The sort-key range of an account's API key listing items (outside [`STATE_PREFIX`]).
+pub const API_KEY_PREFIX: &str = "APIKEY#";
+/// The count of an account's keys that hold a slot (outside [`STATE_PREFIX`] and
+/// [`API_KEY_PREFIX`]).
+pub const API_KEY_SLOTS: &str = "APIKEY_SLOTS";
+
+/// An account's listing item of key `id`.
+pub fn api_key(id: &crate::apikeys::KeyId) -> String {
+    format!("{API_KEY_PREFIX}{id}")
+}

@@ -12,6 +12,8 @@ use crate::store::{
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
+
+mod api_keys;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
@@ -28,6 +30,10 @@ struct Tables {
     failures: HashMap<String, FailedEvent>,
     cursor: Option<SyncCursor>,
     outcome: Option<SyncOutcome>,
+    /// API keys by id (each record is both the lookup and the listing item).
+    api_keys: HashMap<crate::apikeys::KeyId, crate::apikeys::ApiKey>,
+    /// Slots taken per account.
+    api_key_slots: HashMap<AccountId, u32>,
 }
 
 /// An in-memory store; clones share the same data.

@@ -1,0 +1,15 @@
+//! Lambda entry point of `authorizer`: wiring only.
+
+use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use tollgate::config::Env;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let deps = authorizer::wire(&Env, &tollgate::aws::load().await)?;
+    run(service_fn(|event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
+        authorizer::handle(&deps, event.payload)
+    }))
+    .await
+}
