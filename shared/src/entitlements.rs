@@ -15,8 +15,9 @@ pub struct AccessView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitsView {
-    /// Per month; `null` is unlimited.
-    pub api_calls: Option<u64>,
+    /// Each metric's monthly quota by name (e.g. `api_calls`); `null` is unlimited.
+    #[serde(flatten)]
+    pub usage: BTreeMap<String, Option<u64>>,
     /// `null` is unlimited.
     pub requests_per_minute: Option<u64>,
     pub credits: u64,
@@ -55,7 +56,7 @@ fn features(catalogue: &Catalogue, tier: &Tier) -> BTreeMap<String, bool> {
 
 fn limits(tier: &Tier) -> LimitsView {
     LimitsView {
-        api_calls: tier.limits.api_calls,
+        usage: tier.limits.usage.clone(),
         requests_per_minute: tier.limits.requests_per_minute,
         credits: tier.credits,
     }

@@ -32,6 +32,7 @@ pub mod redirect;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod usage;
 pub mod webhook;
 
 pub use access::{Access, Reason, decide};

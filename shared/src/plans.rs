@@ -1,5 +1,6 @@
 //! The plan catalogue: which Stripe prices (by lookup key) buy which tier, and what each tier
-//! may do (features, monthly quotas, per-minute rate limits, credits, trial days).
+//! may do (features, monthly quotas of the declared metrics, per-minute rate limits, credits,
+//! trial days), and when usage alerts fire.
 //!
 //! The catalogue is `plans.toml` at the repository root, embedded at build time and parsed
 //! once per cold start. Every semantic error names the line it was found on.
@@ -26,12 +27,25 @@ pub enum PlanError {
     Missing(String),
 }
 
-/// A tier's quotas; `None` means unlimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A tier's limits; `None` means unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Limits {
-    pub api_calls: Option<u64>,
+    /// Requests per minute (counted per request, not per unit).
     pub requests_per_minute: Option<u64>,
+    /// The monthly quota of each declared metric.
+    pub usage: BTreeMap<String, Option<u64>>,
 }
+
+/// A metered quantity (`[metrics.<name>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metric {
+    pub name: String,
+    /// What one unit is, e.g. `call`.
+    pub unit: String,
+}
+
+/// Usage alerts sent when less is left than before: default 80% and 100% of a limit.
+pub const DEFAULT_ALERT_THRESHOLDS: [u8; 2] = [80, 100];
 
 /// A tier of the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,11 +74,17 @@ pub struct Catalogue {
     tiers: BTreeMap<String, Tier>,
     prices: Vec<Price>,
     features: BTreeSet<String>,
+    metrics: BTreeMap<String, Metric>,
+    alert_thresholds: Vec<u8>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCatalogue {
+    #[serde(default)]
+    metrics: BTreeMap<Spanned<String>, RawMetric>,
+    #[serde(default)]
+    usage: Option<RawUsage>,
     tiers: BTreeMap<Spanned<String>, RawTier>,
     #[serde(default)]
     prices: Vec<RawPrice>,
@@ -72,6 +92,19 @@ struct RawCatalogue {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawMetric {
+    unit: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUsage {
+    alert_thresholds: Spanned<Vec<i64>>,
+}
+
+/// A tier: its known fields, and one monthly limit per declared metric (`<metric> = <count>`
+/// or `"unlimited"`), checked against `[metrics]` by `parse`.
+#[derive(Deserialize)]
 struct RawTier {
     name: String,
     trial_days: Option<Spanned<i64>>,
@@ -79,8 +112,10 @@ struct RawTier {
     features: Vec<String>,
     #[serde(default)]
     credits: Option<Spanned<i64>>,
-    api_calls: Spanned<RawLimit>,
     requests_per_minute: Spanned<RawLimit>,
+    /// Spans are lost through `flatten`: `parse` finds each key's line in the text.
+    #[serde(flatten)]
+    usage: BTreeMap<String, RawLimit>,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +148,32 @@ impl Catalogue {
         let line =
             |span: std::ops::Range<usize>| text[..span.start.min(text.len())].matches('\n').count().saturating_add(1);
         let invalid = |span, message: String| PlanError::Invalid { line: line(span), message };
+
+        let mut metrics = BTreeMap::new();
+        for (name, raw_metric) in raw.metrics {
+            let span = name.span();
+            let name = name.into_inner();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+                return Err(invalid(span, format!("metric `{name}` must be lowercase letters, digits and _")));
+            }
+            metrics.insert(name.clone(), Metric { name, unit: raw_metric.unit });
+        }
+        let alert_thresholds = match raw.usage {
+            None => DEFAULT_ALERT_THRESHOLDS.to_vec(),
+            Some(usage) => {
+                let span = usage.alert_thresholds.span();
+                let mut thresholds = usage
+                    .alert_thresholds
+                    .into_inner()
+                    .into_iter()
+                    .map(|t| u8::try_from(t).ok().filter(|t| (1..=100).contains(t)))
+                    .collect::<Option<Vec<u8>>>()
+                    .ok_or_else(|| invalid(span, "usage.alert_thresholds must be percentages from 1 to 100".into()))?;
+                thresholds.sort_unstable();
+                thresholds.dedup();
+                thresholds
+            }
+        };
 
         let mut tiers = BTreeMap::new();
         for (id, raw_tier) in raw.tiers {
@@ -152,10 +213,29 @@ impl Catalogue {
                     }
                 }
             };
-            let limits = Limits {
-                api_calls: limit("api_calls", raw_tier.api_calls)?,
-                requests_per_minute: limit("requests_per_minute", raw_tier.requests_per_minute)?,
-            };
+            let mut usage = BTreeMap::new();
+            for (metric, raw_limit) in raw_tier.usage {
+                // The key's own line: the first line after the tier's header that sets it.
+                let from = id_span.start.min(text.len());
+                let at = text[from..]
+                    .find(&format!("\n{metric}"))
+                    .map_or(from, |i| from.saturating_add(i).saturating_add(1));
+                let raw_limit = Spanned::new(at..at, raw_limit);
+                if !metrics.contains_key(&metric) {
+                    let span = raw_limit.span();
+                    return Err(invalid(
+                        span,
+                        format!("tier `{id}`: `{metric}` is neither a tier field nor a metric declared in [metrics]"),
+                    ));
+                }
+                let value = limit(&metric, raw_limit)?;
+                usage.insert(metric, value);
+            }
+            if let Some(missing) = metrics.keys().find(|m| !usage.contains_key(*m)) {
+                return Err(invalid(id_span, format!("tier `{id}` sets no limit for metric `{missing}`")));
+            }
+            let limits =
+                Limits { requests_per_minute: limit("requests_per_minute", raw_tier.requests_per_minute)?, usage };
             let tier = Tier {
                 id: id.clone(),
                 name: raw_tier.name,
@@ -199,7 +279,7 @@ impl Catalogue {
         }
 
         let features = tiers.values().flat_map(|t| t.features.iter().cloned()).collect();
-        Ok(Self { tiers, prices, features })
+        Ok(Self { tiers, prices, features, metrics, alert_thresholds })
     }
 
     /// The tier with this id.
@@ -231,6 +311,21 @@ impl Catalogue {
     pub fn features(&self) -> &BTreeSet<String> {
         &self.features
     }
+
+    /// The metric with this name.
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.metrics.get(name)
+    }
+
+    /// Every declared metric, by name.
+    pub fn metrics(&self) -> impl Iterator<Item = &Metric> {
+        self.metrics.values()
+    }
+
+    /// The percentages of a limit at which a usage alert is sent, ascending.
+    pub fn alert_thresholds(&self) -> &[u8] {
+        &self.alert_thresholds
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +333,9 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = r#"
+[metrics.api_calls]
+unit = "call"
+
 [tiers.free]
 name = "Free"
 api_calls = 100
@@ -270,7 +368,7 @@ currency = "usd"
         ];
         for (id, calls, rpm, trial) in expect {
             let tier = catalogue.tier(id).unwrap();
-            assert_eq!(tier.limits.api_calls, calls, "{id}");
+            assert_eq!(tier.limits.usage["api_calls"], calls, "{id}");
             assert_eq!(tier.limits.requests_per_minute, rpm, "{id}");
             assert_eq!(tier.trial_days, trial, "{id}");
         }
@@ -311,7 +409,7 @@ currency = "usd"
 
         assert_eq!(
             err,
-            PlanError::Invalid { line: 16, message: "price `pro_monthly` names unknown tier `gold`".into() }
+            PlanError::Invalid { line: 19, message: "price `pro_monthly` names unknown tier `gold`".into() }
         );
     }
 
@@ -323,7 +421,7 @@ currency = "usd"
 
         let err = Catalogue::parse(&text).unwrap_err();
 
-        assert_eq!(err, PlanError::Invalid { line: 22, message: "duplicate price `pro_monthly`".into() });
+        assert_eq!(err, PlanError::Invalid { line: 25, message: "duplicate price `pro_monthly`".into() });
     }
 
     #[test]
@@ -332,7 +430,7 @@ currency = "usd"
 
         let err = Catalogue::parse(&text).unwrap_err();
 
-        assert_eq!(err, PlanError::Invalid { line: 11, message: "tier `pro`: api_calls must not be negative".into() });
+        assert_eq!(err, PlanError::Invalid { line: 14, message: "tier `pro`: api_calls must not be negative".into() });
     }
 
     #[test]
@@ -349,5 +447,29 @@ currency = "usd"
         let err = Catalogue::parse(&text).unwrap_err().to_string();
 
         assert!(err.contains("colour") && err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn metrics_are_declared_once_and_limited_by_every_tier() {
+        let catalogue = Catalogue::parse(MINIMAL).unwrap();
+        let undeclared = MINIMAL.replace("[metrics.api_calls]\nunit = \"call\"\n", "");
+        let missing = MINIMAL.replace("api_calls = 10\n", "");
+
+        assert_eq!(catalogue.metric("api_calls").unwrap().unit, "call");
+        assert_eq!(catalogue.tier("pro").unwrap().limits.usage["api_calls"], Some(10));
+        assert_eq!(catalogue.alert_thresholds(), DEFAULT_ALERT_THRESHOLDS);
+        let err = Catalogue::parse(&undeclared).unwrap_err().to_string();
+        assert!(err.contains("`api_calls` is neither a tier field nor a metric"), "{err}");
+        let err = Catalogue::parse(&missing).unwrap_err().to_string();
+        assert!(err.contains("tier `pro` sets no limit for metric `api_calls`"), "{err}");
+    }
+
+    #[test]
+    fn alert_thresholds_are_percentages() {
+        let text = format!("[usage]\nalert_thresholds = [100, 50, 50]\n{MINIMAL}");
+        let bad = format!("[usage]\nalert_thresholds = [0, 150]\n{MINIMAL}");
+
+        assert_eq!(Catalogue::parse(&text).unwrap().alert_thresholds(), [50, 100]);
+        assert!(Catalogue::parse(&bad).unwrap_err().to_string().contains("percentages"));
     }
 }

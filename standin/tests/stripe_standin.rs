@@ -38,6 +38,9 @@ const DAY: i64 = 86_400;
 /// The catalogue these tests sell (its keys and amounts are the ones they assert): three paid
 /// tiers, monthly and yearly, Pro and Team with a 14-day trial.
 const CATALOGUE: &str = r#"
+[metrics.api_calls]
+unit = "call"
+
 [tiers.free]
 name = "Free"
 api_calls = 100
@@ -659,6 +662,9 @@ async fn prices_are_listed_by_lookup_key() {
 
 /// A catalogue other than `plans.toml`: one tier, two prices in euros.
 const SOLO_CATALOGUE: &str = r#"
+[metrics.api_calls]
+unit = "call"
+
 [tiers.free]
 name = "Free"
 api_calls = 10

@@ -1,0 +1,198 @@
+//! Usage windows and quotas (no I/O): the window an account's usage counts in, and what a
+//! metric's counter answers.
+//!
+//! Quotas are monthly. An account with a live subscription counts in monthly windows from its
+//! current period's start (its billing period for a monthly price; for a yearly price, monthly
+//! windows from the period's anchor); an account without one counts in the UTC calendar month.
+//! A plan change within one subscription keeps the window and its count; starting or ending a
+//! subscription opens a new window.
+
+use crate::model::Projection;
+use serde::{Deserialize, Serialize};
+use time::{Date, Month, OffsetDateTime};
+
+/// A usage window, `[start, end)` in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Largest quantity one request may consume.
+pub const MAX_QUANTITY: u64 = 1_000_000;
+
+/// `timestamp` moved by `months` calendar months, keeping the time of day and clamping the day
+/// to the end of a shorter month (Stripe's rule for monthly periods). Saturates outside the
+/// calendar's range.
+pub fn add_months(timestamp: i64, months: i64) -> i64 {
+    let Ok(at) = OffsetDateTime::from_unix_timestamp(timestamp) else { return timestamp };
+    let index =
+        i64::from(at.year()).saturating_mul(12).saturating_add(i64::from(u8::from(at.month())).saturating_sub(1));
+    let index = index.saturating_add(months);
+    let (year, month) = (index.div_euclid(12), index.rem_euclid(12));
+    let (Ok(year), Ok(month)) =
+        (i32::try_from(year), Month::try_from(u8::try_from(month.saturating_add(1)).unwrap_or(1)))
+    else {
+        return if months < 0 { i64::MIN } else { i64::MAX };
+    };
+    let day = at.day().min(time::util::days_in_month(month, year));
+    match Date::from_calendar_date(year, month, day) {
+        Ok(date) => date.with_time(at.time()).assume_utc().unix_timestamp(),
+        Err(_) => {
+            if months < 0 {
+                i64::MIN
+            } else {
+                i64::MAX
+            }
+        }
+    }
+}
+
+/// The monthly window from `anchor` that `now` falls in (the calendar month when the two are
+/// too far apart for the calendar, which only hostile times are).
+fn monthly_from(anchor: i64, now: i64) -> Window {
+    // Whole months between the two, as a first guess (a mean month), then the one around it
+    // that holds `now`.
+    let guess = now.saturating_sub(anchor).div_euclid(2_629_746);
+    (guess.saturating_sub(2)..=guess.saturating_add(2))
+        .map(|k| Window { start: add_months(anchor, k), end: add_months(anchor, k.saturating_add(1)) })
+        .find(|w| w.start <= now && now < w.end)
+        .unwrap_or_else(|| calendar_month(now))
+}
+
+/// The UTC calendar month `now` falls in.
+fn calendar_month(now: i64) -> Window {
+    let Ok(at) = OffsetDateTime::from_unix_timestamp(now) else {
+        return Window { start: now, end: now.saturating_add(1) };
+    };
+    let first = at.date().replace_day(1).map(|d| d.midnight().assume_utc().unix_timestamp()).unwrap_or(now);
+    Window { start: first, end: add_months(first, 1) }
+}
+
+/// The window usage counts in at `now` for an account with `projection`.
+pub fn window(projection: Option<&Projection>, now: i64) -> Window {
+    match projection.filter(|p| p.status.is_live()).and_then(|p| p.current_period_start) {
+        Some(anchor) => monthly_from(anchor, now),
+        None => calendar_month(now),
+    }
+}
+
+/// A metric's count in a window against its limit (`None`: unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Counted {
+    pub used: u64,
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+}
+
+impl Counted {
+    pub fn new(used: u64, limit: Option<u64>) -> Self {
+        Self { used, limit, remaining: limit.map(|l| l.saturating_sub(used)) }
+    }
+
+    /// Whether `quantity` more fits.
+    pub fn allows(&self, quantity: u64) -> bool {
+        self.limit.is_none_or(|limit| self.used.saturating_add(quantity) <= limit)
+    }
+}
+
+/// The alert thresholds (percentages of `limit`) that consuming from `before` to `after`
+/// crosses: each is crossed once per window, by the consumption that reaches it.
+pub fn crossed(thresholds: &[u8], limit: Option<u64>, before: u64, after: u64) -> Vec<u8> {
+    let Some(limit) = limit.filter(|l| *l > 0) else { return vec![] };
+    let at = |pct: u8| (u128::from(limit) * u128::from(pct)).div_ceil(100);
+    thresholds.iter().copied().filter(|pct| u128::from(before) < at(*pct) && at(*pct) <= u128::from(after)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SubscriptionStatus;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any time from 1970 to 2200, any anchor in that range: the window holds the time and
+        /// is one calendar month long.
+        #[test]
+        fn every_window_holds_now_and_is_a_month_long(now in 0i64..7_258_118_400, anchor in 0i64..7_258_118_400) {
+            for w in [window(None, now), monthly_from(anchor, now)] {
+                prop_assert!(w.start <= now && now < w.end, "{w:?} {now}");
+                prop_assert!((28 * 86_400..=31 * 86_400).contains(&(w.end - w.start)), "{w:?}");
+            }
+        }
+    }
+
+    fn utc(y: i32, m: u8, d: u8) -> i64 {
+        Date::from_calendar_date(y, Month::try_from(m).unwrap(), d).unwrap().midnight().assume_utc().unix_timestamp()
+    }
+
+    fn subscribed(start: i64) -> Projection {
+        Projection {
+            status: SubscriptionStatus::Active,
+            current_period_start: Some(start),
+            current_period_end: Some(add_months(start, 12)),
+            ..crate::testing::projection("acct_1")
+        }
+    }
+
+    #[test]
+    fn months_clamp_to_the_end_of_shorter_months() {
+        assert_eq!(add_months(utc(2026, 1, 31), 1), utc(2026, 2, 28));
+        assert_eq!(add_months(utc(2026, 1, 31), 2), utc(2026, 3, 31), "from the anchor, not the last window");
+        assert_eq!(add_months(utc(2028, 2, 29), 12), utc(2029, 2, 28));
+        assert_eq!(add_months(utc(2026, 3, 15), -3), utc(2025, 12, 15));
+    }
+
+    #[test]
+    fn no_subscription_counts_in_the_calendar_month() {
+        let w = window(None, utc(2026, 11, 29) + 3_600);
+
+        assert_eq!(w, Window { start: utc(2026, 11, 1), end: utc(2026, 12, 1) });
+    }
+
+    #[test]
+    fn a_yearly_subscription_counts_in_monthly_windows_from_its_anchor() {
+        let p = subscribed(utc(2026, 1, 31) + 600);
+
+        let w = window(Some(&p), utc(2026, 3, 5));
+
+        assert_eq!(w, Window { start: utc(2026, 2, 28) + 600, end: utc(2026, 3, 31) + 600 });
+        assert_eq!(
+            window(Some(&p), utc(2026, 3, 31) + 600).start,
+            utc(2026, 3, 31) + 600,
+            "a window includes its start"
+        );
+    }
+
+    #[test]
+    fn an_ended_subscription_counts_in_the_calendar_month() {
+        let p = Projection { status: SubscriptionStatus::Canceled, ..subscribed(utc(2026, 1, 10)) };
+
+        assert_eq!(window(Some(&p), utc(2026, 3, 5)).start, utc(2026, 3, 1));
+    }
+
+    #[test]
+    fn extreme_times_do_not_panic() {
+        for t in [i64::MIN, i64::MAX, 0, -1] {
+            let w = window(None, t);
+            let m = window(Some(&subscribed(0)), t);
+            assert!(w.start <= w.end && m.start <= m.end, "{t}");
+            let _ = add_months(t, i64::MAX);
+            let _ = add_months(t, i64::MIN);
+        }
+    }
+
+    #[test]
+    fn quotas_allow_up_to_the_limit_and_alerts_fire_once_per_threshold() {
+        let c = Counted::new(90, Some(100));
+
+        assert_eq!(c.remaining, Some(10));
+        assert!(c.allows(10) && !c.allows(11));
+        assert!(Counted::new(u64::MAX, None).allows(u64::MAX));
+        assert_eq!(crossed(&[80, 100], Some(100), 79, 80), [80]);
+        assert_eq!(crossed(&[80, 100], Some(100), 70, 100), [80, 100]);
+        assert!(crossed(&[80, 100], Some(100), 80, 90).is_empty());
+        assert!(crossed(&[80, 100], None, 0, u64::MAX).is_empty());
+        assert_eq!(crossed(&[80], Some(3), 2, 3), [80], "80% of 3 rounds up to 3");
+    }
+}
