@@ -100,7 +100,7 @@ impl Counted {
 /// crosses: each is crossed once per window, by the consumption that reaches it.
 pub fn crossed(thresholds: &[u8], limit: Option<u64>, before: u64, after: u64) -> Vec<u8> {
     let Some(limit) = limit.filter(|l| *l > 0) else { return vec![] };
-    let at = |pct: u8| (u128::from(limit) * u128::from(pct)).div_ceil(100);
+    let at = |pct: u8| u128::from(limit).saturating_mul(u128::from(pct)).div_ceil(100);
     thresholds.iter().copied().filter(|pct| u128::from(before) < at(*pct) && at(*pct) <= u128::from(after)).collect()
 }
 
