@@ -17,9 +17,13 @@ use tollgate::store::{
     PendingCheckout, ProcessedEvent, RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
 };
 use tollgate::store::{ApiKeyStore, EventLog, SubscriptionStore};
+use tollgate::store::{Consumed, Consumption, Refunded, UsageRecord};
 use tollgate::testing::MemoryStore;
 
 const NOW: i64 = 1_795_273_200;
+
+/// The usage window of the usage behaviours.
+const USAGE_WINDOW: tollgate::usage::Window = tollgate::usage::Window { start: NOW - 86_400, end: NOW + 29 * 86_400 };
 
 fn id(raw: &str) -> AccountId {
     AccountId::parse(raw).unwrap()
@@ -568,6 +572,138 @@ mod contract {
         }
     }
 
+    fn usage_record(quantity: u64) -> UsageRecord {
+        UsageRecord {
+            request: format!("api_calls|{quantity}"),
+            metric: "api_calls".into(),
+            quantity,
+            window: USAGE_WINDOW,
+            at: NOW,
+            refunded: false,
+        }
+    }
+
+    fn consumption<'a>(account: &'a AccountId, key: &'a str, record: &'a UsageRecord, limit: u64) -> Consumption<'a> {
+        Consumption { account, key, record, limit: Some(limit), rate: None, now_ms: NOW * 1000 }
+    }
+
+    pub async fn parallel_consumers_take_exactly_what_is_left(store: impl Store + 'static) {
+        let store = Arc::new(store);
+        let account = id("acct_quota");
+        let record = usage_record(1);
+        // 50 left of a limit of 100.
+        let first = usage_record(50);
+        store.consume(&consumption(&account, "setup", &first, 100)).await.unwrap();
+
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let (store, account, record) = (Arc::clone(&store), account.clone(), record.clone());
+                tokio::spawn(async move {
+                    let key = format!("req-{i}");
+                    store.consume(&consumption(&account, &key, &record, 100)).await.unwrap()
+                })
+            })
+            .collect();
+        let mut counted = 0;
+        let mut refused = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Consumed::Counted { used } => {
+                    assert!(used <= 100, "{used}");
+                    counted += 1;
+                }
+                Consumed::QuotaExceeded { used } => {
+                    assert!(used <= 100);
+                    refused += 1;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+
+        assert_eq!((counted, refused), (50, 150));
+        assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 100, "the counter reads the limit");
+    }
+
+    pub async fn one_key_retried_in_parallel_counts_once(store: impl Store + 'static) {
+        let store = Arc::new(store);
+        let account = id("acct_retry");
+        let record = usage_record(3);
+
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let (store, account, record) = (Arc::clone(&store), account.clone(), record.clone());
+                tokio::spawn(async move { store.consume(&consumption(&account, "job-1", &record, 100)).await.unwrap() })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+
+        assert_eq!(outcomes.iter().filter(|o| matches!(o, Consumed::Counted { .. })).count(), 1, "{outcomes:?}");
+        assert!(
+            outcomes.iter().all(|o| matches!(o, Consumed::Counted { used: 3 } | Consumed::Replayed(_))),
+            "{outcomes:?}"
+        );
+        assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 3);
+    }
+
+    pub async fn a_refused_consumption_leaves_no_record_so_a_retry_counts(store: impl Store) {
+        let account = id("acct_refused");
+        let record = usage_record(10);
+
+        let refused = store.consume(&consumption(&account, "k", &record, 5)).await.unwrap();
+        let retried = store.consume(&consumption(&account, "k", &record, 50)).await.unwrap();
+        let over_everything = store.consume(&consumption(&account, "big", &usage_record(500), 50)).await.unwrap();
+
+        assert_eq!(refused, Consumed::QuotaExceeded { used: 0 });
+        assert_eq!(retried, Consumed::Counted { used: 10 }, "the refusal left no record behind");
+        assert_eq!(over_everything, Consumed::QuotaExceeded { used: 10 });
+    }
+
+    pub async fn the_per_minute_limit_is_exact_at_its_boundary(store: impl Store) {
+        let account = id("acct_rpm");
+        let record = usage_record(1);
+        let rate = Some(Limit { limit: 5, window_ms: 60_000 });
+        let at =
+            |key: &'static str, now_ms: i64| Consumption { rate, now_ms, ..consumption(&account, key, &record, 1_000) };
+        let start = NOW * 1000;
+
+        let mut outcomes = Vec::new();
+        for (i, key) in ["a", "b", "c", "d", "e", "f"].into_iter().enumerate() {
+            outcomes.push(store.consume(&at(key, start + i as i64 * 1000)).await.unwrap());
+        }
+        let next_minute = store.consume(&at("g", start + 60_000)).await.unwrap();
+
+        assert!(outcomes[..5].iter().all(|o| matches!(o, Consumed::Counted { .. })), "{outcomes:?}");
+        assert_eq!(outcomes[5], Consumed::RateLimited { retry_after_ms: 55_000 });
+        assert_eq!(
+            next_minute,
+            Consumed::Counted { used: 6 },
+            "a new window allows again; the refused one counted nothing"
+        );
+    }
+
+    pub async fn a_refund_reverses_a_consumption_once(store: impl Store) {
+        let account = id("acct_refund_usage");
+        let record = usage_record(4);
+        store.consume(&consumption(&account, "job", &record, 100)).await.unwrap();
+
+        let first = store.refund(&account, "job").await.unwrap();
+        let second = store.refund(&account, "job").await.unwrap();
+        let unknown = store.refund(&account, "never").await.unwrap();
+        let replay = store.consume(&consumption(&account, "job", &record, 100)).await.unwrap();
+
+        assert!(matches!(first, Refunded::Refunded(ref r) if r.refunded && r.quantity == 4), "{first:?}");
+        assert!(matches!(second, Refunded::AlreadyRefunded(_)), "{second:?}");
+        assert_eq!(unknown, Refunded::Unknown);
+        assert!(
+            matches!(replay, Consumed::Replayed(ref r) if r.refunded),
+            "a refunded key is not counted again: {replay:?}"
+        );
+        assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 0);
+    }
+
     pub async fn sync_cursor_and_outcome_round_trip(store: impl Store) {
         assert_eq!(store.cursor().await.unwrap(), None);
         assert_eq!(store.outcome().await.unwrap(), None);
@@ -617,6 +753,11 @@ macro_rules! contract_suite {
                 a_rate_window_allows_its_limit_then_says_when_to_retry,
                 parallel_takers_never_exceed_a_rate_limit,
                 sync_cursor_and_outcome_round_trip,
+                parallel_consumers_take_exactly_what_is_left,
+                one_key_retried_in_parallel_counts_once,
+                a_refused_consumption_leaves_no_record_so_a_retry_counts,
+                the_per_minute_limit_is_exact_at_its_boundary,
+                a_refund_reverses_a_consumption_once,
                 an_api_key_is_found_by_its_hash_and_listed_in_its_account_only,
                 revoking_a_key_frees_its_slot_once,
                 a_rotated_key_stays_valid_for_its_overlap_and_hands_its_slot_over,

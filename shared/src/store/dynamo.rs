@@ -2,6 +2,7 @@
 //! `serde_dynamo`; every conditional write names what it guards.
 
 mod api_keys;
+mod usage;
 
 use super::keys;
 use super::{

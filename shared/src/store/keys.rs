@@ -38,6 +38,21 @@ pub fn checkout(request_key: &str) -> String {
     format!("{CHECKOUT_PREFIX}{request_key}")
 }
 
+/// The counter of `metric` in the usage window that starts at `window_start` (a state item:
+/// the account's read sees this period's usage).
+pub fn usage(metric: &str, window_start: i64) -> String {
+    format!("{STATE_PREFIX}USAGE#{metric}#{window_start}")
+}
+
+/// The idempotency record of a usage request: per account, the key hashed (any characters,
+/// any length up to 255, never part of another key).
+pub fn usage_request(account: &AccountId, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("IDEMPOTENCY#usage#{account}#{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
+pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
+
 /// The rate window `name` that starts at `window_start_ms`.
 pub fn rate(name: &str, window_start_ms: i64) -> String {
     format!("RATE#{name}#{window_start_ms}")

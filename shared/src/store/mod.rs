@@ -447,13 +447,88 @@ pub trait ApiKeyStore: Send + Sync {
 
 /// Every store port at once: what one single-table store provides.
 pub trait Store:
-    AccountStore + SubscriptionStore + EventLog + CheckoutStore + RateLimitStore + SyncStore + ApiKeyStore
+    AccountStore + SubscriptionStore + EventLog + CheckoutStore + RateLimitStore + SyncStore + ApiKeyStore + UsageStore
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + SubscriptionStore + EventLog + CheckoutStore + RateLimitStore + SyncStore + ApiKeyStore
+    T: AccountStore
+        + SubscriptionStore
+        + EventLog
+        + CheckoutStore
+        + RateLimitStore
+        + SyncStore
+        + ApiKeyStore
+        + UsageStore
 {
+}
+
+/// One consumption of a metric, as its idempotency record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    /// What was asked (metric and quantity), hashed: the same key with another request is a
+    /// mismatch, not a replay.
+    pub request: String,
+    pub metric: String,
+    pub quantity: u64,
+    pub window: crate::usage::Window,
+    pub at: i64,
+    #[serde(default)]
+    pub refunded: bool,
+}
+
+/// A consumption to decide.
+#[derive(Debug, Clone, Copy)]
+pub struct Consumption<'a> {
+    pub account: &'a AccountId,
+    /// The caller's idempotency key.
+    pub key: &'a str,
+    pub record: &'a UsageRecord,
+    /// The metric's limit in the record's window; `None` counts and never refuses.
+    pub limit: Option<u64>,
+    /// The per-minute request limit; `None` is unlimited.
+    pub rate: Option<crate::ratelimit::Limit>,
+    pub now_ms: i64,
+}
+
+/// What [`UsageStore::consume`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumed {
+    /// Counted, with its idempotency record; `used` is the metric's count right after.
+    Counted { used: u64 },
+    /// The key was used before: nothing counted; its record.
+    Replayed(UsageRecord),
+    /// Over the per-minute limit: nothing counted, no record.
+    RateLimited { retry_after_ms: i64 },
+    /// Over the quota: nothing counted, no record; the count as it stands.
+    QuotaExceeded { used: u64 },
+}
+
+/// What [`UsageStore::refund`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refunded {
+    /// The consumption was reversed now.
+    Refunded(UsageRecord),
+    /// It had been reversed before: nothing changed.
+    AlreadyRefunded(UsageRecord),
+    /// No consumption was recorded under that key.
+    Unknown,
+}
+
+/// Usage counters, decided exactly.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Decides one consumption in one transaction: the idempotency record is written only if
+    /// the key is new, the request counted in the per-minute window only if it has room, and
+    /// the quantity added to the metric's counter only if it stays within the limit. All or
+    /// nothing: a refusal (or a failed write) leaves no record, so a retry is decided afresh.
+    async fn consume(&self, consumption: &Consumption<'_>) -> Result<Consumed, StoreError>;
+
+    /// Reverses the consumption recorded under `key`, once, in one transaction with its record.
+    async fn refund(&self, account: &AccountId, key: &str) -> Result<Refunded, StoreError>;
+
+    /// The count of `metric` in `window`.
+    async fn used(&self, account: &AccountId, metric: &str, window: &crate::usage::Window) -> Result<u64, StoreError>;
 }
 
 /// Combines the versioned state with the recorded facts and the tombstone: the facts are

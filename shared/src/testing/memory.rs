@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 
 mod api_keys;
+mod usage;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Debug, Default)]
@@ -34,6 +35,10 @@ struct Tables {
     api_keys: HashMap<crate::apikeys::KeyId, crate::apikeys::ApiKey>,
     /// Slots taken per account.
     api_key_slots: HashMap<AccountId, u32>,
+    /// Usage counters by account, metric and window start.
+    usage: HashMap<(AccountId, String, i64), u64>,
+    /// Usage requests' idempotency records by account and key.
+    usage_records: HashMap<(AccountId, String), crate::store::UsageRecord>,
 }
 
 /// An in-memory store; clones share the same data.

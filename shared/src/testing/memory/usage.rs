@@ -1,0 +1,62 @@
+//! The in-memory [`UsageStore`], with the contracts of the DynamoDB one: one lock is one
+//! transaction.
+
+use super::MemoryStore;
+use crate::model::AccountId;
+use crate::store::{Consumed, Consumption, Refunded, StoreError, UsageStore};
+use crate::usage::Window;
+use async_trait::async_trait;
+
+#[async_trait]
+impl UsageStore for MemoryStore {
+    async fn consume(&self, c: &Consumption<'_>) -> Result<Consumed, StoreError> {
+        let mut tables = self.lock();
+        let record = c.record;
+        if let Some(earlier) = tables.usage_records.get(&(c.account.clone(), c.key.to_owned())) {
+            return Ok(Consumed::Replayed(earlier.clone()));
+        }
+        let rate_key = c.rate.map(|limit| (limit, limit.window(c.now_ms)));
+        if let Some((limit, window)) = rate_key {
+            let taken = tables.rates.get(&(c.account.clone(), "usage".to_owned(), window.start_ms)).copied();
+            if taken.unwrap_or_default() >= limit.max() {
+                return Ok(Consumed::RateLimited { retry_after_ms: window.retry_after_ms(c.now_ms) });
+            }
+        }
+        let counter = (c.account.clone(), record.metric.clone(), record.window.start);
+        let used = tables.usage.get(&counter).copied().unwrap_or_default();
+        if c.limit.is_some_and(|limit| used.saturating_add(record.quantity) > limit) {
+            return Ok(Consumed::QuotaExceeded { used });
+        }
+        if let Some((_, window)) = rate_key {
+            let taken = tables.rates.entry((c.account.clone(), "usage".to_owned(), window.start_ms)).or_default();
+            *taken = taken.saturating_add(1);
+        }
+        let after = used.saturating_add(record.quantity);
+        tables.usage.insert(counter, after);
+        tables.usage_records.insert((c.account.clone(), c.key.to_owned()), record.clone());
+        Ok(Consumed::Counted { used: after })
+    }
+
+    async fn refund(&self, account: &AccountId, key: &str) -> Result<Refunded, StoreError> {
+        let mut tables = self.lock();
+        let Some(record) = tables.usage_records.get(&(account.clone(), key.to_owned())).cloned() else {
+            return Ok(Refunded::Unknown);
+        };
+        if record.refunded {
+            return Ok(Refunded::AlreadyRefunded(record));
+        }
+        let counter = (account.clone(), record.metric.clone(), record.window.start);
+        let used = tables.usage.get(&counter).copied().unwrap_or_default();
+        let Some(back) = used.checked_sub(record.quantity) else {
+            return Err(StoreError::Corrupt("a usage counter holds less than a consumption it recorded".into()));
+        };
+        tables.usage.insert(counter, back);
+        let refunded = crate::store::UsageRecord { refunded: true, ..record };
+        tables.usage_records.insert((account.clone(), key.to_owned()), refunded.clone());
+        Ok(Refunded::Refunded(refunded))
+    }
+
+    async fn used(&self, account: &AccountId, metric: &str, window: &Window) -> Result<u64, StoreError> {
+        Ok(self.lock().usage.get(&(account.clone(), metric.to_owned(), window.start)).copied().unwrap_or_default())
+    }
+}
