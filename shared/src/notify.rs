@@ -25,6 +25,8 @@ pub enum Kind {
     DisputeClosed,
     Refunded,
     SubscriptionCanceled,
+    /// An account's usage of a metric reached an alert threshold of its limit.
+    UsageThreshold,
 }
 
 impl Kind {
@@ -38,6 +40,7 @@ impl Kind {
             Self::DisputeClosed => "dispute_closed",
             Self::Refunded => "refunded",
             Self::SubscriptionCanceled => "subscription_canceled",
+            Self::UsageThreshold => "usage_threshold",
         }
     }
 }

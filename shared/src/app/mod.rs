@@ -17,6 +17,7 @@ pub mod read;
 pub mod refresh;
 pub mod retire;
 pub mod sync;
+pub mod usage;
 pub mod wire;
 
 use crate::clock::{Clock, SystemClock};
