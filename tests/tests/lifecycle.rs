@@ -93,7 +93,7 @@ impl Stack {
         self.events_since(mark)
     }
 
-    /// The customer-create requests Stripe received, as (idempotency key, customer made).
+    /// The idempotency keys of the customer-create requests Stripe received, in order.
     fn customers_created(&self) -> Vec<String> {
         self.0
             .standin
