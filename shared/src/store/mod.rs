@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
+pub mod capacity;
 pub mod dynamo;
 pub mod keys;
 
