@@ -6,9 +6,11 @@
 
 mod billing;
 mod memory;
+mod requests;
 
 pub use billing::{FakeBilling, remote_item, remote_subscription};
 pub use memory::MemoryStore;
+pub use requests::{RequestLog, counted_client};
 
 use crate::clock::Clock;
 use crate::model::{AccountId, Interval, Projection, SubscriptionStatus};
