@@ -122,6 +122,7 @@ fn http_function(binary: &str, src: &LocalEnv, aws: &aws_config::SdkConfig) -> a
         "subscription" => http_function!(subscription, src, aws),
         "checkout" => http_function!(checkout, src, aws),
         "keys" => http_function!(keys, src, aws),
+        "usage" => http_function!(usage, src, aws),
         "webhook-intake" => http_function!(webhook_intake, src, aws),
         other => bail!("template.yaml routes to {other}, which the local runner does not know"),
     })

@@ -263,6 +263,24 @@ impl KeysConfig {
     }
 }
 
+/// The `usage` function: the table and the notifications queue (usage alerts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageConfig {
+    pub table_name: String,
+    pub notifications_queue_url: String,
+    pub identity: IdentityConfig,
+}
+
+impl UsageConfig {
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: required(src, vars::TABLE_NAME)?,
+            notifications_queue_url: required(src, vars::NOTIFICATIONS_QUEUE_URL)?,
+            identity: IdentityConfig::load(src),
+        })
+    }
+}
+
 /// The `authorizer` function: reads keys and account state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthorizerConfig {

@@ -4,12 +4,14 @@
 use crate::apikeys::{InvalidKeyRequest, Scope};
 use crate::app::checkout::{CheckoutError, Field};
 use crate::app::keys::KeysError;
+use crate::app::usage::UsageError;
 use crate::billing::BillingError;
 use crate::model::AccountId;
 use crate::queue::QueueError;
 use crate::store::StoreError;
+use crate::usage::Policy;
 use crate::webhook::WebhookRejection;
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{HeaderName, HeaderValue, StatusCode, header};
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Serialize;
@@ -26,11 +28,15 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// More headers (the rate-limit headers of a refused consumption).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Why access is denied, as the access decision's reason (`error.reason` in the body).
+    pub reason: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self { status, code, message: message.into(), retry_after: None, headers: Vec::new(), reason: None }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -71,11 +77,15 @@ impl ApiError {
     /// Turns the error into the response; 5xx bodies are generic by construction (their
     /// messages are written here, never copied from a cause).
     pub fn into_response(self) -> Response<Body> {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let mut body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        if let Some(reason) = self.reason {
+            body["error"]["reason"] = serde_json::Value::String(reason);
+        }
         let mut response = json(self.status, &body);
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
+        response.headers_mut().extend(self.headers);
         response
     }
 }
@@ -186,6 +196,65 @@ impl From<KeysError> for ApiError {
             KeysError::Store(err) => err.into(),
         }
     }
+}
+
+impl From<UsageError> for ApiError {
+    fn from(err: UsageError) -> Self {
+        let message = err.to_string();
+        match err {
+            UsageError::Invalid(_) => Self::bad_request("invalid_usage", message),
+            UsageError::AccessDenied(reason) => {
+                let reason = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned));
+                let message = format!("the account has no access ({})", reason.as_deref().unwrap_or("unknown"));
+                Self { reason, ..Self::forbidden("access_denied", message) }
+            }
+            UsageError::IdempotencyMismatch => Self::conflict("idempotency_mismatch", message),
+            UsageError::Refunded => Self::conflict("idempotency_key_refunded", message),
+            UsageError::UnknownKey => Self::new(StatusCode::NOT_FOUND, "usage_not_found", message),
+            UsageError::RateLimited { retry_after_ms, policies } => Self {
+                headers: rate_limit_headers(&policies),
+                ..Self::too_many_requests(crate::ratelimit::retry_after_seconds(retry_after_ms))
+            },
+            UsageError::QuotaExceeded(answer) => {
+                let reset = answer.policies.iter().find(|p| p.name == answer.metric).map_or(1, |p| p.reset_secs);
+                Self {
+                    retry_after: Some(reset.max(1)),
+                    headers: rate_limit_headers(&answer.policies),
+                    ..Self::new(StatusCode::TOO_MANY_REQUESTS, "quota_exceeded", message)
+                }
+            }
+            UsageError::Store(err) => err.into(),
+        }
+    }
+}
+
+/// The rate-limit headers of `policies`: `RateLimit-Policy` and `RateLimit` of the IETF
+/// httpapi draft (every policy), and the older `RateLimit-Limit`, `RateLimit-Remaining` and
+/// `RateLimit-Reset` for the tightest one. None without a policy (an unlimited tier).
+pub fn rate_limit_headers(policies: &[Policy]) -> Vec<(HeaderName, HeaderValue)> {
+    let Some(tightest) = crate::usage::tightest(policies) else { return Vec::new() };
+    let list = |item: &dyn Fn(&Policy) -> String| policies.iter().map(item).collect::<Vec<_>>().join(", ");
+    let policy = list(&|p| format!("\"{}\";q={};w={}", p.name, p.quota, p.window_secs));
+    let current = list(&|p| format!("\"{}\";r={};t={}", p.name, p.remaining, p.reset_secs));
+    // Policy names are `minute` or a metric name (lowercase letters, digits, `_`): always
+    // valid header text.
+    let text = |value: String| HeaderValue::try_from(value).ok();
+    [
+        ("ratelimit-policy", text(policy)),
+        ("ratelimit", text(current)),
+        ("ratelimit-limit", Some(HeaderValue::from(tightest.quota))),
+        ("ratelimit-remaining", Some(HeaderValue::from(tightest.remaining))),
+        ("ratelimit-reset", Some(HeaderValue::from(tightest.reset_secs))),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((HeaderName::from_static(name), value?)))
+    .collect()
+}
+
+/// `response` with `headers` added.
+pub fn with_headers(mut response: Response<Body>, headers: Vec<(HeaderName, HeaderValue)>) -> Response<Body> {
+    response.headers_mut().extend(headers);
+    response
 }
 
 /// 413 for an oversized body, 500 for an unusable secret (a deployment error: Stripe retries
@@ -362,5 +431,33 @@ mod tests {
             api_key_account(&Request::default(), Scope::SubscriptionRead).unwrap_err().status,
             StatusCode::UNAUTHORIZED
         );
+    }
+
+    #[test]
+    fn refused_consumptions_carry_the_rate_limit_headers_and_their_reason() {
+        let minute = Policy { name: "minute".into(), quota: 10, remaining: 0, reset_secs: 42, window_secs: 60 };
+        let quota =
+            Policy { name: "api_calls".into(), quota: 100, remaining: 7, reset_secs: 86_400, window_secs: 2_592_000 };
+
+        let limited = ApiError::from(UsageError::RateLimited { retry_after_ms: 41_001, policies: vec![minute, quota] })
+            .into_response();
+        let denied = ApiError::from(UsageError::AccessDenied(crate::access::Reason::Unpaid)).into_response();
+
+        assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+        let h = limited.headers();
+        assert_eq!(h[header::RETRY_AFTER], "42");
+        assert_eq!(h["ratelimit-policy"], r#""minute";q=10;w=60, "api_calls";q=100;w=2592000"#);
+        assert_eq!(h["ratelimit"], r#""minute";r=0;t=42, "api_calls";r=7;t=86400"#);
+        assert_eq!(
+            (&h["ratelimit-limit"], &h["ratelimit-remaining"], &h["ratelimit-reset"]),
+            (&"10".try_into().unwrap(), &"0".try_into().unwrap(), &"42".try_into().unwrap())
+        );
+        assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+        let body: serde_json::Value = serde_json::from_slice(denied.body().as_ref()).unwrap();
+        assert_eq!(
+            (body["error"]["code"].as_str(), body["error"]["reason"].as_str()),
+            (Some("access_denied"), Some("unpaid"))
+        );
+        assert!(rate_limit_headers(&[]).is_empty(), "an unlimited tier sends none");
     }
 }

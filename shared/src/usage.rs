@@ -96,6 +96,60 @@ impl Counted {
     }
 }
 
+/// Every metric of the plan in the current usage window (`GET /usage`, and the usage part of
+/// `GET /subscription`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageReport {
+    pub period_start: i64,
+    pub period_end: i64,
+    pub metrics: std::collections::BTreeMap<String, Counted>,
+}
+
+/// One limit as the rate-limit headers tell it: `quota` in `window_secs`, `remaining` of it,
+/// and the seconds until it resets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// `minute` for the per-minute request limit; the metric's name for its quota.
+    pub name: String,
+    pub quota: u64,
+    pub remaining: u64,
+    pub reset_secs: u64,
+    pub window_secs: u64,
+}
+
+impl Policy {
+    /// The per-minute request limit of `requests_per_minute`, with `requests` counted in the
+    /// window that ends at `end_ms`.
+    pub fn minute(requests_per_minute: u64, requests: u64, end_ms: i64, now_ms: i64) -> Self {
+        Self {
+            name: "minute".to_owned(),
+            quota: requests_per_minute,
+            remaining: requests_per_minute.saturating_sub(requests),
+            reset_secs: crate::ratelimit::retry_after_seconds(end_ms.saturating_sub(now_ms)),
+            window_secs: 60,
+        }
+    }
+
+    /// The quota of `metric` in `window`, as `counted` stands at `now` (`None` when unlimited).
+    pub fn quota(metric: &str, counted: &Counted, window: Window, now: i64) -> Option<Self> {
+        let quota = counted.limit?;
+        let seconds = |from: i64, to: i64| u64::try_from(to.saturating_sub(from)).unwrap_or_default();
+        Some(Self {
+            name: metric.to_owned(),
+            quota,
+            remaining: counted.remaining.unwrap_or_default(),
+            reset_secs: seconds(now, window.end).max(1),
+            window_secs: seconds(window.start, window.end),
+        })
+    }
+}
+
+/// The tighter of the policies, as the older `RateLimit-Limit/Remaining/Reset` headers tell
+/// one: the least remaining, then the soonest reset.
+pub fn tightest(policies: &[Policy]) -> Option<&Policy> {
+    policies.iter().min_by_key(|p| (p.remaining, p.reset_secs))
+}
+
 /// The alert thresholds (percentages of `limit`) that consuming from `before` to `after`
 /// crosses: each is crossed once per window, by the consumption that reaches it.
 pub fn crossed(thresholds: &[u8], limit: Option<u64>, before: u64, after: u64) -> Vec<u8> {
@@ -194,5 +248,20 @@ mod tests {
         assert!(crossed(&[80, 100], Some(100), 80, 90).is_empty());
         assert!(crossed(&[80, 100], None, 0, u64::MAX).is_empty());
         assert_eq!(crossed(&[80], Some(3), 2, 3), [80], "80% of 3 rounds up to 3");
+    }
+
+    #[test]
+    fn the_tightest_policy_has_the_least_left_then_the_soonest_reset() {
+        let month = Window { start: 0, end: 30 * 86_400 };
+        let minute = Policy::minute(10, 4, 60_000, 15_500);
+        let quota = Policy::quota("api_calls", &Counted::new(97, Some(100)), month, 86_400).unwrap();
+
+        assert_eq!((minute.remaining, minute.reset_secs, minute.window_secs), (6, 45, 60));
+        assert_eq!((quota.remaining, quota.reset_secs, quota.window_secs), (3, 29 * 86_400, 30 * 86_400));
+        assert_eq!(tightest(&[minute.clone(), quota.clone()]), Some(&quota));
+        let spent = Policy::minute(10, 10, 60_000, 15_500);
+        assert_eq!(tightest(&[quota.clone(), spent.clone()]), Some(&spent));
+        assert_eq!(Policy::quota("api_calls", &Counted::new(5, None), month, 0), None, "unlimited has no policy");
+        assert_eq!(Policy::minute(10, 99, i64::MIN, i64::MAX).remaining, 0, "no overflow on hostile numbers");
     }
 }

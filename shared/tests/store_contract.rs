@@ -17,7 +17,7 @@ use tollgate::store::{
     PendingCheckout, ProcessedEvent, RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
 };
 use tollgate::store::{ApiKeyStore, EventLog, SubscriptionStore};
-use tollgate::store::{Consumed, Consumption, Refunded, UsageRecord};
+use tollgate::store::{Consumed, Consumption, Refunded, Tally, UsageCounter, UsageRecord};
 use tollgate::testing::MemoryStore;
 
 const NOW: i64 = 1_795_273_200;
@@ -608,11 +608,11 @@ mod contract {
         let mut refused = 0;
         for task in tasks {
             match task.await.unwrap() {
-                Consumed::Counted { used } => {
+                Consumed::Counted(Tally { used, .. }) => {
                     assert!(used <= 100, "{used}");
                     counted += 1;
                 }
-                Consumed::QuotaExceeded { used } => {
+                Consumed::QuotaExceeded(Tally { used, .. }) => {
                     assert!(used <= 100);
                     refused += 1;
                 }
@@ -642,7 +642,7 @@ mod contract {
 
         assert_eq!(outcomes.iter().filter(|o| matches!(o, Consumed::Counted { .. })).count(), 1, "{outcomes:?}");
         assert!(
-            outcomes.iter().all(|o| matches!(o, Consumed::Counted { used: 3 } | Consumed::Replayed(_))),
+            outcomes.iter().all(|o| matches!(o, Consumed::Counted(Tally { used: 3, .. }) | Consumed::Replayed(_))),
             "{outcomes:?}"
         );
         assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 3);
@@ -656,9 +656,9 @@ mod contract {
         let retried = store.consume(&consumption(&account, "k", &record, 50)).await.unwrap();
         let over_everything = store.consume(&consumption(&account, "big", &usage_record(500), 50)).await.unwrap();
 
-        assert_eq!(refused, Consumed::QuotaExceeded { used: 0 });
-        assert_eq!(retried, Consumed::Counted { used: 10 }, "the refusal left no record behind");
-        assert_eq!(over_everything, Consumed::QuotaExceeded { used: 10 });
+        assert_eq!(refused, Consumed::QuotaExceeded(Tally { used: 0, requests: 0 }));
+        assert_eq!(retried, Consumed::Counted(Tally { used: 10, requests: 0 }), "the refusal left no record behind");
+        assert_eq!(over_everything, Consumed::QuotaExceeded(Tally { used: 10, requests: 0 }));
     }
 
     pub async fn the_per_minute_limit_is_exact_at_its_boundary(store: impl Store) {
@@ -675,13 +675,16 @@ mod contract {
         }
         let next_minute = store.consume(&at("g", start + 60_000)).await.unwrap();
 
-        assert!(outcomes[..5].iter().all(|o| matches!(o, Consumed::Counted { .. })), "{outcomes:?}");
+        let counted: Vec<Consumed> = (1..=5).map(|n| Consumed::Counted(Tally { used: n, requests: n })).collect();
+        assert_eq!(outcomes[..5], counted, "each answer tells the minute's requests so far");
         assert_eq!(outcomes[5], Consumed::RateLimited { retry_after_ms: 55_000 });
         assert_eq!(
             next_minute,
-            Consumed::Counted { used: 6 },
+            Consumed::Counted(Tally { used: 6, requests: 1 }),
             "a new window allows again; the refused one counted nothing"
         );
+        let tally = store.tally(&account, "api_calls", &USAGE_WINDOW, Some(start)).await.unwrap();
+        assert_eq!(tally, Tally { used: 6, requests: 5 }, "the full minute's window reads its limit");
     }
 
     pub async fn a_refund_reverses_a_consumption_once(store: impl Store) {
@@ -702,6 +705,27 @@ mod contract {
             "a refunded key is not counted again: {replay:?}"
         );
         assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 0);
+    }
+
+    pub async fn the_state_read_shows_every_usage_counter(store: impl Store) {
+        let account = id("acct_usage_state");
+        let earlier = tollgate::usage::Window { start: USAGE_WINDOW.start - 30 * 86_400, end: USAGE_WINDOW.start };
+        store.consume(&consumption(&account, "now", &usage_record(7), 100)).await.unwrap();
+        let last_month = UsageRecord { window: earlier, ..usage_record(2) };
+        store.consume(&consumption(&account, "then", &last_month, 100)).await.unwrap();
+        store.consume(&consumption(&id("acct_other_usage"), "x", &usage_record(5), 100)).await.unwrap();
+
+        let state = store.state(&account).await.unwrap();
+
+        assert_eq!(
+            state.usage,
+            [
+                UsageCounter { metric: "api_calls".into(), window_start: earlier.start, used: 2 },
+                UsageCounter { metric: "api_calls".into(), window_start: USAGE_WINDOW.start, used: 7 },
+            ]
+        );
+        assert_eq!(state.used("api_calls", USAGE_WINDOW.start), 7);
+        assert_eq!(state.used("storage_gb", USAGE_WINDOW.start), 0);
     }
 
     pub async fn sync_cursor_and_outcome_round_trip(store: impl Store) {
@@ -758,6 +782,7 @@ macro_rules! contract_suite {
                 a_refused_consumption_leaves_no_record_so_a_retry_counts,
                 the_per_minute_limit_is_exact_at_its_boundary,
                 a_refund_reverses_a_consumption_once,
+                the_state_read_shows_every_usage_counter,
                 an_api_key_is_found_by_its_hash_and_listed_in_its_account_only,
                 revoking_a_key_frees_its_slot_once,
                 a_rotated_key_stays_valid_for_its_overlap_and_hands_its_slot_over,

@@ -372,6 +372,12 @@ fn the_runbook_alarms_watch_what_the_readme_says() {
 /// `ConditionCheckItem` included; `UpdateItem` takes a rate window), and nothing more.
 const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
     ("subscription", &["dynamodb:Query"]),
+    // The state (Query), the consumption (PutItem and UpdateItem in a transaction; a refund is
+    // two UpdateItems), the counts (BatchGetItem), a replayed key's record (GetItem).
+    (
+        "usage",
+        &["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+    ),
     // The key (GetItem), the account's state for the tier (Query), last_used_at (UpdateItem).
     ("authorizer", &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"]),
     // A key by id (GetItem), the listing (Query), new items (PutItem in a transaction), revoke,

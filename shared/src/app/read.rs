@@ -7,20 +7,35 @@ use crate::app::Settings;
 use crate::entitlements::{self, EntitlementsView, SubscriptionView};
 use crate::model::AccountId;
 use crate::store::{AccountState, StoreError, SubscriptionStore};
+use crate::usage::UsageReport;
+use serde::Serialize;
+
+/// The answer of `GET /subscription`: the subscription with its access decision, and this
+/// period's usage of every metric.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionRead {
+    #[serde(flatten)]
+    pub subscription: SubscriptionView,
+    pub usage: UsageReport,
+}
 
 fn access(settings: &Settings, state: &AccountState) -> Access {
     decide_account(state.subscription.as_ref(), !state.disputes().is_empty(), settings.clock.now())
 }
 
-/// `GET /subscription`: plan, status, access decision with its reason, features and limits.
+/// `GET /subscription`: plan, status, access decision with its reason, features, limits and
+/// this period's usage, from one read.
 pub async fn subscription<S: SubscriptionStore>(
     store: &S,
     settings: &Settings,
     account: &AccountId,
-) -> Result<SubscriptionView, StoreError> {
+) -> Result<SubscriptionRead, StoreError> {
     let state = store.state(account).await?;
     let access = access(settings, &state);
-    Ok(entitlements::subscription_with(settings.catalogue, account, state.subscription.as_ref(), access))
+    Ok(SubscriptionRead {
+        subscription: entitlements::subscription_with(settings.catalogue, account, state.subscription.as_ref(), access),
+        usage: crate::app::usage::report(settings, &state),
+    })
 }
 
 /// `GET /entitlements`: plan, access, features and limits.

@@ -1,15 +1,22 @@
 //! Metering: one consumption of a metric, decided exactly by the store in one transaction
 //! (idempotency record, per-minute window, quota counter), for an account that has access;
-//! and the alerts its crossing of a threshold sends. The `usage` function that serves it over
-//! HTTP is not built yet.
+//! the same decision without consuming (`check`); the reversal of a consumption (`refund`);
+//! the period's usage of every metric (`report`); and the alerts a crossing of a threshold
+//! sends.
+//!
+//! A plan change within a subscription keeps its usage window and the count in it, so after a
+//! downgrade over the new limit consumption is refused until the window ends.
 
-use crate::access::{Reason, decide_account};
+use crate::access::{Access, Reason, decide_account};
 use crate::app::Settings;
 use crate::model::AccountId;
 use crate::notify::{Kind, Notification, Notifier};
+use crate::plans::Tier;
 use crate::ratelimit::Limit;
-use crate::store::{Consumed, Consumption, StoreError, SubscriptionStore, UsageRecord, UsageStore};
-use crate::usage::{Counted, MAX_QUANTITY, Window, crossed, window};
+use crate::store::{
+    AccountState, Consumed, Consumption, Refunded, StoreError, SubscriptionStore, Tally, UsageRecord, UsageStore,
+};
+use crate::usage::{Counted, MAX_QUANTITY, Policy, UsageReport, Window, crossed, window};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -23,8 +30,8 @@ pub struct UsageDeps<S, N> {
     pub settings: Settings,
 }
 
-/// The body of `POST /usage`. Fields are read loosely so that each bad value gets its own
-/// clear error.
+/// The body of `POST /usage` and `POST /usage/check` (where the key is optional). Fields are
+/// read loosely so that each bad value gets its own clear error.
 #[derive(Debug, Default, Deserialize)]
 pub struct UsageRequest {
     pub metric: Option<String>,
@@ -32,13 +39,33 @@ pub struct UsageRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// What was counted: the metric's count in its window after the consumption.
+/// The body of `POST /usage/refund`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RefundRequest {
+    pub idempotency_key: Option<String>,
+}
+
+/// A metric's count in its window: after a consumption, or as it stands for a check. The
+/// policies behind the rate-limit headers ride along, never in the body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageAnswer {
     pub metric: String,
     pub used: u64,
     pub limit: Option<u64>,
     pub remaining: Option<u64>,
+    pub period_start: i64,
+    pub period_end: i64,
+    #[serde(skip)]
+    pub policies: Vec<Policy>,
+}
+
+/// A reversed consumption: what it was and the metric's count in its window now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefundAnswer {
+    pub metric: String,
+    pub quantity: u64,
+    pub refunded: bool,
+    pub used: u64,
     pub period_start: i64,
     pub period_end: i64,
 }
@@ -52,8 +79,12 @@ pub enum UsageError {
     AccessDenied(Reason),
     #[error("the idempotency key was used for another request")]
     IdempotencyMismatch,
+    #[error("the consumption under this idempotency key was refunded; use a new key")]
+    Refunded,
+    #[error("no consumption was recorded under this idempotency key")]
+    UnknownKey,
     #[error("too many requests this minute")]
-    RateLimited { retry_after_ms: i64 },
+    RateLimited { retry_after_ms: i64, policies: Vec<Policy> },
     #[error("the quota of the period is used up")]
     QuotaExceeded(UsageAnswer),
     #[error(transparent)]
@@ -64,27 +95,101 @@ pub enum UsageError {
 struct Valid {
     metric: String,
     quantity: u64,
-    key: String,
+    key: Option<String>,
 }
 
-fn validate(settings: &Settings, body: UsageRequest) -> Result<Valid, UsageError> {
-    let invalid = |m: &str| UsageError::Invalid(m.to_owned());
+fn invalid(message: impl Into<String>) -> UsageError {
+    UsageError::Invalid(message.into())
+}
+
+fn valid_key(key: Option<String>) -> Result<String, UsageError> {
+    key.filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()))
+        .ok_or_else(|| invalid(format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} bytes")))
+}
+
+fn validate(settings: &Settings, body: UsageRequest, key_required: bool) -> Result<Valid, UsageError> {
     let metric = body.metric.ok_or_else(|| invalid("`metric` is required"))?;
     if settings.catalogue.metric(&metric).is_none() {
         let known: Vec<&str> = settings.catalogue.metrics().map(|m| m.name.as_str()).collect();
-        return Err(UsageError::Invalid(format!("unknown metric; known: {}", known.join(", "))));
+        return Err(invalid(format!("unknown metric; known: {}", known.join(", "))));
     }
     let quantity = body
         .quantity
         .as_ref()
         .and_then(serde_json::Value::as_u64)
         .filter(|q| (1..=MAX_QUANTITY).contains(q))
-        .ok_or_else(|| UsageError::Invalid(format!("`quantity` must be an integer from 1 to {MAX_QUANTITY}")))?;
-    let key = body
-        .idempotency_key
-        .filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()))
-        .ok_or_else(|| UsageError::Invalid(format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} bytes")))?;
+        .ok_or_else(|| invalid(format!("`quantity` must be an integer from 1 to {MAX_QUANTITY}")))?;
+    let key = match body.idempotency_key {
+        None if !key_required => None,
+        key => Some(valid_key(key)?),
+    };
     Ok(Valid { metric, quantity, key })
+}
+
+/// What an account's read says for metering at `now`: its access, the tier whose limits apply,
+/// and its usage window.
+struct Standing<'c> {
+    access: Access,
+    tier: &'c Tier,
+    window: Window,
+    now: i64,
+    now_ms: i64,
+}
+
+impl<'c> Standing<'c> {
+    fn of(settings: &'c Settings, state: &AccountState) -> Self {
+        let now = settings.clock.now();
+        let access = decide_account(state.subscription.as_ref(), !state.disputes().is_empty(), now);
+        let tier = settings.catalogue.tier(&access.plan).unwrap_or_else(|| settings.catalogue.free());
+        Self { access, tier, window: window(state.subscription.as_ref(), now), now, now_ms: settings.clock.now_ms() }
+    }
+
+    fn allowed(self) -> Result<Self, UsageError> {
+        if self.access.allowed { Ok(self) } else { Err(UsageError::AccessDenied(self.access.reason)) }
+    }
+
+    fn limit(&self, metric: &str) -> Option<u64> {
+        self.tier.limits.usage.get(metric).copied().flatten()
+    }
+
+    /// The per-minute request limit, `None` when unlimited.
+    fn rate(&self) -> Option<Limit> {
+        self.tier
+            .limits
+            .requests_per_minute
+            .map(|rpm| Limit { limit: usize::try_from(rpm).unwrap_or(usize::MAX), window_ms: 60_000 })
+    }
+
+    fn rate_window_ms(&self) -> Option<i64> {
+        self.rate().map(|limit| limit.window(self.now_ms).start_ms)
+    }
+
+    /// The policies behind the rate-limit headers: the minute's requests and the quota.
+    fn policies(&self, metric: &str, counted: &Counted, requests: u64) -> Vec<Policy> {
+        let minute = self
+            .rate()
+            .map(|limit| Policy::minute(limit.max(), requests, limit.window(self.now_ms).end_ms, self.now_ms));
+        minute.into_iter().chain(Policy::quota(metric, counted, self.window, self.now)).collect()
+    }
+
+    fn answer(&self, metric: &str, tally: Tally, window: Window) -> UsageAnswer {
+        let counted = Counted::new(tally.used, self.limit(metric));
+        UsageAnswer {
+            metric: metric.to_owned(),
+            used: counted.used,
+            limit: counted.limit,
+            remaining: counted.remaining,
+            period_start: window.start,
+            period_end: window.end,
+            policies: self.policies(metric, &counted, tally.requests),
+        }
+    }
+
+    fn rate_limited(&self, metric: &str, used: u64, retry_after_ms: i64) -> UsageError {
+        let counted = Counted::new(used, self.limit(metric));
+        let requests = self.rate().map_or(0, |limit| limit.max());
+        UsageError::RateLimited { retry_after_ms, policies: self.policies(metric, &counted, requests) }
+    }
 }
 
 /// `POST /usage`: consumes `quantity` of `metric` for `account`, exactly once per key.
@@ -98,55 +203,113 @@ where
     N: Notifier,
 {
     let settings = &deps.settings;
-    let valid = validate(settings, body)?;
+    let valid = validate(settings, body, true)?;
+    let key = valid.key.as_deref().unwrap_or_default();
     let state = deps.store.state(account).await?;
-    let now_ms = settings.clock.now_ms();
-    let now = settings.clock.now();
-    let access = decide_account(state.subscription.as_ref(), !state.disputes().is_empty(), now);
-    if !access.allowed {
-        return Err(UsageError::AccessDenied(access.reason));
-    }
-    let tier = settings.catalogue.tier(&access.plan).unwrap_or_else(|| settings.catalogue.free());
-    let limit = tier.limits.usage.get(&valid.metric).copied().flatten();
-    let rate = tier
-        .limits
-        .requests_per_minute
-        .map(|rpm| Limit { limit: usize::try_from(rpm).unwrap_or(usize::MAX), window_ms: 60_000 });
-    let window = window(state.subscription.as_ref(), now);
-    let request = hex::encode(Sha256::digest(format!("{}|{}", valid.metric, valid.quantity)));
+    let standing = Standing::of(settings, &state).allowed()?;
+    let metric = valid.metric.as_str();
+    let limit = standing.limit(metric);
+    let window = standing.window;
     let record = UsageRecord {
-        request,
+        request: hex::encode(Sha256::digest(format!("{metric}|{}", valid.quantity))),
         metric: valid.metric.clone(),
         quantity: valid.quantity,
         window,
-        at: now,
+        at: standing.now,
         refunded: false,
     };
-    let consumption = Consumption { account, key: &valid.key, record: &record, limit, rate, now_ms };
-    let answer = |used: u64, window: Window| {
-        let counted = Counted::new(used, limit);
-        UsageAnswer {
-            metric: valid.metric.clone(),
-            used: counted.used,
-            limit: counted.limit,
-            remaining: counted.remaining,
-            period_start: window.start,
-            period_end: window.end,
-        }
-    };
+    let consumption =
+        Consumption { account, key, record: &record, limit, rate: standing.rate(), now_ms: standing.now_ms };
     match deps.store.consume(&consumption).await? {
-        Consumed::Counted { used } => {
-            alert(deps, account, &valid.metric, limit, window, used.saturating_sub(valid.quantity), used).await;
-            Ok(answer(used, window))
+        Consumed::Counted(tally) => {
+            alert(deps, account, metric, limit, window, tally.used.saturating_sub(valid.quantity), tally.used).await;
+            Ok(standing.answer(metric, tally, window))
         }
-        Consumed::Replayed(earlier) if earlier.request == record.request => {
-            let used = deps.store.used(account, &earlier.metric, &earlier.window).await?;
-            Ok(answer(used, earlier.window))
+        Consumed::Replayed(earlier) if earlier.request != record.request => Err(UsageError::IdempotencyMismatch),
+        Consumed::Replayed(earlier) if earlier.refunded => Err(UsageError::Refunded),
+        Consumed::Replayed(earlier) => {
+            let tally = deps.store.tally(account, &earlier.metric, &earlier.window, standing.rate_window_ms()).await?;
+            Ok(standing.answer(metric, tally, earlier.window))
         }
-        Consumed::Replayed(_) => Err(UsageError::IdempotencyMismatch),
-        Consumed::RateLimited { retry_after_ms } => Err(UsageError::RateLimited { retry_after_ms }),
-        Consumed::QuotaExceeded { used } => Err(UsageError::QuotaExceeded(answer(used, window))),
+        Consumed::RateLimited { retry_after_ms } => {
+            Err(standing.rate_limited(metric, state.used(metric, window.start), retry_after_ms))
+        }
+        Consumed::QuotaExceeded(tally) => Err(UsageError::QuotaExceeded(standing.answer(metric, tally, window))),
     }
+}
+
+/// `POST /usage/check`: the decision `consume` would take now, without consuming anything
+/// (nor counting the check in the per-minute window): 200 with the count as it stands, or
+/// the refusal `consume` would answer.
+pub async fn check<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    body: UsageRequest,
+) -> Result<UsageAnswer, UsageError>
+where
+    S: SubscriptionStore + UsageStore,
+{
+    let valid = validate(&deps.settings, body, false)?;
+    let state = deps.store.state(account).await?;
+    let standing = Standing::of(&deps.settings, &state).allowed()?;
+    let metric = valid.metric.as_str();
+    let tally = deps.store.tally(account, metric, &standing.window, standing.rate_window_ms()).await?;
+    if let Some(limit) = standing.rate().filter(|limit| tally.requests >= limit.max()) {
+        let retry_after_ms = limit.window(standing.now_ms).retry_after_ms(standing.now_ms);
+        return Err(standing.rate_limited(metric, tally.used, retry_after_ms));
+    }
+    let answer = standing.answer(metric, tally, standing.window);
+    if Counted::new(tally.used, answer.limit).allows(valid.quantity) {
+        Ok(answer)
+    } else {
+        Err(UsageError::QuotaExceeded(answer))
+    }
+}
+
+/// `POST /usage/refund`: reverses the consumption recorded under the key, once; a second
+/// refund answers the same and changes nothing.
+pub async fn refund<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    body: RefundRequest,
+) -> Result<RefundAnswer, UsageError>
+where
+    S: UsageStore,
+{
+    let key = valid_key(body.idempotency_key)?;
+    let record = match deps.store.refund(account, &key).await? {
+        Refunded::Refunded(record) | Refunded::AlreadyRefunded(record) => record,
+        Refunded::Unknown => return Err(UsageError::UnknownKey),
+    };
+    let used = deps.store.used(account, &record.metric, &record.window).await?;
+    Ok(RefundAnswer {
+        metric: record.metric,
+        quantity: record.quantity,
+        refunded: true,
+        used,
+        period_start: record.window.start,
+        period_end: record.window.end,
+    })
+}
+
+/// The usage of every metric of the account's plan in its current window, from its state read.
+pub fn report(settings: &Settings, state: &AccountState) -> UsageReport {
+    let standing = Standing::of(settings, state);
+    let metrics = settings
+        .catalogue
+        .metrics()
+        .map(|m| (m.name.clone(), Counted::new(state.used(&m.name, standing.window.start), standing.limit(&m.name))))
+        .collect();
+    UsageReport { period_start: standing.window.start, period_end: standing.window.end, metrics }
+}
+
+/// `GET /usage`: [`report`] from one read of the account's state.
+pub async fn usage<S: SubscriptionStore>(
+    store: &S,
+    settings: &Settings,
+    account: &AccountId,
+) -> Result<UsageReport, StoreError> {
+    Ok(report(settings, &store.state(account).await?))
 }
 
 /// Notifies each alert threshold the consumption from `before` to `after` crossed: one
@@ -188,7 +351,27 @@ mod tests {
     const NOW: i64 = 1_795_273_200;
 
     fn deps() -> UsageDeps<MemoryStore, Outbox> {
-        UsageDeps { store: MemoryStore::new(), notifier: Outbox::default(), settings: settings(&FixedClock::at(NOW)) }
+        deps_at(&FixedClock::at(NOW))
+    }
+
+    fn deps_at(clock: &FixedClock) -> UsageDeps<MemoryStore, Outbox> {
+        UsageDeps { store: MemoryStore::new(), notifier: Outbox::default(), settings: settings(clock) }
+    }
+
+    /// The account on `plan` (version `version`), in a monthly period from a day before NOW.
+    async fn on_plan(deps: &UsageDeps<MemoryStore, Outbox>, plan: &str, version: i64) {
+        let projection = crate::model::Projection {
+            plan: plan.into(),
+            version,
+            current_period_start: Some(NOW - 86_400),
+            current_period_end: Some(crate::usage::add_months(NOW - 86_400, 1)),
+            ..crate::testing::projection("acct_u")
+        };
+        crate::testing::subscribed(&deps.store, &projection).await;
+    }
+
+    fn one(key: &str) -> UsageRequest {
+        request("api_calls", serde_json::json!(1), key)
     }
 
     fn request(metric: &str, quantity: serde_json::Value, key: &str) -> UsageRequest {
@@ -278,5 +461,111 @@ mod tests {
         let refused = consume(&deps, &account(), request("api_calls", serde_json::json!(1), "k")).await;
 
         assert!(matches!(refused, Err(UsageError::AccessDenied(Reason::Unpaid))), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn the_per_minute_limit_refuses_the_request_over_it_until_the_next_minute() {
+        let clock = FixedClock::at(NOW);
+        let deps = deps_at(&clock);
+
+        let mut outcomes = Vec::new();
+        for i in 0..11 {
+            outcomes.push(consume(&deps, &account(), one(&format!("k{i}"))).await);
+        }
+        clock.advance(60);
+        let next_minute = consume(&deps, &account(), one("k11")).await.unwrap();
+
+        assert!(outcomes[..10].iter().all(Result::is_ok), "{outcomes:?}");
+        let Err(UsageError::RateLimited { retry_after_ms, policies }) = &outcomes[10] else {
+            panic!("{:?}", outcomes[10])
+        };
+        assert!((1..=60_000).contains(retry_after_ms));
+        assert_eq!(policies[0].remaining, 0);
+        assert_eq!(next_minute.used, 11, "the refused request counted nothing");
+        assert_eq!((next_minute.policies[0].name.as_str(), next_minute.policies[0].remaining), ("minute", 9));
+    }
+
+    #[tokio::test]
+    async fn a_check_decides_like_a_consumption_and_consumes_nothing() {
+        let deps = deps();
+        consume(&deps, &account(), request("api_calls", serde_json::json!(95), "a")).await.unwrap();
+
+        let fits = check(&deps, &account(), request("api_calls", serde_json::json!(5), "")).await;
+        let fits_without_key = check(
+            &deps,
+            &account(),
+            UsageRequest { idempotency_key: None, ..request("api_calls", serde_json::json!(5), "") },
+        )
+        .await
+        .unwrap();
+        let too_much = check(
+            &deps,
+            &account(),
+            UsageRequest { idempotency_key: None, ..request("api_calls", serde_json::json!(6), "") },
+        )
+        .await;
+
+        assert!(matches!(fits, Err(UsageError::Invalid(_))), "an empty key is still refused: {fits:?}");
+        assert_eq!((fits_without_key.used, fits_without_key.remaining), (95, Some(5)));
+        assert!(matches!(too_much, Err(UsageError::QuotaExceeded(UsageAnswer { used: 95, .. }))), "{too_much:?}");
+        let window = crate::usage::window(None, NOW);
+        assert_eq!(deps.store.used(&account(), "api_calls", &window).await.unwrap(), 95);
+        let minute = Some(NOW * 1000 - (NOW * 1000) % 60_000);
+        let tally = deps.store.tally(&account(), "api_calls", &window, minute).await.unwrap();
+        assert_eq!(tally.requests, 1, "checks are not counted in the minute");
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_a_consumption_back_once_and_retires_its_key() {
+        let deps = deps();
+        consume(&deps, &account(), request("api_calls", serde_json::json!(30), "job")).await.unwrap();
+
+        let first = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let again = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let unknown = refund(&deps, &account(), RefundRequest { idempotency_key: Some("nope".into()) }).await;
+        let missing = refund(&deps, &account(), RefundRequest::default()).await;
+        let reused = consume(&deps, &account(), request("api_calls", serde_json::json!(30), "job")).await;
+
+        assert_eq!((first.metric.as_str(), first.quantity, first.used), ("api_calls", 30, 0));
+        assert_eq!(again, first, "a second refund answers the same and gives nothing back twice");
+        assert!(matches!(unknown, Err(UsageError::UnknownKey)), "{unknown:?}");
+        assert!(matches!(missing, Err(UsageError::Invalid(_))), "{missing:?}");
+        assert!(matches!(reused, Err(UsageError::Refunded)), "{reused:?}");
+    }
+
+    #[tokio::test]
+    async fn a_downgrade_keeps_the_periods_usage_and_refuses_over_the_new_limit() {
+        let deps = deps();
+        on_plan(&deps, "pro", 1).await;
+        let pro = consume(&deps, &account(), request("api_calls", serde_json::json!(500), "a")).await.unwrap();
+
+        on_plan(&deps, "free", 2).await;
+        let refused = consume(&deps, &account(), one("b")).await;
+        let report = usage(&deps.store, &deps.settings, &account()).await.unwrap();
+
+        assert_eq!((pro.used, pro.limit, pro.period_start), (500, Some(10_000), NOW - 86_400));
+        let Err(UsageError::QuotaExceeded(answer)) = refused else { panic!("{refused:?}") };
+        assert_eq!((answer.used, answer.limit, answer.remaining), (500, Some(100), Some(0)));
+        assert_eq!(answer.period_start, NOW - 86_400, "the same window: the count is kept");
+        assert_eq!(report.metrics["api_calls"], Counted::new(500, Some(100)));
+        assert_eq!((report.period_start, report.period_end), (answer.period_start, answer.period_end));
+    }
+
+    #[tokio::test]
+    async fn an_unlimited_tier_is_counted_and_never_refused() {
+        let deps = deps();
+        on_plan(&deps, "enterprise", 1).await;
+
+        for i in 0..3 {
+            consume(&deps, &account(), request("api_calls", serde_json::json!(MAX_QUANTITY), &format!("k{i}")))
+                .await
+                .unwrap();
+        }
+        let last = consume(&deps, &account(), request("api_calls", serde_json::json!(MAX_QUANTITY), "k3")).await;
+
+        let last = last.unwrap();
+        assert_eq!((last.used, last.limit, last.remaining), (4 * MAX_QUANTITY, None, None));
+        assert!(last.policies.is_empty(), "no limit, no rate-limit policy: {:?}", last.policies);
+        assert!(deps.notifier.sent().is_empty(), "an unlimited metric crosses no threshold");
     }
 }

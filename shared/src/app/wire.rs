@@ -5,9 +5,10 @@
 use crate::app::Settings;
 use crate::app::checkout::CheckoutDeps;
 use crate::app::events::EventDeps;
+use crate::app::usage::UsageDeps;
 use crate::aws::SdkConfig;
 use crate::billing::StripeBilling;
-use crate::config::{CheckoutConfig, WorkerConfig};
+use crate::config::{CheckoutConfig, UsageConfig, WorkerConfig};
 use crate::notify::SqsNotifier;
 use crate::store::DynamoStore;
 
@@ -39,4 +40,14 @@ pub fn checkout_deps(
 ) -> Result<CheckoutDeps<DynamoStore, StripeBilling>, WireError> {
     let billing = StripeBilling::new(&config.stripe)?;
     Ok(CheckoutDeps::new(store(aws, &config.table_name), billing, Settings::new(config.grace_days)?, config))
+}
+
+/// The metering use cases.
+pub fn usage_deps(config: &UsageConfig, aws: &SdkConfig) -> Result<UsageDeps<DynamoStore, SqsNotifier>, WireError> {
+    Ok(UsageDeps {
+        store: store(aws, &config.table_name),
+        notifier: SqsNotifier::new(crate::aws::sqs(aws), config.notifications_queue_url.clone()),
+        // Metering decides access from the stored `grace_until`; it computes no grace itself.
+        settings: Settings::new(0)?,
+    })
 }

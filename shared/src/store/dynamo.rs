@@ -8,7 +8,7 @@ use super::keys;
 use super::{
     Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, CustomerLink, Effect, EventLog, FailedEvent,
     PendingCheckout, ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore,
-    SyncCursor, SyncOutcome, SyncStore, Tombstone,
+    SyncCursor, SyncOutcome, SyncStore, Tombstone, UsageCounter,
 };
 use crate::facts::Facts;
 use crate::model::{AccountId, Projection};
@@ -399,10 +399,16 @@ fn account_state(items: Vec<Item>) -> Result<AccountState, StoreError> {
             keys::SUBSCRIPTION => projection = Some(from_item::<Keyed<Projection>>(item)?.data),
             keys::FACTS => state.facts = from_item::<Keyed<Facts>>(item)?.data,
             keys::TOMBSTONE => state.tombstone = from_item::<Keyed<Tombstone>>(item)?.data,
-            _ => {}
+            other => {
+                if let Some((metric, window_start)) = keys::parse_usage(other) {
+                    let used = usage::counted(&item)?;
+                    state.usage.push(UsageCounter { metric: metric.to_owned(), window_start, used });
+                }
+            }
         }
     }
     state.subscription = projection.map(|p| super::merge(p, &state.facts, &state.tombstone));
+    state.usage.sort_by(|a, b| (&a.metric, a.window_start).cmp(&(&b.metric, b.window_start)));
     Ok(state)
 }
 

@@ -44,6 +44,12 @@ pub fn usage(metric: &str, window_start: i64) -> String {
     format!("{STATE_PREFIX}USAGE#{metric}#{window_start}")
 }
 
+/// The metric and window start of a usage counter's sort key.
+pub fn parse_usage(sk: &str) -> Option<(&str, i64)> {
+    let (metric, start) = sk.strip_prefix(STATE_PREFIX)?.strip_prefix("USAGE#")?.rsplit_once('#')?;
+    Some((metric, start.parse().ok()?))
+}
+
 /// The idempotency record of a usage request: per account, the key hashed (any characters,
 /// any length up to 255, never part of another key).
 pub fn usage_request(account: &AccountId, key: &str) -> String {

@@ -116,9 +116,24 @@ pub struct AccountState {
     pub subscription: Option<Projection>,
     pub facts: Facts,
     pub tombstone: Tombstone,
+    /// The account's usage counters (every metric, every window kept).
+    pub usage: Vec<UsageCounter>,
+}
+
+/// A metric's count in one usage window, as the account's read sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageCounter {
+    pub metric: String,
+    pub window_start: i64,
+    pub used: u64,
 }
 
 impl AccountState {
+    /// The count of `metric` in the window that starts at `window_start`.
+    pub fn used(&self, metric: &str, window_start: i64) -> u64 {
+        self.usage.iter().find(|c| c.metric == metric && c.window_start == window_start).map_or(0, |c| c.used)
+    }
+
     /// Disputes that refuse access whatever the plan: open or lost ones from the facts and
     /// those kept in the tombstone.
     pub fn disputes(&self) -> BTreeSet<String> {
@@ -492,17 +507,26 @@ pub struct Consumption<'a> {
     pub now_ms: i64,
 }
 
+/// A metric's count in a window and the requests counted in the current per-minute window,
+/// read together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Tally {
+    pub used: u64,
+    /// Requests in the per-minute window (0 without a per-minute limit).
+    pub requests: u64,
+}
+
 /// What [`UsageStore::consume`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Consumed {
-    /// Counted, with its idempotency record; `used` is the metric's count right after.
-    Counted { used: u64 },
+    /// Counted, with its idempotency record; the tally right after.
+    Counted(Tally),
     /// The key was used before: nothing counted; its record.
     Replayed(UsageRecord),
     /// Over the per-minute limit: nothing counted, no record.
     RateLimited { retry_after_ms: i64 },
-    /// Over the quota: nothing counted, no record; the count as it stands.
-    QuotaExceeded { used: u64 },
+    /// Over the quota: nothing counted, no record; the tally as it stands.
+    QuotaExceeded(Tally),
 }
 
 /// What [`UsageStore::refund`] did.
@@ -528,8 +552,20 @@ pub trait UsageStore: Send + Sync {
     /// Reverses the consumption recorded under `key`, once, in one transaction with its record.
     async fn refund(&self, account: &AccountId, key: &str) -> Result<Refunded, StoreError>;
 
+    /// The count of `metric` in `window` and, with `rate_window_ms` (a per-minute window's
+    /// start), the requests counted in that window: one read.
+    async fn tally(
+        &self,
+        account: &AccountId,
+        metric: &str,
+        window: &crate::usage::Window,
+        rate_window_ms: Option<i64>,
+    ) -> Result<Tally, StoreError>;
+
     /// The count of `metric` in `window`.
-    async fn used(&self, account: &AccountId, metric: &str, window: &crate::usage::Window) -> Result<u64, StoreError>;
+    async fn used(&self, account: &AccountId, metric: &str, window: &crate::usage::Window) -> Result<u64, StoreError> {
+        Ok(self.tally(account, metric, window, None).await?.used)
+    }
 }
 
 /// Combines the versioned state with the recorded facts and the tombstone: the facts are

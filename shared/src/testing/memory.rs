@@ -8,7 +8,7 @@ use crate::ratelimit::Limit;
 use crate::store::{
     Account, AccountState, AccountStore, ApplyOutcome, CheckoutStore, CustomerLink, Effect, EventLog, FailedEvent,
     PendingCheckout, ProcessedEvent, RateLimitStore, RateOutcome, Retirement, StoreError, SubscriptionStore,
-    SyncCursor, SyncOutcome, SyncStore, Tombstone,
+    SyncCursor, SyncOutcome, SyncStore, Tombstone, UsageCounter,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -119,7 +119,18 @@ impl SubscriptionStore for MemoryStore {
         let tombstone = tables.tombstones.get(account).cloned().unwrap_or_default();
         let subscription =
             tables.subscriptions.get(account).cloned().map(|state| crate::store::merge(state, &facts, &tombstone));
-        Ok(AccountState { profile: tables.accounts.get(account).cloned(), subscription, facts, tombstone })
+        let mut usage: Vec<UsageCounter> = tables
+            .usage
+            .iter()
+            .filter(|((a, _, _), _)| a == account)
+            .map(|((_, metric, start), used)| UsageCounter {
+                metric: metric.clone(),
+                window_start: *start,
+                used: *used,
+            })
+            .collect();
+        usage.sort_by(|a, b| (&a.metric, a.window_start).cmp(&(&b.metric, b.window_start)));
+        Ok(AccountState { profile: tables.accounts.get(account).cloned(), subscription, facts, tombstone, usage })
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {

@@ -5,10 +5,11 @@
 
 use super::{DynamoStore, IS_NEW, Keyed, to_item};
 use crate::model::AccountId;
-use crate::store::{Consumed, Consumption, Refunded, StoreError, UsageRecord, UsageStore, keys};
+use crate::store::{Consumed, Consumption, Refunded, StoreError, Tally, UsageRecord, UsageStore, keys};
 use crate::usage::Window;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use std::collections::HashMap;
 
 /// Guards a counter: the quantity still fits (`:room` is the limit less the quantity).
 const FITS: &str = "attribute_not_exists(used) OR used <= :room";
@@ -27,6 +28,22 @@ const COUNTER_TTL: i64 = 400 * 86_400;
 
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
+}
+
+/// A whole non-negative number attribute `name` of `item`; absent reads as 0.
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        None => Ok(0),
+        Some(AttributeValue::N(raw)) => {
+            raw.parse().map_err(|_| StoreError::Corrupt(format!("`{name}` is not a whole number: {raw}")))
+        }
+        Some(_) => Err(StoreError::Corrupt(format!("`{name}` is not a number"))),
+    }
+}
+
+/// A usage counter item's count.
+pub(super) fn counted(item: &HashMap<String, AttributeValue>) -> Result<u64, StoreError> {
+    number(item, "used")
 }
 
 impl DynamoStore {
@@ -52,7 +69,9 @@ impl UsageStore for DynamoStore {
             // More than the whole limit: nothing can be written, so only a replay is possible.
             return Ok(match self.usage_record(c.account, c.key).await? {
                 Some(earlier) => Consumed::Replayed(earlier),
-                None => Consumed::QuotaExceeded { used: self.used(c.account, &record.metric, window).await? },
+                None => Consumed::QuotaExceeded(
+                    self.tally(c.account, &record.metric, window, c.rate.map(|l| l.window(c.now_ms).start_ms)).await?,
+                ),
             });
         };
         let mut keyed = Keyed::new(keys::usage_request(c.account, c.key), keys::IDEMPOTENCY, record);
@@ -65,6 +84,7 @@ impl UsageStore for DynamoStore {
             .expect("table, item and condition are set");
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         let rate_window = c.rate.map(|limit| (limit, limit.window(c.now_ms)));
+        let tally = || self.tally(c.account, &record.metric, window, rate_window.map(|(_, w)| w.start_ms));
         if let Some((limit, rate)) = rate_window {
             let update = self
                 .usage_update((keys::account(c.account), keys::rate("usage", rate.start_ms)))
@@ -92,7 +112,7 @@ impl UsageStore for DynamoStore {
         let counter_at = items.len().saturating_sub(1);
 
         match self.transact(items, "usage").await? {
-            Ok(()) => Ok(Consumed::Counted { used: self.used(c.account, &record.metric, window).await? }),
+            Ok(()) => Ok(Consumed::Counted(tally().await?)),
             Err(failed) if failed.first() == Some(&true) => match self.usage_record(c.account, c.key).await? {
                 Some(earlier) => Ok(Consumed::Replayed(earlier)),
                 // Refunded and expired between the two reads: decide again.
@@ -102,9 +122,7 @@ impl UsageStore for DynamoStore {
                 let (_, rate) = rate_window.expect("checked");
                 Ok(Consumed::RateLimited { retry_after_ms: rate.retry_after_ms(c.now_ms) })
             }
-            Err(failed) if failed.get(counter_at) == Some(&true) => {
-                Ok(Consumed::QuotaExceeded { used: self.used(c.account, &record.metric, window).await? })
-            }
+            Err(failed) if failed.get(counter_at) == Some(&true) => Ok(Consumed::QuotaExceeded(tally().await?)),
             Err(_) => Err(StoreError::Conflict("usage")),
         }
     }
@@ -143,13 +161,48 @@ impl UsageStore for DynamoStore {
         }
     }
 
-    async fn used(&self, account: &AccountId, metric: &str, window: &Window) -> Result<u64, StoreError> {
-        #[derive(serde::Deserialize)]
-        struct Counter {
-            #[serde(default)]
-            used: u64,
+    async fn tally(
+        &self,
+        account: &AccountId,
+        metric: &str,
+        window: &Window,
+        rate_window_ms: Option<i64>,
+    ) -> Result<Tally, StoreError> {
+        let counter = Self::counter_key(account, metric, window);
+        let rate = rate_window_ms.map(|start| (keys::account(account), keys::rate("usage", start)));
+        let key = |(pk, sk): &(String, String)| {
+            HashMap::from([
+                ("pk".to_owned(), AttributeValue::S(pk.clone())),
+                ("sk".to_owned(), AttributeValue::S(sk.clone())),
+            ])
+        };
+        let wanted = KeysAndAttributes::builder()
+            .set_keys(Some(std::iter::once(&counter).chain(rate.as_ref()).map(key).collect()))
+            .consistent_read(true)
+            .build()
+            .expect("keys are set");
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(self.table(), wanted)
+            .send()
+            .await
+            .map_err(|e| super::classify(e, "tally"))?;
+        if out.unprocessed_keys.as_ref().is_some_and(|u| !u.is_empty()) {
+            return Err(StoreError::Throttled("usage tally not read in full".into()));
         }
-        let (pk, sk) = Self::counter_key(account, metric, window);
-        Ok(self.get::<Counter>(pk, &sk).await?.map_or(0, |c| c.used))
+        let mut tally = Tally::default();
+        for item in out.responses.unwrap_or_default().remove(self.table()).unwrap_or_default() {
+            let sk = match item.get("sk") {
+                Some(AttributeValue::S(sk)) => sk.as_str(),
+                _ => continue,
+            };
+            if rate.as_ref().is_some_and(|(_, rate_sk)| rate_sk == sk) {
+                tally.requests = number(&item, "count")?;
+            } else {
+                tally.used = counted(&item)?;
+            }
+        }
+        Ok(tally)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::MemoryStore;
 use crate::model::AccountId;
-use crate::store::{Consumed, Consumption, Refunded, StoreError, UsageStore};
+use crate::store::{Consumed, Consumption, Refunded, StoreError, Tally, UsageStore};
 use crate::usage::Window;
 use async_trait::async_trait;
 
@@ -24,17 +24,19 @@ impl UsageStore for MemoryStore {
         }
         let counter = (c.account.clone(), record.metric.clone(), record.window.start);
         let used = tables.usage.get(&counter).copied().unwrap_or_default();
+        let rate_at = rate_key.map(|(_, window)| (c.account.clone(), "usage".to_owned(), window.start_ms));
+        let requests = rate_at.as_ref().and_then(|at| tables.rates.get(at)).copied().unwrap_or_default();
         if c.limit.is_some_and(|limit| used.saturating_add(record.quantity) > limit) {
-            return Ok(Consumed::QuotaExceeded { used });
+            return Ok(Consumed::QuotaExceeded(Tally { used, requests }));
         }
-        if let Some((_, window)) = rate_key {
-            let taken = tables.rates.entry((c.account.clone(), "usage".to_owned(), window.start_ms)).or_default();
-            *taken = taken.saturating_add(1);
+        if let Some(at) = rate_at {
+            tables.rates.insert(at, requests.saturating_add(1));
         }
         let after = used.saturating_add(record.quantity);
         tables.usage.insert(counter, after);
         tables.usage_records.insert((c.account.clone(), c.key.to_owned()), record.clone());
-        Ok(Consumed::Counted { used: after })
+        let requests = if rate_key.is_some() { requests.saturating_add(1) } else { 0 };
+        Ok(Consumed::Counted(Tally { used: after, requests }))
     }
 
     async fn refund(&self, account: &AccountId, key: &str) -> Result<Refunded, StoreError> {
@@ -56,7 +58,19 @@ impl UsageStore for MemoryStore {
         Ok(Refunded::Refunded(refunded))
     }
 
-    async fn used(&self, account: &AccountId, metric: &str, window: &Window) -> Result<u64, StoreError> {
-        Ok(self.lock().usage.get(&(account.clone(), metric.to_owned(), window.start)).copied().unwrap_or_default())
+    async fn tally(
+        &self,
+        account: &AccountId,
+        metric: &str,
+        window: &Window,
+        rate_window_ms: Option<i64>,
+    ) -> Result<Tally, StoreError> {
+        let tables = self.lock();
+        let used = tables.usage.get(&(account.clone(), metric.to_owned(), window.start)).copied().unwrap_or_default();
+        let requests = rate_window_ms
+            .and_then(|start| tables.rates.get(&(account.clone(), "usage".to_owned(), start)))
+            .copied()
+            .unwrap_or_default();
+        Ok(Tally { used, requests })
     }
 }

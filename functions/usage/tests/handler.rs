@@ -1,0 +1,294 @@
+//! The `usage` handler, called directly with API Gateway events from `events/` over an
+//! in-memory store: each route answers its documented shape with the rate-limit headers; bad,
+//! oversized, hostile, unauthorised and replayed input gets a clear error and counts nothing.
+
+use lambda_http::http::StatusCode;
+use lambda_http::{Body, Request, Response};
+use tollgate::app::usage::UsageDeps;
+use tollgate::config::IdentityConfig;
+use tollgate::model::{AccountId, Projection, SubscriptionStatus};
+use tollgate::store::UsageStore;
+use tollgate::testing::{FixedClock, MemoryStore, Outbox, settings};
+use usage::{Deps, handle};
+
+const NOW: i64 = 1_795_273_200;
+
+fn deps(clock: &FixedClock) -> Deps<MemoryStore, Outbox> {
+    Deps {
+        usage: UsageDeps { store: MemoryStore::new(), notifier: Outbox::default(), settings: settings(clock) },
+        identity: IdentityConfig { claim: "sub".into() },
+    }
+}
+
+fn event(name: &str) -> serde_json::Value {
+    let path = format!("{}/../../events/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// `event` as `method path` with `body`.
+fn with(mut json: serde_json::Value, method: &str, path: &str, body: &str) -> Request {
+    json["rawPath"] = path.into();
+    json["requestContext"]["http"]["method"] = method.into();
+    json["requestContext"]["http"]["path"] = path.into();
+    json["body"] = body.into();
+    lambda_http::request::from_str(&json.to_string()).unwrap()
+}
+
+/// A JWT request of `acct_alice`.
+fn jwt(method: &str, path: &str, body: &str) -> Request {
+    with(event("apigw-post-usage.json"), method, path, body)
+}
+
+/// An `/api/...` request as the authorizer passes it, with the key's `scopes`.
+fn api(method: &str, path: &str, body: &str, scopes: &str) -> Request {
+    let mut json = event("apigw-post-api-usage.json");
+    json["requestContext"]["authorizer"]["lambda"]["scopes"] = scopes.into();
+    with(json, method, path, body)
+}
+
+fn consume(quantity: impl serde::Serialize, key: &str) -> String {
+    serde_json::json!({"metric": "api_calls", "quantity": quantity, "idempotency_key": key}).to_string()
+}
+
+fn body(response: &Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(response.body().as_ref()).unwrap()
+}
+
+fn alice() -> AccountId {
+    AccountId::parse("acct_alice").unwrap()
+}
+
+async fn used(deps: &Deps<MemoryStore, Outbox>) -> u64 {
+    let window = tollgate::usage::window(None, NOW);
+    deps.usage.store.used(&alice(), "api_calls", &window).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_consumption_answers_its_count_with_the_rate_limit_headers() {
+    let deps = deps(&FixedClock::at(NOW));
+
+    let response = handle(&deps, lambda_http::request::from_str(&event("apigw-post-usage.json").to_string()).unwrap())
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let window = tollgate::usage::window(None, NOW);
+    assert_eq!(
+        body(&response),
+        serde_json::json!({"metric": "api_calls", "used": 1, "limit": 100, "remaining": 99,
+            "period_start": window.start, "period_end": window.end})
+    );
+    let h = response.headers();
+    let minute_reset = 60 - NOW % 60;
+    let month_reset = window.end - NOW;
+    assert_eq!(
+        h["ratelimit-policy"],
+        format!(r#""minute";q=10;w=60, "api_calls";q=100;w={}"#, window.end - window.start).as_str()
+    );
+    assert_eq!(h["ratelimit"], format!(r#""minute";r=9;t={minute_reset}, "api_calls";r=99;t={month_reset}"#).as_str());
+    assert_eq!((&h["ratelimit-limit"], &h["ratelimit-remaining"]), (&"10".parse().unwrap(), &"9".parse().unwrap()));
+    assert_eq!(h["ratelimit-reset"], minute_reset.to_string().as_str());
+}
+
+#[tokio::test]
+async fn the_api_route_set_takes_the_account_and_scope_from_the_authorizer() {
+    let deps = deps(&FixedClock::at(NOW));
+
+    let allowed = handle(&deps, api("POST", "/api/usage", &consume(2, "a"), "usage:write")).await.unwrap();
+    let read_only = handle(&deps, api("POST", "/api/usage", &consume(2, "b"), "usage:read")).await.unwrap();
+    let report = handle(&deps, api("GET", "/api/usage", "", "usage:read")).await.unwrap();
+    let report_without_scope = handle(&deps, api("GET", "/api/usage", "", "usage:write")).await.unwrap();
+    let jwt_on_api =
+        handle(&deps, with(event("apigw-post-usage.json"), "POST", "/api/usage", &consume(2, "c"))).await.unwrap();
+
+    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!(
+        (read_only.status(), body(&read_only)["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
+    assert_eq!(report.status(), StatusCode::OK);
+    assert_eq!(body(&report)["metrics"]["api_calls"], serde_json::json!({"used": 2, "limit": 100, "remaining": 98}));
+    assert_eq!(report_without_scope.status(), StatusCode::FORBIDDEN);
+    assert_eq!(jwt_on_api.status(), StatusCode::UNAUTHORIZED, "a JWT is no API key context");
+    assert_eq!(used(&deps).await, 2);
+}
+
+#[tokio::test]
+async fn without_a_verified_identity_nothing_is_counted() {
+    let deps = deps(&FixedClock::at(NOW));
+    let mut no_identity = event("apigw-post-usage.json");
+    no_identity["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    no_identity["headers"]["x-tollgate-account"] = "acct_alice".into();
+    let mut forged = event("apigw-post-usage.json");
+    forged["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "acct_alice#STATE#USAGE".into();
+
+    for request in [no_identity, forged] {
+        let response = handle(&deps, lambda_http::request::from_str(&request.to_string()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(used(&deps).await, 0);
+}
+
+#[tokio::test]
+async fn bad_and_hostile_input_is_a_400_that_counts_nothing() {
+    let deps = deps(&FixedClock::at(NOW));
+    let long_key = "k".repeat(256);
+    let bad = [
+        consume(0, "k"),
+        consume(-1, "k"),
+        consume(1.5, "k"),
+        consume("1", "k"),
+        consume(1_000_001, "k"),
+        consume(u64::MAX, "k"),
+        consume(i64::MIN, "k"),
+        r#"{"metric":"api_calls","quantity":1e308,"idempotency_key":"k"}"#.to_owned(),
+        r#"{"metric":"api_calls","quantity":18446744073709551616,"idempotency_key":"k"}"#.to_owned(),
+        consume(1, ""),
+        consume(1, &long_key),
+        r#"{"metric":"gpu_seconds","quantity":1,"idempotency_key":"k"}"#.to_owned(),
+        r#"{"metric":["api_calls"],"quantity":1,"idempotency_key":"k"}"#.to_owned(),
+        "{not json".to_owned(),
+        "[]".to_owned(),
+        String::new(),
+    ];
+
+    for payload in &bad {
+        for path in ["/usage", "/usage/check"] {
+            let response = handle(&deps, jwt("POST", path, payload)).await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path} {payload}");
+            let code = body(&response)["error"]["code"].as_str().unwrap().to_owned();
+            assert!(["invalid_usage", "malformed_body"].contains(&code.as_str()), "{payload}: {code}");
+        }
+    }
+    let without_key = handle(&deps, jwt("POST", "/usage", r#"{"metric":"api_calls","quantity":1}"#)).await.unwrap();
+    let oversized = consume(1, &"k".repeat(20_000));
+    let too_large = handle(&deps, jwt("POST", "/usage", &oversized)).await.unwrap();
+    let refund_without_key = handle(&deps, jwt("POST", "/usage/refund", "{}")).await.unwrap();
+
+    assert_eq!(without_key.status(), StatusCode::BAD_REQUEST, "a consumption needs its idempotency key");
+    assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(refund_without_key.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(used(&deps).await, 0);
+    assert!(deps.usage.notifier.sent().is_empty());
+}
+
+#[tokio::test]
+async fn a_replay_answers_the_same_and_another_body_under_its_key_is_409() {
+    let deps = deps(&FixedClock::at(NOW));
+
+    let first = handle(&deps, jwt("POST", "/usage", &consume(5, "job-1"))).await.unwrap();
+    let replay = handle(&deps, jwt("POST", "/usage", &consume(5, "job-1"))).await.unwrap();
+    let mismatch = handle(&deps, jwt("POST", "/usage", &consume(6, "job-1"))).await.unwrap();
+
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert_eq!(body(&replay), body(&first));
+    assert_eq!(
+        (mismatch.status(), body(&mismatch)["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_mismatch"))
+    );
+    assert_eq!(used(&deps).await, 5);
+}
+
+#[tokio::test]
+async fn over_the_quota_is_429_quota_exceeded_until_the_period_ends() {
+    let deps = deps(&FixedClock::at(NOW));
+    handle(&deps, jwt("POST", "/usage", &consume(99, "a"))).await.unwrap();
+
+    let check_two = handle(&deps, jwt("POST", "/usage/check", r#"{"metric":"api_calls","quantity":2}"#)).await.unwrap();
+    let check_one = handle(&deps, jwt("POST", "/usage/check", r#"{"metric":"api_calls","quantity":1}"#)).await.unwrap();
+    let over = handle(&deps, jwt("POST", "/usage", &consume(2, "b"))).await.unwrap();
+
+    let window = tollgate::usage::window(None, NOW);
+    assert_eq!(check_two.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!((check_one.status(), body(&check_one)["remaining"].as_u64()), (StatusCode::OK, Some(1)));
+    assert_eq!(
+        (over.status(), body(&over)["error"]["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("quota_exceeded"))
+    );
+    assert_eq!(over.headers()["retry-after"], (window.end - NOW).to_string().as_str());
+    assert_eq!(over.headers()["ratelimit-remaining"], "1", "the tightest policy: 1 left of the quota");
+    assert_eq!(used(&deps).await, 99);
+}
+
+#[tokio::test]
+async fn a_burst_over_the_minute_gets_exactly_one_429_and_the_next_minute_allows() {
+    let clock = FixedClock::at(NOW);
+    let deps = deps(&clock);
+
+    let mut statuses = Vec::new();
+    for i in 0..11 {
+        statuses.push(handle(&deps, jwt("POST", "/usage", &consume(1, &format!("k{i}")))).await.unwrap());
+    }
+    clock.advance(60);
+    let next = handle(&deps, jwt("POST", "/usage", &consume(1, "k11"))).await.unwrap();
+
+    let limited: Vec<&Response<Body>> =
+        statuses.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert_eq!(limited.len(), 1);
+    assert_eq!(body(limited[0])["error"]["code"], "rate_limited");
+    let retry_after: i64 = limited[0].headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(retry_after, 60 - NOW % 60);
+    assert_eq!(limited[0].headers()["ratelimit-remaining"], "0");
+    assert_eq!(next.status(), StatusCode::OK);
+    assert_eq!(used(&deps).await, 11);
+}
+
+#[tokio::test]
+async fn a_refund_gives_back_once_and_an_unknown_key_is_404() {
+    let deps = deps(&FixedClock::at(NOW));
+    handle(&deps, jwt("POST", "/usage", &consume(7, "job"))).await.unwrap();
+
+    let first = handle(&deps, jwt("POST", "/usage/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
+    let again = handle(&deps, jwt("POST", "/usage/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
+    let unknown = handle(&deps, jwt("POST", "/usage/refund", r#"{"idempotency_key":"other"}"#)).await.unwrap();
+    let reused = handle(&deps, jwt("POST", "/usage", &consume(7, "job"))).await.unwrap();
+
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!((body(&first)["quantity"].as_u64(), body(&first)["used"].as_u64()), (Some(7), Some(0)));
+    assert_eq!(body(&again), body(&first));
+    assert_eq!(
+        (unknown.status(), body(&unknown)["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("usage_not_found"))
+    );
+    assert_eq!(reused.status(), StatusCode::CONFLICT);
+    assert_eq!(used(&deps).await, 0);
+}
+
+#[tokio::test]
+async fn an_account_without_access_is_403_with_its_reason_and_unlimited_tiers_send_no_limits() {
+    let deps = deps(&FixedClock::at(NOW));
+    let unpaid = Projection { status: SubscriptionStatus::Unpaid, ..tollgate::testing::projection("acct_alice") };
+    tollgate::testing::subscribed(&deps.usage.store, &unpaid).await;
+
+    let denied = handle(&deps, jwt("POST", "/usage", &consume(1, "a"))).await.unwrap();
+    let enterprise = Projection {
+        plan: "enterprise".into(),
+        version: unpaid.version + 1,
+        ..tollgate::testing::projection("acct_alice")
+    };
+    tollgate::testing::subscribed(&deps.usage.store, &enterprise).await;
+    let unlimited = handle(&deps, jwt("POST", "/usage", &consume(1_000_000, "b"))).await.unwrap();
+
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body(&denied)["error"]["code"], "access_denied");
+    assert_eq!(body(&denied)["error"]["reason"], "unpaid");
+    assert_eq!(unlimited.status(), StatusCode::OK);
+    assert_eq!(
+        (body(&unlimited)["limit"].clone(), body(&unlimited)["remaining"].clone()),
+        (serde_json::Value::Null, serde_json::Value::Null)
+    );
+    assert!(unlimited.headers().get("ratelimit").is_none(), "{:?}", unlimited.headers());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_refused() {
+    let deps = deps(&FixedClock::at(NOW));
+
+    let unknown = handle(&deps, jwt("POST", "/usage/everything", "{}")).await.unwrap();
+    let wrong_method = handle(&deps, jwt("DELETE", "/usage", "")).await.unwrap();
+    let get_check = handle(&deps, jwt("GET", "/usage/check", "")).await.unwrap();
+
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(get_check.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
