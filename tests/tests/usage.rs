@@ -1,0 +1,363 @@
+//! Metering against the single-threaded local DynamoDB: the `usage` handler on the real store
+//! with faults injected into its transaction, the DynamoDB requests and capacity units of each
+//! decision, and the whole local stack over HTTP (a Free account consumed to its quota, a Pro
+//! checkout opening a new window, 200 parallel consumers taking exactly what is left, one key
+//! retried in parallel counted once).
+
+mod common;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextMut, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use lambda_http::http::StatusCode;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tollgate::app::usage::UsageDeps;
+use tollgate::config::IdentityConfig;
+use tollgate::model::AccountId;
+use tollgate::store::{DynamoStore, UsageStore, capacity, keys};
+use tollgate::testing::{FixedClock, Outbox, RequestLog, counted_client, settings};
+use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate_standin::TriggerSpec;
+
+const NOW: i64 = 1_795_273_200;
+
+// ---- the handler on the real store ----
+
+/// How a fault breaks the first `TransactWriteItems` the client sends (later ones go through).
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// A part of the transaction after the idempotency record's check fails (as a counter
+    /// write that cannot be applied would): DynamoDB cancels the whole transaction.
+    CancelAfterTheRecord,
+    /// The transaction commits and its answer is lost on the way back.
+    LoseTheAnswer,
+}
+
+#[derive(Debug)]
+struct Faulty {
+    fault: Fault,
+    transactions: Arc<AtomicUsize>,
+}
+
+impl Faulty {
+    fn first(&self, operation: &str) -> bool {
+        operation == "TransactWriteItems" && self.transactions.fetch_add(1, Ordering::SeqCst) == 0
+    }
+}
+
+impl Intercept for Faulty {
+    fn name(&self) -> &'static str {
+        "Faulty"
+    }
+
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(input) = context.input_mut().downcast_mut::<TransactWriteItemsInput>() else { return Ok(()) };
+        if matches!(self.fault, Fault::CancelAfterTheRecord) && self.first("TransactWriteItems") {
+            let items = input.transact_items.get_or_insert_with(Vec::new);
+            let table = items[0].put().unwrap().table_name().to_owned();
+            let never = ConditionCheck::builder()
+                .table_name(table)
+                .key("pk", AttributeValue::S("FAULT".into()))
+                .key("sk", AttributeValue::S("FAULT".into()))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .unwrap();
+            items.push(TransactWriteItem::builder().condition_check(never).build());
+        }
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // The input is gone by now (serialized); the operation's name is in the config bag.
+        let operation = cfg.load::<Metadata>().map_or("", Metadata::name);
+        if matches!(self.fault, Fault::LoseTheAnswer) && self.first(operation) {
+            return Err("the connection dropped after the request was sent".into());
+        }
+        Ok(())
+    }
+}
+
+struct Direct {
+    deps: usage::Deps<DynamoStore, Outbox>,
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+/// The `usage` handler on a fresh table of the local server, its client carrying `extra`.
+async fn direct(test: &str, log: &RequestLog, fault: Option<Fault>) -> Direct {
+    let (aws, resources) = common::local(test).await;
+    let plain = tollgate::aws::dynamodb(&aws);
+    let mut config = plain.config().to_builder();
+    if let Some(fault) = fault {
+        config = config.interceptor(Faulty { fault, transactions: Arc::default() });
+    }
+    let client = counted_client(&config.build(), log);
+    let store = DynamoStore::new(client, resources.table.clone());
+    let deps = usage::Deps {
+        usage: UsageDeps { store, notifier: Outbox::default(), settings: settings(&FixedClock::at(NOW)) },
+        identity: IdentityConfig { claim: "sub".into() },
+    };
+    Direct { deps, client: plain, table: resources.table }
+}
+
+/// `method path` with `body` as API Gateway passes it with a verified JWT of `acct_alice`.
+fn request(method: &str, path: &str, body: &str) -> lambda_http::Request {
+    let raw =
+        std::fs::read_to_string(format!("{}/../events/apigw-post-usage.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut event: Value = serde_json::from_str(&raw).unwrap();
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["body"] = body.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+fn consume(quantity: u64, key: &str) -> String {
+    json!({"metric": "api_calls", "quantity": quantity, "idempotency_key": key}).to_string()
+}
+
+impl Direct {
+    async fn call(&self, method: &str, path: &str, body: &str) -> (StatusCode, Value) {
+        let response = usage::handle(&self.deps, request(method, path, body)).await.unwrap();
+        (response.status(), serde_json::from_slice(response.body().as_ref()).unwrap_or(Value::Null))
+    }
+
+    async fn used(&self) -> u64 {
+        let window = tollgate::usage::window(None, NOW);
+        self.deps.usage.store.used(&alice(), "api_calls", &window).await.unwrap()
+    }
+
+    async fn record(&self, key: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.item(keys::usage_request(&alice(), key), keys::IDEMPOTENCY).await
+    }
+
+    async fn item(&self, pk: String, sk: &str) -> Option<HashMap<String, AttributeValue>> {
+        let got = self.client.get_item().table_name(&self.table).key("pk", AttributeValue::S(pk));
+        got.key("sk", AttributeValue::S(sk.to_owned())).send().await.unwrap().item
+    }
+}
+
+fn alice() -> AccountId {
+    AccountId::parse("acct_alice").unwrap()
+}
+
+#[tokio::test]
+async fn a_transaction_cancelled_after_the_idempotency_check_leaves_no_record_so_the_retry_counts() {
+    let log = RequestLog::default();
+    let direct = direct("usage-fault", &log, Some(Fault::CancelAfterTheRecord)).await;
+
+    let (failed, _) = direct.call("POST", "/usage", &consume(3, "job-1")).await;
+    let record_after_failure = direct.record("job-1").await;
+    let used_after_failure = direct.used().await;
+    let (retried, answer) = direct.call("POST", "/usage", &consume(3, "job-1")).await;
+    let (replayed, _) = direct.call("POST", "/usage", &consume(3, "job-1")).await;
+
+    assert!(failed.is_server_error() || failed == StatusCode::CONFLICT, "the failed write is no success: {failed}");
+    assert!(record_after_failure.is_none(), "no idempotency record without its count");
+    assert_eq!(used_after_failure, 0);
+    assert_eq!((retried, answer["used"].as_u64()), (StatusCode::OK, Some(3)), "the retry counts");
+    assert_eq!(replayed, StatusCode::OK);
+    assert_eq!(direct.used().await, 3, "counted once");
+    assert!(direct.record("job-1").await.is_some());
+}
+
+#[tokio::test]
+async fn an_answer_lost_after_the_commit_is_replayed_not_counted_twice() {
+    let log = RequestLog::default();
+    let direct = direct("usage-lost", &log, Some(Fault::LoseTheAnswer)).await;
+
+    let (lost, _) = direct.call("POST", "/usage", &consume(4, "job-2")).await;
+    let (retried, answer) = direct.call("POST", "/usage", &consume(4, "job-2")).await;
+
+    assert!(lost.is_server_error(), "{lost}");
+    assert_eq!((retried, answer["used"].as_u64()), (StatusCode::OK, Some(4)));
+    assert_eq!(direct.used().await, 4, "the committed consumption is not counted again");
+}
+
+/// Bytes of each item, as DynamoDB sizes them.
+fn sizes(items: &[HashMap<String, AttributeValue>]) -> Vec<u64> {
+    items.iter().map(capacity::item_size).collect()
+}
+
+#[tokio::test]
+async fn each_decision_costs_a_fixed_set_of_requests_and_capacity_units() {
+    let log = RequestLog::default();
+    let direct = direct("usage-cost", &log, None).await;
+    let requests = |expected: &[&str]| assert_eq!(log.take(), expected);
+
+    direct.call("POST", "/usage", &consume(1, "warm")).await;
+    log.take();
+    assert_eq!(direct.call("POST", "/usage", &consume(1, "k")).await.0, StatusCode::OK);
+    requests(&["Query", "TransactWriteItems", "BatchGetItem"]);
+    direct.call("POST", "/usage", &consume(1, "k")).await;
+    requests(&["Query", "TransactWriteItems", "GetItem", "BatchGetItem"]);
+    direct.call("POST", "/usage/check", r#"{"metric":"api_calls","quantity":1}"#).await;
+    requests(&["Query", "BatchGetItem"]);
+    direct.call("GET", "/usage", "").await;
+    requests(&["Query"]);
+    direct.call("POST", "/usage/refund", r#"{"idempotency_key":"k"}"#).await;
+    requests(&["GetItem", "TransactWriteItems", "BatchGetItem"]);
+
+    // Capacity units of one consumption, from the items as stored.
+    let window = tollgate::usage::window(None, NOW);
+    let minute = NOW * 1000 - (NOW * 1000).rem_euclid(60_000);
+    let account = keys::account(&alice());
+    let counter = direct.item(account.clone(), &keys::usage("api_calls", window.start)).await.unwrap();
+    let rate = direct.item(account.clone(), &keys::rate("usage", minute)).await.unwrap();
+    let record = direct.record("k").await.unwrap();
+    let written = sizes(&[record, rate.clone(), counter.clone()]);
+    assert!(written.iter().all(|size| *size < 1024), "{written:?}");
+    assert_eq!(capacity::transact_write_units(&written), 6, "three items under 1 KB, written transactionally");
+    assert_eq!(capacity::query_read_units(&sizes(std::slice::from_ref(&counter)), true), 1.0);
+    assert_eq!(capacity::batch_get_read_units(&sizes(&[counter, rate]), true), 2.0);
+}
+
+// ---- the local stack over HTTP ----
+
+struct Stack(common::LocalStack);
+
+impl Stack {
+    async fn call(&self, method: reqwest::Method, path: &str, account: &str, body: Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.0.base))
+            .header("x-tollgate-account", account)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn consume(&self, account: &str, quantity: u64, key: &str) -> (u16, Value) {
+        let body = json!({"metric": "api_calls", "quantity": quantity, "idempotency_key": key});
+        self.call(reqwest::Method::POST, "/usage", account, body).await
+    }
+
+    async fn subscribe(&self, account: &str, plan: &str) {
+        let spec = TriggerSpec::new("checkout.session.completed", account).plan(plan);
+        tollgate_dev::trigger::trigger(&self.0.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+        self.0.drain().await;
+    }
+}
+
+#[tokio::test]
+async fn free_consumes_to_its_quota_then_a_pro_checkout_opens_a_window_up_to_the_pro_limit() {
+    let stack = Stack(common::serve_stack("usage-http").await);
+    let account = "acct_metered";
+
+    let first = stack.consume(account, 60, "f1").await;
+    let rest = stack.consume(account, 40, "f2").await;
+    let over = stack.consume(account, 1, "f3").await;
+    stack.subscribe(account, "pro").await;
+    let (status, read) = stack.call(reqwest::Method::GET, "/subscription", account, Value::Null).await;
+    let pro = stack.consume(account, 9_000, "p1").await;
+    let to_the_limit = stack.consume(account, 1_000, "p2").await;
+    let over_pro = stack.consume(account, 1, "p3").await;
+    let (_, report) = stack.call(reqwest::Method::GET, "/usage", account, Value::Null).await;
+    let (_, after) = stack.call(reqwest::Method::GET, "/subscription", account, Value::Null).await;
+
+    assert_eq!((first.0, first.1["remaining"].as_u64()), (200, Some(40)));
+    assert_eq!((rest.0, rest.1["used"].as_u64(), rest.1["limit"].as_u64()), (200, Some(100), Some(100)));
+    assert_eq!((over.0, over.1["error"]["code"].as_str()), (429, Some("quota_exceeded")));
+    assert_eq!((status, read["plan"].as_str()), (200, Some("pro")));
+    assert_eq!(read["usage"]["metrics"]["api_calls"], json!({"used": 0, "limit": 10_000, "remaining": 10_000}));
+    assert_ne!(read["usage"]["period_start"], first.1["period_start"], "the subscription opened a new window");
+    assert_eq!((pro.0, pro.1["used"].as_u64()), (200, Some(9_000)));
+    assert_eq!((to_the_limit.0, to_the_limit.1["remaining"].as_u64()), (200, Some(0)));
+    assert_eq!((over_pro.0, over_pro.1["error"]["code"].as_str()), (429, Some("quota_exceeded")));
+    assert_eq!(report["metrics"]["api_calls"], json!({"used": 10_000, "limit": 10_000, "remaining": 0}));
+    assert_eq!(after["usage"], report, "GET /subscription shows this period's usage");
+}
+
+#[tokio::test]
+async fn two_hundred_parallel_consumers_take_exactly_the_fifty_left_and_one_key_counts_once() {
+    let stack = Arc::new(Stack(common::serve_stack("usage-race").await));
+    let account = "acct_burst";
+    // Team: 100,000 a month, 500 requests a minute (the burst fits).
+    stack.subscribe(account, "team").await;
+    assert_eq!(stack.consume(account, 99_950, "setup").await.0, 200);
+
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let stack = Arc::clone(&stack);
+            tokio::spawn(async move { stack.consume(account, 1, &format!("burst-{i}")).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        statuses.push((status, body["error"]["code"].as_str().map(str::to_owned)));
+    }
+    let retries: Vec<_> = (0..10)
+        .map(|_| {
+            let stack = Arc::clone(&stack);
+            tokio::spawn(async move { stack.consume("acct_retry", 3, "the-same-key").await })
+        })
+        .collect();
+    let mut retried = Vec::new();
+    for task in retries {
+        retried.push(task.await.unwrap());
+    }
+    let (_, report) = stack.call(reqwest::Method::GET, "/usage", account, Value::Null).await;
+    let (_, retry_report) = stack.call(reqwest::Method::GET, "/usage", "acct_retry", Value::Null).await;
+
+    assert_eq!(statuses.iter().filter(|(s, _)| *s == 200).count(), 50, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|(s, c)| *s == 429 && c.as_deref() == Some("quota_exceeded")).count(), 150);
+    assert_eq!(report["metrics"]["api_calls"]["used"], 100_000, "the stored counter reads the limit");
+    assert!(retried.iter().all(|(status, body)| *status == 200 && body["used"] == 3), "{retried:?}");
+    assert_eq!(retry_report["metrics"]["api_calls"]["used"], 3, "ten parallel retries of one key count once");
+}
+
+#[tokio::test]
+async fn an_api_key_meters_its_own_account_through_the_authorizer_within_its_scopes() {
+    let stack = Stack(common::serve_stack("usage-key").await);
+    let key = |scopes: Value| {
+        let stack = &stack;
+        async move {
+            let (status, made) = stack
+                .call(reqwest::Method::POST, "/api-keys", "acct_keyed", json!({"name": "job", "scopes": scopes}))
+                .await;
+            assert_eq!(status, 201, "{made}");
+            made["key"].as_str().unwrap().to_owned()
+        }
+    };
+    let writer = key(json!(["usage:write"])).await;
+    let reader = key(json!(["usage:read"])).await;
+    let with_key = |method: reqwest::Method, path: &str, key: &str, body: Value| {
+        reqwest::Client::new().request(method, format!("{}{path}", stack.0.base)).bearer_auth(key).json(&body).send()
+    };
+    let body = json!({"metric": "api_calls", "quantity": 5, "idempotency_key": "k1"});
+
+    let written = with_key(reqwest::Method::POST, "/api/usage", &writer, body.clone()).await.unwrap();
+    let refused = with_key(reqwest::Method::POST, "/api/usage", &reader, body.clone()).await.unwrap();
+    let read = with_key(reqwest::Method::GET, "/api/usage", &reader, Value::Null).await.unwrap();
+    let no_key = reqwest::Client::new().post(format!("{}/api/usage", stack.0.base)).json(&body).send().await.unwrap();
+
+    assert_eq!(written.status(), 200);
+    assert!(written.headers().contains_key("ratelimit-policy"));
+    assert_eq!(refused.status(), 403, "a read-only key may not consume");
+    assert_eq!(read.status(), 200);
+    let report: Value = read.json().await.unwrap();
+    assert_eq!(report["metrics"]["api_calls"]["used"], 5, "counted once, for the key's account");
+    assert_eq!(no_key.status(), 401);
+}
