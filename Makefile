@@ -54,6 +54,8 @@ fmt:
 ## Criterion benchmarks (numbers go in the issue notes, never in assertions).
 bench:
 	cargo bench -p subscription --bench read
+	cargo bench -p usage --bench decision
+	cargo bench -p authorizer --bench authorize
 
 clean:
 	rm -rf $(VENV) target

@@ -69,12 +69,16 @@ fn calendar_month(now: i64) -> Window {
     Window { start: first, end: add_months(first, 1) }
 }
 
-/// The window usage counts in at `now` for an account with `projection`.
+/// The window usage counts in at `now` for an account with `projection`. A live period
+/// shorter than a month (a trial) ends its window early: the next period starts a new one.
 pub fn window(projection: Option<&Projection>, now: i64) -> Window {
-    match projection.filter(|p| p.status.is_live()).and_then(|p| p.current_period_start) {
-        Some(anchor) => monthly_from(anchor, now),
-        None => calendar_month(now),
+    let Some(live) = projection.filter(|p| p.status.is_live()) else { return calendar_month(now) };
+    let Some(anchor) = live.current_period_start else { return calendar_month(now) };
+    let mut window = monthly_from(anchor, now);
+    if let Some(end) = live.current_period_end.filter(|end| now < *end && *end < window.end) {
+        window.end = end;
     }
+    window
 }
 
 /// A metric's count in a window against its limit (`None`: unlimited).
@@ -216,6 +220,32 @@ mod tests {
             utc(2026, 3, 31) + 600,
             "a window includes its start"
         );
+    }
+
+    #[test]
+    fn a_trial_shorter_than_a_month_ends_its_window_with_the_trial() {
+        let start = utc(2026, 11, 20);
+        let trial = Projection {
+            status: SubscriptionStatus::Trialing,
+            current_period_start: Some(start),
+            current_period_end: Some(start + 14 * 86_400),
+            ..crate::testing::projection("acct_1")
+        };
+        let paid = Projection {
+            status: SubscriptionStatus::Active,
+            current_period_start: Some(start + 14 * 86_400),
+            current_period_end: Some(add_months(start + 14 * 86_400, 1)),
+            ..trial.clone()
+        };
+
+        assert_eq!(window(Some(&trial), start + 86_400), Window { start, end: start + 14 * 86_400 });
+        assert_eq!(
+            window(Some(&paid), start + 15 * 86_400),
+            Window { start: start + 14 * 86_400, end: add_months(start + 14 * 86_400, 1) },
+            "the paid period opens the next window"
+        );
+        let stale = window(Some(&trial), start + 20 * 86_400);
+        assert!(stale.start <= start + 20 * 86_400 && start + 20 * 86_400 < stale.end, "a stale period end is ignored");
     }
 
     #[test]
