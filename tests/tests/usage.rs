@@ -287,6 +287,16 @@ async fn free_consumes_to_its_quota_then_a_pro_checkout_opens_a_window_up_to_the
     assert_eq!((over_pro.0, over_pro.1["error"]["code"].as_str()), (429, Some("quota_exceeded")));
     assert_eq!(report["metrics"]["api_calls"], json!({"used": 10_000, "limit": 10_000, "remaining": 0}));
     assert_eq!(after["usage"], report, "GET /subscription shows this period's usage");
+    let notifications =
+        common::receive_all(&stack.0.sqs, &stack.0.resources.queue("NotificationsQueue").unwrap().url).await;
+    let mut alerts: Vec<(u64, u64)> = notifications
+        .iter()
+        .map(|body| serde_json::from_str::<Value>(body).unwrap())
+        .filter(|n| n["kind"] == "usage_threshold")
+        .map(|n| (n["details"]["threshold_percent"].as_u64().unwrap(), n["details"]["limit"].as_u64().unwrap()))
+        .collect();
+    alerts.sort_unstable();
+    assert_eq!(alerts, [(80, 100), (80, 10_000), (100, 100), (100, 10_000)], "each crossing told once per window");
 }
 
 #[tokio::test]
