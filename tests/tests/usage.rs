@@ -232,6 +232,25 @@ async fn each_decision_costs_a_fixed_set_of_requests_and_capacity_units() {
     assert_eq!(capacity::batch_get_read_units(&sizes(&[counter, rate]), true), 2.0);
 }
 
+#[tokio::test]
+async fn the_subscription_read_with_its_usage_is_one_query() {
+    let log = RequestLog::default();
+    let direct = direct("usage-read", &log, None).await;
+    direct.call("POST", "/usage", &consume(7, "k")).await;
+    let deps = subscription::Deps {
+        store: direct.deps.usage.store.clone(),
+        settings: settings(&FixedClock::at(NOW)),
+        identity: IdentityConfig { claim: "sub".into() },
+    };
+    log.take();
+
+    let response = subscription::handle(&deps, request("GET", "/subscription", "")).await.unwrap();
+
+    assert_eq!(log.take(), ["Query"]);
+    let read: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(read["usage"]["metrics"]["api_calls"], json!({"used": 7, "limit": 100, "remaining": 93}));
+}
+
 // ---- the local stack over HTTP ----
 
 struct Stack(common::LocalStack);
