@@ -3,6 +3,7 @@
 
 use crate::apikeys::{InvalidKeyRequest, Scope};
 use crate::app::checkout::{CheckoutError, Field};
+use crate::app::credits::CreditError;
 use crate::app::keys::KeysError;
 use crate::app::usage::UsageError;
 use crate::billing::BillingError;
@@ -224,6 +225,22 @@ impl From<UsageError> for ApiError {
                 }
             }
             UsageError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<CreditError> for ApiError {
+    fn from(err: CreditError) -> Self {
+        let message = err.to_string();
+        match err {
+            CreditError::Invalid(_) => Self::bad_request("invalid_credits", message),
+            CreditError::Insufficient { .. } => {
+                Self::new(StatusCode::PAYMENT_REQUIRED, "insufficient_credits", message)
+            }
+            CreditError::IdempotencyMismatch => Self::conflict("idempotency_mismatch", message),
+            CreditError::Refunded => Self::conflict("idempotency_key_refunded", message),
+            CreditError::UnknownKey => Self::new(StatusCode::NOT_FOUND, "consumption_not_found", message),
+            CreditError::Store(err) => err.into(),
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod aws;
 pub mod billing;
 pub mod clock;
 pub mod config;
+pub mod credits;
 pub mod entitlements;
 pub mod events;
 pub mod facts;

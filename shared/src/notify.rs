@@ -27,6 +27,8 @@ pub enum Kind {
     SubscriptionCanceled,
     /// An account's usage of a metric reached an alert threshold of its limit.
     UsageThreshold,
+    /// A credit consumption took the balance under the catalogue's low-balance mark.
+    CreditsLow,
 }
 
 impl Kind {
@@ -41,6 +43,7 @@ impl Kind {
             Self::Refunded => "refunded",
             Self::SubscriptionCanceled => "subscription_canceled",
             Self::UsageThreshold => "usage_threshold",
+            Self::CreditsLow => "credits_low",
         }
     }
 }

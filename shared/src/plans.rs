@@ -76,6 +76,27 @@ pub struct Catalogue {
     features: BTreeSet<String>,
     metrics: BTreeMap<String, Metric>,
     alert_thresholds: Vec<u8>,
+    credits: CreditRules,
+}
+
+/// How credits are spent (`[credits]`): the cost of each event, the order grants are drawn in,
+/// and the balance under which a low-balance notification is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CreditRules {
+    pub costs: BTreeMap<String, u64>,
+    pub draw_order: crate::credits::DrawOrder,
+    pub low_balance: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCredits {
+    #[serde(default)]
+    costs: BTreeMap<Spanned<String>, Spanned<i64>>,
+    #[serde(default)]
+    draw_order: Option<Spanned<String>>,
+    #[serde(default)]
+    low_balance: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +106,8 @@ struct RawCatalogue {
     metrics: BTreeMap<Spanned<String>, RawMetric>,
     #[serde(default)]
     usage: Option<RawUsage>,
+    #[serde(default)]
+    credits: Option<RawCredits>,
     tiers: BTreeMap<Spanned<String>, RawTier>,
     #[serde(default)]
     prices: Vec<RawPrice>,
@@ -135,6 +158,11 @@ struct RawPrice {
     currency: String,
 }
 
+/// A tier id, metric or credit event name: lowercase letters, digits and `_`, not empty.
+fn is_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
 impl Catalogue {
     /// The catalogue shipped in the repository, parsed once.
     pub fn builtin() -> Result<&'static Catalogue, PlanError> {
@@ -153,7 +181,7 @@ impl Catalogue {
         for (name, raw_metric) in raw.metrics {
             let span = name.span();
             let name = name.into_inner();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            if !is_name(&name) {
                 return Err(invalid(span, format!("metric `{name}` must be lowercase letters, digits and _")));
             }
             metrics.insert(name.clone(), Metric { name, unit: raw_metric.unit });
@@ -179,7 +207,7 @@ impl Catalogue {
         for (id, raw_tier) in raw.tiers {
             let id_span = id.span();
             let id = id.into_inner();
-            if id.is_empty() || !id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+            if !is_name(&id) {
                 return Err(invalid(id_span, format!("tier id `{id}` must be lowercase letters, digits and _")));
             }
             let trial_days = match raw_tier.trial_days {
@@ -279,7 +307,46 @@ impl Catalogue {
         }
 
         let features = tiers.values().flat_map(|t| t.features.iter().cloned()).collect();
-        Ok(Self { tiers, prices, features, metrics, alert_thresholds })
+        let credits = match raw.credits {
+            None => CreditRules::default(),
+            Some(raw_credits) => {
+                let mut costs = BTreeMap::new();
+                for (event, cost) in raw_credits.costs {
+                    let span = event.span();
+                    let event = event.into_inner();
+                    if !is_name(&event) {
+                        return Err(invalid(
+                            span,
+                            format!("credit event `{event}` must be lowercase letters, digits and _"),
+                        ));
+                    }
+                    let cost = u64::try_from(*cost.get_ref()).ok().filter(|c| (1..=1_000_000).contains(c)).ok_or_else(
+                        || invalid(cost.span(), format!("credit cost of `{event}` must be 1 to 1000000")),
+                    )?;
+                    costs.insert(event, cost);
+                }
+                let draw_order = match raw_credits.draw_order {
+                    None => crate::credits::DrawOrder::default(),
+                    Some(order) => match order.get_ref().as_str() {
+                        "purchased_first" => crate::credits::DrawOrder::PurchasedFirst,
+                        "soonest_expiring" => crate::credits::DrawOrder::SoonestExpiring,
+                        _ => {
+                            return Err(invalid(
+                                order.span(),
+                                "credits.draw_order must be purchased_first or soonest_expiring".into(),
+                            ));
+                        }
+                    },
+                };
+                let low_balance = match raw_credits.low_balance {
+                    None => 0,
+                    Some(low) => u64::try_from(*low.get_ref())
+                        .map_err(|_| invalid(low.span(), "credits.low_balance must not be negative".into()))?,
+                };
+                CreditRules { costs, draw_order, low_balance }
+            }
+        };
+        Ok(Self { tiers, prices, features, metrics, alert_thresholds, credits })
     }
 
     /// The tier with this id.
@@ -322,6 +389,11 @@ impl Catalogue {
         self.metrics.values()
     }
 
+    /// How credits are spent.
+    pub fn credits(&self) -> &CreditRules {
+        &self.credits
+    }
+
     /// The percentages of a limit at which a usage alert is sent, ascending.
     pub fn alert_thresholds(&self) -> &[u8] {
         &self.alert_thresholds
@@ -357,6 +429,24 @@ currency = "usd"
 "#;
 
     #[test]
+    fn credit_rules_are_checked() {
+        let with = |section: &str| Catalogue::parse(&format!("{MINIMAL}\n{section}"));
+
+        let soonest = with("[credits]\ndraw_order = \"soonest_expiring\"\n[credits.costs]\nx = 3\n").unwrap();
+        assert_eq!(soonest.credits().draw_order, crate::credits::DrawOrder::SoonestExpiring);
+        assert_eq!(soonest.credits().costs["x"], 3);
+        for bad in [
+            "[credits]\ndraw_order = \"newest\"\n",
+            "[credits]\nlow_balance = -1\n",
+            "[credits.costs]\nx = 0\n",
+            "[credits.costs]\nx = 1000001\n",
+            "[credits.costs]\nBad = 1\n",
+        ] {
+            assert!(matches!(with(bad), Err(PlanError::Invalid { .. })), "{bad}");
+        }
+    }
+
+    #[test]
     fn builtin_catalogue_matches_the_published_plans() {
         let catalogue = Catalogue::builtin().expect("plans.toml is valid");
 
@@ -384,6 +474,13 @@ currency = "usd"
                 ("enterprise_yearly", 299000)
             ]
         );
+        let costs: Vec<_> = catalogue.credits().costs.iter().map(|(e, c)| (e.as_str(), *c)).collect();
+        assert_eq!(
+            costs,
+            [("ai_inference", 25), ("api_call_basic", 1), ("api_call_premium", 5), ("storage_gb_month", 10)]
+        );
+        assert_eq!(catalogue.credits().draw_order, crate::credits::DrawOrder::PurchasedFirst);
+        assert_eq!(catalogue.credits().low_balance, 100);
         for tier in ["pro", "team", "enterprise"] {
             assert!(catalogue.price(tier, Interval::Month).is_some(), "{tier} monthly");
             assert!(catalogue.price(tier, Interval::Year).is_some(), "{tier} yearly");

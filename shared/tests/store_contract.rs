@@ -9,6 +9,7 @@ use aws_sdk_dynamodb::types::{
 };
 use std::sync::Arc;
 use tollgate::apikeys::{ApiKey, KeyId, Mode, Scope, Secret};
+use tollgate::credits::{Draw, Grant, GrantKind};
 use tollgate::facts::{Fact, Facts};
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
 use tollgate::ratelimit::Limit;
@@ -18,6 +19,7 @@ use tollgate::store::{
 };
 use tollgate::store::{ApiKeyStore, EventLog, SubscriptionStore};
 use tollgate::store::{Consumed, Consumption, Refunded, Tally, UsageCounter, UsageRecord};
+use tollgate::store::{CreditRecord, CreditRefund, EntryKind, LedgerEntry, LedgerPage, Spend, Spent};
 use tollgate::testing::MemoryStore;
 
 const NOW: i64 = 1_795_273_200;
@@ -27,6 +29,48 @@ const USAGE_WINDOW: tollgate::usage::Window = tollgate::usage::Window { start: N
 
 fn id(raw: &str) -> AccountId {
     AccountId::parse(raw).unwrap()
+}
+
+/// A purchased grant `id` of `credits` (expiring at `expires_at`).
+fn grant(id: &str, credits: u64, expires_at: Option<i64>) -> Grant {
+    let kind = if expires_at.is_some() { GrantKind::Subscription } else { GrantKind::Purchased };
+    Grant { id: id.into(), kind, source: "test".into(), credits, remaining: credits, granted_at: NOW, expires_at }
+}
+
+fn grant_entry(id: &str, credits: u64) -> LedgerEntry {
+    LedgerEntry {
+        id: format!("grant-{id}"),
+        kind: EntryKind::Grant,
+        at_ms: NOW * 1000,
+        credits: credits as i64,
+        event: None,
+        quantity: None,
+        grant: Some(id.into()),
+    }
+}
+
+/// A consumption of `credits` drawn from `grant`, under `key`, at `at_ms`.
+fn credit_spend(key: &str, grant: &str, credits: u64, at_ms: i64) -> (CreditRecord, LedgerEntry) {
+    let entry = LedgerEntry {
+        id: format!("consume-{key}"),
+        kind: EntryKind::Consumption,
+        at_ms,
+        credits: -(credits as i64),
+        event: Some("api_call_basic".into()),
+        quantity: Some(credits),
+        grant: None,
+    };
+    let record = CreditRecord {
+        request: format!("api_call_basic|{credits}"),
+        event: "api_call_basic".into(),
+        quantity: credits,
+        cost: credits,
+        draws: vec![Draw { grant: grant.into(), credits }],
+        entry: entry.id.clone(),
+        at_ms,
+        refunded: false,
+    };
+    (record, entry)
 }
 
 fn account(raw: &str, customer: &str) -> Account {
@@ -235,6 +279,7 @@ mod contract {
         store.reserve_checkout(&acct, &pending("req_d", "n1", NOW + 600), NOW).await.unwrap();
         let one_a_minute = Limit { limit: 1, window_ms: 60_000 };
         store.take_rate(&acct, "checkout", one_a_minute, NOW * 1000).await.unwrap();
+        store.grant(&acct, &grant("cs_d", 10, None), &grant_entry("cs_d", 10)).await.unwrap();
         linked(&store, "acct_other").await;
         let tombstone = Tombstone {
             trial_used: true,
@@ -250,6 +295,8 @@ mod contract {
         assert_eq!((after.profile, after.subscription), (None, None));
         assert_eq!(after.facts, Facts::default(), "facts are deleted too");
         assert_eq!(after.tombstone, tombstone);
+        assert!(after.grants.is_empty(), "the balance is forfeited with the account");
+        assert_eq!(store.ledger(&acct, 10, None).await.unwrap(), LedgerPage::default(), "the ledger goes too");
         assert_eq!(store.account_for_customer(&customer_of("acct_d")).await.unwrap(), None);
         assert_eq!(store.pending_checkout(&acct, "req_d", NOW).await.unwrap(), None);
         assert!(
@@ -728,6 +775,129 @@ mod contract {
         assert_eq!(state.used("storage_gb", USAGE_WINDOW.start), 0);
     }
 
+    pub async fn a_grant_is_written_once_with_its_entry_and_read_with_the_state(store: impl Store) {
+        let acct = id("acct_grant");
+
+        let first = store.grant(&acct, &grant("cs_1", 40, None), &grant_entry("cs_1", 40)).await.unwrap();
+        let again = store.grant(&acct, &grant("cs_1", 40, None), &grant_entry("cs_1", 40)).await.unwrap();
+
+        assert!(first && !again, "granted once");
+        assert_eq!(store.state(&acct).await.unwrap().grants, [grant("cs_1", 40, None)]);
+        let page = store.ledger(&acct, 10, None).await.unwrap();
+        assert_eq!(page.entries, [grant_entry("cs_1", 40)]);
+        assert!(store.state(&id("acct_other_grant")).await.unwrap().grants.is_empty());
+    }
+
+    pub async fn parallel_spenders_take_exactly_the_credits_left(store: impl Store + 'static) {
+        let store = Arc::new(store);
+        let acct = id("acct_spend");
+        store.grant(&acct, &grant("cs_30", 30, None), &grant_entry("cs_30", 30)).await.unwrap();
+
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let (store, acct) = (Arc::clone(&store), acct.clone());
+                tokio::spawn(async move {
+                    let key = format!("spend-{i}");
+                    let (record, entry) = credit_spend(&key, "cs_30", 1, NOW * 1000 + i);
+                    let spend = Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW };
+                    store.spend(&spend).await.unwrap()
+                })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for task in tasks {
+            outcomes.push(task.await.unwrap());
+        }
+
+        assert_eq!(outcomes.iter().filter(|o| **o == Spent::Done).count(), 30, "{outcomes:?}");
+        assert!(outcomes.iter().all(|o| matches!(o, Spent::Done | Spent::Contended)));
+        assert_eq!(store.state(&acct).await.unwrap().grants[0].remaining, 0, "never below zero");
+        let page = store.ledger(&acct, 100, None).await.unwrap();
+        assert_eq!(page.entries.iter().filter(|e| e.kind == EntryKind::Consumption).count(), 30);
+    }
+
+    pub async fn a_spend_commits_all_or_nothing_once_per_key(store: impl Store) {
+        let acct = id("acct_spend_once");
+        store.grant(&acct, &grant("a", 5, None), &grant_entry("a", 5)).await.unwrap();
+        store.grant(&acct, &grant("b", 5, Some(NOW + 60)), &grant_entry("b", 5)).await.unwrap();
+        let spend = |key: &'static str, draws: Vec<Draw>, now: i64| {
+            let (mut record, entry) = credit_spend(key, "a", 1, NOW * 1000);
+            record.draws = draws;
+            (record, entry, now)
+        };
+        let (record, entry, now) =
+            spend("k", vec![Draw { grant: "a".into(), credits: 5 }, Draw { grant: "b".into(), credits: 6 }], NOW);
+        let over = store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
+        let (record, entry, now) = spend("k", vec![Draw { grant: "b".into(), credits: 1 }], NOW + 60);
+        let expired =
+            store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
+        let (record, entry, now) =
+            spend("k", vec![Draw { grant: "a".into(), credits: 2 }, Draw { grant: "b".into(), credits: 1 }], NOW);
+        let done = store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
+        let replay =
+            store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
+
+        assert_eq!(over, Spent::Contended, "one draw over its grant: nothing drawn");
+        assert_eq!(expired, Spent::Contended, "an expired grant is drawn from no more");
+        assert_eq!(done, Spent::Done);
+        assert_eq!(replay, Spent::Replayed(record.clone()));
+        let remaining: Vec<u64> = store.state(&acct).await.unwrap().grants.iter().map(|g| g.remaining).collect();
+        assert_eq!(remaining, [3, 4]);
+        assert_eq!(store.credit_record(&acct, "k").await.unwrap(), Some(record));
+    }
+
+    pub async fn a_credit_refund_gives_back_once(store: impl Store) {
+        let acct = id("acct_credit_refund");
+        store.grant(&acct, &grant("g", 10, None), &grant_entry("g", 10)).await.unwrap();
+        let (record, entry) = credit_spend("job", "g", 4, NOW * 1000 + 1);
+        store.spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW }).await.unwrap();
+
+        let first = store.refund_credits(&acct, "job", NOW * 1000 + 2).await.unwrap();
+        let second = store.refund_credits(&acct, "job", NOW * 1000 + 3).await.unwrap();
+        let unknown = store.refund_credits(&acct, "nope", NOW * 1000 + 4).await.unwrap();
+
+        assert!(matches!(first, CreditRefund::Refunded(ref r) if r.refunded), "{first:?}");
+        assert!(matches!(second, CreditRefund::AlreadyRefunded(_)), "{second:?}");
+        assert_eq!(unknown, CreditRefund::Unknown);
+        assert_eq!(store.state(&acct).await.unwrap().grants[0].remaining, 10);
+        let kinds: Vec<EntryKind> =
+            store.ledger(&acct, 10, None).await.unwrap().entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EntryKind::Refund, EntryKind::Consumption, EntryKind::Grant]);
+    }
+
+    pub async fn the_ledger_pages_newest_first_each_entry_once(store: impl Store) {
+        let acct = id("acct_ledger");
+        store.grant(&acct, &grant("g", 100, None), &grant_entry("g", 100)).await.unwrap();
+        for i in 0..6 {
+            let key = format!("k{i}");
+            let (record, entry) = credit_spend(&key, "g", 1, NOW * 1000 + 10 + i);
+            store.spend(&Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW }).await.unwrap();
+        }
+
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = store.ledger(&acct, 3, after.as_deref()).await.unwrap();
+            pages += 1;
+            ids.extend(page.entries.iter().map(|e| e.id.clone()));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+
+        assert_eq!(pages, 3, "7 entries in pages of 3");
+        let expected: Vec<String> =
+            (0..6).rev().map(|i| format!("consume-k{i}")).chain(["grant-g".to_owned()]).collect();
+        assert_eq!(ids, expected);
+        assert_eq!(
+            store.ledger(&acct, 10, Some("STATE#PROFILE")).await.unwrap().entries.len(),
+            7,
+            "a foreign cursor starts over"
+        );
+    }
+
     pub async fn sync_cursor_and_outcome_round_trip(store: impl Store) {
         assert_eq!(store.cursor().await.unwrap(), None);
         assert_eq!(store.outcome().await.unwrap(), None);
@@ -783,6 +953,11 @@ macro_rules! contract_suite {
                 the_per_minute_limit_is_exact_at_its_boundary,
                 a_refund_reverses_a_consumption_once,
                 the_state_read_shows_every_usage_counter,
+                a_grant_is_written_once_with_its_entry_and_read_with_the_state,
+                parallel_spenders_take_exactly_the_credits_left,
+                a_spend_commits_all_or_nothing_once_per_key,
+                a_credit_refund_gives_back_once,
+                the_ledger_pages_newest_first_each_entry_once,
                 an_api_key_is_found_by_its_hash_and_listed_in_its_account_only,
                 revoking_a_key_frees_its_slot_once,
                 a_rotated_key_stays_valid_for_its_overlap_and_hands_its_slot_over,

@@ -371,7 +371,8 @@ fn the_runbook_alarms_watch_what_the_readme_says() {
 /// the account's state and prefixes; `TransactWriteItems` needs the action of each element,
 /// `ConditionCheckItem` included; `UpdateItem` takes a rate window), and nothing more.
 const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
-    ("subscription", &["dynamodb:Query"]),
+    // The state (Query); a new window's plan credit grant with its ledger entry (PutItem).
+    ("subscription", &["dynamodb:PutItem", "dynamodb:Query"]),
     // The state (Query), the consumption (PutItem and UpdateItem in a transaction; a refund is
     // two UpdateItems), the counts (BatchGetItem), a replayed key's record (GetItem).
     (

@@ -390,3 +390,73 @@ async fn an_api_key_meters_its_own_account_through_the_authorizer_within_its_sco
     assert_eq!(report["metrics"]["api_calls"]["used"], 5, "counted once, for the key's account");
     assert_eq!(no_key.status(), 401);
 }
+
+// ---- credits ----
+
+#[tokio::test]
+async fn a_credit_consumption_costs_a_query_and_a_transaction() {
+    let log = RequestLog::default();
+    let direct = direct("credits-cost", &log, None).await;
+    let pro = tollgate::model::Projection {
+        current_period_start: Some(NOW - 86_400),
+        current_period_end: Some(NOW + 29 * 86_400),
+        ..tollgate::testing::projection("acct_alice")
+    };
+    tollgate::testing::subscribed(&direct.deps.usage.store, &pro).await;
+    let spend = |key: &str| json!({"event": "api_call_basic", "quantity": 1, "idempotency_key": key}).to_string();
+    log.take();
+
+    let (first, answer) = direct.call("POST", "/credits/consume", &spend("first")).await;
+    let first_requests = log.take();
+    let (second, _) = direct.call("POST", "/credits/consume", &spend("second")).await;
+
+    assert_eq!((first, answer["balance"].as_u64()), (StatusCode::OK, Some(999)));
+    assert_eq!(
+        first_requests,
+        ["Query", "TransactWriteItems", "Query", "TransactWriteItems"],
+        "the window's grant first"
+    );
+    assert_eq!(second, StatusCode::OK);
+    assert_eq!(log.take(), ["Query", "TransactWriteItems"]);
+    let account = keys::account(&alice());
+    let grant = direct.item(account.clone(), &keys::grant(&format!("plan-{}-pro", NOW - 86_400))).await.unwrap();
+    let record = direct.item(keys::credit_request(&alice(), "second"), keys::IDEMPOTENCY).await.unwrap();
+    let written = sizes(&[record, grant]);
+    assert!(written.iter().all(|size| *size < 1024), "{written:?}");
+    // The record, the ledger entry (under 1 KB, as the record) and one grant: 3 items, twice.
+    assert_eq!(capacity::transact_write_units(&[written[0], written[0], written[1]]), 6);
+}
+
+#[tokio::test]
+async fn a_hundred_parallel_consumers_take_exactly_the_thirty_credits_left_over_http() {
+    let stack = Arc::new(Stack(common::serve_stack("credits-race").await));
+    let account = "acct_credits";
+    stack.subscribe(account, "pro").await;
+    let spend =
+        |quantity: u64, key: String| json!({"event": "api_call_basic", "quantity": quantity, "idempotency_key": key});
+    let (status, setup) =
+        stack.call(reqwest::Method::POST, "/credits/consume", account, spend(970, "setup".into())).await;
+    assert_eq!((status, setup["balance"].as_u64()), (200, Some(30)), "{setup}");
+
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let stack = Arc::clone(&stack);
+            let body = spend(1, format!("burst-{i}"));
+            tokio::spawn(async move { stack.call(reqwest::Method::POST, "/credits/consume", account, body).await })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        statuses.push((status, body["error"]["code"].as_str().map(str::to_owned)));
+    }
+    let (_, ledger) = stack.call(reqwest::Method::GET, "/credits?limit=100", account, Value::Null).await;
+    let (_, read) = stack.call(reqwest::Method::GET, "/subscription", account, Value::Null).await;
+
+    assert_eq!(statuses.iter().filter(|(s, _)| *s == 200).count(), 30, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|(s, c)| *s == 402 && c.as_deref() == Some("insufficient_credits")).count(), 70);
+    assert_eq!(ledger["balance"], 0);
+    let consumptions = ledger["entries"].as_array().unwrap().iter().filter(|e| e["kind"] == "consumption").count();
+    assert_eq!(consumptions, 31, "the setup and exactly 30 of the burst");
+    assert_eq!(read["credits"]["balance"], 0, "the subscription read shows the balance");
+}

@@ -3,11 +3,11 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use tollgate::apikeys::Scope;
-use tollgate::app::{Settings, read};
+use tollgate::app::{Settings, credits, read};
 use tollgate::aws::SdkConfig;
 use tollgate::config::{IdentityConfig, Source, SubscriptionConfig};
 use tollgate::http::{ApiError, account_id, api_key_account, json};
-use tollgate::store::{DynamoStore, SubscriptionStore};
+use tollgate::store::{CreditStore, DynamoStore, SubscriptionStore};
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -28,15 +28,20 @@ pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Err
 enum Route {
     Subscription,
     Entitlements,
+    Credits,
     /// `GET /api/subscription`, behind the API key authorizer.
     ApiSubscription,
+    /// `GET /api/credits`, behind the API key authorizer.
+    ApiCredits,
 }
 
 fn route(req: &Request) -> Result<Route, ApiError> {
     let route = match req.uri().path().trim_end_matches('/') {
         "/subscription" => Route::Subscription,
         "/entitlements" => Route::Entitlements,
+        "/credits" => Route::Credits,
         "/api/subscription" => Route::ApiSubscription,
+        "/api/credits" => Route::ApiCredits,
         _ => return Err(ApiError::not_found()),
     };
     if req.method() != Method::GET {
@@ -46,22 +51,28 @@ fn route(req: &Request) -> Result<Route, ApiError> {
 }
 
 /// Answers one request; errors become their JSON error response, never a Lambda failure.
-pub async fn handle<S: SubscriptionStore>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error> {
     Ok(answer(deps, &req).await.unwrap_or_else(ApiError::into_response))
 }
 
-async fn answer<S: SubscriptionStore>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn answer<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
     // Each route set has its one authorizer: the API key's context on `/api/...`, the JWT
     // claim elsewhere.
     let account = match route {
         Route::ApiSubscription => api_key_account(req, Scope::SubscriptionRead)?,
-        Route::Subscription | Route::Entitlements => account_id(req, &deps.identity.claim)?,
+        Route::ApiCredits => api_key_account(req, Scope::UsageRead)?,
+        Route::Subscription | Route::Entitlements | Route::Credits => account_id(req, &deps.identity.claim)?,
     };
     Ok(match route {
         Route::Subscription | Route::ApiSubscription => {
             json(StatusCode::OK, &read::subscription(&deps.store, &deps.settings, &account).await?)
         }
         Route::Entitlements => json(StatusCode::OK, &read::entitlements(&deps.store, &deps.settings, &account).await?),
+        Route::Credits | Route::ApiCredits => {
+            let query = serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+                .map_err(|e| ApiError::bad_request("invalid_credits", format!("invalid query: {e}")))?;
+            json(StatusCode::OK, &credits::credits(&deps.store, &deps.settings, &account, query).await?)
+        }
     })
 }

@@ -171,3 +171,37 @@ async fn api_route_refuses_a_key_without_subscription_read_and_any_jwt() {
     assert_eq!(by_jwt.status(), StatusCode::UNAUTHORIZED, "a JWT is no identity on the API key route");
     assert_eq!(plain_by_key.status(), StatusCode::UNAUTHORIZED, "a key's context is no identity on the JWT route");
 }
+
+/// `GET path?query` with the JWT of `acct_alice`.
+fn get(path: &str, query: &str) -> Request {
+    let raw =
+        std::fs::read_to_string(format!("{}/../../events/apigw-get-subscription.json", env!("CARGO_MANIFEST_DIR")))
+            .unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    json["rawPath"] = path.into();
+    json["rawQueryString"] = query.into();
+    json["requestContext"]["http"]["path"] = path.into();
+    lambda_http::request::from_str(&json.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn credits_show_the_plans_grant_the_ledger_and_refuse_bad_queries() {
+    let store = MemoryStore::new();
+    tollgate::testing::subscribed(&store, &pro("acct_alice", SubscriptionStatus::Active)).await;
+    let deps = deps(store);
+
+    let read = handle(&deps, get("/subscription", "")).await.unwrap();
+    let credits = handle(&deps, get("/credits", "limit=5")).await.unwrap();
+    let mut bad = Vec::new();
+    for query in ["limit=0", "limit=101", "limit=-1", "limit=99999999999999999999", "cursor=zz", "cursor=%ff%fe"] {
+        bad.push(handle(&deps, get("/credits", query)).await.unwrap().status().as_u16());
+    }
+
+    assert_eq!(body(&read)["credits"], serde_json::json!({"balance": 1000, "purchased": 0, "subscription": 1000}));
+    let credits = body(&credits);
+    assert_eq!(credits["balance"], 1000);
+    assert_eq!(credits["grants"][0]["expires_at"], NOW + 29 * 86_400, "the window's credits expire with it");
+    assert_eq!(credits["entries"][0]["kind"], "grant");
+    assert_eq!(credits["next_cursor"], serde_json::Value::Null);
+    assert!(bad.iter().all(|s| *s == 400), "{bad:?}");
+}

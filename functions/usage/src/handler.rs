@@ -1,18 +1,19 @@
 //! The request handler: routes, takes the caller's account from its route set's identity
 //! (the JWT claim, or the API key authorizer's context on `/api/...`), parses the body, calls
-//! one metering use case of the core ([`tollgate::app::usage`]) and maps its answer or error
-//! to HTTP, with the rate-limit headers of the decision.
+//! one metering use case of the core ([`tollgate::app::usage`], [`tollgate::app::credits`])
+//! and maps its answer or error to HTTP, with the rate-limit headers of a usage decision.
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use tollgate::apikeys::Scope;
+use tollgate::app::credits;
 use tollgate::app::usage::{self, UsageDeps};
 use tollgate::aws::SdkConfig;
 use tollgate::config::{IdentityConfig, Source, UsageConfig};
 use tollgate::http::{ApiError, account_id, api_key_account, json, json_body, rate_limit_headers, with_headers};
 use tollgate::model::AccountId;
 use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{DynamoStore, SubscriptionStore, UsageStore};
+use tollgate::store::{CreditStore, DynamoStore, SubscriptionStore, UsageStore};
 
 /// What the handler needs.
 pub struct Deps<S, N> {
@@ -31,6 +32,8 @@ enum Route {
     Check,
     Refund,
     Report,
+    CreditsConsume,
+    CreditsRefund,
 }
 
 impl Route {
@@ -38,7 +41,9 @@ impl Route {
     fn scope(&self) -> Scope {
         match self {
             Route::Report => Scope::UsageRead,
-            Route::Consume | Route::Check | Route::Refund => Scope::UsageWrite,
+            Route::Consume | Route::Check | Route::Refund | Route::CreditsConsume | Route::CreditsRefund => {
+                Scope::UsageWrite
+            }
         }
     }
 }
@@ -55,6 +60,10 @@ fn route(req: &Request) -> Result<(Route, bool), ApiError> {
         "/usage" => (Route::Consume, Method::POST),
         "/usage/check" => (Route::Check, Method::POST),
         "/usage/refund" => (Route::Refund, Method::POST),
+        "/credits/consume" => (Route::CreditsConsume, Method::POST),
+        // Refunds are for the product's backend (JWT); DESIGN.md's API key routes do not
+        // include it.
+        "/credits/refund" if !api => (Route::CreditsRefund, Method::POST),
         _ => return Err(ApiError::not_found()),
     };
     if req.method() != method {
@@ -66,7 +75,7 @@ fn route(req: &Request) -> Result<(Route, bool), ApiError> {
 /// Answers one request; errors become their JSON error response, never a Lambda failure.
 pub async fn handle<S, N>(deps: &Deps<S, N>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: SubscriptionStore + UsageStore,
+    S: SubscriptionStore + UsageStore + CreditStore,
     N: Notifier,
 {
     Ok(answer(deps, &req).await.unwrap_or_else(ApiError::into_response))
@@ -78,7 +87,7 @@ fn caller<S, N>(deps: &Deps<S, N>, req: &Request, route: &Route, api: bool) -> R
 
 async fn answer<S, N>(deps: &Deps<S, N>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: SubscriptionStore + UsageStore,
+    S: SubscriptionStore + UsageStore + CreditStore,
     N: Notifier,
 {
     let (route, api) = route(req)?;
@@ -95,5 +104,7 @@ where
         }
         Route::Refund => json(StatusCode::OK, &usage::refund(app, &account, json_body(req)?).await?),
         Route::Report => json(StatusCode::OK, &usage::usage(&app.store, &app.settings, &account).await?),
+        Route::CreditsConsume => json(StatusCode::OK, &credits::consume(app, &account, json_body(req)?).await?),
+        Route::CreditsRefund => json(StatusCode::OK, &credits::refund(app, &account, json_body(req)?).await?),
     })
 }

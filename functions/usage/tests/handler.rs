@@ -292,3 +292,87 @@ async fn unknown_routes_and_methods_are_refused() {
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(get_check.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+// ---- credits ----
+
+fn spend(event: &str, quantity: impl serde::Serialize, key: &str) -> String {
+    serde_json::json!({"event": event, "quantity": quantity, "idempotency_key": key}).to_string()
+}
+
+/// `acct_alice` on Pro, paid, in a period from a day before NOW (1,000 plan credits).
+async fn on_pro(deps: &Deps<MemoryStore, Outbox>) {
+    let pro = Projection {
+        current_period_start: Some(NOW - 86_400),
+        current_period_end: Some(NOW + 29 * 86_400),
+        ..tollgate::testing::projection("acct_alice")
+    };
+    tollgate::testing::subscribed(&deps.usage.store, &pro).await;
+}
+
+#[tokio::test]
+async fn credits_are_consumed_once_per_key_and_refunded_once() {
+    let deps = deps(&FixedClock::at(NOW));
+    on_pro(&deps).await;
+
+    let first = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 2, "job"))).await.unwrap();
+    let replay = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 2, "job"))).await.unwrap();
+    let mismatch = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 3, "job"))).await.unwrap();
+    let short = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 40, "big"))).await.unwrap();
+    let refunded = handle(&deps, jwt("POST", "/credits/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
+    let via_key = handle(&deps, api("POST", "/api/credits/consume", &spend("api_call_basic", 1, "k"), "usage:write"))
+        .await
+        .unwrap();
+    let refund_via_key =
+        handle(&deps, api("POST", "/api/credits/refund", r#"{"idempotency_key":"k"}"#, "usage:write")).await.unwrap();
+
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(
+        body(&first),
+        serde_json::json!({"event": "ai_inference", "quantity": 2, "cost": 50, "balance": 950, "purchased": 0, "subscription": 950})
+    );
+    assert_eq!(body(&replay)["cost"], 50);
+    assert_eq!(body(&replay)["balance"], 950, "counted once");
+    assert_eq!(
+        (mismatch.status(), body(&mismatch)["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_mismatch"))
+    );
+    assert_eq!(
+        (short.status(), body(&short)["error"]["code"].as_str()),
+        (StatusCode::PAYMENT_REQUIRED, Some("insufficient_credits"))
+    );
+    assert_eq!((refunded.status(), body(&refunded)["balance"].as_u64()), (StatusCode::OK, Some(1_000)));
+    assert_eq!((via_key.status(), body(&via_key)["balance"].as_u64()), (StatusCode::OK, Some(999)));
+    assert_eq!(refund_via_key.status(), StatusCode::NOT_FOUND, "refunds are not an API key route");
+}
+
+#[tokio::test]
+async fn bad_and_hostile_credit_requests_are_400_and_spend_nothing() {
+    let deps = deps(&FixedClock::at(NOW));
+    on_pro(&deps).await;
+    let bad = [
+        spend("ai_inference", 0, "k"),
+        spend("ai_inference", -1, "k"),
+        spend("ai_inference", 2.5, "k"),
+        spend("ai_inference", u64::MAX, "k"),
+        spend("ai_inference", 1_000_001, "k"),
+        spend("teleport", 1, "k"),
+        spend("ai_inference", 1, ""),
+        spend("ai_inference", 1, &"k".repeat(256)),
+        r#"{"event":"ai_inference","quantity":1}"#.to_owned(),
+        r#"{"quantity":1,"idempotency_key":"k"}"#.to_owned(),
+        "{oops".to_owned(),
+    ];
+
+    for payload in &bad {
+        let response = handle(&deps, jwt("POST", "/credits/consume", payload)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{payload}");
+    }
+    let unknown = handle(&deps, jwt("POST", "/credits/refund", r#"{"idempotency_key":"never"}"#)).await.unwrap();
+    let huge =
+        handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 1, &"k".repeat(20_000)))).await.unwrap();
+    let ok = handle(&deps, jwt("POST", "/credits/consume", &spend("api_call_basic", 1, "after"))).await.unwrap();
+
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body(&ok)["balance"], 999, "nothing was spent before");
+}

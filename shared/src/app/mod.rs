@@ -11,6 +11,7 @@
 //! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
 
 pub mod checkout;
+pub mod credits;
 pub mod events;
 pub mod keys;
 pub mod read;

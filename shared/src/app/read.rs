@@ -17,14 +17,16 @@ pub struct SubscriptionRead {
     #[serde(flatten)]
     pub subscription: SubscriptionView,
     pub usage: UsageReport,
+    /// The credit balance (a plan grant still owed for this window counted in).
+    pub credits: crate::credits::Balance,
 }
 
 fn access(settings: &Settings, state: &AccountState) -> Access {
     decide_account(state.subscription.as_ref(), !state.disputes().is_empty(), settings.clock.now())
 }
 
-/// `GET /subscription`: plan, status, access decision with its reason, features, limits and
-/// this period's usage, from one read.
+/// `GET /subscription`: plan, status, access decision with its reason, features, limits,
+/// this period's usage and the credit balance, from one read.
 pub async fn subscription<S: SubscriptionStore>(
     store: &S,
     settings: &Settings,
@@ -35,6 +37,7 @@ pub async fn subscription<S: SubscriptionStore>(
     Ok(SubscriptionRead {
         subscription: entitlements::subscription_with(settings.catalogue, account, state.subscription.as_ref(), access),
         usage: crate::app::usage::report(settings, &state),
+        credits: crate::app::credits::balance_of(settings, &state),
     })
 }
 

@@ -2,6 +2,7 @@
 //! `serde_dynamo`; every conditional write names what it guards.
 
 mod api_keys;
+mod credits;
 mod usage;
 
 use super::keys;
@@ -381,7 +382,13 @@ impl AccountStore for DynamoStore {
             };
             items.push(put(to_item(&Keyed::new(keys::customer(customer), keys::CUSTOMER_ACCOUNT, marker))?));
         }
-        self.transact(items, "retire").await?.map_err(|_| StoreError::Conflict("retire"))
+        self.transact(items, "retire").await?.map_err(|_| StoreError::Conflict("retire"))?;
+        if retirement == Retirement::AccountDeleted {
+            // The balance is forfeited with the account (README): its grants and ledger go.
+            self.delete_prefix(&pk, keys::GRANT_PREFIX).await?;
+            self.delete_prefix(&pk, keys::LEDGER_PREFIX).await?;
+        }
+        Ok(())
     }
 }
 
@@ -399,6 +406,7 @@ fn account_state(items: Vec<Item>) -> Result<AccountState, StoreError> {
             keys::SUBSCRIPTION => projection = Some(from_item::<Keyed<Projection>>(item)?.data),
             keys::FACTS => state.facts = from_item::<Keyed<Facts>>(item)?.data,
             keys::TOMBSTONE => state.tombstone = from_item::<Keyed<Tombstone>>(item)?.data,
+            other if other.starts_with(keys::GRANT_PREFIX) => state.grants.push(credits::grant_from(item)?),
             other => {
                 if let Some((metric, window_start)) = keys::parse_usage(other) {
                     let used = usage::counted(&item)?;

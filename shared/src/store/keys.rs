@@ -59,6 +59,38 @@ pub fn usage_request(account: &AccountId, key: &str) -> String {
 
 pub const IDEMPOTENCY: &str = "IDEMPOTENCY";
 
+/// The sort-key range of an account's credit grants (state items: the read sees the balance).
+pub const GRANT_PREFIX: &str = "STATE#GRANT#";
+
+/// The grant `id` of an account.
+pub fn grant(id: &str) -> String {
+    format!("{GRANT_PREFIX}{id}")
+}
+
+/// The sort-key range of an account's credit ledger (outside the state range: it grows).
+pub const LEDGER_PREFIX: &str = "LEDGER#";
+
+/// A ledger entry: by time (zero-padded, so the sort key orders the ledger), then, within one
+/// millisecond, in the order such entries happen (a grant before the consumption that draws on
+/// it, a consumption before its refund), then id.
+pub fn ledger(entry: &crate::store::LedgerEntry) -> String {
+    use crate::store::EntryKind;
+    let rank = match entry.kind {
+        EntryKind::Grant => 0,
+        EntryKind::Expiry => 1,
+        EntryKind::Consumption => 2,
+        EntryKind::Refund => 3,
+        EntryKind::Reversal => 4,
+    };
+    format!("{LEDGER_PREFIX}{:016}#{rank}#{}", entry.at_ms.max(0), entry.id)
+}
+
+/// The idempotency record of a credit consumption: per account, the key hashed.
+pub fn credit_request(account: &AccountId, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!("IDEMPOTENCY#credits#{account}#{}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
 /// The rate window `name` that starts at `window_start_ms`.
 pub fn rate(name: &str, window_start_ms: i64) -> String {
     format!("RATE#{name}#{window_start_ms}")

@@ -118,6 +118,8 @@ pub struct AccountState {
     pub tombstone: Tombstone,
     /// The account's usage counters (every metric, every window kept).
     pub usage: Vec<UsageCounter>,
+    /// The account's credit grants, live or expired, with what is left of each.
+    pub grants: Vec<crate::credits::Grant>,
 }
 
 /// A metric's count in one usage window, as the account's read sees it.
@@ -463,7 +465,15 @@ pub trait ApiKeyStore: Send + Sync {
 
 /// Every store port at once: what one single-table store provides.
 pub trait Store:
-    AccountStore + SubscriptionStore + EventLog + CheckoutStore + RateLimitStore + SyncStore + ApiKeyStore + UsageStore
+    AccountStore
+    + SubscriptionStore
+    + EventLog
+    + CheckoutStore
+    + RateLimitStore
+    + SyncStore
+    + ApiKeyStore
+    + UsageStore
+    + CreditStore
 {
 }
 
@@ -476,7 +486,135 @@ impl<T> Store for T where
         + SyncStore
         + ApiKeyStore
         + UsageStore
+        + CreditStore
 {
+}
+
+/// What changed an account's credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Grant,
+    Consumption,
+    Refund,
+    Expiry,
+    Reversal,
+}
+
+/// One entry of the credit ledger (append-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    pub id: String,
+    pub kind: EntryKind,
+    /// Unix milliseconds (the ledger's order, newest first).
+    pub at_ms: i64,
+    /// The change to the balance: positive for grants and refunds.
+    pub credits: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u64>,
+    /// The grant an entry of kind `grant`, `expiry` or `reversal` is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// One credit consumption, as its idempotency record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditRecord {
+    /// What was asked (event and quantity), hashed: the same key with another request is a
+    /// mismatch, not a replay.
+    pub request: String,
+    pub event: String,
+    pub quantity: u64,
+    pub cost: u64,
+    pub draws: Vec<crate::credits::Draw>,
+    /// The consumption's ledger entry.
+    pub entry: String,
+    pub at_ms: i64,
+    #[serde(default)]
+    pub refunded: bool,
+}
+
+impl CreditRecord {
+    /// The ledger entry that gives this consumption back.
+    pub fn refund_entry(&self, at_ms: i64) -> LedgerEntry {
+        LedgerEntry {
+            id: format!("refund-{}", self.entry),
+            kind: EntryKind::Refund,
+            at_ms,
+            credits: i64::try_from(self.cost).unwrap_or(i64::MAX),
+            event: Some(self.event.clone()),
+            quantity: Some(self.quantity),
+            grant: None,
+        }
+    }
+}
+
+/// A consumption to commit: its record, its ledger entry and its draws, at `now` (the draws
+/// must still be there and their grants live).
+#[derive(Debug, Clone, Copy)]
+pub struct Spend<'a> {
+    pub account: &'a AccountId,
+    pub key: &'a str,
+    pub record: &'a CreditRecord,
+    pub entry: &'a LedgerEntry,
+    pub now: i64,
+}
+
+/// What [`CreditStore::spend`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spent {
+    /// Committed: the draws, the entry and the record, together.
+    Done,
+    /// The key was used before: nothing changed; its record.
+    Replayed(CreditRecord),
+    /// A grant no longer holds its draw (spent or expired meanwhile): nothing changed; read
+    /// the grants again and plan anew.
+    Contended,
+}
+
+/// What [`CreditStore::refund_credits`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditRefund {
+    Refunded(CreditRecord),
+    AlreadyRefunded(CreditRecord),
+    Unknown,
+}
+
+/// A page of the ledger, newest first, and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerPage {
+    pub entries: Vec<LedgerEntry>,
+    pub next: Option<String>,
+}
+
+/// The credit ledger: grants (read with the account's state), consumptions decided in one
+/// transaction with their entry and idempotency record, refunds, the ledger by page.
+#[async_trait]
+pub trait CreditStore: Send + Sync {
+    /// Writes `grant` with its ledger entry, once: `false` (and nothing written) when a grant
+    /// with its id exists.
+    async fn grant(
+        &self,
+        account: &AccountId,
+        grant: &crate::credits::Grant,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Commits a consumption in one transaction: the record only if the key is new, the entry,
+    /// and each draw only if its grant is live and still holds it.
+    async fn spend(&self, spend: &Spend<'_>) -> Result<Spent, StoreError>;
+
+    /// Gives back the consumption recorded under `key`, once, to the grants it was drawn from,
+    /// with its refund entry, at `at_ms`.
+    async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError>;
+
+    /// The consumption recorded under `key`.
+    async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError>;
+
+    /// Up to `limit` entries, newest first, after the cursor `after` (from a previous page).
+    async fn ledger(&self, account: &AccountId, limit: usize, after: Option<&str>) -> Result<LedgerPage, StoreError>;
 }
 
 /// One consumption of a metric, as its idempotency record keeps it.

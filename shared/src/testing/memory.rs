@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 
 mod api_keys;
+mod credits;
 mod usage;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -39,6 +40,12 @@ struct Tables {
     usage: HashMap<(AccountId, String, i64), u64>,
     /// Usage requests' idempotency records by account and key.
     usage_records: HashMap<(AccountId, String), crate::store::UsageRecord>,
+    /// Credit grants by account, then id.
+    grants: HashMap<AccountId, std::collections::BTreeMap<String, crate::credits::Grant>>,
+    /// Ledger entries by account, by their sort key (time, then id).
+    ledger: HashMap<AccountId, std::collections::BTreeMap<String, crate::store::LedgerEntry>>,
+    /// Credit consumptions' idempotency records by account and key.
+    credit_records: HashMap<(AccountId, String), crate::store::CreditRecord>,
 }
 
 /// An in-memory store; clones share the same data.
@@ -98,6 +105,8 @@ impl AccountStore for MemoryStore {
         tables.pending.retain(|(a, _), _| a != account);
         if retirement == Retirement::AccountDeleted {
             tables.facts.remove(account);
+            tables.grants.remove(account);
+            tables.ledger.remove(account);
         }
         if tombstone.is_empty() {
             tables.tombstones.remove(account);
@@ -130,7 +139,15 @@ impl SubscriptionStore for MemoryStore {
             })
             .collect();
         usage.sort_by(|a, b| (&a.metric, a.window_start).cmp(&(&b.metric, b.window_start)));
-        Ok(AccountState { profile: tables.accounts.get(account).cloned(), subscription, facts, tombstone, usage })
+        let grants = tables.grants.get(account).map(|g| g.values().cloned().collect()).unwrap_or_default();
+        Ok(AccountState {
+            profile: tables.accounts.get(account).cloned(),
+            subscription,
+            facts,
+            tombstone,
+            usage,
+            grants,
+        })
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {

@@ -1,0 +1,608 @@
+//! Credits: consumptions drawn exactly from an account's grants (one transaction with their
+//! ledger entry and idempotency record, never below zero), their refund, the balance and the
+//! ledger by page, and the plan's credits granted once per usage window.
+//!
+//! The plan's grant for a window is written by the first credit operation or `GET /credits`
+//! in the window, provided the subscription is paid up (access `active` or `trialing`), with
+//! a deterministic id, so racing first operations grant it once. An upgrade within the window
+//! grants the difference (one grant per tier and window); a downgrade grants nothing. The
+//! subscription read shows the balance with a grant still owed counted in.
+//!
+//! Credits do not depend on access: what is left of a grant stays spendable until it expires.
+
+use crate::access::{Reason, decide_account};
+use crate::app::Settings;
+use crate::app::usage::{MAX_KEY_LEN, UsageDeps};
+use crate::credits::{Balance, Grant, GrantKind, balance, draws, plan_grant};
+use crate::model::AccountId;
+use crate::notify::{Kind, Notification, Notifier};
+use crate::store::{
+    AccountState, CreditRecord, CreditRefund, CreditStore, EntryKind, LedgerEntry, Spend, Spent, StoreError,
+    SubscriptionStore,
+};
+use crate::usage::{MAX_QUANTITY, window};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Largest page of the ledger.
+pub const MAX_PAGE: usize = 100;
+/// Default page of the ledger.
+pub const DEFAULT_PAGE: usize = 20;
+/// Plans of one consumption before giving up on grants that keep changing under it.
+const ATTEMPTS: usize = 8;
+
+/// The body of `POST /credits/consume`.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConsumeRequest {
+    pub event: Option<String>,
+    pub quantity: Option<serde_json::Value>,
+    pub idempotency_key: Option<String>,
+}
+
+/// The body of `POST /credits/refund`.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreditRefundRequest {
+    pub idempotency_key: Option<String>,
+}
+
+/// A consumption's answer: what it cost and the balance it left.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumeAnswer {
+    pub event: String,
+    pub quantity: u64,
+    pub cost: u64,
+    #[serde(flatten)]
+    pub balance: Balance,
+}
+
+/// A refund's answer: what was given back and the balance now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RefundAnswer {
+    pub event: String,
+    pub quantity: u64,
+    pub cost: u64,
+    pub refunded: bool,
+    #[serde(flatten)]
+    pub balance: Balance,
+}
+
+/// A live grant as `GET /credits` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GrantView {
+    pub id: String,
+    pub kind: GrantKind,
+    pub source: String,
+    pub credits: u64,
+    pub remaining: u64,
+    pub granted_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// `GET /credits`: the balance, the live grants (soonest-expiring first) and a page of the
+/// ledger, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreditsAnswer {
+    #[serde(flatten)]
+    pub balance: Balance,
+    pub grants: Vec<GrantView>,
+    pub entries: Vec<LedgerEntry>,
+    pub next_cursor: Option<String>,
+}
+
+/// The query of `GET /credits`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LedgerQuery {
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// Why a credit operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CreditError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the balance is {balance}, the cost {cost}")]
+    Insufficient { cost: u64, balance: u64 },
+    #[error("the idempotency key was used for another request")]
+    IdempotencyMismatch,
+    #[error("the consumption under this idempotency key was refunded; use a new key")]
+    Refunded,
+    #[error("no consumption was recorded under this idempotency key")]
+    UnknownKey,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(message: impl Into<String>) -> CreditError {
+    CreditError::Invalid(message.into())
+}
+
+fn valid_key(key: Option<String>) -> Result<String, CreditError> {
+    key.filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()))
+        .ok_or_else(|| invalid(format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} bytes")))
+}
+
+/// The plan grant the account is owed for its current usage window, if any: its tier's
+/// credits less what the window's plan grants already hold, when it is paid up.
+pub fn owed_grant(settings: &Settings, state: &AccountState) -> Option<Grant> {
+    let now = settings.clock.now();
+    let access = decide_account(state.subscription.as_ref(), !state.disputes().is_empty(), now);
+    if !matches!(access.reason, Reason::Active | Reason::Trialing) {
+        return None;
+    }
+    let tier = settings.catalogue.tier(&access.plan)?;
+    let window = window(state.subscription.as_ref(), now);
+    let prefix = format!("plan-{}-", window.start);
+    let granted = state.grants.iter().filter(|g| g.id.starts_with(&prefix)).map(|g| g.credits).sum();
+    plan_grant(&tier.id, tier.credits, granted, window, now)
+}
+
+/// The balance of `state` at the settings' time, a grant still owed counted in (what the
+/// first credit operation of the window will grant).
+pub fn balance_of(settings: &Settings, state: &AccountState) -> Balance {
+    let mut grants = state.grants.clone();
+    grants.extend(owed_grant(settings, state));
+    balance(&grants, settings.clock.now())
+}
+
+/// Reads the account's state, writing the plan grant it is owed first (once: the id is the
+/// window's and tier's).
+async fn granted_state<S: SubscriptionStore + CreditStore>(
+    store: &S,
+    settings: &Settings,
+    account: &AccountId,
+) -> Result<AccountState, StoreError> {
+    let state = store.state(account).await?;
+    let Some(grant) = owed_grant(settings, &state) else { return Ok(state) };
+    let entry = LedgerEntry {
+        id: format!("grant-{}", grant.id),
+        kind: EntryKind::Grant,
+        at_ms: settings.clock.now_ms(),
+        credits: i64::try_from(grant.credits).unwrap_or(i64::MAX),
+        event: None,
+        quantity: None,
+        grant: Some(grant.id.clone()),
+    };
+    store.grant(account, &grant, &entry).await?;
+    store.state(account).await
+}
+
+/// `POST /credits/consume`: draws `quantity` x the event's cost from the grants, in the
+/// catalogue's order, exactly once per key; `402` when the balance is short.
+pub async fn consume<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    body: ConsumeRequest,
+) -> Result<ConsumeAnswer, CreditError>
+where
+    S: SubscriptionStore + CreditStore,
+    N: Notifier,
+{
+    let settings = &deps.settings;
+    let rules = settings.catalogue.credits();
+    let event = body.event.ok_or_else(|| invalid("`event` is required"))?;
+    let Some(per_unit) = rules.costs.get(&event).copied() else {
+        let known: Vec<&str> = rules.costs.keys().map(String::as_str).collect();
+        return Err(invalid(format!("unknown event; known: {}", known.join(", "))));
+    };
+    let quantity = body
+        .quantity
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .filter(|q| (1..=MAX_QUANTITY).contains(q))
+        .ok_or_else(|| invalid(format!("`quantity` must be an integer from 1 to {MAX_QUANTITY}")))?;
+    let key = valid_key(body.idempotency_key)?;
+    let cost = per_unit.saturating_mul(quantity);
+    let request = hex::encode(Sha256::digest(format!("{event}|{quantity}")));
+    let entry_id = format!("consume-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..24]);
+    let answer = |balance: Balance| ConsumeAnswer { event: event.clone(), quantity, cost, balance };
+
+    let mut state = granted_state(&deps.store, settings, account).await?;
+    for _ in 0..ATTEMPTS {
+        let now = settings.clock.now();
+        let before = balance(&state.grants, now);
+        let Some(draws) = draws(&state.grants, cost, rules.draw_order, now) else {
+            // Short: unless the key was spent before (a replay answers as it did).
+            return match deps.store.credit_record(account, &key).await? {
+                Some(earlier) => replayed(&earlier, &request).map(|_| answer(before)),
+                None => Err(CreditError::Insufficient { cost, balance: before.balance }),
+            };
+        };
+        let at_ms = settings.clock.now_ms();
+        let record = CreditRecord {
+            request: request.clone(),
+            event: event.clone(),
+            quantity,
+            cost,
+            draws,
+            entry: entry_id.clone(),
+            at_ms,
+            refunded: false,
+        };
+        let entry = LedgerEntry {
+            id: entry_id.clone(),
+            kind: EntryKind::Consumption,
+            at_ms,
+            credits: i64::try_from(cost).map_or(i64::MIN, i64::saturating_neg),
+            event: Some(event.clone()),
+            quantity: Some(quantity),
+            grant: None,
+        };
+        let spend = Spend { account, key: &key, record: &record, entry: &entry, now };
+        match deps.store.spend(&spend).await? {
+            Spent::Done => {
+                let mut after = state.grants.clone();
+                for draw in &record.draws {
+                    if let Some(g) = after.iter_mut().find(|g| g.id == draw.grant) {
+                        g.remaining = g.remaining.saturating_sub(draw.credits);
+                    }
+                }
+                let after = balance(&after, now);
+                low_balance(deps, account, &entry, before, after).await;
+                return Ok(answer(after));
+            }
+            Spent::Replayed(earlier) => return replayed(&earlier, &request).map(|_| answer(before)),
+            Spent::Contended => state = deps.store.state(account).await?,
+        }
+    }
+    Err(CreditError::Store(StoreError::Conflict("the grants kept changing; retry")))
+}
+
+/// A replay of `earlier` for a request hashed `request`: the same request answers again (with
+/// the balance as it stands), any other is a mismatch, a refunded one is refused.
+fn replayed(earlier: &CreditRecord, request: &str) -> Result<(), CreditError> {
+    if earlier.request != request {
+        Err(CreditError::IdempotencyMismatch)
+    } else if earlier.refunded {
+        Err(CreditError::Refunded)
+    } else {
+        Ok(())
+    }
+}
+
+/// Notifies a consumption that took the balance under the catalogue's low-balance mark: one
+/// notification per crossing (its id is the consumption's entry).
+async fn low_balance<S, N: Notifier>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    entry: &LedgerEntry,
+    before: Balance,
+    after: Balance,
+) {
+    let low = deps.settings.catalogue.credits().low_balance;
+    if !(before.balance >= low && after.balance < low) {
+        return;
+    }
+    let notification = Notification {
+        id: format!("credits_low:{account}:{}", entry.id),
+        kind: Kind::CreditsLow,
+        account_id: account.to_string(),
+        customer_id: String::new(),
+        event_id: String::new(),
+        event_type: String::new(),
+        occurred_at: deps.settings.clock.now(),
+        object_id: entry.id.clone(),
+        details: serde_json::json!({"balance": after.balance, "threshold": low}),
+    };
+    if let Err(err) = deps.notifier.notify(&notification).await {
+        tracing::warn!(error = %err, "could not send a low-balance notification");
+    }
+}
+
+/// `POST /credits/refund`: gives the consumption recorded under the key back to its grants,
+/// once; a second refund answers the same.
+pub async fn refund<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    body: CreditRefundRequest,
+) -> Result<RefundAnswer, CreditError>
+where
+    S: SubscriptionStore + CreditStore,
+{
+    let key = valid_key(body.idempotency_key)?;
+    let record = match deps.store.refund_credits(account, &key, deps.settings.clock.now_ms()).await? {
+        CreditRefund::Refunded(record) | CreditRefund::AlreadyRefunded(record) => record,
+        CreditRefund::Unknown => return Err(CreditError::UnknownKey),
+    };
+    let state = deps.store.state(account).await?;
+    Ok(RefundAnswer {
+        event: record.event,
+        quantity: record.quantity,
+        cost: record.cost,
+        refunded: true,
+        balance: balance(&state.grants, deps.settings.clock.now()),
+    })
+}
+
+/// `GET /credits?limit=&cursor=`.
+pub async fn credits<S: SubscriptionStore + CreditStore>(
+    store: &S,
+    settings: &Settings,
+    account: &AccountId,
+    query: LedgerQuery,
+) -> Result<CreditsAnswer, CreditError> {
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| invalid(format!("`limit` must be 1 to {MAX_PAGE}")))?,
+    };
+    let after = match query.cursor.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            hex::decode(raw)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .filter(|sk| sk.starts_with(crate::store::keys::LEDGER_PREFIX))
+                .ok_or_else(|| invalid("`cursor` is not one this API gave"))?,
+        ),
+    };
+    let state = granted_state(store, settings, account).await?;
+    let now = settings.clock.now();
+    let page = store.ledger(account, limit, after.as_deref()).await?;
+    let mut grants: Vec<GrantView> = state
+        .grants
+        .iter()
+        .filter(|g| g.live(now) && g.remaining > 0)
+        .map(|g| GrantView {
+            id: g.id.clone(),
+            kind: g.kind,
+            source: g.source.clone(),
+            credits: g.credits,
+            remaining: g.remaining,
+            granted_at: g.granted_at,
+            expires_at: g.expires_at,
+        })
+        .collect();
+    grants.sort_by_key(|g| (g.expires_at.unwrap_or(i64::MAX), g.granted_at));
+    Ok(CreditsAnswer {
+        balance: balance(&state.grants, now),
+        grants,
+        entries: page.entries,
+        next_cursor: page.next.map(hex::encode),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{FixedClock, MemoryStore, Outbox, settings};
+
+    const NOW: i64 = 1_795_273_200;
+
+    fn deps(clock: &FixedClock) -> UsageDeps<MemoryStore, Outbox> {
+        UsageDeps { store: MemoryStore::new(), notifier: Outbox::default(), settings: settings(clock) }
+    }
+
+    fn account() -> AccountId {
+        AccountId::parse("acct_c").unwrap()
+    }
+
+    fn spend(event: &str, quantity: u64, key: &str) -> ConsumeRequest {
+        ConsumeRequest {
+            event: Some(event.into()),
+            quantity: Some(serde_json::json!(quantity)),
+            idempotency_key: Some(key.into()),
+        }
+    }
+
+    /// A purchased grant of `credits` (a pack, as the worker will grant it).
+    async fn pack(deps: &UsageDeps<MemoryStore, Outbox>, id: &str, credits: u64) {
+        let grant = Grant {
+            id: id.into(),
+            kind: GrantKind::Purchased,
+            source: format!("checkout:{id}"),
+            credits,
+            remaining: credits,
+            granted_at: NOW,
+            expires_at: None,
+        };
+        let entry = LedgerEntry {
+            id: format!("grant-{id}"),
+            kind: EntryKind::Grant,
+            at_ms: NOW * 1000,
+            credits: credits as i64,
+            event: None,
+            quantity: None,
+            grant: Some(id.into()),
+        };
+        assert!(deps.store.grant(&account(), &grant, &entry).await.unwrap());
+    }
+
+    /// The account on `plan`, paid, in a monthly period from a day before NOW.
+    async fn on_plan(deps: &UsageDeps<MemoryStore, Outbox>, plan: &str, version: i64) {
+        let projection = crate::model::Projection {
+            plan: plan.into(),
+            version,
+            current_period_start: Some(NOW - 86_400),
+            current_period_end: Some(crate::usage::add_months(NOW - 86_400, 1)),
+            ..crate::testing::projection("acct_c")
+        };
+        crate::testing::subscribed(&deps.store, &projection).await;
+    }
+
+    async fn balance_now(deps: &UsageDeps<MemoryStore, Outbox>) -> Balance {
+        let state = deps.store.state(&account()).await.unwrap();
+        balance(&state.grants, deps.settings.clock.now())
+    }
+
+    #[tokio::test]
+    async fn purchased_credits_are_drawn_before_the_plans_and_the_ledger_says_so() {
+        let deps = deps(&FixedClock::at(NOW));
+        on_plan(&deps, "pro", 1).await;
+        pack(&deps, "cs_pack", 30).await;
+
+        let first = consume(&deps, &account(), spend("api_call_premium", 10, "a")).await.unwrap();
+        let page = credits(&deps.store, &deps.settings, &account(), LedgerQuery::default()).await.unwrap();
+
+        assert_eq!(first.cost, 50);
+        assert_eq!(first.balance, Balance { balance: 980, purchased: 0, subscription: 980 });
+        assert_eq!(page.balance, first.balance);
+        let kinds: Vec<EntryKind> = page.entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EntryKind::Consumption, EntryKind::Grant, EntryKind::Grant], "newest first");
+        assert_eq!(page.entries[0].credits, -50);
+        assert_eq!(page.grants.len(), 1, "the spent pack is no longer listed");
+        assert_eq!(page.grants[0].expires_at, Some(crate::usage::add_months(NOW - 86_400, 1)));
+    }
+
+    #[tokio::test]
+    async fn a_cost_over_the_balance_is_402_and_changes_nothing_and_a_key_counts_once() {
+        let deps = deps(&FixedClock::at(NOW));
+        pack(&deps, "cs_small", 30).await;
+
+        let short = consume(&deps, &account(), spend("ai_inference", 2, "big")).await;
+        let ok = consume(&deps, &account(), spend("api_call_premium", 2, "k")).await.unwrap();
+        let replay = consume(&deps, &account(), spend("api_call_premium", 2, "k")).await.unwrap();
+        let mismatch = consume(&deps, &account(), spend("api_call_premium", 3, "k")).await;
+        let bad = consume(&deps, &account(), spend("teleport", 1, "x")).await;
+
+        assert!(matches!(short, Err(CreditError::Insufficient { cost: 50, balance: 30 })), "{short:?}");
+        assert_eq!(ok.balance.balance, 20);
+        assert_eq!((replay.cost, replay.balance.balance), (10, 20), "counted once");
+        assert!(matches!(mismatch, Err(CreditError::IdempotencyMismatch)), "{mismatch:?}");
+        assert!(matches!(bad, Err(CreditError::Invalid(_))), "{bad:?}");
+        assert_eq!(balance_now(&deps).await.balance, 20);
+        let page = deps.store.ledger(&account(), 10, None).await.unwrap();
+        assert_eq!(page.entries.len(), 2, "one grant, one consumption: {page:?}");
+    }
+
+    #[tokio::test]
+    async fn the_soonest_expiring_order_draws_the_plans_credits_first_when_configured() {
+        let deps = deps(&FixedClock::at(NOW));
+        on_plan(&deps, "pro", 1).await;
+        pack(&deps, "cs_pack", 30).await;
+        let mut state = granted_state(&deps.store, &deps.settings, &account()).await.unwrap();
+        state.grants.sort_by(|a, b| a.id.cmp(&b.id));
+
+        let drawn = draws(&state.grants, 40, crate::credits::DrawOrder::SoonestExpiring, NOW).unwrap();
+
+        assert_eq!(drawn, [crate::credits::Draw { grant: format!("plan-{}-pro", NOW - 86_400), credits: 40 }]);
+    }
+
+    #[tokio::test]
+    async fn plan_credits_are_granted_once_a_window_expire_at_its_end_and_an_upgrade_adds_the_difference() {
+        let clock = FixedClock::at(NOW);
+        let deps = deps(&clock);
+        on_plan(&deps, "pro", 1).await;
+
+        let read = crate::app::read::subscription(&deps.store, &deps.settings, &account()).await.unwrap();
+        consume(&deps, &account(), spend("api_call_basic", 1, "a")).await.unwrap();
+        consume(&deps, &account(), spend("api_call_basic", 1, "b")).await.unwrap();
+        on_plan(&deps, "team", 2).await;
+        let upgraded = consume(&deps, &account(), spend("api_call_basic", 1, "c")).await.unwrap();
+        on_plan(&deps, "pro", 3).await;
+        let downgraded = consume(&deps, &account(), spend("api_call_basic", 1, "d")).await.unwrap();
+        let window_end = crate::usage::add_months(NOW - 86_400, 1);
+        clock.set(window_end);
+        let expired = balance(&deps.store.state(&account()).await.unwrap().grants, window_end);
+
+        assert_eq!(read.credits.balance, 1_000, "the read counts the grant still owed");
+        assert_eq!(upgraded.balance.subscription, 5_000 - 3, "Team's 5,000 less what was spent");
+        assert_eq!(downgraded.balance.subscription, 5_000 - 4, "a downgrade grants and takes nothing");
+        assert_eq!(expired.balance, 0, "the window's credits stop counting at its end");
+        let grants = deps.store.state(&account()).await.unwrap().grants;
+        assert_eq!(grants.len(), 2, "pro once, team's difference once: {grants:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unpaid_account_is_granted_nothing() {
+        let deps = deps(&FixedClock::at(NOW));
+        let unpaid = crate::model::Projection {
+            status: crate::model::SubscriptionStatus::Unpaid,
+            ..crate::testing::projection("acct_c")
+        };
+        crate::testing::subscribed(&deps.store, &unpaid).await;
+
+        let refused = consume(&deps, &account(), spend("api_call_basic", 1, "a")).await;
+
+        assert!(matches!(refused, Err(CreditError::Insufficient { balance: 0, .. })), "{refused:?}");
+        assert!(deps.store.state(&account()).await.unwrap().grants.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refund_gives_back_once_to_the_grants_drawn_from() {
+        let deps = deps(&FixedClock::at(NOW));
+        pack(&deps, "cs_pack", 100).await;
+        consume(&deps, &account(), spend("ai_inference", 2, "job")).await.unwrap();
+
+        let first =
+            refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let again =
+            refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let unknown = refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("no".into()) }).await;
+        let reused = consume(&deps, &account(), spend("ai_inference", 2, "job")).await;
+
+        assert_eq!((first.cost, first.balance.balance), (50, 100));
+        assert_eq!(again, first);
+        assert!(matches!(unknown, Err(CreditError::UnknownKey)), "{unknown:?}");
+        assert!(matches!(reused, Err(CreditError::Refunded)), "{reused:?}");
+        let kinds: Vec<EntryKind> =
+            deps.store.ledger(&account(), 10, None).await.unwrap().entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EntryKind::Refund, EntryKind::Consumption, EntryKind::Grant]);
+    }
+
+    #[tokio::test]
+    async fn a_low_balance_is_notified_once_per_crossing() {
+        let deps = deps(&FixedClock::at(NOW));
+        pack(&deps, "cs_pack", 150).await;
+
+        consume(&deps, &account(), spend("api_call_basic", 40, "a")).await.unwrap();
+        consume(&deps, &account(), spend("api_call_basic", 20, "b")).await.unwrap();
+        consume(&deps, &account(), spend("api_call_basic", 10, "c")).await.unwrap();
+        refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("b".into()) }).await.unwrap();
+        consume(&deps, &account(), spend("api_call_basic", 30, "d")).await.unwrap();
+
+        let sent: Vec<(String, serde_json::Value)> = deps
+            .notifier
+            .sent()
+            .into_iter()
+            .map(|n| (n.kind.as_str().to_owned(), n.details["balance"].clone()))
+            .collect();
+        assert_eq!(
+            sent,
+            [("credits_low".to_owned(), serde_json::json!(90)), ("credits_low".to_owned(), serde_json::json!(70))]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_ledger_pages_newest_first_each_entry_once_and_bad_queries_are_refused() {
+        let clock = FixedClock::at(NOW);
+        let deps = deps(&clock);
+        pack(&deps, "cs_pack", 1_000).await;
+        for i in 0..7 {
+            clock.advance(1);
+            consume(&deps, &account(), spend("api_call_basic", 1, &format!("k{i}"))).await.unwrap();
+        }
+
+        let mut seen = Vec::new();
+        let mut cursor = None;
+        loop {
+            let query = LedgerQuery { limit: Some("3".into()), cursor: cursor.clone() };
+            let page = credits(&deps.store, &deps.settings, &account(), query).await.unwrap();
+            seen.extend(page.entries.iter().map(|e| e.id.clone()));
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        let bad = [
+            ("0", None),
+            ("101", None),
+            ("x", None),
+            ("3", Some("zz".to_owned())),
+            ("3", Some(hex::encode("STATE#PROFILE"))),
+        ];
+
+        assert_eq!(seen.len(), 8, "{seen:?}");
+        assert_eq!(seen.last().map(String::as_str), Some("grant-cs_pack"), "oldest last");
+        let unique: std::collections::BTreeSet<&String> = seen.iter().collect();
+        assert_eq!(unique.len(), 8, "each entry once");
+        for (limit, cursor) in bad {
+            let query = LedgerQuery { limit: Some(limit.into()), cursor };
+            let refused = credits(&deps.store, &deps.settings, &account(), query).await;
+            assert!(matches!(refused, Err(CreditError::Invalid(_))), "{limit} {refused:?}");
+        }
+    }
+}

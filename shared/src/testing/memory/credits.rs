@@ -1,0 +1,87 @@
+//! The in-memory [`CreditStore`], with the contracts of the DynamoDB one: one lock is one
+//! transaction.
+
+use super::MemoryStore;
+use crate::credits::Grant;
+use crate::model::AccountId;
+use crate::store::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent, StoreError, keys};
+use async_trait::async_trait;
+
+#[async_trait]
+impl CreditStore for MemoryStore {
+    async fn grant(&self, account: &AccountId, grant: &Grant, entry: &LedgerEntry) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        let grants = tables.grants.entry(account.clone()).or_default();
+        if grants.contains_key(&grant.id) {
+            return Ok(false);
+        }
+        grants.insert(grant.id.clone(), grant.clone());
+        tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(entry), entry.clone());
+        Ok(true)
+    }
+
+    async fn spend(&self, s: &Spend<'_>) -> Result<Spent, StoreError> {
+        let mut tables = self.lock();
+        if let Some(earlier) = tables.credit_records.get(&(s.account.clone(), s.key.to_owned())) {
+            return Ok(Spent::Replayed(earlier.clone()));
+        }
+        let grants = tables.grants.entry(s.account.clone()).or_default();
+        let holds = s
+            .record
+            .draws
+            .iter()
+            .all(|d| grants.get(&d.grant).is_some_and(|g| g.live(s.now) && g.remaining >= d.credits));
+        if !holds {
+            return Ok(Spent::Contended);
+        }
+        for draw in &s.record.draws {
+            if let Some(g) = grants.get_mut(&draw.grant) {
+                g.remaining -= draw.credits;
+            }
+        }
+        tables.ledger.entry(s.account.clone()).or_default().insert(keys::ledger(s.entry), s.entry.clone());
+        tables.credit_records.insert((s.account.clone(), s.key.to_owned()), s.record.clone());
+        Ok(Spent::Done)
+    }
+
+    async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError> {
+        let mut tables = self.lock();
+        let Some(record) = tables.credit_records.get(&(account.clone(), key.to_owned())).cloned() else {
+            return Ok(CreditRefund::Unknown);
+        };
+        if record.refunded {
+            return Ok(CreditRefund::AlreadyRefunded(record));
+        }
+        let grants = tables.grants.entry(account.clone()).or_default();
+        if !record.draws.iter().all(|d| grants.contains_key(&d.grant)) {
+            return Err(StoreError::Conflict("a grant of this consumption is gone"));
+        }
+        for draw in &record.draws {
+            if let Some(g) = grants.get_mut(&draw.grant) {
+                g.remaining += draw.credits;
+            }
+        }
+        let entry = record.refund_entry(at_ms);
+        tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(&entry), entry);
+        let refunded = CreditRecord { refunded: true, ..record };
+        tables.credit_records.insert((account.clone(), key.to_owned()), refunded.clone());
+        Ok(CreditRefund::Refunded(refunded))
+    }
+
+    async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError> {
+        Ok(self.lock().credit_records.get(&(account.clone(), key.to_owned())).cloned())
+    }
+
+    async fn ledger(&self, account: &AccountId, limit: usize, after: Option<&str>) -> Result<LedgerPage, StoreError> {
+        let tables = self.lock();
+        let Some(ledger) = tables.ledger.get(account) else { return Ok(LedgerPage::default()) };
+        let after = after.filter(|sk| sk.starts_with(keys::LEDGER_PREFIX));
+        let mut newest_first = ledger.iter().rev().filter(|(sk, _)| after.is_none_or(|a| sk.as_str() < a));
+        let entries: Vec<(&String, &LedgerEntry)> = newest_first.by_ref().take(limit).collect();
+        let more = newest_first.next().is_some();
+        Ok(LedgerPage {
+            next: entries.last().map(|(sk, _)| (*sk).clone()).filter(|_| more),
+            entries: entries.into_iter().map(|(_, e)| e.clone()).collect(),
+        })
+    }
+}
