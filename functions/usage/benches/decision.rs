@@ -2,13 +2,15 @@
 //! handler (routing, identity, validation, the account's read, the one-transaction decision,
 //! JSON and rate-limit headers) and `POST /usage/check`, without DynamoDB's round trips.
 //! Each consumption uses a new idempotency key on an unlimited tier, so every iteration is a
-//! counted decision, never a replay or a refusal.
+//! counted decision, never a replay or a refusal. `POST /credits/consume` is timed the same
+//! way, drawing from a purchased grant no run can spend (the plan's 25,000 would run out).
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tollgate::app::usage::UsageDeps;
 use tollgate::config::IdentityConfig;
 use tollgate::model::Projection;
+use tollgate::store::CreditStore;
 use tollgate::testing::{FixedClock, MemoryStore, Outbox, settings};
 use usage::{Deps, handle};
 
@@ -55,6 +57,36 @@ fn bench(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             let body = r#"{"metric":"api_calls","quantity":1}"#.to_owned();
             handle(&deps, request(&raw, "/usage/check", body)).await.unwrap()
+        })
+    });
+    // Credits: a purchased grant no run of the bench can spend.
+    let pack = tollgate::credits::Grant {
+        id: "cs_bench".into(),
+        kind: tollgate::credits::GrantKind::Purchased,
+        source: "checkout:cs_bench".into(),
+        credits: u64::MAX / 2,
+        remaining: u64::MAX / 2,
+        granted_at: NOW,
+        expires_at: None,
+    };
+    let entry = tollgate::store::LedgerEntry {
+        id: "grant-cs_bench".into(),
+        kind: tollgate::store::EntryKind::Grant,
+        at_ms: NOW * 1000,
+        credits: i64::MAX,
+        event: None,
+        quantity: None,
+        grant: Some("cs_bench".into()),
+    };
+    let alice = tollgate::model::AccountId::parse("acct_alice").unwrap();
+    runtime.block_on(deps.usage.store.grant(&alice, &pack, &entry)).unwrap();
+    c.bench_function("post_credits_consume_handler", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let key = next.fetch_add(1, Ordering::Relaxed);
+            let body = format!(r#"{{"event":"ai_inference","quantity":1,"idempotency_key":"bench-{key}"}}"#);
+            let response = handle(&deps, request(&raw, "/credits/consume", body)).await.unwrap();
+            assert_eq!(response.status(), 200);
+            response
         })
     });
     c.bench_function("usage_event_parse_only", |b| {
