@@ -68,6 +68,17 @@ pub struct Price {
     pub currency: String,
 }
 
+/// A credit pack: `credits` bought once with a one-time Stripe price (`[[credit_packs]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditPack {
+    pub id: String,
+    pub credits: u64,
+    /// The one-time Stripe price's lookup key.
+    pub lookup_key: String,
+    pub amount: u64,
+    pub currency: String,
+}
+
 /// The validated catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Catalogue {
@@ -77,6 +88,7 @@ pub struct Catalogue {
     metrics: BTreeMap<String, Metric>,
     alert_thresholds: Vec<u8>,
     credits: CreditRules,
+    packs: Vec<CreditPack>,
 }
 
 /// How credits are spent (`[credits]`): the cost of each event, the order grants are drawn in,
@@ -111,6 +123,18 @@ struct RawCatalogue {
     tiers: BTreeMap<Spanned<String>, RawTier>,
     #[serde(default)]
     prices: Vec<RawPrice>,
+    #[serde(default)]
+    credit_packs: Vec<RawPack>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPack {
+    id: Spanned<String>,
+    credits: Spanned<i64>,
+    lookup_key: Spanned<String>,
+    amount: Spanned<i64>,
+    currency: String,
 }
 
 #[derive(Deserialize)]
@@ -346,7 +370,33 @@ impl Catalogue {
                 CreditRules { costs, draw_order, low_balance }
             }
         };
-        Ok(Self { tiers, prices, features, metrics, alert_thresholds, credits })
+        let mut packs: Vec<CreditPack> = Vec::new();
+        for raw_pack in raw.credit_packs {
+            let id_span = raw_pack.id.span();
+            let id = raw_pack.id.into_inner();
+            if !is_name(&id) || packs.iter().any(|p| p.id == id) {
+                return Err(invalid(
+                    id_span,
+                    format!("credit pack `{id}`: ids are unique lowercase letters, digits and _"),
+                ));
+            }
+            let key_span = raw_pack.lookup_key.span();
+            let lookup_key = raw_pack.lookup_key.into_inner();
+            if prices.iter().any(|p| p.lookup_key == lookup_key) || packs.iter().any(|p| p.lookup_key == lookup_key) {
+                return Err(invalid(key_span, format!("duplicate price `{lookup_key}`")));
+            }
+            let credits = u64::try_from(*raw_pack.credits.get_ref())
+                .ok()
+                .filter(|c| (1..=1_000_000_000).contains(c))
+                .ok_or_else(|| {
+                invalid(raw_pack.credits.span(), format!("credit pack `{id}`: credits must be 1 to 1000000000"))
+            })?;
+            let amount = u64::try_from(*raw_pack.amount.get_ref()).map_err(|_| {
+                invalid(raw_pack.amount.span(), format!("credit pack `{id}`: amount must not be negative"))
+            })?;
+            packs.push(CreditPack { id, credits, lookup_key, amount, currency: raw_pack.currency });
+        }
+        Ok(Self { tiers, prices, features, metrics, alert_thresholds, credits, packs })
     }
 
     /// The tier with this id.
@@ -387,6 +437,16 @@ impl Catalogue {
     /// Every declared metric, by name.
     pub fn metrics(&self) -> impl Iterator<Item = &Metric> {
         self.metrics.values()
+    }
+
+    /// The credit packs, in catalogue order.
+    pub fn credit_packs(&self) -> &[CreditPack] {
+        &self.packs
+    }
+
+    /// The credit pack with this id.
+    pub fn credit_pack(&self, id: &str) -> Option<&CreditPack> {
+        self.packs.iter().find(|p| p.id == id)
     }
 
     /// How credits are spent.
@@ -441,6 +501,8 @@ currency = "usd"
             "[credits.costs]\nx = 0\n",
             "[credits.costs]\nx = 1000001\n",
             "[credits.costs]\nBad = 1\n",
+            "[[credit_packs]]\nid = \"p\"\ncredits = 0\nlookup_key = \"p\"\namount = 1\ncurrency = \"usd\"\n",
+            "[[credit_packs]]\nid = \"p\"\ncredits = 5\nlookup_key = \"pro_monthly\"\namount = 1\ncurrency = \"usd\"\n",
         ] {
             assert!(matches!(with(bad), Err(PlanError::Invalid { .. })), "{bad}");
         }
@@ -481,6 +543,15 @@ currency = "usd"
         );
         assert_eq!(catalogue.credits().draw_order, crate::credits::DrawOrder::PurchasedFirst);
         assert_eq!(catalogue.credits().low_balance, 100);
+        let packs: Vec<_> = catalogue
+            .credit_packs()
+            .iter()
+            .map(|p| (p.id.as_str(), p.credits, p.lookup_key.as_str(), p.amount))
+            .collect();
+        assert_eq!(
+            packs,
+            [("credits_1000", 1_000, "credits_1000", 1000), ("credits_10000", 10_000, "credits_10000", 8000)]
+        );
         for tier in ["pro", "team", "enterprise"] {
             assert!(catalogue.price(tier, Interval::Month).is_some(), "{tier} monthly");
             assert!(catalogue.price(tier, Interval::Year).is_some(), "{tier} yearly");
