@@ -3,7 +3,8 @@
 //! Checkout and billing portal sessions create, subscriptions list/update/cancel, prices by
 //! lookup key, charges retrieve, events list), answering with objects built from Stripe's
 //! official fixtures and keeping real state. Its prices and products are a plan catalogue's
-//! ([`StandIn::new`]: `plans.toml`; [`StandIn::from_catalogue`]: any other).
+//! ([`StandIn::new`]: `plans.toml`; [`StandIn::from_catalogue`]: any other): a recurring price
+//! per plan price and a one-time price per credit pack.
 //!
 //! It serves the local stack (`tollgate-dev up` nests [`StandIn::router`] under `/stripe`) and
 //! tests that assert the exact requests Stripe would receive ([`StandIn::requests`]);
@@ -12,8 +13,8 @@
 //! its own (invoices, payments, disputes, refunds, trials ending) and records the events they
 //! cause; [`StandIn::object`] reads any object it holds. It also serves what Tollgate's next
 //! features call: invoice payments by payment intent and Billing Meter events with their
-//! summaries (meters from [`StandIn::create_meter`]). Checkout accepts `mode=payment` with
-//! one-time prices, but no catalogue sells one yet, so such a session cannot be made.
+//! summaries (meters from [`StandIn::create_meter`]). Checkout sells plans in `subscription`
+//! mode and credit packs in `payment` mode.
 //! Behaviour follows Stripe's: form-encoded bracket parameters, unknown parameters rejected
 //! (any Tollgate does not send counts as unknown), lists newest first with cursor pagination,
 //! replayed answers for a repeated `Idempotency-Key`, and Stripe's error shape. Injected faults
@@ -125,9 +126,11 @@ impl StandIn {
         Self::from_catalogue(Catalogue::builtin().expect("the built-in plans.toml is valid"))
     }
 
-    /// A stand-in selling `catalogue`'s prices: one Stripe price per catalogue price (id
-    /// `price_<lookup_key>`), one product per tier (id `prod_<tier>`, named as the tier), and
-    /// the tiers' trial days and features for [`StandIn::trigger`].
+    /// A stand-in selling `catalogue`'s prices: one recurring Stripe price per catalogue price
+    /// (id `price_<lookup_key>`), one product per tier (id `prod_<tier>`, named as the tier),
+    /// one one-time price per credit pack (id `price_<lookup_key>`) and its product (id
+    /// `prod_pack_<pack id>`, named `<credits> credits`), and the tiers' trial days and
+    /// features for [`StandIn::trigger`].
     pub fn from_catalogue(catalogue: &Catalogue) -> Self {
         Self { state: Arc::new(Mutex::new(State::new(catalogue))) }
     }
@@ -178,8 +181,9 @@ impl StandIn {
     }
 
     /// The object with id `id`, whatever its kind (customer, Checkout Session, subscription,
-    /// invoice, charge, dispute, price, product, event), as the API would render it; for tests
-    /// and for inspecting what a trigger made, since the API serves only what Tollgate calls.
+    /// invoice, charge, payment intent, dispute, price, product, event), as the API would
+    /// render it; for tests and for inspecting what a trigger made, since the API serves only
+    /// what Tollgate calls.
     pub fn object(&self, id: &str) -> Option<Value> {
         self.lock().object(id)
     }
@@ -197,8 +201,11 @@ impl StandIn {
     }
 
     /// Completes an open Checkout session as if the customer paid: creates the customer if
-    /// the session had none, and in subscription mode the subscription (trialing when the
-    /// session set a trial, else active). Records `customer.subscription.created` then
+    /// the session had none (recording `customer.created`). In subscription mode it creates the
+    /// subscription (trialing when the session set a trial, else active) and records
+    /// `customer.subscription.created`; in payment mode the customer pays `amount_total` by
+    /// card: a succeeded payment intent (`pi_...`, the session's `payment_intent`) whose
+    /// `latest_charge` is a succeeded charge (`ch_...`). Then records
     /// `checkout.session.completed`; returns the completed session.
     pub fn complete_checkout_session(&self, session_id: &str) -> Result<Value, StandInError> {
         Ok(self.lock().complete_checkout_session(session_id)?)

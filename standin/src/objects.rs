@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use tollgate::plans::Price;
+use tollgate::plans::{CreditPack, Price};
 
 const CUSTOMER: &str = include_str!("../fixtures/stripe/customer.json");
 const SUBSCRIPTION: &str = include_str!("../fixtures/stripe/subscription.json");
@@ -15,6 +15,7 @@ const PRICE: &str = include_str!("../fixtures/stripe/price.json");
 const PRODUCT: &str = include_str!("../fixtures/stripe/product.json");
 const INVOICE: &str = include_str!("../fixtures/stripe/invoice.json");
 const CHARGE: &str = include_str!("../fixtures/stripe/charge.json");
+const PAYMENT_INTENT: &str = include_str!("../fixtures/stripe/payment_intent.json");
 const REFUND: &str = include_str!("../fixtures/stripe/refund.json");
 const DISPUTE: &str = include_str!("../fixtures/stripe/dispute.json");
 const INVOICE_PAYMENT: &str = include_str!("../fixtures/stripe/invoice_payment.json");
@@ -42,18 +43,23 @@ pub(crate) fn product_id(tier: &str) -> String {
     format!("prod_{tier}")
 }
 
-/// The price id of a catalogue price: `price_<lookup key>`.
+/// The product of a credit pack: `prod_pack_<pack id>`.
+pub(crate) fn pack_product_id(pack: &str) -> String {
+    format!("prod_pack_{pack}")
+}
+
+/// The price id of a catalogue price or credit pack: `price_<lookup key>`.
 pub(crate) fn price_id(lookup_key: &str) -> String {
     format!("price_{lookup_key}")
 }
 
-/// The product selling tier `tier` (named `name`).
-pub(crate) fn product(tier: &str, name: &str, default_price: &str, created: i64) -> Value {
+/// The product `id` (named `name`), sold at `default_price`.
+pub(crate) fn product(id: &str, name: &str, default_price: &str, created: i64) -> Value {
     let mut product = fixture(PRODUCT);
     set(
         &mut product,
         json!({
-            "id": product_id(tier),
+            "id": id,
             "name": name,
             "description": null,
             "default_price": default_price,
@@ -87,6 +93,30 @@ pub(crate) fn price(spec: &Price, created: i64) -> Value {
         }),
     );
     price["recurring"]["interval"] = json!(spec.interval.as_str());
+    price
+}
+
+/// The one-time Stripe price of a credit pack.
+pub(crate) fn pack_price(pack: &CreditPack, created: i64) -> Value {
+    let mut price = fixture(PRICE);
+    set(
+        &mut price,
+        json!({
+            "id": price_id(&pack.lookup_key),
+            "lookup_key": pack.lookup_key,
+            "product": pack_product_id(&pack.id),
+            "currency": pack.currency,
+            "unit_amount": pack.amount,
+            "unit_amount_decimal": pack.amount.to_string(),
+            "created": created,
+            "type": "one_time",
+            "recurring": null,
+            "custom_unit_amount": null,
+            "transform_quantity": null,
+            "nickname": null,
+            "metadata": {},
+        }),
+    );
     price
 }
 
@@ -249,6 +279,7 @@ pub(crate) struct NewCheckoutSession<'a> {
     pub(crate) cancel_url: Option<&'a str>,
     pub(crate) metadata: Value,
     pub(crate) amount: i64,
+    pub(crate) currency: &'a str,
     pub(crate) url: String,
 }
 
@@ -273,7 +304,7 @@ pub(crate) fn checkout_session(new: NewCheckoutSession<'_>) -> Value {
             "metadata": new.metadata,
             "amount_subtotal": new.amount,
             "amount_total": new.amount,
-            "currency": "usd",
+            "currency": new.currency,
             "total_details": { "amount_discount": 0, "amount_shipping": 0, "amount_tax": 0 },
             "url": new.url,
             "subscription": null,
@@ -560,15 +591,22 @@ pub(crate) fn invoice(new: NewInvoice<'_>) -> Value {
     invoice
 }
 
-/// A succeeded card charge of `amount` cents for `customer`.
-pub(crate) fn charge(
-    id: &str,
-    payment_method: &str,
-    customer: &Value,
-    amount: i64,
-    created: i64,
-    description: &str,
-) -> Value {
+/// A new card charge's state.
+pub(crate) struct NewCharge<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) payment_intent: &'a str,
+    pub(crate) payment_method: &'a str,
+    pub(crate) customer: &'a Value,
+    /// In the currency's smallest unit.
+    pub(crate) amount: i64,
+    pub(crate) currency: &'a str,
+    pub(crate) created: i64,
+    pub(crate) description: Option<&'a str>,
+}
+
+/// A succeeded card charge through a payment intent.
+pub(crate) fn charge(new: NewCharge<'_>) -> Value {
+    let NewCharge { id, payment_intent, payment_method, customer, amount, currency, created, description } = new;
     let mut charge = fixture(CHARGE);
     let mut billing_details = charge["billing_details"].clone();
     set(&mut billing_details, json!({ "email": customer["email"], "name": customer["name"] }));
@@ -584,7 +622,7 @@ pub(crate) fn charge(
             "calculated_statement_descriptor": "TOLLGATE",
             "captured": true,
             "created": created,
-            "currency": "usd",
+            "currency": currency,
             "customer": customer["id"],
             "description": description,
             "disputed": false,
@@ -601,7 +639,7 @@ pub(crate) fn charge(
                 "type": "authorized",
             },
             "paid": true,
-            "payment_intent": null,
+            "payment_intent": payment_intent,
             "payment_method": payment_method,
             "receipt_email": customer["email"],
             "receipt_url": format!("http://127.0.0.1/stripe-standin/receipts/{id}"),
@@ -614,6 +652,43 @@ pub(crate) fn charge(
         }),
     );
     charge
+}
+
+/// The succeeded payment intent that made `charge` (its `payment_intent` and only charge).
+pub(crate) fn payment_intent(charge: &Value) -> Value {
+    let mut intent = fixture(PAYMENT_INTENT);
+    let id = charge["payment_intent"].as_str().unwrap_or_default();
+    set(
+        &mut intent,
+        json!({
+            "id": id,
+            "amount": charge["amount"],
+            "amount_capturable": 0,
+            "amount_details": null,
+            "amount_received": charge["amount"],
+            "automatic_payment_methods": null,
+            "canceled_at": null,
+            "client_secret": format!("{id}_secret_standin"),
+            "created": charge["created"],
+            "currency": charge["currency"],
+            "customer": charge["customer"],
+            "description": charge["description"],
+            "last_payment_error": null,
+            "latest_charge": charge["id"],
+            "livemode": false,
+            "managed_payments": null,
+            "metadata": {},
+            "next_action": null,
+            "payment_method": charge["payment_method"],
+            "payment_method_configuration_details": null,
+            "processing": null,
+            "receipt_email": charge["receipt_email"],
+            "shipping": null,
+            "status": "succeeded",
+            "transfer_data": null,
+        }),
+    );
+    intent
 }
 
 /// The paid payment `payment_intent` made towards `invoice`: its default (and only) payment.

@@ -82,10 +82,20 @@ fn list_customers(state: &State, params: &Params) -> Result<Value, ApiError> {
     list::page(live, |_| true, params, "/v1/customers", "customer")
 }
 
-/// The session's line items as (price id, quantity), and the amount they come to.
-fn line_items(state: &State, params: &Params, mode: &str) -> Result<(Vec<(String, i64)>, i64), ApiError> {
+/// A Checkout Session's line items as (price id, quantity).
+struct LineItems {
+    items: Vec<(String, i64)>,
+    /// What they come to, in the smallest unit of `currency`.
+    amount: i64,
+    /// Their prices' currency (`usd` when there is no item).
+    currency: String,
+}
+
+/// The session's line items, and the amount they come to.
+fn line_items(state: &State, params: &Params, mode: &str) -> Result<LineItems, ApiError> {
     let mut items = Vec::new();
     let mut amount = 0;
+    let mut currency: Option<String> = None;
     for (index, item) in params.groups(&["line_items"]) {
         let key = |field: &str| display_key(&["line_items", &index, field]);
         let price_id = non_empty(&item, &["price"]).ok_or_else(|| ApiError::missing_param(&key("price")))?;
@@ -110,10 +120,15 @@ fn line_items(state: &State, params: &Params, mode: &str) -> Result<(Vec<(String
                 "You must provide at least one recurring price in `subscription` mode when using prices.",
             ));
         }
+        let price_currency = price["currency"].as_str().unwrap_or_default();
+        if currency.as_deref().is_some_and(|first| first != price_currency) {
+            return Err(ApiError::invalid_value(&key("price"), "All prices must be in the same currency."));
+        }
+        currency = Some(price_currency.to_owned());
         amount += price["unit_amount"].as_i64().unwrap_or_default() * quantity;
         items.push((price_id.to_owned(), quantity));
     }
-    Ok((items, amount))
+    Ok(LineItems { items, amount, currency: currency.unwrap_or_else(|| "usd".to_owned()) })
 }
 
 pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Result<Value, ApiError> {
@@ -133,7 +148,7 @@ pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Res
     {
         return Err(ApiError::no_such_param("customer", customer, "customer"));
     }
-    let (items, amount) = line_items(state, params, mode)?;
+    let LineItems { items, amount, currency } = line_items(state, params, mode)?;
     if items.is_empty() {
         return Err(ApiError::missing_param("line_items"));
     }
@@ -177,6 +192,7 @@ pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Res
         cancel_url: cancel_url.as_deref(),
         metadata,
         amount: if trial_days.is_some() { 0 } else { amount },
+        currency: &currency,
         url: format!("http://127.0.0.1/stripe-standin/checkout/{id}"),
     });
     let seq = state.next_seq();

@@ -9,7 +9,7 @@ use tollgate::Catalogue;
 
 use super::RecordedRequest;
 use super::error::ApiError;
-use super::objects::{self, EventCause, NewSubscription};
+use super::objects::{self, EventCause, NewCharge, NewSubscription};
 use crate::calendar::add_interval;
 
 /// One stored object and its creation sequence number.
@@ -64,6 +64,8 @@ pub(crate) struct State {
     pub(crate) subscriptions: Vec<Stored>,
     pub(crate) invoices: Vec<Stored>,
     pub(crate) charges: Vec<Stored>,
+    /// The payment intents of charges, each succeeded with its one charge.
+    pub(crate) payment_intents: Vec<Stored>,
     pub(crate) disputes: Vec<Stored>,
     /// Paid invoices' payments, by payment intent.
     pub(crate) invoice_payments: Vec<Stored>,
@@ -116,6 +118,7 @@ impl State {
             subscriptions: Vec::new(),
             invoices: Vec::new(),
             charges: Vec::new(),
+            payment_intents: Vec::new(),
             disputes: Vec::new(),
             invoice_payments: Vec::new(),
             meters: Vec::new(),
@@ -133,8 +136,14 @@ impl State {
             let product = objects::product_id(&spec.tier);
             if state.product(&product).is_none() {
                 let name = catalogue.tier(&spec.tier).map_or(spec.tier.as_str(), |tier| tier.name.as_str());
-                state.products.push(objects::product(&spec.tier, name, &objects::price_id(&spec.lookup_key), now));
+                state.products.push(objects::product(&product, name, &objects::price_id(&spec.lookup_key), now));
             }
+        }
+        for pack in catalogue.credit_packs() {
+            let name = format!("{} credits", pack.credits);
+            let price = objects::price_id(&pack.lookup_key);
+            state.products.push(objects::product(&objects::pack_product_id(&pack.id), &name, &price, now));
+            state.prices.push(objects::pack_price(pack, now));
         }
         state
     }
@@ -215,13 +224,19 @@ impl State {
         find(&self.disputes, id)
     }
 
-    /// Stores a new invoice, charge, dispute or invoice payment (by its `object`).
+    /// Stores a new invoice, charge, dispute or invoice payment (by its `object`); a charge
+    /// with its payment intent.
     pub(crate) fn insert_billing_object(&mut self, value: Value) {
         let seq = self.next_seq();
         let stored = Stored { seq, value, deleted: false };
         match stored.value["object"].as_str() {
             Some("invoice") => self.invoices.push(stored),
-            Some("charge") => self.charges.push(stored),
+            Some("charge") => {
+                let intent = objects::payment_intent(&stored.value);
+                self.charges.push(stored);
+                let seq = self.next_seq();
+                self.payment_intents.push(Stored { seq, value: intent, deleted: false });
+            }
             Some("dispute") => self.disputes.push(stored),
             Some("invoice_payment") => self.invoice_payments.push(stored),
             other => unreachable!("not a billing object: {other:?}"),
@@ -258,6 +273,7 @@ impl State {
             &self.subscriptions,
             &self.invoices,
             &self.charges,
+            &self.payment_intents,
             &self.disputes,
             &self.invoice_payments,
             &self.meters,
@@ -389,7 +405,8 @@ impl State {
     }
 
     /// Completes an open checkout session as if the customer paid: creates the customer when
-    /// the session had none and, in subscription mode, the subscription.
+    /// the session had none; in subscription mode the subscription, in payment mode the payment
+    /// (a payment intent and its succeeded charge of the session's `amount_total`).
     pub(crate) fn complete_checkout_session(&mut self, id: &str) -> Result<Value, ApiError> {
         let session = self.session(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
         let value = session.stored.value.clone();
@@ -428,6 +445,7 @@ impl State {
             let request = SubscriptionRequest { items, trial_end, metadata };
             self.create_subscription(&customer_id, request)
         });
+        let payment_intent = (value["mode"] == json!("payment")).then(|| self.pay_checkout(&value, &customer));
         let payment_status = if subscription.is_some() && trial_end.is_some() { "no_payment_required" } else { "paid" };
         let session = self.session_mut(id).expect("session exists");
         let stored = &mut session.stored.value;
@@ -439,9 +457,31 @@ impl State {
         if let Some(subscription) = subscription {
             stored["subscription"] = subscription["id"].clone();
         }
+        if let Some(payment_intent) = payment_intent {
+            stored["payment_intent"] = json!(payment_intent);
+        }
         let completed = stored.clone();
         self.record_event("checkout.session.completed", completed.clone(), None);
         Ok(completed)
+    }
+
+    /// Pays a payment-mode session's `amount_total` by card, as its customer does on the
+    /// hosted page: stores the succeeded charge and returns its payment intent's id.
+    fn pay_checkout(&mut self, session: &Value, customer: &Value) -> String {
+        let (payment_intent, charge_id, payment_method) =
+            (self.new_id("pi_", 24), self.new_id("ch_", 24), self.new_id("pm_", 24));
+        let charge = objects::charge(NewCharge {
+            id: &charge_id,
+            payment_intent: &payment_intent,
+            payment_method: &payment_method,
+            customer,
+            amount: session["amount_total"].as_i64().unwrap_or_default(),
+            currency: session["currency"].as_str().unwrap_or("usd"),
+            created: self.now(),
+            description: None,
+        });
+        self.insert_billing_object(charge);
+        payment_intent
     }
 }
 

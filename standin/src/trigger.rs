@@ -22,7 +22,7 @@ use tollgate::Interval;
 use tollgate::events::{ACCOUNT_METADATA_KEY, KINDS};
 
 use super::error::ApiError;
-use super::objects::{self, NewInvoice};
+use super::objects::{self, NewCharge, NewInvoice};
 use super::params::Params;
 use super::routes;
 use super::state::{State, SubscriptionRequest, period_end, previous_attributes};
@@ -636,8 +636,16 @@ impl Trigger<'_> {
         };
         let (charge_id, payment_method) = (self.state.new_id("ch_", 24), self.state.new_id("pm_", 24));
         let payment_intent = self.state.new_id("pi_", 24);
-        let mut charge = objects::charge(&charge_id, &payment_method, &customer, amount, now, description);
-        charge["payment_intent"] = json!(payment_intent);
+        let charge = objects::charge(NewCharge {
+            id: &charge_id,
+            payment_intent: &payment_intent,
+            payment_method: &payment_method,
+            customer: &customer,
+            amount,
+            currency: str_of(&invoice, "currency"),
+            created: now,
+            description: Some(description),
+        });
         self.automatically();
         self.state.insert_billing_object(charge);
 

@@ -25,7 +25,7 @@ use stripe_core::event::ListEvent;
 use stripe_shared::{
     ApiErrorsCode, ApiErrorsType, ChargeStatus, CheckoutSession, CheckoutSessionMode, CheckoutSessionPaymentStatus,
     CheckoutSessionStatus, Customer, Dispute, DisputeStatus, Invoice, InvoiceBillingReason, InvoiceStatus, Price,
-    Product, RecurringInterval, Subscription, SubscriptionStatus,
+    PriceType, Product, RecurringInterval, Subscription, SubscriptionStatus,
     SubscriptionsResourcePausedStatusDetailsSubscriptionType,
 };
 use stripe_types::List;
@@ -36,7 +36,7 @@ const NOW: i64 = 1_790_000_000;
 const DAY: i64 = 86_400;
 
 /// The catalogue these tests sell (its keys and amounts are the ones they assert): three paid
-/// tiers, monthly and yearly, Pro and Team with a 14-day trial.
+/// tiers, monthly and yearly, Pro and Team with a 14-day trial, and two credit packs.
 const CATALOGUE: &str = r#"
 [metrics.api_calls]
 unit = "call"
@@ -106,6 +106,20 @@ lookup_key = "enterprise_yearly"
 tier = "enterprise"
 interval = "year"
 amount = 299000
+currency = "usd"
+
+[[credit_packs]]
+id = "credits_1000"
+credits = 1000
+lookup_key = "credits_1000"
+amount = 1000
+currency = "usd"
+
+[[credit_packs]]
+id = "credits_10000"
+credits = 10000
+lookup_key = "credits_10000"
+amount = 8000
 currency = "usd"
 "#;
 
@@ -301,6 +315,134 @@ async fn completing_a_checkout_session_without_a_customer_creates_one() {
         standin.complete_checkout_session(session.id.as_str()),
         Err(StandInError::Invalid(format!("Checkout session {} is complete, not open.", session.id)))
     );
+}
+
+/// A payment-mode session buying `quantity` `credits_1000` packs for `acct_pack`, with the
+/// metadata the stand-in's trigger sets.
+fn pack_checkout(customer: &str, quantity: u64) -> CreateCheckoutSession {
+    let mut line_item = CreateCheckoutSessionLineItems::new();
+    line_item.price = Some("price_credits_1000".into());
+    line_item.quantity = Some(quantity);
+    let metadata = HashMap::from([
+        ("tollgate_account_id".to_owned(), "acct_pack".to_owned()),
+        ("tollgate_pack".to_owned(), "credits_1000".to_owned()),
+    ]);
+    CreateCheckoutSession::new()
+        .mode(CheckoutSessionMode::Payment)
+        .customer(customer)
+        .client_reference_id("acct_pack")
+        .line_items(vec![line_item])
+        .metadata(metadata)
+        .success_url("https://app.example.com/credits/success")
+        .cancel_url("https://app.example.com/credits/cancel")
+}
+
+#[tokio::test]
+async fn credit_packs_are_one_time_prices_listed_by_lookup_key() {
+    let (standin, _client) = started().await;
+    let base = standin.spawn().await.unwrap();
+
+    let prices: List<Price> =
+        reqwest::get(format!("{base}v1/prices?lookup_keys[]=credits_1000&lookup_keys[]=pro_monthly"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+
+    let pack = prices.data.iter().find(|p| p.lookup_key.as_deref() == Some("credits_1000")).expect("the pack's price");
+    assert_eq!(prices.data.len(), 2);
+    assert_eq!(pack.id.as_str(), "price_credits_1000");
+    assert_eq!(pack.type_, PriceType::OneTime);
+    assert_eq!(pack.recurring, None);
+    assert_eq!((pack.unit_amount, pack.currency.to_string()), (Some(1_000), "usd".to_owned()));
+    assert_eq!(pack.product.id().as_str(), "prod_pack_credits_1000");
+    let product: Product = typed(&standin, "prod_pack_credits_1000");
+    assert_eq!(product.name, "1000 credits");
+    assert_eq!(standin.object("price_credits_10000").unwrap()["unit_amount"], 8_000);
+}
+
+#[tokio::test]
+async fn a_payment_mode_session_for_a_pack_is_open_and_unpaid_and_created_once_per_idempotency_key() {
+    let (standin, client) = started().await;
+    let customer = customer(&client, "acct_pack").await;
+    let key = IdempotencyKey::new("tollgate-pack-checkout-acct_pack-1").unwrap();
+    let idempotent = RequestStrategy::Idempotent(key.clone());
+
+    let first =
+        pack_checkout(customer.id.as_str(), 1).customize().request_strategy(idempotent.clone()).send(&client).await;
+    let again = pack_checkout(customer.id.as_str(), 1).customize().request_strategy(idempotent).send(&client).await;
+    let different = pack_checkout(customer.id.as_str(), 2)
+        .customize()
+        .request_strategy(RequestStrategy::Idempotent(key))
+        .send(&client)
+        .await;
+
+    let session = first.expect("the session is created");
+    assert_eq!(again.unwrap().id, session.id, "the same key answers the same session");
+    let (error, status) = stripe_error(different);
+    assert_eq!((status, error.type_), (400, ApiErrorsType::IdempotencyError));
+    assert_eq!(session.mode, CheckoutSessionMode::Payment);
+    assert_eq!(session.status, Some(CheckoutSessionStatus::Open));
+    assert_eq!(session.payment_status, CheckoutSessionPaymentStatus::Unpaid);
+    assert_eq!(session.amount_total, Some(1_000));
+    assert_eq!(session.currency.as_ref().map(ToString::to_string).as_deref(), Some("usd"));
+    assert_eq!(session.client_reference_id.as_deref(), Some("acct_pack"));
+    assert_eq!(session.customer.as_ref().map(|c| c.id().to_string()), Some(customer.id.to_string()));
+    let metadata = session.metadata.clone().unwrap();
+    assert_eq!(
+        (metadata["tollgate_account_id"].as_str(), metadata["tollgate_pack"].as_str()),
+        ("acct_pack", "credits_1000")
+    );
+    assert_eq!(
+        session.url.as_deref(),
+        Some(format!("http://127.0.0.1/stripe-standin/checkout/{}", session.id).as_str())
+    );
+    let raw = standin.object(session.id.as_str()).unwrap();
+    assert_eq!((&raw["subscription"], &raw["payment_intent"]), (&Value::Null, &Value::Null));
+    let listed: Value = reqwest::Client::new()
+        .get(format!("{}v1/checkout/sessions", standin.spawn().await.unwrap()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "a replayed key creates nothing");
+    assert!(standin.events().iter().all(|e| e["type"] == "customer.created"), "an open session sends nothing");
+}
+
+#[tokio::test]
+async fn completing_a_payment_mode_session_pays_it_through_a_payment_intent_and_its_charge() {
+    let (standin, client) = started().await;
+    let customer = customer(&client, "acct_pack").await;
+    let session = pack_checkout(customer.id.as_str(), 2).send(&client).await.unwrap();
+    let before = standin.events().len();
+
+    standin.complete_checkout_session(session.id.as_str()).unwrap();
+
+    let completed = typed::<CheckoutSession>(&standin, session.id.clone());
+    assert_eq!(completed.status, Some(CheckoutSessionStatus::Complete));
+    assert_eq!(completed.payment_status, CheckoutSessionPaymentStatus::Paid);
+    assert_eq!(completed.amount_total, Some(2_000));
+    assert!(completed.subscription.is_none());
+    let payment_intent = completed.payment_intent.expect("a paid session names its payment intent");
+    assert!(payment_intent.id().as_str().starts_with("pi_"));
+    let intent = typed::<stripe_shared::PaymentIntent>(&standin, payment_intent.id());
+    assert_eq!(intent.status, stripe_shared::PaymentIntentStatus::Succeeded);
+    assert_eq!((intent.amount, intent.amount_received), (2_000, 2_000));
+    let charge_id = intent.latest_charge.expect("the payment intent names its charge").id().clone();
+    let charge = RetrieveCharge::new(charge_id.clone()).send(&client).await.expect("the charge is retrievable");
+    assert!(charge.id.as_str().starts_with("ch_"));
+    assert_eq!(charge.payment_intent.as_ref().map(|pi| pi.id().clone()), Some(payment_intent.id().clone()));
+    assert_eq!(charge.customer.as_ref().map(|c| c.id().to_string()), Some(customer.id.to_string()));
+    assert_eq!((charge.amount, charge.amount_refunded), (2_000, 0));
+    assert!(charge.paid && !charge.refunded);
+    assert_eq!(charge.status, ChargeStatus::Succeeded);
+    let events = &standin.events()[before..];
+    assert_eq!(kinds(events), vec!["checkout.session.completed"]);
+    assert_eq!(events[0]["data"]["object"], standin.object(session.id.as_str()).unwrap());
+    assert_typed(events);
 }
 
 #[tokio::test]
@@ -744,19 +886,22 @@ async fn a_stand_in_from_another_catalogue_subscribes_only_to_its_prices() {
 }
 
 #[tokio::test]
-async fn the_default_stand_in_sells_every_price_of_plans_toml() {
+async fn the_default_stand_in_sells_every_price_and_credit_pack_of_plans_toml() {
     let standin = StandIn::new();
     let base = standin.spawn().await.unwrap();
     let catalogue = tollgate::Catalogue::builtin().unwrap();
 
     let prices: List<Price> = reqwest::get(format!("{base}v1/prices?limit=100")).await.unwrap().json().await.unwrap();
 
-    let mut listed: Vec<(String, Option<i64>)> =
-        prices.data.iter().map(|p| (p.lookup_key.clone().unwrap(), p.unit_amount)).collect();
-    listed.sort();
-    let mut expected: Vec<(String, Option<i64>)> =
-        catalogue.prices().iter().map(|p| (p.lookup_key.clone(), Some(i64::try_from(p.amount).unwrap()))).collect();
-    expected.sort();
+    let mut listed: Vec<(String, Option<i64>, PriceType)> =
+        prices.data.iter().map(|p| (p.lookup_key.clone().unwrap(), p.unit_amount, p.type_.clone())).collect();
+    listed.sort_by(|a, b| a.0.cmp(&b.0));
+    let cents = |amount: u64| Some(i64::try_from(amount).unwrap());
+    let plans = catalogue.prices().iter().map(|p| (p.lookup_key.clone(), cents(p.amount), PriceType::Recurring));
+    let packs = catalogue.credit_packs().iter().map(|p| (p.lookup_key.clone(), cents(p.amount), PriceType::OneTime));
+    let mut expected: Vec<(String, Option<i64>, PriceType)> = plans.chain(packs).collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert!(!catalogue.credit_packs().is_empty(), "plans.toml sells credit packs");
     assert_eq!(listed, expected);
 }
 
