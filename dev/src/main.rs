@@ -47,6 +47,10 @@ enum Command {
         /// How charge.dispute.closed ends (default won).
         #[arg(long, value_parser = ["won", "lost"])]
         outcome: Option<String>,
+        /// A credit pack of plans.toml: buys it (checkout.session.completed) or refunds its last
+        /// purchase (charge.refunded).
+        #[arg(long, value_name = "ID", conflicts_with_all = ["plan", "interval"])]
+        pack: Option<String>,
         /// Record the events in the stand-in without delivering them (a missed delivery).
         #[arg(long)]
         skip_delivery: bool,
@@ -95,8 +99,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Up { port, moto_port, prefix, sync_every } => {
             up(UpOptions { port, moto_port, prefix, sync_every }).await
         }
-        Command::Trigger { event, account, plan, interval, outcome, skip_delivery, port } => {
-            let spec = TriggerSpec { event, account, plan, interval, outcome };
+        Command::Trigger { event, account, plan, interval, outcome, pack, skip_delivery, port } => {
+            let spec = TriggerSpec { event, account, plan, interval, outcome, pack };
             trigger(TriggerOptions { port, spec, skip_delivery }).await
         }
         Command::Sync { full, port } => sync(port, full).await,

@@ -38,6 +38,7 @@ fn main() -> anyhow::Result<()> {
             plan: plan.map(str::to_owned),
             interval: None,
             outcome: None,
+            pack: None,
         };
         standin.trigger(&spec).map_err(|e| anyhow::anyhow!("{event}: {e}"))?;
         now += 60;

@@ -46,7 +46,7 @@ use tollgate::Catalogue;
 use self::error::ApiError;
 use self::params::Params;
 use self::state::{Saved, State, SubscriptionRequest};
-pub use self::trigger::{DEFAULT_INTERVAL, DEFAULT_PLAN, TRIGGER_EVENTS, TriggerSpec};
+pub use self::trigger::{DEFAULT_INTERVAL, DEFAULT_PLAN, PACK_METADATA_KEY, TRIGGER_EVENTS, TriggerSpec};
 
 /// The stand-in's control route (under the router's prefix): `POST` a [`TriggerSpec`] as JSON,
 /// get `{"events": [...]}`, the events recorded, oldest first.
@@ -251,7 +251,7 @@ impl StandIn {
             .map_err(|error| {
                 ApiError::invalid_state(format!(
                     "Invalid trigger request ({error}). Expected a JSON object with \"event\" and \
-                     \"account\", and optionally \"plan\", \"interval\" and \"outcome\"."
+                     \"account\", and optionally \"plan\", \"interval\", \"outcome\" and \"pack\"."
                 ))
             })
             .and_then(|spec| trigger::run(&mut state, &spec));

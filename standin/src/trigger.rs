@@ -11,6 +11,11 @@
 //! invoice and its charge for a refund or a dispute, an open dispute for `charge.dispute.closed`,
 //! a pause for `customer.subscription.resumed`. A trigger that fails changes nothing.
 //!
+//! With a credit pack ([`TriggerSpec::pack`]), `checkout.session.completed` buys it through a
+//! payment-mode Checkout Session (metadata [`ACCOUNT_METADATA_KEY`] and [`PACK_METADATA_KEY`])
+//! and `charge.refunded` refunds the charge of the account's newest purchase of it; without
+//! one, refunds and disputes concern subscription invoices' charges only.
+//!
 //! Events that Stripe sends because of an API call carry a `request.id`; those that Stripe's
 //! own machinery sends (invoicing, Checkout completion, disputes) carry none.
 
@@ -50,6 +55,10 @@ const fn trigger_events() -> [&'static str; KINDS.len() + UNHANDLED_TRIGGERS.len
     events
 }
 
+/// The Checkout Session metadata key naming the credit pack a payment-mode session buys, as
+/// [`super::StandIn::trigger`] sets it (with [`ACCOUNT_METADATA_KEY`]).
+pub const PACK_METADATA_KEY: &str = "tollgate_pack";
+
 /// The plan and billing interval used when a trigger does not name them.
 pub const DEFAULT_PLAN: &str = "pro";
 pub const DEFAULT_INTERVAL: &str = "month";
@@ -83,11 +92,22 @@ pub struct TriggerSpec {
     /// `won` or `lost`, for `charge.dispute.closed` only (default `won`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// A credit pack of the catalogue (its id), for `checkout.session.completed` (buys it) and
+    /// `charge.refunded` (refunds its newest purchase) only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pack: Option<String>,
 }
 
 impl TriggerSpec {
     pub fn new(event: &str, account: &str) -> Self {
-        Self { event: event.to_owned(), account: account.to_owned(), plan: None, interval: None, outcome: None }
+        Self {
+            event: event.to_owned(),
+            account: account.to_owned(),
+            plan: None,
+            interval: None,
+            outcome: None,
+            pack: None,
+        }
     }
 
     #[must_use]
@@ -105,6 +125,12 @@ impl TriggerSpec {
     #[must_use]
     pub fn outcome(mut self, outcome: &str) -> Self {
         self.outcome = Some(outcome.to_owned());
+        self
+    }
+
+    #[must_use]
+    pub fn pack(mut self, pack: &str) -> Self {
+        self.pack = Some(pack.to_owned());
         self
     }
 }
@@ -170,6 +196,34 @@ fn check(state: &State, spec: &TriggerSpec) -> Result<(), ApiError> {
             return Err(ApiError::invalid_value("outcome", format!("Invalid outcome '{outcome}': won or lost.")));
         }
     }
+    if let Some(pack) = &spec.pack {
+        check_pack(state, spec, pack)?;
+    }
+    Ok(())
+}
+
+/// Events a credit pack applies to.
+const PACK_EVENTS: [&str; 2] = ["checkout.session.completed", "charge.refunded"];
+
+fn check_pack(state: &State, spec: &TriggerSpec, pack: &str) -> Result<(), ApiError> {
+    if !PACK_EVENTS.contains(&spec.event.as_str()) {
+        return Err(ApiError::invalid_value("pack", format!("pack applies to {} only.", PACK_EVENTS.join(" and "))));
+    }
+    if spec.plan.is_some() || spec.interval.is_some() {
+        return Err(ApiError::invalid_value(
+            "pack",
+            "A credit pack is bought once, without a plan: give pack, or plan and interval, not both.",
+        ));
+    }
+    let packs = state.catalogue.credit_packs();
+    if packs.iter().all(|known| known.id != pack) {
+        let known = if packs.is_empty() {
+            "the stand-in's catalogue sells none".to_owned()
+        } else {
+            format!("credit packs: {}", packs.iter().map(|p| p.id.as_str()).collect::<Vec<_>>().join(", "))
+        };
+        return Err(ApiError::invalid_value("pack", format!("Unknown credit pack '{pack}': {known}.")));
+    }
     Ok(())
 }
 
@@ -201,7 +255,10 @@ struct Trigger<'a> {
 impl Trigger<'_> {
     fn perform(&mut self) -> Result<(), ApiError> {
         match self.spec.event.as_str() {
-            "checkout.session.completed" => self.checkout_session_completed(),
+            "checkout.session.completed" => match self.spec.pack.clone() {
+                Some(pack) => self.buy_pack(&pack).map(drop),
+                None => self.checkout_session_completed(),
+            },
             "customer.created" => self.customer_created(),
             "customer.subscription.created" => self.subscription_created(),
             "customer.subscription.updated" => self.subscription_updated(),
@@ -227,7 +284,10 @@ impl Trigger<'_> {
                 let spec = self.spec;
                 self.fail(&invoice, &spec.event)
             }
-            "charge.refunded" => self.charge_refunded(),
+            "charge.refunded" => match self.spec.pack.clone() {
+                Some(pack) => self.pack_refunded(&pack),
+                None => self.charge_refunded(),
+            },
             "charge.dispute.created" => self.dispute_created().map(drop),
             "charge.dispute.closed" => self.dispute_closed(),
             "customer.deleted" => self.customer_deleted(),
@@ -381,6 +441,38 @@ impl Trigger<'_> {
         self.automatically();
         self.state.complete_checkout_session(str_of(&session, "id"))?;
         Ok(())
+    }
+
+    /// Buys credit pack `pack` through a payment-mode Checkout Session for the account's
+    /// customer (made first when it has none), then completes it: the customer pays its price
+    /// once. Returns the completed session.
+    fn buy_pack(&mut self, pack: &str) -> Result<Value, ApiError> {
+        let lookup_key = self.state.catalogue.credit_pack(pack).map(|p| p.lookup_key.clone()).unwrap_or_default();
+        let price = self.state.price_by_lookup_key(&lookup_key).cloned().ok_or_else(|| {
+            ApiError::invalid_value("pack", format!("The stand-in sells no price for pack '{pack}'."))
+        })?;
+        let customer = self.ensure_customer();
+        let account = self.spec.account.clone();
+        let account_metadata = format!("metadata[{ACCOUNT_METADATA_KEY}]");
+        let pack_metadata = format!("metadata[{PACK_METADATA_KEY}]");
+        let pairs: Vec<(String, String)> = [
+            ("mode", "payment"),
+            ("customer", customer.as_str()),
+            ("client_reference_id", account.as_str()),
+            ("line_items[0][price]", str_of(&price, "id")),
+            ("line_items[0][quantity]", "1"),
+            (account_metadata.as_str(), account.as_str()),
+            (pack_metadata.as_str(), pack),
+            ("success_url", "http://127.0.0.1/billing/success?session_id={CHECKOUT_SESSION_ID}"),
+            ("cancel_url", "http://127.0.0.1/billing/cancel"),
+        ]
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect();
+        self.by_request();
+        let session = routes::create_checkout_session(self.state, &Params::from_pairs(&pairs))?;
+        self.automatically();
+        self.state.complete_checkout_session(str_of(&session, "id"))
     }
 
     fn customer_deleted(&mut self) -> Result<(), ApiError> {
@@ -699,8 +791,14 @@ impl Trigger<'_> {
 
     // ----- charges, refunds and disputes
 
-    /// The account's newest succeeded charge that `usable` accepts; when there is none, the
-    /// subscription's open or next invoice is paid first (recording its events).
+    /// Whether `charge` paid a subscription invoice (rather than, say, a credit pack).
+    fn pays_an_invoice(&self, charge: &Value) -> bool {
+        let payment_intent = &charge["payment_intent"];
+        self.state.invoice_payments.iter().any(|p| &p.value["payment"]["payment_intent"] == payment_intent)
+    }
+
+    /// The account's newest succeeded invoice charge that `usable` accepts; when there is none,
+    /// the subscription's open or next invoice is paid first (recording its events).
     fn paid_charge(&mut self, usable: impl Fn(&Value) -> bool) -> Result<Value, ApiError> {
         let customer = self.ensure_customer();
         let found = self
@@ -708,7 +806,7 @@ impl Trigger<'_> {
             .charges
             .iter()
             .filter(|c| str_of(&c.value, "customer") == customer && c.value["status"] == "succeeded")
-            .filter(|c| usable(&c.value))
+            .filter(|c| self.pays_an_invoice(&c.value) && usable(&c.value))
             .max_by_key(|c| c.seq)
             .map(|c| c.value.clone());
         if let Some(charge) = found {
@@ -720,9 +818,50 @@ impl Trigger<'_> {
         self.state.charge(&charge).cloned().ok_or_else(|| ApiError::no_such("charge", &charge))
     }
 
-    /// Refunds the whole of the account's newest charge not yet refunded or disputed.
+    /// Refunds the whole of the account's newest invoice charge not yet refunded or disputed.
     fn charge_refunded(&mut self) -> Result<(), ApiError> {
-        let before = self.paid_charge(|c| c["refunded"] == false && c["disputed"] == false)?;
+        let charge = self.paid_charge(refundable)?;
+        self.refund(charge)
+    }
+
+    /// Refunds the whole charge of the account's newest purchase of credit pack `pack` (a
+    /// completed payment-mode session with its metadata), buying the pack first when there is
+    /// none or that charge is already refunded or disputed.
+    fn pack_refunded(&mut self, pack: &str) -> Result<(), ApiError> {
+        let account = json!(self.spec.account);
+        let purchases: Vec<String> = self
+            .state
+            .sessions
+            .iter()
+            .filter(|s| {
+                let session = &s.stored.value;
+                session["mode"] == "payment"
+                    && session["status"] == "complete"
+                    && session["metadata"][ACCOUNT_METADATA_KEY] == account
+                    && session["metadata"][PACK_METADATA_KEY] == json!(pack)
+            })
+            .map(|s| str_of(&s.stored.value, "payment_intent").to_owned())
+            .collect();
+        let newest = purchases.last().and_then(|payment_intent| self.charge_of(payment_intent));
+        let charge = match newest.filter(refundable) {
+            Some(charge) => charge,
+            None => {
+                let bought = self.buy_pack(pack)?;
+                let payment_intent = str_of(&bought, "payment_intent");
+                self.charge_of(payment_intent).ok_or_else(|| ApiError::no_such("charge", payment_intent))?
+            }
+        };
+        self.refund(charge)
+    }
+
+    /// The charge of a payment intent.
+    fn charge_of(&self, payment_intent: &str) -> Option<Value> {
+        let payment_intent = json!(payment_intent);
+        self.state.charges.iter().map(|c| &c.value).find(|c| c["payment_intent"] == payment_intent).cloned()
+    }
+
+    /// Refunds what is left of `before` and records `charge.refunded`.
+    fn refund(&mut self, before: Value) -> Result<(), ApiError> {
         let now = self.now();
         let amount = before["amount"].as_i64().unwrap_or_default();
         let remaining = amount - before["amount_refunded"].as_i64().unwrap_or_default();
@@ -814,6 +953,11 @@ impl Trigger<'_> {
         self.state.record_event("entitlements.active_entitlement_summary.updated", summary, previous);
         Ok(())
     }
+}
+
+/// Not yet refunded nor disputed.
+fn refundable(charge: &Value) -> bool {
+    charge["refunded"] == false && charge["disputed"] == false
 }
 
 fn items_mut(subscription: &mut Value) -> impl Iterator<Item = &mut Value> {

@@ -1534,6 +1534,118 @@ async fn a_refund_returns_the_whole_charge() {
     assert_eq!(events[0]["data"]["previous_attributes"]["refunded"], false);
 }
 
+/// The completed payment-mode session of a pack purchase's events.
+fn purchase(events: &[Value]) -> &Value {
+    let event = events.iter().find(|e| e["type"] == "checkout.session.completed").expect("a completed session");
+    &event["data"]["object"]
+}
+
+#[tokio::test]
+async fn buying_a_pack_creates_the_customer_and_a_paid_payment_mode_session_with_the_packs_metadata() {
+    let (standin, client) = started().await;
+
+    let events = triggered(&standin, &TriggerSpec::new("checkout.session.completed", "acct_x").pack("credits_1000"));
+
+    assert_eq!(kinds(&events), vec!["customer.created", "checkout.session.completed"]);
+    let session = purchase(&events);
+    assert_eq!(session["mode"], "payment");
+    assert_eq!(session["status"], "complete");
+    assert_eq!(session["payment_status"], "paid");
+    assert_eq!(session["amount_total"], 1_000);
+    assert_eq!(session["currency"], "usd");
+    assert_eq!(session["subscription"], Value::Null);
+    assert_eq!(session["client_reference_id"], "acct_x");
+    assert_eq!(session["metadata"], json!({ "tollgate_account_id": "acct_x", "tollgate_pack": "credits_1000" }));
+    assert_eq!(session["customer"], events[0]["data"]["object"]["id"]);
+    assert_eq!(events[0]["data"]["object"]["metadata"]["tollgate_account_id"], "acct_x");
+    let payment_intent = session["payment_intent"].as_str().expect("a payment intent");
+    let intent: stripe_shared::PaymentIntent = typed(&standin, payment_intent);
+    let charge = RetrieveCharge::new(intent.latest_charge.unwrap().id().clone()).send(&client).await.unwrap();
+    assert_eq!(charge.amount, 1_000);
+    assert_eq!(charge.payment_intent.unwrap().id().as_str(), payment_intent);
+    assert!(ListSubscription::new().send(&client).await.unwrap().data.is_empty(), "a pack subscribes to nothing");
+}
+
+#[tokio::test]
+async fn a_second_purchase_makes_a_second_session_for_the_same_customer() {
+    let (standin, _client) = started().await;
+    let buy = TriggerSpec::new("checkout.session.completed", ACCOUNT).pack("credits_10000");
+    let first = triggered(&standin, &buy);
+
+    let second = triggered(&standin, &buy);
+
+    assert_eq!(kinds(&second), vec!["checkout.session.completed"], "the account's customer is reused");
+    let (first, second) = (purchase(&first), purchase(&second));
+    assert_ne!(first["id"], second["id"]);
+    assert_ne!(first["payment_intent"], second["payment_intent"]);
+    assert_eq!(first["customer"], second["customer"]);
+    assert_eq!(second["amount_total"], 8_000);
+    assert_eq!(second["metadata"]["tollgate_pack"], "credits_10000");
+}
+
+#[tokio::test]
+async fn refunding_a_pack_returns_the_whole_charge_of_its_last_purchase() {
+    let (standin, client) = started().await;
+    let buy = TriggerSpec::new("checkout.session.completed", ACCOUNT).pack("credits_1000");
+    triggered(&standin, &buy);
+    let last = triggered(&standin, &buy);
+    triggered(&standin, &TriggerSpec::new("checkout.session.completed", ACCOUNT).pack("credits_10000"));
+
+    let events = triggered(&standin, &TriggerSpec::new("charge.refunded", ACCOUNT).pack("credits_1000"));
+
+    assert_eq!(kinds(&events), vec!["charge.refunded"]);
+    let refunded = &events[0]["data"]["object"];
+    assert_eq!(refunded["payment_intent"], purchase(&last)["payment_intent"]);
+    assert_eq!(refunded["customer"], purchase(&last)["customer"]);
+    assert_eq!((&refunded["refunded"], &refunded["amount_refunded"]), (&json!(true), &json!(1_000)));
+    assert_eq!(events[0]["data"]["previous_attributes"]["refunded"], false);
+    let charge = RetrieveCharge::new(object_id(&events, "charge.refunded")).send(&client).await.unwrap();
+    let refunds = charge.refunds.expect("the charge lists its refund");
+    assert_eq!(refunds.data.len(), 1);
+    assert_eq!(refunds.data[0].amount, 1_000);
+    assert_eq!(
+        refunds.data[0].payment_intent.as_ref().map(|pi| pi.id().to_string()),
+        refunded["payment_intent"].as_str().map(str::to_owned)
+    );
+}
+
+#[tokio::test]
+async fn refunding_a_pack_never_bought_buys_it_first() {
+    let (standin, _client) = started().await;
+
+    let events = triggered(&standin, &TriggerSpec::new("charge.refunded", ACCOUNT).pack("credits_1000"));
+
+    assert_eq!(kinds(&events), vec!["customer.created", "checkout.session.completed", "charge.refunded"]);
+    assert_eq!(events[2]["data"]["object"]["payment_intent"], purchase(&events)["payment_intent"]);
+}
+
+#[tokio::test]
+async fn a_plan_refund_leaves_pack_purchases_alone() {
+    let (standin, _client) = started().await;
+    let paid = triggered(&standin, &TriggerSpec::new("invoice.paid", ACCOUNT));
+    let bought = triggered(&standin, &TriggerSpec::new("checkout.session.completed", ACCOUNT).pack("credits_1000"));
+
+    let events = triggered(&standin, &TriggerSpec::new("charge.refunded", ACCOUNT));
+
+    assert_eq!(kinds(&events), vec!["charge.refunded"]);
+    let refunded = &events[0]["data"]["object"];
+    assert_eq!(refunded["amount"], invoice(&standin, &paid, "invoice.paid").amount_paid);
+    assert_ne!(refunded["payment_intent"], purchase(&bought)["payment_intent"]);
+}
+
+#[tokio::test]
+async fn an_unknown_pack_is_refused_naming_the_known_ones_and_changes_nothing() {
+    let (standin, _client) = started().await;
+
+    let refused = standin.trigger(&TriggerSpec::new("checkout.session.completed", ACCOUNT).pack("credits_5"));
+
+    let Err(StandInError::Invalid(message)) = refused else { panic!("expected Invalid, got {refused:?}") };
+    assert!(message.contains("Unknown credit pack 'credits_5'"), "{message}");
+    assert!(message.contains("credits_1000, credits_10000"), "{message}");
+    assert!(standin.events().is_empty());
+    assert!(standin.trigger(&TriggerSpec::new("charge.refunded", ACCOUNT).pack("credits_5")).is_err());
+}
+
 #[tokio::test]
 async fn customer_deleted_cancels_the_subscription_and_deletes_the_accounts_customer() {
     let (standin, client) = started().await;
@@ -1634,6 +1746,13 @@ async fn bad_trigger_requests_get_stripes_error_shape_and_change_nothing() {
         (json!({ "event": "invoice.paid", "account": ACCOUNT, "interval": "week" }), 400, Some("interval")),
         (json!({ "event": "invoice.paid", "account": ACCOUNT, "outcome": "won" }), 400, Some("outcome")),
         (json!({ "event": "charge.dispute.closed", "account": ACCOUNT, "outcome": "draw" }), 400, Some("outcome")),
+        (json!({ "event": "invoice.paid", "account": ACCOUNT, "pack": "credits_1000" }), 400, Some("pack")),
+        (json!({ "event": "charge.refunded", "account": ACCOUNT, "pack": "credits_5" }), 400, Some("pack")),
+        (
+            json!({ "event": "checkout.session.completed", "account": ACCOUNT, "pack": "credits_1000", "plan": "team" }),
+            400,
+            Some("pack"),
+        ),
         (json!({ "event": "invoice.paid", "account": "" }), 400, Some("account")),
         (json!({ "event": "invoice.paid", "acount": ACCOUNT }), 400, None),
         (json!({ "event": "customer.deleted", "account": ACCOUNT }), 404, Some("account")),
