@@ -99,6 +99,54 @@ async fn every_event_is_delivered_byte_for_byte_and_signed_with_the_secret() {
 }
 
 #[tokio::test]
+async fn a_pack_purchase_and_its_refund_are_delivered_signed() {
+    let (base, standin, intake) = stack(StatusCode::OK).await;
+    let buy = TriggerSpec::new("checkout.session.completed", ACCOUNT).pack("credits_1000");
+    let refund = TriggerSpec::new("charge.refunded", ACCOUNT).pack("credits_1000");
+
+    let bought = trigger(&base, SECRET, &buy, false).await.expect("the purchase is triggered");
+    let refunded = trigger(&base, SECRET, &refund, false).await.expect("the refund is triggered");
+
+    assert_eq!(types(&bought), vec!["customer.created", "checkout.session.completed"]);
+    assert_eq!(types(&refunded), vec!["charge.refunded"]);
+    let received = intake.received();
+    assert_eq!(received.len(), 3);
+    let events: Vec<Value> = received
+        .iter()
+        .map(|request| {
+            let body = std::str::from_utf8(&request.body).unwrap();
+            Webhook::construct_event(body, request.signature.as_deref().unwrap(), SECRET).expect("signed");
+            serde_json::from_str(body).unwrap()
+        })
+        .collect();
+    let session = &events[1]["data"]["object"];
+    assert_eq!(session["mode"], "payment");
+    assert_eq!(session["payment_status"], "paid");
+    assert_eq!(session["metadata"]["tollgate_pack"], "credits_1000");
+    assert_eq!(session["metadata"]["tollgate_account_id"], ACCOUNT);
+    let charge = &events[2]["data"]["object"];
+    assert_eq!(charge["payment_intent"], session["payment_intent"]);
+    assert_eq!(charge["customer"], session["customer"]);
+    assert_eq!(charge["refunded"], true);
+    assert_eq!(standin.events().len(), 3);
+}
+
+#[tokio::test]
+async fn an_unknown_pack_is_refused_with_the_known_ones_and_nothing_is_sent() {
+    let (base, standin, intake) = stack(StatusCode::OK).await;
+    let spec = TriggerSpec::new("checkout.session.completed", ACCOUNT).pack("credits_7");
+
+    let error = trigger(&base, SECRET, &spec, false).await.unwrap_err();
+
+    let message = error.to_string();
+    assert!(message.contains("the Stripe stand-in refused to trigger checkout.session.completed"), "{message}");
+    assert!(message.contains("Unknown credit pack 'credits_7'"), "{message}");
+    assert!(message.contains("credits_1000"), "{message}");
+    assert!(intake.received().is_empty());
+    assert!(standin.events().is_empty());
+}
+
+#[tokio::test]
 async fn skip_delivery_records_the_events_without_sending_them() {
     let (base, _standin, intake) = stack(StatusCode::OK).await;
     let spec = TriggerSpec::new("invoice.payment_failed", ACCOUNT);
