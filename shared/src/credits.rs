@@ -44,6 +44,9 @@ pub struct Grant {
     /// TTL attribute.)
     #[serde(rename = "ends_at", default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
+    /// The Stripe PaymentIntent that paid a pack: a full refund of it removes what is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<String>,
 }
 
 impl Grant {
@@ -103,6 +106,22 @@ pub fn draws(grants: &[Grant], cost: u64, order: DrawOrder, now: i64) -> Option<
     (left == 0).then_some(taken)
 }
 
+/// The grant of credit pack `pack` bought with Checkout Session `session` (paid by
+/// `payment`): its id is the session's, so the paid session is granted once however often its
+/// events arrive.
+pub fn pack_grant(pack: &crate::plans::CreditPack, session: &str, payment: Option<&str>, now: i64) -> Grant {
+    Grant {
+        id: format!("pack-{session}"),
+        kind: GrantKind::Purchased,
+        source: format!("checkout:{session}"),
+        credits: pack.credits,
+        remaining: pack.credits,
+        granted_at: now,
+        expires_at: None,
+        payment: payment.map(str::to_owned),
+    }
+}
+
 /// The id of the plan's grant for the window that starts at `window_start`, on `tier`: one per
 /// window and tier, so a repeated grant is the same item and an upgrade's difference is granted
 /// once.
@@ -123,6 +142,7 @@ pub fn plan_grant(tier: &str, credits: u64, granted: u64, window: crate::usage::
         remaining: owed,
         granted_at: now,
         expires_at: Some(window.end),
+        payment: None,
     })
 }
 
@@ -131,7 +151,16 @@ mod tests {
     use super::*;
 
     fn grant(id: &str, kind: GrantKind, remaining: u64, expires_at: Option<i64>) -> Grant {
-        Grant { id: id.into(), kind, source: "test".into(), credits: remaining, remaining, granted_at: 0, expires_at }
+        Grant {
+            id: id.into(),
+            kind,
+            source: "test".into(),
+            credits: remaining,
+            remaining,
+            granted_at: 0,
+            expires_at,
+            payment: None,
+        }
     }
 
     #[test]

@@ -15,6 +15,17 @@ use serde_json::Value;
 /// that names the product's account.
 pub const ACCOUNT_METADATA_KEY: &str = "tollgate_account_id";
 
+/// The metadata key of a credit pack's Checkout Session naming the pack.
+pub const PACK_METADATA_KEY: &str = "tollgate_pack";
+
+/// A credit pack bought with a Checkout Session, as its event tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackPurchase<'a> {
+    pub session: &'a str,
+    pub pack: &'a str,
+    pub payment_intent: Option<&'a str>,
+}
+
 /// How to find the Stripe customer an event's object is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum About {
@@ -58,6 +69,9 @@ use About::{CustomerField, DisputedCharge, TheCustomer};
 /// webhook endpoint must be created with exactly these types (see the README).
 pub const KINDS: &[EventKind] = &[
     kind("checkout.session.completed", CustomerField, None, None),
+    // A credit pack paid by a delayed method (bank debits): granted on success only.
+    kind("checkout.session.async_payment_succeeded", CustomerField, None, None),
+    kind("checkout.session.async_payment_failed", CustomerField, None, None),
     kind("customer.subscription.created", CustomerField, None, None),
     kind("customer.subscription.updated", CustomerField, None, None),
     kind("customer.subscription.deleted", CustomerField, None, Some(Notice::SubscriptionCanceled)),
@@ -194,6 +208,30 @@ impl Incoming {
 
     fn str_at(&self, path: &[&str]) -> Option<&str> {
         path.iter().try_fold(self.object(), |v, key| v.get(key)).and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// The credit pack a paid, payment-mode Checkout Session bought: on
+    /// `checkout.session.completed` with `payment_status: paid`, or on
+    /// `checkout.session.async_payment_succeeded`.
+    pub fn pack_purchase(&self) -> Option<PackPurchase<'_>> {
+        let paid = match self.event_type.as_str() {
+            "checkout.session.completed" => self.str_at(&["payment_status"]) == Some("paid"),
+            "checkout.session.async_payment_succeeded" => true,
+            _ => false,
+        };
+        if !paid || self.str_at(&["mode"]) != Some("payment") {
+            return None;
+        }
+        let session = self.str_at(&["id"]).filter(|id| is_id(id))?;
+        let pack = self.str_at(&["metadata", PACK_METADATA_KEY])?;
+        Some(PackPurchase { session, pack, payment_intent: self.payment_intent() })
+    }
+
+    /// The PaymentIntent of a charge refunded in full (`charge.refunded` with `refunded: true`).
+    pub fn full_refund(&self) -> Option<&str> {
+        let full = self.event_type == "charge.refunded"
+            && self.object().get("refunded").and_then(Value::as_bool) == Some(true);
+        full.then(|| self.payment_intent()).flatten()
     }
 
     /// The id of the object the event is about.

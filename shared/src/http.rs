@@ -149,6 +149,7 @@ impl From<CheckoutError> for ApiError {
             CheckoutError::Missing(field) => {
                 let code = match field {
                     Field::Plan => "missing_plan",
+                    Field::Pack => "missing_pack",
                     Field::Interval => "missing_interval",
                     Field::AtPeriodEnd => "missing_at_period_end",
                 };
@@ -156,6 +157,7 @@ impl From<CheckoutError> for ApiError {
             }
             CheckoutError::UnknownInterval => Self::bad_request("unknown_interval", message),
             CheckoutError::UnknownPlan(_) => Self::bad_request("unknown_plan", message),
+            CheckoutError::UnknownPack(_) => Self::bad_request("unknown_pack", message),
             CheckoutError::RedirectNotAllowed(_) => Self::bad_request("redirect_not_allowed", message),
             CheckoutError::SubscriptionExists => Self::conflict("subscription_exists", message),
             CheckoutError::NoCustomer => Self::conflict("no_customer", message),

@@ -542,8 +542,12 @@ mod tests {
 
     #[test]
     fn handled_types_are_the_ones_tollgate_uses() {
-        assert_eq!(crate::events::KINDS.len(), 17);
+        assert_eq!(crate::events::KINDS.len(), 19);
         assert!(is_handled("invoice.paid") && is_handled("entitlements.active_entitlement_summary.updated"));
+        assert!(
+            is_handled("checkout.session.async_payment_succeeded")
+                && is_handled("checkout.session.async_payment_failed")
+        );
         assert!(!is_handled("customer.created") && !is_handled("payment_intent.succeeded"));
     }
 }

@@ -34,7 +34,16 @@ fn id(raw: &str) -> AccountId {
 /// A purchased grant `id` of `credits` (expiring at `expires_at`).
 fn grant(id: &str, credits: u64, expires_at: Option<i64>) -> Grant {
     let kind = if expires_at.is_some() { GrantKind::Subscription } else { GrantKind::Purchased };
-    Grant { id: id.into(), kind, source: "test".into(), credits, remaining: credits, granted_at: NOW, expires_at }
+    Grant {
+        id: id.into(),
+        kind,
+        source: "test".into(),
+        credits,
+        remaining: credits,
+        granted_at: NOW,
+        expires_at,
+        payment: None,
+    }
 }
 
 fn grant_entry(id: &str, credits: u64) -> LedgerEntry {

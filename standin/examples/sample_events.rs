@@ -7,7 +7,7 @@
 use tollgate_standin::{StandIn, TriggerSpec};
 
 /// The lifecycle, in an order Stripe allows (a trial before it ends, a pause before a resume).
-const LIFECYCLE: [(&str, Option<&str>); 15] = [
+const LIFECYCLE: [(&str, Option<&str>); 17] = [
     ("checkout.session.completed", Some("pro")),
     ("customer.subscription.trial_will_end", None),
     ("invoice.finalized", None),
@@ -22,6 +22,9 @@ const LIFECYCLE: [(&str, Option<&str>); 15] = [
     ("customer.subscription.paused", None),
     ("customer.subscription.resumed", None),
     ("customer.subscription.deleted", None),
+    // A credit pack paid by a bank debit: once failed, once succeeded.
+    ("checkout.session.async_payment_failed", None),
+    ("checkout.session.async_payment_succeeded", None),
     ("customer.deleted", None),
 ];
 

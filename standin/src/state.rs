@@ -408,6 +408,13 @@ impl State {
     /// the session had none; in subscription mode the subscription, in payment mode the payment
     /// (a payment intent and its succeeded charge of the session's `amount_total`).
     pub(crate) fn complete_checkout_session(&mut self, id: &str) -> Result<Value, ApiError> {
+        self.complete_checkout_session_paying(id, Paying::Now)
+    }
+
+    /// Completes a session as [`State::complete_checkout_session`] does; a payment-mode
+    /// session paid by a delayed method ([`Paying::Later`]) completes `unpaid`, without a
+    /// payment, until [`State::settle_delayed_payment`].
+    pub(crate) fn complete_checkout_session_paying(&mut self, id: &str, paying: Paying) -> Result<Value, ApiError> {
         let session = self.session(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
         let value = session.stored.value.clone();
         if value["status"] != json!("open") {
@@ -445,8 +452,13 @@ impl State {
             let request = SubscriptionRequest { items, trial_end, metadata };
             self.create_subscription(&customer_id, request)
         });
-        let payment_intent = (value["mode"] == json!("payment")).then(|| self.pay_checkout(&value, &customer));
-        let payment_status = if subscription.is_some() && trial_end.is_some() { "no_payment_required" } else { "paid" };
+        let pays_now = value["mode"] == json!("payment") && paying == Paying::Now;
+        let payment_intent = pays_now.then(|| self.pay_checkout(&value, &customer));
+        let payment_status = match (value["mode"].as_str(), paying) {
+            (Some("payment"), Paying::Later) => "unpaid",
+            _ if subscription.is_some() && trial_end.is_some() => "no_payment_required",
+            _ => "paid",
+        };
         let session = self.session_mut(id).expect("session exists");
         let stored = &mut session.stored.value;
         stored["status"] = json!("complete");
@@ -463,6 +475,32 @@ impl State {
         let completed = stored.clone();
         self.record_event("checkout.session.completed", completed.clone(), None);
         Ok(completed)
+    }
+
+    /// Settles the delayed payment of a payment-mode session that completed `unpaid`: it
+    /// succeeds (a payment intent and its charge, `paid`, `checkout.session.async_payment_succeeded`)
+    /// or fails (`checkout.session.async_payment_failed`, still `unpaid`). Returns the session.
+    pub(crate) fn settle_delayed_payment(&mut self, id: &str, succeeded: bool) -> Result<Value, ApiError> {
+        let session = self.session(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
+        let value = session.stored.value.clone();
+        if value["status"] != json!("complete") || value["payment_status"] != json!("unpaid") {
+            return Err(ApiError::invalid_state(format!("Checkout session {id} has no delayed payment to settle.")));
+        }
+        let customer = value["customer"].as_str().and_then(|c| self.live_customer(c)).cloned().unwrap_or(Value::Null);
+        let payment_intent = succeeded.then(|| self.pay_checkout(&value, &customer));
+        let stored = &mut self.session_mut(id).expect("session exists").stored.value;
+        if let Some(payment_intent) = payment_intent {
+            stored["payment_intent"] = json!(payment_intent);
+            stored["payment_status"] = json!("paid");
+        }
+        let settled = stored.clone();
+        let event = if succeeded {
+            "checkout.session.async_payment_succeeded"
+        } else {
+            "checkout.session.async_payment_failed"
+        };
+        self.record_event(event, settled.clone(), None);
+        Ok(settled)
     }
 
     /// Pays a payment-mode session's `amount_total` by card, as its customer does on the
@@ -483,6 +521,15 @@ impl State {
         self.insert_billing_object(charge);
         payment_intent
     }
+}
+
+/// When a payment-mode session's buyer pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Paying {
+    /// By card, on the hosted page.
+    Now,
+    /// By a delayed method (a bank debit): settled later.
+    Later,
 }
 
 fn find<'a>(stored: &'a [Stored], id: &str) -> Option<&'a Value> {

@@ -30,7 +30,7 @@ use super::error::ApiError;
 use super::objects::{self, NewCharge, NewInvoice};
 use super::params::Params;
 use super::routes;
-use super::state::{State, SubscriptionRequest, period_end, previous_attributes};
+use super::state::{Paying, State, SubscriptionRequest, period_end, previous_attributes};
 
 /// Types the stand-in also triggers on their own that Tollgate does not handle, as `stripe
 /// trigger` allows (a customer before anything else happens to it).
@@ -55,9 +55,8 @@ const fn trigger_events() -> [&'static str; KINDS.len() + UNHANDLED_TRIGGERS.len
     events
 }
 
-/// The Checkout Session metadata key naming the credit pack a payment-mode session buys, as
-/// [`super::StandIn::trigger`] sets it (with [`ACCOUNT_METADATA_KEY`]).
-pub const PACK_METADATA_KEY: &str = "tollgate_pack";
+/// The metadata key that names a credit pack (Tollgate's own, from the core).
+pub use tollgate::events::PACK_METADATA_KEY;
 
 /// The plan and billing interval used when a trigger does not name them.
 pub const DEFAULT_PLAN: &str = "pro";
@@ -203,7 +202,12 @@ fn check(state: &State, spec: &TriggerSpec) -> Result<(), ApiError> {
 }
 
 /// Events a credit pack applies to.
-const PACK_EVENTS: [&str; 2] = ["checkout.session.completed", "charge.refunded"];
+const PACK_EVENTS: [&str; 4] = [
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "checkout.session.async_payment_failed",
+    "charge.refunded",
+];
 
 fn check_pack(state: &State, spec: &TriggerSpec, pack: &str) -> Result<(), ApiError> {
     if !PACK_EVENTS.contains(&spec.event.as_str()) {
@@ -259,6 +263,20 @@ impl Trigger<'_> {
                 Some(pack) => self.buy_pack(&pack).map(drop),
                 None => self.checkout_session_completed(),
             },
+            "checkout.session.async_payment_succeeded" | "checkout.session.async_payment_failed" => {
+                // A pack paid by a delayed method (the first pack of the catalogue by default).
+                let pack = match self.spec.pack.clone() {
+                    Some(pack) => pack,
+                    None => self.state.catalogue.credit_packs().first().map(|p| p.id.clone()).ok_or_else(|| {
+                        ApiError::invalid_value("event", "The stand-in's catalogue sells no credit pack.")
+                    })?,
+                };
+                let session = self.open_pack_session(&pack)?;
+                let id = str_of(&session, "id").to_owned();
+                self.state.complete_checkout_session_paying(&id, Paying::Later)?;
+                let succeeded = self.spec.event.ends_with("succeeded");
+                self.state.settle_delayed_payment(&id, succeeded).map(drop)
+            }
             "customer.created" => self.customer_created(),
             "customer.subscription.created" => self.subscription_created(),
             "customer.subscription.updated" => self.subscription_updated(),
@@ -447,6 +465,13 @@ impl Trigger<'_> {
     /// customer (made first when it has none), then completes it: the customer pays its price
     /// once. Returns the completed session.
     fn buy_pack(&mut self, pack: &str) -> Result<Value, ApiError> {
+        let session = self.open_pack_session(pack)?;
+        self.state.complete_checkout_session(str_of(&session, "id"))
+    }
+
+    /// A new, open payment-mode Checkout Session for credit pack `pack`, for the account's
+    /// customer (made first when it has none).
+    fn open_pack_session(&mut self, pack: &str) -> Result<Value, ApiError> {
         let lookup_key = self.state.catalogue.credit_pack(pack).map(|p| p.lookup_key.clone()).unwrap_or_default();
         let price = self.state.price_by_lookup_key(&lookup_key).cloned().ok_or_else(|| {
             ApiError::invalid_value("pack", format!("The stand-in sells no price for pack '{pack}'."))
@@ -472,7 +497,7 @@ impl Trigger<'_> {
         self.by_request();
         let session = routes::create_checkout_session(self.state, &Params::from_pairs(&pairs))?;
         self.automatically();
-        self.state.complete_checkout_session(str_of(&session, "id"))
+        Ok(session)
     }
 
     fn customer_deleted(&mut self) -> Result<(), ApiError> {

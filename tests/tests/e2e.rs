@@ -16,13 +16,7 @@ async fn stack(test: &str) -> Stack {
 
 impl Stack {
     async fn trigger(&self, event: &str, plan: Option<&str>) {
-        let spec = TriggerSpec {
-            event: event.into(),
-            account: "acct_e2e".into(),
-            plan: plan.map(str::to_owned),
-            interval: None,
-            outcome: None,
-        };
+        let spec = TriggerSpec { plan: plan.map(str::to_owned), ..TriggerSpec::new(event, "acct_e2e") };
         let deliveries = trigger(&self.0.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
         assert!(deliveries.iter().all(|d| d.status == Some(200)), "{deliveries:?}");
         self.0.drain().await;

@@ -24,13 +24,7 @@ async fn read(base: &str, account: &str) -> serde_json::Value {
 async fn missed_cancellation_is_applied_by_one_local_sync_and_health_shows_it() {
     let stack = common::serve_stack("sync").await;
     let (base, port) = (stack.base.clone(), stack.port);
-    let spec = |event: &str| TriggerSpec {
-        event: event.into(),
-        account: "acct_s".into(),
-        plan: None,
-        interval: None,
-        outcome: None,
-    };
+    let spec = |event: &str| TriggerSpec::new(event, "acct_s");
     trigger(&base, DEV_WEBHOOK_SECRET, &spec("checkout.session.completed"), false).await.unwrap();
     stack.drain().await;
     tollgate_dev::ops::sync(port, false).await.unwrap();

@@ -403,6 +403,8 @@ const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:DeleteItem",
             "dynamodb:Query",
             "dynamodb:ConditionCheckItem",
+            // A credit pack's grant reversed on a refund of its charge.
+            "dynamodb:UpdateItem",
         ],
     ),
     (
@@ -413,6 +415,8 @@ const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:DeleteItem",
             "dynamodb:Query",
             "dynamodb:ConditionCheckItem",
+            // A credit pack's grant reversed on a refund of its charge.
+            "dynamodb:UpdateItem",
         ],
     ),
 ];

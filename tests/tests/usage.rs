@@ -460,3 +460,42 @@ async fn a_hundred_parallel_consumers_take_exactly_the_thirty_credits_left_over_
     assert_eq!(consumptions, 31, "the setup and exactly 30 of the burst");
     assert_eq!(read["credits"]["balance"], 0, "the subscription read shows the balance");
 }
+
+#[tokio::test]
+async fn a_pack_bought_through_checkout_is_spent_listed_and_reversed_by_its_refund_over_http() {
+    let stack = Stack(common::serve_stack("credits-pack").await);
+    let account = "acct_pack";
+
+    let (status, session) =
+        stack.call(reqwest::Method::POST, "/credits/checkout", account, json!({"pack": "credits_1000"})).await;
+    assert_eq!(status, 200, "{session}");
+    let mark = stack.0.standin.events().len();
+    stack.0.standin.complete_checkout_session(session["session_id"].as_str().unwrap()).unwrap();
+    let events = stack.0.standin.events().split_off(mark);
+    stack.0.deliver(&events).await;
+    stack.0.deliver(&events).await;
+    let spend = json!({"event": "ai_inference", "quantity": 2, "idempotency_key": "job-1"});
+    let (spent, answer) = stack.call(reqwest::Method::POST, "/credits/consume", account, spend).await;
+    let (_, ledger) = stack.call(reqwest::Method::GET, "/credits", account, Value::Null).await;
+    let spec = TriggerSpec::new("charge.refunded", account).pack("credits_1000");
+    tollgate_dev::trigger::trigger(&stack.0.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+    stack.0.drain().await;
+    let (_, after) = stack.call(reqwest::Method::GET, "/credits", account, Value::Null).await;
+
+    assert_eq!(
+        (spent, answer["purchased"].as_u64()),
+        (200, Some(950)),
+        "granted once though delivered twice: {answer}"
+    );
+    assert_eq!(ledger["entries"].as_array().unwrap().len(), 2, "{ledger}");
+    assert_eq!(ledger["entries"][0]["kind"], "consumption");
+    assert_eq!(ledger["entries"][1]["kind"], "grant");
+    assert_eq!(ledger["grants"][0]["kind"], "purchased");
+    assert_eq!(ledger["grants"][0]["expires_at"], Value::Null, "bought credits never expire");
+    assert_eq!(after["balance"], 0, "a refunded pack leaves no spendable credits: {after}");
+    assert_eq!(after["entries"][0]["kind"], "reversal");
+    assert_eq!(
+        (after["entries"][0]["credits"].as_i64(), after["entries"][0]["quantity"].as_u64()),
+        (Some(-950), Some(50))
+    );
+}

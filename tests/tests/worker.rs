@@ -19,8 +19,7 @@ use common::receive_all;
 async fn notifications_reach_the_outbound_queue_in_the_documented_schema() {
     let stack = common::serve_stack("notify").await;
     for event in ["checkout.session.completed", "invoice.payment_failed", "charge.dispute.created"] {
-        let spec =
-            TriggerSpec { event: event.into(), account: "acct_n".into(), plan: None, interval: None, outcome: None };
+        let spec = TriggerSpec::new(event, "acct_n");
         trigger(&stack.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
     }
 

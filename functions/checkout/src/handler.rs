@@ -24,6 +24,7 @@ pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore, Stri
 
 enum Route {
     Checkout,
+    BuyPack,
     Portal,
     Change,
     Cancel,
@@ -33,6 +34,7 @@ enum Route {
 fn route(req: &Request) -> Result<Route, ApiError> {
     let (route, method) = match req.uri().path().trim_end_matches('/') {
         "/checkout" => (Route::Checkout, Method::POST),
+        "/credits/checkout" => (Route::BuyPack, Method::POST),
         "/portal" => (Route::Portal, Method::POST),
         "/subscription/change" => (Route::Change, Method::POST),
         "/subscription/cancel" => (Route::Cancel, Method::POST),
@@ -64,6 +66,7 @@ where
     let app = &deps.checkout;
     Ok(match route {
         Route::Checkout => json(StatusCode::OK, &checkout::checkout(app, &account, json_body(req)?).await?),
+        Route::BuyPack => json(StatusCode::OK, &checkout::buy_pack(app, &account, json_body(req)?).await?),
         Route::Portal => json(StatusCode::OK, &checkout::portal(app, &account, json_body(req)?).await?),
         Route::Change => json(StatusCode::OK, &checkout::change(app, &account, json_body(req)?).await?),
         Route::Cancel => json(StatusCode::OK, &checkout::cancel(app, &account, json_body(req)?).await?),

@@ -448,3 +448,45 @@ async fn stripe_rate_limit_is_retried_with_the_same_key() {
     assert_eq!(customers.len(), 3);
     assert!(customers.iter().all(|r| r.idempotency_key.as_deref() == Some("customer-acct_o")));
 }
+
+#[tokio::test]
+async fn a_credit_pack_checkout_sends_stripe_a_payment_session_for_the_packs_price_once() {
+    let h = harness().await;
+    let pack = |body: serde_json::Value| request(Method::POST, "/credits/checkout", Some(body), Some("acct_p"));
+
+    let first = handle(&h.deps, pack(serde_json::json!({"pack": "credits_1000"}))).await.unwrap();
+    let again = handle(&h.deps, pack(serde_json::json!({"pack": "credits_1000"}))).await.unwrap();
+    let unknown = handle(&h.deps, pack(serde_json::json!({"pack": "gold"}))).await.unwrap();
+    let missing = handle(&h.deps, pack(serde_json::json!({}))).await.unwrap();
+    let foreign =
+        handle(&h.deps, pack(serde_json::json!({"pack": "credits_1000", "success_url": "https://evil.example/"})))
+            .await
+            .unwrap();
+
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(body(&again), body(&first), "a repeat answers the pending session");
+    assert_eq!(
+        (unknown.status(), body(&unknown)["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unknown_pack"))
+    );
+    assert_eq!(
+        (missing.status(), body(&missing)["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("missing_pack"))
+    );
+    assert_eq!(body(&foreign)["error"]["code"], "redirect_not_allowed");
+    let sessions = posts(&h.standin, "/v1/checkout/sessions");
+    assert_eq!(sessions.len(), 1, "one session for the repeated request, none for the refused ones");
+    let session = &sessions[0];
+    assert!(session.idempotency_key.as_deref().unwrap().starts_with("pack-acct_p-"));
+    for (field, value) in [
+        ("mode", "payment"),
+        ("client_reference_id", "acct_p"),
+        ("line_items[0][price]", "price_credits_1000"),
+        ("line_items[0][quantity]", "1"),
+        ("metadata[tollgate_account_id]", "acct_p"),
+        ("metadata[tollgate_pack]", "credits_1000"),
+    ] {
+        assert_eq!(session.field(field), Some(value), "{field}");
+    }
+    assert_eq!(session.field("subscription_data[trial_period_days]"), None);
+}

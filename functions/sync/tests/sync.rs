@@ -70,8 +70,7 @@ impl Harness {
     /// (one second) so that later snapshots are newer.
     fn happen(&self, event: &str, account: &str) {
         self.clock.advance(1);
-        let spec =
-            TriggerSpec { event: event.into(), account: account.into(), plan: None, interval: None, outcome: None };
+        let spec = TriggerSpec::new(event, account);
         self.standin.trigger(&spec).unwrap();
     }
 

@@ -68,6 +68,7 @@ fn bench(c: &mut Criterion) {
         remaining: u64::MAX / 2,
         granted_at: NOW,
         expires_at: None,
+        payment: None,
     };
     let entry = tollgate::store::LedgerEntry {
         id: "grant-cs_bench".into(),

@@ -148,3 +148,81 @@ async fn records_not_started_before_the_deadline_are_retried() {
     assert_eq!(retry, ["m1"]);
     assert!(deps.billing.calls().is_empty(), "nothing was started");
 }
+
+/// The sample `checkout.session.completed` as a paid credit pack's session (event `id`).
+fn pack_session(id: &str, event_type: &str, payment_status: &str) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(&sample("checkout.session.completed")).unwrap();
+    event["id"] = id.into();
+    event["type"] = event_type.into();
+    let object = &mut event["data"]["object"];
+    object["id"] = "cs_test_pack_1".into();
+    object["mode"] = "payment".into();
+    object["payment_status"] = payment_status.into();
+    object["subscription"] = serde_json::Value::Null;
+    object["payment_intent"] = "pi_pack_1".into();
+    object["metadata"]["tollgate_pack"] = "credits_1000".into();
+    event.to_string()
+}
+
+/// The sample `charge.refunded` as the refund of the pack's charge (`refunded`: in full).
+fn pack_refund(id: &str, refunded: bool) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(&sample("charge.refunded")).unwrap();
+    event["id"] = id.into();
+    event["data"]["object"]["payment_intent"] = "pi_pack_1".into();
+    event["data"]["object"]["refunded"] = refunded.into();
+    event.to_string()
+}
+
+#[tokio::test]
+async fn a_paid_pack_is_granted_once_and_a_full_refund_removes_what_is_left() {
+    use tollgate::store::{CreditStore, EntryKind};
+    let deps = deps().await;
+    let account = AccountId::parse("acct_sample").unwrap();
+    let balance = |deps: &EventDeps<MemoryStore, FakeBilling, Outbox>| {
+        let (store, account) = (deps.store.clone(), account.clone());
+        async move {
+            let state = store.state(&account).await.unwrap();
+            tollgate::credits::balance(&state.grants, NOW).purchased
+        }
+    };
+
+    apply(&deps, &pack_session("evt_unpaid", "checkout.session.completed", "unpaid"), &mut Snapshots::new())
+        .await
+        .unwrap();
+    apply(&deps, &pack_session("evt_failed", "checkout.session.async_payment_failed", "unpaid"), &mut Snapshots::new())
+        .await
+        .unwrap();
+    let unpaid = balance(&deps).await;
+    for (id, event_type) in [
+        ("evt_paid", "checkout.session.async_payment_succeeded"),
+        ("evt_paid_again", "checkout.session.async_payment_succeeded"),
+        ("evt_completed_paid", "checkout.session.completed"),
+    ] {
+        apply(&deps, &pack_session(id, event_type, "paid"), &mut Snapshots::new()).await.unwrap();
+    }
+    let granted = balance(&deps).await;
+    let spent = tollgate::app::usage::UsageDeps {
+        store: deps.store.clone(),
+        notifier: Outbox::default(),
+        settings: settings(&FixedClock::at(NOW)),
+    };
+    let body = tollgate::app::credits::ConsumeRequest {
+        event: Some("ai_inference".into()),
+        quantity: Some(serde_json::json!(4)),
+        idempotency_key: Some("k".into()),
+    };
+    tollgate::app::credits::consume(&spent, &account, body).await.unwrap();
+    apply(&deps, &pack_refund("evt_partial", false), &mut Snapshots::new()).await.unwrap();
+    let after_partial = balance(&deps).await;
+    apply(&deps, &pack_refund("evt_refund", true), &mut Snapshots::new()).await.unwrap();
+    apply(&deps, &pack_refund("evt_refund_again", true), &mut Snapshots::new()).await.unwrap();
+
+    assert_eq!(unpaid, 0, "nothing is granted before the payment succeeds");
+    assert_eq!(granted, 1_000, "granted once, whichever of its events arrives, however often");
+    assert_eq!(after_partial, 900, "a partial refund leaves the pack");
+    assert_eq!(balance(&deps).await, 0, "a refunded pack leaves no spendable credits");
+    let entries = deps.store.ledger(&account, 10, None).await.unwrap().entries;
+    let reversal = entries.iter().find(|e| e.kind == EntryKind::Reversal).unwrap();
+    assert_eq!((reversal.credits, reversal.quantity), (-900, Some(100)), "what was spent is reported, not clawed back");
+    assert_eq!(entries.iter().filter(|e| e.kind == EntryKind::Reversal).count(), 1);
+}

@@ -56,6 +56,8 @@ pub enum CheckoutError {
     UnknownInterval,
     #[error("{0}")]
     UnknownPlan(String),
+    #[error("{0}")]
+    UnknownPack(String),
     /// A redirect URL is outside the allow-list (the field's name).
     #[error("`{0}` must be on an allowed origin")]
     RedirectNotAllowed(&'static str),
@@ -82,6 +84,7 @@ pub enum CheckoutError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
     Plan,
+    Pack,
     Interval,
     AtPeriodEnd,
 }
@@ -91,6 +94,7 @@ impl Field {
     pub fn requirement(self) -> &'static str {
         match self {
             Self::Plan => "`plan` is required",
+            Self::Pack => "`pack` is required",
             Self::Interval => "`interval` is required (month or year)",
             Self::AtPeriodEnd => "`at_period_end` (true or false) is required",
         }
@@ -102,6 +106,14 @@ impl Field {
 pub struct PlanRequest {
     pub plan: Option<String>,
     pub interval: Option<String>,
+    pub success_url: Option<String>,
+    pub cancel_url: Option<String>,
+}
+
+/// The body of `POST /credits/checkout`.
+#[derive(Debug, Default, Deserialize)]
+pub struct PackRequest {
+    pub pack: Option<String>,
     pub success_url: Option<String>,
     pub cancel_url: Option<String>,
 }
@@ -209,6 +221,7 @@ where
         trial_days,
         success_url,
         cancel_url,
+        pack: None,
     };
     let session =
         deps.billing.create_checkout_session(&request, &format!("checkout-{account}-{}", pending.nonce)).await?;
@@ -216,6 +229,50 @@ where
     if let Err(err) = deps.store.complete_checkout(account, &done).await {
         // The session exists and is answered; unrecorded, a repeat would only make another.
         tracing::warn!(error = %err, "could not record the checkout session");
+    }
+    Ok(SessionAnswer { url: session.url, session_id: session.id })
+}
+
+/// `POST /credits/checkout`: a payment-mode Checkout Session for a credit pack, or the pending
+/// one for the same request; the same allow-list, rate window and reuse as `POST /checkout`.
+/// The worker grants the pack when the session is paid.
+pub async fn buy_pack<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    body: PackRequest,
+) -> Result<SessionAnswer, CheckoutError>
+where
+    S: AccountStore + SubscriptionStore + CheckoutStore + RateLimitStore,
+    B: Billing,
+{
+    let id = body.pack.ok_or(CheckoutError::Missing(Field::Pack))?;
+    let catalogue = deps.settings.catalogue;
+    let pack = catalogue.credit_pack(&id).ok_or_else(|| {
+        let known: Vec<&str> = catalogue.credit_packs().iter().map(|p| p.id.as_str()).collect();
+        CheckoutError::UnknownPack(format!("`pack` must be one of: {}", known.join(", ")))
+    })?;
+    let success_url = redirect(&deps.redirects, body.success_url, &deps.redirects.success_url, "success_url")?;
+    let cancel_url = redirect(&deps.redirects, body.cancel_url, &deps.redirects.cancel_url, "cancel_url")?;
+    let request_key = hex::encode(&Sha256::digest(format!("pack|{}|{success_url}|{cancel_url}", pack.id))[..16]);
+    let pending = reserve_or_join(deps, account, &request_key).await?;
+    if let (Some(id), Some(url)) = (&pending.session_id, &pending.url) {
+        return Ok(SessionAnswer { url: url.clone(), session_id: id.clone() });
+    }
+    let state = deps.store.state(account).await?;
+    let customer_id = ensure_customer(deps, account, &state).await?;
+    let request = CheckoutRequest {
+        account: account.clone(),
+        customer_id,
+        price_lookup_key: pack.lookup_key.clone(),
+        trial_days: None,
+        success_url,
+        cancel_url,
+        pack: Some(pack.id.clone()),
+    };
+    let session = deps.billing.create_checkout_session(&request, &format!("pack-{account}-{}", pending.nonce)).await?;
+    let done = PendingCheckout { session_id: Some(session.id.clone()), url: Some(session.url.clone()), ..pending };
+    if let Err(err) = deps.store.complete_checkout(account, &done).await {
+        tracing::warn!(error = %err, "could not record the pack's checkout session");
     }
     Ok(SessionAnswer { url: session.url, session_id: session.id })
 }

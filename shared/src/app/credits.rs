@@ -365,6 +365,79 @@ pub async fn credits<S: SubscriptionStore + CreditStore>(
     })
 }
 
+/// What an event did to the account's credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackEffect {
+    /// A paid pack was granted now.
+    Granted,
+    /// The pack's session was granted before (a redelivery, or both events of one payment).
+    AlreadyGranted,
+    /// A fully refunded pack's remaining credits were removed (`spent`: what had been used).
+    Reversed { removed: u64, spent: u64 },
+    /// Nothing about credits.
+    None,
+}
+
+/// The credit effects of a Stripe event for `account`: a paid credit pack's Checkout Session
+/// grants the pack once (the grant's id is the session's); a full refund of the charge that
+/// paid a pack removes what is left of that grant (never below zero: what was spent is
+/// reported in the reversal entry, not taken back). An unknown pack id grants nothing (logged).
+pub async fn apply_event<S: SubscriptionStore + CreditStore>(
+    store: &S,
+    settings: &Settings,
+    event: &crate::events::Incoming,
+    account: &AccountId,
+) -> Result<PackEffect, StoreError> {
+    if let Some(purchase) = event.pack_purchase() {
+        let Some(pack) = settings.catalogue.credit_pack(purchase.pack) else {
+            tracing::warn!(pack = purchase.pack, "a paid session names a credit pack plans.toml does not have");
+            return Ok(PackEffect::None);
+        };
+        let grant = crate::credits::pack_grant(pack, purchase.session, purchase.payment_intent, settings.clock.now());
+        let entry = LedgerEntry {
+            id: format!("grant-{}", grant.id),
+            kind: EntryKind::Grant,
+            at_ms: settings.clock.now_ms(),
+            credits: i64::try_from(grant.credits).unwrap_or(i64::MAX),
+            event: None,
+            quantity: None,
+            grant: Some(grant.id.clone()),
+        };
+        return Ok(match store.grant(account, &grant, &entry).await? {
+            true => PackEffect::Granted,
+            false => PackEffect::AlreadyGranted,
+        });
+    }
+    let Some(payment) = event.full_refund() else { return Ok(PackEffect::None) };
+    for _ in 0..ATTEMPTS {
+        let state = store.state(account).await?;
+        let Some(grant) = state.grants.iter().find(|g| g.payment.as_deref() == Some(payment)) else {
+            return Ok(PackEffect::None);
+        };
+        let entry = LedgerEntry {
+            id: format!("reversal-{}", grant.id),
+            kind: EntryKind::Reversal,
+            at_ms: settings.clock.now_ms(),
+            credits: i64::try_from(grant.remaining).map_or(i64::MIN, i64::saturating_neg),
+            event: None,
+            quantity: Some(grant.credits.saturating_sub(grant.remaining)),
+            grant: Some(grant.id.clone()),
+        };
+        match store.reverse_grant(account, &grant.id, grant.remaining, &entry).await {
+            Ok(true) => {
+                let spent = grant.credits.saturating_sub(grant.remaining);
+                tracing::info!(grant = %grant.id, removed = grant.remaining, spent, "refunded credit pack reversed");
+                return Ok(PackEffect::Reversed { removed: grant.remaining, spent });
+            }
+            Ok(false) => continue,
+            // Its reversal entry exists: a redelivered refund.
+            Err(StoreError::Conflict(_)) => return Ok(PackEffect::None),
+            Err(err) => return Err(err),
+        }
+    }
+    Err(StoreError::Conflict("the refunded pack's grant kept changing; retry"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +471,7 @@ mod tests {
             remaining: credits,
             granted_at: NOW,
             expires_at: None,
+            payment: None,
         };
         let entry = LedgerEntry {
             id: format!("grant-{id}"),

@@ -20,8 +20,8 @@ use crate::notify::{Kind, Notification, Notifier};
 use crate::projection::current;
 use crate::queue::QueueError;
 use crate::store::{
-    Account, AccountStore, ApplyOutcome, CustomerLink, Effect, EventLog, FailedEvent, ProcessedEvent, Retirement,
-    StoreError, SubscriptionStore,
+    Account, AccountStore, ApplyOutcome, CreditStore, CustomerLink, Effect, EventLog, FailedEvent, ProcessedEvent,
+    Retirement, StoreError, SubscriptionStore,
 };
 use std::collections::HashMap;
 
@@ -85,7 +85,7 @@ pub type Snapshots = HashMap<String, Snapshot>;
 /// not started when `deadline` expires are retried too.
 pub async fn process<S, B, N>(deps: &EventDeps<S, B, N>, records: &[Record], deadline: &dyn Deadline) -> Vec<String>
 where
-    S: AccountStore + SubscriptionStore + EventLog,
+    S: AccountStore + SubscriptionStore + EventLog + CreditStore,
     B: Billing,
     N: Notifier,
 {
@@ -152,7 +152,7 @@ pub async fn apply<S, B, N>(
     snapshots: &mut Snapshots,
 ) -> Result<Outcome, EventError>
 where
-    S: AccountStore + SubscriptionStore + EventLog,
+    S: AccountStore + SubscriptionStore + EventLog + CreditStore,
     B: Billing,
     N: Notifier,
 {
@@ -204,6 +204,9 @@ where
         None => return ignore("unlinked").await,
     };
     tracing::info!(account_id = %account, "applying");
+    // Credit packs: granted once by their session, reversed by a full refund of their charge
+    // (each idempotent, so it runs before the event's record: a crash is redone on redelivery).
+    crate::app::credits::apply_event(&deps.store, settings, &event, &account).await?;
 
     let snapshot = match snapshots.get(&customer) {
         Some(snapshot) => snapshot.clone(),

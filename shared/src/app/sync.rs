@@ -16,7 +16,9 @@ use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply, p
 use crate::app::refresh::{Refreshed, Snapshot, refresh};
 use crate::billing::{Billing, BillingError, RemoteEvent};
 use crate::notify::Notifier;
-use crate::store::{AccountStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore};
+use crate::store::{
+    AccountStore, CreditStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -89,7 +91,7 @@ pub async fn run<S, B, N>(
     deadline: &dyn Deadline,
 ) -> Result<SyncOutcome, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
     B: Billing,
     N: Notifier,
 {
@@ -128,7 +130,7 @@ async fn work<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
     B: Billing,
     N: Notifier,
 {
@@ -187,7 +189,7 @@ async fn replay<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
     B: Billing,
     N: Notifier,
 {
@@ -271,7 +273,7 @@ async fn hand_over<S, B, N>(
     snapshots: &mut Snapshots,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
     B: Billing,
     N: Notifier,
 {
@@ -344,7 +346,7 @@ async fn reconcile<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
     B: Billing,
     N: Notifier,
 {

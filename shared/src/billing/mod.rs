@@ -77,6 +77,9 @@ pub struct CheckoutRequest {
     pub trial_days: Option<u32>,
     pub success_url: String,
     pub cancel_url: String,
+    /// A credit pack (`plans.toml` id): the session is in payment mode for the pack's
+    /// one-time price, and its metadata names the pack; `None`: a subscription.
+    pub pack: Option<String>,
 }
 
 /// A created Checkout Session.
@@ -132,8 +135,9 @@ pub trait Billing: Send + Sync {
     /// One page of every subscription of the account, in every status, newest first.
     async fn subscriptions_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError>;
 
-    /// Creates a subscription-mode Checkout Session for the price with this lookup key;
-    /// `client_reference_id` and metadata `tollgate_account_id` carry the account.
+    /// Creates a Checkout Session for the price with this lookup key: subscription mode, or
+    /// payment mode for a credit pack; `client_reference_id` and metadata
+    /// `tollgate_account_id` carry the account (and `tollgate_pack` the pack).
     async fn create_checkout_session(
         &self,
         request: &CheckoutRequest,

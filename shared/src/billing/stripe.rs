@@ -324,24 +324,29 @@ impl Billing for StripeBilling {
         idempotency_key: &str,
     ) -> Result<CheckoutSession, BillingError> {
         let price = self.price_id(&request.price_lookup_key).await?;
-        let metadata = account_metadata(&request.account);
+        let mut metadata = account_metadata(&request.account);
+        if let Some(pack) = &request.pack {
+            metadata.insert(crate::events::PACK_METADATA_KEY.to_owned(), pack.clone());
+        }
         let session = self
             .send(Some(idempotency_key), || {
                 let mut item = CreateCheckoutSessionLineItems::new();
                 item.price = Some(price.clone());
                 item.quantity = Some(1);
-                let mut subscription = CreateCheckoutSessionSubscriptionData::new();
-                subscription.trial_period_days = request.trial_days;
-                subscription.metadata = Some(metadata.clone());
-                CreateCheckoutSession::new()
-                    .mode(CheckoutSessionMode::Subscription)
+                let session = CreateCheckoutSession::new()
                     .customer(request.customer_id.as_str())
                     .client_reference_id(request.account.as_str())
                     .line_items(vec![item])
-                    .subscription_data(subscription)
                     .metadata(metadata.clone())
                     .success_url(request.success_url.as_str())
-                    .cancel_url(request.cancel_url.as_str())
+                    .cancel_url(request.cancel_url.as_str());
+                if request.pack.is_some() {
+                    return session.mode(CheckoutSessionMode::Payment);
+                }
+                let mut subscription = CreateCheckoutSessionSubscriptionData::new();
+                subscription.trial_period_days = request.trial_days;
+                subscription.metadata = Some(metadata.clone());
+                session.mode(CheckoutSessionMode::Subscription).subscription_data(subscription)
             })
             .await?;
         let url = session.url.ok_or_else(|| BillingError::Unavailable("Checkout Session without a URL".into()))?;

@@ -610,6 +610,16 @@ pub trait CreditStore: Send + Sync {
     /// with its refund entry, at `at_ms`.
     async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError>;
 
+    /// Empties grant `grant` if it still holds exactly `seen` (what the caller read), with its
+    /// `reversal` entry: `false` (nothing written) when it changed meanwhile; read it again.
+    async fn reverse_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        seen: u64,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError>;
+
     /// The consumption recorded under `key`.
     async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError>;
 

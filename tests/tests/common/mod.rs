@@ -47,6 +47,26 @@ pub async fn serve_stack(test: &str) -> LocalStack {
 }
 
 impl LocalStack {
+    /// Signs and delivers `events` to the local intake in the order given (each must be
+    /// accepted), then drains the queue through the worker.
+    pub async fn deliver(&self, events: &[serde_json::Value]) {
+        for event in events {
+            let body = event.to_string();
+            let now = tollgate::clock::Clock::now(&tollgate::clock::SystemClock);
+            let header = tollgate::testing::signature_header(&body, tollgate::webhook::DEV_WEBHOOK_SECRET, now);
+            let status = reqwest::Client::new()
+                .post(format!("{}/webhooks/stripe", self.base))
+                .header("Stripe-Signature", header)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200, "{event}");
+        }
+        self.drain().await;
+    }
+
     /// Runs the local worker until the events queue is empty.
     pub async fn drain(&self) {
         let url = &self.resources.queue("EventsQueue").unwrap().url;

@@ -123,6 +123,29 @@ impl CreditStore for DynamoStore {
         }
     }
 
+    async fn reverse_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        seen: u64,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError> {
+        let empty = self
+            .grant_update(account, grant)
+            .update_expression("SET remaining = :zero")
+            .condition_expression("remaining = :seen")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":seen", n(seen))
+            .build()
+            .expect("table, key and update are set");
+        let items = vec![TransactWriteItem::builder().update(empty).build(), self.entry_put(account, entry)?];
+        match self.transact(items, "grant reversal").await? {
+            Ok(()) => Ok(true),
+            Err(failed) if failed.first() == Some(&true) => Ok(false),
+            Err(_) => Err(StoreError::Conflict("this grant was reversed already")),
+        }
+    }
+
     async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError> {
         self.get(keys::credit_request(account, key), keys::IDEMPOTENCY).await
     }

@@ -68,6 +68,27 @@ impl CreditStore for MemoryStore {
         Ok(CreditRefund::Refunded(refunded))
     }
 
+    async fn reverse_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        seen: u64,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        let ledger_key = keys::ledger(entry);
+        if tables.ledger.get(account).is_some_and(|l| l.contains_key(&ledger_key)) {
+            return Err(StoreError::Conflict("this grant was reversed already"));
+        }
+        let Some(g) = tables.grants.get_mut(account).and_then(|g| g.get_mut(grant)).filter(|g| g.remaining == seen)
+        else {
+            return Ok(false);
+        };
+        g.remaining = 0;
+        tables.ledger.entry(account.clone()).or_default().insert(ledger_key, entry.clone());
+        Ok(true)
+    }
+
     async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError> {
         Ok(self.lock().credit_records.get(&(account.clone(), key.to_owned())).cloned())
     }
