@@ -42,7 +42,12 @@ pub struct HttpRoute {
     /// The binary of the route's Lambda authorizer (its `Auth.Authorizer` names one of the
     /// `HttpApi`'s authorizers with a `FunctionArn`); `None` for the API's JWT authorizer.
     pub authorizer: Option<String>,
+    /// `Auth.Authorizer: NONE`: a public route, answered without any identity.
+    pub public: bool,
 }
+
+/// The `Auth.Authorizer` value of a public route.
+pub const PUBLIC: &str = "NONE";
 
 /// What the local stack needs from `template.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +211,9 @@ impl Template {
                     for event in events.map(|(_, e)| e).filter(|e| str_at(e, "Type") == Some("HttpApi")) {
                         let route = event.get("Properties").context("HttpApi event Properties")?;
                         // The authorizer's name for now; its binary once every function is read.
-                        let authorizer = route.get("Auth").and_then(|a| str_at(a, "Authorizer")).map(str::to_owned);
+                        let named = route.get("Auth").and_then(|a| str_at(a, "Authorizer"));
+                        let public = named == Some(PUBLIC);
+                        let authorizer = named.filter(|_| !public).map(str::to_owned);
                         routes.push(HttpRoute {
                             binary: binary.to_owned(),
                             method: str_at(route, "Method").unwrap_or("ANY").to_uppercase(),
@@ -214,6 +221,7 @@ impl Template {
                                 .with_context(|| format!("{id}: HttpApi event Path"))?
                                 .to_owned(),
                             authorizer,
+                            public,
                         });
                     }
                     if props.get("FunctionUrlConfig").is_some() {
@@ -346,11 +354,13 @@ mod tests {
             method: method.into(),
             path: path.into(),
             authorizer: authorizer.map(str::to_owned),
+            public: false,
         };
         assert!(template.routes.contains(&route("subscription", "GET", "/subscription", None)));
         assert!(template.routes.contains(&route("checkout", "DELETE", "/account", None)));
         assert!(template.routes.contains(&route("keys", "POST", "/api-keys/{id}/rotate", None)));
         assert!(template.routes.contains(&route("subscription", "GET", "/api/subscription", Some("authorizer"))));
+        assert!(template.routes.contains(&HttpRoute { public: true, ..route("subscription", "GET", "/plans", None) }));
         assert_eq!(template.function_urls, ["webhook-intake"]);
     }
 }

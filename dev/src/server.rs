@@ -135,6 +135,8 @@ struct Route {
     method: String,
     handler: HttpHandler,
     authorizer: Option<AuthorizerHandler>,
+    /// No authorizer at all: no identity reaches the handler.
+    public: bool,
 }
 
 /// Everything the local stack serves.
@@ -190,10 +192,12 @@ impl App {
                 method: route.method.clone(),
                 handler,
                 authorizer,
+                public: route.public,
             });
         }
         for binary in &template.function_urls {
-            let route = Route { method: "ANY".to_owned(), handler: handler(binary)?, authorizer: None };
+            // A function URL: its function authenticates the caller (Stripe's signature).
+            let route = Route { method: "ANY".to_owned(), handler: handler(binary)?, authorizer: None, public: true };
             routes.entry(WEBHOOK_PATH.to_owned()).or_default().push(route);
         }
         let store = tollgate::app::wire::store(aws, &src.get(vars::TABLE_NAME).context(vars::TABLE_NAME)?);
@@ -267,6 +271,7 @@ async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -
                 Err(response) => return response,
             }
         }
+        None if route.public => {}
         None => {
             if let Some(account) = account {
                 context["authorizer"] = serde_json::json!({ "jwt": { "claims": { &app.identity.claim: account } } });

@@ -118,6 +118,87 @@ pub fn subscription_with(
     }
 }
 
+/// One price of a tier, as the pricing table shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PriceView {
+    pub interval: Interval,
+    pub amount: u64,
+    pub currency: String,
+    pub lookup_key: String,
+}
+
+/// One tier of the pricing table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TierView {
+    pub id: String,
+    pub name: String,
+    pub trial_days: Option<u32>,
+    pub features: BTreeMap<String, bool>,
+    pub limits: LimitsView,
+    pub prices: Vec<PriceView>,
+}
+
+/// One credit pack of the pricing table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackView {
+    pub id: String,
+    pub credits: u64,
+    pub amount: u64,
+    pub currency: String,
+}
+
+/// `GET /plans`: the catalogue as a pricing table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PricingView {
+    /// Free first, then by their cheapest monthly price.
+    pub tiers: Vec<TierView>,
+    pub credit_packs: Vec<PackView>,
+    /// Each metric's unit, by name.
+    pub metrics: BTreeMap<String, String>,
+    /// What one unit of each credit event costs.
+    pub credit_costs: BTreeMap<String, u64>,
+}
+
+/// The pricing table of `catalogue` (no I/O: the catalogue is embedded).
+pub fn pricing(catalogue: &Catalogue) -> PricingView {
+    let mut tiers: Vec<TierView> = catalogue
+        .tiers()
+        .map(|tier| TierView {
+            id: tier.id.clone(),
+            name: tier.name.clone(),
+            trial_days: tier.trial_days,
+            features: features(catalogue, tier),
+            limits: limits(tier),
+            prices: catalogue
+                .prices()
+                .iter()
+                .filter(|p| p.tier == tier.id)
+                .map(|p| PriceView {
+                    interval: p.interval,
+                    amount: p.amount,
+                    currency: p.currency.clone(),
+                    lookup_key: p.lookup_key.clone(),
+                })
+                .collect(),
+        })
+        .collect();
+    let order = |t: &TierView| {
+        let monthly = t.prices.iter().filter(|p| p.interval == Interval::Month).map(|p| p.amount).min();
+        (t.id != crate::plans::FREE, monthly.unwrap_or(u64::MAX), t.id.clone())
+    };
+    tiers.sort_by_key(order);
+    PricingView {
+        tiers,
+        credit_packs: catalogue
+            .credit_packs()
+            .iter()
+            .map(|p| PackView { id: p.id.clone(), credits: p.credits, amount: p.amount, currency: p.currency.clone() })
+            .collect(),
+        metrics: catalogue.metrics().map(|m| (m.name.clone(), m.unit.clone())).collect(),
+        credit_costs: catalogue.credits().costs.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +216,23 @@ mod tests {
         assert_eq!(json["access"], serde_json::json!({"allowed": true, "reason": "no_subscription"}));
         assert_eq!(json["limits"], serde_json::json!({"api_calls": 100, "requests_per_minute": 10, "credits": 0}));
         assert_eq!(json["features"]["sso"], false);
+    }
+
+    #[test]
+    fn the_pricing_table_lists_free_first_then_by_monthly_price_with_packs() {
+        let view = pricing(Catalogue::builtin().unwrap());
+
+        let ids: Vec<&str> = view.tiers.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["free", "pro", "team", "enterprise"]);
+        let pro = &view.tiers[1];
+        assert_eq!((pro.trial_days, pro.limits.requests_per_minute, pro.limits.credits), (Some(14), Some(100), 1_000));
+        assert_eq!(
+            pro.prices.iter().map(|p| (p.interval, p.amount)).collect::<Vec<_>>(),
+            [(Interval::Month, 2900), (Interval::Year, 29000)]
+        );
+        assert!(view.tiers[0].prices.is_empty(), "free has no price");
+        assert_eq!(view.credit_packs.len(), 2);
+        assert_eq!(view.metrics["api_calls"], "call");
+        assert_eq!(view.credit_costs["ai_inference"], 25);
     }
 }

@@ -309,6 +309,34 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {
     response
 }
 
+/// `response` made cacheable: `Cache-Control: public, max-age=<max_age>` and a strong `ETag`
+/// (the SHA-256 of its body); `304 Not Modified` without a body when the request's
+/// `If-None-Match` names that tag (or `*`).
+pub fn cacheable(req: &Request, mut response: Response<Body>, max_age: u32) -> Response<Body> {
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(response.body().as_ref()));
+    let etag = format!("\"{}\"", digest.get(..32).unwrap_or(&digest));
+    let weak = format!("W/{etag}");
+    let matches = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').map(str::trim).any(|tag| tag == etag || tag == weak || tag == "*"));
+    if matches {
+        *response.body_mut() = Body::Empty;
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response.headers_mut().remove(header::CONTENT_TYPE);
+    }
+    let headers = response.headers_mut();
+    if let Ok(control) = HeaderValue::try_from(format!("public, max-age={max_age}")) {
+        headers.insert(header::CACHE_CONTROL, control);
+    }
+    if let Ok(tag) = HeaderValue::try_from(etag) {
+        headers.insert(header::ETAG, tag);
+    }
+    response
+}
+
 /// The caller's account id, from the verified identity only: a JWT claim checked by API
 /// Gateway's authorizer, or the context a Lambda authorizer returned. Headers, path and body
 /// are never consulted.

@@ -404,6 +404,11 @@ impl Catalogue {
         self.tiers.get(id)
     }
 
+    /// Every tier, by id.
+    pub fn tiers(&self) -> impl Iterator<Item = &Tier> {
+        self.tiers.values()
+    }
+
     /// The free tier (always present: `parse` refuses a catalogue without it).
     pub fn free(&self) -> &Tier {
         &self.tiers[FREE]

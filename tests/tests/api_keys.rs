@@ -76,12 +76,15 @@ async fn a_key_reads_its_own_accounts_subscription_through_the_authorizer() {
 
 #[tokio::test]
 async fn revoked_expired_and_out_of_scope_keys_are_refused() {
-    let clock = FixedClock::at(now());
+    let start = now();
+    let clock = FixedClock::at(start);
     let (base, _) = serve("keyrefuse", &clock).await;
     let read = serde_json::json!(["subscription:read"]);
     let revoked = create_key(&base, "acct_r", serde_json::json!({"name": "a", "scopes": read})).await;
+    // From the authorizer's clock, not a later reading of the system's (a second boundary
+    // crossed meanwhile would leave the key valid after the move below).
     let expiring =
-        create_key(&base, "acct_r", serde_json::json!({"name": "b", "scopes": read, "expires_at": now() + 3600})).await;
+        create_key(&base, "acct_r", serde_json::json!({"name": "b", "scopes": read, "expires_at": start + 3600})).await;
     let usage_only = create_key(&base, "acct_r", serde_json::json!({"name": "c", "scopes": ["usage:read"]})).await;
     let key = |made: &serde_json::Value| made["key"].as_str().unwrap().to_owned();
     assert_eq!(read_with_key(&base, &key(&revoked), None).await.status(), 200);

@@ -88,3 +88,25 @@ async fn unknown_path_is_a_json_404() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+#[tokio::test]
+async fn the_pricing_table_is_public_and_a_repeat_with_its_etag_is_304() {
+    let (aws, resources) = common::local("plans").await;
+    let base = serve(&aws, &resources).await;
+    let client = reqwest::Client::new();
+
+    let first = client.get(format!("{base}/plans")).send().await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let cache = first.headers()["cache-control"].to_str().unwrap().to_owned();
+    let body: serde_json::Value = first.json().await.unwrap();
+    let again = client.get(format!("{base}/plans")).header("if-none-match", &etag).send().await.unwrap();
+    let other = client.get(format!("{base}/plans")).header("if-none-match", "\"stale\"").send().await.unwrap();
+
+    assert_eq!(body["tiers"][1]["id"], "pro");
+    assert_eq!(body["credit_packs"][0]["id"], "credits_1000");
+    assert_eq!(cache, "public, max-age=300");
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+    assert!(again.bytes().await.unwrap().is_empty(), "a 304 has no body");
+    assert_eq!(other.status(), 200);
+}

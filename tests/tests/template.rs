@@ -466,6 +466,19 @@ fn the_api_routes_and_only_they_are_behind_the_key_authorizer_each_with_a_scope(
     assert!(template.routes.iter().any(|r| r.binary == "keys" && r.path == "/api-keys" && r.authorizer.is_none()));
 }
 
+/// The routes API Gateway answers without any authorizer.
+const PUBLIC_ROUTES: &[&str] = &["GET /plans"];
+
+#[test]
+fn only_the_pricing_table_is_public() {
+    let template = Template::load(&template_path()).unwrap();
+
+    let public: Vec<String> =
+        template.routes.iter().filter(|r| r.public).map(|r| format!("{} {}", r.method, r.path)).collect();
+
+    assert_eq!(public, PUBLIC_ROUTES, "a public route must be meant to be public");
+}
+
 #[test]
 fn the_key_authorizer_caches_nothing_past_the_revocation_bound() {
     let template = Template::load(&template_path()).unwrap();

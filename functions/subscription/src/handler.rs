@@ -6,8 +6,11 @@ use tollgate::apikeys::Scope;
 use tollgate::app::{Settings, credits, read};
 use tollgate::aws::SdkConfig;
 use tollgate::config::{IdentityConfig, Source, SubscriptionConfig};
-use tollgate::http::{ApiError, account_id, api_key_account, json};
+use tollgate::http::{ApiError, account_id, api_key_account, cacheable, json};
 use tollgate::store::{CreditStore, DynamoStore, SubscriptionStore};
+
+/// How long a client or CDN may reuse the pricing table without asking, in seconds.
+const PLANS_MAX_AGE: u32 = 300;
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -26,6 +29,8 @@ pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Err
 }
 
 enum Route {
+    /// `GET /plans`, public.
+    Plans,
     Subscription,
     Entitlements,
     Credits,
@@ -40,6 +45,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
         "/subscription" => Route::Subscription,
         "/entitlements" => Route::Entitlements,
         "/credits" => Route::Credits,
+        "/plans" => Route::Plans,
         "/api/subscription" => Route::ApiSubscription,
         "/api/credits" => Route::ApiCredits,
         _ => return Err(ApiError::not_found()),
@@ -58,13 +64,15 @@ pub async fn handle<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: Req
 async fn answer<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
     // Each route set has its one authorizer: the API key's context on `/api/...`, the JWT
-    // claim elsewhere.
+    // claim elsewhere; the pricing table has none.
     let account = match route {
+        Route::Plans => return Ok(plans(&deps.settings, req)),
         Route::ApiSubscription => api_key_account(req, Scope::SubscriptionRead)?,
         Route::ApiCredits => api_key_account(req, Scope::UsageRead)?,
         Route::Subscription | Route::Entitlements | Route::Credits => account_id(req, &deps.identity.claim)?,
     };
     Ok(match route {
+        Route::Plans => plans(&deps.settings, req),
         Route::Subscription | Route::ApiSubscription => {
             json(StatusCode::OK, &read::subscription(&deps.store, &deps.settings, &account).await?)
         }
@@ -75,4 +83,9 @@ async fn answer<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: &Reques
             json(StatusCode::OK, &credits::credits(&deps.store, &deps.settings, &account, query).await?)
         }
     })
+}
+
+/// `GET /plans`: the pricing table, cacheable (see [`tollgate::http::cacheable`]).
+fn plans(settings: &Settings, req: &Request) -> Response<Body> {
+    cacheable(req, json(StatusCode::OK, &tollgate::entitlements::pricing(settings.catalogue)), PLANS_MAX_AGE)
 }

@@ -205,3 +205,37 @@ async fn credits_show_the_plans_grant_the_ledger_and_refuse_bad_queries() {
     assert_eq!(credits["next_cursor"], serde_json::Value::Null);
     assert!(bad.iter().all(|s| *s == 400), "{bad:?}");
 }
+
+#[tokio::test]
+async fn the_pricing_table_needs_no_identity_and_answers_304_to_its_etag() {
+    let deps = deps(MemoryStore::new());
+    let mut anonymous = get("/plans", "");
+    anonymous.extensions_mut().clear();
+    let plain = |tag: Option<&str>| {
+        let mut req = get("/plans", "");
+        if let Some(tag) = tag {
+            req.headers_mut().insert("if-none-match", tag.parse().unwrap());
+        }
+        req
+    };
+
+    let first = handle(&deps, plain(None)).await.unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let unchanged = handle(&deps, plain(Some(&etag))).await.unwrap();
+    let listed = handle(&deps, plain(Some(&format!("\"x\", W/{etag}")))).await.unwrap();
+    let changed = handle(&deps, plain(Some("\"stale\""))).await.unwrap();
+    let no_context = handle(&deps, anonymous).await.unwrap();
+    let mut post = get("/plans", "");
+    *post.method_mut() = lambda_http::http::Method::POST;
+    let posted = handle(&deps, post).await.unwrap();
+
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.headers()["cache-control"], "public, max-age=300");
+    assert!(etag.starts_with('"') && etag.len() == 34, "{etag}");
+    assert_eq!(body(&first)["tiers"][0]["id"], "free");
+    assert_eq!((unchanged.status(), unchanged.body().as_ref().len()), (StatusCode::NOT_MODIFIED, 0));
+    assert_eq!(listed.status(), StatusCode::NOT_MODIFIED, "any tag of the list, weak or strong");
+    assert_eq!(changed.status(), StatusCode::OK);
+    assert_eq!(no_context.status(), StatusCode::OK, "no identity needed");
+    assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
