@@ -226,3 +226,23 @@ async fn a_paid_pack_is_granted_once_and_a_full_refund_removes_what_is_left() {
     assert_eq!((reversal.credits, reversal.quantity), (-900, Some(100)), "what was spent is reported, not clawed back");
     assert_eq!(entries.iter().filter(|e| e.kind == EntryKind::Reversal).count(), 1);
 }
+
+#[tokio::test]
+async fn a_dispute_before_any_event_naming_the_account_links_the_customer_from_its_subscription() {
+    // The customer is linked by no checkout of Tollgate's (made in the Dashboard, say); only its
+    // subscription's metadata names the account, and the dispute arrives first.
+    let deps = EventDeps {
+        store: MemoryStore::new(),
+        billing: stripe(),
+        notifier: Outbox::default(),
+        settings: settings(&FixedClock::at(NOW)),
+    };
+    let account = AccountId::parse("acct_sample").unwrap();
+
+    let outcome = apply(&deps, &sample("charge.dispute.created"), &mut Snapshots::new()).await.unwrap();
+
+    assert_eq!(outcome, Outcome::Applied);
+    assert_eq!(deps.store.account_for_customer(&sample_customer()).await.unwrap(), Some(account.clone()));
+    let projection = deps.store.subscription(&account).await.unwrap().unwrap();
+    assert_eq!(projection.open_disputes.len(), 1, "the dispute's fact is kept, not lost to the order");
+}

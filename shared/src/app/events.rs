@@ -183,7 +183,21 @@ where
         },
         CustomerRef::None => return ignore("no_customer").await,
     };
-    let account = match link_for(&deps.store, settings, &customer, event.account_hint().as_deref()).await? {
+    let link = match link_for(&deps.store, settings, &customer, event.account_hint().as_deref()).await? {
+        // Not linked, and the event names no account (a dispute, a refund, a session without
+        // Tollgate's metadata): the customer's subscriptions in Stripe may name it. Without
+        // this, such an event arriving before any that names the account would be recorded
+        // with no effect, and its fact lost.
+        None => {
+            let snapshot = snapshot_of(deps, snapshots, &customer).await?;
+            match snapshot.subscriptions.iter().find_map(|s| s.account_hint.clone()) {
+                Some(hint) => link_for(&deps.store, settings, &customer, Some(&hint)).await?,
+                None => None,
+            }
+        }
+        link => link,
+    };
+    let account = match link {
         Some(CustomerLink::Linked(account)) => account,
         Some(CustomerLink::Retired(account)) => {
             // Nothing about a retired customer changes its former account, but a dispute: a
@@ -208,14 +222,7 @@ where
     // (each idempotent, so it runs before the event's record: a crash is redone on redelivery).
     crate::app::credits::apply_event(&deps.store, settings, &event, &account).await?;
 
-    let snapshot = match snapshots.get(&customer) {
-        Some(snapshot) => snapshot.clone(),
-        None => {
-            let snapshot = Snapshot::read(&deps.billing, settings, &customer).await?;
-            snapshots.insert(customer.clone(), snapshot.clone());
-            snapshot
-        }
-    };
+    let snapshot = snapshot_of(deps, snapshots, &customer).await?;
     if event.deletes_customer() {
         // Idempotent, so it runs before the record: a crash in between is redone on redelivery.
         let had_subscription = !snapshot.subscriptions.is_empty();
@@ -254,6 +261,20 @@ where
         ApplyOutcome::Unlinked => Outcome::Ignored,
         ApplyOutcome::Duplicate => Outcome::Duplicate,
     })
+}
+
+/// Stripe's subscriptions of `customer`, read once per batch (`snapshots` caches them).
+async fn snapshot_of<S, B: Billing, N>(
+    deps: &EventDeps<S, B, N>,
+    snapshots: &mut Snapshots,
+    customer: &str,
+) -> Result<Snapshot, BillingError> {
+    if let Some(snapshot) = snapshots.get(customer) {
+        return Ok(snapshot.clone());
+    }
+    let snapshot = Snapshot::read(&deps.billing, &deps.settings, customer).await?;
+    snapshots.insert(customer.to_owned(), snapshot.clone());
+    Ok(snapshot)
 }
 
 /// Whether a refunded charge paid the current period: its PaymentIntent paid the invoice that
