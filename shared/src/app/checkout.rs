@@ -223,8 +223,25 @@ where
         cancel_url,
         pack: None,
     };
-    let session =
-        deps.billing.create_checkout_session(&request, &format!("checkout-{account}-{}", pending.nonce)).await?;
+    open_session(deps, account, pending, &request, "checkout").await
+}
+
+/// Creates the Checkout Session of `request` for the reservation `pending` (its nonce in the
+/// idempotency key, after `key_prefix`) and records it on the reservation, so a repeated
+/// request answers it.
+async fn open_session<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    pending: PendingCheckout,
+    request: &CheckoutRequest,
+    key_prefix: &str,
+) -> Result<SessionAnswer, CheckoutError>
+where
+    S: CheckoutStore,
+    B: Billing,
+{
+    let key = format!("{key_prefix}-{account}-{}", pending.nonce);
+    let session = deps.billing.create_checkout_session(request, &key).await?;
     let done = PendingCheckout { session_id: Some(session.id.clone()), url: Some(session.url.clone()), ..pending };
     if let Err(err) = deps.store.complete_checkout(account, &done).await {
         // The session exists and is answered; unrecorded, a repeat would only make another.
@@ -269,12 +286,7 @@ where
         cancel_url,
         pack: Some(pack.id.clone()),
     };
-    let session = deps.billing.create_checkout_session(&request, &format!("pack-{account}-{}", pending.nonce)).await?;
-    let done = PendingCheckout { session_id: Some(session.id.clone()), url: Some(session.url.clone()), ..pending };
-    if let Err(err) = deps.store.complete_checkout(account, &done).await {
-        tracing::warn!(error = %err, "could not record the pack's checkout session");
-    }
-    Ok(SessionAnswer { url: session.url, session_id: session.id })
+    open_session(deps, account, pending, &request, "pack").await
 }
 
 /// The reservation for this checkout request: an unexpired one (a repeat, or a racing twin:

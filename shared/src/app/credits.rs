@@ -12,7 +12,7 @@
 
 use crate::access::{Reason, decide_account};
 use crate::app::Settings;
-use crate::app::usage::{MAX_KEY_LEN, UsageDeps};
+use crate::app::usage::UsageDeps;
 use crate::credits::{Balance, Grant, GrantKind, balance, draws, plan_grant};
 use crate::model::AccountId;
 use crate::notify::{Kind, Notification, Notifier};
@@ -20,7 +20,7 @@ use crate::store::{
     AccountState, CreditRecord, CreditRefund, CreditStore, EntryKind, LedgerEntry, Spend, Spent, StoreError,
     SubscriptionStore,
 };
-use crate::usage::{MAX_QUANTITY, window};
+use crate::usage::window;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -118,8 +118,7 @@ fn invalid(message: impl Into<String>) -> CreditError {
 }
 
 fn valid_key(key: Option<String>) -> Result<String, CreditError> {
-    key.filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()))
-        .ok_or_else(|| invalid(format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} bytes")))
+    crate::app::usage::idempotency_key(key).map_err(CreditError::Invalid)
 }
 
 /// The plan grant the account is owed for its current usage window, if any: its tier's
@@ -154,16 +153,7 @@ async fn granted_state<S: SubscriptionStore + CreditStore>(
 ) -> Result<AccountState, StoreError> {
     let state = store.state(account).await?;
     let Some(grant) = owed_grant(settings, &state) else { return Ok(state) };
-    let entry = LedgerEntry {
-        id: format!("grant-{}", grant.id),
-        kind: EntryKind::Grant,
-        at_ms: settings.clock.now_ms(),
-        credits: i64::try_from(grant.credits).unwrap_or(i64::MAX),
-        event: None,
-        quantity: None,
-        grant: Some(grant.id.clone()),
-    };
-    store.grant(account, &grant, &entry).await?;
+    store.grant(account, &grant, &LedgerEntry::grant_of(&grant, settings.clock.now_ms())).await?;
     store.state(account).await
 }
 
@@ -185,12 +175,7 @@ where
         let known: Vec<&str> = rules.costs.keys().map(String::as_str).collect();
         return Err(invalid(format!("unknown event; known: {}", known.join(", "))));
     };
-    let quantity = body
-        .quantity
-        .as_ref()
-        .and_then(serde_json::Value::as_u64)
-        .filter(|q| (1..=MAX_QUANTITY).contains(q))
-        .ok_or_else(|| invalid(format!("`quantity` must be an integer from 1 to {MAX_QUANTITY}")))?;
+    let quantity = crate::app::usage::quantity(body.quantity.as_ref()).map_err(CreditError::Invalid)?;
     let key = valid_key(body.idempotency_key)?;
     let cost = per_unit.saturating_mul(quantity);
     let request = hex::encode(Sha256::digest(format!("{event}|{quantity}")));
@@ -394,15 +379,7 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
             return Ok(PackEffect::None);
         };
         let grant = crate::credits::pack_grant(pack, purchase.session, purchase.payment_intent, settings.clock.now());
-        let entry = LedgerEntry {
-            id: format!("grant-{}", grant.id),
-            kind: EntryKind::Grant,
-            at_ms: settings.clock.now_ms(),
-            credits: i64::try_from(grant.credits).unwrap_or(i64::MAX),
-            event: None,
-            quantity: None,
-            grant: Some(grant.id.clone()),
-        };
+        let entry = LedgerEntry::grant_of(&grant, settings.clock.now_ms());
         return Ok(match store.grant(account, &grant, &entry).await? {
             true => PackEffect::Granted,
             false => PackEffect::AlreadyGranted,

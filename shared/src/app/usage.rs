@@ -102,9 +102,19 @@ fn invalid(message: impl Into<String>) -> UsageError {
     UsageError::Invalid(message.into())
 }
 
-fn valid_key(key: Option<String>) -> Result<String, UsageError> {
+/// A metering request's idempotency key (usage and credits): 1 to [`MAX_KEY_LEN`] bytes; the
+/// error is the caller's message.
+pub(crate) fn idempotency_key(key: Option<String>) -> Result<String, String> {
     key.filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()))
-        .ok_or_else(|| invalid(format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} bytes")))
+        .ok_or_else(|| format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} bytes"))
+}
+
+/// A metering request's quantity (usage and credits): an integer from 1 to [`MAX_QUANTITY`];
+/// the error is the caller's message.
+pub(crate) fn quantity(raw: Option<&serde_json::Value>) -> Result<u64, String> {
+    raw.and_then(serde_json::Value::as_u64)
+        .filter(|q| (1..=MAX_QUANTITY).contains(q))
+        .ok_or_else(|| format!("`quantity` must be an integer from 1 to {MAX_QUANTITY}"))
 }
 
 fn validate(settings: &Settings, body: UsageRequest, key_required: bool) -> Result<Valid, UsageError> {
@@ -113,15 +123,10 @@ fn validate(settings: &Settings, body: UsageRequest, key_required: bool) -> Resu
         let known: Vec<&str> = settings.catalogue.metrics().map(|m| m.name.as_str()).collect();
         return Err(invalid(format!("unknown metric; known: {}", known.join(", "))));
     }
-    let quantity = body
-        .quantity
-        .as_ref()
-        .and_then(serde_json::Value::as_u64)
-        .filter(|q| (1..=MAX_QUANTITY).contains(q))
-        .ok_or_else(|| invalid(format!("`quantity` must be an integer from 1 to {MAX_QUANTITY}")))?;
+    let quantity = quantity(body.quantity.as_ref()).map_err(UsageError::Invalid)?;
     let key = match body.idempotency_key {
         None if !key_required => None,
-        key => Some(valid_key(key)?),
+        key => Some(idempotency_key(key).map_err(UsageError::Invalid)?),
     };
     Ok(Valid { metric, quantity, key })
 }
@@ -276,7 +281,7 @@ pub async fn refund<S, N>(
 where
     S: UsageStore,
 {
-    let key = valid_key(body.idempotency_key)?;
+    let key = idempotency_key(body.idempotency_key).map_err(UsageError::Invalid)?;
     let record = match deps.store.refund(account, &key).await? {
         Refunded::Refunded(record) | Refunded::AlreadyRefunded(record) => record,
         Refunded::Unknown => return Err(UsageError::UnknownKey),

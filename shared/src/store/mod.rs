@@ -536,6 +536,21 @@ pub struct CreditRecord {
     pub refunded: bool,
 }
 
+impl LedgerEntry {
+    /// The entry that records `grant`, at `at_ms`.
+    pub fn grant_of(grant: &crate::credits::Grant, at_ms: i64) -> Self {
+        Self {
+            id: format!("grant-{}", grant.id),
+            kind: EntryKind::Grant,
+            at_ms,
+            credits: i64::try_from(grant.credits).unwrap_or(i64::MAX),
+            event: None,
+            quantity: None,
+            grant: Some(grant.id.clone()),
+        }
+    }
+}
+
 impl CreditRecord {
     /// The ledger entry that gives this consumption back.
     pub fn refund_entry(&self, at_ms: i64) -> LedgerEntry {
