@@ -874,6 +874,34 @@ mod contract {
         assert_eq!(kinds, [EntryKind::Refund, EntryKind::Consumption, EntryKind::Grant]);
     }
 
+    pub async fn a_grant_is_emptied_once_and_only_as_it_was_read(store: impl Store) {
+        let acct = id("acct_reverse");
+        store.grant(&acct, &grant("pack", 10, None), &grant_entry("pack", 10)).await.unwrap();
+        let (record, entry) = credit_spend("k", "pack", 3, NOW * 1000 + 1);
+        store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now: NOW }).await.unwrap();
+        let reversal = |left: u64| LedgerEntry {
+            id: "reversal-pack".into(),
+            kind: EntryKind::Reversal,
+            at_ms: NOW * 1000 + 2,
+            credits: -(left as i64),
+            event: None,
+            quantity: Some(10 - left),
+            grant: Some("pack".into()),
+        };
+
+        let stale = store.reverse_grant(&acct, "pack", 10, &reversal(10)).await.unwrap();
+        let emptied = store.reverse_grant(&acct, "pack", 7, &reversal(7)).await.unwrap();
+        let again = store.reverse_grant(&acct, "pack", 0, &reversal(0)).await;
+
+        assert!(!stale, "a grant that changed since it was read is left alone");
+        assert!(emptied);
+        assert!(matches!(again, Err(tollgate::store::StoreError::Conflict(_))), "once: {again:?}");
+        assert_eq!(store.state(&acct).await.unwrap().grants[0].remaining, 0);
+        let kinds: Vec<EntryKind> =
+            store.ledger(&acct, 10, None).await.unwrap().entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EntryKind::Reversal, EntryKind::Consumption, EntryKind::Grant]);
+    }
+
     pub async fn the_ledger_pages_newest_first_each_entry_once(store: impl Store) {
         let acct = id("acct_ledger");
         store.grant(&acct, &grant("g", 100, None), &grant_entry("g", 100)).await.unwrap();
@@ -967,6 +995,7 @@ macro_rules! contract_suite {
                 a_spend_commits_all_or_nothing_once_per_key,
                 a_credit_refund_gives_back_once,
                 the_ledger_pages_newest_first_each_entry_once,
+                a_grant_is_emptied_once_and_only_as_it_was_read,
                 an_api_key_is_found_by_its_hash_and_listed_in_its_account_only,
                 revoking_a_key_frees_its_slot_once,
                 a_rotated_key_stays_valid_for_its_overlap_and_hands_its_slot_over,

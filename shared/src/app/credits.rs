@@ -144,7 +144,8 @@ pub fn balance_of(settings: &Settings, state: &AccountState) -> Balance {
     balance(&grants, settings.clock.now())
 }
 
-/// Reads the account's state, writing the plan grant it is owed first (once: the id is the
+/// Reads the account's state, first recording the expiry of grants that expired with credits
+/// left and writing the plan grant it is owed (each once: the ids are the grant's, and the
 /// window's and tier's).
 async fn granted_state<S: SubscriptionStore + CreditStore>(
     store: &S,
@@ -152,9 +153,23 @@ async fn granted_state<S: SubscriptionStore + CreditStore>(
     account: &AccountId,
 ) -> Result<AccountState, StoreError> {
     let state = store.state(account).await?;
-    let Some(grant) = owed_grant(settings, &state) else { return Ok(state) };
-    store.grant(account, &grant, &LedgerEntry::grant_of(&grant, settings.clock.now_ms())).await?;
-    store.state(account).await
+    let now = settings.clock.now();
+    let mut wrote = false;
+    // Credits that expired with something left are recorded once, as an `expiry` entry at the
+    // moment they expired (the balance stopped counting them then, with or without it).
+    for grant in state.grants.iter().filter(|g| !g.live(now) && g.remaining > 0) {
+        match store.reverse_grant(account, &grant.id, grant.remaining, &LedgerEntry::expiry_of(grant)).await {
+            Ok(recorded) => wrote |= recorded,
+            // Recorded before (credits refunded to it since stay expired).
+            Err(StoreError::Conflict(_)) => {}
+            Err(err) => return Err(err),
+        }
+    }
+    if let Some(grant) = owed_grant(settings, &state) {
+        store.grant(account, &grant, &LedgerEntry::grant_of(&grant, settings.clock.now_ms())).await?;
+        wrote = true;
+    }
+    if wrote { store.state(account).await } else { Ok(state) }
 }
 
 /// `POST /credits/consume`: draws `quantity` x the event's cost from the grants, in the
@@ -555,6 +570,38 @@ mod tests {
         assert_eq!(expired.balance, 0, "the window's credits stop counting at its end");
         let grants = deps.store.state(&account()).await.unwrap().grants;
         assert_eq!(grants.len(), 2, "pro once, team's difference once: {grants:?}");
+    }
+
+    #[tokio::test]
+    async fn credits_left_at_a_windows_end_are_recorded_as_expired_once() {
+        let clock = FixedClock::at(NOW);
+        let deps = deps(&clock);
+        on_plan(&deps, "pro", 1).await;
+        consume(&deps, &account(), spend("ai_inference", 4, "a")).await.unwrap();
+        let window_end = crate::usage::add_months(NOW - 86_400, 1);
+        let next_window = crate::model::Projection {
+            plan: "pro".into(),
+            version: 2,
+            current_period_start: Some(window_end),
+            current_period_end: Some(crate::usage::add_months(window_end, 1)),
+            ..crate::testing::projection("acct_c")
+        };
+        crate::testing::subscribed(&deps.store, &next_window).await;
+        clock.set(window_end + 60);
+
+        let next = consume(&deps, &account(), spend("api_call_basic", 1, "b")).await.unwrap();
+        credits(&deps.store, &deps.settings, &account(), LedgerQuery::default()).await.unwrap();
+        let entries = deps.store.ledger(&account(), 20, None).await.unwrap().entries;
+
+        assert_eq!(next.balance.subscription, 999, "the new window's grant, less one");
+        let expiries: Vec<&LedgerEntry> = entries.iter().filter(|e| e.kind == EntryKind::Expiry).collect();
+        assert_eq!(expiries.len(), 1, "recorded once: {entries:?}");
+        assert_eq!((expiries[0].credits, expiries[0].at_ms), (-900, window_end * 1000));
+        let kinds: Vec<EntryKind> = entries.iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [EntryKind::Consumption, EntryKind::Grant, EntryKind::Expiry, EntryKind::Consumption, EntryKind::Grant]
+        );
     }
 
     #[tokio::test]

@@ -551,6 +551,21 @@ impl LedgerEntry {
     }
 }
 
+impl LedgerEntry {
+    /// The entry that records the expiry of what was left of `grant`, at its expiry.
+    pub fn expiry_of(grant: &crate::credits::Grant) -> Self {
+        Self {
+            id: format!("expiry-{}", grant.id),
+            kind: EntryKind::Expiry,
+            at_ms: grant.expires_at.unwrap_or_default().saturating_mul(1000),
+            credits: i64::try_from(grant.remaining).map_or(i64::MIN, i64::saturating_neg),
+            event: None,
+            quantity: None,
+            grant: Some(grant.id.clone()),
+        }
+    }
+}
+
 impl CreditRecord {
     /// The ledger entry that gives this consumption back.
     pub fn refund_entry(&self, at_ms: i64) -> LedgerEntry {
