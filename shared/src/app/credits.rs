@@ -12,7 +12,7 @@
 
 use crate::access::{Reason, decide_account};
 use crate::app::Settings;
-use crate::app::usage::UsageDeps;
+use crate::app::usage::{RefundRequest, UsageDeps};
 use crate::credits::{Balance, Grant, GrantKind, balance, draws, plan_grant};
 use crate::model::AccountId;
 use crate::notify::{Kind, Notification, Notifier};
@@ -36,12 +36,6 @@ const ATTEMPTS: usize = 8;
 pub struct ConsumeRequest {
     pub event: Option<String>,
     pub quantity: Option<serde_json::Value>,
-    pub idempotency_key: Option<String>,
-}
-
-/// The body of `POST /credits/refund`.
-#[derive(Debug, Default, Deserialize)]
-pub struct CreditRefundRequest {
     pub idempotency_key: Option<String>,
 }
 
@@ -294,7 +288,7 @@ async fn low_balance<S, N: Notifier>(
 pub async fn refund<S, N>(
     deps: &UsageDeps<S, N>,
     account: &AccountId,
-    body: CreditRefundRequest,
+    body: RefundRequest,
 ) -> Result<RefundAnswer, CreditError>
 where
     S: SubscriptionStore + CreditStore,
@@ -625,11 +619,9 @@ mod tests {
         pack(&deps, "cs_pack", 100).await;
         consume(&deps, &account(), spend("ai_inference", 2, "job")).await.unwrap();
 
-        let first =
-            refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
-        let again =
-            refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
-        let unknown = refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("no".into()) }).await;
+        let first = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let again = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let unknown = refund(&deps, &account(), RefundRequest { idempotency_key: Some("no".into()) }).await;
         let reused = consume(&deps, &account(), spend("ai_inference", 2, "job")).await;
 
         assert_eq!((first.cost, first.balance.balance), (50, 100));
@@ -649,7 +641,7 @@ mod tests {
         consume(&deps, &account(), spend("api_call_basic", 40, "a")).await.unwrap();
         consume(&deps, &account(), spend("api_call_basic", 20, "b")).await.unwrap();
         consume(&deps, &account(), spend("api_call_basic", 10, "c")).await.unwrap();
-        refund(&deps, &account(), CreditRefundRequest { idempotency_key: Some("b".into()) }).await.unwrap();
+        refund(&deps, &account(), RefundRequest { idempotency_key: Some("b".into()) }).await.unwrap();
         consume(&deps, &account(), spend("api_call_basic", 30, "d")).await.unwrap();
 
         let sent: Vec<(String, serde_json::Value)> = deps

@@ -39,7 +39,7 @@ pub struct UsageRequest {
     pub idempotency_key: Option<String>,
 }
 
-/// The body of `POST /usage/refund`.
+/// The body of `POST /usage/refund` and `POST /credits/refund`.
 #[derive(Debug, Default, Deserialize)]
 pub struct RefundRequest {
     pub idempotency_key: Option<String>,
