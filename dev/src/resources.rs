@@ -4,7 +4,8 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml::Value;
@@ -18,6 +19,30 @@ pub struct TableDef {
     pub keys: Vec<(String, KeyType)>,
     pub attributes: Vec<(String, String)>,
     pub ttl_attribute: Option<String>,
+    pub indexes: Vec<IndexDef>,
+}
+
+/// A global secondary index of the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexDef {
+    pub name: String,
+    pub keys: Vec<(String, KeyType)>,
+    pub projection: String,
+}
+
+/// The `KeySchema` of a table or an index.
+fn key_schema(props: &Value) -> Result<Vec<(String, KeyType)>> {
+    props
+        .get("KeySchema")
+        .and_then(Value::as_sequence)
+        .context("KeySchema")?
+        .iter()
+        .map(|k| {
+            let name = str_at(k, "AttributeName").context("key AttributeName")?;
+            let kind = KeyType::from(str_at(k, "KeyType").context("key KeyType")?);
+            Ok((name.to_owned(), kind))
+        })
+        .collect()
 }
 
 /// An SQS queue of the template.
@@ -155,15 +180,22 @@ impl Template {
             let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
             match str_at(resource, "Type") {
                 Some("AWS::DynamoDB::Table") => {
-                    let keys = props
-                        .get("KeySchema")
+                    let keys = key_schema(&props).context("table KeySchema")?;
+                    let indexes = props
+                        .get("GlobalSecondaryIndexes")
                         .and_then(Value::as_sequence)
-                        .context("table KeySchema")?
-                        .iter()
-                        .map(|k| {
-                            let name = str_at(k, "AttributeName").context("key AttributeName")?;
-                            let kind = KeyType::from(str_at(k, "KeyType").context("key KeyType")?);
-                            Ok((name.to_owned(), kind))
+                        .into_iter()
+                        .flatten()
+                        .map(|index| {
+                            Ok(IndexDef {
+                                name: str_at(index, "IndexName").context("index IndexName")?.to_owned(),
+                                keys: key_schema(index).context("index KeySchema")?,
+                                projection: index
+                                    .get("Projection")
+                                    .and_then(|p| str_at(p, "ProjectionType"))
+                                    .unwrap_or("ALL")
+                                    .to_owned(),
+                            })
                         })
                         .collect::<Result<_>>()?;
                     let attributes = props
@@ -180,7 +212,7 @@ impl Template {
                         .collect::<Result<_>>()?;
                     let ttl = props.get("TimeToLiveSpecification").filter(|t| bool_at(t, "Enabled"));
                     let ttl_attribute = ttl.and_then(|t| str_at(t, "AttributeName")).map(str::to_owned);
-                    tables.push(TableDef { logical_id: id, keys, attributes, ttl_attribute });
+                    tables.push(TableDef { logical_id: id, keys, attributes, ttl_attribute, indexes });
                 }
                 Some("AWS::SQS::Queue") => {
                     let redrive = match props.get("RedrivePolicy") {
@@ -268,6 +300,15 @@ impl Template {
                     .attribute_type(ScalarAttributeType::from(kind.as_str()))
                     .build()?,
             );
+        }
+        for index in &self.table.indexes {
+            let mut gsi = GlobalSecondaryIndex::builder().index_name(&index.name).projection(
+                Projection::builder().projection_type(ProjectionType::from(index.projection.as_str())).build(),
+            );
+            for (name, kind) in &index.keys {
+                gsi = gsi.key_schema(KeySchemaElement::builder().attribute_name(name).key_type(kind.clone()).build()?);
+            }
+            create = create.global_secondary_indexes(gsi.build()?);
         }
         match create.send().await {
             Ok(_) => {}

@@ -17,12 +17,19 @@ pub enum Metric {
     /// or an event the sync gave up on after its bounded tries. Each is recorded as a
     /// `FailedEvent`; the alarm on this metric sends someone to look.
     EventsUnprocessable,
+    /// A usage counter that cannot be reported to its Stripe meter (a pending report older
+    /// than Stripe's deduplication, or usage older than Stripe accepts).
+    MeterReportsFailed,
+    /// A usage window whose Stripe meter total differs from Tollgate's.
+    MeterDrift,
 }
 
 impl Metric {
     pub fn name(self) -> &'static str {
         match self {
             Self::EventsUnprocessable => "EventsUnprocessable",
+            Self::MeterReportsFailed => "MeterReportsFailed",
+            Self::MeterDrift => "MeterDrift",
         }
     }
 }

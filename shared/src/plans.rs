@@ -42,6 +42,9 @@ pub struct Metric {
     pub name: String,
     /// What one unit is, e.g. `call`.
     pub unit: String,
+    /// The Stripe Billing Meter's `event_name` this metric is reported to (by the sync), if
+    /// it is billed for usage.
+    pub event_name: Option<String>,
 }
 
 /// Usage alerts sent when less is left than before: default 80% and 100% of a limit.
@@ -141,6 +144,7 @@ struct RawPack {
 #[serde(deny_unknown_fields)]
 struct RawMetric {
     unit: String,
+    event_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +191,12 @@ fn is_name(name: &str) -> bool {
     !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
+/// A Stripe meter's event name as Tollgate accepts one: 1 to 100 ASCII letters, digits, `_`,
+/// `-` or `.`.
+fn is_meter_event_name(name: &str) -> bool {
+    (1..=100).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+}
+
 impl Catalogue {
     /// The catalogue shipped in the repository, parsed once.
     pub fn builtin() -> Result<&'static Catalogue, PlanError> {
@@ -208,7 +218,15 @@ impl Catalogue {
             if !is_name(&name) {
                 return Err(invalid(span, format!("metric `{name}` must be lowercase letters, digits and _")));
             }
-            metrics.insert(name.clone(), Metric { name, unit: raw_metric.unit });
+            if let Some(event_name) = &raw_metric.event_name
+                && !is_meter_event_name(event_name)
+            {
+                return Err(invalid(
+                    span,
+                    format!("metric `{name}`: event_name must be 1 to 100 letters, digits, `_`, `-` or `.`"),
+                ));
+            }
+            metrics.insert(name.clone(), Metric { name, unit: raw_metric.unit, event_name: raw_metric.event_name });
         }
         let alert_thresholds = match raw.usage {
             None => DEFAULT_ALERT_THRESHOLDS.to_vec(),
@@ -635,6 +653,20 @@ currency = "usd"
         assert!(err.contains("`api_calls` is neither a tier field nor a metric"), "{err}");
         let err = Catalogue::parse(&missing).unwrap_err().to_string();
         assert!(err.contains("tier `pro` sets no limit for metric `api_calls`"), "{err}");
+    }
+
+    #[test]
+    fn a_metric_may_name_the_stripe_meter_it_is_reported_to() {
+        let metered = MINIMAL.replace("unit = \"call\"\n", "unit = \"call\"\nevent_name = \"api_calls\"\n");
+        let bad = MINIMAL.replace("unit = \"call\"\n", "unit = \"call\"\nevent_name = \"api calls!\"\n");
+
+        assert_eq!(Catalogue::parse(MINIMAL).unwrap().metric("api_calls").unwrap().event_name, None);
+        assert_eq!(
+            Catalogue::parse(&metered).unwrap().metric("api_calls").unwrap().event_name.as_deref(),
+            Some("api_calls")
+        );
+        let err = Catalogue::parse(&bad).unwrap_err().to_string();
+        assert!(err.contains("event_name must be"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! failing test here.
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection as IndexProjection, ProjectionType, ScalarAttributeType,
 };
 use std::sync::Arc;
 use tollgate::apikeys::{ApiKey, KeyId, Mode, Scope, Secret};
@@ -19,6 +20,7 @@ use tollgate::store::{
 };
 use tollgate::store::{ApiKeyStore, EventLog, SubscriptionStore};
 use tollgate::store::{Consumed, Consumption, Refunded, Tally, UsageCounter, UsageRecord};
+use tollgate::store::{CounterKey, MeterReport, Settlement};
 use tollgate::store::{CreditRecord, CreditRefund, EntryKind, LedgerEntry, LedgerPage, Spend, Spent};
 use tollgate::testing::MemoryStore;
 
@@ -640,7 +642,7 @@ mod contract {
     }
 
     fn consumption<'a>(account: &'a AccountId, key: &'a str, record: &'a UsageRecord, limit: u64) -> Consumption<'a> {
-        Consumption { account, key, record, limit: Some(limit), rate: None, now_ms: NOW * 1000 }
+        Consumption { account, key, record, limit: Some(limit), rate: None, now_ms: NOW * 1000, metered: true }
     }
 
     pub async fn parallel_consumers_take_exactly_what_is_left(store: impl Store + 'static) {
@@ -761,6 +763,132 @@ mod contract {
             "a refunded key is not counted again: {replay:?}"
         );
         assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 0);
+    }
+
+    fn counter(account: &AccountId) -> CounterKey {
+        CounterKey { account: account.clone(), metric: "api_calls".into(), window_start: USAGE_WINDOW.start }
+    }
+
+    fn report(from: u64, to: u64, identifier: &str) -> MeterReport {
+        MeterReport { identifier: identifier.into(), from, to, timestamp: NOW, recorded_at: NOW }
+    }
+
+    /// Every due counter, page by page (`limit` per page).
+    async fn all_due(store: &impl Store, limit: usize) -> Vec<CounterKey> {
+        let mut due = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.due_counters(limit, after.as_deref()).await.unwrap();
+            due.extend(page.counters);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return due,
+            }
+        }
+    }
+
+    pub async fn a_metered_counter_is_due_until_settled_and_a_refund_lists_it_again(store: impl Store) {
+        let (metered, plain) = (id("acct_metered"), id("acct_plain"));
+        store.consume(&consumption(&metered, "a", &usage_record(3), 100)).await.unwrap();
+        store.consume(&consumption(&metered, "b", &usage_record(2), 100)).await.unwrap();
+        let three = usage_record(3);
+        let unmetered = Consumption { metered: false, ..consumption(&plain, "a", &three, 100) };
+        store.consume(&unmetered).await.unwrap();
+
+        let due = all_due(&store, 10).await;
+        let read = store.meter_counter(&counter(&metered)).await.unwrap().unwrap();
+        let stale = store.settle(&counter(&metered), 4, 0, &Settlement::NotBilled).await.unwrap();
+        let settled = store.settle(&counter(&metered), 5, 0, &Settlement::NotBilled).await.unwrap();
+        let after_settling = all_due(&store, 10).await;
+        store.refund(&metered, "b").await.unwrap();
+        let after_refund = all_due(&store, 10).await;
+        let refunded = store.meter_counter(&counter(&metered)).await.unwrap().unwrap();
+
+        assert_eq!(due, vec![counter(&metered)], "only the metered counter is due, once");
+        assert_eq!((read.used, read.reported, read.window_end, read.due), (5, 0, USAGE_WINDOW.end, true));
+        assert!(read.pending.is_none() && read.last.is_none() && read.settlement.is_none(), "{read:?}");
+        assert!(!stale, "a settlement on a count that changed since it was read writes nothing");
+        assert!(settled);
+        assert!(after_settling.is_empty(), "{after_settling:?}");
+        assert_eq!(after_refund, vec![counter(&metered)], "a refund lists the counter again");
+        assert_eq!((refunded.used, refunded.settlement), (3, Some(Settlement::NotBilled)));
+        assert_eq!(store.meter_counter(&counter(&id("acct_never"))).await.unwrap(), None);
+    }
+
+    pub async fn a_report_is_recorded_once_confirmed_once_and_cancelled_once(store: impl Store) {
+        let account = id("acct_report");
+        let key = counter(&account);
+        store.consume(&consumption(&account, "a", &usage_record(8), 100)).await.unwrap();
+        let first = report(0, 8, "acct_report:api_calls:w:8");
+
+        let wrong_watermark = store.record_report(&key, 0, &report(3, 8, "x")).await.unwrap();
+        let wrong_revision = store.record_report(&key, 1, &first).await.unwrap();
+        let recorded = store.record_report(&key, 0, &first).await.unwrap();
+        let second = store.record_report(&key, 0, &report(0, 8, "other")).await.unwrap();
+        let unsettled = store.settle(&key, 8, 0, &Settlement::Reported).await.unwrap();
+        let pending = store.meter_counter(&key).await.unwrap().unwrap();
+        let wrong_confirm = store.confirm_report(&key, &report(0, 8, "other")).await.unwrap();
+        let confirmed = store.confirm_report(&key, &first).await.unwrap();
+        let again = store.confirm_report(&key, &first).await.unwrap();
+        let reported = store.meter_counter(&key).await.unwrap().unwrap();
+        let cancelled = store.cancel_report(&key, &first).await.unwrap();
+        let cancelled_twice = store.cancel_report(&key, &first).await.unwrap();
+        let after_cancel = store.meter_counter(&key).await.unwrap().unwrap();
+        let next = report(0, 8, "acct_report:api_calls:w:8:r1");
+        let old_revision = store.record_report(&key, 0, &next).await.unwrap();
+        let new_revision = store.record_report(&key, 1, &next).await.unwrap();
+        let failed = Settlement::Failed { reason: "too old".into() };
+        let failed_with_pending = store.settle(&key, 8, 0, &failed).await.unwrap();
+        let failed_counter = store.meter_counter(&key).await.unwrap().unwrap();
+
+        assert!(!wrong_watermark && !wrong_revision, "a report must start at the watermark of its revision");
+        assert!(recorded && !second, "one report is pending at a time");
+        assert!(!unsettled, "nothing is settled while a report is pending");
+        assert_eq!((pending.pending.as_ref(), pending.reported), (Some(&first), 0));
+        assert!(!wrong_confirm && confirmed && !again, "only the pending report is confirmed, once");
+        assert_eq!((reported.reported, reported.pending.as_ref(), reported.last.as_ref()), (8, None, Some(&first)));
+        assert!(cancelled && !cancelled_twice, "the last report is cancelled once");
+        assert_eq!((after_cancel.reported, after_cancel.revision, after_cancel.last.as_ref()), (0, 1, None));
+        assert!(!old_revision && new_revision);
+        assert!(failed_with_pending, "a failure is settled with its pending report");
+        assert_eq!((failed_counter.due, failed_counter.pending.as_ref()), (false, Some(&next)));
+        assert_eq!(failed_counter.settlement, Some(failed));
+        assert!(all_due(&store, 10).await.is_empty());
+    }
+
+    pub async fn due_counters_page_through_every_due_counter_once(store: impl Store) {
+        let accounts: Vec<AccountId> = (0..7).map(|i| id(&format!("acct_due_{i}"))).collect();
+        for account in &accounts {
+            store.consume(&consumption(account, "a", &usage_record(1), 100)).await.unwrap();
+        }
+
+        let mut due = all_due(&store, 2).await;
+
+        due.sort();
+        let mut expected: Vec<CounterKey> = accounts.iter().map(counter).collect();
+        expected.sort();
+        assert_eq!(due, expected);
+    }
+
+    pub async fn parallel_reporters_record_one_pending_report(store: impl Store + 'static) {
+        let store = Arc::new(store);
+        let account = id("acct_race");
+        store.consume(&consumption(&account, "a", &usage_record(5), 100)).await.unwrap();
+
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, key) = (Arc::clone(&store), counter(&account));
+                tokio::spawn(
+                    async move { store.record_report(&key, 0, &report(0, 5, &format!("r{i}"))).await.unwrap() },
+                )
+            })
+            .collect();
+        let mut recorded = 0;
+        for task in tasks {
+            recorded += usize::from(task.await.unwrap());
+        }
+
+        assert_eq!(recorded, 1, "exactly one of 20 parallel reporters records its report");
     }
 
     pub async fn the_state_read_shows_every_usage_counter(store: impl Store) {
@@ -990,6 +1118,10 @@ macro_rules! contract_suite {
                 the_per_minute_limit_is_exact_at_its_boundary,
                 a_refund_reverses_a_consumption_once,
                 the_state_read_shows_every_usage_counter,
+                a_metered_counter_is_due_until_settled_and_a_refund_lists_it_again,
+                a_report_is_recorded_once_confirmed_once_and_cancelled_once,
+                due_counters_page_through_every_due_counter_once,
+                parallel_reporters_record_one_pending_report,
                 a_grant_is_written_once_with_its_entry_and_read_with_the_state,
                 parallel_spenders_take_exactly_the_credits_left,
                 a_spend_commits_all_or_nothing_once_per_key,
@@ -1035,7 +1167,7 @@ async fn local_aws() -> aws_config::SdkConfig {
         .await
 }
 
-/// A fresh table (the template's key schema: `pk`, `sk`) for one test.
+/// A fresh table (the template's key schema: `pk`, `sk`, and its `due` index) for one test.
 async fn dynamo_store(test: &str) -> DynamoStore {
     let client = aws_sdk_dynamodb::Client::new(&local_aws().await);
     let table = format!("contract-{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
@@ -1051,6 +1183,15 @@ async fn dynamo_store(test: &str) -> DynamoStore {
         .key_schema(key("sk", KeyType::Range))
         .attribute_definitions(attribute("pk"))
         .attribute_definitions(attribute("sk"))
+        .attribute_definitions(attribute("meter_due"))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(tollgate::store::dynamo::meter::DUE_INDEX)
+                .key_schema(key("meter_due", KeyType::Hash))
+                .projection(IndexProjection::builder().projection_type(ProjectionType::KeysOnly).build())
+                .build()
+                .unwrap(),
+        )
         .send()
         .await
         .expect("creating a table on the local DynamoDB API");

@@ -33,3 +33,7 @@ pub(crate) const INVOICE_PAYMENT_PAYMENT: &[&str] = &["payment_intent", "type"];
 pub(crate) const METER_EVENT_CREATE: &[&str] = &["event_name", "identifier", "payload", "timestamp"];
 pub(crate) const METER_EVENT_SUMMARY_LIST: &[&str] =
     &["customer", "end_time", "ending_before", "limit", "start_time", "starting_after"];
+pub(crate) const METER_LIST: &[&str] = &["ending_before", "limit", "starting_after", "status"];
+pub(crate) const METER_EVENT_ADJUSTMENT_CREATE: &[&str] = &["cancel", "event_name", "type"];
+/// Under `cancel`.
+pub(crate) const METER_EVENT_ADJUSTMENT_CANCEL: &[&str] = &["identifier"];

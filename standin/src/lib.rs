@@ -175,6 +175,12 @@ impl StandIn {
         self.lock().faults.extend(std::iter::repeat_n(status, n));
     }
 
+    /// Carries out the next `n` requests (replays of an idempotent one included), then
+    /// answers each 500 as if the connection died after Stripe acted.
+    pub fn lose_next_answers(&self, n: usize) {
+        self.lock().lost_answers += n;
+    }
+
     /// The stand-in's "now" for `created`, period and trial timestamps (default: system time).
     pub fn set_clock(&self, unix_seconds: i64) {
         self.lock().set_clock(unix_seconds);
@@ -262,6 +268,18 @@ impl StandIn {
     }
 
     fn respond(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
+        let response = self.carry_out(method, uri, headers, body);
+        let mut state = self.lock();
+        if state.lost_answers == 0 {
+            return response;
+        }
+        state.lost_answers -= 1;
+        let request_id = state.new_id("req_", 14);
+        let error = ApiError::injected(500);
+        answer(error.status, &error.body(), &request_id, false)
+    }
+
+    fn carry_out(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
         let path = api_path(uri.path());
         let query = uri.query().unwrap_or_default().to_owned();
         let header_text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);

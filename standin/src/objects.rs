@@ -21,6 +21,7 @@ const DISPUTE: &str = include_str!("../fixtures/stripe/dispute.json");
 const INVOICE_PAYMENT: &str = include_str!("../fixtures/stripe/invoice_payment.json");
 const METER: &str = include_str!("../fixtures/stripe/billing.meter.json");
 const METER_EVENT: &str = include_str!("../fixtures/stripe/billing.meter_event.json");
+const METER_EVENT_ADJUSTMENT: &str = include_str!("../fixtures/stripe/billing.meter_event_adjustment.json");
 const METER_EVENT_SUMMARY: &str = include_str!("../fixtures/stripe/billing.meter_event_summary.json");
 const ENTITLEMENT_SUMMARY: &str = include_str!("../fixtures/stripe/entitlements.active_entitlement_summary.json");
 
@@ -749,6 +750,22 @@ pub(crate) fn meter_event(event_name: &str, identifier: &str, payload: Value, ti
         }),
     );
     event
+}
+
+/// A meter event adjustment that cancelled the event with `identifier`.
+pub(crate) fn meter_event_adjustment(event_name: &str, identifier: &str) -> Value {
+    let mut adjustment = fixture(METER_EVENT_ADJUSTMENT);
+    set(
+        &mut adjustment,
+        json!({
+            "cancel": { "identifier": identifier },
+            "event_name": event_name,
+            "livemode": false,
+            "status": "complete",
+            "type": "cancel",
+        }),
+    );
+    adjustment
 }
 
 /// The sum of a meter's values for one customer over `[start, end)`.

@@ -46,6 +46,8 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
         ("GET", ["events"]) => list_events(state, params),
         ("GET", ["invoice_payments"]) => list_invoice_payments(state, params),
         ("POST", ["billing", "meter_events"]) => create_meter_event(state, params),
+        ("POST", ["billing", "meter_event_adjustments"]) => create_meter_event_adjustment(state, params),
+        ("GET", ["billing", "meters"]) => list_meters(state, params),
         ("GET", ["billing", "meters", id, "event_summaries"]) => list_meter_event_summaries(state, id, params),
         _ => Err(ApiError::unrecognized_url(method, path)),
     }
@@ -416,7 +418,7 @@ fn create_meter_event(state: &mut State, params: &Params) -> Result<Value, ApiEr
     if state.meter_events.iter().any(|e| e["identifier"].as_str() == Some(identifier.as_str())) {
         return Err(ApiError::invalid_value(
             "identifier",
-            format!("A meter event with identifier '{identifier}' already exists."),
+            format!("An event already exists with identifier {identifier}."),
         ));
     }
     let mut payload = json!({});
@@ -444,6 +446,7 @@ fn list_meter_event_summaries(state: &mut State, meter_id: &str, params: &Params
         .iter()
         .filter(|e| e["event_name"] == meter["event_name"] && e["payload"][customer_key] == json!(customer))
         .filter(|e| e["timestamp"].as_i64().is_some_and(|t| (start..end).contains(&t)))
+        .filter(|e| !e["identifier"].as_str().is_some_and(|id| state.cancelled_meter_events.iter().any(|c| c == id)))
         .filter_map(|e| e["payload"][value_key].as_str().and_then(|v| v.parse::<f64>().ok()))
         .sum();
     let id = state.new_id("mtrusg_", 24);
@@ -455,6 +458,48 @@ fn list_meter_event_summaries(state: &mut State, meter_id: &str, params: &Params
         &format!("/v1/billing/meters/{meter_id}/event_summaries"),
         "billing.meter_event_summary",
     )
+}
+
+fn list_meters(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::METER_LIST)?;
+    let status = non_empty(params, &["status"]);
+    list::page(
+        entries(&state.meters),
+        |meter| status.is_none_or(|s| meter["status"] == s),
+        params,
+        "/v1/billing/meters",
+        "billing.meter",
+    )
+}
+
+/// Cancels one meter event by identifier, as Stripe allows within 24 hours of receiving it.
+fn create_meter_event_adjustment(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::METER_EVENT_ADJUSTMENT_CREATE)?;
+    params.allow_only_under(&["cancel"], allowed::METER_EVENT_ADJUSTMENT_CANCEL)?;
+    let event_name = params.require(&["event_name"])?.to_owned();
+    if params.require(&["type"])? != "cancel" {
+        return Err(ApiError::invalid_value("type", "Invalid type: must be `cancel`."));
+    }
+    let identifier = non_empty(params, &["cancel", "identifier"])
+        .ok_or_else(|| ApiError::missing_param("cancel[identifier]"))?
+        .to_owned();
+    let now = state.now();
+    let event = state
+        .meter_events
+        .iter()
+        .find(|e| e["identifier"].as_str() == Some(identifier.as_str()) && e["event_name"] == json!(event_name))
+        .ok_or_else(|| ApiError::no_such_param("billing.meter_event", &identifier, "cancel[identifier]"))?;
+    if event["created"].as_i64().is_some_and(|created| now - created > DAY) {
+        return Err(ApiError::invalid_value(
+            "cancel[identifier]",
+            "Meter events can only be cancelled within 24 hours of being received.",
+        ));
+    }
+    if state.cancelled_meter_events.contains(&identifier) {
+        return Err(ApiError::invalid_value("cancel[identifier]", "This meter event was cancelled already."));
+    }
+    state.cancelled_meter_events.push(identifier.clone());
+    Ok(objects::meter_event_adjustment(&event_name, &identifier))
 }
 
 fn find_meter(state: &State, id: &str) -> Result<Value, ApiError> {

@@ -72,6 +72,11 @@ pub(crate) struct State {
     pub(crate) meters: Vec<Stored>,
     /// Accepted meter events, oldest first.
     pub(crate) meter_events: Vec<Value>,
+    /// Identifiers of meter events cancelled by a meter event adjustment (not summed).
+    pub(crate) cancelled_meter_events: Vec<String>,
+    /// Answers still to lose: the request is carried out, then answered 500 (a connection
+    /// that died after Stripe acted).
+    pub(crate) lost_answers: usize,
     /// Each customer's latest active entitlement summary, by customer id.
     pub(crate) entitlement_summaries: HashMap<String, Value>,
     pub(crate) events: Vec<Stored>,
@@ -123,6 +128,8 @@ impl State {
             invoice_payments: Vec::new(),
             meters: Vec::new(),
             meter_events: Vec::new(),
+            cancelled_meter_events: Vec::new(),
+            lost_answers: 0,
             entitlement_summaries: HashMap::new(),
             events: Vec::new(),
             requests: Vec::new(),
@@ -144,6 +151,10 @@ impl State {
             let price = objects::price_id(&pack.lookup_key);
             state.products.push(objects::product(&objects::pack_product_id(&pack.id), &name, &price, now));
             state.prices.push(objects::pack_price(pack, now));
+        }
+        // The meters the catalogue reports to, as a setup script makes them in Stripe.
+        for event_name in catalogue.metrics().filter_map(|m| m.event_name.clone()) {
+            state.create_meter(&event_name);
         }
         state
     }

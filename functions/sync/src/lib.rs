@@ -8,16 +8,19 @@ use tollgate::aws::SdkConfig;
 use tollgate::billing::{Billing, StripeBilling};
 use tollgate::config::{Source, WorkerConfig};
 use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, SubscriptionStore, SyncStore};
+use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, MeterStore, SubscriptionStore, SyncStore};
 
 /// Pause between Stripe list calls: keeps a run under Stripe's rate limit (about 25
 /// requests/s in test mode).
 pub const PACING: Duration = Duration::from_millis(100);
 
+/// Pause after each meter call: at most 500 a second, half of Stripe's meter event limit.
+pub const METER_PACING: Duration = Duration::from_millis(2);
+
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<SyncDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
     let events = tollgate::app::wire::event_deps(&WorkerConfig::load(src)?, aws)?;
-    Ok(SyncDeps { events, pacing: PACING })
+    Ok(SyncDeps { events, pacing: PACING, meter_pacing: METER_PACING })
 }
 
 /// Seconds kept in hand before the function's timeout, to save the cursor and the outcome.
@@ -32,7 +35,7 @@ pub async fn handle<S, B, N>(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
     B: Billing,
     N: Notifier,
 {

@@ -62,7 +62,7 @@ async fn harness() -> Harness {
         notifier: Outbox::default(),
         settings: settings(&clock),
     };
-    Harness { deps: SyncDeps { events, pacing: Duration::ZERO }, standin, clock }
+    Harness { deps: SyncDeps { events, pacing: Duration::ZERO, meter_pacing: Duration::ZERO }, standin, clock }
 }
 
 impl Harness {

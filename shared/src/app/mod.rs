@@ -8,12 +8,14 @@
 //! - [`sync`]: the scheduled replay of missed events and reconciliation.
 //! - [`checkout`]: Checkout, portal, plan change, cancellation and account deletion.
 //! - [`read`]: the subscription and entitlements reads.
+//! - [`meters`]: usage reported to Stripe Billing Meters (run by the sync).
 //! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
 
 pub mod checkout;
 pub mod credits;
 pub mod events;
 pub mod keys;
+pub mod meters;
 pub mod read;
 pub mod refresh;
 pub mod retire;

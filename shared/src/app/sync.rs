@@ -17,7 +17,7 @@ use crate::app::refresh::{Refreshed, Snapshot, refresh};
 use crate::billing::{Billing, BillingError, RemoteEvent};
 use crate::notify::Notifier;
 use crate::store::{
-    AccountStore, CreditStore, EventLog, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+    AccountStore, CreditStore, EventLog, MeterStore, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -61,6 +61,8 @@ pub struct SyncDeps<S, B, N> {
     pub events: EventDeps<S, B, N>,
     /// Keeps the run's list calls under Stripe's rate limit (about 25 requests/s in test mode).
     pub pacing: Duration,
+    /// Keeps meter reporting under Stripe's meter event rate limit.
+    pub meter_pacing: Duration,
 }
 
 /// Why a run could not finish. The run's outcome is recorded first; the error then fails the
@@ -75,6 +77,9 @@ pub enum SyncError {
     /// [`MAX_EVENT_TRIES`].
     #[error("applying event {event_id} (try {tries} of {MAX_EVENT_TRIES}): {source}")]
     Apply { event_id: String, tries: u32, source: EventError },
+    /// Meter reporting stopped at a Stripe or store failure; the next run resumes it.
+    #[error("meter reporting: {0}")]
+    Meters(#[from] crate::app::meters::MeterError),
     /// The run reached its deadline without moving its cursor or its reconciliation: run after
     /// run would do the same.
     #[error("no progress: the run stopped at its deadline before it could move its cursor")]
@@ -91,7 +96,7 @@ pub async fn run<S, B, N>(
     deadline: &dyn Deadline,
 ) -> Result<SyncOutcome, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -130,7 +135,7 @@ async fn work<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -158,6 +163,17 @@ where
 
     let replayed = replay(deps, deadline, &mut cursor, outcome).await;
     store.save_cursor(&cursor).await?;
+    // Meter reporting runs whatever became of the replay: a stuck event never holds usage back.
+    let events = &deps.events;
+    let metered = crate::app::meters::report(
+        store,
+        &events.billing,
+        &events.settings,
+        deps.meter_pacing,
+        deadline,
+        &mut outcome.meters,
+    )
+    .await;
     let mut finished = replayed?;
     // A reconciliation waits for the replay to catch up; the cursor remembers it meanwhile.
     if finished && owed {
@@ -165,6 +181,7 @@ where
         store.save_cursor(&cursor).await?;
         finished = reconciled?;
     }
+    finished &= metered?;
     if !finished {
         outcome.partial = true;
         if cursor == start {
@@ -189,7 +206,7 @@ async fn replay<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -273,7 +290,7 @@ async fn hand_over<S, B, N>(
     snapshots: &mut Snapshots,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -346,7 +363,7 @@ async fn reconcile<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -446,6 +463,18 @@ mod tests {
 
         async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError> {
             self.fake.invoices_paid_by(payment_intent).await
+        }
+
+        async fn send_meter_event(&self, event: &crate::billing::MeterEvent<'_>) -> Result<(), BillingError> {
+            self.fake.send_meter_event(event).await
+        }
+
+        async fn cancel_meter_event(&self, event_name: &str, identifier: &str) -> Result<(), BillingError> {
+            self.fake.cancel_meter_event(event_name, identifier).await
+        }
+
+        async fn meter_total(&self, name: &str, customer: &str, start: i64, end: i64) -> Result<u64, BillingError> {
+            self.fake.meter_total(name, customer, start, end).await
         }
 
         async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
@@ -562,7 +591,7 @@ mod tests {
             notifier: Outbox::default(),
             settings: settings(&clock),
         };
-        SyncDeps { events, pacing: Duration::ZERO }
+        SyncDeps { events, pacing: Duration::ZERO, meter_pacing: Duration::ZERO }
     }
 
     async fn start_at(deps: &SyncDeps<MemoryStore, Listed, Outbox>, created: i64) {

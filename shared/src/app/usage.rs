@@ -223,8 +223,9 @@ where
         at: standing.now,
         refunded: false,
     };
+    let metered = settings.catalogue.metric(metric).is_some_and(|m| m.event_name.is_some());
     let consumption =
-        Consumption { account, key, record: &record, limit, rate: standing.rate(), now_ms: standing.now_ms };
+        Consumption { account, key, record: &record, limit, rate: standing.rate(), now_ms: standing.now_ms, metered };
     match deps.store.consume(&consumption).await? {
         Consumed::Counted(tally) => {
             alert(deps, account, metric, limit, window, tally.used.saturating_sub(valid.quantity), tally.used).await;

@@ -106,6 +106,18 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// A meter event to send: `value` units of the meter named `event_name` for a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeterEvent<'a> {
+    pub event_name: &'a str,
+    pub customer_id: &'a str,
+    pub value: u64,
+    /// Stripe deduplicates events by identifier for at least 24 hours.
+    pub identifier: &'a str,
+    /// Unix seconds: within the past 35 days and at most 5 minutes ahead.
+    pub timestamp: i64,
+}
+
 /// Stripe, as Tollgate uses it. Every write takes an idempotency key: a retried call with the
 /// same key is answered with the first result and changes nothing more.
 #[async_trait]
@@ -160,6 +172,20 @@ pub trait Billing: Send + Sync {
         price_lookup_key: &str,
         idempotency_key: &str,
     ) -> Result<RemoteSubscription, BillingError>;
+
+    /// Sends one meter event. A meter event whose identifier Stripe already holds was sent
+    /// before: that is a success, not an error.
+    async fn send_meter_event(&self, event: &MeterEvent<'_>) -> Result<(), BillingError>;
+
+    /// Cancels the meter event sent with `identifier` (Stripe allows it for 24 hours after it
+    /// received the event).
+    async fn cancel_meter_event(&self, event_name: &str, identifier: &str) -> Result<(), BillingError>;
+
+    /// What the meter named `event_name` summed for a customer over `[start, end)` (Unix
+    /// seconds, whole minutes): Stripe's meter event summary. `NotFound` when no meter has
+    /// that event name.
+    async fn meter_total(&self, event_name: &str, customer_id: &str, start: i64, end: i64)
+    -> Result<u64, BillingError>;
 
     /// Cancels at the period's end (`at_period_end`) or at once.
     async fn cancel(

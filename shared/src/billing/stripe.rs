@@ -4,7 +4,8 @@
 
 use super::retry::{RetryPolicy, jitter};
 use super::{
-    Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteItem, RemoteSubscription,
+    Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent, RemoteItem,
+    RemoteSubscription,
 };
 use crate::config::StripeConfig;
 use crate::model::{AccountId, Interval, SubscriptionStatus};
@@ -14,6 +15,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe_billing::billing_meter::ListBillingMeter;
+use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
+use stripe_billing::billing_meter_event_adjustment::{
+    CreateBillingMeterEventAdjustment, CreateBillingMeterEventAdjustmentCancel,
+};
+use stripe_billing::billing_meter_event_summary::ListIdBillingMeterEventSummary;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
 use stripe_billing::invoice_payment::{ListInvoicePayment, ListInvoicePaymentPayment, ListInvoicePaymentPaymentType};
 use stripe_billing::subscription::{
@@ -42,6 +49,8 @@ pub struct StripeBilling {
     page_size: i64,
     /// Price ids by lookup key, resolved once per cold start.
     prices: Mutex<HashMap<String, String>>,
+    /// Active meters' ids by event name, resolved once per cold start.
+    meters: Mutex<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for StripeBilling {
@@ -60,7 +69,7 @@ impl StripeBilling {
         let client =
             builder.build().map_err(|_| BillingError::Unavailable("invalid Stripe client configuration".into()))?;
         let retry = RetryPolicy { max_retries: config.max_retries, ..RetryPolicy::default() };
-        Ok(Self { client, retry, page_size: MAX_PAGE_SIZE, prices: Mutex::default() })
+        Ok(Self { client, retry, page_size: MAX_PAGE_SIZE, prices: Mutex::default(), meters: Mutex::default() })
     }
 
     /// Sets the page size of lists (1 to 100; tests use small pages to cross page boundaries).
@@ -108,6 +117,47 @@ impl StripeBilling {
         self.prices.lock().unwrap_or_else(|p| p.into_inner()).insert(lookup_key.to_owned(), id.clone());
         Ok(id)
     }
+}
+
+impl StripeBilling {
+    /// The id of the active meter with this event name (every page of meters, once).
+    async fn meter_id(&self, event_name: &str) -> Result<String, BillingError> {
+        if let Some(id) = self.meters.lock().unwrap_or_else(|p| p.into_inner()).get(event_name) {
+            return Ok(id.clone());
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .send(None, || {
+                    let list = ListBillingMeter::new()
+                        .status(stripe_billing::BillingMeterStatus::Active)
+                        .limit(self.page_size);
+                    match &after {
+                        Some(after) => list.starting_after(after.clone()),
+                        None => list,
+                    }
+                })
+                .await?;
+            let mut meters = self.meters.lock().unwrap_or_else(|p| p.into_inner());
+            for meter in &page.data {
+                meters.insert(meter.event_name.clone(), meter.id.as_str().to_owned());
+            }
+            if let Some(id) = meters.get(event_name) {
+                return Ok(id.clone());
+            }
+            drop(meters);
+            match page.data.last() {
+                Some(last) if page.has_more => after = Some(last.id.as_str().to_owned()),
+                _ => return Err(BillingError::NotFound),
+            }
+        }
+    }
+}
+
+/// Whether Stripe refused a meter event because it holds one with the same identifier
+/// already ("An event already exists with identifier ..."): the event was sent before.
+fn already_sent(err: &BillingError) -> bool {
+    matches!(err, BillingError::Rejected { message, .. } if message.contains("already exists") && message.contains("identifier"))
 }
 
 fn account_metadata(account: &AccountId) -> HashMap<String, String> {
@@ -386,6 +436,58 @@ impl Billing for StripeBilling {
             })
             .await?;
         Ok(remote_subscription(&sub))
+    }
+
+    async fn send_meter_event(&self, event: &MeterEvent<'_>) -> Result<(), BillingError> {
+        let payload = HashMap::from([
+            ("stripe_customer_id".to_owned(), event.customer_id.to_owned()),
+            ("value".to_owned(), event.value.to_string()),
+        ]);
+        let key = format!("meter-{}", event.identifier);
+        let sent = self
+            .send(Some(&key), || {
+                CreateBillingMeterEvent::new(event.event_name, payload.clone())
+                    .identifier(event.identifier)
+                    .timestamp(event.timestamp)
+            })
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(err) if already_sent(&err) => {
+                tracing::info!(identifier = event.identifier, "stripe holds this meter event already");
+                Ok(())
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn cancel_meter_event(&self, event_name: &str, identifier: &str) -> Result<(), BillingError> {
+        let key = format!("meter-cancel-{identifier}");
+        let cancel = CreateBillingMeterEventAdjustmentCancel { identifier: Some(identifier.to_owned()) };
+        self.send(Some(&key), || {
+            CreateBillingMeterEventAdjustment::new(event_name, stripe_billing::BillingMeterEventAdjustmentType::Cancel)
+                .cancel(cancel.clone())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    async fn meter_total(
+        &self,
+        event_name: &str,
+        customer_id: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<u64, BillingError> {
+        let meter = self.meter_id(event_name).await?;
+        let list =
+            self.send(None, || ListIdBillingMeterEventSummary::new(meter.as_str(), customer_id, end, start)).await?;
+        let total: f64 = list.data.iter().map(|summary| summary.aggregated_value).sum();
+        // Meter values here are whole units: a fraction or a negative sum is Stripe's to explain.
+        if !total.is_finite() || total < 0.0 || total.fract() != 0.0 || total > u64::MAX as f64 {
+            return Err(BillingError::Unavailable(format!("meter summary is not a whole number of units: {total}")));
+        }
+        Ok(total as u64)
     }
 
     async fn cancel(

@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod credits;
+pub mod meter;
 mod usage;
 
 use super::keys;

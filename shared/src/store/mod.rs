@@ -12,8 +12,10 @@ use std::collections::BTreeSet;
 pub mod capacity;
 pub mod dynamo;
 pub mod keys;
+pub mod meter;
 
 pub use dynamo::DynamoStore;
+pub use meter::{CounterKey, DuePage, MeterCounter, MeterReport, MeterStore, Settlement};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -382,6 +384,9 @@ pub struct SyncOutcome {
     pub passed_over: u64,
     pub reconciled: u64,
     pub differed: u64,
+    /// Usage reported to Stripe Billing Meters, drift and failures included.
+    #[serde(default)]
+    pub meters: crate::app::meters::MeterOutcome,
 }
 
 /// The sync's bookkeeping.
@@ -474,6 +479,7 @@ pub trait Store:
     + ApiKeyStore
     + UsageStore
     + CreditStore
+    + MeterStore
 {
 }
 
@@ -487,6 +493,7 @@ impl<T> Store for T where
         + ApiKeyStore
         + UsageStore
         + CreditStore
+        + MeterStore
 {
 }
 
@@ -682,6 +689,8 @@ pub struct Consumption<'a> {
     pub limit: Option<u64>,
     /// The per-minute request limit; `None` is unlimited.
     pub rate: Option<crate::ratelimit::Limit>,
+    /// The metric is reported to a Stripe meter: its counter is listed as due for the sync.
+    pub metered: bool,
     pub now_ms: i64,
 }
 

@@ -3,7 +3,8 @@
 //! key), and answers writes Stripe's way (a plan change moves the item's price).
 
 use crate::billing::{
-    Billing, BillingError, CheckoutRequest, CheckoutSession, Page, RemoteEvent, RemoteItem, RemoteSubscription,
+    Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent, RemoteItem,
+    RemoteSubscription,
 };
 use crate::model::{AccountId, Interval, SubscriptionStatus};
 use crate::testing::FixedClock;
@@ -54,6 +55,21 @@ struct State {
     /// Customers by the idempotency key that created them.
     customers: BTreeMap<String, String>,
     calls: Vec<String>,
+    /// Meter events accepted, oldest first (Stripe keeps one per identifier).
+    meter_events: Vec<SentMeterEvent>,
+    /// Meter events sent from now on are accepted but their answer is lost, this many times.
+    lose_meter_answers: u32,
+}
+
+/// A meter event as the fake accepted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMeterEvent {
+    pub event_name: String,
+    pub customer_id: String,
+    pub value: u64,
+    pub identifier: String,
+    pub timestamp: i64,
+    pub cancelled: bool,
 }
 
 /// An in-memory Stripe; clones share their state.
@@ -95,6 +111,23 @@ impl FakeBilling {
         self.lock().invoice_payments.entry(payment_intent.into()).or_default().push(invoice.into());
     }
 
+    /// The meter events Stripe accepted (each identifier once), cancelled ones included.
+    pub fn meter_events(&self) -> Vec<SentMeterEvent> {
+        self.lock().meter_events.clone()
+    }
+
+    /// The next `times` meter events are accepted, then the answer is lost (the caller sees
+    /// Stripe unavailable): a crash between sending and recording it.
+    pub fn lose_meter_answers(&self, times: u32) {
+        self.lock().lose_meter_answers = times;
+    }
+
+    /// A meter event from elsewhere (another system, a manual entry): Stripe's totals then
+    /// differ from Tollgate's.
+    pub fn add_meter_event(&self, event: SentMeterEvent) {
+        self.lock().meter_events.push(event);
+    }
+
     /// The calls made, in order, each as `operation key-or-argument`.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
@@ -121,6 +154,56 @@ impl FakeBilling {
 
 #[async_trait]
 impl Billing for FakeBilling {
+    async fn send_meter_event(&self, event: &MeterEvent<'_>) -> Result<(), BillingError> {
+        self.record(format!("send_meter_event {}", event.identifier));
+        let mut state = self.lock();
+        if !state.meter_events.iter().any(|e| e.identifier == event.identifier) {
+            state.meter_events.push(SentMeterEvent {
+                event_name: event.event_name.into(),
+                customer_id: event.customer_id.into(),
+                value: event.value,
+                identifier: event.identifier.into(),
+                timestamp: event.timestamp,
+                cancelled: false,
+            });
+        }
+        if state.lose_meter_answers > 0 {
+            state.lose_meter_answers -= 1;
+            return Err(BillingError::Unavailable("the answer was lost".into()));
+        }
+        Ok(())
+    }
+
+    async fn cancel_meter_event(&self, event_name: &str, identifier: &str) -> Result<(), BillingError> {
+        self.record(format!("cancel_meter_event {identifier}"));
+        let mut state = self.lock();
+        let event = state
+            .meter_events
+            .iter_mut()
+            .find(|e| e.identifier == identifier && e.event_name == event_name)
+            .ok_or(BillingError::NotFound)?;
+        event.cancelled = true;
+        Ok(())
+    }
+
+    async fn meter_total(
+        &self,
+        event_name: &str,
+        customer_id: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<u64, BillingError> {
+        self.record(format!("meter_total {customer_id} {start} {end}"));
+        Ok(self
+            .lock()
+            .meter_events
+            .iter()
+            .filter(|e| !e.cancelled && e.event_name == event_name && e.customer_id == customer_id)
+            .filter(|e| (start..end).contains(&e.timestamp))
+            .map(|e| e.value)
+            .sum())
+    }
+
     async fn create_customer(&self, account: &AccountId, idempotency_key: &str) -> Result<String, BillingError> {
         self.record(format!("create_customer {idempotency_key}"));
         // Stripe's idempotency: one key, one customer; a new key, a new customer.

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 mod api_keys;
 mod credits;
+mod meter;
 mod usage;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -38,6 +39,8 @@ struct Tables {
     api_key_slots: HashMap<AccountId, u32>,
     /// Usage counters by account, metric and window start.
     usage: HashMap<(AccountId, String, i64), u64>,
+    /// The meter fields of usage counters, by the same key as `usage`.
+    meters: HashMap<(AccountId, String, i64), meter::MeterFields>,
     /// Usage requests' idempotency records by account and key.
     usage_records: HashMap<(AccountId, String), crate::store::UsageRecord>,
     /// Credit grants by account, then id.

@@ -3,7 +3,7 @@
 //! metric's counter (only if it stays within the limit); the cancellation reasons say which
 //! condition refused it.
 
-use super::{DynamoStore, IS_NEW, Keyed, to_item};
+use super::{DynamoStore, IS_NEW, Keyed, meter, to_item};
 use crate::model::AccountId;
 use crate::store::{Consumed, Consumption, Refunded, StoreError, Tally, UsageRecord, UsageStore, keys};
 use crate::usage::Window;
@@ -98,14 +98,22 @@ impl UsageStore for DynamoStore {
                 .expect("table, key and update are set");
             items.push(TransactWriteItem::builder().update(update).build());
         }
+        // A metered counter is listed as due for the sync's meter report (the index's key
+        // is written once: later consumptions leave it as it is).
+        let set_due = if c.metered { ", #due = :due" } else { "" };
         let mut counter = self
             .usage_update(Self::counter_key(c.account, &record.metric, window))
-            .update_expression("ADD used :quantity SET window_end = :end, expires_at = :expires")
+            .update_expression(format!("ADD used :quantity SET window_end = :end, expires_at = :expires{set_due}"))
             .expression_attribute_values(":quantity", n(record.quantity))
             .expression_attribute_values(":end", n(window.end))
             .expression_attribute_values(":expires", n(window.end.saturating_add(COUNTER_TTL)));
         if let Some(room) = room {
             counter = counter.condition_expression(FITS).expression_attribute_values(":room", n(room));
+        }
+        if c.metered {
+            counter = counter
+                .expression_attribute_names("#due", meter::DUE_ATTRIBUTE)
+                .expression_attribute_values(":due", AttributeValue::S(meter::DUE.to_owned()));
         }
         items
             .push(TransactWriteItem::builder().update(counter.build().expect("table, key and update are set")).build());
@@ -142,8 +150,12 @@ impl UsageStore for DynamoStore {
             .expect("table, key and update are set");
         let give_back = self
             .usage_update(Self::counter_key(account, &record.metric, &record.window))
-            .update_expression("ADD used :minus")
+            // Listed as due again, so units already reported to a meter are cancelled or
+            // recorded as drift by the sync (an unmetered counter is settled at once).
+            .update_expression("ADD used :minus SET #due = :due")
             .condition_expression(HOLDS)
+            .expression_attribute_names("#due", meter::DUE_ATTRIBUTE)
+            .expression_attribute_values(":due", AttributeValue::S(meter::DUE.to_owned()))
             .expression_attribute_values(":minus", AttributeValue::N(format!("-{}", record.quantity)))
             .expression_attribute_values(":quantity", n(record.quantity))
             .build()

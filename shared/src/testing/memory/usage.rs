@@ -33,6 +33,11 @@ impl UsageStore for MemoryStore {
             tables.rates.insert(at, requests.saturating_add(1));
         }
         let after = used.saturating_add(record.quantity);
+        if c.metered {
+            let fields = tables.meters.entry(counter.clone()).or_default();
+            fields.due = true;
+            fields.window_end = record.window.end;
+        }
         tables.usage.insert(counter, after);
         tables.usage_records.insert((c.account.clone(), c.key.to_owned()), record.clone());
         let requests = if rate_key.is_some() { requests.saturating_add(1) } else { 0 };
@@ -52,6 +57,7 @@ impl UsageStore for MemoryStore {
         let Some(back) = used.checked_sub(record.quantity) else {
             return Err(StoreError::Corrupt("a usage counter holds less than a consumption it recorded".into()));
         };
+        tables.meters.entry(counter.clone()).or_default().due = true;
         tables.usage.insert(counter, back);
         let refunded = crate::store::UsageRecord { refunded: true, ..record };
         tables.usage_records.insert((account.clone(), key.to_owned()), refunded.clone());

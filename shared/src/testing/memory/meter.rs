@@ -1,0 +1,133 @@
+//! The in-memory [`MeterStore`]: the meter fields of each counter beside its count; one lock
+//! is one conditional write.
+
+use super::MemoryStore;
+use crate::store::StoreError;
+use crate::store::meter::{CounterKey, DuePage, MeterCounter, MeterReport, MeterStore, Settlement};
+use async_trait::async_trait;
+
+/// A counter's meter fields (the DynamoDB item's attributes beside `used`).
+#[derive(Debug, Clone, Default)]
+pub(super) struct MeterFields {
+    pub(super) window_end: i64,
+    pub(super) due: bool,
+    reported: u64,
+    pending: Option<MeterReport>,
+    last: Option<MeterReport>,
+    revision: u32,
+    settlement: Option<Settlement>,
+}
+
+fn id(key: &CounterKey) -> (crate::model::AccountId, String, i64) {
+    (key.account.clone(), key.metric.clone(), key.window_start)
+}
+
+impl MemoryStore {
+    /// Changes the counter's meter fields with `change` if it exists and `holds` them.
+    fn change_meter(
+        &self,
+        key: &CounterKey,
+        holds: impl FnOnce(u64, &MeterFields) -> bool,
+        change: impl FnOnce(&mut MeterFields),
+    ) -> bool {
+        let mut tables = self.lock();
+        let Some(used) = tables.usage.get(&id(key)).copied() else { return false };
+        let fields = tables.meters.entry(id(key)).or_default();
+        if !holds(used, fields) {
+            return false;
+        }
+        change(fields);
+        true
+    }
+}
+
+#[async_trait]
+impl MeterStore for MemoryStore {
+    async fn due_counters(&self, limit: usize, after: Option<&str>) -> Result<DuePage, StoreError> {
+        let tables = self.lock();
+        let mut due: Vec<(String, CounterKey)> = tables
+            .meters
+            .iter()
+            .filter(|(_, fields)| fields.due)
+            .map(|((account, metric, start), _)| {
+                let key = CounterKey { account: account.clone(), metric: metric.clone(), window_start: *start };
+                (format!("{account}\u{1f}{metric}\u{1f}{start}"), key)
+            })
+            .filter(|(cursor, _)| after.is_none_or(|after| cursor.as_str() > after))
+            .collect();
+        due.sort_by(|a, b| a.0.cmp(&b.0));
+        let limit = limit.max(1);
+        let next = (due.len() > limit).then(|| due[limit.saturating_sub(1)].0.clone());
+        Ok(DuePage { counters: due.into_iter().take(limit).map(|(_, key)| key).collect(), next })
+    }
+
+    async fn meter_counter(&self, key: &CounterKey) -> Result<Option<MeterCounter>, StoreError> {
+        let tables = self.lock();
+        let Some(used) = tables.usage.get(&id(key)).copied() else { return Ok(None) };
+        let fields = tables.meters.get(&id(key)).cloned().unwrap_or_default();
+        Ok(Some(MeterCounter {
+            key: key.clone(),
+            window_end: fields.window_end,
+            used,
+            reported: fields.reported,
+            pending: fields.pending,
+            last: fields.last,
+            revision: fields.revision,
+            due: fields.due,
+            settlement: fields.settlement,
+        }))
+    }
+
+    async fn record_report(&self, key: &CounterKey, revision: u32, report: &MeterReport) -> Result<bool, StoreError> {
+        Ok(self.change_meter(
+            key,
+            |_, f| f.pending.is_none() && f.reported == report.from && f.revision == revision,
+            |f| f.pending = Some(report.clone()),
+        ))
+    }
+
+    async fn confirm_report(&self, key: &CounterKey, report: &MeterReport) -> Result<bool, StoreError> {
+        Ok(self.change_meter(
+            key,
+            |_, f| f.pending.as_ref().is_some_and(|p| p.identifier == report.identifier),
+            |f| {
+                f.reported = report.to;
+                f.last = Some(report.clone());
+                f.pending = None;
+            },
+        ))
+    }
+
+    async fn cancel_report(&self, key: &CounterKey, last: &MeterReport) -> Result<bool, StoreError> {
+        Ok(self.change_meter(
+            key,
+            |_, f| f.pending.is_none() && f.last.as_ref().is_some_and(|l| l.identifier == last.identifier),
+            |f| {
+                f.reported = last.from;
+                f.revision = f.revision.saturating_add(1);
+                f.last = None;
+            },
+        ))
+    }
+
+    async fn settle(
+        &self,
+        key: &CounterKey,
+        used: u64,
+        reported: u64,
+        settlement: &Settlement,
+    ) -> Result<bool, StoreError> {
+        Ok(self.change_meter(
+            key,
+            |now_used, f| {
+                (f.pending.is_none() || matches!(settlement, Settlement::Failed { .. }))
+                    && now_used == used
+                    && f.reported == reported
+            },
+            |f| {
+                f.due = false;
+                f.settlement = Some(settlement.clone());
+            },
+        ))
+    }
+}
