@@ -175,10 +175,11 @@ impl StandIn {
         self.lock().faults.extend(std::iter::repeat_n(status, n));
     }
 
-    /// Carries out the next `n` requests (replays of an idempotent one included), then
-    /// answers each 500 as if the connection died after Stripe acted.
-    pub fn lose_next_answers(&self, n: usize) {
-        self.lock().lost_answers += n;
+    /// Carries out the next `n` requests to `path` (e.g. `/v1/billing/meter_events`; replays
+    /// of an idempotent one included), then answers each 500 as if the connection died after
+    /// Stripe acted.
+    pub fn lose_answers_to(&self, path: &str, n: usize) {
+        self.lock().lost_answers = (path.to_owned(), n);
     }
 
     /// The stand-in's "now" for `created`, period and trial timestamps (default: system time).
@@ -270,10 +271,11 @@ impl StandIn {
     fn respond(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
         let response = self.carry_out(method, uri, headers, body);
         let mut state = self.lock();
-        if state.lost_answers == 0 {
+        let (lost_path, lost) = &mut state.lost_answers;
+        if *lost == 0 || *lost_path != api_path(uri.path()) {
             return response;
         }
-        state.lost_answers -= 1;
+        *lost -= 1;
         let request_id = state.new_id("req_", 14);
         let error = ApiError::injected(500);
         answer(error.status, &error.body(), &request_id, false)

@@ -74,9 +74,9 @@ pub(crate) struct State {
     pub(crate) meter_events: Vec<Value>,
     /// Identifiers of meter events cancelled by a meter event adjustment (not summed).
     pub(crate) cancelled_meter_events: Vec<String>,
-    /// Answers still to lose: the request is carried out, then answered 500 (a connection
-    /// that died after Stripe acted).
-    pub(crate) lost_answers: usize,
+    /// Answers still to lose, and the API path they are for: the request is carried out,
+    /// then answered 500 (a connection that died after Stripe acted).
+    pub(crate) lost_answers: (String, usize),
     /// Each customer's latest active entitlement summary, by customer id.
     pub(crate) entitlement_summaries: HashMap<String, Value>,
     pub(crate) events: Vec<Stored>,
@@ -129,7 +129,7 @@ impl State {
             meters: Vec::new(),
             meter_events: Vec::new(),
             cancelled_meter_events: Vec::new(),
-            lost_answers: 0,
+            lost_answers: (String::new(), 0),
             entitlement_summaries: HashMap::new(),
             events: Vec::new(),
             requests: Vec::new(),

@@ -499,3 +499,32 @@ async fn a_pack_bought_through_checkout_is_spent_listed_and_reversed_by_its_refu
         (Some(-950), Some(50))
     );
 }
+
+#[tokio::test]
+async fn usage_reaches_the_stripe_meter_once_through_two_local_syncs_and_status_shows_it() {
+    use tollgate::billing::Billing;
+    let stack = Stack(common::serve_stack("usage-meter").await);
+    let account = "acct_meter_http";
+    stack.subscribe(account, "pro").await;
+    stack.consume(account, 30, "m1").await;
+    stack.consume(account, 12, "m2").await;
+    let (_, usage) = stack.call(reqwest::Method::GET, "/usage", account, Value::Null).await;
+
+    tollgate_dev::ops::sync(stack.0.port, false).await.unwrap();
+    tollgate_dev::ops::sync(stack.0.port, false).await.unwrap();
+
+    let id = AccountId::parse(account).unwrap();
+    let customer = tollgate::store::AccountStore::account(&stack.0.app.store, &id).await.unwrap().unwrap().customer_id;
+    let stripe = tollgate_standin::test_billing(&format!("{}/stripe/", stack.0.base));
+    let start = usage["period_start"].as_i64().unwrap();
+    let end = usage["period_end"].as_i64().unwrap();
+    let total = stripe.meter_total("tollgate_api_calls", &customer, start - 60, end + 60).await.unwrap();
+    let posts = stack.0.standin.requests().iter().filter(|r| r.path == "/v1/billing/meter_events").count();
+    let health: Value = reqwest::get(format!("{}/health", stack.0.base)).await.unwrap().json().await.unwrap();
+
+    assert_eq!(total, 42, "the stand-in's meter sums what was used");
+    assert_eq!(posts, 1, "one meter event for both consumptions, none from the second sync");
+    assert_eq!(health["sync"]["meters"]["sent"], 0, "the last run had nothing left to send: {health}");
+    assert!(health["sync"]["meters"]["drift"].as_array().is_some_and(Vec::is_empty), "{health}");
+    assert!(health["sync"]["meters"]["failed"].as_array().is_some_and(Vec::is_empty), "{health}");
+}

@@ -370,3 +370,85 @@ async fn full_run_cut_off_in_its_replay_reconciles_on_a_later_run() {
     assert_eq!((after.mode.as_str(), after.reconciled), ("replay", 0));
     assert!(!h.cursor().await.reconcile_due);
 }
+
+/// Consumes `quantity` of the metered `api_calls` in `window` for `account`, by `key`.
+async fn consume(h: &Harness, account: &str, key: &str, quantity: u64, window: tollgate::usage::Window) {
+    use tollgate::store::{Consumption, UsageRecord, UsageStore};
+    let account = AccountId::parse(account).unwrap();
+    let record =
+        UsageRecord { request: key.into(), metric: "api_calls".into(), quantity, window, at: NOW, refunded: false };
+    let consumption = Consumption {
+        account: &account,
+        key,
+        record: &record,
+        limit: None,
+        rate: None,
+        now_ms: NOW * 1000,
+        metered: true,
+    };
+    h.deps.events.store.consume(&consumption).await.unwrap();
+}
+
+#[tokio::test]
+async fn meters_get_each_unit_once_across_runs_and_a_crash_and_drift_is_recorded() {
+    use tollgate::billing::{Billing, MeterEvent};
+    let h = harness().await;
+    h.happen("checkout.session.completed", "acct_meter");
+    h.deliver_all().await;
+    let account = AccountId::parse("acct_meter").unwrap();
+    let customer = tollgate::store::AccountStore::account(&h.deps.events.store, &account).await.unwrap().unwrap();
+    let window = tollgate::usage::Window { start: NOW - 86_400, end: NOW + 29 * 86_400 };
+    let event_name = h.deps.events.settings.catalogue.metric("api_calls").unwrap().event_name.clone().unwrap();
+    let stripe_total = || async {
+        h.deps.events.billing.meter_total(&event_name, &customer.customer_id, window.start, window.end).await.unwrap()
+    };
+    let meter_posts = || h.standin.requests().iter().filter(|r| r.path == "/v1/billing/meter_events").count();
+
+    consume(&h, "acct_meter", "a", 7, window).await;
+    let first = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+    let second = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+    let after_two_runs = (stripe_total().await, meter_posts());
+
+    // The next report reaches Stripe, but every answer to it is lost: the run fails with the
+    // report pending; the next run resends it under the same identifier.
+    consume(&h, "acct_meter", "b", 5, window).await;
+    h.standin.lose_answers_to("/v1/billing/meter_events", 3);
+    let crashed = run(&h.deps, Mode::Replay, &Never).await;
+    let resumed = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+    let after_crash = stripe_total().await;
+
+    // Something else reports 3 units for the customer; the window ends and is settled.
+    let elsewhere = MeterEvent {
+        event_name: &event_name,
+        customer_id: &customer.customer_id,
+        value: 3,
+        identifier: "manual-adjustment-1",
+        timestamp: NOW,
+    };
+    h.deps.events.billing.send_meter_event(&elsewhere).await.unwrap();
+    let settle_at = window.end + tollgate::app::meters::SETTLE_AFTER;
+    h.clock.set(settle_at);
+    h.standin.set_clock(settle_at);
+    let settled = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+
+    assert_eq!((first.meters.sent, first.meters.units, second.meters.sent), (1, 7, 0));
+    assert_eq!(after_two_runs, (7, 1), "two runs: one meter event of 7");
+    let crashed = crashed.unwrap_err().to_string();
+    assert!(crashed.contains("meter reporting"), "{crashed}");
+    assert_eq!(resumed.meters.sent, 1, "{resumed:?}");
+    assert_eq!(after_crash, 12, "the stand-in counted the resent identifier once");
+    let identifiers: Vec<String> = h
+        .standin
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/v1/billing/meter_events")
+        .filter_map(|r| r.form.iter().find(|(k, _)| k == "identifier").map(|(_, v)| v.clone()))
+        .collect();
+    let crash_id = format!("acct_meter:api_calls:{}:12", window.start);
+    assert!(identifiers.iter().filter(|id| **id == crash_id).count() >= 2, "{identifiers:?}");
+    let drift = &settled.meters.drift;
+    assert_eq!(
+        drift.iter().map(|d| (d.metric.as_str(), d.tollgate, d.stripe)).collect::<Vec<_>>(),
+        [("api_calls", 12, 15)]
+    );
+}

@@ -293,3 +293,291 @@ where
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Never;
+    use crate::clock::Clock;
+    use crate::model::AccountId;
+    use crate::store::{Account, Consumption, UsageRecord, UsageStore};
+    use crate::testing::{FakeBilling, FixedClock, MemoryStore, SentMeterEvent, settings};
+    use crate::usage::Window;
+
+    const NOW: i64 = 1_795_273_200;
+    const WINDOW: Window = Window { start: NOW - DAY, end: NOW + 29 * DAY };
+    const EVENT: &str = "tollgate_api_calls";
+
+    struct Harness {
+        store: MemoryStore,
+        billing: FakeBilling,
+        clock: FixedClock,
+        settings: Settings,
+        account: AccountId,
+    }
+
+    async fn harness() -> Harness {
+        let clock = FixedClock::at(NOW);
+        let store = MemoryStore::new();
+        let account = AccountId::parse("acct_meter").unwrap();
+        let profile = Account { account_id: account.clone(), customer_id: "cus_meter".into(), created_at: NOW };
+        store.link_customer(&profile).await.unwrap();
+        Harness { settings: settings(&clock), store, billing: FakeBilling::new(), clock, account }
+    }
+
+    impl Harness {
+        fn key(&self) -> CounterKey {
+            CounterKey { account: self.account.clone(), metric: "api_calls".into(), window_start: WINDOW.start }
+        }
+
+        async fn consume(&self, key: &str, quantity: u64) {
+            let record = UsageRecord {
+                request: key.into(),
+                metric: "api_calls".into(),
+                quantity,
+                window: WINDOW,
+                at: self.clock.now(),
+                refunded: false,
+            };
+            let consumption = Consumption {
+                account: &self.account,
+                key,
+                record: &record,
+                limit: None,
+                rate: None,
+                now_ms: self.clock.now() * 1000,
+                metered: true,
+            };
+            self.store.consume(&consumption).await.unwrap();
+        }
+
+        async fn run(&self) -> Result<MeterOutcome, MeterError> {
+            let mut outcome = MeterOutcome::default();
+            report(&self.store, &self.billing, &self.settings, Duration::ZERO, &Never, &mut outcome).await?;
+            Ok(outcome)
+        }
+
+        /// What Stripe sums for the account's window.
+        async fn stripe_total(&self) -> u64 {
+            self.billing.meter_total(EVENT, "cus_meter", WINDOW.start, WINDOW.end).await.unwrap()
+        }
+
+        async fn counter(&self) -> MeterCounter {
+            self.store.meter_counter(&self.key()).await.unwrap().unwrap()
+        }
+
+        fn sends(&self) -> Vec<String> {
+            self.billing.calls().into_iter().filter(|c| c.starts_with("send_meter_event")).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn two_runs_report_each_unit_once_with_deterministic_identifiers() {
+        let h = harness().await;
+        h.consume("a", 7).await;
+        let first = h.run().await.unwrap();
+        let second = h.run().await.unwrap();
+        h.consume("b", 5).await;
+        let third = h.run().await.unwrap();
+
+        let events = h.billing.meter_events();
+        let ids: Vec<&str> = events.iter().map(|e| e.identifier.as_str()).collect();
+        assert_eq!(
+            ids,
+            [format!("acct_meter:api_calls:{}:7", WINDOW.start), format!("acct_meter:api_calls:{}:12", WINDOW.start)]
+        );
+        assert_eq!(events.iter().map(|e| e.value).collect::<Vec<_>>(), [7, 5]);
+        assert!(events.iter().all(|e| e.timestamp == NOW && e.customer_id == "cus_meter" && e.event_name == EVENT));
+        assert_eq!((first.sent, first.units, second.sent, third.units), (1, 7, 0, 5));
+        assert_eq!(h.stripe_total().await, 12);
+        let counter = h.counter().await;
+        assert_eq!(
+            (counter.reported, counter.pending, counter.due),
+            (12, None, true),
+            "due until its window is settled"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_sending_and_saving_resends_the_same_identifier_and_stripe_counts_it_once() {
+        let h = harness().await;
+        h.consume("a", 9).await;
+        h.billing.lose_meter_answers(1);
+
+        let crashed = h.run().await;
+        let pending = h.counter().await;
+        h.clock.advance(600);
+        let resumed = h.run().await.unwrap();
+
+        assert!(matches!(crashed, Err(MeterError::Billing(_))), "{crashed:?}");
+        assert_eq!((pending.reported, pending.pending.as_ref().map(|p| (p.from, p.to))), (0, Some((0, 9))));
+        let sends = h.sends();
+        assert_eq!(sends.len(), 2, "{sends:?}");
+        assert_eq!(sends[0], sends[1], "the resend carries the recorded identifier");
+        assert_eq!(resumed.sent, 1);
+        assert_eq!(h.stripe_total().await, 9, "Stripe deduplicated the identifier");
+        assert_eq!(h.counter().await.reported, 9);
+    }
+
+    #[tokio::test]
+    async fn a_pending_report_older_than_stripes_deduplication_is_an_alarmed_failure_never_resent() {
+        let h = harness().await;
+        h.consume("a", 4).await;
+        h.billing.lose_meter_answers(1);
+        h.run().await.unwrap_err();
+        h.clock.advance(STRIPE_DEDUP_WINDOW);
+
+        let outcome = h.run().await.unwrap();
+
+        assert_eq!(h.sends().len(), 1, "not resent once Stripe may have forgotten the identifier");
+        assert_eq!(outcome.failed.len(), 1, "{outcome:?}");
+        assert!(outcome.failed[0].contains("never confirmed"), "{outcome:?}");
+        let counter = h.counter().await;
+        assert!(!counter.due && counter.pending.is_some(), "kept for whoever looks into it: {counter:?}");
+        assert!(matches!(counter.settlement, Some(Settlement::Failed { .. })));
+        assert!(h.run().await.unwrap().failed.is_empty(), "alarmed once, not on every run");
+    }
+
+    #[tokio::test]
+    async fn usage_of_a_window_that_ended_more_than_35_days_ago_is_an_alarmed_failure_not_a_silent_loss() {
+        let h = harness().await;
+        h.consume("a", 3).await;
+        h.clock.set(WINDOW.end + STRIPE_MAX_EVENT_AGE);
+
+        let outcome = h.run().await.unwrap();
+
+        assert!(h.sends().is_empty());
+        assert_eq!(outcome.failed.len(), 1);
+        assert!(outcome.failed[0].contains("never reported"), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn usage_reported_late_in_stripes_window_is_dated_at_the_end_of_its_own_window() {
+        let h = harness().await;
+        h.consume("a", 3).await;
+        h.clock.set(WINDOW.end + 30 * DAY);
+
+        h.run().await.unwrap();
+
+        let events = h.billing.meter_events();
+        assert_eq!((events.len(), events[0].timestamp), (1, WINDOW.end - 1));
+    }
+
+    #[tokio::test]
+    async fn usage_refunded_after_it_was_reported_cancels_the_event_and_reports_the_rest() {
+        let h = harness().await;
+        h.consume("a", 6).await;
+        h.consume("b", 4).await;
+        h.run().await.unwrap();
+        h.store.refund(&h.account, "b").await.unwrap();
+        h.clock.advance(3_600);
+
+        let outcome = h.run().await.unwrap();
+
+        let events = h.billing.meter_events();
+        assert_eq!(outcome.cancelled, 1);
+        assert!(events[0].cancelled, "{events:?}");
+        assert_eq!(events[1].identifier, format!("acct_meter:api_calls:{}:6:r1", WINDOW.start));
+        assert_eq!(h.stripe_total().await, 6);
+    }
+
+    #[tokio::test]
+    async fn a_window_is_settled_against_stripes_summary_and_drift_is_recorded_once() {
+        let h = harness().await;
+        h.consume("a", 10).await;
+        h.run().await.unwrap();
+        h.billing.add_meter_event(SentMeterEvent {
+            event_name: EVENT.into(),
+            customer_id: "cus_meter".into(),
+            value: 3,
+            identifier: "elsewhere".into(),
+            timestamp: NOW,
+            cancelled: false,
+        });
+        let open = h.run().await.unwrap();
+        h.clock.set(WINDOW.end + SETTLE_AFTER);
+
+        let settled = h.run().await.unwrap();
+        let again = h.run().await.unwrap();
+
+        assert_eq!((open.settled, open.drift.len()), (0, 0), "an open window is not settled");
+        let drift = MeterDrift {
+            account: "acct_meter".into(),
+            metric: "api_calls".into(),
+            window_start: WINDOW.start,
+            tollgate: 10,
+            stripe: 13,
+        };
+        assert_eq!((settled.settled, settled.drift), (1, vec![drift]));
+        assert_eq!(h.counter().await.settlement, Some(Settlement::Drift { tollgate: 10, stripe: 13 }));
+        assert_eq!((again.settled, again.drift.len()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refund_too_late_to_cancel_shows_as_drift_when_the_window_settles() {
+        let h = harness().await;
+        h.consume("a", 6).await;
+        h.consume("b", 4).await;
+        h.run().await.unwrap();
+        h.clock.advance(STRIPE_DEDUP_WINDOW);
+        h.store.refund(&h.account, "b").await.unwrap();
+        h.run().await.unwrap();
+        h.clock.set(WINDOW.end + SETTLE_AFTER);
+
+        let settled = h.run().await.unwrap();
+
+        assert!(h.billing.calls().iter().all(|c| !c.starts_with("cancel_meter_event")));
+        assert_eq!(settled.drift.iter().map(|d| (d.tollgate, d.stripe)).collect::<Vec<_>>(), [(6, 10)]);
+    }
+
+    #[tokio::test]
+    async fn a_matching_window_settles_as_reported_and_an_account_without_a_customer_is_not_billed() {
+        let h = harness().await;
+        h.consume("a", 2).await;
+        let stranger = AccountId::parse("acct_no_customer").unwrap();
+        let record = UsageRecord {
+            request: "x".into(),
+            metric: "api_calls".into(),
+            quantity: 1,
+            window: WINDOW,
+            at: NOW,
+            refunded: false,
+        };
+        let consumption = Consumption {
+            account: &stranger,
+            key: "x",
+            record: &record,
+            limit: None,
+            rate: None,
+            now_ms: 0,
+            metered: true,
+        };
+        h.store.consume(&consumption).await.unwrap();
+        h.run().await.unwrap();
+        h.clock.set(WINDOW.end + SETTLE_AFTER);
+
+        let outcome = h.run().await.unwrap();
+
+        assert_eq!((outcome.settled, outcome.drift.len(), outcome.failed.len()), (2, 0, 0));
+        assert_eq!(h.counter().await.settlement, Some(Settlement::Reported));
+        let unbilled = CounterKey { account: stranger, ..h.key() };
+        assert_eq!(h.store.meter_counter(&unbilled).await.unwrap().unwrap().settlement, Some(Settlement::NotBilled));
+        assert_eq!(h.billing.meter_events().len(), 1, "no event for an account Stripe cannot bill");
+    }
+
+    #[test]
+    fn identifiers_are_deterministic_and_never_longer_than_stripe_accepts() {
+        let key = |account: &str| CounterKey {
+            account: AccountId::parse(account).unwrap(),
+            metric: "api_calls".into(),
+            window_start: 1_700_000_000,
+        };
+
+        assert_eq!(identifier(&key("acct_1"), 42, 0), "acct_1:api_calls:1700000000:42");
+        assert_eq!(identifier(&key("acct_1"), 42, 2), "acct_1:api_calls:1700000000:42:r2");
+        let long = identifier(&key(&"a".repeat(128)), 42, 0);
+        assert!(long.len() <= MAX_IDENTIFIER && long.starts_with("tg:"), "{long}");
+        assert_ne!(long, identifier(&key(&"a".repeat(128)), 43, 0));
+        assert_eq!(minutes(61, 119), (60, 120));
+    }
+}

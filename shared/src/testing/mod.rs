@@ -8,7 +8,7 @@ mod billing;
 mod memory;
 mod requests;
 
-pub use billing::{FakeBilling, remote_item, remote_subscription};
+pub use billing::{FakeBilling, SentMeterEvent, remote_item, remote_subscription};
 pub use memory::MemoryStore;
 pub use requests::{RequestLog, counted_client};
 
