@@ -345,6 +345,8 @@ fn the_runbook_alarms_watch_what_the_readme_says() {
         ("WorkerErrorsAlarm", "AWS/Lambda", "Errors", "Sum", Some(("FunctionName", "!Ref WebhookWorkerFunction")), 0),
         ("SyncErrorsAlarm", "AWS/Lambda", "Errors", "Sum", Some(("FunctionName", "!Ref SyncFunction")), 0),
         ("EventsUnprocessableAlarm", METRICS_NAMESPACE, "EventsUnprocessable", "Sum", None, 0),
+        ("MeterReportsFailedAlarm", METRICS_NAMESPACE, "MeterReportsFailed", "Sum", None, 0),
+        ("MeterDriftAlarm", METRICS_NAMESPACE, "MeterDrift", "Sum", None, 0),
     ];
 
     for (id, namespace, metric, statistic, dimension, threshold) in expected {
