@@ -1802,3 +1802,66 @@ async fn a_paid_invoice_is_listed_by_its_payment_intent() {
     let all = ListInvoicePayment::new().send(&client).await.unwrap();
     assert_eq!(all.data.len(), 2, "one payment per paid invoice");
 }
+
+/// The stand-in selling the test catalogue, its `api_calls` reported to the meter `metered_calls`.
+async fn started_with_a_meter() -> (StandIn, Client) {
+    let text = CATALOGUE.replacen("unit = \"call\"\n", "unit = \"call\"\nevent_name = \"metered_calls\"\n", 1);
+    let standin = StandIn::from_catalogue(&tollgate::Catalogue::parse(&text).unwrap());
+    standin.set_clock(NOW);
+    let base = standin.spawn().await.expect("the stand-in serves");
+    (standin, ClientBuilder::new("sk_test_standin").url(base).build().expect("a client"))
+}
+
+#[tokio::test]
+async fn the_catalogues_meters_are_listed_and_an_event_is_cancelled_once_within_24_hours() {
+    use stripe_billing::billing_meter::ListBillingMeter;
+    use stripe_billing::billing_meter_event_adjustment::{
+        CreateBillingMeterEventAdjustment, CreateBillingMeterEventAdjustmentCancel,
+    };
+    let (standin, client) = started_with_a_meter().await;
+    let buyer = customer(&client, "acct_cancel").await;
+    let cancel = |identifier: &str| {
+        CreateBillingMeterEventAdjustment::new("metered_calls", stripe_billing::BillingMeterEventAdjustmentType::Cancel)
+            .cancel(CreateBillingMeterEventAdjustmentCancel { identifier: Some(identifier.to_owned()) })
+    };
+    for (identifier, value) in [("e1", "10"), ("e2", "5")] {
+        CreateBillingMeterEvent::new("metered_calls", usage(buyer.id.as_str(), value))
+            .identifier(identifier)
+            .send(&client)
+            .await
+            .unwrap();
+    }
+
+    let meters = ListBillingMeter::new().send(&client).await.unwrap();
+    let meter = meters.data.iter().find(|m| m.event_name == "metered_calls").expect("the catalogue's meter");
+    let cancelled = cancel("e1").send(&client).await.unwrap();
+    let twice = stripe_error(cancel("e1").send(&client).await);
+    let unknown = stripe_error(cancel("never").send(&client).await);
+    let summary = |end: i64| ListIdBillingMeterEventSummary::new(meter.id.clone(), buyer.id.as_str(), end, NOW);
+    let after_cancel = summary(NOW + 60).send(&client).await.unwrap();
+    standin.set_clock(NOW + DAY + 1);
+    let too_late = stripe_error(cancel("e2").send(&client).await);
+
+    assert_eq!(meters.data.len(), 1);
+    assert_eq!(cancelled.cancel.and_then(|c| c.identifier).as_deref(), Some("e1"));
+    assert_eq!(after_cancel.data[0].aggregated_value, 5.0, "a cancelled event is not summed");
+    assert_eq!((twice.1, unknown.1, too_late.1), (400, 400, 400));
+    assert!(too_late.0.message.unwrap_or_default().contains("within 24 hours"));
+}
+
+#[tokio::test]
+async fn a_lost_answer_was_carried_out_and_its_identifier_is_refused_again_as_stripe_does() {
+    let (standin, client) = started_with_a_meter().await;
+    let buyer = customer(&client, "acct_lost").await;
+    let report = CreateBillingMeterEvent::new("metered_calls", usage(buyer.id.as_str(), "7")).identifier("lost-1");
+    standin.lose_answers_to("/v1/billing/meter_events", 1);
+
+    let lost = stripe_error(report.send(&client).await);
+    let again = stripe_error(report.send(&client).await);
+
+    assert_eq!(lost.1, 500);
+    assert_eq!(again.1, 400);
+    assert_eq!(again.0.message.as_deref(), Some("An event already exists with identifier lost-1."));
+    let events = standin.requests().iter().filter(|r| r.path == "/v1/billing/meter_events").count();
+    assert_eq!(events, 2, "the lost answer and the repeat");
+}
