@@ -8,7 +8,7 @@ use tollgate::aws::SdkConfig;
 use tollgate::billing::{Billing, StripeBilling};
 use tollgate::config::{Source, WorkerConfig};
 use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, SubscriptionStore, SyncStore};
+use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, InvoiceStore, SubscriptionStore, SyncStore};
 
 /// Pause between Stripe list calls: keeps a run under Stripe's rate limit (about 25
 /// requests/s in test mode).
@@ -32,7 +32,7 @@ pub async fn handle<S, B, N>(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + InvoiceStore,
     B: Billing,
     N: Notifier,
 {

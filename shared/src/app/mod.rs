@@ -7,12 +7,14 @@
 //! - [`events`]: applying one Stripe event exactly once, and a batch of queued ones.
 //! - [`sync`]: the scheduled replay of missed events and reconciliation.
 //! - [`checkout`]: Checkout, portal, plan change, cancellation and account deletion.
-//! - [`read`]: the subscription and entitlements reads.
+//! - [`read`]: the subscription and entitlements reads, the usage history and the billing summary.
+//! - [`invoices`]: the account's invoices (projection, backfill, `GET /invoices`).
 //! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
 
 pub mod checkout;
 pub mod credits;
 pub mod events;
+pub mod invoices;
 pub mod keys;
 pub mod read;
 pub mod refresh;

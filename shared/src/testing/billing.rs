@@ -51,6 +51,8 @@ struct State {
     charges: BTreeMap<String, String>,
     /// Invoices by the PaymentIntent that paid them.
     invoice_payments: BTreeMap<String, Vec<String>>,
+    /// Invoices as Stripe holds them now, oldest first.
+    invoices: Vec<crate::invoices::Invoice>,
     /// Customers by the idempotency key that created them.
     customers: BTreeMap<String, String>,
     calls: Vec<String>,
@@ -95,6 +97,13 @@ impl FakeBilling {
         self.lock().invoice_payments.entry(payment_intent.into()).or_default().push(invoice.into());
     }
 
+    /// Puts (or replaces, by id) an invoice as Stripe holds it now.
+    pub fn set_invoice(&self, invoice: crate::invoices::Invoice) {
+        let mut state = self.lock();
+        state.invoices.retain(|i| i.id != invoice.id);
+        state.invoices.push(invoice);
+    }
+
     /// The calls made, in order, each as `operation key-or-argument`.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.clone()
@@ -134,6 +143,11 @@ impl Billing for FakeBilling {
     async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError> {
         self.record(format!("invoices_paid_by {payment_intent}"));
         Ok(self.lock().invoice_payments.get(payment_intent).cloned().unwrap_or_default())
+    }
+
+    async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::invoices::Invoice>, BillingError> {
+        self.record(format!("invoices {customer_id}"));
+        Ok(self.lock().invoices.iter().filter(|i| i.customer_id == customer_id).rev().cloned().collect())
     }
 
     async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {
