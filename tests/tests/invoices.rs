@@ -235,3 +235,25 @@ impl Stack {
         self.trigger("invoice.paid", account, start + 60, false).await;
     }
 }
+
+#[tokio::test]
+async fn an_invoices_events_delivered_in_reverse_leave_its_latest_state() {
+    let stack = stack("invoices-order").await;
+    let account = "acct_order";
+    let start = SystemClock.now();
+    stack.trigger("checkout.session.completed", account, start, false).await;
+    let mark = stack.0.standin.events().len();
+    let failed = stack.trigger("invoice.payment_failed", account, start + 60, true).await;
+    let retried = stack.trigger("invoice.paid", account, start + 120, true).await;
+    let mut events = stack.0.standin.events().split_off(mark);
+    events.reverse();
+
+    stack.0.deliver(&events).await;
+
+    assert_eq!(failed, retried, "the retry paid the invoice that failed");
+    let (_, listed) = stack.get("/invoices", Some(account)).await;
+    let invoice = &listed["data"][0];
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(invoice["status"], "paid", "the failure, delivered last, is an older reading: {listed}");
+    assert_eq!(invoice["amount_paid"], invoice["amount_due"]);
+}
