@@ -376,7 +376,7 @@ mod contract {
             "its sessions were the customer's"
         );
         assert_eq!(after.tombstone, tombstone);
-        assert_eq!(store.invoices(&acct, 10, None).await.unwrap().invoices, [paid.clone()], "invoices were paid: kept");
+        assert_eq!(store.invoices(&acct, 10, None).await.unwrap().invoices, [paid], "invoices were paid: kept");
         let late = invoice("acct_g", "in_late", NOW + 1, "open", 0);
         assert!(!store.put_invoice(&acct, &late).await.unwrap(), "nothing about a retired customer lands");
     }
