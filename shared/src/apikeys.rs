@@ -107,6 +107,7 @@ pub const API_ROUTE_SCOPES: &[(&str, Scope)] = &[
     ("GET /api/usage", Scope::UsageRead),
     ("POST /api/credits/consume", Scope::UsageWrite),
     ("GET /api/credits", Scope::UsageRead),
+    ("GET /api/invoices", Scope::SubscriptionRead),
 ];
 
 /// The scope a route needs, if it is one of Tollgate's own.

@@ -59,6 +59,14 @@ pub struct EventKind {
     pub notice: Option<Notice>,
 }
 
+impl EventKind {
+    /// Whether the event's object is an invoice that the account's invoice list projects
+    /// (every `invoice.*` type of the table).
+    pub fn projects_invoice(&self) -> bool {
+        self.event_type.starts_with("invoice.")
+    }
+}
+
 const fn kind(event_type: &'static str, about: About, records: Option<Records>, notice: Option<Notice>) -> EventKind {
     EventKind { event_type, about, records, notice }
 }
@@ -83,6 +91,8 @@ pub const KINDS: &[EventKind] = &[
     kind("invoice.payment_failed", CustomerField, Some(Records::PaymentFailed), Some(Notice::PaymentFailed)),
     kind("invoice.payment_action_required", CustomerField, None, Some(Notice::PaymentActionRequired)),
     kind("invoice.finalized", CustomerField, None, None),
+    kind("invoice.voided", CustomerField, None, None),
+    kind("invoice.marked_uncollectible", CustomerField, None, None),
     kind("charge.dispute.created", DisputedCharge, Some(Records::DisputeOpened), Some(Notice::DisputeOpened)),
     kind("charge.dispute.closed", DisputedCharge, Some(Records::DisputeClosed), Some(Notice::DisputeClosed)),
     kind("charge.refunded", CustomerField, Some(Records::Refund), Some(Notice::Refunded)),
@@ -445,5 +455,6 @@ mod tests {
         assert_eq!(partial.fact(Some(9)), None);
         assert_eq!(full.fact(Some(9)), Some(Fact::FullRefund { at: 100, period_end: Some(9) }));
         assert_eq!(event("invoice.finalized", serde_json::json!({})).fact(None), None);
+        assert_eq!(event("invoice.voided", serde_json::json!({})).fact(None), None);
     }
 }

@@ -231,6 +231,15 @@ impl From<UsageError> for ApiError {
     }
 }
 
+impl From<crate::app::invoices::ReadError> for ApiError {
+    fn from(err: crate::app::invoices::ReadError) -> Self {
+        match err {
+            crate::app::invoices::ReadError::Invalid { code, message } => Self::bad_request(code, message),
+            crate::app::invoices::ReadError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<CreditError> for ApiError {
     fn from(err: CreditError) -> Self {
         let message = err.to_string();

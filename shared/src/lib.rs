@@ -22,6 +22,7 @@ pub mod entitlements;
 pub mod events;
 pub mod facts;
 pub mod http;
+pub mod invoices;
 pub mod metrics;
 pub mod model;
 pub mod notify;

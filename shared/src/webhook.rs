@@ -542,7 +542,7 @@ mod tests {
 
     #[test]
     fn handled_types_are_the_ones_tollgate_uses() {
-        assert_eq!(crate::events::KINDS.len(), 19);
+        assert_eq!(crate::events::KINDS.len(), 21);
         assert!(is_handled("invoice.paid") && is_handled("entitlements.active_entitlement_summary.updated"));
         assert!(
             is_handled("checkout.session.async_payment_succeeded")

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use tollgate::apikeys::{ApiKey, KeyId, Mode, Scope, Secret};
 use tollgate::credits::{Draw, Grant, GrantKind};
 use tollgate::facts::{Fact, Facts};
+use tollgate::invoices::Invoice;
 use tollgate::model::{AccountId, Projection, SubscriptionStatus};
 use tollgate::ratelimit::Limit;
 use tollgate::store::{
@@ -21,7 +22,7 @@ use tollgate::store::{
 use tollgate::store::{ApiKeyStore, EventLog, SubscriptionStore};
 use tollgate::store::{Consumed, Consumption, Refunded, Tally, UsageCounter, UsageRecord};
 use tollgate::store::{CounterKey, MeterReport, Settlement};
-use tollgate::store::{CreditRecord, CreditRefund, EntryKind, LedgerEntry, LedgerPage, Spend, Spent};
+use tollgate::store::{CreditRecord, CreditRefund, EntryKind, InvoicePage, LedgerEntry, LedgerPage, Spend, Spent};
 use tollgate::testing::MemoryStore;
 
 const NOW: i64 = 1_795_273_200;
@@ -96,6 +97,19 @@ fn customer_of(raw: &str) -> String {
 /// Links account `raw` to its customer (effects only land on linked customers).
 async fn linked(store: &impl Store, raw: &str) {
     store.link_customer(&account(raw, &customer_of(raw))).await.unwrap();
+}
+
+/// Invoice `id` of account `raw`'s customer, created at `created`, in `status` after `attempts`
+/// payment attempts.
+fn invoice(raw: &str, id: &str, created: i64, status: &str, attempts: u64) -> Invoice {
+    let object = serde_json::json!({
+        "object": "invoice", "id": id, "number": format!("N-{id}"), "status": status, "attempt_count": attempts,
+        "amount_due": 1900, "amount_paid": if status == "paid" { 1900 } else { 0 }, "currency": "usd",
+        "period_start": created, "period_end": created + 86_400, "created": created,
+        "hosted_invoice_url": format!("https://invoice.example/{id}"),
+        "invoice_pdf": format!("https://invoice.example/{id}/pdf"),
+    });
+    Invoice::from_json(&object, &customer_of(raw)).unwrap()
 }
 
 fn projection(raw: &str, version: i64, status: SubscriptionStatus) -> Projection {
@@ -291,7 +305,9 @@ mod contract {
         let one_a_minute = Limit { limit: 1, window_ms: 60_000 };
         store.take_rate(&acct, "checkout", one_a_minute, NOW * 1000).await.unwrap();
         store.grant(&acct, &grant("cs_d", 10, None), &grant_entry("cs_d", 10)).await.unwrap();
+        assert!(store.put_invoice(&acct, &invoice("acct_d", "in_d", NOW, "paid", 1)).await.unwrap());
         linked(&store, "acct_other").await;
+        assert!(store.put_invoice(&id("acct_other"), &invoice("acct_other", "in_o", NOW, "paid", 1)).await.unwrap());
         let tombstone = Tombstone {
             trial_used: true,
             disputes: ["dp_d".to_owned()].into(),
@@ -308,6 +324,8 @@ mod contract {
         assert_eq!(after.tombstone, tombstone);
         assert!(after.grants.is_empty(), "the balance is forfeited with the account");
         assert_eq!(store.ledger(&acct, 10, None).await.unwrap(), LedgerPage::default(), "the ledger goes too");
+        assert_eq!(store.invoices(&acct, 10, None).await.unwrap(), InvoicePage::default(), "the invoices go too");
+        assert_eq!(store.invoices(&id("acct_other"), 10, None).await.unwrap().invoices.len(), 1, "not another's");
         assert_eq!(store.account_for_customer(&customer_of("acct_d")).await.unwrap(), None);
         assert_eq!(store.pending_checkout(&acct, "req_d", NOW).await.unwrap(), None);
         assert!(
@@ -345,6 +363,8 @@ mod contract {
         let state = projection("acct_g", 10, SubscriptionStatus::Canceled);
         store.apply(&event("evt_g"), Some(effect(&state, Some(&facts)))).await.unwrap();
         store.reserve_checkout(&acct, &pending("req_g", "n1", NOW + 600), NOW).await.unwrap();
+        let paid = invoice("acct_g", "in_g", NOW, "paid", 1);
+        store.put_invoice(&acct, &paid).await.unwrap();
         let tombstone = Tombstone { trial_used: true, customers_retired: 1, ..Tombstone::default() };
 
         store.retire(&acct, Some(&customer_of("acct_g")), Retirement::CustomerDeleted, &tombstone).await.unwrap();
@@ -358,6 +378,63 @@ mod contract {
             "its sessions were the customer's"
         );
         assert_eq!(after.tombstone, tombstone);
+        assert_eq!(store.invoices(&acct, 10, None).await.unwrap().invoices, [paid], "invoices were paid: kept");
+        let late = invoice("acct_g", "in_late", NOW + 1, "open", 0);
+        assert!(!store.put_invoice(&acct, &late).await.unwrap(), "nothing about a retired customer lands");
+    }
+
+    pub async fn invoices_page_newest_first_each_once_in_their_account_only(store: impl Store) {
+        let acct = id("acct_inv");
+        linked(&store, "acct_inv").await;
+        linked(&store, "acct_inv_other").await;
+        for i in 0..5 {
+            let written = store.put_invoice(&acct, &invoice("acct_inv", &format!("in_{i}"), NOW + i, "paid", 1)).await;
+            assert!(written.unwrap());
+        }
+        // Two invoices of one second: ordered by id.
+        store.put_invoice(&acct, &invoice("acct_inv", "in_4b", NOW + 4, "open", 0)).await.unwrap();
+
+        let mut ids = Vec::new();
+        let mut after: Option<String> = None;
+        let mut pages = 0;
+        loop {
+            let page = store.invoices(&acct, 2, after.as_deref()).await.unwrap();
+            pages += 1;
+            ids.extend(page.invoices.iter().map(|i| i.id.clone()));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+
+        assert_eq!(pages, 3, "6 invoices in pages of 2");
+        assert_eq!(ids, ["in_4b", "in_4", "in_3", "in_2", "in_1", "in_0"]);
+        assert_eq!(store.invoices(&id("acct_inv_other"), 10, None).await.unwrap(), InvoicePage::default());
+        assert_eq!(
+            store.invoices(&acct, 10, Some("STATE#PROFILE")).await.unwrap().invoices.len(),
+            6,
+            "a foreign cursor starts over"
+        );
+        assert!(store.state(&acct).await.unwrap().usage.is_empty(), "invoices are outside the state range");
+    }
+
+    pub async fn an_invoice_reading_lands_only_over_an_older_one(store: impl Store) {
+        let acct = id("acct_iv");
+        linked(&store, "acct_iv").await;
+        let read = |status: &str, attempts: u64| invoice("acct_iv", "in_v", NOW, status, attempts);
+
+        let first = store.put_invoice(&acct, &read("open", 1)).await.unwrap();
+        let older = store.put_invoice(&acct, &read("open", 0)).await.unwrap();
+        let same = store.put_invoice(&acct, &read("open", 1)).await.unwrap();
+        let paid = store.put_invoice(&acct, &read("paid", 2)).await.unwrap();
+        let late_failure = store.put_invoice(&acct, &read("open", 1)).await.unwrap();
+        let unlinked = store.put_invoice(&id("acct_stranger"), &read("paid", 2)).await.unwrap();
+
+        assert_eq!((first, older, same, paid, late_failure), (true, false, false, true, false));
+        assert!(!unlinked, "the customer is not the stranger's");
+        let stored = store.invoices(&acct, 10, None).await.unwrap().invoices;
+        assert_eq!(stored, [read("paid", 2)]);
+        assert_eq!(store.invoices(&id("acct_stranger"), 10, None).await.unwrap(), InvoicePage::default());
     }
 
     pub async fn effects_about_a_retired_customer_never_land(store: impl Store) {
@@ -1103,6 +1180,8 @@ macro_rules! contract_suite {
                 deleting_an_account_keeps_only_its_tombstone_and_rate_windows,
                 a_retired_customer_is_never_linked_again,
                 a_deleted_customer_takes_the_projection_and_leaves_the_facts,
+                invoices_page_newest_first_each_once_in_their_account_only,
+                an_invoice_reading_lands_only_over_an_older_one,
                 effects_about_a_retired_customer_never_land,
                 a_retired_customers_dispute_still_counts_but_nothing_else_lands,
                 the_state_read_combines_every_state_item,

@@ -7,13 +7,15 @@
 use tollgate_standin::{StandIn, TriggerSpec};
 
 /// The lifecycle, in an order Stripe allows (a trial before it ends, a pause before a resume).
-const LIFECYCLE: [(&str, Option<&str>); 17] = [
+const LIFECYCLE: [(&str, Option<&str>); 19] = [
     ("checkout.session.completed", Some("pro")),
     ("customer.subscription.trial_will_end", None),
     ("invoice.finalized", None),
     ("invoice.paid", None),
     ("invoice.payment_failed", None),
     ("invoice.payment_action_required", None),
+    ("invoice.marked_uncollectible", None),
+    ("invoice.voided", None),
     ("customer.subscription.updated", Some("team")),
     ("charge.dispute.created", None),
     ("charge.dispute.closed", None),

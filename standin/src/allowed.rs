@@ -27,6 +27,7 @@ pub(crate) const SUBSCRIPTION_UPDATE: &[&str] = &["cancel_at_period_end", "items
 pub(crate) const SUBSCRIPTION_ITEM: &[&str] = &["id", "price"];
 pub(crate) const PRICE_LIST: &[&str] = &["active", "ending_before", "limit", "lookup_keys", "starting_after"];
 pub(crate) const EVENT_LIST: &[&str] = &["created", "ending_before", "limit", "starting_after", "types"];
+pub(crate) const INVOICE_LIST: &[&str] = &["customer", "ending_before", "limit", "starting_after", "status"];
 pub(crate) const INVOICE_PAYMENT_LIST: &[&str] = &["ending_before", "invoice", "limit", "payment", "starting_after"];
 /// Under `payment`.
 pub(crate) const INVOICE_PAYMENT_PAYMENT: &[&str] = &["payment_intent", "type"];

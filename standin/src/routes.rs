@@ -44,6 +44,7 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
             state.charge(id).cloned().ok_or_else(|| ApiError::no_such("charge", id))
         }
         ("GET", ["events"]) => list_events(state, params),
+        ("GET", ["invoices"]) => list_invoices(state, params),
         ("GET", ["invoice_payments"]) => list_invoice_payments(state, params),
         ("POST", ["billing", "meter_events"]) => create_meter_event(state, params),
         ("POST", ["billing", "meter_event_adjustments"]) => create_meter_event_adjustment(state, params),
@@ -359,6 +360,32 @@ fn list_events(state: &State, params: &Params) -> Result<Value, ApiError> {
         params,
         "/v1/events",
         "event",
+    )
+}
+
+/// Invoices, newest first: all, one customer's (`customer`), or those in one `status`.
+fn list_invoices(state: &State, params: &Params) -> Result<Value, ApiError> {
+    const STATUSES: [&str; 5] = ["draft", "open", "paid", "uncollectible", "void"];
+    params.allow_only(allowed::INVOICE_LIST)?;
+    let customer = non_empty(params, &["customer"]);
+    let status = non_empty(params, &["status"]);
+    if let Some(status) = status
+        && !STATUSES.contains(&status)
+    {
+        return Err(ApiError::invalid_value(
+            "status",
+            format!("Invalid status: must be one of {}.", STATUSES.join(", ")),
+        ));
+    }
+    list::page(
+        entries(&state.invoices),
+        |i| {
+            customer.is_none_or(|c| i["customer"].as_str() == Some(c))
+                && status.is_none_or(|s| i["status"].as_str() == Some(s))
+        },
+        params,
+        "/v1/invoices",
+        "invoice",
     )
 }
 

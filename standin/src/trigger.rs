@@ -302,6 +302,12 @@ impl Trigger<'_> {
                 let spec = self.spec;
                 self.fail(&invoice, &spec.event)
             }
+            "invoice.voided" | "invoice.marked_uncollectible" => {
+                let subscription = self.ensure_subscription()?;
+                let invoice = self.collectible_invoice(&subscription)?;
+                let spec = self.spec;
+                self.close_unpaid(&invoice, &spec.event)
+            }
             "charge.refunded" => match self.spec.pack.clone() {
                 Some(pack) => self.pack_refunded(&pack),
                 None => self.charge_refunded(),
@@ -811,6 +817,24 @@ impl Trigger<'_> {
             let previous = self.state.replace_subscription(&subscription_id, subscription);
             self.record_updated(&subscription_id, previous)?;
         }
+        Ok(())
+    }
+
+    /// Closes an open invoice without payment: voids it (`invoice.voided`, final) or marks it
+    /// uncollectible (`invoice.marked_uncollectible`, still payable). No further payment is
+    /// attempted; the subscription is left as it is.
+    fn close_unpaid(&mut self, invoice_id: &str, kind: &str) -> Result<(), ApiError> {
+        let mut invoice = self.invoice(invoice_id)?;
+        let now = self.now();
+        let (status, transition) =
+            if kind == "invoice.voided" { ("void", "voided_at") } else { ("uncollectible", "marked_uncollectible_at") };
+        invoice["status"] = json!(status);
+        invoice["status_transitions"][transition] = json!(now);
+        invoice["auto_advance"] = json!(false);
+        invoice["next_payment_attempt"] = Value::Null;
+        self.by_request();
+        let previous = self.state.replace_billing_object(invoice.clone());
+        self.state.record_event(kind, invoice, previous);
         Ok(())
     }
 

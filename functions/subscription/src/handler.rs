@@ -3,11 +3,11 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use tollgate::apikeys::Scope;
-use tollgate::app::{Settings, credits, read};
+use tollgate::app::{Settings, credits, invoices, read};
 use tollgate::aws::SdkConfig;
 use tollgate::config::{IdentityConfig, Source, SubscriptionConfig};
 use tollgate::http::{ApiError, account_id, api_key_account, cacheable, json};
-use tollgate::store::{CreditStore, DynamoStore, SubscriptionStore};
+use tollgate::store::{CreditStore, DynamoStore, InvoiceStore, SubscriptionStore};
 
 /// How long a client or CDN may reuse the pricing table without asking, in seconds.
 const PLANS_MAX_AGE: u32 = 300;
@@ -34,10 +34,15 @@ enum Route {
     Subscription,
     Entitlements,
     Credits,
+    Invoices,
+    UsageHistory,
+    BillingSummary,
     /// `GET /api/subscription`, behind the API key authorizer.
     ApiSubscription,
     /// `GET /api/credits`, behind the API key authorizer.
     ApiCredits,
+    /// `GET /api/invoices`, behind the API key authorizer.
+    ApiInvoices,
 }
 
 fn route(req: &Request) -> Result<Route, ApiError> {
@@ -45,6 +50,10 @@ fn route(req: &Request) -> Result<Route, ApiError> {
         "/subscription" => Route::Subscription,
         "/entitlements" => Route::Entitlements,
         "/credits" => Route::Credits,
+        "/invoices" => Route::Invoices,
+        "/usage/history" => Route::UsageHistory,
+        "/billing/summary" => Route::BillingSummary,
+        "/api/invoices" => Route::ApiInvoices,
         "/plans" => Route::Plans,
         "/api/subscription" => Route::ApiSubscription,
         "/api/credits" => Route::ApiCredits,
@@ -57,11 +66,17 @@ fn route(req: &Request) -> Result<Route, ApiError> {
 }
 
 /// Answers one request; errors become their JSON error response, never a Lambda failure.
-pub async fn handle<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: Request) -> Result<Response<Body>, Error> {
+pub async fn handle<S: SubscriptionStore + CreditStore + InvoiceStore>(
+    deps: &Deps<S>,
+    req: Request,
+) -> Result<Response<Body>, Error> {
     Ok(answer(deps, &req).await.unwrap_or_else(ApiError::into_response))
 }
 
-async fn answer<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: &Request) -> Result<Response<Body>, ApiError> {
+async fn answer<S: SubscriptionStore + CreditStore + InvoiceStore>(
+    deps: &Deps<S>,
+    req: &Request,
+) -> Result<Response<Body>, ApiError> {
     let route = route(req)?;
     // Each route set has its one authorizer: the API key's context on `/api/...`, the JWT
     // claim elsewhere; the pricing table has none.
@@ -69,7 +84,13 @@ async fn answer<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: &Reques
         Route::Plans => return Ok(plans(&deps.settings, req)),
         Route::ApiSubscription => api_key_account(req, Scope::SubscriptionRead)?,
         Route::ApiCredits => api_key_account(req, Scope::UsageRead)?,
-        Route::Subscription | Route::Entitlements | Route::Credits => account_id(req, &deps.identity.claim)?,
+        Route::ApiInvoices => api_key_account(req, Scope::SubscriptionRead)?,
+        Route::Subscription
+        | Route::Entitlements
+        | Route::Credits
+        | Route::Invoices
+        | Route::UsageHistory
+        | Route::BillingSummary => account_id(req, &deps.identity.claim)?,
     };
     Ok(match route {
         Route::Plans => plans(&deps.settings, req),
@@ -82,7 +103,24 @@ async fn answer<S: SubscriptionStore + CreditStore>(deps: &Deps<S>, req: &Reques
                 .map_err(|e| ApiError::bad_request("invalid_credits", format!("invalid query: {e}")))?;
             json(StatusCode::OK, &credits::credits(&deps.store, &deps.settings, &account, query).await?)
         }
+        Route::Invoices | Route::ApiInvoices => {
+            let query = query(req, "invalid_invoices")?;
+            json(StatusCode::OK, &invoices::list(&deps.store, &account, query).await?)
+        }
+        Route::UsageHistory => {
+            let query = query(req, "invalid_usage_history")?;
+            json(StatusCode::OK, &read::usage_history(&deps.store, &deps.settings, &account, query).await?)
+        }
+        Route::BillingSummary => {
+            json(StatusCode::OK, &read::billing_summary(&deps.store, &deps.settings, &account).await?)
+        }
     })
+}
+
+/// The request's query string as `T`; `code` names the error of one that does not read.
+fn query<T: serde::de::DeserializeOwned>(req: &Request, code: &'static str) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(code, format!("invalid query: {e}")))
 }
 
 /// `GET /plans`: the pricing table, cacheable (see [`tollgate::http::cacheable`]).

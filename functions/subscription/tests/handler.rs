@@ -239,3 +239,81 @@ async fn the_pricing_table_needs_no_identity_and_answers_304_to_its_etag() {
     assert_eq!(no_context.status(), StatusCode::OK, "no identity needed");
     assert_eq!(posted.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
+
+// ---- the billing page's reads: usage history, invoices, summary ----
+
+/// `GET path?query` with a verified JWT of `acct_alice`.
+fn get_url(path_and_query: &str) -> Request {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    get(path, query)
+}
+
+/// Consumes `quantity` api calls for `acct_alice` through metering's own path, at the time of
+/// `clock`.
+async fn consume(store: &MemoryStore, clock: &FixedClock, quantity: u64, key: &str) {
+    let deps = tollgate::app::usage::UsageDeps {
+        store: store.clone(),
+        notifier: tollgate::testing::Outbox::default(),
+        settings: settings(clock),
+    };
+    let request = tollgate::app::usage::UsageRequest {
+        metric: Some("api_calls".into()),
+        quantity: Some(quantity.into()),
+        idempotency_key: Some(key.into()),
+    };
+    let account = tollgate::model::AccountId::parse("acct_alice").unwrap();
+    tollgate::app::usage::consume(&deps, &account, request).await.unwrap();
+}
+
+#[tokio::test]
+async fn usage_history_keeps_last_periods_totals_after_the_period_changes() {
+    // A Free account counts in calendar months: 2026-11-21 and then 2026-12-03 (UTC).
+    let (november, december) = (1_795_219_200, 1_796_256_000);
+    let store = MemoryStore::new();
+    let clock = FixedClock::at(november);
+    consume(&store, &clock, 7, "k1").await;
+    consume(&store, &clock, 5, "k2").await;
+    clock.set(december);
+    consume(&store, &clock, 2, "k3").await;
+    let deps = Deps { store, settings: settings(&clock), identity: IdentityConfig { claim: "sub".into() } };
+
+    let response = handle(&deps, get_url("/usage/history")).await.unwrap();
+    let one = body(&handle(&deps, get_url("/usage/history?periods=1")).await.unwrap());
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let periods = body(&response)["periods"].as_array().unwrap().clone();
+    assert_eq!(periods.len(), 2, "{periods:?}");
+    let (current, last) = (&periods[0], &periods[1]);
+    assert_eq!((current["current"].as_bool(), current["metrics"]["api_calls"].as_u64()), (Some(true), Some(2)));
+    assert_eq!(current["start"], 1_796_083_200, "December 1st");
+    assert_eq!((last["current"].as_bool(), last["metrics"]["api_calls"].as_u64()), (Some(false), Some(12)));
+    assert_eq!((last["start"].as_i64(), last["end"].as_i64()), (Some(1_793_491_200), Some(1_796_083_200)), "November");
+    assert_eq!(one["periods"].as_array().unwrap().len(), 1, "only the current window");
+}
+
+#[tokio::test]
+async fn invoices_and_the_summary_read_the_store_only() {
+    let store = MemoryStore::new();
+    let sub = pro("acct_alice", SubscriptionStatus::PastDue);
+    tollgate::testing::subscribed(&store, &Projection { grace_until: Some(NOW + 86_400), ..sub }).await;
+    let account = tollgate::model::AccountId::parse("acct_alice").unwrap();
+    for (id, created, status, attempts) in [("in_old", NOW - 86_400, "paid", 1), ("in_new", NOW, "open", 1)] {
+        let object = serde_json::json!({
+            "object": "invoice", "id": id, "status": status, "attempt_count": attempts, "amount_due": 1900,
+            "currency": "usd", "created": created, "hosted_invoice_url": format!("https://pay.example/{id}"),
+        });
+        let invoice = tollgate::invoices::Invoice::from_json(&object, "cus_1").unwrap();
+        assert!(tollgate::store::InvoiceStore::put_invoice(&store, &account, &invoice).await.unwrap());
+    }
+    let deps = deps(store);
+
+    let invoices = body(&handle(&deps, get_url("/invoices?limit=1")).await.unwrap());
+    let summary = body(&handle(&deps, get_url("/billing/summary")).await.unwrap());
+
+    assert_eq!(invoices["data"][0]["id"], "in_new");
+    assert!(invoices["next_cursor"].is_string());
+    assert_eq!(summary["access"]["reason"], "grace_period");
+    assert_eq!(summary["payment_action"]["hosted_invoice_url"], "https://pay.example/in_new");
+    assert_eq!(summary["renewal"]["amount"], 2900, "pro monthly's price in plans.toml: {summary}");
+    assert_eq!(summary["renewal"]["currency"], "usd");
+}

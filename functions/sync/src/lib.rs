@@ -8,7 +8,9 @@ use tollgate::aws::SdkConfig;
 use tollgate::billing::{Billing, StripeBilling};
 use tollgate::config::{Source, WorkerConfig};
 use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, MeterStore, SubscriptionStore, SyncStore};
+use tollgate::store::{
+    AccountStore, CreditStore, DynamoStore, EventLog, InvoiceStore, MeterStore, SubscriptionStore, SyncStore,
+};
 
 /// Pause between Stripe list calls: keeps a run under Stripe's rate limit (about 25
 /// requests/s in test mode).
@@ -35,7 +37,7 @@ pub async fn handle<S, B, N>(
     event: LambdaEvent<serde_json::Value>,
 ) -> Result<serde_json::Value, Error>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + InvoiceStore + MeterStore,
     B: Billing,
     N: Notifier,
 {

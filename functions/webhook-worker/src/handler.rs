@@ -10,7 +10,7 @@ use tollgate::aws::SdkConfig;
 use tollgate::billing::{Billing, StripeBilling};
 use tollgate::config::{Source, WorkerConfig};
 use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, SubscriptionStore};
+use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, InvoiceStore, SubscriptionStore};
 
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<EventDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
@@ -25,7 +25,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(35);
 /// The Lambda entry: processes the batch and reports only the messages to retry.
 pub async fn handle<S, B, N>(deps: &EventDeps<S, B, N>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + CreditStore + InvoiceStore,
     B: Billing,
     N: Notifier,
 {

@@ -20,8 +20,8 @@ use crate::notify::{Kind, Notification, Notifier};
 use crate::projection::current;
 use crate::queue::QueueError;
 use crate::store::{
-    Account, AccountStore, ApplyOutcome, CreditStore, CustomerLink, Effect, EventLog, FailedEvent, ProcessedEvent,
-    Retirement, StoreError, SubscriptionStore,
+    Account, AccountStore, ApplyOutcome, CreditStore, CustomerLink, Effect, EventLog, FailedEvent, InvoiceStore,
+    ProcessedEvent, Retirement, StoreError, SubscriptionStore,
 };
 use std::collections::HashMap;
 
@@ -85,7 +85,7 @@ pub type Snapshots = HashMap<String, Snapshot>;
 /// not started when `deadline` expires are retried too.
 pub async fn process<S, B, N>(deps: &EventDeps<S, B, N>, records: &[Record], deadline: &dyn Deadline) -> Vec<String>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + CreditStore + InvoiceStore,
     B: Billing,
     N: Notifier,
 {
@@ -152,7 +152,7 @@ pub async fn apply<S, B, N>(
     snapshots: &mut Snapshots,
 ) -> Result<Outcome, EventError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CreditStore,
+    S: AccountStore + SubscriptionStore + EventLog + CreditStore + InvoiceStore,
     B: Billing,
     N: Notifier,
 {
@@ -221,6 +221,8 @@ where
     // Credit packs: granted once by their session, reversed by a full refund of their charge
     // (each idempotent, so it runs before the event's record: a crash is redone on redelivery).
     crate::app::credits::apply_event(&deps.store, settings, &event, &account).await?;
+    // The invoice an `invoice.*` event carries (idempotent and version-guarded, likewise).
+    crate::app::invoices::apply_event(&deps.store, &event, &account, &customer).await?;
 
     let snapshot = snapshot_of(deps, snapshots, &customer).await?;
     if event.deletes_customer() {

@@ -7,13 +7,15 @@
 //! - [`events`]: applying one Stripe event exactly once, and a batch of queued ones.
 //! - [`sync`]: the scheduled replay of missed events and reconciliation.
 //! - [`checkout`]: Checkout, portal, plan change, cancellation and account deletion.
-//! - [`read`]: the subscription and entitlements reads.
+//! - [`read`]: the subscription and entitlements reads, the usage history and the billing summary.
+//! - [`invoices`]: the account's invoices (projection, backfill, `GET /invoices`).
 //! - [`meters`]: usage reported to Stripe Billing Meters (run by the sync).
 //! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
 
 pub mod checkout;
 pub mod credits;
 pub mod events;
+pub mod invoices;
 pub mod keys;
 pub mod meters;
 pub mod read;

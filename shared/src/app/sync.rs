@@ -17,7 +17,8 @@ use crate::app::refresh::{Refreshed, Snapshot, refresh};
 use crate::billing::{Billing, BillingError, RemoteEvent};
 use crate::notify::Notifier;
 use crate::store::{
-    AccountStore, CreditStore, EventLog, MeterStore, StoreError, SubscriptionStore, SyncCursor, SyncOutcome, SyncStore,
+    AccountStore, CreditStore, EventLog, InvoiceStore, MeterStore, StoreError, SubscriptionStore, SyncCursor,
+    SyncOutcome, SyncStore,
 };
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -96,7 +97,7 @@ pub async fn run<S, B, N>(
     deadline: &dyn Deadline,
 ) -> Result<SyncOutcome, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + InvoiceStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -135,7 +136,7 @@ async fn work<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<(), SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + InvoiceStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -206,7 +207,7 @@ async fn replay<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + InvoiceStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -290,7 +291,7 @@ async fn hand_over<S, B, N>(
     snapshots: &mut Snapshots,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + InvoiceStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -352,6 +353,30 @@ fn event_type(payload: &str) -> Option<String> {
     value.get("type")?.as_str().map(str::to_owned)
 }
 
+/// Backfills the customer's invoices (see [`crate::app::invoices::backfill`]), paced as the
+/// other list calls.
+async fn backfill_invoices<S, B, N>(
+    deps: &SyncDeps<S, B, N>,
+    account: &crate::model::AccountId,
+    customer: &str,
+) -> Result<(), SyncError>
+where
+    S: InvoiceStore,
+    B: Billing,
+{
+    let written = crate::app::invoices::backfill(&deps.events.store, &deps.events.billing, account, customer)
+        .await
+        .map_err(|err| match err {
+            crate::app::invoices::BackfillError::Billing(err) => SyncError::Billing(err),
+            crate::app::invoices::BackfillError::Store(err) => SyncError::Store(err),
+        })?;
+    tokio::time::sleep(deps.pacing).await;
+    if written > 0 {
+        tracing::info!(account_id = %account, customer, written, "invoices backfilled");
+    }
+    Ok(())
+}
+
 /// Rewrites the projection of every subscribed account whose stored state differs from
 /// Stripe's, page by page, saving its place after each (`cursor.reconcile_after`) so a run
 /// cut off resumes after the last page it finished. Answers whether it got through; then the
@@ -363,7 +388,7 @@ async fn reconcile<S, B, N>(
     outcome: &mut SyncOutcome,
 ) -> Result<bool, SyncError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + MeterStore,
+    S: AccountStore + SubscriptionStore + EventLog + SyncStore + CreditStore + InvoiceStore + MeterStore,
     B: Billing,
     N: Notifier,
 {
@@ -387,6 +412,8 @@ where
             };
             // The page may hold only some of the customer's subscriptions: read them all.
             let snapshot = Snapshot::read(&w.billing, &w.settings, &customer).await?;
+            // Invoices whose events never arrived (every page of the customer's).
+            backfill_invoices(deps, &account, &customer).await?;
             match refresh(&w.store, &w.settings, &account, &customer, &snapshot).await? {
                 Refreshed::NoSubscription => continue,
                 Refreshed::Written(_) => outcome.differed = outcome.differed.saturating_add(1),
@@ -475,6 +502,10 @@ mod tests {
 
         async fn meter_total(&self, name: &str, customer: &str, start: i64, end: i64) -> Result<u64, BillingError> {
             self.fake.meter_total(name, customer, start, end).await
+        }
+
+        async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::invoices::Invoice>, BillingError> {
+            self.fake.invoices(customer_id).await
         }
 
         async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {

@@ -133,6 +133,10 @@ pub trait Billing: Send + Sync {
     /// `payment[payment_intent]`): how a charge is tied to an invoice in this API version.
     async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError>;
 
+    /// Every invoice of a customer, in every status, every page (the full sync's backfill of
+    /// invoices whose events never arrived). Invoices without an id (previews) are left out.
+    async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::invoices::Invoice>, BillingError>;
+
     /// Every subscription of a customer, in every status (`status=all`), every page.
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError>;
 

@@ -22,6 +22,7 @@ use stripe_billing::billing_meter_event_adjustment::{
 };
 use stripe_billing::billing_meter_event_summary::ListIdBillingMeterEventSummary;
 use stripe_billing::billing_portal_session::CreateBillingPortalSession;
+use stripe_billing::invoice::ListInvoice;
 use stripe_billing::invoice_payment::{ListInvoicePayment, ListInvoicePaymentPayment, ListInvoicePaymentPaymentType};
 use stripe_billing::subscription::{
     CancelSubscription, ListSubscription, ListSubscriptionStatus, UpdateSubscription, UpdateSubscriptionItems,
@@ -262,6 +263,27 @@ pub fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSubscript
     }
 }
 
+/// Reduces Stripe's invoice of `customer` to what the product shows (through the one reading
+/// of invoice JSON, [`crate::invoices::Invoice::from_json`]).
+pub fn remote_invoice(invoice: &stripe_shared::Invoice, customer: &str) -> Option<crate::invoices::Invoice> {
+    let object = serde_json::json!({
+        "object": "invoice",
+        "id": invoice.id.as_ref().map(|id| id.as_str()),
+        "number": invoice.number,
+        "status": invoice.status.as_ref().map(|s| s.as_str()),
+        "attempt_count": invoice.attempt_count,
+        "amount_due": invoice.amount_due,
+        "amount_paid": invoice.amount_paid,
+        "currency": invoice.currency.to_string(),
+        "period_start": invoice.period_start,
+        "period_end": invoice.period_end,
+        "hosted_invoice_url": invoice.hosted_invoice_url,
+        "invoice_pdf": invoice.invoice_pdf,
+        "created": invoice.created,
+    });
+    crate::invoices::Invoice::from_json(&object, customer)
+}
+
 #[async_trait]
 impl Billing for StripeBilling {
     async fn create_customer(&self, account: &AccountId, idempotency_key: &str) -> Result<String, BillingError> {
@@ -282,6 +304,27 @@ impl Billing for StripeBilling {
         };
         let list = self.send(None, || ListInvoicePayment::new().payment(filter.clone()).limit(MAX_PAGE_SIZE)).await?;
         Ok(list.data.iter().filter_map(|p| p.invoice.id().as_ref().map(|id| id.as_str().to_owned())).collect())
+    }
+
+    async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::invoices::Invoice>, BillingError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .send(None, || {
+                    let mut req = ListInvoice::new().customer(customer_id).limit(self.page_size);
+                    if let Some(after) = &after {
+                        req = req.starting_after(after.as_str());
+                    }
+                    req
+                })
+                .await?;
+            all.extend(page.data.iter().filter_map(|invoice| remote_invoice(invoice, customer_id)));
+            match (page.has_more, page.data.last().and_then(|i| i.id.as_ref())) {
+                (true, Some(last)) => after = Some(last.as_str().to_owned()),
+                _ => return Ok(all),
+            }
+        }
     }
 
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {

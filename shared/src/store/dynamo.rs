@@ -3,6 +3,7 @@
 
 mod api_keys;
 mod credits;
+mod invoices;
 pub mod meter;
 mod usage;
 
@@ -388,6 +389,8 @@ impl AccountStore for DynamoStore {
             // The balance is forfeited with the account (README): its grants and ledger go.
             self.delete_prefix(&pk, keys::GRANT_PREFIX).await?;
             self.delete_prefix(&pk, keys::LEDGER_PREFIX).await?;
+            // Invoices go with the account (a customer deleted in Stripe keeps them).
+            self.delete_prefix(&pk, keys::INVOICE_PREFIX).await?;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //!
 //! An account's small, bounded state items (profile, projection, facts, tombstone) sort under
 //! [`STATE_PREFIX`], so the read of an account is one `Query` of that range; everything that
-//! grows (pending checkouts, rate windows, API keys) sorts outside it.
+//! grows (pending checkouts, rate windows, API keys, ledger entries, invoices) sorts outside it.
 
 use crate::model::AccountId;
 
@@ -115,4 +115,21 @@ pub const API_KEY_SLOTS: &str = "APIKEY_SLOTS";
 /// An account's listing item of key `id`.
 pub fn api_key(id: &crate::apikeys::KeyId) -> String {
     format!("{API_KEY_PREFIX}{id}")
+}
+
+/// The sort-key range of an account's invoices (outside [`STATE_PREFIX`]: they grow).
+pub const INVOICE_PREFIX: &str = "INVOICE#";
+
+/// An invoice: by `created` (zero-padded, so the sort key orders the invoices), then id.
+pub fn invoice(created: i64, id: &str) -> String {
+    format!("{INVOICE_PREFIX}{:016}#{id}", created.max(0))
+}
+
+/// Whether `sk` is an invoice's sort key as [`invoice`] makes them (a page cursor that names
+/// nothing else).
+pub fn is_invoice(sk: &str) -> bool {
+    let Some((created, id)) = sk.strip_prefix(INVOICE_PREFIX).and_then(|rest| rest.split_once('#')) else {
+        return false;
+    };
+    created.len() == 16 && created.bytes().all(|b| b.is_ascii_digit()) && crate::events::is_id(id)
 }

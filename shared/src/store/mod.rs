@@ -214,7 +214,9 @@ pub trait AccountStore: Send + Sync {
 
     /// Ends the account's link to `customer_id` for good: its pending checkouts are deleted,
     /// then, in one transaction, the customer's index becomes `Retired` (never linked again), the profile and projection are deleted (and, for
-    /// `AccountDeleted`, the facts), and `tombstone` is stored. Rate windows stay. Idempotent.
+    /// `AccountDeleted`, the facts), and `tombstone` is stored; for `AccountDeleted`, the
+    /// grants, the ledger and the invoices are deleted after it (`CustomerDeleted` keeps them).
+    /// Rate windows stay. Idempotent.
     async fn retire(
         &self,
         account: &AccountId,
@@ -479,6 +481,7 @@ pub trait Store:
     + ApiKeyStore
     + UsageStore
     + CreditStore
+    + InvoiceStore
     + MeterStore
 {
 }
@@ -493,8 +496,35 @@ impl<T> Store for T where
         + ApiKeyStore
         + UsageStore
         + CreditStore
+        + InvoiceStore
         + MeterStore
 {
+}
+
+/// A page of an account's invoices, newest first, and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InvoicePage {
+    pub invoices: Vec<crate::invoices::Invoice>,
+    /// The sort key of the page's last invoice, when more follow.
+    pub next: Option<String>,
+}
+
+/// An account's invoices, in its partition outside its state range (they grow), projected from
+/// invoice events and the full sync's backfill. Deleted with the account; kept when Stripe
+/// deletes the customer.
+#[async_trait]
+pub trait InvoiceStore: Send + Sync {
+    /// Stores `invoice` for `account`, in one transaction, only if no reading of it with an
+    /// equal or higher `version` is stored (see [`crate::invoices`]) and its customer is still
+    /// linked to the account. Answers whether it wrote: `false` is an older (or the same)
+    /// truth, or a customer unlinked meanwhile, and nothing changed. Idempotent.
+    async fn put_invoice(&self, account: &AccountId, invoice: &crate::invoices::Invoice) -> Result<bool, StoreError>;
+
+    /// Up to `limit` of the account's invoices, newest first (by `created`, then id), after
+    /// `after` (a previous page's `next`; any other value starts from the newest): one
+    /// consistent `Query`.
+    async fn invoices(&self, account: &AccountId, limit: usize, after: Option<&str>)
+    -> Result<InvoicePage, StoreError>;
 }
 
 /// What changed an account's credits.

@@ -52,6 +52,8 @@ struct State {
     charges: BTreeMap<String, String>,
     /// Invoices by the PaymentIntent that paid them.
     invoice_payments: BTreeMap<String, Vec<String>>,
+    /// Invoices as Stripe holds them now, oldest first.
+    invoices: Vec<crate::invoices::Invoice>,
     /// Customers by the idempotency key that created them.
     customers: BTreeMap<String, String>,
     calls: Vec<String>,
@@ -126,6 +128,13 @@ impl FakeBilling {
     /// differ from Tollgate's.
     pub fn add_meter_event(&self, event: SentMeterEvent) {
         self.lock().meter_events.push(event);
+    }
+
+    /// Puts (or replaces, by id) an invoice as Stripe holds it now.
+    pub fn set_invoice(&self, invoice: crate::invoices::Invoice) {
+        let mut state = self.lock();
+        state.invoices.retain(|i| i.id != invoice.id);
+        state.invoices.push(invoice);
     }
 
     /// The calls made, in order, each as `operation key-or-argument`.
@@ -217,6 +226,11 @@ impl Billing for FakeBilling {
     async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError> {
         self.record(format!("invoices_paid_by {payment_intent}"));
         Ok(self.lock().invoice_payments.get(payment_intent).cloned().unwrap_or_default())
+    }
+
+    async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::invoices::Invoice>, BillingError> {
+        self.record(format!("invoices {customer_id}"));
+        Ok(self.lock().invoices.iter().filter(|i| i.customer_id == customer_id).rev().cloned().collect())
     }
 
     async fn charge_customer(&self, charge_id: &str) -> Result<Option<String>, BillingError> {

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 
 mod api_keys;
 mod credits;
+mod invoices;
 mod meter;
 mod usage;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -49,6 +50,8 @@ struct Tables {
     ledger: HashMap<AccountId, std::collections::BTreeMap<String, crate::store::LedgerEntry>>,
     /// Credit consumptions' idempotency records by account and key.
     credit_records: HashMap<(AccountId, String), crate::store::CreditRecord>,
+    /// Invoices by account, by their sort key (`created`, then id).
+    invoices: HashMap<AccountId, std::collections::BTreeMap<String, crate::invoices::Invoice>>,
 }
 
 /// An in-memory store; clones share the same data.
@@ -110,6 +113,7 @@ impl AccountStore for MemoryStore {
             tables.facts.remove(account);
             tables.grants.remove(account);
             tables.ledger.remove(account);
+            tables.invoices.remove(account);
         }
         if tombstone.is_empty() {
             tables.tombstones.remove(account);

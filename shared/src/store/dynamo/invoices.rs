@@ -1,0 +1,71 @@
+//! The DynamoDB adapter of [`InvoiceStore`]: an invoice is one item of the account's partition
+//! sorted after `INVOICE#` by `created`, written under a version condition together with a
+//! check that its customer is still the account's.
+
+use super::{DynamoStore, Keyed, from_item, to_item};
+use crate::invoices::Invoice;
+use crate::model::AccountId;
+use crate::store::{InvoicePage, InvoiceStore, StoreError, keys};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+
+/// Guards an invoice against an older (or the same) reading: only a strictly higher version
+/// lands (see [`crate::invoices`] for why the version only grows).
+const IS_HIGHER_VERSION: &str = "attribute_not_exists(pk) OR #version < :version";
+
+#[async_trait]
+impl InvoiceStore for DynamoStore {
+    async fn put_invoice(&self, account: &AccountId, invoice: &Invoice) -> Result<bool, StoreError> {
+        let item = to_item(&Keyed::new(keys::account(account), &keys::invoice(invoice.created, &invoice.id), invoice))?;
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression(IS_HIGHER_VERSION)
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_values(":version", AttributeValue::N(invoice.version.to_string()))
+            .build()
+            .expect("table, item and condition are set");
+        let items =
+            vec![TransactWriteItem::builder().put(put).build(), self.linked(account, &invoice.customer_id, false)];
+        // Either condition failing is an answer, not an error: an older truth, or an unlinked customer.
+        Ok(self.transact(items, "invoice").await?.is_ok())
+    }
+
+    async fn invoices(
+        &self,
+        account: &AccountId,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<InvoicePage, StoreError> {
+        let pk = keys::account(account);
+        let after = after.filter(|sk| keys::is_invoice(sk));
+        let mut query = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+            .expression_attribute_values(":prefix", AttributeValue::S(keys::INVOICE_PREFIX.to_owned()))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            // One more than asked, to know whether a next page exists.
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
+        if let Some(sk) = after {
+            query = query
+                .exclusive_start_key("pk", AttributeValue::S(pk.clone()))
+                .exclusive_start_key("sk", AttributeValue::S(sk.to_owned()));
+        }
+        let out = query.send().await.map_err(|e| super::classify(e, "invoices"))?;
+        let items = out.items.unwrap_or_default();
+        let more = items.len() > limit;
+        let mut invoices = Vec::new();
+        let mut next = None;
+        for item in items.into_iter().take(limit) {
+            if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                next = Some(sk.clone());
+            }
+            invoices.push(from_item::<Keyed<Invoice>>(item)?.data);
+        }
+        Ok(InvoicePage { invoices, next: next.filter(|_| more) })
+    }
+}
