@@ -9,7 +9,7 @@ MOTO_PORT ?= 4566
 MOTO_URL := http://127.0.0.1:$(MOTO_PORT)
 VENV := .venv
 
-.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check
+.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check openapi
 
 ## Run the whole bundle on http://127.0.0.1:$(PORT) (Ctrl-C stops everything).
 dev: venv
@@ -21,8 +21,13 @@ test: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/openapi-spec-validator openapi.json
 	$(MAKE) vectors-check
 	scripts/with-moto.sh $(MOTO_PORT) cargo test --workspace --no-fail-fast
+
+## Rewrites openapi.json from the Rust types (a test fails while the committed file is stale).
+openapi:
+	cargo run -q -p tollgate-dev -- openapi > openapi.json
 
 ## Regenerates events/signature-vectors.json with stripe-python and stripe-node.
 vectors: venv

@@ -83,6 +83,9 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
     },
+    /// Print the HTTP API's OpenAPI 3.1 document (what `openapi.json` holds; `make openapi`
+    /// writes it).
+    Openapi,
     /// Print the running local stack's health and the last sync's outcome.
     Status {
         #[arg(long, env = "PORT", default_value_t = 3000)]
@@ -110,5 +113,9 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { port } => status(port).await,
+        Command::Openapi => {
+            print!("{}", tollgate::openapi::json());
+            Ok(())
+        }
     }
 }

@@ -239,7 +239,10 @@ impl App {
 /// The router of the local stack; `standin` (the Stripe stand-in's router) is nested under
 /// `/stripe` when given.
 pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
-    let mut router = Router::new().route("/health", get(health)).route("/_dev/sync", axum::routing::post(sync_fn));
+    let mut router = Router::new()
+        .route("/health", get(health))
+        .route("/openapi.json", get(openapi))
+        .route("/_dev/sync", axum::routing::post(sync_fn));
     for path in app.routes.keys() {
         let declared = path.clone();
         router = router.route(path, any(move |state, req| dispatch(state, declared, req)));
@@ -249,6 +252,11 @@ pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
         router = router.nest("/stripe", standin);
     }
     router
+}
+
+/// The API's OpenAPI 3.1 document (the committed `openapi.json`; a test keeps them equal).
+async fn openapi() -> AxumResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], tollgate::openapi::json()).into_response()
 }
 
 async fn not_found() -> AxumResponse {

@@ -15,6 +15,7 @@ pub const DAY: i64 = 86_400;
 
 /// Why the decision came out as it did; serialised as the `reason` code the product shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     Active,

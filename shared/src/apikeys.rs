@@ -62,6 +62,7 @@ impl Mode {
 
 /// What a key may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Record, check and refund usage; consume credits.
     #[serde(rename = "usage:write")]
@@ -216,6 +217,7 @@ impl KeyHash {
 
 /// A key's public identifier (`key_` and 22 base62 characters), used in paths and logs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct KeyId(String);
 
@@ -335,6 +337,7 @@ pub struct ApiKey {
 
 /// A key's state at a time, as listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Active,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// What kind of credits a grant holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GrantKind {
     /// Bought (a credit pack) or granted by hand: never expire.
@@ -65,6 +66,7 @@ pub struct Draw {
 
 /// The balance at `now`: what is left of every live grant, in all and by kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Balance {
     pub balance: u64,
     pub purchased: u64,

@@ -8,12 +8,14 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessView {
     pub allowed: bool,
     pub reason: Reason,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LimitsView {
     /// Each metric's monthly quota by name (e.g. `api_calls`); `null` is unlimited.
     #[serde(flatten)]
@@ -25,6 +27,7 @@ pub struct LimitsView {
 
 /// Features and limits only (`GET /entitlements`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntitlementsView {
     pub account_id: AccountId,
     pub plan: String,
@@ -35,6 +38,7 @@ pub struct EntitlementsView {
 
 /// The whole answer of `GET /subscription`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionView {
     pub account_id: AccountId,
     pub plan: String,
@@ -120,6 +124,7 @@ pub fn subscription_with(
 
 /// One price of a tier, as the pricing table shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PriceView {
     pub interval: Interval,
     pub amount: u64,
@@ -129,6 +134,7 @@ pub struct PriceView {
 
 /// One tier of the pricing table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TierView {
     pub id: String,
     pub name: String,
@@ -140,6 +146,7 @@ pub struct TierView {
 
 /// One credit pack of the pricing table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackView {
     pub id: String,
     pub credits: u64,
@@ -149,6 +156,7 @@ pub struct PackView {
 
 /// `GET /plans`: the catalogue as a pricing table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PricingView {
     /// Free first, then by their cheapest monthly price.
     pub tiers: Vec<TierView>,

@@ -78,10 +78,8 @@ impl ApiError {
     /// Turns the error into the response; 5xx bodies are generic by construction (their
     /// messages are written here, never copied from a cause).
     pub fn into_response(self) -> Response<Body> {
-        let mut body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        if let Some(reason) = self.reason {
-            body["error"]["reason"] = serde_json::Value::String(reason);
-        }
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, reason: self.reason } };
         let mut response = json(self.status, &body);
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -89,6 +87,34 @@ impl ApiError {
         response.headers_mut().extend(self.headers);
         response
     }
+}
+
+/// The body of every error answer: `{"error": {"code", "message", "reason"?}}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable machine-readable `code`, a message for people, and for a refused
+/// metering call the access decision's `reason`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The webhook intake's answer to a delivery it accepted: `ignored` when Tollgate does not act
+/// on the event's type (nothing was queued).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookAck {
+    pub received: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<bool>,
 }
 
 /// Logs an error with its whole cause chain (never shown to the caller).

@@ -108,6 +108,7 @@ impl Invoice {
 
 /// An invoice's period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PeriodView {
     pub start: i64,
     pub end: i64,
@@ -115,6 +116,7 @@ pub struct PeriodView {
 
 /// An invoice as the API answers it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceView {
     pub id: String,
     pub number: Option<String>,

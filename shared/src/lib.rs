@@ -26,6 +26,8 @@ pub mod invoices;
 pub mod metrics;
 pub mod model;
 pub mod notify;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod plans;
 pub mod projection;
 pub mod queue;

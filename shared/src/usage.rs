@@ -83,6 +83,7 @@ pub fn window(projection: Option<&Projection>, now: i64) -> Window {
 
 /// A metric's count in a window against its limit (`None`: unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Counted {
     pub used: u64,
     pub limit: Option<u64>,
@@ -103,6 +104,7 @@ impl Counted {
 /// Every metric of the plan in the current usage window (`GET /usage`, and the usage part of
 /// `GET /subscription`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageReport {
     pub period_start: i64,
     pub period_end: i64,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tollgate::aws::SdkConfig;
 use tollgate::clock::{Clock, SystemClock};
 use tollgate::config::{Source, WebhookIntakeConfig};
-use tollgate::http::{ApiError, json};
+use tollgate::http::{ApiError, WebhookAck, json};
 use tollgate::queue::{EventQueue, SqsEventQueue};
 use tollgate::webhook::{SIGNATURE_HEADER, WebhookRejection, WebhookSecrets, verify};
 
@@ -63,14 +63,14 @@ async fn answer<Q: EventQueue>(deps: &Deps<Q>, req: &Request) -> Result<Response
     let (event_id, event_type) = (envelope.id.as_str(), envelope.event_type.as_str());
     if !envelope.is_handled() {
         tracing::info!(event_id, event_type, outcome = "ignored", "webhook event");
-        return Ok(json(StatusCode::OK, &serde_json::json!({ "received": true, "ignored": true })));
+        return Ok(json(StatusCode::OK, &WebhookAck { received: true, ignored: Some(true) }));
     }
     if let Err(err) = deps.queue.enqueue(&envelope.to_message()).await {
         tracing::warn!(event_id, event_type, outcome = "enqueue_failed", "webhook event");
         return Err(err.into());
     }
     tracing::info!(event_id, event_type, outcome = "enqueued", "webhook event");
-    Ok(json(StatusCode::OK, &serde_json::json!({ "received": true })))
+    Ok(json(StatusCode::OK, &WebhookAck { received: true, ignored: None }))
 }
 
 fn rejected(rejection: WebhookRejection) -> ApiError {

@@ -103,6 +103,7 @@ impl Field {
 
 /// The body of `POST /checkout` and `POST /subscription/change`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanRequest {
     pub plan: Option<String>,
     pub interval: Option<String>,
@@ -112,6 +113,7 @@ pub struct PlanRequest {
 
 /// The body of `POST /credits/checkout`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackRequest {
     pub pack: Option<String>,
     pub success_url: Option<String>,
@@ -120,18 +122,21 @@ pub struct PackRequest {
 
 /// The body of `POST /portal`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortalRequest {
     pub return_url: Option<String>,
 }
 
 /// The body of `POST /subscription/cancel`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CancelRequest {
     pub at_period_end: Option<bool>,
 }
 
 /// A Checkout Session to send the buyer to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionAnswer {
     pub url: String,
     pub session_id: String,
@@ -139,12 +144,14 @@ pub struct SessionAnswer {
 
 /// A customer portal session.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortalAnswer {
     pub url: String,
 }
 
 /// What `DELETE /account` did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Deleted {
     pub account_id: AccountId,
     pub deleted: bool,

@@ -33,6 +33,7 @@ const ATTEMPTS: usize = 8;
 
 /// The body of `POST /credits/consume`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumeRequest {
     pub event: Option<String>,
     pub quantity: Option<serde_json::Value>,
@@ -41,6 +42,7 @@ pub struct ConsumeRequest {
 
 /// A consumption's answer: what it cost and the balance it left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumeAnswer {
     pub event: String,
     pub quantity: u64,
@@ -51,6 +53,7 @@ pub struct ConsumeAnswer {
 
 /// A refund's answer: what was given back and the balance now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = CreditRefundAnswer))]
 pub struct RefundAnswer {
     pub event: String,
     pub quantity: u64,
@@ -62,6 +65,7 @@ pub struct RefundAnswer {
 
 /// A live grant as `GET /credits` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantView {
     pub id: String,
     pub kind: GrantKind,
@@ -75,6 +79,7 @@ pub struct GrantView {
 /// `GET /credits`: the balance, the live grants (soonest-expiring first) and a page of the
 /// ledger, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreditsAnswer {
     #[serde(flatten)]
     pub balance: Balance,

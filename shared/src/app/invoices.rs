@@ -44,6 +44,7 @@ pub struct InvoiceQuery {
 /// `GET /invoices`: a page of the account's invoices, newest first, and the cursor of the next
 /// page (`null` on the last).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InvoiceList {
     pub data: Vec<InvoiceView>,
     pub next_cursor: Option<String>,

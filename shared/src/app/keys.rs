@@ -57,6 +57,7 @@ pub enum KeysError {
 /// The body of `POST /api-keys`. Numbers are read as any JSON value, so an extreme one is a
 /// clear `invalid_expiry`, not a parse error.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRequest {
     pub name: Option<String>,
     pub scopes: Option<Vec<String>>,
@@ -65,6 +66,7 @@ pub struct CreateRequest {
 
 /// The body of `POST /api-keys/{id}/rotate`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotateRequest {
     /// How long the old key stays valid beside its successor (default 0: revoked at once).
     pub overlap_seconds: Option<serde_json::Value>,
@@ -74,6 +76,7 @@ pub struct RotateRequest {
 
 /// A key just issued: the only answer that carries the key. Deliberately not `Debug`.
 #[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewKey {
     pub id: KeyId,
     pub key: String,
@@ -89,6 +92,7 @@ pub struct NewKey {
 
 /// The key a rotation replaced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Replaced {
     pub id: KeyId,
     /// When it stops working (the rotation's time when it was revoked at once).
@@ -97,6 +101,7 @@ pub struct Replaced {
 
 /// A key as listed: never the key, never its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyView {
     pub id: KeyId,
     pub prefix: String,
@@ -112,6 +117,7 @@ pub struct KeyView {
 
 /// `GET /api-keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyList {
     pub keys: Vec<KeyView>,
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 /// The answer of `GET /subscription`: the subscription with its access decision, and this
 /// period's usage of every metric.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SubscriptionRead {
     #[serde(flatten)]
     pub subscription: SubscriptionView,
@@ -66,6 +67,7 @@ pub struct HistoryQuery {
 /// One usage window and every metric's total in it: final for a past window, so far for the
 /// current one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsagePeriod {
     pub start: i64,
     pub end: i64,
@@ -76,6 +78,7 @@ pub struct UsagePeriod {
 /// `GET /usage/history`: the current window and up to `periods - 1` earlier ones that counted
 /// anything, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageHistory {
     pub periods: Vec<UsagePeriod>,
 }
@@ -131,6 +134,7 @@ pub async fn usage_history<S: SubscriptionStore>(
 
 /// What renews, when, for how much (the price's amount in `plans.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Renewal {
     pub at: i64,
     pub plan: String,
@@ -142,6 +146,7 @@ pub struct Renewal {
 
 /// A payment the customer must act on: the invoice and where to pay it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PaymentAction {
     pub invoice_id: String,
     pub amount_due: i64,
@@ -151,6 +156,7 @@ pub struct PaymentAction {
 
 /// `GET /billing/summary`: everything a billing page shows, in one answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BillingSummary {
     pub plan: String,
     pub status: Option<crate::model::SubscriptionStatus>,

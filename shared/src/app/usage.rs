@@ -33,6 +33,7 @@ pub struct UsageDeps<S, N> {
 /// The body of `POST /usage` and `POST /usage/check` (where the key is optional). Fields are
 /// read loosely so that each bad value gets its own clear error.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageRequest {
     pub metric: Option<String>,
     pub quantity: Option<serde_json::Value>,
@@ -41,6 +42,7 @@ pub struct UsageRequest {
 
 /// The body of `POST /usage/refund` and `POST /credits/refund`.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefundRequest {
     pub idempotency_key: Option<String>,
 }
@@ -48,6 +50,7 @@ pub struct RefundRequest {
 /// A metric's count in its window: after a consumption, or as it stands for a check. The
 /// policies behind the rate-limit headers ride along, never in the body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageAnswer {
     pub metric: String,
     pub used: u64,
@@ -61,6 +64,7 @@ pub struct UsageAnswer {
 
 /// A reversed consumption: what it was and the metric's count in its window now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = UsageRefundAnswer))]
 pub struct RefundAnswer {
     pub metric: String,
     pub quantity: u64,

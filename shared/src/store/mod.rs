@@ -529,6 +529,7 @@ pub trait InvoiceStore: Send + Sync {
 
 /// What changed an account's credits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     Grant,
@@ -540,6 +541,7 @@ pub enum EntryKind {
 
 /// One entry of the credit ledger (append-only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerEntry {
     pub id: String,
     pub kind: EntryKind,
