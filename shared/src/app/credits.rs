@@ -36,6 +36,7 @@ const ATTEMPTS: usize = 8;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumeRequest {
     pub event: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub quantity: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
 }

@@ -61,6 +61,7 @@ pub enum KeysError {
 pub struct CreateRequest {
     pub name: Option<String>,
     pub scopes: Option<Vec<String>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub expires_at: Option<serde_json::Value>,
 }
 
@@ -69,8 +70,10 @@ pub struct CreateRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotateRequest {
     /// How long the old key stays valid beside its successor (default 0: revoked at once).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub overlap_seconds: Option<serde_json::Value>,
     /// The successor's expiry (default none).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub expires_at: Option<serde_json::Value>,
 }
 

@@ -36,6 +36,7 @@ pub struct UsageDeps<S, N> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageRequest {
     pub metric: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub quantity: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
 }
