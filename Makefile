@@ -56,11 +56,11 @@ lint: venv
 fmt:
 	cargo fmt --all
 
-## Criterion benchmarks (numbers go in the issue notes, never in assertions).
-bench:
-	cargo bench -p subscription --bench read
-	cargo bench -p usage --bench decision
-	cargo bench -p authorizer --bench authorize
+## Every benchmark (criterion benches, stripe-node and stripe-python on the same signed bytes,
+## one release build reused for sizes and cold start), then bench/REPORT.md. Never part of
+## `make test`: timings are reported, never asserted. Takes 20-40 minutes on 2 cores.
+bench: venv
+	bench/run.sh
 
 clean:
 	rm -rf $(VENV) target

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark of issue 14 that exists, in one go, then bench/REPORT.md.
+# Runs on a 2-core Linux box with no AWS and no Stripe: criterion benches (release profile),
+# stripe-node and stripe-python on the same signed bytes, one release build of every function
+# (reused for sizes and cold start), the cold-start harness, an strace of one cold start (which
+# files init opens) and the same cold starts in a network namespace with loopback only.
+# Each phase records the load average before it: benchmarks measured while something else runs
+# are noisy, and the report says so.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target=${CARGO_TARGET_DIR:-target}
+out=$target/bench-out
+rm -rf "$out"; mkdir -p "$out"
+FUNCTIONS="authorizer checkout keys subscription sync usage webhook-intake webhook-worker"
+RUNS=${COLDSTART_RUNS:-30}
+phase() { echo "$1 $(date -u +%FT%TZ) $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/phases.txt"; echo "== $1" >&2; }
+
+phase criterion
+cargo bench -p webhook-intake --bench verify
+cargo bench -p subscription --bench read
+cargo bench -p usage --bench decision
+cargo bench -p authorizer --bench authorize
+
+phase peers
+bench/peers/run.sh "$out"
+
+phase release-build
+start=$(date +%s)
+cargo build --release $(printf -- '-p %s ' $FUNCTIONS) -p tollgate-coldstart
+echo $(( $(date +%s) - start )) > "$out/release-build-seconds"
+
+phase sizes
+python3 bench/sizes.py "$target/release" "$out/sizes.json" $FUNCTIONS hello-lambda
+
+phase coldstart
+"$target/release/coldstart" "$out/coldstart.json" "$target/release" "$RUNS"
+
+phase trust-store
+# The same cold starts with an empty system trust store (rustls-native-certs reads these two
+# variables): what loading the certificate store at init costs, if anything.
+empty=$out/empty-certs; mkdir -p "$empty"; : > "$empty/none.pem"
+SSL_CERT_FILE=$empty/none.pem SSL_CERT_DIR=$empty \
+  "$target/release/coldstart" "$out/coldstart-nocerts.json" "$target/release" "$RUNS" hello-lambda webhook-intake subscription
+
+phase strace
+if command -v strace >/dev/null; then
+  strace -f -qq -e trace=openat,connect -o "$out/strace-intake.txt" \
+    "$target/release/coldstart" "$out/coldstart-strace.json" "$target/release" 1 webhook-intake >/dev/null
+fi
+
+phase netns
+if unshare -n true 2>/dev/null; then
+  unshare -n sh -c "ip link set lo up && '$target/release/coldstart' '$out/coldstart-netns.json' '$target/release' 3" \
+    > "$out/netns.txt" 2>&1 || echo "failed" >> "$out/netns.txt"
+else
+  echo "unshare -n is not permitted here" > "$out/netns.txt"
+fi
+
+phase report
+python3 bench/report.py "$out" "$target/criterion" bench/REPORT.md
+echo "wrote bench/REPORT.md" >&2
