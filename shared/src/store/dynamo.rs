@@ -198,6 +198,46 @@ impl DynamoStore {
         }
     }
 
+    /// Up to `limit` items of partition `pk` whose sort key starts with `prefix`, newest (highest
+    /// sort key) first, after the sort key `after` of a previous page, read as `T`; and the
+    /// sort key to continue after when more follow. One consistent `Query` of `limit + 1`
+    /// items: the extra one only says whether a next page exists.
+    async fn newest_first<T: DeserializeOwned>(
+        &self,
+        pk: &str,
+        prefix: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<T>, Option<String>), StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
+        // A cursor outside the range starts from the newest item.
+        if let Some(sk) = after.filter(|sk| sk.starts_with(prefix)) {
+            query = query
+                .exclusive_start_key("pk", AttributeValue::S(pk.to_owned()))
+                .exclusive_start_key("sk", AttributeValue::S(sk.to_owned()));
+        }
+        let items = query.send().await.map_err(|e| classify(e, "page"))?.items.unwrap_or_default();
+        let more = items.len() > limit;
+        let mut page = Vec::new();
+        let mut next = None;
+        for item in items.into_iter().take(limit) {
+            if let Some(AttributeValue::S(sk)) = item.get("sk") {
+                next = Some(sk.clone());
+            }
+            page.push(from_item::<Keyed<T>>(item)?.data);
+        }
+        Ok((page, next.filter(|_| more)))
+    }
+
     fn put(&self, item: Item, condition: &str) -> Put {
         Put::builder()
             .table_name(&self.table)

@@ -151,39 +151,7 @@ impl CreditStore for DynamoStore {
     }
 
     async fn ledger(&self, account: &AccountId, limit: usize, after: Option<&str>) -> Result<LedgerPage, StoreError> {
-        let pk = keys::account(account);
-        // The cursor is a ledger sort key; anything else starts from the newest entry.
-        let after = after.filter(|sk| sk.starts_with(keys::LEDGER_PREFIX));
-        let mut query = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .expression_attribute_values(":prefix", AttributeValue::S(keys::LEDGER_PREFIX.to_owned()))
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
-        if let Some(sk) = after {
-            query = query
-                .exclusive_start_key("pk", AttributeValue::S(pk.clone()))
-                .exclusive_start_key("sk", AttributeValue::S(sk.to_owned()));
-        }
-        let out = query.send().await.map_err(|e| super::classify(e, "ledger"))?;
-        let mut entries = Vec::new();
-        let mut next = None;
-        for item in out.items.unwrap_or_default() {
-            if entries.len() == limit {
-                break;
-            }
-            let sk = match item.get("sk") {
-                Some(AttributeValue::S(sk)) => sk.clone(),
-                _ => continue,
-            };
-            entries.push(from_item::<Keyed<LedgerEntry>>(item)?.data);
-            next = Some(sk);
-        }
-        let more = out.count > i32::try_from(entries.len()).unwrap_or(i32::MAX);
-        Ok(LedgerPage { entries, next: next.filter(|_| more) })
+        let (entries, next) = self.newest_first(&keys::account(account), keys::LEDGER_PREFIX, limit, after).await?;
+        Ok(LedgerPage { entries, next })
     }
 }

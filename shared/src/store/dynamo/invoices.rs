@@ -2,7 +2,7 @@
 //! sorted after `INVOICE#` by `created`, written under a version condition together with a
 //! check that its customer is still the account's.
 
-use super::{DynamoStore, Keyed, from_item, to_item};
+use super::{DynamoStore, Keyed, to_item};
 use crate::invoices::Invoice;
 use crate::model::AccountId;
 use crate::store::{InvoicePage, InvoiceStore, StoreError, keys};
@@ -37,35 +37,8 @@ impl InvoiceStore for DynamoStore {
         limit: usize,
         after: Option<&str>,
     ) -> Result<InvoicePage, StoreError> {
-        let pk = keys::account(account);
         let after = after.filter(|sk| keys::is_invoice(sk));
-        let mut query = self
-            .client
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-            .expression_attribute_values(":prefix", AttributeValue::S(keys::INVOICE_PREFIX.to_owned()))
-            .scan_index_forward(false)
-            .consistent_read(true)
-            // One more than asked, to know whether a next page exists.
-            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
-        if let Some(sk) = after {
-            query = query
-                .exclusive_start_key("pk", AttributeValue::S(pk.clone()))
-                .exclusive_start_key("sk", AttributeValue::S(sk.to_owned()));
-        }
-        let out = query.send().await.map_err(|e| super::classify(e, "invoices"))?;
-        let items = out.items.unwrap_or_default();
-        let more = items.len() > limit;
-        let mut invoices = Vec::new();
-        let mut next = None;
-        for item in items.into_iter().take(limit) {
-            if let Some(AttributeValue::S(sk)) = item.get("sk") {
-                next = Some(sk.clone());
-            }
-            invoices.push(from_item::<Keyed<Invoice>>(item)?.data);
-        }
-        Ok(InvoicePage { invoices, next: next.filter(|_| more) })
+        let (invoices, next) = self.newest_first(&keys::account(account), keys::INVOICE_PREFIX, limit, after).await?;
+        Ok(InvoicePage { invoices, next })
     }
 }
