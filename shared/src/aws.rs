@@ -13,11 +13,34 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use std::sync::OnceLock;
 
 /// The SDK configuration from the environment (region, credentials, endpoints).
+///
+/// Lambda puts the region and the execution role's credentials in the environment
+/// (`AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). When they
+/// are there, they are given to the loader directly, so it builds neither the region chain nor
+/// the default credentials chain (profile files, web identity through STS, the container and
+/// instance metadata endpoints) that a function never reaches. Anywhere else, the SDK's
+/// standard chains decide.
 pub async fn load() -> SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(SharedHttpClient::new(LazyHttpsClient::default()))
-        .load()
-        .await
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(SharedHttpClient::new(LazyHttpsClient::default()));
+    match lambda_environment(|name| std::env::var(name).ok()) {
+        Some(region) => {
+            loader
+                .region(region)
+                .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new())
+                .load()
+                .await
+        }
+        None => loader.load().await,
+    }
+}
+
+/// The region, when `var` holds both it and static credentials, as Lambda's environment does.
+fn lambda_environment(var: impl Fn(&str) -> Option<String>) -> Option<aws_config::Region> {
+    let set = |name: &str| var(name).filter(|value| !value.is_empty());
+    let region = set("AWS_REGION").or_else(|| set("AWS_DEFAULT_REGION"))?;
+    (set("AWS_ACCESS_KEY_ID").is_some() && set("AWS_SECRET_ACCESS_KEY").is_some())
+        .then(|| aws_config::Region::new(region))
 }
 
 /// The SDK's default HTTPS client, built when the first request asks for a connector.
@@ -58,6 +81,29 @@ pub fn sqs(config: &SdkConfig) -> aws_sdk_sqs::Client {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn lambdas_environment_gives_the_region_and_static_credentials() {
+        let lambda = [("AWS_REGION", "eu-west-1"), ("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        assert_eq!(lambda_environment(env(&lambda)), Some(aws_config::Region::new("eu-west-1")));
+        let default_region =
+            [("AWS_DEFAULT_REGION", "us-east-2"), ("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        assert_eq!(lambda_environment(env(&default_region)), Some(aws_config::Region::new("us-east-2")));
+    }
+
+    #[test]
+    fn without_region_or_static_credentials_the_standard_chains_decide() {
+        assert_eq!(lambda_environment(env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")])), None);
+        assert_eq!(lambda_environment(env(&[("AWS_REGION", "eu-west-1"), ("AWS_ACCESS_KEY_ID", "AKID")])), None);
+        assert_eq!(lambda_environment(env(&[("AWS_REGION", "eu-west-1"), ("AWS_SECRET_ACCESS_KEY", "s")])), None);
+        let empty = [("AWS_REGION", ""), ("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        assert_eq!(lambda_environment(env(&empty)), None);
+    }
 
     #[tokio::test]
     async fn the_lazy_client_sends_the_first_request() {
