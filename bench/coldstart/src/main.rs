@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 const WEBHOOK_SECRET: &str = "whsec_coldstart_bench_only";
 const DEFAULT_FUNCTIONS: &[&str] = &[
     "hello-lambda",
+    "hello-lambda-current-thread",
     "authorizer",
     "checkout",
     "keys",
@@ -118,7 +119,9 @@ fn event_for(root: &std::path::Path, function: &str) -> Result<(Value, &'static 
         Ok(event)
     };
     Ok(match function {
-        "hello-lambda" => (read_event(root, "apigw-get-subscription.json")?, "GET, 200 hello"),
+        "hello-lambda" | "hello-lambda-current-thread" => {
+            (read_event(root, "apigw-get-subscription.json")?, "GET, 200 hello")
+        }
         "checkout" => (without_identity("apigw-post-checkout.json")?, "POST /checkout without identity"),
         "keys" => (without_identity("apigw-post-api-keys.json")?, "POST /api-keys without identity"),
         "subscription" => (without_identity("apigw-get-subscription.json")?, "GET /subscription without identity"),

@@ -3,7 +3,7 @@
 use lambda_http::{Error, run, service_fn};
 use tollgate::config::Env;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let deps = checkout::wire(&Env, &tollgate::aws::load().await)?;

@@ -3,7 +3,7 @@
 use lambda_runtime::{Error, run, service_fn};
 use tollgate::config::Env;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let deps = sync::wire(&Env, &tollgate::aws::load().await)?;
