@@ -20,6 +20,7 @@ cargo bench -p webhook-intake --bench verify
 cargo bench -p subscription --bench read
 cargo bench -p usage --bench decision
 cargo bench -p authorizer --bench authorize
+cargo bench -p webhook-worker --bench apply
 
 phase peers
 bench/peers/run.sh "$out"
@@ -54,6 +55,22 @@ if unshare -n true 2>/dev/null; then
     > "$out/netns.txt" 2>&1 || echo "failed" >> "$out/netns.txt"
 else
   echo "unshare -n is not permitted here" > "$out/netns.txt"
+fi
+
+phase warm
+# CPU per warm invocation and peak RSS of each release binary against moto (its own server, on
+# WARM_MOTO_PORT), with the local stack's real handlers seeding each function's fresh table.
+MOTO_PORT=${WARM_MOTO_PORT:-4801} cargo run -q -p tollgate-warm -- "$out/warm.json" "$target/release" "${WARM_INVOCATIONS:-1000}"
+
+phase aarch64
+# aarch64 sizes need the aarch64 standard library for this rustc; rustup's downloads are not
+# reachable from this machine (only the package registries are) and Debian's libstd-rust-dev is
+# an older Rust. Built when the target is installed, else the report says it was not.
+if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
+  cargo build --release --target aarch64-unknown-linux-gnu $(printf -- '-p %s ' $FUNCTIONS)
+  python3 bench/sizes.py "$target/aarch64-unknown-linux-gnu/release" "$out/sizes-aarch64.json" $FUNCTIONS
+else
+  echo "not installed: $(rustup target list --installed 2>&1 | tr '\n' ' ')" > "$out/aarch64.txt"
 fi
 
 phase report
