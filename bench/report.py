@@ -223,9 +223,14 @@ def requests_section(data):
       f"per million read request units and ${p['dynamodb_on_demand_per_million_write_request_units']} per million write request units; "
       f"SQS FIFO ${p['sqs_fifo_per_million_requests']} per million requests (standard ${p['sqs_standard_per_million_requests']}; "
       "both of Tollgate's queues are FIFO, `template.yaml`); Lambda "
-      f"${p['lambda_per_million_requests']} per million requests and arm64 duration ${p['lambda_arm64_per_gb_second']} per GB-second "
+      f"${p['lambda_per_million_requests']} per million requests and arm64 duration ${p['lambda_arm64_per_gb_second']:.10f} per GB-second "
       "(duration not included below: it is memory times the CPU time of the sections above).")
     w(f"Date and sources: {p['as_of']} ({', '.join(p['sources'])})")
+    w("")
+    w("Webhook rows: the event through the intake, then the worker; when the sequence (one account from checkout to "
+      "deletion, every kind the worker handles) delivered a type more than once, its most expensive delivery, "
+      "with the number of deliveries seen. ESM: the event source mapping's receive and delete of the worker's batch "
+      "(a batch of one; a batch of 10 shares them). RRU/WRU: read/write request units.")
     w("")
     w("| operation | DynamoDB requests | RRU | WRU | SQS requests (billed) | Stripe calls | Lambda invocations | "
       "cost per million ops (USD): DynamoDB | SQS | Lambda requests | total |")
@@ -234,9 +239,11 @@ def requests_section(data):
         t, c = op["total"], op["cost_per_million_usd"]
         ddb = ", ".join(f"{k} {v}" for k, v in t["dynamodb_requests"].items()) or "none"
         sqs = ", ".join(f"{k} {v}" for k, v in t["sqs_requests"].items()) or "none"
+        sqs += f" ({t['sqs_billed_requests']:g} billed)"
         if t["sqs_event_source_mapping_requests"]:
-            sqs += f" (+{t['sqs_event_source_mapping_requests']:.0f} by the event source mapping)"
-        w(f"| {op['name']} | {ddb} | {t['read_units']:g} | {t['write_units']:g} | {sqs} ({t['sqs_billed_requests']:g}) | "
+            sqs += f" + ESM {t['sqs_event_source_mapping_requests']:.0f}"
+        name = op["name"] + (f" ({op['deliveries_seen']} seen)" if op.get("deliveries_seen", 1) > 1 else "")
+        w(f"| {name} | {ddb} | {t['read_units']:g} | {t['write_units']:g} | {sqs} | "
           f"{t['stripe_calls']:g} | {t['lambda_invocations']:g} | {c['dynamodb_reads'] + c['dynamodb_writes']:.3f} | "
           f"{c['sqs'] + c['sqs_event_source_mapping']:.2f} | {c['lambda_requests']:.2f} | {c['total']:.2f} |")
     w("")
@@ -248,6 +255,7 @@ def requests_section(data):
     intake_ok = all(sends(op["parts"]["intake"]) <= (0 if op["parts"]["intake"].get("ignored") else 1) for op in webhooks)
     worst_intake = max((sends(op["parts"]["intake"]) for op in webhooks), default=0)
     notices = {op["event_type"]: sends(op["parts"].get("worker")) for op in webhooks if sends(op["parts"].get("worker"))}
+    handled = [op for op in webhooks if not op["parts"]["intake"].get("ignored")]
     units = all("read_units" in op["total"] and "write_units" in op["total"] for op in webhooks)
     dup = next((op for op in data["operations"] if "duplicate" in op["name"]), None)
     dup_worker = dup["parts"].get("worker") if dup else None
@@ -262,7 +270,8 @@ def requests_section(data):
     w(f"- At most 1 SQS send per webhook event on the intake path (0 for an ignored type), plus 1 per notification: "
       f"{met(intake_ok)} (most sends by the intake for one event: {worst_intake}; the worker's sends are its notifications: "
       f"{', '.join(f'{k} {v}' for k, v in notices.items()) or 'none'}).")
-    w(f"- Capacity units reported per event type: {met(units and bool(webhooks))} ({len(webhooks)} event types, table above).")
+    w(f"- Capacity units reported per event type: {met(units and bool(handled))} "
+      f"({len(handled)} handled event types and {len(webhooks) - len(handled)} ignored ones, table above).")
     if dup:
         w(f"- A duplicate delivery costs no more than its idempotency check: {met(dup_ok)} (the worker: "
           f"{', '.join(dup_worker['dynamodb']['sequence']) if dup_worker else 'not run'}, "
