@@ -224,6 +224,85 @@ if not warm:
     w("| not run | | | | | | | |")
 w("")
 
+def requests_section(data):
+    """Requests, capacity units and cost per operation, from bench/requests (`requests.json`)."""
+    w("## 4c. Requests, capacity units and cost per operation")
+    w("")
+    if not data:
+        w("Not run (`requests.json` is missing: the `requests` phase of `bench/run.sh` did not finish).")
+        w("")
+        return
+    w("Command: `scripts/with-moto.sh 4851 cargo run -q -p tollgate-requests -- OUT/requests.json` "
+      "(`bench/requests`: each operation through the functions' real handlers, wired by their own `wire`, "
+      "against a fresh local moto and the Stripe stand-in, with counted DynamoDB and SQS clients).")
+    w("")
+    w(f"How: {data['method']}")
+    w("")
+    p = data["prices"]
+    w(f"Prices ({p['region']}, USD, free tiers ignored): DynamoDB on-demand ${p['dynamodb_on_demand_per_million_read_request_units']} "
+      f"per million read request units and ${p['dynamodb_on_demand_per_million_write_request_units']} per million write request units; "
+      f"SQS FIFO ${p['sqs_fifo_per_million_requests']} per million requests (standard ${p['sqs_standard_per_million_requests']}; "
+      "both of Tollgate's queues are FIFO, `template.yaml`); Lambda "
+      f"${p['lambda_per_million_requests']} per million requests and arm64 duration ${p['lambda_arm64_per_gb_second']:.10f} per GB-second "
+      "(duration not included below: it is memory times the CPU time of the sections above).")
+    w(f"Date and sources: {p['as_of']} ({', '.join(p['sources'])})")
+    w("")
+    w("Webhook rows: the event through the intake, then the worker; when the sequence (one account from checkout to "
+      "deletion, every kind the worker handles) delivered a type more than once, its most expensive delivery, "
+      "with the number of deliveries seen. ESM: the event source mapping's receive and delete of the worker's batch "
+      "(a batch of one; a batch of 10 shares them). RRU/WRU: read/write request units.")
+    w("")
+    w("| operation | DynamoDB requests | RRU | WRU | SQS requests (billed) | Stripe calls | Lambda invocations | "
+      "cost per million ops (USD): DynamoDB | SQS | Lambda requests | total |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    for op in data["operations"]:
+        t, c = op["total"], op["cost_per_million_usd"]
+        ddb = ", ".join(f"{k} {v}" for k, v in t["dynamodb_requests"].items()) or "none"
+        sqs = ", ".join(f"{k} {v}" for k, v in t["sqs_requests"].items()) or "none"
+        sqs += f" ({t['sqs_billed_requests']:g} billed)"
+        if t["sqs_event_source_mapping_requests"]:
+            sqs += f" + ESM {t['sqs_event_source_mapping_requests']:.0f}"
+        name = op["name"] + (f" ({op['deliveries_seen']} seen)" if op.get("deliveries_seen", 1) > 1 else "")
+        w(f"| {name} | {ddb} | {t['read_units']:g} | {t['write_units']:g} | {sqs} | "
+          f"{t['stripe_calls']:g} | {t['lambda_invocations']:g} | {c['dynamodb_reads'] + c['dynamodb_writes']:.3f} | "
+          f"{c['sqs'] + c['sqs_event_source_mapping']:.2f} | {c['lambda_requests']:.2f} | {c['total']:.2f} |")
+    w("")
+    if data.get("notes"):
+        w("Notes from the run: " + "; ".join(data["notes"]))
+        w("")
+    webhooks = [op for op in data["operations"] if op["name"].startswith("webhook ") and "duplicate" not in op["name"]]
+    sends = lambda part: part["sqs"]["requests"].get("SendMessage", 0) if part else 0
+    intake_ok = all(sends(op["parts"]["intake"]) <= (0 if op["parts"]["intake"].get("ignored") else 1) for op in webhooks)
+    worst_intake = max((sends(op["parts"]["intake"]) for op in webhooks), default=0)
+    notices = {op["event_type"]: sends(op["parts"].get("worker")) for op in webhooks if sends(op["parts"].get("worker"))}
+    handled = [op for op in webhooks if not op["parts"]["intake"].get("ignored")]
+    units = all("read_units" in op["total"] and "write_units" in op["total"] for op in webhooks)
+    dup = next((op for op in data["operations"] if "duplicate" in op["name"]), None)
+    dup_worker = dup["parts"].get("worker") if dup else None
+    dup_ok = bool(dup_worker) and dup_worker["dynamodb"]["sequence"] == ["GetItem"] and not dup_worker["sqs"]["count"] \
+        and not dup_worker["stripe_calls"]
+    no_stripe = [op for op in data["operations"] if not op["name"].startswith("webhook ")]
+    stripe_ok = all(op["total"]["stripe_calls"] == 0 for op in no_stripe) and \
+        all(op["parts"]["intake"]["stripe_calls"] == 0 for op in webhooks + ([dup] if dup else []))
+    met = lambda ok: "met" if ok else "missed"
+    w("Targets:")
+    w("")
+    w(f"- At most 1 SQS send per webhook event on the intake path (0 for an ignored type), plus 1 per notification: "
+      f"{met(intake_ok)} (most sends by the intake for one event: {worst_intake}; the worker's sends are its notifications: "
+      f"{', '.join(f'{k} {v}' for k, v in notices.items()) or 'none'}).")
+    w(f"- Capacity units reported per event type: {met(units and bool(handled))} "
+      f"({len(handled)} handled event types and {len(webhooks) - len(handled)} ignored ones, table above).")
+    if dup:
+        w(f"- A duplicate delivery costs no more than its idempotency check: {met(dup_ok)} (the worker: "
+          f"{', '.join(dup_worker['dynamodb']['sequence']) if dup_worker else 'not run'}, "
+          f"{dup_worker['dynamodb']['read_units'] if dup_worker else '-'} RRU, no write, no SQS send, no Stripe call; "
+          f"the intake's send again: {sends(dup['parts']['intake'])} SendMessage, dropped by the FIFO queue's deduplication "
+          "within 5 minutes, so the worker's part is paid only for a redelivery after that window).")
+    w(f"- 0 Stripe calls per read, per usage decision, per authorizer decision and per intake: {met(stripe_ok)}.")
+    w("")
+
+
+requests_section(load("requests.json"))
 # 5. Targets.
 w("## 5. Issue 14's targets")
 w("")
@@ -258,6 +337,8 @@ aarch64 = out / "aarch64.txt"
 if aarch64.exists():
     w(f"- aarch64 sizes: not measured; the aarch64 standard library is {aarch64.read_text().strip()} "
       "(rustup cannot download it here, and Debian's libstd-rust-dev is Rust 1.63).")
+w("")
+w("- Requests per operation: the targets are listed at the end of section 4c.")
 w("")
 notes = pathlib.Path("bench/NOTES.md")
 if notes.exists():

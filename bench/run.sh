@@ -73,6 +73,12 @@ else
   echo "not installed: $(rustup target list --installed 2>&1 | tr '\n' ' ')" > "$out/aarch64.txt"
 fi
 
+phase requests
+# DynamoDB, SQS and Stripe requests, capacity units and cost of each operation, through the real
+# handlers on a fresh local moto that with-moto.sh starts and stops (dev profile: request counts
+# do not depend on the build profile).
+scripts/with-moto.sh "${REQUESTS_MOTO_PORT:-4851}" cargo run -q -p tollgate-requests -- "$out/requests.json"
+
 phase report
 python3 bench/report.py "$out" "$target/criterion" bench/REPORT.md
 echo "wrote bench/REPORT.md" >&2

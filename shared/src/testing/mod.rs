@@ -10,7 +10,10 @@ mod requests;
 
 pub use billing::{FakeBilling, SentMeterEvent, remote_item, remote_subscription};
 pub use memory::MemoryStore;
-pub use requests::{RequestLog, counted_client};
+pub use requests::{
+    ItemKey, KEY_ATTRIBUTES, Request, RequestLog, SQS_CHUNK_BYTES, Write, counted_client, counted_sqs_client, item_key,
+    item_sizes,
+};
 
 use crate::clock::Clock;
 use crate::model::{AccountId, Interval, Projection, SubscriptionStatus};
