@@ -63,14 +63,20 @@ phase warm
 MOTO_PORT=${WARM_MOTO_PORT:-4801} cargo run -q -p tollgate-warm -- "$out/warm.json" "$target/release" "${WARM_INVOCATIONS:-1000}"
 
 phase aarch64
-# aarch64 sizes need the aarch64 standard library for this rustc; rustup's downloads are not
-# reachable from this machine (only the package registries are) and Debian's libstd-rust-dev is
-# an older Rust. Built when the target is installed, else the report says it was not.
-if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
-  cargo build --release --target aarch64-unknown-linux-gnu $(printf -- '-p %s ' $FUNCTIONS)
+# aarch64 (Graviton) binaries: the aarch64 standard library for this rustc (`rustup target add
+# aarch64-unknown-linux-gnu`) and a cross C compiler and linker for aws-lc (Debian's
+# gcc-aarch64-linux-gnu). Built and sized when both are there; otherwise, or if the build fails,
+# the report says which was missing instead of stopping the run.
+if ! rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$'; then
+  echo "not built: the aarch64-unknown-linux-gnu standard library is not installed" > "$out/aarch64.txt"
+elif ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+  echo "not built: no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu)" > "$out/aarch64.txt"
+elif CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    cargo build --release --target aarch64-unknown-linux-gnu $(printf -- '-p %s ' $FUNCTIONS) > "$out/aarch64-build.log" 2>&1; then
   python3 bench/sizes.py "$target/aarch64-unknown-linux-gnu/release" "$out/sizes-aarch64.json" $FUNCTIONS
+  echo "built with aarch64-linux-gnu-gcc as the linker" > "$out/aarch64.txt"
 else
-  echo "not installed: $(rustup target list --installed 2>&1 | tr '\n' ' ')" > "$out/aarch64.txt"
+  echo "not built: the aarch64 build failed ($(grep -m1 -E '^error' "$out/aarch64-build.log"))" > "$out/aarch64.txt"
 fi
 
 phase requests
