@@ -380,7 +380,10 @@ async fn invocations(function: &str, stack: &Stack, count: usize) -> Result<(Vec
             let mut event = read_event("apigw-authorizer-request.json")?;
             event["headers"]["authorization"] = format!("Bearer {key}").into();
             event["identitySource"] = json!([format!("Bearer {key}")]);
-            (vec![event; count], "a request with a valid API key (1 DynamoDB GetItem)")
+            (
+                vec![event; count],
+                "a request with a valid API key (a GetItem and a Query; a write on the key's first use in a minute)",
+            )
         }
         "webhook-intake" => {
             let template = read_event("function-url-stripe-webhook.json")?;
