@@ -73,7 +73,7 @@ elif ! command -v aarch64-linux-gnu-gcc >/dev/null; then
   echo "not built: no aarch64-linux-gnu-gcc (apt-get install gcc-aarch64-linux-gnu)" > "$out/aarch64.txt"
 elif CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     cargo build --release --target aarch64-unknown-linux-gnu $(printf -- '-p %s ' $FUNCTIONS) > "$out/aarch64-build.log" 2>&1; then
-  python3 bench/sizes.py "$target/aarch64-unknown-linux-gnu/release" "$out/sizes-aarch64.json" $FUNCTIONS
+  STRIP=aarch64-linux-gnu-strip python3 bench/sizes.py "$target/aarch64-unknown-linux-gnu/release" "$out/sizes-aarch64.json" $FUNCTIONS
   echo "built with aarch64-linux-gnu-gcc as the linker" > "$out/aarch64.txt"
 else
   echo "not built: the aarch64 build failed ($(grep -m1 -E '^error' "$out/aarch64-build.log"))" > "$out/aarch64.txt"

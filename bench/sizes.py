@@ -1,8 +1,10 @@
 """Stripped release binary size and Lambda zip size (the binary as `bootstrap`, deflate level 9,
 as `cargo lambda build --output-format zip` packs it) per function.
-Usage: python3 bench/sizes.py BIN_DIR OUT.json FUNCTION...
+Usage: python3 bench/sizes.py BIN_DIR OUT.json FUNCTION...   (STRIP: the strip of the binaries'
+architecture, default `strip`)
 """
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -16,7 +18,7 @@ for name in functions:
     with tempfile.TemporaryDirectory() as tmp:
         stripped = pathlib.Path(tmp) / "bootstrap"
         # The release profile strips symbols already; strip again to be sure of what is counted.
-        subprocess.run(["strip", "-o", str(stripped), str(binary)], check=True)
+        subprocess.run([os.environ.get("STRIP", "strip"), "-o", str(stripped), str(binary)], check=True)
         archive = pathlib.Path(tmp) / f"{name}.zip"
         with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as z:
             z.write(stripped, "bootstrap")
