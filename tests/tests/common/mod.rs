@@ -92,3 +92,15 @@ pub async fn receive_all(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
     }
     bodies
 }
+
+/// Waits, when less than `needed` is left of the current clock minute, until the next one
+/// starts: the per-minute limits are fixed windows aligned to the minute (`ratelimit`), so a
+/// test that fills one over the live clock must not straddle two.
+pub async fn within_one_minute(needed: std::time::Duration) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let into_minute = std::time::Duration::from_millis(u64::try_from(now.as_millis() % 60_000).unwrap_or(0));
+    let left = std::time::Duration::from_secs(60).saturating_sub(into_minute);
+    if left < needed {
+        tokio::time::sleep(left + std::time::Duration::from_millis(50)).await;
+    }
+}
