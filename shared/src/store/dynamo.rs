@@ -172,6 +172,17 @@ impl DynamoStore {
         out.item.map(|item| from_item::<Keyed<T>>(item).map(|k| k.data)).transpose()
     }
 
+    /// A consistent `Query` of partition `pk`'s items whose sort key starts with `prefix`.
+    fn prefix_query(&self, pk: &str, prefix: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .consistent_read(true)
+    }
+
     /// Every item of partition `pk` whose sort key starts with `prefix`, in one consistent
     /// `Query` (more pages only past 1 MB, which state items never reach).
     async fn query_prefix(&self, pk: &str, prefix: &str) -> Result<Vec<Item>, StoreError> {
@@ -179,13 +190,7 @@ impl DynamoStore {
         let mut start: Option<Item> = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-                .consistent_read(true)
+                .prefix_query(pk, prefix)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -210,14 +215,8 @@ impl DynamoStore {
         after: Option<&str>,
     ) -> Result<(Vec<T>, Option<String>), StoreError> {
         let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-            .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            .prefix_query(pk, prefix)
             .scan_index_forward(false)
-            .consistent_read(true)
             .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX));
         // A cursor outside the range starts from the newest item.
         if let Some(sk) = after.filter(|sk| sk.starts_with(prefix)) {
