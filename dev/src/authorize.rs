@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response as AxumResponse};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use tollgate::clock::Clock;
+use tollgate::ports::clock::Clock;
 
 type Answer = Pin<Box<dyn Future<Output = Result<authorizer::SimpleResponse, lambda_runtime::Error>> + Send>>;
 

@@ -19,7 +19,7 @@ pub struct CreateKey {
 pub async fn create_key(request: &CreateKey) -> Result<serde_json::Value> {
     let base = format!("http://127.0.0.1:{}", request.port);
     let scopes: Vec<String> = if request.scopes.is_empty() {
-        tollgate::apikeys::Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect()
+        tollgate::domain::apikeys::Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect()
     } else {
         request.scopes.clone()
     };

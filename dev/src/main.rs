@@ -114,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Status { port } => status(port).await,
         Command::Openapi => {
-            print!("{}", tollgate::openapi::json());
+            print!("{}", tollgate::edge::openapi::json());
             Ok(())
         }
     }

@@ -24,15 +24,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::sqs::SqsEventQueue;
+use tollgate::adapters::sqs::SqsNotifier;
+use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::events::EventDeps;
 use tollgate::app::sync::{Mode, Never, SyncDeps};
-use tollgate::billing::StripeBilling;
-use tollgate::clock::{Clock, SystemClock};
-use tollgate::config::{Env, IdentityConfig, Source, vars};
-use tollgate::notify::SqsNotifier;
-use tollgate::queue::SqsEventQueue;
-use tollgate::store::DynamoStore;
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::edge::config::{Env, IdentityConfig, Source, vars};
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::ports::clock::{Clock, SystemClock};
 
 /// The development identity header, honoured by this runner only.
 pub const ACCOUNT_HEADER: &str = "x-tollgate-account";
@@ -200,9 +200,9 @@ impl App {
             let route = Route { method: "ANY".to_owned(), handler: handler(binary)?, authorizer: None, public: true };
             routes.entry(WEBHOOK_PATH.to_owned()).or_default().push(route);
         }
-        let store = tollgate::app::wire::store(aws, &src.get(vars::TABLE_NAME).context(vars::TABLE_NAME)?);
+        let store = tollgate::edge::wire::store(aws, &src.get(vars::TABLE_NAME).context(vars::TABLE_NAME)?);
         let events_queue = SqsEventQueue::new(
-            tollgate::aws::sqs(aws),
+            tollgate::adapters::aws::sqs(aws),
             src.get(vars::EVENTS_QUEUE_URL).context(vars::EVENTS_QUEUE_URL)?,
         );
         let worker = webhook_worker::wire(src, aws).map_err(|e| anyhow::anyhow!("webhook-worker: {e}"))?;
@@ -256,11 +256,11 @@ pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
 
 /// The API's OpenAPI 3.1 document (the committed `openapi.json`; a test keeps them equal).
 async fn openapi() -> AxumResponse {
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], tollgate::openapi::json()).into_response()
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], tollgate::edge::openapi::json()).into_response()
 }
 
 async fn not_found() -> AxumResponse {
-    lambda_to_axum(tollgate::http::ApiError::not_found().into_response())
+    lambda_to_axum(tollgate::edge::http::ApiError::not_found().into_response())
 }
 
 /// Hands the request to the function the template routes it to, through the route's Lambda
@@ -305,7 +305,7 @@ async fn health(State(app): State<Arc<App>>) -> AxumResponse {
     let ok = table.is_ok() && queue.is_ok();
     let state = |up: bool| if up { "ok" } else { "unreachable" };
     let sync = match table {
-        Ok(()) => tollgate::store::SyncStore::outcome(&app.store).await.ok().flatten(),
+        Ok(()) => tollgate::ports::sync::SyncStore::outcome(&app.store).await.ok().flatten(),
         Err(_) => None,
     };
     let body = serde_json::json!({
@@ -328,7 +328,7 @@ async fn sync_fn(
     match tollgate::app::sync::run(&app.sync, mode, &Never).await {
         Ok(outcome) => (StatusCode::OK, axum::Json(serde_json::json!(outcome))).into_response(),
         Err(err) => {
-            let outcome = tollgate::store::SyncStore::outcome(&app.store).await.ok().flatten();
+            let outcome = tollgate::ports::sync::SyncStore::outcome(&app.store).await.ok().flatten();
             let body = serde_json::json!({ "error": err.to_string(), "outcome": outcome });
             (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
         }
@@ -353,7 +353,7 @@ pub async fn axum_to_lambda(
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await.map_err(|_| {
         lambda_to_axum(
-            tollgate::http::ApiError::new(
+            tollgate::edge::http::ApiError::new(
                 lambda_http::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "body_too_large",
                 "request body too large",

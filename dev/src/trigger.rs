@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 
 use tollgate_standin::{TRIGGER_PATH, TriggerSpec};
 
@@ -212,7 +212,7 @@ pub struct TriggerOptions {
 /// local intake uses (`STRIPE_WEBHOOK_SECRETS`' first, else the development secret).
 pub async fn run(options: TriggerOptions) -> Result<()> {
     let base = format!("http://127.0.0.1:{}", options.port);
-    let configured = std::env::var(tollgate::config::vars::STRIPE_WEBHOOK_SECRETS).ok();
+    let configured = std::env::var(tollgate::edge::config::vars::STRIPE_WEBHOOK_SECRETS).ok();
     let secret = signing_secret(configured.as_deref());
     let deliveries = trigger_reporting(&base, &secret, &options.spec, options.skip_delivery, |delivery| {
         println!("{}", delivery.line())

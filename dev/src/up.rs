@@ -31,7 +31,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let aws = crate::local::sdk_config(&endpoint).await;
     let template = Template::load(&crate::resources::template_path())?;
     let resources = template
-        .create(&tollgate::aws::dynamodb(&aws), &tollgate::aws::sqs(&aws), &options.prefix)
+        .create(&tollgate::adapters::aws::dynamodb(&aws), &tollgate::adapters::aws::sqs(&aws), &options.prefix)
         .await
         .context("creating the table and queues of template.yaml")?;
 
@@ -44,7 +44,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     }
     let app = Arc::new(App::new(&aws, &template, &local)?);
     let events_url = resources.queue("EventsQueue")?.url.clone();
-    let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::aws::sqs(&aws), events_url));
+    let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::adapters::aws::sqs(&aws), events_url));
     let timer = options.sync_every.map(|seconds| {
         let app = Arc::clone(&app);
         tokio::spawn(async move {

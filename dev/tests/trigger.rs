@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::Value;
 use stripe_webhook::Webhook;
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::trigger::{Delivery, signing_secret, trigger};
 use tollgate_standin::{StandIn, TriggerSpec};
 

@@ -9,26 +9,36 @@ use aws_sdk_dynamodb::types::{
     Projection as IndexProjection, ProjectionType, ScalarAttributeType,
 };
 use std::sync::Arc;
-use tollgate::apikeys::{ApiKey, KeyId, Mode, Scope, Secret};
-use tollgate::credits::{Draw, Grant, GrantKind};
-use tollgate::facts::{Fact, Facts};
-use tollgate::invoices::Invoice;
-use tollgate::model::{AccountId, Projection, SubscriptionStatus};
-use tollgate::ratelimit::Limit;
-use tollgate::store::{
-    Account, ApplyOutcome, CustomerLink, DynamoStore, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, KeyCreation,
-    PendingCheckout, ProcessedEvent, RateOutcome, Retirement, Store, StoreError, SyncCursor, SyncOutcome, Tombstone,
-};
-use tollgate::store::{ApiKeyStore, EventLog, SubscriptionStore};
-use tollgate::store::{Consumed, Consumption, Refunded, Tally, UsageCounter, UsageRecord};
-use tollgate::store::{CounterKey, MeterReport, Settlement};
-use tollgate::store::{CreditRecord, CreditRefund, EntryKind, InvoicePage, LedgerEntry, LedgerPage, Spend, Spent};
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::domain::apikeys::{ApiKey, KeyId, Mode, Scope, Secret};
+use tollgate::domain::credits::{Draw, Grant, GrantKind};
+use tollgate::domain::facts::Tombstone;
+use tollgate::domain::facts::{Fact, Facts};
+use tollgate::domain::invoices::Invoice;
+use tollgate::domain::model::{AccountId, Projection, SubscriptionStatus};
+use tollgate::domain::ratelimit::Limit;
+use tollgate::ports::accounts::{Account, CustomerLink, Retirement};
+use tollgate::ports::api_keys::ApiKeyStore;
+use tollgate::ports::api_keys::KeyCreation;
+use tollgate::ports::checkouts::PendingCheckout;
+use tollgate::ports::credits::{CreditRecord, CreditRefund, EntryKind, LedgerEntry, LedgerPage, Spend, Spent};
+use tollgate::ports::events::EventLog;
+use tollgate::ports::events::{ApplyOutcome, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, ProcessedEvent};
+use tollgate::ports::invoices::InvoicePage;
+use tollgate::ports::meter::{CounterKey, MeterReport, Settlement};
+use tollgate::ports::rate::RateOutcome;
+use tollgate::ports::subscriptions::SubscriptionStore;
+use tollgate::ports::subscriptions::UsageCounter;
+use tollgate::ports::sync::{SyncCursor, SyncOutcome};
+use tollgate::ports::usage::{Consumed, Consumption, Refunded, Tally, UsageRecord};
+use tollgate::ports::{Store, StoreError};
 use tollgate::testing::MemoryStore;
 
 const NOW: i64 = 1_795_273_200;
 
 /// The usage window of the usage behaviours.
-const USAGE_WINDOW: tollgate::usage::Window = tollgate::usage::Window { start: NOW - 86_400, end: NOW + 29 * 86_400 };
+const USAGE_WINDOW: tollgate::domain::usage::Window =
+    tollgate::domain::usage::Window { start: NOW - 86_400, end: NOW + 29 * 86_400 };
 
 fn id(raw: &str) -> AccountId {
     AccountId::parse(raw).unwrap()
@@ -453,7 +463,7 @@ mod contract {
         assert_eq!(outcome, ApplyOutcome::Unlinked);
         assert!(matches!(direct, Err(StoreError::Conflict(_))), "{direct:?}");
         assert!(store.processed("evt_late").await.unwrap().is_some(), "the event counts as processed");
-        assert_eq!(store.state(&acct).await.unwrap(), tollgate::store::AccountState::default());
+        assert_eq!(store.state(&acct).await.unwrap(), tollgate::ports::subscriptions::AccountState::default());
     }
 
     pub async fn a_retired_customers_dispute_still_counts_but_nothing_else_lands(store: impl Store) {
@@ -598,7 +608,7 @@ mod contract {
         assert_eq!(store.api_key_by_hash(&api_key("acct_k").hash).await.unwrap(), None);
         assert_eq!(
             store.state(&id("acct_k")).await.unwrap(),
-            tollgate::store::AccountState::default(),
+            tollgate::ports::subscriptions::AccountState::default(),
             "outside STATE#"
         );
     }
@@ -970,7 +980,8 @@ mod contract {
 
     pub async fn the_state_read_shows_every_usage_counter(store: impl Store) {
         let account = id("acct_usage_state");
-        let earlier = tollgate::usage::Window { start: USAGE_WINDOW.start - 30 * 86_400, end: USAGE_WINDOW.start };
+        let earlier =
+            tollgate::domain::usage::Window { start: USAGE_WINDOW.start - 30 * 86_400, end: USAGE_WINDOW.start };
         store.consume(&consumption(&account, "now", &usage_record(7), 100)).await.unwrap();
         let last_month = UsageRecord { window: earlier, ..usage_record(2) };
         store.consume(&consumption(&account, "then", &last_month, 100)).await.unwrap();
@@ -1100,7 +1111,7 @@ mod contract {
 
         assert!(!stale, "a grant that changed since it was read is left alone");
         assert!(emptied);
-        assert!(matches!(again, Err(tollgate::store::StoreError::Conflict(_))), "once: {again:?}");
+        assert!(matches!(again, Err(tollgate::ports::StoreError::Conflict(_))), "once: {again:?}");
         assert_eq!(store.state(&acct).await.unwrap().grants[0].remaining, 0);
         let kinds: Vec<EntryKind> =
             store.ledger(&acct, 10, None).await.unwrap().entries.iter().map(|e| e.kind).collect();
@@ -1265,7 +1276,7 @@ async fn dynamo_store(test: &str) -> DynamoStore {
         .attribute_definitions(attribute("meter_due"))
         .global_secondary_indexes(
             GlobalSecondaryIndex::builder()
-                .index_name(tollgate::store::dynamo::meter::DUE_INDEX)
+                .index_name(tollgate::adapters::dynamo::meter::DUE_INDEX)
                 .key_schema(key("meter_due", KeyType::Hash))
                 .projection(IndexProjection::builder().projection_type(ProjectionType::KeysOnly).build())
                 .build()

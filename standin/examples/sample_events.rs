@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
         now += 60;
     }
     let events = standin.events();
-    for event_type in tollgate::events::handled_types() {
+    for event_type in tollgate::domain::events::handled_types() {
         let event = events
             .iter()
             .rev()

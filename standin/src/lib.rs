@@ -41,7 +41,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use serde_json::Value;
-use tollgate::Catalogue;
+use tollgate::domain::plans::Catalogue;
 
 use self::error::ApiError;
 use self::params::Params;
@@ -389,17 +389,17 @@ async fn handle(
 
 /// A `StripeBilling` for tests: pointed at a stand-in's base URL (from `spawn`), retrying with
 /// millisecond delays so retry paths run fast.
-pub fn test_billing(base: &str) -> tollgate::billing::StripeBilling {
-    let config = tollgate::config::StripeConfig {
+pub fn test_billing(base: &str) -> tollgate::adapters::stripe::StripeBilling {
+    let config = tollgate::adapters::stripe::StripeConfig {
         secret_key: "sk_test_tollgate".into(),
         api_base: Some(base.to_owned()),
         timeout: std::time::Duration::from_secs(5),
         max_retries: 2,
     };
-    let fast = tollgate::billing::RetryPolicy {
+    let fast = tollgate::adapters::stripe::retry::RetryPolicy {
         max_retries: 2,
         base_delay: std::time::Duration::from_millis(1),
         max_delay: std::time::Duration::from_millis(5),
     };
-    tollgate::billing::StripeBilling::new(&config).expect("a valid test configuration").with_retry(fast)
+    tollgate::adapters::stripe::StripeBilling::new(&config).expect("a valid test configuration").with_retry(fast)
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use tollgate::plans::{CreditPack, Price};
+use tollgate::domain::plans::{CreditPack, Price};
 
 const CUSTOMER: &str = include_str!("../fixtures/stripe/customer.json");
 const SUBSCRIPTION: &str = include_str!("../fixtures/stripe/subscription.json");

@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
-use tollgate::Catalogue;
+use tollgate::domain::plans::Catalogue;
 
 use super::RecordedRequest;
 use super::error::ApiError;

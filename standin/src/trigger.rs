@@ -23,8 +23,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tollgate::Interval;
-use tollgate::events::{ACCOUNT_METADATA_KEY, KINDS};
+use tollgate::domain::events::{ACCOUNT_METADATA_KEY, KINDS};
+use tollgate::domain::model::Interval;
 
 use super::error::ApiError;
 use super::objects::{self, NewCharge, NewInvoice};
@@ -37,7 +37,7 @@ use super::state::{Paying, State, SubscriptionRequest, period_end, previous_attr
 const UNHANDLED_TRIGGERS: [&str; 1] = ["customer.created"];
 
 /// Every event type [`super::StandIn::trigger`] can produce: each of Tollgate's handled kinds
-/// ([`tollgate::events::KINDS`]), then [`UNHANDLED_TRIGGERS`].
+/// ([`tollgate::domain::events::KINDS`]), then [`UNHANDLED_TRIGGERS`].
 pub const TRIGGER_EVENTS: [&str; KINDS.len() + UNHANDLED_TRIGGERS.len()] = trigger_events();
 
 const fn trigger_events() -> [&'static str; KINDS.len() + UNHANDLED_TRIGGERS.len()] {
@@ -56,7 +56,7 @@ const fn trigger_events() -> [&'static str; KINDS.len() + UNHANDLED_TRIGGERS.len
 }
 
 /// The metadata key that names a credit pack (Tollgate's own, from the core).
-pub use tollgate::events::PACK_METADATA_KEY;
+pub use tollgate::domain::events::PACK_METADATA_KEY;
 
 /// The plan and billing interval used when a trigger does not name them.
 pub const DEFAULT_PLAN: &str = "pro";

@@ -124,7 +124,7 @@ currency = "usd"
 "#;
 
 fn test_standin() -> StandIn {
-    StandIn::from_catalogue(&tollgate::Catalogue::parse(CATALOGUE).expect("the test catalogue is valid"))
+    StandIn::from_catalogue(&tollgate::domain::plans::Catalogue::parse(CATALOGUE).expect("the test catalogue is valid"))
 }
 
 async fn started() -> (StandIn, Client) {
@@ -836,7 +836,7 @@ currency = "eur"
 
 #[tokio::test]
 async fn a_stand_in_from_another_catalogue_lists_that_catalogues_prices_over_http() {
-    let catalogue = tollgate::Catalogue::parse(SOLO_CATALOGUE).expect("a valid catalogue");
+    let catalogue = tollgate::domain::plans::Catalogue::parse(SOLO_CATALOGUE).expect("a valid catalogue");
     let standin = StandIn::from_catalogue(&catalogue);
     let base = standin.spawn().await.unwrap();
 
@@ -869,7 +869,7 @@ async fn a_stand_in_from_another_catalogue_lists_that_catalogues_prices_over_htt
 
 #[tokio::test]
 async fn a_stand_in_from_another_catalogue_subscribes_only_to_its_prices() {
-    let catalogue = tollgate::Catalogue::parse(SOLO_CATALOGUE).expect("a valid catalogue");
+    let catalogue = tollgate::domain::plans::Catalogue::parse(SOLO_CATALOGUE).expect("a valid catalogue");
     let standin = StandIn::from_catalogue(&catalogue);
     let base = standin.spawn().await.unwrap();
     let client = ClientBuilder::new("sk_test_standin").url(base).build().unwrap();
@@ -889,7 +889,7 @@ async fn a_stand_in_from_another_catalogue_subscribes_only_to_its_prices() {
 async fn the_default_stand_in_sells_every_price_and_credit_pack_of_plans_toml() {
     let standin = StandIn::new();
     let base = standin.spawn().await.unwrap();
-    let catalogue = tollgate::Catalogue::builtin().unwrap();
+    let catalogue = tollgate::domain::plans::Catalogue::builtin().unwrap();
 
     let prices: List<Price> = reqwest::get(format!("{base}v1/prices?limit=100")).await.unwrap().json().await.unwrap();
 
@@ -1806,7 +1806,7 @@ async fn a_paid_invoice_is_listed_by_its_payment_intent() {
 /// The stand-in selling the test catalogue, its `api_calls` reported to the meter `metered_calls`.
 async fn started_with_a_meter() -> (StandIn, Client) {
     let text = CATALOGUE.replacen("unit = \"call\"\n", "unit = \"call\"\nevent_name = \"metered_calls\"\n", 1);
-    let standin = StandIn::from_catalogue(&tollgate::Catalogue::parse(&text).unwrap());
+    let standin = StandIn::from_catalogue(&tollgate::domain::plans::Catalogue::parse(&text).unwrap());
     standin.set_clock(NOW);
     let base = standin.spawn().await.expect("the stand-in serves");
     (standin, ClientBuilder::new("sk_test_standin").url(base).build().expect("a client"))

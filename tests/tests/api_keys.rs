@@ -8,7 +8,7 @@ mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
-use tollgate::clock::{Clock, SystemClock};
+use tollgate::ports::clock::{Clock, SystemClock};
 use tollgate::testing::FixedClock;
 use tollgate_dev::server::{App, router};
 

@@ -6,12 +6,12 @@ mod common;
 use checkout::{Deps, handle};
 use lambda_http::http::StatusCode;
 use std::sync::Arc;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::checkout::CheckoutDeps;
-use tollgate::billing::StripeBilling;
-use tollgate::config::{IdentityConfig, RedirectConfig};
-use tollgate::ratelimit::Limit;
-use tollgate::redirect::AllowList;
-use tollgate::store::DynamoStore;
+use tollgate::domain::ratelimit::Limit;
+use tollgate::domain::redirect::AllowList;
+use tollgate::edge::config::{IdentityConfig, RedirectConfig};
 use tollgate::testing::{FixedClock, settings};
 use tollgate_standin::{StandIn, test_billing};
 
@@ -48,7 +48,7 @@ async fn ten_racing_checkouts_for_a_new_account_create_one_customer_and_one_sess
     let standin = StandIn::new();
     standin.set_clock(NOW);
     let base = standin.spawn().await.unwrap();
-    let deps = Arc::new(deps(DynamoStore::new(tollgate::aws::dynamodb(&aws), resources.table), &base));
+    let deps = Arc::new(deps(DynamoStore::new(tollgate::adapters::aws::dynamodb(&aws), resources.table), &base));
 
     let racers: Vec<_> = (0..10)
         .map(|_| {
@@ -82,8 +82,8 @@ async fn rate_window_is_shared_by_every_instance() {
     let standin = StandIn::new();
     standin.set_clock(NOW);
     let base = standin.spawn().await.unwrap();
-    let one = deps(DynamoStore::new(tollgate::aws::dynamodb(&aws), resources.table.clone()), &base);
-    let two = deps(DynamoStore::new(tollgate::aws::dynamodb(&aws), resources.table), &base);
+    let one = deps(DynamoStore::new(tollgate::adapters::aws::dynamodb(&aws), resources.table.clone()), &base);
+    let two = deps(DynamoStore::new(tollgate::adapters::aws::dynamodb(&aws), resources.table), &base);
     let plans = [("pro", "month"), ("pro", "year"), ("team", "month"), ("team", "year"), ("enterprise", "month")];
 
     for (i, (plan, interval)) in plans.into_iter().enumerate() {

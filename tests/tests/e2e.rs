@@ -4,7 +4,7 @@
 
 mod common;
 
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::trigger::trigger;
 use tollgate_standin::TriggerSpec;
 
@@ -71,7 +71,7 @@ async fn checkout_payment_failure_dispute_cancel_and_replay() {
         let header = tollgate::testing::signature_header(
             &body,
             DEV_WEBHOOK_SECRET,
-            tollgate::clock::Clock::now(&tollgate::clock::SystemClock),
+            tollgate::ports::clock::Clock::now(&tollgate::ports::clock::SystemClock),
         );
         let status = reqwest::Client::new()
             .post(format!("{}/webhooks/stripe", stack.0.base))

@@ -6,10 +6,10 @@ mod common;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use lambda_http::http::{HeaderValue, StatusCode};
 use std::sync::Arc;
-use tollgate::clock::{Clock, SystemClock};
-use tollgate::queue::SqsEventQueue;
+use tollgate::adapters::sqs::SqsEventQueue;
+use tollgate::edge::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets};
+use tollgate::ports::clock::{Clock, SystemClock};
 use tollgate::testing::{FixedClock, signature_header};
-use tollgate::webhook::{DEV_WEBHOOK_SECRET, WebhookSecrets};
 use tollgate_dev::server::{App, router};
 use webhook_intake::{Deps, handle};
 
@@ -31,7 +31,7 @@ fn sample_payload() -> String {
 
 fn intake(aws: &aws_config::SdkConfig, url: &str) -> Deps<SqsEventQueue> {
     Deps {
-        queue: SqsEventQueue::new(tollgate::aws::sqs(aws), url),
+        queue: SqsEventQueue::new(tollgate::adapters::aws::sqs(aws), url),
         secrets: WebhookSecrets::parse(DEV_WEBHOOK_SECRET).unwrap(),
         livemode: false,
         clock: Arc::new(FixedClock::at(SIGNED_AT + 1)),
@@ -40,7 +40,7 @@ fn intake(aws: &aws_config::SdkConfig, url: &str) -> Deps<SqsEventQueue> {
 
 /// Everything currently visible in the queue, with each message's group id.
 async fn drain(aws: &aws_config::SdkConfig, url: &str) -> Vec<Message> {
-    tollgate::aws::sqs(aws)
+    tollgate::adapters::aws::sqs(aws)
         .receive_message()
         .queue_url(url)
         .max_number_of_messages(10)
@@ -157,6 +157,6 @@ async fn extreme_numbers_in_signed_input_get_an_answer_never_a_dropped_connectio
     let accepted = post(extreme.clone(), signature_header(&extreme, DEV_WEBHOOK_SECRET, now)).await.unwrap();
     assert_eq!(accepted.status().as_u16(), 200);
     stack.drain().await;
-    let processed = tollgate::store::EventLog::processed(&stack.app.store, "evt_extreme").await.unwrap();
+    let processed = tollgate::ports::events::EventLog::processed(&stack.app.store, "evt_extreme").await.unwrap();
     assert!(processed.is_some(), "the worker applied it");
 }

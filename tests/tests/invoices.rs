@@ -8,12 +8,14 @@ mod common;
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
+use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::app::sync::{Mode, Never, run};
-use tollgate::clock::{Clock, SystemClock};
-use tollgate::model::AccountId;
-use tollgate::store::{DynamoStore, InvoiceStore, SyncCursor, SyncStore};
+use tollgate::domain::model::AccountId;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::ports::clock::{Clock, SystemClock};
+use tollgate::ports::invoices::InvoiceStore;
+use tollgate::ports::sync::{SyncCursor, SyncStore};
 use tollgate::testing::{FixedClock, RequestLog, counted_client, settings};
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::trigger::trigger;
 use tollgate_standin::TriggerSpec;
 
@@ -158,8 +160,10 @@ async fn the_summary_of_an_account_in_grace_links_the_failed_invoice_from_two_re
     let (paid, failed, at) = two_paid_one_failed(&stack, "acct_grace").await;
     let aws = tollgate_dev::local::require_server().await.unwrap();
     let log = RequestLog::default();
-    let counted =
-        DynamoStore::new(counted_client(tollgate::aws::dynamodb(&aws).config(), &log), &stack.0.resources.table);
+    let counted = DynamoStore::new(
+        counted_client(tollgate::adapters::aws::dynamodb(&aws).config(), &log),
+        &stack.0.resources.table,
+    );
 
     let (status, summary) = stack.get("/billing/summary", Some("acct_grace")).await;
     let direct = tollgate::app::read::billing_summary(

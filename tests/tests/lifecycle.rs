@@ -6,9 +6,10 @@
 mod common;
 
 use serde_json::{Value, json};
-use tollgate::model::AccountId;
-use tollgate::store::{AccountStore, SubscriptionStore};
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::domain::model::AccountId;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::ports::accounts::AccountStore;
+use tollgate::ports::subscriptions::SubscriptionStore;
 use tollgate_dev::trigger::trigger;
 use tollgate_standin::TriggerSpec;
 
@@ -209,7 +210,7 @@ async fn only_a_full_refund_of_the_current_periods_invoice_downgrades() {
     // A one-off charge of the same customer, not paid towards any invoice.
     let one_off = json!({
         "id": "evt_refund_one_off", "object": "event", "type": "charge.refunded",
-        "created": tollgate::clock::Clock::now(&tollgate::clock::SystemClock), "livemode": false,
+        "created": tollgate::ports::clock::Clock::now(&tollgate::ports::clock::SystemClock), "livemode": false,
         "data": {"object": {"id": "ch_one_off", "object": "charge", "customer": customer, "amount": 500,
             "amount_refunded": 500, "refunded": true, "payment_intent": "pi_one_off", "paid": true}}
     });
@@ -252,7 +253,7 @@ async fn a_buyer_set_client_reference_id_links_no_account() {
     // A Payment Link's session: Stripe made the customer, the buyer typed the reference.
     let event = json!({
         "id": "evt_payment_link", "object": "event", "type": "checkout.session.completed",
-        "created": tollgate::clock::Clock::now(&tollgate::clock::SystemClock), "livemode": false,
+        "created": tollgate::ports::clock::Clock::now(&tollgate::ports::clock::SystemClock), "livemode": false,
         "data": {"object": {"id": "cs_link", "object": "checkout.session", "mode": "subscription",
             "customer": "cus_stranger", "client_reference_id": "acct_victim", "metadata": {}}}
     });
@@ -275,7 +276,7 @@ async fn each_failed_payment_attempt_is_its_own_notice_and_one_payment_is_one() 
     stack.deliver(&paid).await;
 
     let url = &stack.0.resources.queue("NotificationsQueue").unwrap().url;
-    let notices: Vec<tollgate::notify::Notification> =
+    let notices: Vec<tollgate::domain::notifications::Notification> =
         common::receive_all(&stack.0.sqs, url).await.iter().map(|body| serde_json::from_str(body).unwrap()).collect();
     let ids = |kind: &str| -> std::collections::BTreeSet<(String, String)> {
         notices.iter().filter(|n| n.kind.as_str() == kind).map(|n| (n.id.clone(), n.object_id.clone())).collect()

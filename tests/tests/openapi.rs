@@ -6,8 +6,8 @@ mod common;
 
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use tollgate::openapi::{Route, routes};
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::edge::openapi::{Route, routes};
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::resources::Template;
 use tollgate_standin::TriggerSpec;
 
@@ -23,7 +23,7 @@ fn committed() -> Value {
 fn the_committed_document_is_the_one_the_types_make() {
     let text = std::fs::read_to_string(repo_file("openapi.json")).unwrap();
 
-    assert!(text == tollgate::openapi::json(), "openapi.json is stale: run `make openapi` and commit it");
+    assert!(text == tollgate::edge::openapi::json(), "openapi.json is stale: run `make openapi` and commit it");
     assert_eq!(committed()["openapi"], "3.1.0");
 }
 
@@ -244,7 +244,7 @@ async fn the_local_stack_serves_the_document_and_every_route_answers_by_it() {
     // The webhook intake (a redelivery of an event Stripe sent, then one unsigned), then the
     // end of the account.
     let event = stack.standin.events().last().unwrap().to_string();
-    let now = tollgate::clock::Clock::now(&tollgate::clock::SystemClock);
+    let now = tollgate::ports::clock::Clock::now(&tollgate::ports::clock::SystemClock);
     let signature = tollgate::testing::signature_header(&event, DEV_WEBHOOK_SECRET, now);
     let response = reqwest::Client::new()
         .post(format!("{}/webhooks/stripe", stack.base))

@@ -2,13 +2,14 @@
 
 mod common;
 
-use tollgate::queue::{EventQueue, QueuedMessage, SqsEventQueue};
+use tollgate::adapters::sqs::SqsEventQueue;
+use tollgate::ports::queue::{EventQueue, QueuedMessage};
 
 #[tokio::test]
 async fn redelivered_event_is_queued_once_in_its_group() {
     let (aws, resources) = common::local("fifo").await;
     let url = resources.queue("EventsQueue").unwrap().url.clone();
-    let queue = SqsEventQueue::new(tollgate::aws::sqs(&aws), url.clone());
+    let queue = SqsEventQueue::new(tollgate::adapters::aws::sqs(&aws), url.clone());
     let message = QueuedMessage { dedup_id: "evt_1".into(), group: "cus_1".into(), body: "{\"id\":\"evt_1\"}".into() };
 
     queue.enqueue(&message).await.unwrap();
@@ -18,7 +19,7 @@ async fn redelivered_event_is_queued_once_in_its_group() {
         .await
         .unwrap();
 
-    let received = tollgate::aws::sqs(&aws)
+    let received = tollgate::adapters::aws::sqs(&aws)
         .receive_message()
         .queue_url(&url)
         .max_number_of_messages(10)
@@ -37,9 +38,9 @@ async fn redelivered_event_is_queued_once_in_its_group() {
 #[tokio::test]
 async fn unreachable_queue_is_an_error_not_a_success() {
     let aws = tollgate_dev::local::sdk_config("http://127.0.0.1:9").await;
-    let queue = SqsEventQueue::new(tollgate::aws::sqs(&aws), "http://127.0.0.1:9/000000000000/nowhere.fifo");
+    let queue = SqsEventQueue::new(tollgate::adapters::aws::sqs(&aws), "http://127.0.0.1:9/000000000000/nowhere.fifo");
 
     let result = queue.enqueue(&QueuedMessage { dedup_id: "e".into(), group: "g".into(), body: "{}".into() }).await;
 
-    assert!(matches!(result, Err(tollgate::queue::QueueError::Unavailable(_))), "{result:?}");
+    assert!(matches!(result, Err(tollgate::ports::queue::QueueError::Unavailable(_))), "{result:?}");
 }

@@ -11,12 +11,12 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use tollgate::clock::{Clock, SystemClock};
-use tollgate::notify::SqsNotifier;
-use tollgate::queue::SqsEventQueue;
-use tollgate::store::DynamoStore;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::sqs::SqsEventQueue;
+use tollgate::adapters::sqs::SqsNotifier;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::ports::clock::{Clock, SystemClock};
 use tollgate::testing::{RequestLog, counted_client, counted_sqs_client};
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::resources::Resources;
 use tollgate_dev::server::LocalEnv;
 use tollgate_standin::{StandIn, TriggerSpec};
@@ -43,8 +43,9 @@ async fn harness(test: &str) -> Harness {
     tokio::spawn(async move { axum::serve(listener, router).await });
     let env = LocalEnv::new(&base, &resources).unwrap();
     let (ddb, sqs) = (RequestLog::default(), RequestLog::default());
-    let store = DynamoStore::new(counted_client(tollgate::aws::dynamodb(&aws).config(), &ddb), &resources.table);
-    let counted_sqs = counted_sqs_client(tollgate::aws::sqs(&aws).config(), &sqs);
+    let store =
+        DynamoStore::new(counted_client(tollgate::adapters::aws::dynamodb(&aws).config(), &ddb), &resources.table);
+    let counted_sqs = counted_sqs_client(tollgate::adapters::aws::sqs(&aws).config(), &sqs);
     Harness { aws, resources, env, standin, ddb, sqs, store, counted_sqs }
 }
 
@@ -56,7 +57,9 @@ impl Harness {
         deps
     }
 
-    fn worker(&self) -> tollgate::app::events::EventDeps<DynamoStore, tollgate::billing::StripeBilling, SqsNotifier> {
+    fn worker(
+        &self,
+    ) -> tollgate::app::events::EventDeps<DynamoStore, tollgate::adapters::stripe::StripeBilling, SqsNotifier> {
         let mut deps = webhook_worker::wire(&self.env, &self.aws).unwrap();
         let url = &self.resources.queue("NotificationsQueue").unwrap().url;
         (deps.store, deps.notifier) = (self.store.clone(), SqsNotifier::new(self.counted_sqs.clone(), url));
@@ -123,7 +126,7 @@ async fn the_intake_sends_one_message_per_handled_event_none_for_an_ignored_one_
 
         assert_eq!(response.status(), StatusCode::OK, "{}", event["type"]);
         let expected: &[&str] =
-            if tollgate::events::is_handled(event["type"].as_str().unwrap()) { &["SendMessage"] } else { &[] };
+            if tollgate::domain::events::is_handled(event["type"].as_str().unwrap()) { &["SendMessage"] } else { &[] };
         assert_eq!(h.sqs.take(), expected, "{}", event["type"]);
         assert_eq!(h.ddb.take(), Vec::<String>::new(), "the intake never reads the table");
     }
@@ -168,7 +171,7 @@ async fn reads_usage_decisions_and_the_authorizer_make_no_stripe_call() {
     let keys = tollgate::app::keys::KeysDeps {
         store: h.store.clone(),
         clock: std::sync::Arc::new(SystemClock),
-        mode: tollgate::apikeys::Mode::Test,
+        mode: tollgate::domain::apikeys::Mode::Test,
         max_active: 10,
     };
     let request = tollgate::app::keys::CreateRequest {

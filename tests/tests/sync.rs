@@ -4,7 +4,7 @@
 
 mod common;
 
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::trigger::trigger;
 use tollgate_standin::TriggerSpec;
 

@@ -8,9 +8,9 @@ use serde_yaml::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
-use tollgate::apikeys::{REVOCATION_BOUND_SECONDS, required_scope};
-use tollgate::billing::RetryPolicy;
-use tollgate::config::vars;
+use tollgate::adapters::stripe::retry::RetryPolicy;
+use tollgate::domain::apikeys::{REVOCATION_BOUND_SECONDS, required_scope};
+use tollgate::edge::config::vars;
 use tollgate_dev::resources::{Template, template_path};
 
 fn workspace_functions() -> BTreeSet<String> {

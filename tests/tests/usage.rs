@@ -21,12 +21,14 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tollgate::adapters::dynamo::{DynamoStore, keys};
 use tollgate::app::usage::UsageDeps;
-use tollgate::config::IdentityConfig;
-use tollgate::model::AccountId;
-use tollgate::store::{DynamoStore, UsageStore, capacity, keys};
+use tollgate::domain::model::AccountId;
+use tollgate::edge::config::IdentityConfig;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::ports::usage::UsageStore;
+use tollgate::testing::capacity;
 use tollgate::testing::{FixedClock, Outbox, RequestLog, counted_client, settings};
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_standin::TriggerSpec;
 
 const NOW: i64 = 1_795_273_200;
@@ -106,7 +108,7 @@ struct Direct {
 /// The `usage` handler on a fresh table of the local server, its client carrying `extra`.
 async fn direct(test: &str, log: &RequestLog, fault: Option<Fault>) -> Direct {
     let (aws, resources) = common::local(test).await;
-    let plain = tollgate::aws::dynamodb(&aws);
+    let plain = tollgate::adapters::aws::dynamodb(&aws);
     let mut config = plain.config().to_builder();
     if let Some(fault) = fault {
         config = config.interceptor(Faulty { fault, transactions: Arc::default() });
@@ -143,7 +145,7 @@ impl Direct {
     }
 
     async fn used(&self) -> u64 {
-        let window = tollgate::usage::window(None, NOW);
+        let window = tollgate::domain::usage::window(None, NOW);
         self.deps.usage.store.used(&alice(), "api_calls", &window).await.unwrap()
     }
 
@@ -219,7 +221,7 @@ async fn each_decision_costs_a_fixed_set_of_requests_and_capacity_units() {
     requests(&["GetItem", "TransactWriteItems", "BatchGetItem"]);
 
     // Capacity units of one consumption, from the items as stored.
-    let window = tollgate::usage::window(None, NOW);
+    let window = tollgate::domain::usage::window(None, NOW);
     let minute = NOW * 1000 - (NOW * 1000).rem_euclid(60_000);
     let account = keys::account(&alice());
     let counter = direct.item(account.clone(), &keys::usage("api_calls", window.start)).await.unwrap();
@@ -397,7 +399,7 @@ async fn an_api_key_meters_its_own_account_through_the_authorizer_within_its_sco
 async fn a_credit_consumption_costs_a_query_and_a_transaction() {
     let log = RequestLog::default();
     let direct = direct("credits-cost", &log, None).await;
-    let pro = tollgate::model::Projection {
+    let pro = tollgate::domain::model::Projection {
         current_period_start: Some(NOW - 86_400),
         current_period_end: Some(NOW + 29 * 86_400),
         ..tollgate::testing::projection("acct_alice")
@@ -502,7 +504,7 @@ async fn a_pack_bought_through_checkout_is_spent_listed_and_reversed_by_its_refu
 
 #[tokio::test]
 async fn usage_reaches_the_stripe_meter_once_through_two_local_syncs_and_status_shows_it() {
-    use tollgate::billing::Billing;
+    use tollgate::ports::billing::Billing;
     let stack = Stack(common::serve_stack("usage-meter").await);
     let account = "acct_meter_http";
     stack.subscribe(account, "pro").await;
@@ -514,7 +516,8 @@ async fn usage_reaches_the_stripe_meter_once_through_two_local_syncs_and_status_
     tollgate_dev::ops::sync(stack.0.port, false).await.unwrap();
 
     let id = AccountId::parse(account).unwrap();
-    let customer = tollgate::store::AccountStore::account(&stack.0.app.store, &id).await.unwrap().unwrap().customer_id;
+    let customer =
+        tollgate::ports::accounts::AccountStore::account(&stack.0.app.store, &id).await.unwrap().unwrap().customer_id;
     let stripe = tollgate_standin::test_billing(&format!("{}/stripe/", stack.0.base));
     let start = usage["period_start"].as_i64().unwrap();
     let end = usage["period_end"].as_i64().unwrap();

@@ -7,9 +7,9 @@ mod common;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::time::Duration;
-use tollgate::notify::Notification;
-use tollgate::store::EventLog;
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::domain::notifications::Notification;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::ports::events::EventLog;
 use tollgate_dev::trigger::trigger;
 use tollgate_standin::TriggerSpec;
 
@@ -54,7 +54,7 @@ async fn notifications_reach_the_outbound_queue_in_the_documented_schema() {
             let occurrence = format!("{}:{}", notification.kind.as_str(), notification.object_id);
             match notification.kind {
                 // One id per payment attempt, so a second failed attempt is a second notice.
-                tollgate::notify::Kind::PaymentFailed => {
+                tollgate::domain::notifications::Kind::PaymentFailed => {
                     assert!(notification.id.starts_with(&format!("{occurrence}:attempt-")), "{body}")
                 }
                 _ => assert_eq!(notification.id, occurrence),

@@ -3,7 +3,7 @@
 //! configuration) against the local DynamoDB/SQS server with fresh resources and the Stripe
 //! stand-in, with DynamoDB and SQS clients whose requests `tollgate::testing::RequestLog`
 //! records. For each operation: requests by API, DynamoDB capacity units by
-//! `tollgate::store::capacity` (the local server reports none), SQS requests as billed (64 KB
+//! `tollgate::testing::capacity` (the local server reports none), SQS requests as billed (64 KB
 //! chunks), Stripe calls (the requests the stand-in received), and the cost per million at the
 //! prices in [`PRICES`]. Run it under `scripts/with-moto.sh PORT` (bench/run.sh's `requests`).
 
@@ -13,16 +13,16 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::sqs::SqsEventQueue;
+use tollgate::adapters::sqs::SqsNotifier;
+use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::events::EventDeps;
 use tollgate::app::keys::{CreateRequest, KeysDeps, create};
-use tollgate::billing::StripeBilling;
-use tollgate::clock::{Clock, SystemClock};
-use tollgate::model::AccountId;
-use tollgate::notify::SqsNotifier;
-use tollgate::queue::SqsEventQueue;
-use tollgate::store::DynamoStore;
+use tollgate::domain::model::AccountId;
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::ports::clock::{Clock, SystemClock};
 use tollgate::testing::{ItemKey, Request, RequestLog, counted_client, counted_sqs_client, item_sizes};
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::resources::{Resources, Template, template_path};
 use tollgate_dev::server::LocalEnv;
 use tollgate_standin::{StandIn, TriggerSpec};
@@ -73,7 +73,7 @@ fn prices_json() -> Value {
 }
 
 const METHOD: &str = "Requests: every request a DynamoDB or SQS client of the handler sent, recorded by an SDK interceptor (tollgate::testing::RequestLog), one per call whatever the retries. \
-Read units: from the items each read returned (the typed GetItemOutput, QueryOutput, BatchGetItemOutput), by tollgate::store::capacity's rules: GetItem per item, Query as one read of the page's total size, BatchGetItem item by item (a requested key with no item counts as an empty item), halved when eventually consistent; no request here uses a projection or a filter, so what is returned is what is read. \
+Read units: from the items each read returned (the typed GetItemOutput, QueryOutput, BatchGetItemOutput), by tollgate::testing::capacity's rules: GetItem per item, Query as one read of the page's total size, BatchGetItem item by item (a requested key with no item counts as an empty item), halved when eventually consistent; no request here uses a projection or a filter, so what is returned is what is read. \
 Write units: PutItem from the item in the typed input; UpdateItem, DeleteItem and each item of TransactWriteItems (ConditionCheck included) from the larger of the item's size before the operation and after it, both read with an uncounted consistent Scan of the table around the operation (and a put's own size); a transaction's items at twice. A write whose condition failed is priced the same way. \
 SQS: requests as billed, one per 64 KB chunk of each message's body and attributes. Stripe: the requests the local Stripe stand-in received during the operation. \
 Webhook events: the intake (function URL) handler, then the worker's handler on the message the intake enqueued, one message per batch (the worst case: in Lambda a batch of up to 10 shares one invocation and one Stripe read per customer); the Lambda event source mapping's ReceiveMessage and DeleteMessageBatch calls on the events queue are not the handler's and are listed apart as esm_sqs_requests (one receive and one delete per batch of one).";
@@ -212,8 +212,8 @@ impl Bench {
         let aws = tollgate_dev::local::require_server().await?;
         let prefix = format!("bench-req-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let template = Template::load(&template_path())?;
-        let plain = tollgate::aws::dynamodb(&aws);
-        let plain_sqs = tollgate::aws::sqs(&aws);
+        let plain = tollgate::adapters::aws::dynamodb(&aws);
+        let plain_sqs = tollgate::adapters::aws::sqs(&aws);
         let resources = template.create(&plain, &plain_sqs, &prefix).await?;
 
         // The stand-in where the local stack serves it (LocalEnv points Stripe there).
@@ -419,7 +419,7 @@ impl Bench {
         let keys = KeysDeps {
             store: self.uncounted.clone(),
             clock: Arc::new(SystemClock),
-            mode: tollgate::apikeys::Mode::Test,
+            mode: tollgate::domain::apikeys::Mode::Test,
             max_active: 10,
         };
         let request = CreateRequest {
@@ -444,7 +444,7 @@ impl Bench {
             .await?,
         );
         // The largest quantity a request may ask for: over the plan's monthly quota.
-        let over = consume(tollgate::usage::MAX_QUANTITY, "job-over");
+        let over = consume(tollgate::domain::usage::MAX_QUANTITY, "job-over");
         operations.push(
             self.http_op("POST /usage refused (over quota)", usage_call(&self.usage, jwt("POST", "/usage", &over)?))
                 .await?,

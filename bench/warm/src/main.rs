@@ -33,8 +33,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
-use tollgate::config::{Source, vars};
-use tollgate::webhook::DEV_WEBHOOK_SECRET;
+use tollgate::edge::config::{Source, vars};
+use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 use tollgate_dev::resources::{Resources, Template};
 use tollgate_dev::server::{App, LocalEnv, router};
 use tollgate_standin::{StandIn, TriggerSpec};
@@ -218,16 +218,18 @@ struct Stack {
     server: tokio::task::JoinHandle<()>,
 }
 
-async fn stack(aws: &tollgate::aws::SdkConfig, template: &Template, prefix: &str) -> Result<Stack> {
+async fn stack(aws: &tollgate::adapters::aws::SdkConfig, template: &Template, prefix: &str) -> Result<Stack> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
     let base = format!("http://127.0.0.1:{port}");
-    let resources = template.create(&tollgate::aws::dynamodb(aws), &tollgate::aws::sqs(aws), prefix).await?;
+    let resources =
+        template.create(&tollgate::adapters::aws::dynamodb(aws), &tollgate::adapters::aws::sqs(aws), prefix).await?;
     let local = LocalEnv::new(&base, &resources)?;
     let standin = StandIn::new();
     let app = Arc::new(App::new(aws, template, &local)?);
     let events_url = resources.queue("EventsQueue")?.url.clone();
-    let worker = tokio::spawn(tollgate_dev::worker::run(Arc::clone(&app), tollgate::aws::sqs(aws), events_url));
+    let worker =
+        tokio::spawn(tollgate_dev::worker::run(Arc::clone(&app), tollgate::adapters::aws::sqs(aws), events_url));
     let routes = router(app, Some(standin.router()));
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, routes).await;

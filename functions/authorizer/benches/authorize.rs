@@ -7,9 +7,9 @@ use authorizer::{Deps, handle};
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::Arc;
-use tollgate::apikeys::Mode;
 use tollgate::app::keys::{CreateRequest, KeysDeps, create};
-use tollgate::model::AccountId;
+use tollgate::domain::apikeys::Mode;
+use tollgate::domain::model::AccountId;
 use tollgate::testing::{FixedClock, MemoryStore};
 
 const NOW: i64 = 1_795_273_200;

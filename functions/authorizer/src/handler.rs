@@ -10,11 +10,13 @@ use http::header::AUTHORIZATION;
 use lambda_runtime::Error;
 use serde::Serialize;
 use std::sync::Arc;
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::app::keys::{AuthorizerDeps, Caller, Decision, authorize};
-use tollgate::aws::SdkConfig;
-use tollgate::clock::SystemClock;
-use tollgate::config::{AuthorizerConfig, Source};
-use tollgate::store::{ApiKeyStore, DynamoStore, SubscriptionStore};
+use tollgate::edge::config::{AuthorizerConfig, Source};
+use tollgate::ports::api_keys::ApiKeyStore;
+use tollgate::ports::clock::SystemClock;
+use tollgate::ports::subscriptions::SubscriptionStore;
 
 /// What the handler needs.
 pub type Deps<S> = AuthorizerDeps<S>;
@@ -22,7 +24,7 @@ pub type Deps<S> = AuthorizerDeps<S>;
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Error> {
     let config = AuthorizerConfig::load(src)?;
-    Ok(Deps { store: tollgate::app::wire::store(aws, &config.table_name), clock: Arc::new(SystemClock) })
+    Ok(Deps { store: tollgate::edge::wire::store(aws, &config.table_name), clock: Arc::new(SystemClock) })
 }
 
 /// API Gateway's simple response: `{"isAuthorized": bool, "context": {...}}`; the context

@@ -2,12 +2,12 @@
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use tollgate::config::Env;
+use tollgate::edge::config::Env;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = authorizer::wire(&Env, &tollgate::aws::load().await)?;
+    let deps = authorizer::wire(&Env, &tollgate::adapters::aws::load().await)?;
     run(service_fn(|event: LambdaEvent<ApiGatewayV2CustomAuthorizerV2Request>| {
         authorizer::handle(&deps, event.payload)
     }))

@@ -6,10 +6,12 @@
 use authorizer::{Deps, handle};
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use std::sync::Arc;
-use tollgate::apikeys::{ApiKey, KeyHash, KeyId, Mode, Secret};
 use tollgate::app::keys::{CreateRequest, KeysDeps, create, revoke};
-use tollgate::model::{AccountId, Projection};
-use tollgate::store::{AccountState, ApiKeyStore, KeyCreation, StoreError, SubscriptionStore};
+use tollgate::domain::apikeys::{ApiKey, KeyHash, KeyId, Mode, Secret};
+use tollgate::domain::model::{AccountId, Projection};
+use tollgate::ports::StoreError;
+use tollgate::ports::api_keys::{ApiKeyStore, KeyCreation};
+use tollgate::ports::subscriptions::{AccountState, SubscriptionStore};
 use tollgate::testing::{FixedClock, MemoryStore};
 
 const NOW: i64 = 1_795_273_200;

@@ -3,12 +3,19 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use tollgate::app::checkout::{self, CheckoutDeps};
-use tollgate::aws::SdkConfig;
-use tollgate::billing::{Billing, StripeBilling};
-use tollgate::config::{CheckoutConfig, IdentityConfig, Source};
-use tollgate::http::{ApiError, account_id, json, json_body};
-use tollgate::store::{AccountStore, ApiKeyStore, CheckoutStore, DynamoStore, RateLimitStore, SubscriptionStore};
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::stripe::StripeBilling;
+use tollgate::app::checkout;
+use tollgate::app::checkout::CheckoutDeps;
+use tollgate::edge::config::{CheckoutConfig, IdentityConfig, Source};
+use tollgate::edge::http::{ApiError, account_id, json, json_body};
+use tollgate::ports::accounts::AccountStore;
+use tollgate::ports::api_keys::ApiKeyStore;
+use tollgate::ports::billing::Billing;
+use tollgate::ports::checkouts::CheckoutStore;
+use tollgate::ports::rate::RateLimitStore;
+use tollgate::ports::subscriptions::SubscriptionStore;
 
 /// What the handler needs.
 pub struct Deps<S, B> {
@@ -19,7 +26,7 @@ pub struct Deps<S, B> {
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore, StripeBilling>, Error> {
     let config = CheckoutConfig::load(src)?;
-    Ok(Deps { checkout: tollgate::app::wire::checkout_deps(&config, aws)?, identity: config.identity })
+    Ok(Deps { checkout: tollgate::edge::wire::checkout_deps(&config, aws)?, identity: config.identity })
 }
 
 enum Route {

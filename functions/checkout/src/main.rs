@@ -1,11 +1,11 @@
 //! Lambda entry point of `checkout`: wiring only.
 
 use lambda_http::{Error, run, service_fn};
-use tollgate::config::Env;
+use tollgate::edge::config::Env;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
-    let deps = checkout::wire(&Env, &tollgate::aws::load().await)?;
+    let deps = checkout::wire(&Env, &tollgate::adapters::aws::load().await)?;
     run(service_fn(|req| checkout::handle(&deps, req))).await
 }

@@ -4,13 +4,14 @@
 use checkout::{Deps, handle};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
+use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::checkout::CheckoutDeps;
-use tollgate::billing::StripeBilling;
-use tollgate::config::{IdentityConfig, RedirectConfig};
-use tollgate::model::{AccountId, Projection};
-use tollgate::ratelimit::Limit;
-use tollgate::redirect::AllowList;
-use tollgate::store::{AccountStore, SubscriptionStore};
+use tollgate::domain::model::{AccountId, Projection};
+use tollgate::domain::ratelimit::Limit;
+use tollgate::domain::redirect::AllowList;
+use tollgate::edge::config::{IdentityConfig, RedirectConfig};
+use tollgate::ports::accounts::AccountStore;
+use tollgate::ports::subscriptions::SubscriptionStore;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
 use tollgate_standin::{StandIn, test_billing};
 
@@ -96,11 +97,15 @@ trait TestCustomer {
 impl TestCustomer for CheckoutDeps<MemoryStore, StripeBilling> {
     /// Links the account to a new stand-in customer, as a completed checkout would.
     async fn billing_customer_for_test(&self, account: &str) -> String {
-        use tollgate::billing::Billing;
+        use tollgate::ports::billing::Billing;
         let id = AccountId::parse(account).unwrap();
         let customer = self.billing.create_customer(&id, &format!("test-customer-{account}")).await.unwrap();
         self.store
-            .link_customer(&tollgate::store::Account { account_id: id, customer_id: customer.clone(), created_at: NOW })
+            .link_customer(&tollgate::ports::accounts::Account {
+                account_id: id,
+                customer_id: customer.clone(),
+                created_at: NOW,
+            })
             .await
             .unwrap();
         customer
@@ -144,7 +149,7 @@ async fn checkout_sends_stripe_the_session_with_trial_account_and_idempotency_ke
         assert_eq!(session.field(field), Some(value), "{field}");
     }
     assert!(answer["session_id"].as_str().unwrap().starts_with("cs_"));
-    assert_eq!(session.stripe_version.as_deref(), Some(tollgate::billing::STRIPE_API_VERSION));
+    assert_eq!(session.stripe_version.as_deref(), Some(tollgate::adapters::stripe::STRIPE_API_VERSION));
 }
 
 #[tokio::test]

@@ -5,12 +5,14 @@
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Error, Request, Response};
 use std::sync::Arc;
-use tollgate::app::keys::{self, KeysDeps};
-use tollgate::aws::SdkConfig;
-use tollgate::clock::SystemClock;
-use tollgate::config::{IdentityConfig, KeysConfig, Source};
-use tollgate::http::{ApiError, account_id, json, json_body};
-use tollgate::store::{ApiKeyStore, DynamoStore};
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::app::keys;
+use tollgate::app::keys::KeysDeps;
+use tollgate::edge::config::{IdentityConfig, KeysConfig, Source};
+use tollgate::edge::http::{ApiError, account_id, json, json_body};
+use tollgate::ports::api_keys::ApiKeyStore;
+use tollgate::ports::clock::SystemClock;
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -22,7 +24,7 @@ pub struct Deps<S> {
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Error> {
     let config = KeysConfig::load(src)?;
     let keys = KeysDeps {
-        store: tollgate::app::wire::store(aws, &config.table_name),
+        store: tollgate::edge::wire::store(aws, &config.table_name),
         clock: Arc::new(SystemClock),
         mode: config.mode,
         max_active: config.max_active,

@@ -6,10 +6,10 @@ use keys::{Deps, handle};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
-use tollgate::apikeys::{Mode, Secret};
 use tollgate::app::keys::KeysDeps;
-use tollgate::config::IdentityConfig;
-use tollgate::store::ApiKeyStore;
+use tollgate::domain::apikeys::{Mode, Secret};
+use tollgate::edge::config::IdentityConfig;
+use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::testing::{FixedClock, MemoryStore};
 
 const NOW: i64 = 1_795_273_200;

@@ -3,8 +3,8 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use subscription::{Deps, handle};
-use tollgate::config::IdentityConfig;
-use tollgate::model::Projection;
+use tollgate::domain::model::Projection;
+use tollgate::edge::config::IdentityConfig;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
 
 const NOW: i64 = 1_795_273_200;

@@ -2,12 +2,15 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use tollgate::apikeys::Scope;
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::app::{Settings, credits, invoices, read};
-use tollgate::aws::SdkConfig;
-use tollgate::config::{IdentityConfig, Source, SubscriptionConfig};
-use tollgate::http::{ApiError, account_id, api_key_account, cacheable, json};
-use tollgate::store::{CreditStore, DynamoStore, InvoiceStore, SubscriptionStore};
+use tollgate::domain::apikeys::Scope;
+use tollgate::edge::config::{IdentityConfig, Source, SubscriptionConfig};
+use tollgate::edge::http::{ApiError, account_id, api_key_account, cacheable, json};
+use tollgate::ports::credits::CreditStore;
+use tollgate::ports::invoices::InvoiceStore;
+use tollgate::ports::subscriptions::SubscriptionStore;
 
 /// How long a client or CDN may reuse the pricing table without asking, in seconds.
 const PLANS_MAX_AGE: u32 = 300;
@@ -25,7 +28,7 @@ pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Err
     // Grace is decided at the time of the read from the stored `grace_until`; this function
     // computes none, so it takes no GRACE_DAYS.
     let settings = Settings::new(0)?;
-    Ok(Deps { store: tollgate::app::wire::store(aws, &config.table_name), settings, identity: config.identity })
+    Ok(Deps { store: tollgate::edge::wire::store(aws, &config.table_name), settings, identity: config.identity })
 }
 
 enum Route {
@@ -123,7 +126,7 @@ fn query<T: serde::de::DeserializeOwned>(req: &Request, code: &'static str) -> R
         .map_err(|e| ApiError::bad_request(code, format!("invalid query: {e}")))
 }
 
-/// `GET /plans`: the pricing table, cacheable (see [`tollgate::http::cacheable`]).
+/// `GET /plans`: the pricing table, cacheable (see [`tollgate::edge::http::cacheable`]).
 fn plans(settings: &Settings, req: &Request) -> Response<Body> {
-    cacheable(req, json(StatusCode::OK, &tollgate::entitlements::pricing(settings.catalogue)), PLANS_MAX_AGE)
+    cacheable(req, json(StatusCode::OK, &tollgate::domain::entitlements::pricing(settings.catalogue)), PLANS_MAX_AGE)
 }

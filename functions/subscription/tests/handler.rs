@@ -3,8 +3,8 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use subscription::{Deps, handle};
-use tollgate::config::IdentityConfig;
-use tollgate::model::{Projection, SubscriptionStatus};
+use tollgate::domain::model::{Projection, SubscriptionStatus};
+use tollgate::edge::config::IdentityConfig;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
 
 const NOW: i64 = 1_795_273_200;
@@ -261,7 +261,7 @@ async fn consume(store: &MemoryStore, clock: &FixedClock, quantity: u64, key: &s
         quantity: Some(quantity.into()),
         idempotency_key: Some(key.into()),
     };
-    let account = tollgate::model::AccountId::parse("acct_alice").unwrap();
+    let account = tollgate::domain::model::AccountId::parse("acct_alice").unwrap();
     tollgate::app::usage::consume(&deps, &account, request).await.unwrap();
 }
 
@@ -296,14 +296,14 @@ async fn invoices_and_the_summary_read_the_store_only() {
     let store = MemoryStore::new();
     let sub = pro("acct_alice", SubscriptionStatus::PastDue);
     tollgate::testing::subscribed(&store, &Projection { grace_until: Some(NOW + 86_400), ..sub }).await;
-    let account = tollgate::model::AccountId::parse("acct_alice").unwrap();
+    let account = tollgate::domain::model::AccountId::parse("acct_alice").unwrap();
     for (id, created, status, attempts) in [("in_old", NOW - 86_400, "paid", 1), ("in_new", NOW, "open", 1)] {
         let object = serde_json::json!({
             "object": "invoice", "id": id, "status": status, "attempt_count": attempts, "amount_due": 1900,
             "currency": "usd", "created": created, "hosted_invoice_url": format!("https://pay.example/{id}"),
         });
-        let invoice = tollgate::invoices::Invoice::from_json(&object, "cus_1").unwrap();
-        assert!(tollgate::store::InvoiceStore::put_invoice(&store, &account, &invoice).await.unwrap());
+        let invoice = tollgate::domain::invoices::Invoice::from_json(&object, "cus_1").unwrap();
+        assert!(tollgate::ports::invoices::InvoiceStore::put_invoice(&store, &account, &invoice).await.unwrap());
     }
     let deps = deps(store);
 

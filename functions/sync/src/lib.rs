@@ -3,14 +3,21 @@
 
 use lambda_runtime::{Error, LambdaEvent};
 use std::time::Duration;
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::sqs::SqsNotifier;
+use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::sync::{Before, Mode, SyncDeps, run};
-use tollgate::aws::SdkConfig;
-use tollgate::billing::{Billing, StripeBilling};
-use tollgate::config::{Source, WorkerConfig};
-use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{
-    AccountStore, CreditStore, DynamoStore, EventLog, InvoiceStore, MeterStore, SubscriptionStore, SyncStore,
-};
+use tollgate::edge::config::{Source, WorkerConfig};
+use tollgate::ports::accounts::AccountStore;
+use tollgate::ports::billing::Billing;
+use tollgate::ports::credits::CreditStore;
+use tollgate::ports::events::EventLog;
+use tollgate::ports::invoices::InvoiceStore;
+use tollgate::ports::meter::MeterStore;
+use tollgate::ports::notifier::Notifier;
+use tollgate::ports::subscriptions::SubscriptionStore;
+use tollgate::ports::sync::SyncStore;
 
 /// Pause between Stripe list calls: keeps a run under Stripe's rate limit (about 25
 /// requests/s in test mode).
@@ -21,7 +28,7 @@ pub const METER_PACING: Duration = Duration::from_millis(2);
 
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<SyncDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
-    let events = tollgate::app::wire::event_deps(&WorkerConfig::load(src)?, aws)?;
+    let events = tollgate::edge::wire::event_deps(&WorkerConfig::load(src)?, aws)?;
     Ok(SyncDeps { events, pacing: PACING, meter_pacing: METER_PACING })
 }
 

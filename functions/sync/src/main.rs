@@ -1,11 +1,11 @@
 //! Lambda entry point of `sync`: wiring only.
 
 use lambda_runtime::{Error, run, service_fn};
-use tollgate::config::Env;
+use tollgate::edge::config::Env;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
-    let deps = sync::wire(&Env, &tollgate::aws::load().await)?;
+    let deps = sync::wire(&Env, &tollgate::adapters::aws::load().await)?;
     run(service_fn(|event| sync::handle(&deps, event))).await
 }

@@ -9,12 +9,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::events::{EventDeps, Snapshots, apply};
 use tollgate::app::sync::{Deadline, Mode, Never, SyncDeps, run};
-use tollgate::billing::StripeBilling;
-use tollgate::entitlements;
-use tollgate::model::AccountId;
-use tollgate::store::{EventLog, SubscriptionStore, SyncCursor, SyncStore};
+use tollgate::domain::entitlements;
+use tollgate::domain::model::AccountId;
+use tollgate::ports::events::EventLog;
+use tollgate::ports::subscriptions::SubscriptionStore;
+use tollgate::ports::sync::{SyncCursor, SyncStore};
 use tollgate::testing::{FixedClock, MemoryStore, Outbox, settings};
 use tollgate_standin::{StandIn, TriggerSpec, test_billing};
 
@@ -86,7 +88,7 @@ impl Harness {
         self.standin
             .events()
             .iter()
-            .filter(|e| tollgate::webhook::is_handled(e["type"].as_str().unwrap()))
+            .filter(|e| tollgate::edge::webhook::is_handled(e["type"].as_str().unwrap()))
             .map(|e| e["id"].as_str().unwrap().to_owned())
             .collect()
     }
@@ -114,7 +116,7 @@ impl Harness {
             self.deps.events.settings.catalogue,
             &account,
             projection.as_ref(),
-            tollgate::clock::Clock::now(&self.clock),
+            tollgate::ports::clock::Clock::now(&self.clock),
         ))
         .unwrap()
     }
@@ -179,7 +181,7 @@ async fn cut_off_run_resumes_from_its_cursor_without_skipping_or_repeating() {
         .standin
         .events()
         .iter()
-        .filter(|e| tollgate::webhook::is_handled(e["type"].as_str().unwrap()))
+        .filter(|e| tollgate::edge::webhook::is_handled(e["type"].as_str().unwrap()))
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
     // Every event happened in the same second as the others: the cursor must resume mid-second.
@@ -208,7 +210,10 @@ async fn run_that_keeps_getting_429_reports_failure_not_success() {
     let failed = run(&h.deps, Mode::Replay, &Never).await;
 
     assert!(
-        matches!(failed, Err(tollgate::app::sync::SyncError::Billing(tollgate::billing::BillingError::RateLimited))),
+        matches!(
+            failed,
+            Err(tollgate::app::sync::SyncError::Billing(tollgate::ports::billing::BillingError::RateLimited))
+        ),
         "{failed:?}"
     );
     let recorded = h.deps.events.store.outcome().await.unwrap().unwrap();
@@ -231,7 +236,7 @@ async fn grace_runs_out_without_any_webhook() {
     let after = h.read("acct_g").await;
     assert_eq!(after["status"], "past_due");
     assert_eq!(after["access"], serde_json::json!({"allowed": false, "reason": "past_due_expired"}), "{after}");
-    assert!(after["grace_until"].as_i64().unwrap() < tollgate::clock::Clock::now(&h.clock));
+    assert!(after["grace_until"].as_i64().unwrap() < tollgate::ports::clock::Clock::now(&h.clock));
 }
 
 #[tokio::test]
@@ -372,8 +377,8 @@ async fn full_run_cut_off_in_its_replay_reconciles_on_a_later_run() {
 }
 
 /// Consumes `quantity` of the metered `api_calls` in `window` for `account`, by `key`.
-async fn consume(h: &Harness, account: &str, key: &str, quantity: u64, window: tollgate::usage::Window) {
-    use tollgate::store::{Consumption, UsageRecord, UsageStore};
+async fn consume(h: &Harness, account: &str, key: &str, quantity: u64, window: tollgate::domain::usage::Window) {
+    use tollgate::ports::usage::{Consumption, UsageRecord, UsageStore};
     let account = AccountId::parse(account).unwrap();
     let record =
         UsageRecord { request: key.into(), metric: "api_calls".into(), quantity, window, at: NOW, refunded: false };
@@ -391,13 +396,14 @@ async fn consume(h: &Harness, account: &str, key: &str, quantity: u64, window: t
 
 #[tokio::test]
 async fn meters_get_each_unit_once_across_runs_and_a_crash_and_drift_is_recorded() {
-    use tollgate::billing::{Billing, MeterEvent};
+    use tollgate::ports::billing::{Billing, MeterEvent};
     let h = harness().await;
     h.happen("checkout.session.completed", "acct_meter");
     h.deliver_all().await;
     let account = AccountId::parse("acct_meter").unwrap();
-    let customer = tollgate::store::AccountStore::account(&h.deps.events.store, &account).await.unwrap().unwrap();
-    let window = tollgate::usage::Window { start: NOW - 86_400, end: NOW + 29 * 86_400 };
+    let customer =
+        tollgate::ports::accounts::AccountStore::account(&h.deps.events.store, &account).await.unwrap().unwrap();
+    let window = tollgate::domain::usage::Window { start: NOW - 86_400, end: NOW + 29 * 86_400 };
     let event_name = h.deps.events.settings.catalogue.metric("api_calls").unwrap().event_name.clone().unwrap();
     let stripe_total = || async {
         h.deps.events.billing.meter_total(&event_name, &customer.customer_id, window.start, window.end).await.unwrap()

@@ -8,9 +8,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tollgate::app::usage::UsageDeps;
-use tollgate::config::IdentityConfig;
-use tollgate::model::Projection;
-use tollgate::store::CreditStore;
+use tollgate::domain::model::Projection;
+use tollgate::edge::config::IdentityConfig;
+use tollgate::ports::credits::CreditStore;
 use tollgate::testing::{FixedClock, MemoryStore, Outbox, settings};
 use usage::{Deps, handle};
 
@@ -60,9 +60,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     // Credits: a purchased grant no run of the bench can spend.
-    let pack = tollgate::credits::Grant {
+    let pack = tollgate::domain::credits::Grant {
         id: "cs_bench".into(),
-        kind: tollgate::credits::GrantKind::Purchased,
+        kind: tollgate::domain::credits::GrantKind::Purchased,
         source: "checkout:cs_bench".into(),
         credits: u64::MAX / 2,
         remaining: u64::MAX / 2,
@@ -70,16 +70,16 @@ fn bench(c: &mut Criterion) {
         expires_at: None,
         payment: None,
     };
-    let entry = tollgate::store::LedgerEntry {
+    let entry = tollgate::ports::credits::LedgerEntry {
         id: "grant-cs_bench".into(),
-        kind: tollgate::store::EntryKind::Grant,
+        kind: tollgate::ports::credits::EntryKind::Grant,
         at_ms: NOW * 1000,
         credits: i64::MAX,
         event: None,
         quantity: None,
         grant: Some("cs_bench".into()),
     };
-    let alice = tollgate::model::AccountId::parse("acct_alice").unwrap();
+    let alice = tollgate::domain::model::AccountId::parse("acct_alice").unwrap();
     runtime.block_on(deps.usage.store.grant(&alice, &pack, &entry)).unwrap();
     c.bench_function("post_credits_consume_handler", |b| {
         b.to_async(&runtime).iter(|| async {

@@ -5,15 +5,20 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
-use tollgate::apikeys::Scope;
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::sqs::SqsNotifier;
 use tollgate::app::credits;
-use tollgate::app::usage::{self, UsageDeps};
-use tollgate::aws::SdkConfig;
-use tollgate::config::{IdentityConfig, Source, UsageConfig};
-use tollgate::http::{ApiError, account_id, api_key_account, json, json_body, rate_limit_headers, with_headers};
-use tollgate::model::AccountId;
-use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{CreditStore, DynamoStore, SubscriptionStore, UsageStore};
+use tollgate::app::usage;
+use tollgate::app::usage::UsageDeps;
+use tollgate::domain::apikeys::Scope;
+use tollgate::domain::model::AccountId;
+use tollgate::edge::config::{IdentityConfig, Source, UsageConfig};
+use tollgate::edge::http::{ApiError, account_id, api_key_account, json, json_body, rate_limit_headers, with_headers};
+use tollgate::ports::credits::CreditStore;
+use tollgate::ports::notifier::Notifier;
+use tollgate::ports::subscriptions::SubscriptionStore;
+use tollgate::ports::usage::UsageStore;
 
 /// What the handler needs.
 pub struct Deps<S, N> {
@@ -24,7 +29,7 @@ pub struct Deps<S, N> {
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore, SqsNotifier>, Error> {
     let config = UsageConfig::load(src)?;
-    Ok(Deps { usage: tollgate::app::wire::usage_deps(&config, aws)?, identity: config.identity })
+    Ok(Deps { usage: tollgate::edge::wire::usage_deps(&config, aws)?, identity: config.identity })
 }
 
 enum Route {

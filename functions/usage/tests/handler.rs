@@ -5,9 +5,9 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use tollgate::app::usage::UsageDeps;
-use tollgate::config::IdentityConfig;
-use tollgate::model::{AccountId, Projection, SubscriptionStatus};
-use tollgate::store::UsageStore;
+use tollgate::domain::model::{AccountId, Projection, SubscriptionStatus};
+use tollgate::edge::config::IdentityConfig;
+use tollgate::ports::usage::UsageStore;
 use tollgate::testing::{FixedClock, MemoryStore, Outbox, settings};
 use usage::{Deps, handle};
 
@@ -59,7 +59,7 @@ fn alice() -> AccountId {
 }
 
 async fn used(deps: &Deps<MemoryStore, Outbox>) -> u64 {
-    let window = tollgate::usage::window(None, NOW);
+    let window = tollgate::domain::usage::window(None, NOW);
     deps.usage.store.used(&alice(), "api_calls", &window).await.unwrap()
 }
 
@@ -72,7 +72,7 @@ async fn a_consumption_answers_its_count_with_the_rate_limit_headers() {
         .unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    let window = tollgate::usage::window(None, NOW);
+    let window = tollgate::domain::usage::window(None, NOW);
     assert_eq!(
         body(&response),
         serde_json::json!({"metric": "api_calls", "used": 1, "limit": 100, "remaining": 99,
@@ -198,7 +198,7 @@ async fn over_the_quota_is_429_quota_exceeded_until_the_period_ends() {
     let check_one = handle(&deps, jwt("POST", "/usage/check", r#"{"metric":"api_calls","quantity":1}"#)).await.unwrap();
     let over = handle(&deps, jwt("POST", "/usage", &consume(2, "b"))).await.unwrap();
 
-    let window = tollgate::usage::window(None, NOW);
+    let window = tollgate::domain::usage::window(None, NOW);
     assert_eq!(check_two.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!((check_one.status(), body(&check_one)["remaining"].as_u64()), (StatusCode::OK, Some(1)));
     assert_eq!(

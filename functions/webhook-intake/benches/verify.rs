@@ -16,8 +16,8 @@ use sha2::Sha256;
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
-use tollgate::events::Incoming;
-use tollgate::webhook::{WebhookSecrets, verify};
+use tollgate::domain::events::Incoming;
+use tollgate::edge::webhook::{WebhookSecrets, verify};
 
 struct Payload {
     name: String,

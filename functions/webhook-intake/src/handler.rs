@@ -4,9 +4,9 @@
 //! |---|---|
 //! | 200 `{"received":true}` | verified, handled type, and the queue accepted the message |
 //! | 200 `{"received":true,"ignored":true}` | verified, a type Tollgate does not use (not enqueued) |
-//! | 400 `missing_signature`, `malformed_signature`, `bad_signature`, `stale_timestamp`, `body_not_utf8`, `malformed_json`, `wrong_livemode` | see [`tollgate::webhook::WebhookRejection`] |
+//! | 400 `missing_signature`, `malformed_signature`, `bad_signature`, `stale_timestamp`, `body_not_utf8`, `malformed_json`, `wrong_livemode` | see [`tollgate::edge::webhook::WebhookRejection`] |
 //! | 405 `method_not_allowed` | anything but `POST` |
-//! | 413 `body_too_large` | body over [`tollgate::webhook::MAX_WEBHOOK_BODY_BYTES`] (512 KiB) |
+//! | 413 `body_too_large` | body over [`tollgate::edge::webhook::MAX_WEBHOOK_BODY_BYTES`] (512 KiB) |
 //! | 503 `queue_unavailable` | the queue did not accept the message (Stripe retries) |
 //!
 //! Only the event id, type and outcome are logged, never the payload or a secret.
@@ -14,12 +14,13 @@
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
 use std::sync::Arc;
-use tollgate::aws::SdkConfig;
-use tollgate::clock::{Clock, SystemClock};
-use tollgate::config::{Source, WebhookIntakeConfig};
-use tollgate::http::{ApiError, WebhookAck, json};
-use tollgate::queue::{EventQueue, SqsEventQueue};
-use tollgate::webhook::{SIGNATURE_HEADER, WebhookRejection, WebhookSecrets, verify};
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::sqs::SqsEventQueue;
+use tollgate::edge::config::{Source, WebhookIntakeConfig};
+use tollgate::edge::http::{ApiError, WebhookAck, json};
+use tollgate::edge::webhook::{SIGNATURE_HEADER, WebhookRejection, WebhookSecrets, verify};
+use tollgate::ports::clock::{Clock, SystemClock};
+use tollgate::ports::queue::EventQueue;
 
 /// What the handler needs.
 pub struct Deps<Q> {
@@ -40,7 +41,7 @@ impl<Q> Deps<Q> {
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<SqsEventQueue>, Error> {
     let config = WebhookIntakeConfig::load(src)?;
-    let queue = SqsEventQueue::new(tollgate::aws::sqs(aws), config.events_queue_url);
+    let queue = SqsEventQueue::new(tollgate::adapters::aws::sqs(aws), config.events_queue_url);
     Ok(Deps::new(queue, config.secrets, config.livemode))
 }
 

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
-use tollgate::queue::{EventQueue, QueueError, QueuedMessage};
+use tollgate::edge::webhook::{DEV_WEBHOOK_SECRET, MAX_WEBHOOK_BODY_BYTES, WebhookRejection, WebhookSecrets, verify};
+use tollgate::ports::queue::{EventQueue, QueueError, QueuedMessage};
 use tollgate::testing::{FixedClock, signature_header};
-use tollgate::webhook::{DEV_WEBHOOK_SECRET, MAX_WEBHOOK_BODY_BYTES, WebhookRejection, WebhookSecrets, verify};
 use webhook_intake::{Deps, handle};
 
 /// The `t=` of the sample event's signature.
@@ -354,7 +354,7 @@ mod hostile {
     use proptest::prelude::*;
     use serde_json::{Value, json};
     use tollgate::app::events::{EventDeps, Snapshots, apply};
-    use tollgate::events::{Incoming, KINDS};
+    use tollgate::domain::events::{Incoming, KINDS};
     use tollgate::testing::{FakeBilling, MemoryStore, Outbox, settings};
 
     fn extreme_number() -> impl Strategy<Value = Value> {

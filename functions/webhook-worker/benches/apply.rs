@@ -6,8 +6,8 @@
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tollgate::app::Never;
 use tollgate::app::events::{EventDeps, Record, process};
-use tollgate::model::{AccountId, SubscriptionStatus};
-use tollgate::store::{Account, AccountStore};
+use tollgate::domain::model::{AccountId, SubscriptionStatus};
+use tollgate::ports::accounts::{Account, AccountStore};
 use tollgate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, remote_subscription, settings};
 
 const NOW: i64 = 1_795_273_300;
@@ -26,7 +26,7 @@ fn deps(runtime: &tokio::runtime::Runtime) -> EventDeps<MemoryStore, FakeBilling
     let billing = FakeBilling::new();
     let subscription =
         remote_subscription("sub_sample", &customer(), SubscriptionStatus::Active, "pro_monthly", NOW - 86_400);
-    billing.set_subscription(tollgate::billing::RemoteSubscription {
+    billing.set_subscription(tollgate::domain::snapshot::RemoteSubscription {
         account_hint: Some("acct_sample".into()),
         ..subscription
     });

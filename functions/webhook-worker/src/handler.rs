@@ -4,17 +4,24 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
 use std::time::Duration;
+use tollgate::adapters::aws::SdkConfig;
+use tollgate::adapters::dynamo::DynamoStore;
+use tollgate::adapters::sqs::SqsNotifier;
+use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::Before;
 use tollgate::app::events::{EventDeps, Record, process};
-use tollgate::aws::SdkConfig;
-use tollgate::billing::{Billing, StripeBilling};
-use tollgate::config::{Source, WorkerConfig};
-use tollgate::notify::{Notifier, SqsNotifier};
-use tollgate::store::{AccountStore, CreditStore, DynamoStore, EventLog, InvoiceStore, SubscriptionStore};
+use tollgate::edge::config::{Source, WorkerConfig};
+use tollgate::ports::accounts::AccountStore;
+use tollgate::ports::billing::Billing;
+use tollgate::ports::credits::CreditStore;
+use tollgate::ports::events::EventLog;
+use tollgate::ports::invoices::InvoiceStore;
+use tollgate::ports::notifier::Notifier;
+use tollgate::ports::subscriptions::SubscriptionStore;
 
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<EventDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
-    tollgate::app::wire::event_deps(&WorkerConfig::load(src)?, aws)
+    tollgate::edge::wire::event_deps(&WorkerConfig::load(src)?, aws)
 }
 
 /// Records are started only while this much of the invocation is left: enough for one

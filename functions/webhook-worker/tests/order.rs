@@ -7,10 +7,11 @@
 use proptest::prelude::*;
 use tollgate::app::events::{EventDeps, Snapshots, apply};
 use tollgate::app::refresh::Snapshot;
-use tollgate::billing::{Billing, RemoteSubscription};
-use tollgate::clock::Clock;
-use tollgate::model::{AccountId, Projection, SubscriptionStatus as S};
-use tollgate::store::SubscriptionStore;
+use tollgate::domain::model::{AccountId, Projection, SubscriptionStatus as S};
+use tollgate::domain::snapshot::RemoteSubscription;
+use tollgate::ports::billing::Billing;
+use tollgate::ports::clock::Clock;
+use tollgate::ports::subscriptions::SubscriptionStore;
 use tollgate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, settings};
 
 const T0: i64 = 1_795_000_000;
@@ -192,7 +193,10 @@ fn in_order_lifecycle_ends_canceled_on_free_with_the_dispute_recorded() {
 
     assert_eq!((p.status, p.plan.as_str()), (S::Canceled, "team"));
     assert_eq!(p.open_disputes, ["dp_1"]);
-    assert_eq!(tollgate::decide(Some(&p), T0 + 53 * 86_400).reason, tollgate::Reason::Disputed);
+    assert_eq!(
+        tollgate::domain::access::decide(Some(&p), T0 + 53 * 86_400).reason,
+        tollgate::domain::access::Reason::Disputed
+    );
 }
 
 /// Stripe's `customer.deleted` for the lifecycle's customer, after its subscription ended.
@@ -207,7 +211,7 @@ fn customer_deleted() -> String {
 struct Retired {
     profile: bool,
     projection: bool,
-    link: Option<tollgate::store::CustomerLink>,
+    link: Option<tollgate::ports::accounts::CustomerLink>,
     trial_used: bool,
     disputes: std::collections::BTreeSet<String>,
     deleted: bool,
@@ -218,7 +222,7 @@ struct Retired {
 /// subscription canceled). The account was linked by its checkout, as in production.
 fn deliver_ending(bodies: &[String], delete_at: Option<usize>) -> Retired {
     use tollgate::app::checkout::{CheckoutDeps, delete_account};
-    use tollgate::store::{Account, AccountStore};
+    use tollgate::ports::accounts::{Account, AccountStore};
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
     runtime.block_on(async {
         let clock = FixedClock::at(T0 + 60 * 86_400);
@@ -232,13 +236,13 @@ fn deliver_ending(bodies: &[String], delete_at: Option<usize>) -> Retired {
             store: deps.store.clone(),
             billing: deps.billing.clone(),
             settings: settings(&clock),
-            redirects: tollgate::config::RedirectConfig {
-                allowed: tollgate::redirect::AllowList::parse("https://app.example.com").unwrap(),
+            redirects: tollgate::edge::config::RedirectConfig {
+                allowed: tollgate::domain::redirect::AllowList::parse("https://app.example.com").unwrap(),
                 success_url: "https://app.example.com/ok".into(),
                 cancel_url: "https://app.example.com/cancel".into(),
                 return_url: "https://app.example.com".into(),
             },
-            checkout_limit: tollgate::ratelimit::Limit { limit: 5, window_ms: 60_000 },
+            checkout_limit: tollgate::domain::ratelimit::Limit { limit: 5, window_ms: 60_000 },
         };
         for (i, body) in bodies.iter().enumerate() {
             if delete_at == Some(i) {
@@ -287,7 +291,7 @@ proptest! {
 
         prop_assert_eq!(&shuffled, &in_order);
         prop_assert!(!in_order.profile && !in_order.projection && in_order.trial_used);
-        prop_assert_eq!(in_order.link, Some(tollgate::store::CustomerLink::Retired(AccountId::parse("acct_1").unwrap())));
+        prop_assert_eq!(in_order.link, Some(tollgate::ports::accounts::CustomerLink::Retired(AccountId::parse("acct_1").unwrap())));
         prop_assert!(in_order.disputes.contains("dp_1"), "a chargeback counts whenever it arrives");
         prop_assert_eq!(in_order.deleted, delete_at.is_some());
     }

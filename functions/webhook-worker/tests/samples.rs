@@ -6,9 +6,11 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{Context, LambdaEvent};
 use tollgate::app::Never;
 use tollgate::app::events::{EventDeps, Outcome, Record, Snapshots, apply, process};
-use tollgate::model::{AccountId, SubscriptionStatus};
-use tollgate::notify::Kind;
-use tollgate::store::{Account, AccountStore, EventLog, SubscriptionStore};
+use tollgate::domain::model::{AccountId, SubscriptionStatus};
+use tollgate::domain::notifications::Kind;
+use tollgate::ports::accounts::{Account, AccountStore};
+use tollgate::ports::events::EventLog;
+use tollgate::ports::subscriptions::SubscriptionStore;
 use tollgate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, remote_subscription, settings};
 use webhook_worker::handle;
 
@@ -30,7 +32,7 @@ fn stripe() -> FakeBilling {
     let billing = FakeBilling::new();
     let subscription =
         remote_subscription("sub_sample", &sample_customer(), SubscriptionStatus::PastDue, "pro_monthly", NOW - 86_400);
-    billing.set_subscription(tollgate::billing::RemoteSubscription {
+    billing.set_subscription(tollgate::domain::snapshot::RemoteSubscription {
         account_hint: Some("acct_sample".into()),
         ..subscription
     });
@@ -61,7 +63,7 @@ fn reads(billing: &FakeBilling) -> usize {
 
 #[tokio::test]
 async fn every_covered_event_type_is_processed_once() {
-    for event_type in tollgate::events::handled_types() {
+    for event_type in tollgate::domain::events::handled_types() {
         let deps = deps().await;
         let body = sample(event_type);
 
@@ -175,14 +177,14 @@ fn pack_refund(id: &str, refunded: bool) -> String {
 
 #[tokio::test]
 async fn a_paid_pack_is_granted_once_and_a_full_refund_removes_what_is_left() {
-    use tollgate::store::{CreditStore, EntryKind};
+    use tollgate::ports::credits::{CreditStore, EntryKind};
     let deps = deps().await;
     let account = AccountId::parse("acct_sample").unwrap();
     let balance = |deps: &EventDeps<MemoryStore, FakeBilling, Outbox>| {
         let (store, account) = (deps.store.clone(), account.clone());
         async move {
             let state = store.state(&account).await.unwrap();
-            tollgate::credits::balance(&state.grants, NOW).purchased
+            tollgate::domain::credits::balance(&state.grants, NOW).purchased
         }
     };
 

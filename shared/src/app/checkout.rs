@@ -6,17 +6,20 @@
 use crate::app::Settings;
 use crate::app::refresh::{Refreshed, Snapshot, refresh};
 use crate::app::retire::{customer_key, retire};
-use crate::billing::{Billing, BillingError, CheckoutRequest};
-use crate::config::{CheckoutConfig, RedirectConfig};
-use crate::entitlements::{self, SubscriptionView};
-use crate::model::{AccountId, Interval, Projection};
-use crate::plans::{FREE, Price};
-use crate::projection::current;
-use crate::ratelimit::Limit;
-use crate::store::{
-    Account, AccountState, AccountStore, ApiKeyStore, CheckoutStore, PendingCheckout, RateLimitStore, RateOutcome,
-    Retirement, StoreError, SubscriptionStore,
-};
+use crate::domain::entitlements;
+use crate::domain::entitlements::SubscriptionView;
+use crate::domain::model::{AccountId, Interval, Projection};
+use crate::domain::plans::{FREE, Price};
+use crate::domain::projection::current;
+use crate::domain::ratelimit::Limit;
+use crate::edge::config::{CheckoutConfig, RedirectConfig};
+use crate::ports::StoreError;
+use crate::ports::accounts::{Account, AccountStore, Retirement};
+use crate::ports::api_keys::ApiKeyStore;
+use crate::ports::billing::{Billing, BillingError, CheckoutRequest};
+use crate::ports::checkouts::{CheckoutStore, PendingCheckout};
+use crate::ports::rate::{RateLimitStore, RateOutcome};
+use crate::ports::subscriptions::{AccountState, SubscriptionStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -46,7 +49,7 @@ impl<S, B> CheckoutDeps<S, B> {
     }
 }
 
-/// Why a checkout use case refused or failed. The HTTP mapping is in [`crate::http`].
+/// Why a checkout use case refused or failed. The HTTP mapping is in [`crate::edge::http`].
 #[derive(Debug, thiserror::Error)]
 pub enum CheckoutError {
     /// A required field of the request is missing.
@@ -400,7 +403,7 @@ async fn live_projection<S: SubscriptionStore>(store: &S, account: &AccountId) -
 async fn record<S, B>(
     deps: &CheckoutDeps<S, B>,
     previous: &Projection,
-    remote: crate::billing::RemoteSubscription,
+    remote: crate::domain::snapshot::RemoteSubscription,
 ) -> Result<SubscriptionView, CheckoutError>
 where
     S: SubscriptionStore,

@@ -10,17 +10,17 @@
 //!
 //! Credits do not depend on access: what is left of a grant stays spendable until it expires.
 
-use crate::access::{Reason, decide_account};
 use crate::app::Settings;
 use crate::app::usage::{RefundRequest, UsageDeps};
-use crate::credits::{Balance, Grant, GrantKind, balance, draws, plan_grant};
-use crate::model::AccountId;
-use crate::notify::{Kind, Notification, Notifier};
-use crate::store::{
-    AccountState, CreditRecord, CreditRefund, CreditStore, EntryKind, LedgerEntry, Spend, Spent, StoreError,
-    SubscriptionStore,
-};
-use crate::usage::window;
+use crate::domain::access::{Reason, decide_account};
+use crate::domain::credits::{Balance, Grant, GrantKind, balance, draws, plan_grant};
+use crate::domain::model::AccountId;
+use crate::domain::notifications::{Kind, Notification};
+use crate::domain::usage::window;
+use crate::ports::StoreError;
+use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, EntryKind, LedgerEntry, Spend, Spent};
+use crate::ports::notifier::Notifier;
+use crate::ports::subscriptions::{AccountState, SubscriptionStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -335,7 +335,7 @@ pub async fn credits<S: SubscriptionStore + CreditStore>(
             hex::decode(raw)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .filter(|sk| sk.starts_with(crate::store::keys::LEDGER_PREFIX))
+                .filter(|sk| sk.starts_with(crate::adapters::dynamo::keys::LEDGER_PREFIX))
                 .ok_or_else(|| invalid("`cursor` is not one this API gave"))?,
         ),
     };
@@ -385,7 +385,7 @@ pub enum PackEffect {
 pub async fn apply_event<S: SubscriptionStore + CreditStore>(
     store: &S,
     settings: &Settings,
-    event: &crate::events::Incoming,
+    event: &crate::domain::events::Incoming,
     account: &AccountId,
 ) -> Result<PackEffect, StoreError> {
     if let Some(purchase) = event.pack_purchase() {
@@ -393,7 +393,8 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
             tracing::warn!(pack = purchase.pack, "a paid session names a credit pack plans.toml does not have");
             return Ok(PackEffect::None);
         };
-        let grant = crate::credits::pack_grant(pack, purchase.session, purchase.payment_intent, settings.clock.now());
+        let grant =
+            crate::domain::credits::pack_grant(pack, purchase.session, purchase.payment_intent, settings.clock.now());
         let entry = LedgerEntry::grant_of(&grant, settings.clock.now_ms());
         return Ok(match store.grant(account, &grant, &entry).await? {
             true => PackEffect::Granted,
@@ -479,11 +480,11 @@ mod tests {
 
     /// The account on `plan`, paid, in a monthly period from a day before NOW.
     async fn on_plan(deps: &UsageDeps<MemoryStore, Outbox>, plan: &str, version: i64) {
-        let projection = crate::model::Projection {
+        let projection = crate::domain::model::Projection {
             plan: plan.into(),
             version,
             current_period_start: Some(NOW - 86_400),
-            current_period_end: Some(crate::usage::add_months(NOW - 86_400, 1)),
+            current_period_end: Some(crate::domain::usage::add_months(NOW - 86_400, 1)),
             ..crate::testing::projection("acct_c")
         };
         crate::testing::subscribed(&deps.store, &projection).await;
@@ -510,7 +511,7 @@ mod tests {
         assert_eq!(kinds, [EntryKind::Consumption, EntryKind::Grant, EntryKind::Grant], "newest first");
         assert_eq!(page.entries[0].credits, -50);
         assert_eq!(page.grants.len(), 1, "the spent pack is no longer listed");
-        assert_eq!(page.grants[0].expires_at, Some(crate::usage::add_months(NOW - 86_400, 1)));
+        assert_eq!(page.grants[0].expires_at, Some(crate::domain::usage::add_months(NOW - 86_400, 1)));
     }
 
     #[tokio::test]
@@ -542,9 +543,9 @@ mod tests {
         let mut state = granted_state(&deps.store, &deps.settings, &account()).await.unwrap();
         state.grants.sort_by(|a, b| a.id.cmp(&b.id));
 
-        let drawn = draws(&state.grants, 40, crate::credits::DrawOrder::SoonestExpiring, NOW).unwrap();
+        let drawn = draws(&state.grants, 40, crate::domain::credits::DrawOrder::SoonestExpiring, NOW).unwrap();
 
-        assert_eq!(drawn, [crate::credits::Draw { grant: format!("plan-{}-pro", NOW - 86_400), credits: 40 }]);
+        assert_eq!(drawn, [crate::domain::credits::Draw { grant: format!("plan-{}-pro", NOW - 86_400), credits: 40 }]);
     }
 
     #[tokio::test]
@@ -560,7 +561,7 @@ mod tests {
         let upgraded = consume(&deps, &account(), spend("api_call_basic", 1, "c")).await.unwrap();
         on_plan(&deps, "pro", 3).await;
         let downgraded = consume(&deps, &account(), spend("api_call_basic", 1, "d")).await.unwrap();
-        let window_end = crate::usage::add_months(NOW - 86_400, 1);
+        let window_end = crate::domain::usage::add_months(NOW - 86_400, 1);
         clock.set(window_end);
         let expired = balance(&deps.store.state(&account()).await.unwrap().grants, window_end);
 
@@ -578,12 +579,12 @@ mod tests {
         let deps = deps(&clock);
         on_plan(&deps, "pro", 1).await;
         consume(&deps, &account(), spend("ai_inference", 4, "a")).await.unwrap();
-        let window_end = crate::usage::add_months(NOW - 86_400, 1);
-        let next_window = crate::model::Projection {
+        let window_end = crate::domain::usage::add_months(NOW - 86_400, 1);
+        let next_window = crate::domain::model::Projection {
             plan: "pro".into(),
             version: 2,
             current_period_start: Some(window_end),
-            current_period_end: Some(crate::usage::add_months(window_end, 1)),
+            current_period_end: Some(crate::domain::usage::add_months(window_end, 1)),
             ..crate::testing::projection("acct_c")
         };
         crate::testing::subscribed(&deps.store, &next_window).await;
@@ -607,8 +608,8 @@ mod tests {
     #[tokio::test]
     async fn an_unpaid_account_is_granted_nothing() {
         let deps = deps(&FixedClock::at(NOW));
-        let unpaid = crate::model::Projection {
-            status: crate::model::SubscriptionStatus::Unpaid,
+        let unpaid = crate::domain::model::Projection {
+            status: crate::domain::model::SubscriptionStatus::Unpaid,
             ..crate::testing::projection("acct_c")
         };
         crate::testing::subscribed(&deps.store, &unpaid).await;

@@ -11,18 +11,22 @@ use crate::app::Deadline;
 use crate::app::Settings;
 use crate::app::refresh::{Snapshot, projection};
 use crate::app::retire::retire;
-use crate::billing::{Billing, BillingError, RemoteSubscription};
-use crate::events::{CustomerRef, Incoming, Malformed};
-use crate::facts::Fact;
-use crate::metrics::{Metric, count};
-use crate::model::AccountId;
-use crate::notify::{Kind, Notification, Notifier};
-use crate::projection::current;
-use crate::queue::QueueError;
-use crate::store::{
-    Account, AccountStore, ApplyOutcome, CreditStore, CustomerLink, Effect, EventLog, FailedEvent, InvoiceStore,
-    ProcessedEvent, Retirement, StoreError, SubscriptionStore,
-};
+use crate::domain::events::{CustomerRef, Incoming, Malformed};
+use crate::domain::facts::Fact;
+use crate::domain::model::AccountId;
+use crate::domain::notifications::{Kind, Notification};
+use crate::domain::projection::current;
+use crate::domain::snapshot::RemoteSubscription;
+use crate::ports::StoreError;
+use crate::ports::accounts::{Account, AccountStore, CustomerLink, Retirement};
+use crate::ports::billing::{Billing, BillingError};
+use crate::ports::credits::CreditStore;
+use crate::ports::events::{ApplyOutcome, Effect, EventLog, FailedEvent, ProcessedEvent};
+use crate::ports::invoices::InvoiceStore;
+use crate::ports::metrics::{Metric, count};
+use crate::ports::notifier::Notifier;
+use crate::ports::queue::QueueError;
+use crate::ports::subscriptions::SubscriptionStore;
 use std::collections::HashMap;
 
 /// What applying events needs.
@@ -117,7 +121,7 @@ where
 /// The `id` of a body that is JSON with a usable string `id`, if any.
 fn event_id_in(body: &str) -> Option<String> {
     let value: serde_json::Value = serde_json::from_str(body).ok()?;
-    value.get("id")?.as_str().filter(|id| crate::events::is_queue_token(id)).map(str::to_owned)
+    value.get("id")?.as_str().filter(|id| crate::domain::events::is_queue_token(id)).map(str::to_owned)
 }
 
 /// Records that the event `id` was passed over for `error` and counts it for the alarm.
@@ -178,7 +182,7 @@ where
     let customer = match event.customer() {
         CustomerRef::Customer(id) => id,
         CustomerRef::Charge(charge) => match deps.billing.charge_customer(&charge).await? {
-            Some(id) if crate::events::is_id(&id) => id,
+            Some(id) if crate::domain::events::is_id(&id) => id,
             _ => return ignore("no_customer").await,
         },
         CustomerRef::None => return ignore("no_customer").await,

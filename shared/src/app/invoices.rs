@@ -2,13 +2,15 @@
 //! which goes through the worker's path), backfilled from Stripe's list by the full sync, and
 //! read by `GET /invoices` with zero Stripe calls. Every write goes through
 //! [`InvoiceStore::put_invoice`]'s version condition, so the order the readings arrive in does
-//! not matter (see [`crate::invoices`]).
+//! not matter (see [`crate::domain::invoices`]).
 
-use crate::billing::{Billing, BillingError};
-use crate::events::Incoming;
-use crate::invoices::{Invoice, InvoiceView};
-use crate::model::AccountId;
-use crate::store::{InvoiceStore, StoreError, keys};
+use crate::adapters::dynamo::keys;
+use crate::domain::events::Incoming;
+use crate::domain::invoices::{Invoice, InvoiceView};
+use crate::domain::model::AccountId;
+use crate::ports::StoreError;
+use crate::ports::billing::{Billing, BillingError};
+use crate::ports::invoices::InvoiceStore;
 use serde::{Deserialize, Serialize};
 
 /// Invoices a page holds when the caller does not say.

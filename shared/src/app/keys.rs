@@ -2,14 +2,17 @@
 //! decision the `authorizer` function takes on a presented key. A key is handed to its owner
 //! once, in the answer that creates it; only its SHA-256 is stored and it is never logged.
 
-use crate::access::decide_account;
-use crate::apikeys::{
-    self, ApiKey, InvalidKeyRequest, KeyId, Mode, RETIRED_KEY_RETENTION_SECONDS, RandomUnavailable, Refusal, Scope,
-    Secret, Status,
+use crate::domain::access::decide_account;
+use crate::domain::apikeys;
+use crate::domain::apikeys::{
+    ApiKey, InvalidKeyRequest, KeyId, Mode, RETIRED_KEY_RETENTION_SECONDS, RandomUnavailable, Refusal, Scope, Secret,
+    Status,
 };
-use crate::clock::Clock;
-use crate::model::AccountId;
-use crate::store::{ApiKeyStore, KeyCreation, StoreError, SubscriptionStore};
+use crate::domain::model::AccountId;
+use crate::ports::StoreError;
+use crate::ports::api_keys::{ApiKeyStore, KeyCreation};
+use crate::ports::clock::Clock;
+use crate::ports::subscriptions::SubscriptionStore;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -35,7 +38,7 @@ pub struct AuthorizerDeps<S> {
     pub clock: Arc<dyn Clock>,
 }
 
-/// Why a key use case refused or failed. The HTTP mapping is in [`crate::http`].
+/// Why a key use case refused or failed. The HTTP mapping is in [`crate::edge::http`].
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
     #[error(transparent)]

@@ -13,11 +13,13 @@
 //! Stripe's meter event summary for the window, and any difference is recorded as drift
 //! (the run's outcome, an alarmed metric, `tollgate-dev status`).
 
-use crate::access::DAY;
-use crate::billing::{Billing, BillingError, MeterEvent};
-use crate::metrics::{self, Metric};
-use crate::store::{AccountStore, CounterKey, MeterCounter, MeterReport, MeterStore, Settlement, StoreError};
-use serde::{Deserialize, Serialize};
+use crate::domain::access::DAY;
+use crate::ports::StoreError;
+use crate::ports::accounts::AccountStore;
+use crate::ports::billing::{Billing, BillingError, MeterEvent};
+use crate::ports::meter::{CounterKey, MeterCounter, MeterDrift, MeterOutcome, MeterReport, MeterStore, Settlement};
+use crate::ports::metrics;
+use crate::ports::metrics::Metric;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -38,33 +40,6 @@ const MAX_IDENTIFIER: usize = 100;
 const PAGE: usize = 100;
 /// At most this many drifts and failures are listed in one run's outcome (all are counted).
 const LISTED: usize = 50;
-
-/// What one pass of meter reporting did, as the sync's outcome records it.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MeterOutcome {
-    /// Meter events sent (a resend of a pending report included).
-    pub sent: u64,
-    /// Units in them.
-    pub units: u64,
-    /// Meter events cancelled because usage they reported was refunded.
-    pub cancelled: u64,
-    /// Counters whose window was settled.
-    pub settled: u64,
-    /// Counters that cannot be reported (alarmed): `account:metric:window: reason`.
-    pub failed: Vec<String>,
-    /// Windows where Stripe's total differs from Tollgate's (alarmed).
-    pub drift: Vec<MeterDrift>,
-}
-
-/// A window whose Stripe total differs from Tollgate's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MeterDrift {
-    pub account: String,
-    pub metric: String,
-    pub window_start: i64,
-    pub tollgate: u64,
-    pub stripe: u64,
-}
 
 /// Why a pass stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -298,11 +273,12 @@ where
 mod tests {
     use super::*;
     use crate::app::Never;
-    use crate::clock::Clock;
-    use crate::model::AccountId;
-    use crate::store::{Account, Consumption, UsageRecord, UsageStore};
+    use crate::domain::model::AccountId;
+    use crate::domain::usage::Window;
+    use crate::ports::accounts::Account;
+    use crate::ports::clock::Clock;
+    use crate::ports::usage::{Consumption, UsageRecord, UsageStore};
     use crate::testing::{FakeBilling, FixedClock, MemoryStore, SentMeterEvent, settings};
-    use crate::usage::Window;
 
     const NOW: i64 = 1_795_273_200;
     const WINDOW: Window = Window { start: NOW - DAY, end: NOW + 29 * DAY };

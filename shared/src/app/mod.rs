@@ -23,10 +23,9 @@ pub mod refresh;
 pub mod retire;
 pub mod sync;
 pub mod usage;
-pub mod wire;
 
-use crate::clock::{Clock, SystemClock};
-use crate::plans::{Catalogue, PlanError};
+use crate::domain::plans::{Catalogue, PlanError};
+use crate::ports::clock::{Clock, SystemClock};
 use std::sync::Arc;
 
 /// What the use cases read besides their ports.

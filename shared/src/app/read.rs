@@ -3,12 +3,14 @@
 //! history from that same read; the billing summary from it and one read of the newest
 //! invoices (zero Stripe calls, at most two DynamoDB requests).
 
-use crate::access::{Access, decide_account};
 use crate::app::Settings;
-use crate::entitlements::{self, EntitlementsView, SubscriptionView};
-use crate::model::AccountId;
-use crate::store::{AccountState, StoreError, SubscriptionStore};
-use crate::usage::UsageReport;
+use crate::domain::access::{Access, decide_account};
+use crate::domain::entitlements;
+use crate::domain::entitlements::{EntitlementsView, SubscriptionView};
+use crate::domain::model::AccountId;
+use crate::domain::usage::UsageReport;
+use crate::ports::StoreError;
+use crate::ports::subscriptions::{AccountState, SubscriptionStore};
 use serde::Serialize;
 
 /// The answer of `GET /subscription`: the subscription with its access decision, and this
@@ -20,7 +22,7 @@ pub struct SubscriptionRead {
     pub subscription: SubscriptionView,
     pub usage: UsageReport,
     /// The credit balance (a plan grant still owed for this window counted in).
-    pub credits: crate::credits::Balance,
+    pub credits: crate::domain::credits::Balance,
 }
 
 fn access(settings: &Settings, state: &AccountState) -> Access {
@@ -89,7 +91,7 @@ pub struct UsageHistory {
 /// whichever is first (a subscription started or ended opens a new window early).
 pub fn history(settings: &Settings, state: &AccountState, periods: usize) -> UsageHistory {
     let now = settings.clock.now();
-    let current = crate::usage::window(state.subscription.as_ref(), now);
+    let current = crate::domain::usage::window(state.subscription.as_ref(), now);
     let mut names: std::collections::BTreeSet<String> = settings.catalogue.metrics().map(|m| m.name.clone()).collect();
     names.extend(state.usage.iter().map(|c| c.metric.clone()));
     let mut starts: Vec<i64> = state.usage.iter().map(|c| c.window_start).filter(|s| *s < current.start).collect();
@@ -104,7 +106,7 @@ pub fn history(settings: &Settings, state: &AccountState, periods: usize) -> Usa
     let mut answer = vec![period(current.start, current.end, true)];
     let mut next_start = current.start;
     for start in starts.into_iter().take(periods.saturating_sub(1)) {
-        let end = next_start.min(crate::usage::add_months(start, 1));
+        let end = next_start.min(crate::domain::usage::add_months(start, 1));
         answer.push(period(start, end, false));
         next_start = start;
     }
@@ -138,7 +140,7 @@ pub async fn usage_history<S: SubscriptionStore>(
 pub struct Renewal {
     pub at: i64,
     pub plan: String,
-    pub interval: Option<crate::model::Interval>,
+    pub interval: Option<crate::domain::model::Interval>,
     /// In the currency's smallest unit; `null` when the price is not in the catalogue.
     pub amount: Option<u64>,
     pub currency: Option<String>,
@@ -159,8 +161,8 @@ pub struct PaymentAction {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BillingSummary {
     pub plan: String,
-    pub status: Option<crate::model::SubscriptionStatus>,
-    pub access: crate::entitlements::AccessView,
+    pub status: Option<crate::domain::model::SubscriptionStatus>,
+    pub access: crate::domain::entitlements::AccessView,
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
     pub cancel_at_period_end: bool,
@@ -169,8 +171,8 @@ pub struct BillingSummary {
     /// `null` when nothing renews (no live subscription, or it ends with its period).
     pub renewal: Option<Renewal>,
     pub usage: UsageReport,
-    pub credits: crate::credits::Balance,
-    pub latest_invoice: Option<crate::invoices::InvoiceView>,
+    pub credits: crate::domain::credits::Balance,
+    pub latest_invoice: Option<crate::domain::invoices::InvoiceView>,
     pub payment_action_required: bool,
     pub payment_action: Option<PaymentAction>,
 }
@@ -182,7 +184,7 @@ const SUMMARY_INVOICES: usize = 10;
 /// `GET /billing/summary`: plan and access, period, renewal, usage, credits, the latest
 /// invoice and any payment awaiting the customer, from two DynamoDB requests made together:
 /// the account's state read and one read of its newest invoices.
-pub async fn billing_summary<S: SubscriptionStore + crate::store::InvoiceStore>(
+pub async fn billing_summary<S: SubscriptionStore + crate::ports::invoices::InvoiceStore>(
     store: &S,
     settings: &Settings,
     account: &AccountId,
@@ -195,9 +197,9 @@ pub async fn billing_summary<S: SubscriptionStore + crate::store::InvoiceStore>(
         !p.cancel_at_period_end
             && matches!(
                 p.status,
-                crate::model::SubscriptionStatus::Active
-                    | crate::model::SubscriptionStatus::Trialing
-                    | crate::model::SubscriptionStatus::PastDue
+                crate::domain::model::SubscriptionStatus::Active
+                    | crate::domain::model::SubscriptionStatus::Trialing
+                    | crate::domain::model::SubscriptionStatus::PastDue
             )
     });
     let renewal = renews.and_then(|p| {
@@ -217,7 +219,7 @@ pub async fn billing_summary<S: SubscriptionStore + crate::store::InvoiceStore>(
         hosted_invoice_url: i.hosted_invoice_url.clone(),
     });
     Ok(BillingSummary {
-        access: crate::entitlements::AccessView { allowed: access.allowed, reason: access.reason },
+        access: crate::domain::entitlements::AccessView { allowed: access.allowed, reason: access.reason },
         plan: access.plan.clone(),
         status: projection.map(|p| p.status),
         current_period_start: projection.and_then(|p| p.current_period_start),
@@ -228,7 +230,7 @@ pub async fn billing_summary<S: SubscriptionStore + crate::store::InvoiceStore>(
         renewal,
         usage: crate::app::usage::report(settings, &state),
         credits: crate::app::credits::balance_of(settings, &state),
-        latest_invoice: invoices.first().map(crate::invoices::InvoiceView::from),
+        latest_invoice: invoices.first().map(crate::domain::invoices::InvoiceView::from),
         payment_action_required: payment_action.is_some(),
         payment_action,
     })

@@ -4,10 +4,12 @@
 //! sync and checkout write it on its own with [`refresh`].
 
 use crate::app::Settings;
-use crate::billing::{Billing, BillingError, RemoteSubscription};
-use crate::model::{AccountId, Projection};
-use crate::projection::{Context, project};
-use crate::store::{StoreError, SubscriptionStore};
+use crate::domain::model::{AccountId, Projection};
+use crate::domain::projection::{Context, project};
+use crate::domain::snapshot::RemoteSubscription;
+use crate::ports::StoreError;
+use crate::ports::billing::{Billing, BillingError};
+use crate::ports::subscriptions::SubscriptionStore;
 
 /// Stripe's subscriptions of one customer, and when they were read (Unix ms): the version of
 /// every projection made from them.

@@ -4,8 +4,11 @@
 //! how many customers were retired), no personal data.
 
 use crate::app::Settings;
-use crate::model::AccountId;
-use crate::store::{AccountStore, Retirement, StoreError, SubscriptionStore, Tombstone};
+use crate::domain::facts::Tombstone;
+use crate::domain::model::AccountId;
+use crate::ports::StoreError;
+use crate::ports::accounts::{AccountStore, Retirement};
+use crate::ports::subscriptions::SubscriptionStore;
 
 /// Retires `customer` from `account` (see [`Retirement`]) and answers the tombstone kept.
 /// `had_subscription` is whether Stripe lists any subscription of the customer (the trial is

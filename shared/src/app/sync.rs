@@ -11,15 +11,19 @@
 //! reconciliation owed is remembered in the cursor until it has run, and resumes after its
 //! last page. A run that stops at its deadline having moved nothing fails, so a stall is seen.
 
-use crate::access::DAY;
 use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply, pass_over};
 use crate::app::refresh::{Refreshed, Snapshot, refresh};
-use crate::billing::{Billing, BillingError, RemoteEvent};
-use crate::notify::Notifier;
-use crate::store::{
-    AccountStore, CreditStore, EventLog, InvoiceStore, MeterStore, StoreError, SubscriptionStore, SyncCursor,
-    SyncOutcome, SyncStore,
-};
+use crate::domain::access::DAY;
+use crate::ports::StoreError;
+use crate::ports::accounts::AccountStore;
+use crate::ports::billing::{Billing, BillingError, RemoteEvent};
+use crate::ports::credits::CreditStore;
+use crate::ports::events::EventLog;
+use crate::ports::invoices::InvoiceStore;
+use crate::ports::meter::MeterStore;
+use crate::ports::notifier::Notifier;
+use crate::ports::subscriptions::SubscriptionStore;
+use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -212,7 +216,7 @@ where
     N: Notifier,
 {
     let store = &deps.events.store;
-    let types = crate::events::handled_types();
+    let types = crate::domain::events::handled_types();
     let mut snapshots = Snapshots::new();
     loop {
         cursor.climbing &= !cursor.scan_marks.is_empty();
@@ -357,7 +361,7 @@ fn event_type(payload: &str) -> Option<String> {
 /// other list calls.
 async fn backfill_invoices<S, B, N>(
     deps: &SyncDeps<S, B, N>,
-    account: &crate::model::AccountId,
+    account: &crate::domain::model::AccountId,
     customer: &str,
 ) -> Result<(), SyncError>
 where
@@ -440,9 +444,10 @@ mod tests {
     //! pages it; `functions/sync/tests/sync.rs` runs the sync over HTTP against the stand-in.
 
     use super::*;
-    use crate::billing::{CheckoutRequest, CheckoutSession, Page, RemoteSubscription};
-    use crate::model::AccountId;
-    use crate::store::{Account, AccountStore};
+    use crate::domain::model::AccountId;
+    use crate::domain::snapshot::RemoteSubscription;
+    use crate::ports::accounts::{Account, AccountStore};
+    use crate::ports::billing::{CheckoutRequest, CheckoutSession, Page};
     use crate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, settings};
     use async_trait::async_trait;
     use std::collections::BTreeSet;
@@ -492,7 +497,7 @@ mod tests {
             self.fake.invoices_paid_by(payment_intent).await
         }
 
-        async fn send_meter_event(&self, event: &crate::billing::MeterEvent<'_>) -> Result<(), BillingError> {
+        async fn send_meter_event(&self, event: &crate::ports::billing::MeterEvent<'_>) -> Result<(), BillingError> {
             self.fake.send_meter_event(event).await
         }
 
@@ -504,7 +509,7 @@ mod tests {
             self.fake.meter_total(name, customer, start, end).await
         }
 
-        async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::invoices::Invoice>, BillingError> {
+        async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::domain::invoices::Invoice>, BillingError> {
             self.fake.invoices(customer_id).await
         }
 

@@ -7,16 +7,17 @@
 //! A plan change within a subscription keeps its usage window and the count in it, so after a
 //! downgrade over the new limit consumption is refused until the window ends.
 
-use crate::access::{Access, Reason, decide_account};
 use crate::app::Settings;
-use crate::model::AccountId;
-use crate::notify::{Kind, Notification, Notifier};
-use crate::plans::Tier;
-use crate::ratelimit::Limit;
-use crate::store::{
-    AccountState, Consumed, Consumption, Refunded, StoreError, SubscriptionStore, Tally, UsageRecord, UsageStore,
-};
-use crate::usage::{Counted, MAX_QUANTITY, Policy, UsageReport, Window, crossed, window};
+use crate::domain::access::{Access, Reason, decide_account};
+use crate::domain::model::AccountId;
+use crate::domain::notifications::{Kind, Notification};
+use crate::domain::plans::Tier;
+use crate::domain::ratelimit::Limit;
+use crate::domain::usage::{Counted, MAX_QUANTITY, Policy, UsageReport, Window, crossed, window};
+use crate::ports::StoreError;
+use crate::ports::notifier::Notifier;
+use crate::ports::subscriptions::{AccountState, SubscriptionStore};
+use crate::ports::usage::{Consumed, Consumption, Refunded, Tally, UsageRecord, UsageStore};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -371,11 +372,11 @@ mod tests {
 
     /// The account on `plan` (version `version`), in a monthly period from a day before NOW.
     async fn on_plan(deps: &UsageDeps<MemoryStore, Outbox>, plan: &str, version: i64) {
-        let projection = crate::model::Projection {
+        let projection = crate::domain::model::Projection {
             plan: plan.into(),
             version,
             current_period_start: Some(NOW - 86_400),
-            current_period_end: Some(crate::usage::add_months(NOW - 86_400, 1)),
+            current_period_end: Some(crate::domain::usage::add_months(NOW - 86_400, 1)),
             ..crate::testing::projection("acct_u")
         };
         crate::testing::subscribed(&deps.store, &projection).await;
@@ -414,7 +415,7 @@ mod tests {
             let refused = consume(&deps, &account(), body).await;
             assert!(matches!(refused, Err(UsageError::Invalid(_))), "{refused:?}");
         }
-        let window = crate::usage::window(None, NOW);
+        let window = crate::domain::usage::window(None, NOW);
         assert_eq!(deps.store.used(&account(), "api_calls", &window).await.unwrap(), 0);
     }
 
@@ -435,7 +436,7 @@ mod tests {
         assert_eq!((rest.used, rest.remaining), (100, Some(0)));
         assert_eq!(
             (first.period_start, first.period_end),
-            (crate::usage::window(None, NOW).start, crate::usage::window(None, NOW).end)
+            (crate::domain::usage::window(None, NOW).start, crate::domain::usage::window(None, NOW).end)
         );
     }
 
@@ -449,7 +450,7 @@ mod tests {
         consume(&deps, &account(), request("api_calls", serde_json::json!(1), "a")).await.ok();
 
         let ids: Vec<String> = deps.notifier.sent().into_iter().map(|n| n.id).collect();
-        let start = crate::usage::window(None, NOW).start;
+        let start = crate::domain::usage::window(None, NOW).start;
         assert_eq!(
             ids,
             [
@@ -462,8 +463,8 @@ mod tests {
     #[tokio::test]
     async fn an_account_without_access_is_refused_with_its_reason() {
         let deps = deps();
-        let past_due = crate::model::Projection {
-            status: crate::model::SubscriptionStatus::Unpaid,
+        let past_due = crate::domain::model::Projection {
+            status: crate::domain::model::SubscriptionStatus::Unpaid,
             plan: "pro".into(),
             ..crate::testing::projection("acct_u")
         };
@@ -519,7 +520,7 @@ mod tests {
         assert!(matches!(fits, Err(UsageError::Invalid(_))), "an empty key is still refused: {fits:?}");
         assert_eq!((fits_without_key.used, fits_without_key.remaining), (95, Some(5)));
         assert!(matches!(too_much, Err(UsageError::QuotaExceeded(UsageAnswer { used: 95, .. }))), "{too_much:?}");
-        let window = crate::usage::window(None, NOW);
+        let window = crate::domain::usage::window(None, NOW);
         assert_eq!(deps.store.used(&account(), "api_calls", &window).await.unwrap(), 95);
         let minute = Some(NOW * 1000 - (NOW * 1000) % 60_000);
         let tally = deps.store.tally(&account(), "api_calls", &window, minute).await.unwrap();

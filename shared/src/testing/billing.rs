@@ -2,11 +2,9 @@
 //! the subscriptions a test put in, records every write it is asked for (with its idempotency
 //! key), and answers writes Stripe's way (a plan change moves the item's price).
 
-use crate::billing::{
-    Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent, RemoteItem,
-    RemoteSubscription,
-};
-use crate::model::{AccountId, Interval, SubscriptionStatus};
+use crate::domain::model::{AccountId, Interval, SubscriptionStatus};
+use crate::domain::snapshot::{RemoteItem, RemoteSubscription};
+use crate::ports::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent};
 use crate::testing::FixedClock;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -53,7 +51,7 @@ struct State {
     /// Invoices by the PaymentIntent that paid them.
     invoice_payments: BTreeMap<String, Vec<String>>,
     /// Invoices as Stripe holds them now, oldest first.
-    invoices: Vec<crate::invoices::Invoice>,
+    invoices: Vec<crate::domain::invoices::Invoice>,
     /// Customers by the idempotency key that created them.
     customers: BTreeMap<String, String>,
     calls: Vec<String>,
@@ -131,7 +129,7 @@ impl FakeBilling {
     }
 
     /// Puts (or replaces, by id) an invoice as Stripe holds it now.
-    pub fn set_invoice(&self, invoice: crate::invoices::Invoice) {
+    pub fn set_invoice(&self, invoice: crate::domain::invoices::Invoice) {
         let mut state = self.lock();
         state.invoices.retain(|i| i.id != invoice.id);
         state.invoices.push(invoice);
@@ -228,7 +226,7 @@ impl Billing for FakeBilling {
         Ok(self.lock().invoice_payments.get(payment_intent).cloned().unwrap_or_default())
     }
 
-    async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::invoices::Invoice>, BillingError> {
+    async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::domain::invoices::Invoice>, BillingError> {
         self.record(format!("invoices {customer_id}"));
         Ok(self.lock().invoices.iter().filter(|i| i.customer_id == customer_id).rev().cloned().collect())
     }

@@ -5,6 +5,7 @@
 #![allow(clippy::arithmetic_side_effects, reason = "test doubles, driven by tests with test values")]
 
 mod billing;
+pub mod capacity;
 mod memory;
 mod requests;
 
@@ -15,10 +16,11 @@ pub use requests::{
     item_sizes,
 };
 
-use crate::clock::Clock;
-use crate::model::{AccountId, Interval, Projection, SubscriptionStatus};
-use crate::notify::{Notification, Notifier};
-use crate::queue::QueueError;
+use crate::domain::model::{AccountId, Interval, Projection, SubscriptionStatus};
+use crate::domain::notifications::Notification;
+use crate::ports::clock::Clock;
+use crate::ports::notifier::Notifier;
+use crate::ports::queue::QueueError;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -100,7 +102,7 @@ pub fn projection(account: &str) -> Projection {
 /// Settings for tests: the built-in catalogue, `clock`, and 3 grace days.
 pub fn settings(clock: &FixedClock) -> crate::app::Settings {
     crate::app::Settings {
-        catalogue: crate::plans::Catalogue::builtin().expect("the built-in catalogue is valid"),
+        catalogue: crate::domain::plans::Catalogue::builtin().expect("the built-in catalogue is valid"),
         clock: Arc::new(clock.clone()),
         grace_days: 3,
     }
@@ -114,11 +116,11 @@ pub fn signature_header(payload: &str, secret: &str, timestamp: i64) -> String {
 
 /// Stores `projection` as checkout and the worker leave it: its account linked to its customer
 /// (if not yet), then the projection written (effects land only on linked customers).
-pub async fn subscribed<S: crate::store::AccountStore + crate::store::SubscriptionStore>(
+pub async fn subscribed<S: crate::ports::accounts::AccountStore + crate::ports::subscriptions::SubscriptionStore>(
     store: &S,
-    projection: &crate::model::Projection,
+    projection: &crate::domain::model::Projection,
 ) {
-    let link = crate::store::Account {
+    let link = crate::ports::accounts::Account {
         account_id: projection.account_id.clone(),
         customer_id: projection.customer_id.clone(),
         created_at: 0,

@@ -3,9 +3,9 @@
 //! benchmark, what each request touched: the sizes of the items a read returned, the keys (and
 //! put sizes) of the items a write changed, the bytes of each message sent. From these,
 //! [`Request::read_units`] and [`Request::write_units`] price a request in capacity units by
-//! [`crate::store::capacity`]'s rules (the local server reports no real units).
+//! [`crate::testing::capacity`]'s rules (the local server reports no real units).
 
-use crate::store::capacity;
+use crate::testing::capacity;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -295,7 +295,7 @@ fn message_bytes(
 }
 
 /// A DynamoDB client configured as `config` is, whose requests `log` records. Give it the
-/// core's configuration, `tollgate::aws::dynamodb(&sdk).config()`, and it has the same region,
+/// core's configuration, `tollgate::adapters::aws::dynamodb(&sdk).config()`, and it has the same region,
 /// credentials and endpoint (`AWS_ENDPOINT_URL` still reaches the local server).
 pub fn counted_client(config: &aws_sdk_dynamodb::Config, log: &RequestLog) -> Client {
     Client::from_conf(config.to_builder().interceptor(log.clone()).build())

@@ -16,7 +16,7 @@ pub async fn local(test: &str) -> (SdkConfig, Resources) {
     let prefix = format!("t-{test}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let template = Template::load(&template_path()).expect("template.yaml parses");
     let resources = template
-        .create(&tollgate::aws::dynamodb(&aws), &tollgate::aws::sqs(&aws), &prefix)
+        .create(&tollgate::adapters::aws::dynamodb(&aws), &tollgate::adapters::aws::sqs(&aws), &prefix)
         .await
         .expect("creating the template's table and queues on the local server");
     (aws, resources)
@@ -43,7 +43,7 @@ pub async fn serve_stack(test: &str) -> LocalStack {
     let app = std::sync::Arc::new(App::local(&aws, &resources, &base).unwrap());
     let served = router(std::sync::Arc::clone(&app), Some(standin.router()));
     tokio::spawn(async move { axum::serve(listener, served).await });
-    LocalStack { base, port, app, sqs: tollgate::aws::sqs(&aws), resources, standin }
+    LocalStack { base, port, app, sqs: tollgate::adapters::aws::sqs(&aws), resources, standin }
 }
 
 impl LocalStack {
@@ -52,8 +52,8 @@ impl LocalStack {
     pub async fn deliver(&self, events: &[serde_json::Value]) {
         for event in events {
             let body = event.to_string();
-            let now = tollgate::clock::Clock::now(&tollgate::clock::SystemClock);
-            let header = tollgate::testing::signature_header(&body, tollgate::webhook::DEV_WEBHOOK_SECRET, now);
+            let now = tollgate::ports::clock::Clock::now(&tollgate::ports::clock::SystemClock);
+            let header = tollgate::testing::signature_header(&body, tollgate::edge::webhook::DEV_WEBHOOK_SECRET, now);
             let status = reqwest::Client::new()
                 .post(format!("{}/webhooks/stripe", self.base))
                 .header("Stripe-Signature", header)

@@ -1,9 +1,10 @@
 //! The in-memory [`ApiKeyStore`], with the contracts of the DynamoDB one.
 
 use super::MemoryStore;
-use crate::apikeys::{ApiKey, KeyHash, KeyId};
-use crate::model::AccountId;
-use crate::store::{ApiKeyStore, KeyCreation, StoreError};
+use crate::domain::apikeys::{ApiKey, KeyHash, KeyId};
+use crate::domain::model::AccountId;
+use crate::ports::StoreError;
+use crate::ports::api_keys::{ApiKeyStore, KeyCreation};
 use async_trait::async_trait;
 
 /// Whether the stored key is still as `read` for a change: not revoked, its slot as read.

@@ -2,9 +2,11 @@
 //! transaction.
 
 use super::MemoryStore;
-use crate::credits::Grant;
-use crate::model::AccountId;
-use crate::store::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent, StoreError, keys};
+use crate::adapters::dynamo::keys;
+use crate::domain::credits::Grant;
+use crate::domain::model::AccountId;
+use crate::ports::StoreError;
+use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
 use async_trait::async_trait;
 
 #[async_trait]

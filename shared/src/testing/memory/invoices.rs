@@ -1,9 +1,11 @@
 //! The in-memory [`InvoiceStore`], with the contracts of the DynamoDB one.
 
 use super::MemoryStore;
-use crate::invoices::Invoice;
-use crate::model::AccountId;
-use crate::store::{InvoicePage, InvoiceStore, StoreError, keys};
+use crate::adapters::dynamo::keys;
+use crate::domain::invoices::Invoice;
+use crate::domain::model::AccountId;
+use crate::ports::StoreError;
+use crate::ports::invoices::{InvoicePage, InvoiceStore};
 use async_trait::async_trait;
 
 #[async_trait]

@@ -2,8 +2,8 @@
 //! is one conditional write.
 
 use super::MemoryStore;
-use crate::store::StoreError;
-use crate::store::meter::{CounterKey, DuePage, MeterCounter, MeterReport, MeterStore, Settlement};
+use crate::ports::StoreError;
+use crate::ports::meter::{CounterKey, DuePage, MeterCounter, MeterReport, MeterStore, Settlement};
 use async_trait::async_trait;
 
 /// A counter's meter fields (the DynamoDB item's attributes beside `used`).
@@ -18,7 +18,7 @@ pub(super) struct MeterFields {
     settlement: Option<Settlement>,
 }
 
-fn id(key: &CounterKey) -> (crate::model::AccountId, String, i64) {
+fn id(key: &CounterKey) -> (crate::domain::model::AccountId, String, i64) {
     (key.account.clone(), key.metric.clone(), key.window_start)
 }
 

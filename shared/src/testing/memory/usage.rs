@@ -2,9 +2,10 @@
 //! transaction.
 
 use super::MemoryStore;
-use crate::model::AccountId;
-use crate::store::{Consumed, Consumption, Refunded, StoreError, Tally, UsageStore};
-use crate::usage::Window;
+use crate::domain::model::AccountId;
+use crate::domain::usage::Window;
+use crate::ports::StoreError;
+use crate::ports::usage::{Consumed, Consumption, Refunded, Tally, UsageStore};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -59,7 +60,7 @@ impl UsageStore for MemoryStore {
         };
         tables.meters.entry(counter.clone()).or_default().due = true;
         tables.usage.insert(counter, back);
-        let refunded = crate::store::UsageRecord { refunded: true, ..record };
+        let refunded = crate::ports::usage::UsageRecord { refunded: true, ..record };
         tables.usage_records.insert((account.clone(), key.to_owned()), refunded.clone());
         Ok(Refunded::Refunded(refunded))
     }

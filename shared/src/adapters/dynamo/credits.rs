@@ -1,0 +1,159 @@
+//! The DynamoDB adapter of [`CreditStore`]: grants are state items of the account (the read
+//! sees the balance), ledger entries sort after `LEDGER#` by time, a consumption is one
+//! `TransactWriteItems` of its idempotency record (only if new), its ledger entry and one
+//! conditional decrement per grant it draws from.
+
+use super::{DynamoStore, IS_NEW, Item, Keyed, from_item, to_item};
+use crate::adapters::dynamo::keys;
+use crate::domain::credits::Grant;
+use crate::domain::model::AccountId;
+use crate::ports::StoreError;
+use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+
+/// Guards a draw: the grant is live at `:now` and holds at least `:take`.
+const HOLDS: &str = "remaining >= :take AND (attribute_not_exists(ends_at) OR ends_at > :now)";
+/// Guards a credit refund: the record is stored and not refunded yet.
+const NOT_REFUNDED: &str = "attribute_exists(pk) AND refunded = :false";
+/// How long a consumption's idempotency record is kept, in seconds (a week, as usage).
+const RECORD_TTL: i64 = 7 * 86_400;
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Grants as the account's state items hold them.
+pub(super) fn grant_from(item: Item) -> Result<Grant, StoreError> {
+    Ok(from_item::<Keyed<Grant>>(item)?.data)
+}
+
+impl DynamoStore {
+    fn put_new<T: serde::Serialize>(&self, keyed: &Keyed<T>) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(to_item(keyed)?))
+            .condition_expression(IS_NEW)
+            .build()
+            .expect("table, item and condition are set");
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn entry_put(&self, account: &AccountId, entry: &LedgerEntry) -> Result<TransactWriteItem, StoreError> {
+        self.put_new(&Keyed::new(keys::account(account), &keys::ledger(entry), entry))
+    }
+
+    fn grant_update(&self, account: &AccountId, grant: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(self.table())
+            .key("pk", AttributeValue::S(keys::account(account)))
+            .key("sk", AttributeValue::S(keys::grant(grant)))
+    }
+}
+
+#[async_trait]
+impl CreditStore for DynamoStore {
+    async fn grant(&self, account: &AccountId, grant: &Grant, entry: &LedgerEntry) -> Result<bool, StoreError> {
+        let items = vec![
+            self.put_new(&Keyed::new(keys::account(account), &keys::grant(&grant.id), grant))?,
+            self.entry_put(account, entry)?,
+        ];
+        Ok(self.transact(items, "grant").await?.is_ok())
+    }
+
+    async fn spend(&self, s: &Spend<'_>) -> Result<Spent, StoreError> {
+        let mut record = Keyed::new(keys::credit_request(s.account, s.key), keys::IDEMPOTENCY, s.record);
+        record.expires_at = Some((s.record.at_ms / 1000).saturating_add(RECORD_TTL));
+        let mut items = vec![self.put_new(&record)?, self.entry_put(s.account, s.entry)?];
+        for draw in &s.record.draws {
+            let update = self
+                .grant_update(s.account, &draw.grant)
+                .update_expression("SET remaining = remaining - :take")
+                .condition_expression(HOLDS)
+                .expression_attribute_values(":take", n(draw.credits))
+                .expression_attribute_values(":now", n(s.now))
+                .build()
+                .expect("table, key and update are set");
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        match self.transact(items, "credit spend").await? {
+            Ok(()) => Ok(Spent::Done),
+            Err(failed) if failed.first() == Some(&true) => match self.credit_record(s.account, s.key).await? {
+                Some(earlier) => Ok(Spent::Replayed(earlier)),
+                None => Ok(Spent::Contended),
+            },
+            Err(failed) if failed.iter().skip(2).any(|f| *f) => Ok(Spent::Contended),
+            Err(_) => Err(StoreError::Conflict("a ledger entry with this id exists")),
+        }
+    }
+
+    async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError> {
+        let Some(record) = self.credit_record(account, key).await? else { return Ok(CreditRefund::Unknown) };
+        if record.refunded {
+            return Ok(CreditRefund::AlreadyRefunded(record));
+        }
+        let mark = Update::builder()
+            .table_name(self.table())
+            .key("pk", AttributeValue::S(keys::credit_request(account, key)))
+            .key("sk", AttributeValue::S(keys::IDEMPOTENCY.to_owned()))
+            .update_expression("SET refunded = :true")
+            .condition_expression(NOT_REFUNDED)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .build()
+            .expect("table, key and update are set");
+        let mut items = vec![
+            TransactWriteItem::builder().update(mark).build(),
+            self.entry_put(account, &record.refund_entry(at_ms))?,
+        ];
+        for draw in &record.draws {
+            let give_back = self
+                .grant_update(account, &draw.grant)
+                .update_expression("SET remaining = remaining + :take")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_values(":take", n(draw.credits))
+                .build()
+                .expect("table, key and update are set");
+            items.push(TransactWriteItem::builder().update(give_back).build());
+        }
+        match self.transact(items, "credit refund").await? {
+            Ok(()) => Ok(CreditRefund::Refunded(CreditRecord { refunded: true, ..record })),
+            Err(failed) if failed.first() == Some(&true) => {
+                Ok(CreditRefund::AlreadyRefunded(CreditRecord { refunded: true, ..record }))
+            }
+            Err(_) => Err(StoreError::Conflict("a grant of this consumption is gone")),
+        }
+    }
+
+    async fn reverse_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        seen: u64,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError> {
+        let empty = self
+            .grant_update(account, grant)
+            .update_expression("SET remaining = :zero")
+            .condition_expression("remaining = :seen")
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":seen", n(seen))
+            .build()
+            .expect("table, key and update are set");
+        let items = vec![TransactWriteItem::builder().update(empty).build(), self.entry_put(account, entry)?];
+        match self.transact(items, "grant reversal").await? {
+            Ok(()) => Ok(true),
+            Err(failed) if failed.first() == Some(&true) => Ok(false),
+            Err(_) => Err(StoreError::Conflict("this grant was reversed already")),
+        }
+    }
+
+    async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError> {
+        self.get(keys::credit_request(account, key), keys::IDEMPOTENCY).await
+    }
+
+    async fn ledger(&self, account: &AccountId, limit: usize, after: Option<&str>) -> Result<LedgerPage, StoreError> {
+        let (entries, next) = self.newest_first(&keys::account(account), keys::LEDGER_PREFIX, limit, after).await?;
+        Ok(LedgerPage { entries, next })
+    }
+}

@@ -1,0 +1,506 @@
+//! The HTTP API's OpenAPI 3.1 document, built from the types the handlers serialize and
+//! parse (their `utoipa::ToSchema` derives, behind this crate's `openapi` feature), so a
+//! field added to a body is in the document the next time it is written. The route table
+//! below is checked both ways against `template.yaml` (`tests/tests/openapi.rs`): a route in
+//! the template that is not documented here fails the tests, and so does the reverse.
+//! `cargo run -p openapi` writes `openapi.json`; a test fails when the committed file differs.
+
+use crate::app::{checkout, credits, invoices, keys, read, usage};
+use crate::domain::entitlements::{EntitlementsView, PricingView, SubscriptionView};
+use crate::edge::http::{ErrorBody, WebhookAck};
+use utoipa::ToSchema;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathsBuilder};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{
+    ComponentsBuilder, ContentBuilder, InfoBuilder, ObjectBuilder, OpenApi, OpenApiBuilder, Ref, RefOr, Required,
+    ResponseBuilder, ResponsesBuilder, Schema, Type,
+};
+
+/// How a route is authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// The API Gateway JWT authorizer; the account is the token's identity claim.
+    Jwt,
+    /// An API key (`Authorization: Bearer tg_...`) checked by the Lambda authorizer.
+    ApiKey,
+    /// No identity (`GET /plans`).
+    Public,
+    /// Stripe's `Stripe-Signature` on the webhook function URL.
+    StripeSignature,
+}
+
+/// A documented route: method and path as `template.yaml` spells them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    pub method: String,
+    pub path: String,
+}
+
+/// The methods the API uses.
+#[derive(Debug, Clone, Copy)]
+enum Method {
+    Get,
+    Post,
+    Delete,
+}
+
+impl Method {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    fn http(self) -> HttpMethod {
+        match self {
+            Self::Get => HttpMethod::Get,
+            Self::Post => HttpMethod::Post,
+            Self::Delete => HttpMethod::Delete,
+        }
+    }
+}
+
+/// One operation, as the table declares it.
+struct Op {
+    method: Method,
+    path: &'static str,
+    summary: &'static str,
+    auth: Auth,
+    request: Option<RefOr<Schema>>,
+    ok: (u16, RefOr<Schema>),
+    errors: &'static [u16],
+    query: &'static [(&'static str, &'static str)],
+}
+
+/// The document and the schemas it references.
+struct Doc {
+    schemas: Vec<(String, RefOr<Schema>)>,
+    ops: Vec<Op>,
+}
+
+impl Doc {
+    /// A reference to `T`'s schema, registering it (and every schema it refers to).
+    fn schema<T: ToSchema>(&mut self) -> RefOr<Schema> {
+        T::schemas(&mut self.schemas);
+        self.schemas.push((T::name().into_owned(), T::schema()));
+        RefOr::Ref(Ref::from_schema_name(T::name()))
+    }
+
+    #[allow(clippy::too_many_arguments, reason = "one table row")]
+    fn op(
+        &mut self,
+        method: Method,
+        path: &'static str,
+        summary: &'static str,
+        auth: Auth,
+        request: Option<RefOr<Schema>>,
+        ok: (u16, RefOr<Schema>),
+        errors: &'static [u16],
+        query: &'static [(&'static str, &'static str)],
+    ) {
+        self.ops.push(Op { method, path, summary, auth, request, ok, errors, query });
+    }
+}
+
+const PAGE: &[(&str, &str)] = &[("limit", "Page size, 1 to 100."), ("cursor", "`next_cursor` of the previous page.")];
+const READ_ERRORS: &[u16] = &[400, 401, 403, 500, 503];
+const WRITE_ERRORS: &[u16] = &[400, 401, 403, 409, 413, 415, 429, 500, 503];
+
+/// Every operation of the HTTP API.
+fn table() -> Doc {
+    use Auth::{ApiKey as Key, Jwt, Public, StripeSignature};
+    use Method::{Delete, Get, Post};
+    let mut d = Doc { schemas: Vec::new(), ops: Vec::new() };
+
+    // subscription (reads)
+    let subscription = d.schema::<read::SubscriptionRead>();
+    d.op(
+        Get,
+        "/subscription",
+        "The account's plan, access, usage this period and credit balance",
+        Jwt,
+        None,
+        (200, subscription.clone()),
+        READ_ERRORS,
+        &[],
+    );
+    d.op(
+        Get,
+        "/api/subscription",
+        "The key's account's subscription (scope subscription:read)",
+        Key,
+        None,
+        (200, subscription),
+        READ_ERRORS,
+        &[],
+    );
+    let ok = (200, d.schema::<EntitlementsView>());
+    d.op(Get, "/entitlements", "Features and the access decision with its reason", Jwt, None, ok, READ_ERRORS, &[]);
+    let credits_page = d.schema::<credits::CreditsAnswer>();
+    d.op(
+        Get,
+        "/credits",
+        "Credit balance, grants and the ledger, newest first",
+        Jwt,
+        None,
+        (200, credits_page.clone()),
+        READ_ERRORS,
+        PAGE,
+    );
+    d.op(
+        Get,
+        "/api/credits",
+        "The key's account's credits (scope usage:read)",
+        Key,
+        None,
+        (200, credits_page),
+        READ_ERRORS,
+        PAGE,
+    );
+    let invoice_page = d.schema::<invoices::InvoiceList>();
+    d.op(
+        Get,
+        "/invoices",
+        "The account's invoices, newest first",
+        Jwt,
+        None,
+        (200, invoice_page.clone()),
+        READ_ERRORS,
+        PAGE,
+    );
+    d.op(
+        Get,
+        "/api/invoices",
+        "The key's account's invoices (scope subscription:read)",
+        Key,
+        None,
+        (200, invoice_page),
+        READ_ERRORS,
+        PAGE,
+    );
+    let ok = (200, d.schema::<read::UsageHistory>());
+    d.op(
+        Get,
+        "/usage/history",
+        "Each metric's totals per usage window",
+        Jwt,
+        None,
+        ok,
+        READ_ERRORS,
+        &[("periods", "Windows to list, 1 to 13 (default 12).")],
+    );
+    let ok = (200, d.schema::<read::BillingSummary>());
+    d.op(Get, "/billing/summary", "Everything a billing page shows, in one call", Jwt, None, ok, READ_ERRORS, &[]);
+    let ok = (200, d.schema::<PricingView>());
+    d.op(Get, "/plans", "The catalogue as a pricing table (cacheable: ETag, 304)", Public, None, ok, &[500], &[]);
+
+    // keys
+    let new_key = d.schema::<keys::NewKey>();
+    let body = d.schema::<keys::CreateRequest>();
+    d.op(
+        Post,
+        "/api-keys",
+        "Creates an API key (its secret is shown once)",
+        Jwt,
+        Some(body),
+        (201, new_key.clone()),
+        WRITE_ERRORS,
+        &[],
+    );
+    let ok = (200, d.schema::<keys::KeyList>());
+    d.op(Get, "/api-keys", "The account's API keys (never their secrets)", Jwt, None, ok, READ_ERRORS, &[]);
+    let ok = (200, d.schema::<keys::KeyView>());
+    d.op(Delete, "/api-keys/{id}", "Revokes an API key", Jwt, None, ok, &[401, 404, 500, 503], &[]);
+    let body = d.schema::<keys::RotateRequest>();
+    d.op(
+        Post,
+        "/api-keys/{id}/rotate",
+        "Issues a new key; the old one stays valid for the overlap",
+        Jwt,
+        Some(body),
+        (201, new_key),
+        WRITE_ERRORS,
+        &[],
+    );
+
+    // usage and credits (metering writes)
+    let usage_body = d.schema::<usage::UsageRequest>();
+    let usage_answer = d.schema::<usage::UsageAnswer>();
+    let refund_body = d.schema::<usage::RefundRequest>();
+    let usage_refund = d.schema::<usage::RefundAnswer>();
+    let report = d.schema::<crate::domain::usage::UsageReport>();
+    let metering = [
+        (Jwt, ["/usage", "/usage/check", "/usage/refund"]),
+        (Key, ["/api/usage", "/api/usage/check", "/api/usage/refund"]),
+    ];
+    for (auth, [consume, check, refund]) in metering {
+        d.op(
+            Post,
+            consume,
+            "Consumes a metric's quota, exactly once per idempotency key",
+            auth,
+            Some(usage_body.clone()),
+            (200, usage_answer.clone()),
+            WRITE_ERRORS,
+            &[],
+        );
+        d.op(
+            Post,
+            check,
+            "Whether a consumption would be allowed (nothing counted)",
+            auth,
+            Some(usage_body.clone()),
+            (200, usage_answer.clone()),
+            WRITE_ERRORS,
+            &[],
+        );
+        d.op(
+            Post,
+            refund,
+            "Reverses one consumption, once",
+            auth,
+            Some(refund_body.clone()),
+            (200, usage_refund.clone()),
+            WRITE_ERRORS,
+            &[],
+        );
+        d.op(Get, consume, "This window's usage of every metric", auth, None, (200, report.clone()), READ_ERRORS, &[]);
+    }
+    let consume_body = d.schema::<credits::ConsumeRequest>();
+    let consumed = d.schema::<credits::ConsumeAnswer>();
+    d.op(
+        Post,
+        "/credits/consume",
+        "Spends credits for an event, exactly once per key (402 when short)",
+        Jwt,
+        Some(consume_body.clone()),
+        (200, consumed.clone()),
+        &[400, 401, 402, 403, 409, 413, 415, 500, 503],
+        &[],
+    );
+    d.op(
+        Post,
+        "/api/credits/consume",
+        "The same with an API key (scope usage:write)",
+        Key,
+        Some(consume_body),
+        (200, consumed),
+        &[400, 401, 402, 403, 409, 413, 415, 500, 503],
+        &[],
+    );
+    let ok = (200, d.schema::<credits::RefundAnswer>());
+    d.op(
+        Post,
+        "/credits/refund",
+        "Gives one consumption's credits back, once",
+        Jwt,
+        Some(refund_body),
+        ok,
+        WRITE_ERRORS,
+        &[],
+    );
+
+    // checkout
+    let session = d.schema::<checkout::SessionAnswer>();
+    let plan = d.schema::<checkout::PlanRequest>();
+    d.op(
+        Post,
+        "/checkout",
+        "Opens a Stripe Checkout Session for a plan",
+        Jwt,
+        Some(plan.clone()),
+        (200, session.clone()),
+        WRITE_ERRORS,
+        &[],
+    );
+    let body = d.schema::<checkout::PackRequest>();
+    d.op(
+        Post,
+        "/credits/checkout",
+        "Opens a Checkout Session (payment mode) for a credit pack",
+        Jwt,
+        Some(body),
+        (200, session),
+        WRITE_ERRORS,
+        &[],
+    );
+    let body = d.schema::<checkout::PortalRequest>();
+    let ok = (200, d.schema::<checkout::PortalAnswer>());
+    d.op(Post, "/portal", "Opens a customer portal session", Jwt, Some(body), ok, WRITE_ERRORS, &[]);
+    let view = d.schema::<SubscriptionView>();
+    d.op(
+        Post,
+        "/subscription/change",
+        "Moves the subscription to another plan, prorating",
+        Jwt,
+        Some(plan),
+        (200, view.clone()),
+        WRITE_ERRORS,
+        &[],
+    );
+    let body = d.schema::<checkout::CancelRequest>();
+    d.op(
+        Post,
+        "/subscription/cancel",
+        "Cancels now or at the period's end",
+        Jwt,
+        Some(body),
+        (200, view),
+        WRITE_ERRORS,
+        &[],
+    );
+    let ok = (200, d.schema::<checkout::Deleted>());
+    d.op(
+        Delete,
+        "/account",
+        "Deletes the account's billing data (a tombstone stays)",
+        Jwt,
+        None,
+        ok,
+        &[401, 500, 503],
+        &[],
+    );
+
+    // the webhook function URL
+    let ok = (200, d.schema::<WebhookAck>());
+    d.op(
+        Post,
+        "/webhooks/stripe",
+        "Stripe's webhook deliveries (function URL)",
+        StripeSignature,
+        None,
+        ok,
+        &[400, 401, 405, 413, 500, 503],
+        &[],
+    );
+    d
+}
+
+fn json_content(schema: RefOr<Schema>) -> utoipa::openapi::Content {
+    ContentBuilder::new().schema(Some(schema)).build()
+}
+
+fn status_text(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        304 => "Not modified (If-None-Match matched the ETag)",
+        400 => "Bad input: `error.code` says what",
+        401 => "No or invalid identity",
+        402 => "Not enough credits (`insufficient_credits`)",
+        403 => "Access denied, or a key without the route's scope",
+        404 => "Not found",
+        405 => "Method not allowed",
+        409 => "Conflict (an idempotency key reused with another request, a subscription that exists)",
+        413 => "Body too large",
+        415 => "Not JSON",
+        429 => "Rate limited or over quota (`Retry-After`)",
+        500 => "Internal error (no details)",
+        _ => "Stripe or the store unavailable: retry",
+    }
+}
+
+/// The OpenAPI 3.1 document of the whole HTTP API.
+pub fn document() -> OpenApi {
+    let mut doc = table();
+    let error = doc.schema::<ErrorBody>();
+    let mut paths = PathsBuilder::new();
+    for op in doc.ops {
+        let mut responses = ResponsesBuilder::new().response(
+            op.ok.0.to_string(),
+            ResponseBuilder::new().description(status_text(op.ok.0)).content("application/json", json_content(op.ok.1)),
+        );
+        if op.path == "/plans" {
+            responses = responses.response("304", ResponseBuilder::new().description(status_text(304)));
+        }
+        for status in op.errors {
+            responses = responses.response(
+                status.to_string(),
+                ResponseBuilder::new()
+                    .description(status_text(*status))
+                    .content("application/json", json_content(error.clone())),
+            );
+        }
+        let mut operation = OperationBuilder::new().summary(Some(op.summary)).responses(responses.build());
+        if let Some(body) = op.request {
+            let body = RequestBodyBuilder::new()
+                .content("application/json", json_content(body))
+                .required(Some(Required::True));
+            operation = operation.request_body(Some(body.build()));
+        }
+        for (name, description) in op.query {
+            let parameter = ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Query)
+                .description(Some(*description))
+                .required(Required::False)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)));
+            operation = operation.parameter(parameter);
+        }
+        if op.path.contains("{id}") {
+            let parameter = ParameterBuilder::new()
+                .name("id")
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)));
+            operation = operation.parameter(parameter);
+        }
+        operation = match op.auth {
+            Auth::Jwt => operation.security(SecurityRequirement::new("jwt", Vec::<String>::new())),
+            Auth::ApiKey => operation.security(SecurityRequirement::new("apiKey", Vec::<String>::new())),
+            Auth::StripeSignature => {
+                operation.security(SecurityRequirement::new("stripeSignature", Vec::<String>::new()))
+            }
+            Auth::Public => operation,
+        };
+        paths = paths.path(op.path, PathItem::new(op.method.http(), operation.build()));
+    }
+    let mut components = ComponentsBuilder::new()
+        .security_scheme(
+            "jwt",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        )
+        .security_scheme(
+            "apiKey",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("tg_...").build()),
+        )
+        .security_scheme(
+            "stripeSignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Stripe-Signature"))),
+        );
+    doc.schemas.sort_by(|a, b| a.0.cmp(&b.0));
+    doc.schemas.dedup_by(|a, b| a.0 == b.0);
+    for (name, schema) in doc.schemas {
+        components = components.schema(name, schema);
+    }
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("Tollgate")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some("Stripe billing for a SaaS on AWS: subscriptions, usage, credits, API keys.")),
+        )
+        .paths(paths.build())
+        .components(Some(components.build()))
+        .build()
+}
+
+/// Every documented route (method upper-case, path as in the template).
+pub fn routes() -> Vec<Route> {
+    let mut routes: Vec<Route> =
+        table().ops.iter().map(|op| Route { method: op.method.name().to_owned(), path: op.path.to_owned() }).collect();
+    routes.sort();
+    routes
+}
+
+/// The document as committed in `openapi.json`: pretty JSON and a final newline.
+pub fn json() -> String {
+    let mut text = document().to_pretty_json().unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,53 @@
+//! Production wiring: each use case's dependencies on the real adapters (DynamoDB, SQS,
+//! Stripe), from its function's configuration. The Lambda `main`s and the local runner both
+//! call these, so the local stack runs exactly what Lambda runs.
+
+use crate::adapters::aws::SdkConfig;
+use crate::adapters::dynamo::DynamoStore;
+use crate::adapters::sqs::SqsNotifier;
+use crate::adapters::stripe::StripeBilling;
+use crate::app::Settings;
+use crate::app::checkout::CheckoutDeps;
+use crate::app::events::EventDeps;
+use crate::app::usage::UsageDeps;
+use crate::edge::config::{CheckoutConfig, UsageConfig, WorkerConfig};
+
+/// Why dependencies could not be built (a configuration the adapters refuse).
+pub type WireError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The table of `table_name`.
+pub fn store(aws: &SdkConfig, table_name: &str) -> DynamoStore {
+    DynamoStore::new(crate::adapters::aws::dynamodb(aws), table_name)
+}
+
+/// The event path (worker and sync).
+pub fn event_deps(
+    config: &WorkerConfig,
+    aws: &SdkConfig,
+) -> Result<EventDeps<DynamoStore, StripeBilling, SqsNotifier>, WireError> {
+    Ok(EventDeps {
+        store: store(aws, &config.table_name),
+        billing: StripeBilling::new(&config.stripe)?,
+        notifier: SqsNotifier::new(crate::adapters::aws::sqs(aws), config.notifications_queue_url.clone()),
+        settings: Settings::new(config.grace_days)?,
+    })
+}
+
+/// The checkout use cases.
+pub fn checkout_deps(
+    config: &CheckoutConfig,
+    aws: &SdkConfig,
+) -> Result<CheckoutDeps<DynamoStore, StripeBilling>, WireError> {
+    let billing = StripeBilling::new(&config.stripe)?;
+    Ok(CheckoutDeps::new(store(aws, &config.table_name), billing, Settings::new(config.grace_days)?, config))
+}
+
+/// The metering use cases.
+pub fn usage_deps(config: &UsageConfig, aws: &SdkConfig) -> Result<UsageDeps<DynamoStore, SqsNotifier>, WireError> {
+    Ok(UsageDeps {
+        store: store(aws, &config.table_name),
+        notifier: SqsNotifier::new(crate::adapters::aws::sqs(aws), config.notifications_queue_url.clone()),
+        // Metering decides access from the stored `grace_until`; it computes no grace itself.
+        settings: Settings::new(0)?,
+    })
+}

@@ -1,0 +1,175 @@
+//! The credit ledger: grants, consumptions decided in one transaction, refunds, the ledger by page.
+
+use super::StoreError;
+use crate::domain::model::AccountId;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// What changed an account's credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Grant,
+    Consumption,
+    Refund,
+    Expiry,
+    Reversal,
+}
+
+/// One entry of the credit ledger (append-only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LedgerEntry {
+    pub id: String,
+    pub kind: EntryKind,
+    /// Unix milliseconds (the ledger's order, newest first).
+    pub at_ms: i64,
+    /// The change to the balance: positive for grants and refunds.
+    pub credits: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity: Option<u64>,
+    /// The grant an entry of kind `grant`, `expiry` or `reversal` is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<String>,
+}
+
+/// One credit consumption, as its idempotency record keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreditRecord {
+    /// What was asked (event and quantity), hashed: the same key with another request is a
+    /// mismatch, not a replay.
+    pub request: String,
+    pub event: String,
+    pub quantity: u64,
+    pub cost: u64,
+    pub draws: Vec<crate::domain::credits::Draw>,
+    /// The consumption's ledger entry.
+    pub entry: String,
+    pub at_ms: i64,
+    #[serde(default)]
+    pub refunded: bool,
+}
+
+impl LedgerEntry {
+    /// The entry that records `grant`, at `at_ms`.
+    pub fn grant_of(grant: &crate::domain::credits::Grant, at_ms: i64) -> Self {
+        Self {
+            id: format!("grant-{}", grant.id),
+            kind: EntryKind::Grant,
+            at_ms,
+            credits: i64::try_from(grant.credits).unwrap_or(i64::MAX),
+            event: None,
+            quantity: None,
+            grant: Some(grant.id.clone()),
+        }
+    }
+}
+
+impl LedgerEntry {
+    /// The entry that records the expiry of what was left of `grant`, at its expiry.
+    pub fn expiry_of(grant: &crate::domain::credits::Grant) -> Self {
+        Self {
+            id: format!("expiry-{}", grant.id),
+            kind: EntryKind::Expiry,
+            at_ms: grant.expires_at.unwrap_or_default().saturating_mul(1000),
+            credits: i64::try_from(grant.remaining).map_or(i64::MIN, i64::saturating_neg),
+            event: None,
+            quantity: None,
+            grant: Some(grant.id.clone()),
+        }
+    }
+}
+
+impl CreditRecord {
+    /// The ledger entry that gives this consumption back.
+    pub fn refund_entry(&self, at_ms: i64) -> LedgerEntry {
+        LedgerEntry {
+            id: format!("refund-{}", self.entry),
+            kind: EntryKind::Refund,
+            at_ms,
+            credits: i64::try_from(self.cost).unwrap_or(i64::MAX),
+            event: Some(self.event.clone()),
+            quantity: Some(self.quantity),
+            grant: None,
+        }
+    }
+}
+
+/// A consumption to commit: its record, its ledger entry and its draws, at `now` (the draws
+/// must still be there and their grants live).
+#[derive(Debug, Clone, Copy)]
+pub struct Spend<'a> {
+    pub account: &'a AccountId,
+    pub key: &'a str,
+    pub record: &'a CreditRecord,
+    pub entry: &'a LedgerEntry,
+    pub now: i64,
+}
+
+/// What [`CreditStore::spend`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Spent {
+    /// Committed: the draws, the entry and the record, together.
+    Done,
+    /// The key was used before: nothing changed; its record.
+    Replayed(CreditRecord),
+    /// A grant no longer holds its draw (spent or expired meanwhile): nothing changed; read
+    /// the grants again and plan anew.
+    Contended,
+}
+
+/// What [`CreditStore::refund_credits`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreditRefund {
+    Refunded(CreditRecord),
+    AlreadyRefunded(CreditRecord),
+    Unknown,
+}
+
+/// A page of the ledger, newest first, and the cursor of the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LedgerPage {
+    pub entries: Vec<LedgerEntry>,
+    pub next: Option<String>,
+}
+
+/// The credit ledger: grants (read with the account's state), consumptions decided in one
+/// transaction with their entry and idempotency record, refunds, the ledger by page.
+#[async_trait]
+pub trait CreditStore: Send + Sync {
+    /// Writes `grant` with its ledger entry, once: `false` (and nothing written) when a grant
+    /// with its id exists.
+    async fn grant(
+        &self,
+        account: &AccountId,
+        grant: &crate::domain::credits::Grant,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Commits a consumption in one transaction: the record only if the key is new, the entry,
+    /// and each draw only if its grant is live and still holds it.
+    async fn spend(&self, spend: &Spend<'_>) -> Result<Spent, StoreError>;
+
+    /// Gives back the consumption recorded under `key`, once, to the grants it was drawn from,
+    /// with its refund entry, at `at_ms`.
+    async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError>;
+
+    /// Empties grant `grant` if it still holds exactly `seen` (what the caller read), with its
+    /// `reversal` entry: `false` (nothing written) when it changed meanwhile; read it again.
+    async fn reverse_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        seen: u64,
+        entry: &LedgerEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// The consumption recorded under `key`.
+    async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError>;
+
+    /// Up to `limit` entries, newest first, after the cursor `after` (from a previous page).
+    async fn ledger(&self, account: &AccountId, limit: usize, after: Option<&str>) -> Result<LedgerPage, StoreError>;
+}

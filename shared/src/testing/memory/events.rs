@@ -1,0 +1,61 @@
+//! The in-memory [`EventLog`], with the contracts of the DynamoDB one.
+
+use super::{MemoryStore, newer};
+use crate::domain::facts::Facts;
+use crate::ports::StoreError;
+use crate::ports::accounts::CustomerLink;
+use crate::ports::events::{ApplyOutcome, Effect, EventLog, FailedEvent, ProcessedEvent};
+use async_trait::async_trait;
+
+#[async_trait]
+impl EventLog for MemoryStore {
+    async fn apply(&self, event: &ProcessedEvent, effect: Option<Effect<'_>>) -> Result<ApplyOutcome, StoreError> {
+        let mut tables = self.lock();
+        if tables.events.contains_key(&event.event_id) {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        let Some(effect) = effect.filter(|e| e.projection.is_some() || e.facts.is_some()) else {
+            tables.events.insert(event.event_id.clone(), event.clone());
+            return Ok(ApplyOutcome::Applied);
+        };
+        let link = if effect.retired {
+            CustomerLink::Retired(effect.account.clone())
+        } else {
+            CustomerLink::Linked(effect.account.clone())
+        };
+        if tables.customers.get(effect.customer) != Some(&link) {
+            tables.events.insert(event.event_id.clone(), event.clone());
+            return Ok(ApplyOutcome::Unlinked);
+        }
+        // A retired customer's effect is facts only, whatever the caller passed.
+        let projection = effect.projection.filter(|_| !effect.retired);
+        if let Some(facts) = effect.facts {
+            if tables.facts.get(effect.account).map_or(0, |f| f.rev) != facts.rev {
+                return Err(StoreError::Conflict("facts changed"));
+            }
+            tables.facts.insert(effect.account.clone(), Facts { rev: facts.rev.saturating_add(1), ..facts.clone() });
+        }
+        tables.events.insert(event.event_id.clone(), event.clone());
+        match projection {
+            Some(p) if newer(tables.subscriptions.get(&p.account_id), p) => {
+                tables.subscriptions.insert(p.account_id.clone(), p.clone());
+                Ok(ApplyOutcome::Applied)
+            }
+            Some(_) => Ok(ApplyOutcome::Stale),
+            None => Ok(ApplyOutcome::Applied),
+        }
+    }
+
+    async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError> {
+        Ok(self.lock().events.get(event_id).cloned())
+    }
+
+    async fn record_failure(&self, failure: &FailedEvent) -> Result<(), StoreError> {
+        self.lock().failures.insert(failure.id.clone(), failure.clone());
+        Ok(())
+    }
+
+    async fn failure(&self, id: &str) -> Result<Option<FailedEvent>, StoreError> {
+        Ok(self.lock().failures.get(id).cloned())
+    }
+}

@@ -1,0 +1,83 @@
+//! The store ports over a `Mutex<HashMap>`, with the same contracts as `DynamoStore` (the
+//! contract suite, `shared/tests/store_contract.rs`, runs on both). For handler tests and
+//! benchmarks.
+
+mod accounts;
+mod api_keys;
+mod checkouts;
+mod credits;
+mod events;
+mod invoices;
+mod meter;
+mod rate;
+mod subscriptions;
+mod sync;
+mod usage;
+
+use crate::domain::facts::Facts;
+use crate::domain::facts::Tombstone;
+use crate::domain::model::{AccountId, Projection};
+use crate::ports::accounts::{Account, CustomerLink};
+use crate::ports::checkouts::PendingCheckout;
+use crate::ports::events::{FailedEvent, ProcessedEvent};
+use crate::ports::sync::{SyncCursor, SyncOutcome};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+#[derive(Debug, Default)]
+struct Tables {
+    accounts: HashMap<AccountId, Account>,
+    /// The customer index.
+    customers: HashMap<String, CustomerLink>,
+    subscriptions: HashMap<AccountId, Projection>,
+    events: HashMap<String, ProcessedEvent>,
+    pending: HashMap<(AccountId, String), PendingCheckout>,
+    rates: HashMap<(AccountId, String, i64), u64>,
+    facts: HashMap<AccountId, Facts>,
+    tombstones: HashMap<AccountId, Tombstone>,
+    failures: HashMap<String, FailedEvent>,
+    cursor: Option<SyncCursor>,
+    outcome: Option<SyncOutcome>,
+    /// API keys by id (each record is both the lookup and the listing item).
+    api_keys: HashMap<crate::domain::apikeys::KeyId, crate::domain::apikeys::ApiKey>,
+    /// Slots taken per account.
+    api_key_slots: HashMap<AccountId, u32>,
+    /// Usage counters by account, metric and window start.
+    usage: HashMap<(AccountId, String, i64), u64>,
+    /// The meter fields of usage counters, by the same key as `usage`.
+    meters: HashMap<(AccountId, String, i64), meter::MeterFields>,
+    /// Usage requests' idempotency records by account and key.
+    usage_records: HashMap<(AccountId, String), crate::ports::usage::UsageRecord>,
+    /// Credit grants by account, then id.
+    grants: HashMap<AccountId, std::collections::BTreeMap<String, crate::domain::credits::Grant>>,
+    /// Ledger entries by account, by their sort key (time, then id).
+    ledger: HashMap<AccountId, std::collections::BTreeMap<String, crate::ports::credits::LedgerEntry>>,
+    /// Credit consumptions' idempotency records by account and key.
+    credit_records: HashMap<(AccountId, String), crate::ports::credits::CreditRecord>,
+    /// Invoices by account, by their sort key (`created`, then id).
+    invoices: HashMap<AccountId, std::collections::BTreeMap<String, crate::domain::invoices::Invoice>>,
+}
+
+/// An in-memory store; clones share the same data.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore(Arc<Mutex<Tables>>);
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tables> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn newer(stored: Option<&Projection>, candidate: &Projection) -> bool {
+    stored.is_none_or(|s| s.version < candidate.version)
+}
+
+impl Tables {
+    fn linked(&self, account: &AccountId, customer: &str) -> bool {
+        self.customers.get(customer) == Some(&CustomerLink::Linked(account.clone()))
+    }
+}
