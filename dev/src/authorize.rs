@@ -22,7 +22,7 @@ pub type AuthorizerHandler = Arc<dyn Fn(ApiGatewayV2CustomAuthorizerV2Request) -
 /// time of `clock`.
 pub fn authorizer_function(
     binary: &str,
-    src: &crate::server::LocalEnv,
+    src: &crate::env::LocalEnv,
     aws: &aws_config::SdkConfig,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<AuthorizerHandler> {

@@ -1,8 +1,9 @@
 //! `tollgate-dev up`: the whole bundle on loopback until Ctrl-C.
 
+use crate::env::LocalEnv;
 use crate::moto::Moto;
 use crate::resources::Template;
-use crate::server::{App, LocalEnv, router};
+use crate::server::{App, router};
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use tollgate_standin::StandIn;

@@ -4,7 +4,8 @@
 
 use serde_json::{Value, json};
 
-use tollgate::domain::plans::{CreditPack, Price};
+use tollgate::domain::credits::CreditPack;
+use tollgate::domain::plans::Price;
 
 const CUSTOMER: &str = include_str!("../fixtures/stripe/customer.json");
 const SUBSCRIPTION: &str = include_str!("../fixtures/stripe/subscription.json");

@@ -11,7 +11,8 @@ use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::checkout::CheckoutDeps;
 use tollgate::domain::ratelimit::Limit;
 use tollgate::domain::redirect::AllowList;
-use tollgate::edge::config::{IdentityConfig, RedirectConfig};
+use tollgate::domain::redirect::Redirects;
+use tollgate::edge::config::IdentityConfig;
 use tollgate::testing::{FixedClock, settings};
 use tollgate_standin::{StandIn, test_billing};
 
@@ -22,7 +23,7 @@ fn deps(store: DynamoStore, base: &str) -> Deps<DynamoStore, StripeBilling> {
         store,
         billing: test_billing(base),
         settings: settings(&FixedClock::at(NOW)),
-        redirects: RedirectConfig {
+        redirects: Redirects {
             allowed: AllowList::parse("https://app.example.com").unwrap(),
             success_url: "https://app.example.com/ok".into(),
             cancel_url: "https://app.example.com/cancel".into(),

@@ -17,8 +17,8 @@ use tollgate::adapters::sqs::SqsNotifier;
 use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 use tollgate::ports::clock::{Clock, SystemClock};
 use tollgate::testing::{RequestLog, counted_client, counted_sqs_client};
+use tollgate_dev::env::LocalEnv;
 use tollgate_dev::resources::Resources;
-use tollgate_dev::server::LocalEnv;
 use tollgate_standin::{StandIn, TriggerSpec};
 
 /// Fresh resources, a stand-in served where the local stack serves it (`{base}/stripe/`, where

@@ -23,8 +23,8 @@ use tollgate::domain::model::AccountId;
 use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 use tollgate::ports::clock::{Clock, SystemClock};
 use tollgate::testing::{ItemKey, Request, RequestLog, counted_client, counted_sqs_client, item_sizes};
+use tollgate_dev::env::LocalEnv;
 use tollgate_dev::resources::{Resources, Template, template_path};
-use tollgate_dev::server::LocalEnv;
 use tollgate_standin::{StandIn, TriggerSpec};
 
 /// Published us-east-1 prices used for the cost columns (USD), and where they come from.

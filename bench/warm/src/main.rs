@@ -35,8 +35,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 use tollgate::edge::config::{Source, vars};
 use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
+use tollgate_dev::env::LocalEnv;
 use tollgate_dev::resources::{Resources, Template};
-use tollgate_dev::server::{App, LocalEnv, router};
+use tollgate_dev::server::{App, router};
 use tollgate_standin::{StandIn, TriggerSpec};
 
 const FUNCTIONS: &[&str] =

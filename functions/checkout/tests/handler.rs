@@ -9,7 +9,8 @@ use tollgate::app::checkout::CheckoutDeps;
 use tollgate::domain::model::{AccountId, Projection};
 use tollgate::domain::ratelimit::Limit;
 use tollgate::domain::redirect::AllowList;
-use tollgate::edge::config::{IdentityConfig, RedirectConfig};
+use tollgate::domain::redirect::Redirects;
+use tollgate::edge::config::IdentityConfig;
 use tollgate::ports::accounts::AccountStore;
 use tollgate::ports::subscriptions::SubscriptionStore;
 use tollgate::testing::{FixedClock, MemoryStore, settings};
@@ -32,7 +33,7 @@ async fn harness() -> Harness {
         store: MemoryStore::new(),
         billing: test_billing(&base),
         settings: settings(&clock),
-        redirects: RedirectConfig {
+        redirects: Redirects {
             allowed: AllowList::parse("https://app.example.com").unwrap(),
             success_url: "https://app.example.com/billing/success".into(),
             cancel_url: "https://app.example.com/billing/cancel".into(),

@@ -236,7 +236,7 @@ fn deliver_ending(bodies: &[String], delete_at: Option<usize>) -> Retired {
             store: deps.store.clone(),
             billing: deps.billing.clone(),
             settings: settings(&clock),
-            redirects: tollgate::edge::config::RedirectConfig {
+            redirects: tollgate::domain::redirect::Redirects {
                 allowed: tollgate::domain::redirect::AllowList::parse("https://app.example.com").unwrap(),
                 success_url: "https://app.example.com/ok".into(),
                 cancel_url: "https://app.example.com/cancel".into(),

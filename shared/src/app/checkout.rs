@@ -12,7 +12,7 @@ use crate::domain::model::{AccountId, Interval, Projection};
 use crate::domain::plans::{FREE, Price};
 use crate::domain::projection::current;
 use crate::domain::ratelimit::Limit;
-use crate::edge::config::{CheckoutConfig, RedirectConfig};
+use crate::domain::redirect::Redirects;
 use crate::ports::StoreError;
 use crate::ports::accounts::{Account, AccountStore, Retirement};
 use crate::ports::api_keys::ApiKeyStore;
@@ -31,22 +31,9 @@ pub struct CheckoutDeps<S, B> {
     pub store: S,
     pub billing: B,
     pub settings: Settings,
-    pub redirects: RedirectConfig,
+    pub redirects: Redirects,
     /// New Checkout Sessions per account in any 60 seconds.
     pub checkout_limit: Limit,
-}
-
-impl<S, B> CheckoutDeps<S, B> {
-    /// Production dependencies for `config`.
-    pub fn new(store: S, billing: B, settings: Settings, config: &CheckoutConfig) -> Self {
-        Self {
-            store,
-            billing,
-            settings,
-            redirects: config.redirects.clone(),
-            checkout_limit: Limit { limit: config.sessions_per_minute, window_ms: 60_000 },
-        }
-    }
 }
 
 /// Why a checkout use case refused or failed. The HTTP mapping is in [`crate::edge::http`].
@@ -176,7 +163,7 @@ fn paid_price<'c>(settings: &'c Settings, body: &PlanRequest) -> Result<&'c Pric
 }
 
 fn redirect(
-    redirects: &RedirectConfig,
+    redirects: &Redirects,
     given: Option<String>,
     default: &str,
     field: &'static str,

@@ -335,7 +335,7 @@ pub async fn credits<S: SubscriptionStore + CreditStore>(
             hex::decode(raw)
                 .ok()
                 .and_then(|bytes| String::from_utf8(bytes).ok())
-                .filter(|sk| sk.starts_with(crate::adapters::dynamo::keys::LEDGER_PREFIX))
+                .filter(|sk| sk.starts_with(crate::ports::keys::LEDGER_PREFIX))
                 .ok_or_else(|| invalid("`cursor` is not one this API gave"))?,
         ),
     };

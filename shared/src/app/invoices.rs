@@ -4,13 +4,13 @@
 //! [`InvoiceStore::put_invoice`]'s version condition, so the order the readings arrive in does
 //! not matter (see [`crate::domain::invoices`]).
 
-use crate::adapters::dynamo::keys;
 use crate::domain::events::Incoming;
 use crate::domain::invoices::{Invoice, InvoiceView};
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::billing::{Billing, BillingError};
 use crate::ports::invoices::InvoiceStore;
+use crate::ports::keys;
 use serde::{Deserialize, Serialize};
 
 /// Invoices a page holds when the caller does not say.

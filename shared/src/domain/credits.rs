@@ -108,10 +108,21 @@ pub fn draws(grants: &[Grant], cost: u64, order: DrawOrder, now: i64) -> Option<
     (left == 0).then_some(taken)
 }
 
+/// A credit pack: `credits` bought once with a one-time Stripe price (`[[credit_packs]]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreditPack {
+    pub id: String,
+    pub credits: u64,
+    /// The one-time Stripe price's lookup key.
+    pub lookup_key: String,
+    pub amount: u64,
+    pub currency: String,
+}
+
 /// The grant of credit pack `pack` bought with Checkout Session `session` (paid by
 /// `payment`): its id is the session's, so the paid session is granted once however often its
 /// events arrive.
-pub fn pack_grant(pack: &crate::domain::plans::CreditPack, session: &str, payment: Option<&str>, now: i64) -> Grant {
+pub fn pack_grant(pack: &crate::domain::credits::CreditPack, session: &str, payment: Option<&str>, now: i64) -> Grant {
     Grant {
         id: format!("pack-{session}"),
         kind: GrantKind::Purchased,

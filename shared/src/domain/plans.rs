@@ -5,6 +5,7 @@
 //! The catalogue is `plans.toml` at the repository root, embedded at build time and parsed
 //! once per cold start. Every semantic error names the line it was found on.
 
+use crate::domain::credits::CreditPack;
 use crate::domain::model::Interval;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -67,17 +68,6 @@ pub struct Price {
     pub lookup_key: String,
     pub tier: String,
     pub interval: Interval,
-    pub amount: u64,
-    pub currency: String,
-}
-
-/// A credit pack: `credits` bought once with a one-time Stripe price (`[[credit_packs]]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreditPack {
-    pub id: String,
-    pub credits: u64,
-    /// The one-time Stripe price's lookup key.
-    pub lookup_key: String,
     pub amount: u64,
     pub currency: String,
 }

@@ -44,6 +44,15 @@ impl AllowList {
     }
 }
 
+/// Where Stripe may send the customer back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirects {
+    pub allowed: AllowList,
+    pub success_url: String,
+    pub cancel_url: String,
+    pub return_url: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

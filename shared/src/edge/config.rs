@@ -3,7 +3,7 @@
 //! variable (never its value).
 
 use crate::adapters::stripe::StripeConfig;
-use crate::domain::redirect::AllowList;
+use crate::domain::redirect::{AllowList, Redirects};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -118,36 +118,24 @@ impl SubscriptionConfig {
     }
 }
 
-/// Where Stripe may send the customer back to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedirectConfig {
-    pub allowed: AllowList,
-    pub success_url: String,
-    pub cancel_url: String,
-    pub return_url: String,
-}
-
-impl RedirectConfig {
-    /// Loads the allow-list and the default URLs; a default outside the allow-list is a
-    /// configuration error, caught at cold start.
-    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
-        let name = vars::ALLOWED_REDIRECT_ORIGINS;
-        let allowed =
-            AllowList::parse(&required(src, name)?).map_err(|reason| ConfigError::Invalid { name, reason })?;
-        let url = |name: &'static str| -> Result<String, ConfigError> {
-            let url = required(src, name)?;
-            if !allowed.allows(&url) {
-                return Err(ConfigError::Invalid { name, reason: "origin is not in ALLOWED_REDIRECT_ORIGINS".into() });
-            }
-            Ok(url)
-        };
-        Ok(Self {
-            success_url: url(vars::DEFAULT_SUCCESS_URL)?,
-            cancel_url: url(vars::DEFAULT_CANCEL_URL)?,
-            return_url: url(vars::DEFAULT_RETURN_URL)?,
-            allowed,
-        })
-    }
+/// Loads the allow-list and the default URLs; a default outside the allow-list is a
+/// configuration error, caught at cold start.
+pub fn redirects(src: &impl Source) -> Result<Redirects, ConfigError> {
+    let name = vars::ALLOWED_REDIRECT_ORIGINS;
+    let allowed = AllowList::parse(&required(src, name)?).map_err(|reason| ConfigError::Invalid { name, reason })?;
+    let url = |name: &'static str| -> Result<String, ConfigError> {
+        let url = required(src, name)?;
+        if !allowed.allows(&url) {
+            return Err(ConfigError::Invalid { name, reason: "origin is not in ALLOWED_REDIRECT_ORIGINS".into() });
+        }
+        Ok(url)
+    };
+    Ok(Redirects {
+        success_url: url(vars::DEFAULT_SUCCESS_URL)?,
+        cancel_url: url(vars::DEFAULT_CANCEL_URL)?,
+        return_url: url(vars::DEFAULT_RETURN_URL)?,
+        allowed,
+    })
 }
 
 /// The `checkout` function: Stripe writes and the account's billing items.
@@ -156,7 +144,7 @@ pub struct CheckoutConfig {
     pub table_name: String,
     pub identity: IdentityConfig,
     pub stripe: StripeConfig,
-    pub redirects: RedirectConfig,
+    pub redirects: Redirects,
     /// New Checkout Sessions per account in any 60 seconds.
     pub sessions_per_minute: usize,
     /// Grace days, for projections rewritten after a plan change or cancellation.
@@ -169,7 +157,7 @@ impl CheckoutConfig {
             table_name: required(src, vars::TABLE_NAME)?,
             identity: IdentityConfig::load(src),
             stripe: StripeConfig::load(src)?,
-            redirects: RedirectConfig::load(src)?,
+            redirects: redirects(src)?,
             sessions_per_minute: parsed(src, vars::CHECKOUT_SESSIONS_PER_MINUTE, 5usize)?,
             grace_days: parsed(src, vars::GRACE_DAYS, 3u32)?,
         })
@@ -328,7 +316,7 @@ mod tests {
             ("DEFAULT_RETURN_URL", "https://app.example.com/billing"),
         ]);
 
-        let err = RedirectConfig::load(&src).unwrap_err();
+        let err = redirects(&src).unwrap_err();
 
         assert!(err.to_string().contains("DEFAULT_CANCEL_URL"), "{err}");
     }

@@ -10,6 +10,7 @@ use crate::app::Settings;
 use crate::app::checkout::CheckoutDeps;
 use crate::app::events::EventDeps;
 use crate::app::usage::UsageDeps;
+use crate::domain::ratelimit::Limit;
 use crate::edge::config::{CheckoutConfig, UsageConfig, WorkerConfig};
 
 /// Why dependencies could not be built (a configuration the adapters refuse).
@@ -39,7 +40,13 @@ pub fn checkout_deps(
     aws: &SdkConfig,
 ) -> Result<CheckoutDeps<DynamoStore, StripeBilling>, WireError> {
     let billing = StripeBilling::new(&config.stripe)?;
-    Ok(CheckoutDeps::new(store(aws, &config.table_name), billing, Settings::new(config.grace_days)?, config))
+    Ok(CheckoutDeps {
+        store: store(aws, &config.table_name),
+        billing,
+        settings: Settings::new(config.grace_days)?,
+        redirects: config.redirects.clone(),
+        checkout_limit: Limit { limit: config.sessions_per_minute, window_ms: 60_000 },
+    })
 }
 
 /// The metering use cases.

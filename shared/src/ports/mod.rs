@@ -13,6 +13,7 @@ pub mod clock;
 pub mod credits;
 pub mod events;
 pub mod invoices;
+pub mod keys;
 pub mod meter;
 pub mod metrics;
 pub mod notifier;

@@ -1,11 +1,11 @@
 //! The DynamoDB adapter of [`AccountStore`]: the profile and the customer index, written together; a retirement in one transaction.
 
 use super::{DynamoStore, IS_NEW, Item, Keyed, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::facts::Tombstone;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::accounts::{Account, AccountStore, CustomerLink, Retirement};
+use crate::ports::keys;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};

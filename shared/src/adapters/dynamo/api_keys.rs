@@ -3,11 +3,11 @@
 //! taken or freed.
 
 use super::{DynamoStore, IS_NEW, Item, Keyed, classify, from_item, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::apikeys::{ApiKey, KeyHash, KeyId};
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::api_keys::{ApiKeyStore, KeyCreation};
+use crate::ports::keys;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 

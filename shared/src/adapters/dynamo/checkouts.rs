@@ -1,10 +1,10 @@
 //! The DynamoDB adapter of [`CheckoutStore`]: a reservation per request key, replaced only once expired.
 
 use super::{DynamoStore, IS_FREE_RESERVATION, IS_OUR_RESERVATION, Keyed, classify, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::checkouts::{CheckoutStore, PendingCheckout};
+use crate::ports::keys;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
 

@@ -4,11 +4,11 @@
 //! conditional decrement per grant it draws from.
 
 use super::{DynamoStore, IS_NEW, Item, Keyed, from_item, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
+use crate::ports::keys;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 

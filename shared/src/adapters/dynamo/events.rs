@@ -1,11 +1,11 @@
 //! The DynamoDB adapter of [`EventLog`]: an event's record and its effect in one transaction, the record only if new.
 
 use super::{DynamoStore, IS_NEW, IS_SAME_REVISION, Keyed, classify, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::facts::Facts;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::events::{ApplyOutcome, Effect, EventLog, FailedEvent, ProcessedEvent};
+use crate::ports::keys;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 

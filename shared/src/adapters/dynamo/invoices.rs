@@ -3,11 +3,11 @@
 //! check that its customer is still the account's.
 
 use super::{DynamoStore, Keyed, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::invoices::Invoice;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::invoices::{InvoicePage, InvoiceStore};
+use crate::ports::keys;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 

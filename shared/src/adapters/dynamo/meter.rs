@@ -4,9 +4,9 @@
 //! the counter already due writes nothing to the index).
 
 use super::{DynamoStore, classify, from_item, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
+use crate::ports::keys;
 use crate::ports::meter::{CounterKey, DuePage, MeterCounter, MeterReport, MeterStore, Settlement};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;

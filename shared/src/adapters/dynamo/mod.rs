@@ -7,7 +7,6 @@ mod checkouts;
 mod credits;
 mod events;
 mod invoices;
-pub mod keys;
 pub mod meter;
 mod rate;
 mod subscriptions;
@@ -16,6 +15,7 @@ mod usage;
 
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
+use crate::ports::keys;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;

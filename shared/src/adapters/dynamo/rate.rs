@@ -1,10 +1,10 @@
 //! The DynamoDB adapter of [`RateLimitStore`]: one conditional update of a window's counter.
 
 use super::{DynamoStore, HAS_ROOM, classify};
-use crate::adapters::dynamo::keys;
 use crate::domain::model::AccountId;
 use crate::domain::ratelimit::Limit;
 use crate::ports::StoreError;
+use crate::ports::keys;
 use crate::ports::rate::{RateLimitStore, RateOutcome};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;

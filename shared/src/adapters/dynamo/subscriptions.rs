@@ -1,12 +1,12 @@
 //! The DynamoDB adapter of [`SubscriptionStore`]: the account's state items in one query, the projection under its version condition.
 
 use super::{DynamoStore, IS_NEWER, Item, Keyed, from_item, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::facts::Facts;
 use crate::domain::facts::Tombstone;
 use crate::domain::model::{AccountId, Projection};
 use crate::ports::StoreError;
 use crate::ports::accounts::Account;
+use crate::ports::keys;
 use crate::ports::subscriptions::{AccountState, SubscriptionStore, UsageCounter};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};

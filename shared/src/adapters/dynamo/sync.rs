@@ -1,8 +1,8 @@
 //! The DynamoDB adapter of [`SyncStore`]: the cursor and the outcome, one item each.
 
 use super::DynamoStore;
-use crate::adapters::dynamo::keys;
 use crate::ports::StoreError;
+use crate::ports::keys;
 use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
 use async_trait::async_trait;
 

@@ -4,10 +4,10 @@
 //! condition refused it.
 
 use super::{DynamoStore, IS_NEW, Keyed, meter, to_item};
-use crate::adapters::dynamo::keys;
 use crate::domain::model::AccountId;
 use crate::domain::usage::Window;
 use crate::ports::StoreError;
+use crate::ports::keys;
 use crate::ports::usage::{Consumed, Consumption, Refunded, Tally, UsageRecord, UsageStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};

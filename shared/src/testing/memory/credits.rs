@@ -2,11 +2,11 @@
 //! transaction.
 
 use super::MemoryStore;
-use crate::adapters::dynamo::keys;
 use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
+use crate::ports::keys;
 use async_trait::async_trait;
 
 #[async_trait]

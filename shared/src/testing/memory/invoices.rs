@@ -1,11 +1,11 @@
 //! The in-memory [`InvoiceStore`], with the contracts of the DynamoDB one.
 
 use super::MemoryStore;
-use crate::adapters::dynamo::keys;
 use crate::domain::invoices::Invoice;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::invoices::{InvoicePage, InvoiceStore};
+use crate::ports::keys;
 use async_trait::async_trait;
 
 #[async_trait]

@@ -1,4 +1,5 @@
-//! The single table's keys. Every item has a partition key `pk` and a sort key `sk`; the
+//! The single table's keys, the layout both stores follow (the DynamoDB adapter and the
+//! in-memory double) and the page cursors of the store's ports are made of. Every item has a partition key `pk` and a sort key `sk`; the
 //! account id never contains `#` (see `AccountId::parse`), so no key can forge another.
 //!
 //! An account's small, bounded state items (profile, projection, facts, tombstone) sort under
