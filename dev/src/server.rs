@@ -29,8 +29,9 @@ use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::adapters::sqs::SqsEventQueue;
 use tollgate::adapters::sqs::SqsNotifier;
 use tollgate::adapters::stripe::StripeBilling;
+use tollgate::app::Never;
 use tollgate::app::events::EventDeps;
-use tollgate::app::sync::{Mode, Never, SyncDeps};
+use tollgate::app::sync::{Mode, SyncDeps};
 use tollgate::edge::config::{IdentityConfig, Source, vars};
 use tollgate::ports::clock::{Clock, SystemClock};
 

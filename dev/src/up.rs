@@ -52,7 +52,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
                 let replay =
-                    tollgate::app::sync::run(&app.sync, tollgate::app::sync::Mode::Replay, &tollgate::app::sync::Never);
+                    tollgate::app::sync::run(&app.sync, tollgate::app::sync::Mode::Replay, &tollgate::app::Never);
                 if let Err(err) = replay.await {
                     tracing::warn!(error = %err, "scheduled local sync failed");
                 }

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::events::{EventDeps, Snapshots, apply};
-use tollgate::app::sync::{Deadline, Mode, Never, SyncDeps, run};
+use tollgate::app::sync::{Mode, SyncDeps, run};
+use tollgate::app::{Deadline, Never};
 use tollgate::domain::entitlements;
 use tollgate::domain::model::AccountId;
 use tollgate::ports::events::EventLog;
@@ -88,7 +89,7 @@ impl Harness {
         self.standin
             .events()
             .iter()
-            .filter(|e| tollgate::edge::webhook::is_handled(e["type"].as_str().unwrap()))
+            .filter(|e| tollgate::domain::events::is_handled(e["type"].as_str().unwrap()))
             .map(|e| e["id"].as_str().unwrap().to_owned())
             .collect()
     }
@@ -181,7 +182,7 @@ async fn cut_off_run_resumes_from_its_cursor_without_skipping_or_repeating() {
         .standin
         .events()
         .iter()
-        .filter(|e| tollgate::edge::webhook::is_handled(e["type"].as_str().unwrap()))
+        .filter(|e| tollgate::domain::events::is_handled(e["type"].as_str().unwrap()))
         .map(|e| e["id"].as_str().unwrap().to_owned())
         .collect();
     // Every event happened in the same second as the others: the cursor must resume mid-second.

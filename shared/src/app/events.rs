@@ -12,8 +12,8 @@ use crate::app::Settings;
 use crate::app::refresh::{Snapshot, projection};
 use crate::app::retire::retire;
 use crate::domain::events::{CustomerRef, Incoming, Malformed};
-use crate::domain::facts::Fact;
-use crate::domain::model::AccountId;
+use crate::domain::facts::{Fact, Facts};
+use crate::domain::model::{AccountId, Projection};
 use crate::domain::notifications::{Kind, Notification};
 use crate::domain::projection::current;
 use crate::domain::snapshot::RemoteSubscription;
@@ -149,7 +149,9 @@ where
 }
 
 /// Applies one event payload (already verified by the intake, or listed from Stripe by the
-/// sync): classify, find the account, refresh, record facts, notify, commit.
+/// sync), in named steps: classify, find the customer and its account, the side records
+/// (credit packs, invoices), the customer's deletion or its refreshed projection and facts,
+/// the notification, and the commit with the event's record.
 pub async fn apply<S, B, N>(
     deps: &EventDeps<S, B, N>,
     body: &str,
@@ -166,90 +168,27 @@ where
     if deps.store.processed(&event.id).await?.is_some() {
         return Ok(Outcome::Duplicate);
     }
-    let settings = &deps.settings;
-    let record = |outcome: &str| ProcessedEvent {
-        event_id: event.id.clone(),
-        event_type: event.event_type.clone(),
-        created: event.created,
-        outcome: outcome.to_owned(),
-        processed_at: settings.clock.now(),
-    };
-    let ignore = |outcome: &'static str| async move {
-        deps.store.apply(&record(outcome), None).await?;
-        Ok::<_, EventError>(Outcome::Ignored)
-    };
-    let Some(kind) = event.kind() else { return ignore("ignored").await };
-    let customer = match event.customer() {
-        CustomerRef::Customer(id) => id,
-        CustomerRef::Charge(charge) => match deps.billing.charge_customer(&charge).await? {
-            Some(id) if crate::domain::events::is_id(&id) => id,
-            _ => return ignore("no_customer").await,
-        },
-        CustomerRef::None => return ignore("no_customer").await,
-    };
-    let link = match link_for(&deps.store, settings, &customer, event.account_hint().as_deref()).await? {
-        // Not linked, and the event names no account (a dispute, a refund, a session without
-        // Tollgate's metadata): the customer's subscriptions in Stripe may name it. Without
-        // this, such an event arriving before any that names the account would be recorded
-        // with no effect, and its fact lost.
-        None => {
-            let snapshot = snapshot_of(deps, snapshots, &customer).await?;
-            match snapshot.subscriptions.iter().find_map(|s| s.account_hint.clone()) {
-                Some(hint) => link_for(&deps.store, settings, &customer, Some(&hint)).await?,
-                None => None,
-            }
-        }
-        link => link,
-    };
-    let account = match link {
+    let log = Log { store: &deps.store, settings: &deps.settings, event: &event };
+    let Some(kind) = event.kind() else { return log.ignore("ignored").await };
+    let Some(customer) = customer_of(deps, &event).await? else { return log.ignore("no_customer").await };
+    let account = match account_of(deps, snapshots, &event, &customer).await? {
         Some(CustomerLink::Linked(account)) => account,
-        Some(CustomerLink::Retired(account)) => {
-            // Nothing about a retired customer changes its former account, but a dispute: a
-            // chargeback after the deletion still refuses access.
-            let Some(fact @ (Fact::DisputeOpened { .. } | Fact::DisputeClosed { .. })) = event.fact(None) else {
-                return ignore("retired").await;
-            };
-            let mut facts = deps.store.facts(&account).await?;
-            facts.apply(&fact, settings.grace_days);
-            let effect =
-                Effect { account: &account, customer: &customer, retired: true, projection: None, facts: Some(&facts) };
-            return Ok(match deps.store.apply(&record("retired_dispute"), Some(effect)).await? {
-                ApplyOutcome::Applied | ApplyOutcome::Stale => Outcome::Applied,
-                ApplyOutcome::Unlinked => Outcome::Ignored,
-                ApplyOutcome::Duplicate => Outcome::Duplicate,
-            });
-        }
-        None => return ignore("unlinked").await,
+        Some(CustomerLink::Retired(account)) => return apply_to_retired(deps, &log, &account, &customer).await,
+        None => return log.ignore("unlinked").await,
     };
     tracing::info!(account_id = %account, "applying");
-    // Credit packs: granted once by their session, reversed by a full refund of their charge
-    // (each idempotent, so it runs before the event's record: a crash is redone on redelivery).
-    crate::app::credits::apply_event(&deps.store, settings, &event, &account).await?;
-    // The invoice an `invoice.*` event carries (idempotent and version-guarded, likewise).
+    // Credit packs: granted once by their session, reversed by a full refund of their charge;
+    // the invoice an `invoice.*` event carries. Each is idempotent (and version-guarded), so
+    // it runs before the event's record: a crash is redone on redelivery.
+    crate::app::credits::apply_event(&deps.store, &deps.settings, &event, &account).await?;
     crate::app::invoices::apply_event(&deps.store, &event, &account, &customer).await?;
 
     let snapshot = snapshot_of(deps, snapshots, &customer).await?;
     if event.deletes_customer() {
-        // Idempotent, so it runs before the record: a crash in between is redone on redelivery.
-        let had_subscription = !snapshot.subscriptions.is_empty();
-        retire(&deps.store, settings, &account, Some(&customer), Retirement::CustomerDeleted, had_subscription).await?;
-        deps.store.apply(&record("customer_deleted"), None).await?;
-        return Ok(Outcome::Applied);
+        return delete_customer(deps, &log, &account, &customer, &snapshot).await;
     }
-    let (state, _) = projection(&deps.store, settings, &account, &customer, &snapshot).await?;
-    let period_end = state.as_ref().and_then(|s| s.current_period_end);
-    let fact = match event.fact(period_end) {
-        Some(Fact::FullRefund { .. }) if !refunds_current_period(&deps.billing, &event, &snapshot).await? => None,
-        fact => fact,
-    };
-    let facts = match fact {
-        Some(fact) => {
-            let mut facts = deps.store.facts(&account).await?;
-            facts.apply(&fact, settings.grace_days);
-            Some(facts)
-        }
-        None => None,
-    };
+    let (state, _) = projection(&deps.store, &deps.settings, &account, &customer, &snapshot).await?;
+    let facts = facts_after(deps, &event, &account, state.as_ref(), &snapshot).await?;
     if let Some(notice) = kind.notice {
         deps.notifier.notify(&notification(&event, notice, &account, &customer)).await?;
     }
@@ -260,13 +199,148 @@ where
         projection: state.as_ref(),
         facts: facts.as_ref(),
     };
-    let outcome = deps.store.apply(&record("processed"), Some(effect)).await?;
-    Ok(match outcome {
-        ApplyOutcome::Applied => Outcome::Applied,
-        ApplyOutcome::Stale => Outcome::Stale,
-        ApplyOutcome::Unlinked => Outcome::Ignored,
-        ApplyOutcome::Duplicate => Outcome::Duplicate,
+    Ok(log.commit("processed", Some(effect)).await?.into())
+}
+
+impl From<ApplyOutcome> for Outcome {
+    fn from(outcome: ApplyOutcome) -> Self {
+        match outcome {
+            ApplyOutcome::Applied => Outcome::Applied,
+            ApplyOutcome::Stale => Outcome::Stale,
+            ApplyOutcome::Unlinked => Outcome::Ignored,
+            ApplyOutcome::Duplicate => Outcome::Duplicate,
+        }
+    }
+}
+
+/// The event's record in the event log, with the outcome it is recorded under.
+struct Log<'a, S> {
+    store: &'a S,
+    settings: &'a Settings,
+    event: &'a Incoming,
+}
+
+impl<S: EventLog> Log<'_, S> {
+    /// Records the event with `effect`, in one transaction (see [`EventLog::apply`]).
+    async fn commit(&self, outcome: &str, effect: Option<Effect<'_>>) -> Result<ApplyOutcome, StoreError> {
+        let record = ProcessedEvent {
+            event_id: self.event.id.clone(),
+            event_type: self.event.event_type.clone(),
+            created: self.event.created,
+            outcome: outcome.to_owned(),
+            processed_at: self.settings.clock.now(),
+        };
+        self.store.apply(&record, effect).await
+    }
+
+    /// Records the event as processed with no effect.
+    async fn ignore(&self, outcome: &str) -> Result<Outcome, EventError> {
+        self.commit(outcome, None).await?;
+        Ok(Outcome::Ignored)
+    }
+}
+
+/// The Stripe customer the event is about (a charge's is read from Stripe); `None` when it
+/// names none.
+async fn customer_of<S, B: Billing, N>(
+    deps: &EventDeps<S, B, N>,
+    event: &Incoming,
+) -> Result<Option<String>, EventError> {
+    Ok(match event.customer() {
+        CustomerRef::Customer(id) => Some(id),
+        CustomerRef::Charge(charge) => {
+            deps.billing.charge_customer(&charge).await?.filter(|id| crate::domain::events::is_id(id))
+        }
+        CustomerRef::None => None,
     })
+}
+
+/// The account the customer is (or was) linked to, linking it by the event's account hint or,
+/// when the event names no account (a dispute, a refund, a session without Tollgate's
+/// metadata), by the hint of its subscriptions in Stripe. Without that second look, such an
+/// event arriving before any that names the account would be recorded with no effect, and
+/// its fact lost.
+async fn account_of<S, B, N>(
+    deps: &EventDeps<S, B, N>,
+    snapshots: &mut Snapshots,
+    event: &Incoming,
+    customer: &str,
+) -> Result<Option<CustomerLink>, EventError>
+where
+    S: AccountStore,
+    B: Billing,
+{
+    let settings = &deps.settings;
+    if let Some(link) = link_for(&deps.store, settings, customer, event.account_hint().as_deref()).await? {
+        return Ok(Some(link));
+    }
+    let snapshot = snapshot_of(deps, snapshots, customer).await?;
+    Ok(match snapshot.subscriptions.iter().find_map(|s| s.account_hint.clone()) {
+        Some(hint) => link_for(&deps.store, settings, customer, Some(&hint)).await?,
+        None => None,
+    })
+}
+
+/// Nothing about a retired customer changes its former account, but a dispute: a chargeback
+/// after the deletion still refuses access.
+async fn apply_to_retired<S, B, N>(
+    deps: &EventDeps<S, B, N>,
+    log: &Log<'_, S>,
+    account: &AccountId,
+    customer: &str,
+) -> Result<Outcome, EventError>
+where
+    S: SubscriptionStore + EventLog,
+{
+    let Some(fact @ (Fact::DisputeOpened { .. } | Fact::DisputeClosed { .. })) = log.event.fact(None) else {
+        return log.ignore("retired").await;
+    };
+    let mut facts = deps.store.facts(account).await?;
+    facts.apply(&fact, deps.settings.grace_days);
+    let effect = Effect { account, customer, retired: true, projection: None, facts: Some(&facts) };
+    Ok(log.commit("retired_dispute", Some(effect)).await?.into())
+}
+
+/// Stripe deleted the customer: the account is retired from it (idempotent, so it runs
+/// before the record: a crash in between is redone on redelivery).
+async fn delete_customer<S, B, N>(
+    deps: &EventDeps<S, B, N>,
+    log: &Log<'_, S>,
+    account: &AccountId,
+    customer: &str,
+    snapshot: &Snapshot,
+) -> Result<Outcome, EventError>
+where
+    S: AccountStore + SubscriptionStore + EventLog,
+{
+    let had_subscription = !snapshot.subscriptions.is_empty();
+    retire(&deps.store, &deps.settings, account, Some(customer), Retirement::CustomerDeleted, had_subscription).await?;
+    log.commit("customer_deleted", None).await?;
+    Ok(Outcome::Applied)
+}
+
+/// The account's facts with the event's fact applied, when it records one; a full refund
+/// counts only when it refunds the current period.
+async fn facts_after<S, B, N>(
+    deps: &EventDeps<S, B, N>,
+    event: &Incoming,
+    account: &AccountId,
+    state: Option<&Projection>,
+    snapshot: &Snapshot,
+) -> Result<Option<Facts>, EventError>
+where
+    S: SubscriptionStore,
+    B: Billing,
+{
+    let period_end = state.and_then(|s| s.current_period_end);
+    let fact = match event.fact(period_end) {
+        Some(Fact::FullRefund { .. }) if !refunds_current_period(&deps.billing, event, snapshot).await? => None,
+        fact => fact,
+    };
+    let Some(fact) = fact else { return Ok(None) };
+    let mut facts = deps.store.facts(account).await?;
+    facts.apply(&fact, deps.settings.grace_days);
+    Ok(Some(facts))
 }
 
 /// Stripe's subscriptions of `customer`, read once per batch (`snapshots` caches them).

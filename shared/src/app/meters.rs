@@ -104,6 +104,26 @@ where
     }
 }
 
+/// What one step did to a counter.
+enum Step {
+    /// It moved (a report resent, recorded or cancelled): look again.
+    Moved,
+    /// Nothing is left to move.
+    Idle,
+    /// It failed, or a condition was lost to a concurrent change: leave it to the next run.
+    Stopped,
+}
+
+/// The last report, when units it reported were refunded and Stripe still lets it be
+/// cancelled.
+fn cancellable(counter: &MeterCounter, now: i64) -> Option<MeterReport> {
+    counter.last.clone().filter(|last| {
+        counter.used < counter.reported
+            && last.to == counter.reported
+            && now.saturating_sub(last.recorded_at) < STRIPE_DEDUP_WINDOW.saturating_sub(EDGE)
+    })
+}
+
 /// One counter's reporting.
 struct Counter<'a, S, B> {
     store: &'a S,
@@ -118,83 +138,124 @@ where
     S: AccountStore + MeterStore,
     B: Billing,
 {
+    /// Moves one counter as far as it can go now: resend a pending report, record a new one,
+    /// cancel a refunded one (each step a conditional write; a lost condition leaves the
+    /// counter to the next run), then settle its window once it is over.
     async fn report(&mut self, mut counter: MeterCounter) -> Result<(), MeterError> {
         let now = self.settings.clock.now();
-        let key = counter.key.clone();
-        let event_name = self.settings.catalogue.metric(&key.metric).and_then(|m| m.event_name.clone());
+        let event_name = self.settings.catalogue.metric(&counter.key.metric).and_then(|m| m.event_name.clone());
         let Some(event_name) = event_name else {
             // Not (or no longer) metered: a refund listed it, or the catalogue changed.
             self.settle(&counter, Settlement::NotBilled).await?;
             return Ok(());
         };
-        let customer = self.store.account(&key.account).await?.map(|a| a.customer_id);
-        // Each turn moves the counter one step (resend, record, cancel); a lost condition
-        // (the counter changed meanwhile) leaves it to the next run.
+        let customer = self.store.account(&counter.key.account).await?.map(|a| a.customer_id);
         for _ in 0..4 {
-            if let Some(pending) = counter.pending.clone() {
-                if now.saturating_sub(pending.recorded_at) > STRIPE_DEDUP_WINDOW.saturating_sub(EDGE) {
-                    let reason = format!(
-                        "the report of units {}..{} recorded at {} was never confirmed, and Stripe no longer \
-                         deduplicates its identifier {}: not resent",
-                        pending.from, pending.to, pending.recorded_at, pending.identifier
-                    );
-                    return self.fail(&counter, reason).await;
-                }
-                let Some(customer) = customer.as_deref() else {
-                    return self.fail(&counter, "a pending report for an account without a customer".into()).await;
-                };
-                self.send(&event_name, customer, &pending).await?;
-                if !self.store.confirm_report(&key, &pending).await? {
-                    return Ok(());
-                }
-                counter.reported = pending.to;
-                counter.last = Some(pending);
-                counter.pending = None;
-                continue;
+            let step = if let Some(pending) = counter.pending.clone() {
+                self.resend(&mut counter, &event_name, customer.as_deref(), pending, now).await?
+            } else if counter.used > counter.reported && customer.is_some() {
+                self.record(&mut counter, now).await?
+            } else if let Some(last) = cancellable(&counter, now) {
+                self.cancel(&mut counter, &event_name, last).await?
+            } else {
+                Step::Idle
+            };
+            match step {
+                Step::Moved => continue,
+                Step::Idle => break,
+                Step::Stopped => return Ok(()),
             }
-            if counter.used > counter.reported && customer.is_some() {
-                let timestamp = now.min(counter.window_end.saturating_sub(1));
-                if timestamp < now.saturating_sub(STRIPE_MAX_EVENT_AGE).saturating_add(EDGE) {
-                    let reason = format!(
-                        "units {}..{} of a window that ended at {} were never reported and Stripe no longer \
-                         accepts events that old",
-                        counter.reported, counter.used, counter.window_end
-                    );
-                    return self.fail(&counter, reason).await;
-                }
-                let report = MeterReport {
-                    identifier: identifier(&key, counter.used, counter.revision),
-                    from: counter.reported,
-                    to: counter.used,
-                    timestamp,
-                    recorded_at: now,
-                };
-                if !self.store.record_report(&key, counter.revision, &report).await? {
-                    return Ok(());
-                }
-                counter.pending = Some(report);
-                continue;
-            }
-            if counter.used < counter.reported
-                && let Some(last) = counter.last.clone()
-                && last.to == counter.reported
-                && now.saturating_sub(last.recorded_at) < STRIPE_DEDUP_WINDOW.saturating_sub(EDGE)
-            {
-                // Units reported were refunded: cancel the last event while Stripe allows, and
-                // report what is left of it afresh.
-                self.billing.cancel_meter_event(&event_name, &last.identifier).await?;
-                tokio::time::sleep(self.pacing).await;
-                if !self.store.cancel_report(&key, &last).await? {
-                    return Ok(());
-                }
-                self.outcome.cancelled = self.outcome.cancelled.saturating_add(1);
-                counter.reported = last.from;
-                counter.revision = counter.revision.saturating_add(1);
-                counter.last = None;
-                continue;
-            }
-            break;
         }
+        self.settle_if_over(&counter, &event_name, customer.as_deref(), now).await
+    }
+
+    /// Sends the pending report again (same identifier: Stripe deduplicates it) and confirms it.
+    async fn resend(
+        &mut self,
+        counter: &mut MeterCounter,
+        event_name: &str,
+        customer: Option<&str>,
+        pending: MeterReport,
+        now: i64,
+    ) -> Result<Step, MeterError> {
+        if now.saturating_sub(pending.recorded_at) > STRIPE_DEDUP_WINDOW.saturating_sub(EDGE) {
+            let reason = format!(
+                "the report of units {}..{} recorded at {} was never confirmed, and Stripe no longer \
+                 deduplicates its identifier {}: not resent",
+                pending.from, pending.to, pending.recorded_at, pending.identifier
+            );
+            self.fail(counter, reason).await?;
+            return Ok(Step::Stopped);
+        }
+        let Some(customer) = customer else {
+            self.fail(counter, "a pending report for an account without a customer".into()).await?;
+            return Ok(Step::Stopped);
+        };
+        self.send(event_name, customer, &pending).await?;
+        if !self.store.confirm_report(&counter.key, &pending).await? {
+            return Ok(Step::Stopped);
+        }
+        counter.reported = pending.to;
+        counter.last = Some(pending);
+        counter.pending = None;
+        Ok(Step::Moved)
+    }
+
+    /// Records a report of the units not reported yet, as pending (sent by the next step).
+    async fn record(&mut self, counter: &mut MeterCounter, now: i64) -> Result<Step, MeterError> {
+        let timestamp = now.min(counter.window_end.saturating_sub(1));
+        if timestamp < now.saturating_sub(STRIPE_MAX_EVENT_AGE).saturating_add(EDGE) {
+            let reason = format!(
+                "units {}..{} of a window that ended at {} were never reported and Stripe no longer \
+                 accepts events that old",
+                counter.reported, counter.used, counter.window_end
+            );
+            self.fail(counter, reason).await?;
+            return Ok(Step::Stopped);
+        }
+        let report = MeterReport {
+            identifier: identifier(&counter.key, counter.used, counter.revision),
+            from: counter.reported,
+            to: counter.used,
+            timestamp,
+            recorded_at: now,
+        };
+        if !self.store.record_report(&counter.key, counter.revision, &report).await? {
+            return Ok(Step::Stopped);
+        }
+        counter.pending = Some(report);
+        Ok(Step::Moved)
+    }
+
+    /// Units reported were refunded: cancels the last event while Stripe allows, so what is
+    /// left of it is reported afresh.
+    async fn cancel(
+        &mut self,
+        counter: &mut MeterCounter,
+        event_name: &str,
+        last: MeterReport,
+    ) -> Result<Step, MeterError> {
+        self.billing.cancel_meter_event(event_name, &last.identifier).await?;
+        tokio::time::sleep(self.pacing).await;
+        if !self.store.cancel_report(&counter.key, &last).await? {
+            return Ok(Step::Stopped);
+        }
+        self.outcome.cancelled = self.outcome.cancelled.saturating_add(1);
+        counter.reported = last.from;
+        counter.revision = counter.revision.saturating_add(1);
+        counter.last = None;
+        Ok(Step::Moved)
+    }
+
+    /// Settles a window that is over and quiet: Stripe's total against Tollgate's, drift
+    /// alarmed.
+    async fn settle_if_over(
+        &mut self,
+        counter: &MeterCounter,
+        event_name: &str,
+        customer: Option<&str>,
+        now: i64,
+    ) -> Result<(), MeterError> {
         if counter.pending.is_some() || now < counter.window_end.saturating_add(SETTLE_AFTER) {
             return Ok(());
         }
@@ -202,32 +263,39 @@ where
             return Ok(());
         }
         let Some(customer) = customer else {
-            self.settle(&counter, Settlement::NotBilled).await?;
+            self.settle(counter, Settlement::NotBilled).await?;
             return Ok(());
         };
+        let key = &counter.key;
         let (start, end) = minutes(key.window_start, counter.window_end);
-        let stripe = self.billing.meter_total(&event_name, &customer, start, end).await?;
+        let stripe = self.billing.meter_total(event_name, customer, start, end).await?;
         tokio::time::sleep(self.pacing).await;
         let settlement = if stripe == counter.used {
             Settlement::Reported
         } else {
             Settlement::Drift { tollgate: counter.used, stripe }
         };
-        if self.settle(&counter, settlement).await? && stripe != counter.used {
-            tracing::error!(account = %key.account, metric = key.metric, window = key.window_start,
-                tollgate = counter.used, stripe, "meter drift: Stripe's total differs from Tollgate's");
-            metrics::count(Metric::MeterDrift, 1);
-            if self.outcome.drift.len() < LISTED {
-                self.outcome.drift.push(MeterDrift {
-                    account: key.account.to_string(),
-                    metric: key.metric.clone(),
-                    window_start: key.window_start,
-                    tollgate: counter.used,
-                    stripe,
-                });
-            }
+        if self.settle(counter, settlement).await? && stripe != counter.used {
+            self.drift(counter, stripe);
         }
         Ok(())
+    }
+
+    /// Alarms a window whose Stripe total differs from Tollgate's and lists it in the outcome.
+    fn drift(&mut self, counter: &MeterCounter, stripe: u64) {
+        let key = &counter.key;
+        tracing::error!(account = %key.account, metric = key.metric, window = key.window_start,
+            tollgate = counter.used, stripe, "meter drift: Stripe's total differs from Tollgate's");
+        metrics::count(Metric::MeterDrift, 1);
+        if self.outcome.drift.len() < LISTED {
+            self.outcome.drift.push(MeterDrift {
+                account: key.account.to_string(),
+                metric: key.metric.clone(),
+                window_start: key.window_start,
+                tollgate: counter.used,
+                stripe,
+            });
+        }
     }
 
     async fn send(&mut self, event_name: &str, customer_id: &str, report: &MeterReport) -> Result<(), MeterError> {

@@ -11,6 +11,7 @@
 //! reconciliation owed is remembered in the cursor until it has run, and resumes after its
 //! last page. A run that stops at its deadline having moved nothing fails, so a stall is seen.
 
+use crate::app::Deadline;
 use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply, pass_over};
 use crate::app::refresh::{Refreshed, Snapshot, refresh};
 use crate::domain::access::DAY;
@@ -54,11 +55,6 @@ impl Mode {
         }
     }
 }
-
-pub use crate::app::{Before, Deadline, Never};
-
-/// Seconds kept in hand before the function's timeout.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
 
 /// What a run needs: the event path's dependencies (the replay goes through it) and a pause
 /// between Stripe list calls.
@@ -444,6 +440,7 @@ mod tests {
     //! pages it; `functions/sync/tests/sync.rs` runs the sync over HTTP against the stand-in.
 
     use super::*;
+    use crate::app::{Before, Never};
     use crate::domain::model::AccountId;
     use crate::domain::snapshot::RemoteSubscription;
     use crate::ports::accounts::{Account, AccountStore};

@@ -442,9 +442,9 @@ pub fn document() -> OpenApi {
                 .schema(Some(ObjectBuilder::new().schema_type(Type::String)));
             operation = operation.parameter(parameter);
         }
-        if op.path.contains("{id}") {
+        for name in path_parameters(op.path) {
             let parameter = ParameterBuilder::new()
-                .name("id")
+                .name(name)
                 .parameter_in(ParameterIn::Path)
                 .required(Required::True)
                 .schema(Some(ObjectBuilder::new().schema_type(Type::String)));
@@ -503,4 +503,40 @@ pub fn json() -> String {
     let mut text = document().to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The names of a path template's parameters (`/operator/accounts/{account_id}/usage` has
+/// `account_id`), in order: every one is declared, whatever its name.
+fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_path_parameter_of_any_name_is_found() {
+        let names: Vec<&str> = path_parameters("/operator/accounts/{account_id}/grants/{grant}").collect();
+
+        assert_eq!(names, ["account_id", "grant"]);
+        assert_eq!(path_parameters("/entitlements").count(), 0);
+    }
+
+    #[test]
+    fn every_templated_segment_of_every_path_is_a_declared_parameter() {
+        let document = serde_json::to_value(document()).expect("the document serializes");
+
+        for (path, item) in document["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("a path item") {
+                let declared: Vec<&str> = operation["parameters"]
+                    .as_array()
+                    .map(|ps| ps.iter().filter(|p| p["in"] == "path").filter_map(|p| p["name"].as_str()).collect())
+                    .unwrap_or_default();
+                let templated: Vec<&str> = path_parameters(path).collect();
+
+                assert_eq!(declared, templated, "{method} {path}");
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The credit ledger: grants, consumptions decided in one transaction, refunds, the ledger by page.
 
-use super::StoreError;
+use super::{Refund, StoreError};
 use crate::domain::model::AccountId;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -122,12 +122,7 @@ pub enum Spent {
 }
 
 /// What [`CreditStore::refund_credits`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CreditRefund {
-    Refunded(CreditRecord),
-    AlreadyRefunded(CreditRecord),
-    Unknown,
-}
+pub type CreditRefund = Refund<CreditRecord>;
 
 /// A page of the ledger, newest first, and the cursor of the next one.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -56,6 +56,18 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What reversing a consumption recorded under an idempotency key did (usage and credits
+/// alike), with the consumption's record `R`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refund<R> {
+    /// The consumption was reversed now.
+    Refunded(R),
+    /// It had been reversed before: nothing changed.
+    AlreadyRefunded(R),
+    /// No consumption was recorded under that key.
+    Unknown,
+}
+
 /// Every store port at once: what one single-table store provides.
 pub trait Store:
     AccountStore

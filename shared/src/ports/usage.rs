@@ -1,6 +1,6 @@
 //! Usage counters, decided exactly: one consumption, its refund, the tally.
 
-use super::StoreError;
+use super::{Refund, StoreError};
 use crate::domain::model::AccountId;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -58,15 +58,7 @@ pub enum Consumed {
 }
 
 /// What [`UsageStore::refund`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refunded {
-    /// The consumption was reversed now.
-    Refunded(UsageRecord),
-    /// It had been reversed before: nothing changed.
-    AlreadyRefunded(UsageRecord),
-    /// No consumption was recorded under that key.
-    Unknown,
-}
+pub type Refunded = Refund<UsageRecord>;
 
 /// Usage counters, decided exactly.
 #[async_trait]

@@ -2,14 +2,14 @@
 //! are written together in one transaction, with the account's slot count when a slot is
 //! taken or freed.
 
-use super::{DynamoStore, IS_NEW, Item, Keyed, classify, from_item, to_item};
+use super::{DynamoStore, IS_NEW, Item, Keyed, classify, from_item, n, to_item};
 use crate::domain::apikeys::{ApiKey, KeyHash, KeyId};
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::api_keys::{ApiKeyStore, KeyCreation};
 use crate::ports::keys;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 /// Guards taking a slot: fewer than the limit are taken.
 const HAS_FREE_SLOT: &str = "attribute_not_exists(#active) OR #active < :max";
@@ -22,10 +22,6 @@ const HOLDS_ITS_SLOT: &str = "attribute_exists(pk) AND attribute_not_exists(revo
 const IS_STORED: &str = "attribute_exists(pk)";
 /// Guards recording a use: the last one recorded is a minute old or more.
 const USE_IS_DUE: &str = "attribute_exists(pk) AND (attribute_not_exists(last_used_at) OR last_used_at <= :cutoff)";
-
-fn n(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 /// Whether placeholder `name` (`:now`) appears in `text` as a whole word: DynamoDB refuses a
 /// request that sends a value no expression uses.
@@ -53,20 +49,17 @@ impl DynamoStore {
         Ok([lookup, listing].map(|item| TransactWriteItem::builder().put(self.put(item, IS_NEW)).build()))
     }
 
-    /// An update of one item inside a transaction.
-    fn update(
+    /// An update of one key item inside a transaction, given only the values its expressions
+    /// use.
+    fn key_update(
         &self,
         (pk, sk): (String, String),
         expression: &str,
         condition: Option<&str>,
         values: &[(&str, AttributeValue)],
     ) -> TransactWriteItem {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk))
-            .key("sk", AttributeValue::S(sk))
-            .update_expression(expression)
-            .set_condition_expression(condition.map(str::to_owned));
+        let mut update =
+            self.update(pk, sk).update_expression(expression).set_condition_expression(condition.map(str::to_owned));
         for (name, value) in values {
             if uses(expression, name) || condition.is_some_and(|c| uses(c, name)) {
                 update = update.expression_attribute_values(*name, value.clone());
@@ -89,15 +82,15 @@ impl DynamoStore {
     ) -> [TransactWriteItem; 2] {
         let (pk, sk) = lookup_key(key);
         [
-            self.update(listing_key(key), expression, Some(condition), values),
-            self.update((pk, sk.to_owned()), expression, Some(IS_STORED), values),
+            self.key_update(listing_key(key), expression, Some(condition), values),
+            self.key_update((pk, sk.to_owned()), expression, Some(IS_STORED), values),
         ]
     }
 
     fn slots(&self, account: &AccountId, expression: &str, values: &[(&str, AttributeValue)]) -> TransactWriteItem {
         let key = (keys::account(account), keys::API_KEY_SLOTS.to_owned());
         let condition = values.iter().any(|(name, _)| *name == ":max").then_some(HAS_FREE_SLOT);
-        self.update(key, expression, condition, values)
+        self.key_update(key, expression, condition, values)
     }
 
     async fn delete_item(&self, pk: String, sk: &str) -> Result<(), StoreError> {
@@ -117,7 +110,7 @@ impl DynamoStore {
 impl ApiKeyStore for DynamoStore {
     async fn create_api_key(&self, key: &ApiKey, max_active: u32) -> Result<KeyCreation, StoreError> {
         let [lookup, listing] = self.key_puts(key)?;
-        let slot = self.slots(&key.account_id, "ADD #active :one", &[(":one", n(1)), (":max", n(max_active.into()))]);
+        let slot = self.slots(&key.account_id, "ADD #active :one", &[(":one", n(1)), (":max", n(max_active))]);
         match self.transact(vec![lookup, listing, slot], "api key exists").await? {
             Ok(()) => Ok(KeyCreation::Created),
             Err(failed) if failed.get(2) == Some(&true) => Ok(KeyCreation::LimitReached),
@@ -184,8 +177,8 @@ impl ApiKeyStore for DynamoStore {
         let (pk, sk) = lookup_key(key);
         let values = [(":now", n(now)), (":cutoff", n(cutoff))];
         let items = vec![
-            self.update((pk, sk.to_owned()), "SET last_used_at = :now", Some(USE_IS_DUE), &values),
-            self.update(listing_key(key), "SET last_used_at = :now", Some(IS_STORED), &values),
+            self.key_update((pk, sk.to_owned()), "SET last_used_at = :now", Some(USE_IS_DUE), &values),
+            self.key_update(listing_key(key), "SET last_used_at = :now", Some(IS_STORED), &values),
         ];
         Ok(self.transact(items, "use recorded").await?.is_ok())
     }

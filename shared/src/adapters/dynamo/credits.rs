@@ -3,25 +3,17 @@
 //! `TransactWriteItems` of its idempotency record (only if new), its ledger entry and one
 //! conditional decrement per grant it draws from.
 
-use super::{DynamoStore, IS_NEW, Item, Keyed, from_item, to_item};
+use super::{DynamoStore, IS_NEW, Item, Keyed, REQUEST_RECORD_TTL, from_item, n, to_item};
 use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
 use crate::ports::keys;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 
 /// Guards a draw: the grant is live at `:now` and holds at least `:take`.
 const HOLDS: &str = "remaining >= :take AND (attribute_not_exists(ends_at) OR ends_at > :now)";
-/// Guards a credit refund: the record is stored and not refunded yet.
-const NOT_REFUNDED: &str = "attribute_exists(pk) AND refunded = :false";
-/// How long a consumption's idempotency record is kept, in seconds (a week, as usage).
-const RECORD_TTL: i64 = 7 * 86_400;
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 /// Grants as the account's state items hold them.
 pub(super) fn grant_from(item: Item) -> Result<Grant, StoreError> {
@@ -44,10 +36,7 @@ impl DynamoStore {
     }
 
     fn grant_update(&self, account: &AccountId, grant: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-        Update::builder()
-            .table_name(self.table())
-            .key("pk", AttributeValue::S(keys::account(account)))
-            .key("sk", AttributeValue::S(keys::grant(grant)))
+        self.update(keys::account(account), keys::grant(grant))
     }
 }
 
@@ -63,7 +52,7 @@ impl CreditStore for DynamoStore {
 
     async fn spend(&self, s: &Spend<'_>) -> Result<Spent, StoreError> {
         let mut record = Keyed::new(keys::credit_request(s.account, s.key), keys::IDEMPOTENCY, s.record);
-        record.expires_at = Some((s.record.at_ms / 1000).saturating_add(RECORD_TTL));
+        record.expires_at = Some((s.record.at_ms / 1000).saturating_add(REQUEST_RECORD_TTL));
         let mut items = vec![self.put_new(&record)?, self.entry_put(s.account, s.entry)?];
         for draw in &s.record.draws {
             let update = self
@@ -92,18 +81,8 @@ impl CreditStore for DynamoStore {
         if record.refunded {
             return Ok(CreditRefund::AlreadyRefunded(record));
         }
-        let mark = Update::builder()
-            .table_name(self.table())
-            .key("pk", AttributeValue::S(keys::credit_request(account, key)))
-            .key("sk", AttributeValue::S(keys::IDEMPOTENCY.to_owned()))
-            .update_expression("SET refunded = :true")
-            .condition_expression(NOT_REFUNDED)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .build()
-            .expect("table, key and update are set");
         let mut items = vec![
-            TransactWriteItem::builder().update(mark).build(),
+            self.refund_mark(keys::credit_request(account, key)),
             self.entry_put(account, &record.refund_entry(at_ms))?,
         ];
         for draw in &record.draws {

@@ -3,7 +3,7 @@
 //! `meter_due`, the key of the sparse index [`DUE_INDEX`] (keys only: a consumption that finds
 //! the counter already due writes nothing to the index).
 
-use super::{DynamoStore, classify, from_item, to_item};
+use super::{DynamoStore, classify, from_item, n, to_item};
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::keys;
@@ -40,10 +40,6 @@ struct CounterItem {
     meter_due: Option<String>,
     #[serde(default)]
     settlement: Option<Settlement>,
-}
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {

@@ -19,7 +19,8 @@ use crate::ports::keys;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::builders::UpdateBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -40,8 +41,12 @@ const IS_RETIRED_FROM: &str = "retired_from = :account";
 const IS_FREE_RESERVATION: &str = "attribute_not_exists(pk) OR valid_until <= :now";
 /// Guards completing a reservation: it must still be ours.
 const IS_OUR_RESERVATION: &str = "nonce = :nonce";
-/// Guards taking a rate window: fewer than the limit were counted in it.
-const HAS_ROOM: &str = "attribute_not_exists(#count) OR #count < :limit";
+/// Guards a refund's mark on an idempotency record: the record is stored and not refunded yet.
+const NOT_REFUNDED: &str = "attribute_exists(pk) AND refunded = :false";
+
+/// How long a request's idempotency record (a usage or a credit consumption) is kept, in
+/// seconds: a week, so a job that fails days later can still be refunded by its key.
+const REQUEST_RECORD_TTL: i64 = 7 * 86_400;
 
 /// DynamoDB error codes that mean "slow down", not "broken".
 const THROTTLING_CODES: [&str; 4] = [
@@ -72,6 +77,11 @@ impl<T> Keyed<T> {
     fn new(pk: String, sk: &str, data: T) -> Self {
         Self { pk, sk: sk.to_owned(), data, expires_at: None }
     }
+}
+
+/// A number attribute.
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
 }
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
@@ -214,6 +224,42 @@ impl DynamoStore {
             page.push(from_item::<Keyed<T>>(item)?.data);
         }
         Ok((page, next.filter(|_| more)))
+    }
+
+    /// An update of the item at `pk`/`sk`, for a transaction (or [`Self::update_alone`]).
+    fn update(&self, pk: String, sk: String) -> UpdateBuilder {
+        Update::builder().table_name(&self.table).key("pk", AttributeValue::S(pk)).key("sk", AttributeValue::S(sk))
+    }
+
+    /// Sends one `Update` on its own, as an `UpdateItem` (one write, not a transaction's two).
+    async fn update_alone(&self, update: Update, conflict: &'static str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(update.table_name())
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, conflict))
+    }
+
+    /// Marks the idempotency record at `pk` refunded, only if it is stored and not refunded
+    /// yet: the first item of a refund's transaction (its condition failing means "refunded
+    /// meanwhile").
+    fn refund_mark(&self, pk: String) -> TransactWriteItem {
+        let mark = self
+            .update(pk, keys::IDEMPOTENCY.to_owned())
+            .update_expression("SET refunded = :true")
+            .condition_expression(NOT_REFUNDED)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .build()
+            .expect("table, key and update are set");
+        TransactWriteItem::builder().update(mark).build()
     }
 
     fn put(&self, item: Item, condition: &str) -> Put {

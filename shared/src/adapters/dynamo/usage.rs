@@ -3,34 +3,23 @@
 //! metric's counter (only if it stays within the limit); the cancellation reasons say which
 //! condition refused it.
 
-use super::{DynamoStore, IS_NEW, Keyed, meter, to_item};
+use super::{DynamoStore, IS_NEW, Keyed, REQUEST_RECORD_TTL, meter, n, to_item};
 use crate::domain::model::AccountId;
 use crate::domain::usage::Window;
 use crate::ports::StoreError;
 use crate::ports::keys;
 use crate::ports::usage::{Consumed, Consumption, Refunded, Tally, UsageRecord, UsageStore};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem};
 use std::collections::HashMap;
 
 /// Guards a counter: the quantity still fits (`:room` is the limit less the quantity).
 const FITS: &str = "attribute_not_exists(used) OR used <= :room";
-/// Guards a rate window: fewer requests than the limit were counted in it.
-const HAS_ROOM: &str = "attribute_not_exists(#count) OR #count < :limit";
-/// Guards a refund: the record is stored and not refunded yet.
-const NOT_REFUNDED: &str = "attribute_exists(pk) AND refunded = :false";
 /// Guards a refund's counter: it holds at least the quantity.
 const HOLDS: &str = "used >= :quantity";
 
-/// How long a request's idempotency record is kept, in seconds: a week, so a job that fails
-/// days later can still be refunded by its key.
-const RECORD_TTL: i64 = 7 * 86_400;
 /// Usage counters are kept about 13 months (for the history).
 const COUNTER_TTL: i64 = 400 * 86_400;
-
-fn n(value: impl ToString) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
 
 /// A whole non-negative number attribute `name` of `item`; absent reads as 0.
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Result<u64, StoreError> {
@@ -53,10 +42,6 @@ impl DynamoStore {
         (keys::account(account), keys::usage(metric, window.start))
     }
 
-    fn usage_update(&self, (pk, sk): (String, String)) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
-        Update::builder().table_name(self.table()).key("pk", AttributeValue::S(pk)).key("sk", AttributeValue::S(sk))
-    }
-
     async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError> {
         self.get(keys::usage_request(account, key), keys::IDEMPOTENCY).await
     }
@@ -77,7 +62,7 @@ impl UsageStore for DynamoStore {
             });
         };
         let mut keyed = Keyed::new(keys::usage_request(c.account, c.key), keys::IDEMPOTENCY, record);
-        keyed.expires_at = Some(record.at.saturating_add(RECORD_TTL));
+        keyed.expires_at = Some(record.at.saturating_add(REQUEST_RECORD_TTL));
         let put = Put::builder()
             .table_name(self.table())
             .set_item(Some(to_item(&keyed)?))
@@ -88,23 +73,15 @@ impl UsageStore for DynamoStore {
         let rate_window = c.rate.map(|limit| (limit, limit.window(c.now_ms)));
         let tally = || self.tally(c.account, &record.metric, window, rate_window.map(|(_, w)| w.start_ms));
         if let Some((limit, rate)) = rate_window {
-            let update = self
-                .usage_update((keys::account(c.account), keys::rate("usage", rate.start_ms)))
-                .update_expression("ADD #count :one SET expires_at = :expires")
-                .condition_expression(HAS_ROOM)
-                .expression_attribute_names("#count", "count")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":limit", n(limit.max()))
-                .expression_attribute_values(":expires", n((rate.end_ms / 1000).saturating_add(60)))
-                .build()
-                .expect("table, key and update are set");
-            items.push(TransactWriteItem::builder().update(update).build());
+            // The per-minute limit: the same conditional update as any rate window's.
+            items.push(TransactWriteItem::builder().update(self.rate_window(c.account, "usage", limit, rate)).build());
         }
         // A metered counter is listed as due for the sync's meter report (the index's key
         // is written once: later consumptions leave it as it is).
         let set_due = if c.metered { ", #due = :due" } else { "" };
+        let (pk, sk) = Self::counter_key(c.account, &record.metric, window);
         let mut counter = self
-            .usage_update(Self::counter_key(c.account, &record.metric, window))
+            .update(pk, sk)
             .update_expression(format!("ADD used :quantity SET window_end = :end, expires_at = :expires{set_due}"))
             .expression_attribute_values(":quantity", n(record.quantity))
             .expression_attribute_values(":end", n(window.end))
@@ -142,16 +119,9 @@ impl UsageStore for DynamoStore {
         if record.refunded {
             return Ok(Refunded::AlreadyRefunded(record));
         }
-        let mark = self
-            .usage_update((keys::usage_request(account, key), keys::IDEMPOTENCY.to_owned()))
-            .update_expression("SET refunded = :true")
-            .condition_expression(NOT_REFUNDED)
-            .expression_attribute_values(":true", AttributeValue::Bool(true))
-            .expression_attribute_values(":false", AttributeValue::Bool(false))
-            .build()
-            .expect("table, key and update are set");
+        let (pk, sk) = Self::counter_key(account, &record.metric, &record.window);
         let give_back = self
-            .usage_update(Self::counter_key(account, &record.metric, &record.window))
+            .update(pk, sk)
             // Listed as due again, so units already reported to a meter are cancelled or
             // recorded as drift by the sync (an unmetered counter is settled at once).
             .update_expression("ADD used :minus SET #due = :due")
@@ -163,7 +133,7 @@ impl UsageStore for DynamoStore {
             .build()
             .expect("table, key and update are set");
         let items = vec![
-            TransactWriteItem::builder().update(mark).build(),
+            self.refund_mark(keys::usage_request(account, key)),
             TransactWriteItem::builder().update(give_back).build(),
         ];
         match self.transact(items, "refund").await? {

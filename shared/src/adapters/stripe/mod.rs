@@ -2,19 +2,20 @@
 //! is retried with backoff on 429/5xx/connection errors with one deterministic idempotency
 //! key, and fails with a `BillingError` that carries no Stripe internals.
 
+mod convert;
 pub mod retry;
 
-use crate::domain::model::{AccountId, Interval, SubscriptionStatus};
-use crate::domain::snapshot::{RemoteItem, RemoteSubscription};
+use crate::domain::model::AccountId;
+use crate::domain::snapshot::RemoteSubscription;
 use crate::ports::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent};
 use async_trait::async_trait;
-use retry::{RetryPolicy, jitter};
+use convert::{remote_invoice, remote_subscription};
+use retry::{RetryPolicy, retrying};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
-use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
+use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeRequest};
 use stripe_billing::billing_meter::ListBillingMeter;
 use stripe_billing::billing_meter_event::CreateBillingMeterEvent;
 use stripe_billing::billing_meter_event_adjustment::{
@@ -176,125 +177,6 @@ fn already_sent(err: &BillingError) -> bool {
 
 fn account_metadata(account: &AccountId) -> HashMap<String, String> {
     HashMap::from([(crate::domain::events::ACCOUNT_METADATA_KEY.to_owned(), account.to_string())])
-}
-
-/// Whether a failure is worth another attempt: rate limits, Stripe's 5xx, and failures to
-/// reach Stripe at all. Never other 4xx: they would fail the same way again.
-fn retryable(err: &StripeError) -> bool {
-    match err {
-        StripeError::Stripe(_, status) => *status == 429 || *status >= 500,
-        StripeError::ClientError(_) | StripeError::Timeout => true,
-        StripeError::JSONDeserialize(_) | StripeError::ConfigError(_) => false,
-    }
-}
-
-fn to_billing_error(err: StripeError) -> BillingError {
-    match err {
-        StripeError::Stripe(api, 404) => {
-            tracing::info!(code = ?api.code, "stripe: not found");
-            BillingError::NotFound
-        }
-        StripeError::Stripe(_, 429) => BillingError::RateLimited,
-        StripeError::Stripe(api, status) if status < 500 => BillingError::Rejected {
-            code: api.code.map(|c| c.as_str().to_owned()),
-            message: api.message.unwrap_or_else(|| "Stripe rejected the request".into()),
-        },
-        StripeError::Stripe(_, status) => BillingError::Unavailable(format!("Stripe answered {status}")),
-        StripeError::Timeout => BillingError::Unavailable("Stripe timed out".into()),
-        StripeError::ClientError(_) => BillingError::Unavailable("Stripe could not be reached".into()),
-        StripeError::JSONDeserialize(e) => BillingError::Unavailable(format!("unreadable Stripe answer: {e}")),
-        StripeError::ConfigError(_) => BillingError::Unavailable("invalid Stripe client configuration".into()),
-    }
-}
-
-/// Runs `attempt` until it succeeds or fails for good, sleeping `policy`'s backoff between.
-pub(crate) async fn retrying<T, F, Fut>(policy: RetryPolicy, attempt: F) -> Result<T, BillingError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<T, StripeError>>,
-{
-    let mut retries = 0;
-    loop {
-        match attempt().await {
-            Ok(value) => return Ok(value),
-            Err(err) if retryable(&err) && retries < policy.max_retries => {
-                let delay = policy.delay(retries, jitter());
-                tracing::warn!(
-                    retry = retries.saturating_add(1),
-                    delay_ms = delay.as_millis() as u64,
-                    "stripe call failed; retrying"
-                );
-                tokio::time::sleep(delay).await;
-                retries = retries.saturating_add(1);
-            }
-            Err(err) => return Err(to_billing_error(err)),
-        }
-    }
-}
-
-fn status(status: stripe_shared::SubscriptionStatus) -> SubscriptionStatus {
-    use stripe_shared::SubscriptionStatus as S;
-    match status {
-        S::Active => SubscriptionStatus::Active,
-        S::Trialing => SubscriptionStatus::Trialing,
-        S::PastDue => SubscriptionStatus::PastDue,
-        S::Unpaid => SubscriptionStatus::Unpaid,
-        S::Canceled => SubscriptionStatus::Canceled,
-        S::Incomplete => SubscriptionStatus::Incomplete,
-        S::IncompleteExpired => SubscriptionStatus::IncompleteExpired,
-        S::Paused => SubscriptionStatus::Paused,
-        // An unknown status (a newer API) gives no access until understood.
-        _ => SubscriptionStatus::Incomplete,
-    }
-}
-
-/// Reduces Stripe's subscription to what the projection needs. Periods live on the items
-/// in the current API.
-pub fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSubscription {
-    let items = sub
-        .items
-        .data
-        .iter()
-        .map(|item| RemoteItem {
-            id: item.id.as_str().to_owned(),
-            price_lookup_key: item.price.lookup_key.clone(),
-            interval: item.price.recurring.as_ref().and_then(|r| Interval::parse(r.interval.as_str())),
-            current_period_start: Some(item.current_period_start),
-            current_period_end: Some(item.current_period_end),
-        })
-        .collect();
-    RemoteSubscription {
-        id: sub.id.as_str().to_owned(),
-        customer_id: sub.customer.id().as_str().to_owned(),
-        status: status(sub.status.clone()),
-        items,
-        trial_end: sub.trial_end,
-        cancel_at_period_end: sub.cancel_at_period_end,
-        created: sub.created,
-        account_hint: sub.metadata.get(crate::domain::events::ACCOUNT_METADATA_KEY).cloned(),
-        latest_invoice: sub.latest_invoice.as_ref().and_then(|i| i.id().as_ref().map(|id| id.as_str().to_owned())),
-    }
-}
-
-/// Reduces Stripe's invoice of `customer` to what the product shows (through the one reading
-/// of invoice JSON, [`crate::domain::invoices::Invoice::from_json`]).
-pub fn remote_invoice(invoice: &stripe_shared::Invoice, customer: &str) -> Option<crate::domain::invoices::Invoice> {
-    let object = serde_json::json!({
-        "object": "invoice",
-        "id": invoice.id.as_ref().map(|id| id.as_str()),
-        "number": invoice.number,
-        "status": invoice.status.as_ref().map(|s| s.as_str()),
-        "attempt_count": invoice.attempt_count,
-        "amount_due": invoice.amount_due,
-        "amount_paid": invoice.amount_paid,
-        "currency": invoice.currency.to_string(),
-        "period_start": invoice.period_start,
-        "period_end": invoice.period_end,
-        "hosted_invoice_url": invoice.hosted_invoice_url,
-        "invoice_pdf": invoice.invoice_pdf,
-        "created": invoice.created,
-    });
-    crate::domain::invoices::Invoice::from_json(&object, customer)
 }
 
 #[async_trait]
@@ -567,6 +449,7 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::time::Duration;
+    use stripe::StripeError;
 
     const FAST: RetryPolicy =
         RetryPolicy { max_retries: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };

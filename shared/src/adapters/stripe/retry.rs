@@ -2,7 +2,10 @@
 //! errors only, always with the same idempotency key (async-stripe's own strategies either send
 //! once or invent a new key per try, and retry some 4xx).
 
+use crate::ports::billing::BillingError;
+use std::future::Future;
 use std::time::Duration;
+use stripe::StripeError;
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +53,60 @@ impl RetryPolicy {
 pub fn jitter() -> f64 {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
     0.5 + f64::from(nanos % 1000) / 2000.0
+}
+
+/// Whether a failure is worth another attempt: rate limits, Stripe's 5xx, and failures to
+/// reach Stripe at all. Never other 4xx: they would fail the same way again.
+fn retryable(err: &StripeError) -> bool {
+    match err {
+        StripeError::Stripe(_, status) => *status == 429 || *status >= 500,
+        StripeError::ClientError(_) | StripeError::Timeout => true,
+        StripeError::JSONDeserialize(_) | StripeError::ConfigError(_) => false,
+    }
+}
+
+fn to_billing_error(err: StripeError) -> BillingError {
+    match err {
+        StripeError::Stripe(api, 404) => {
+            tracing::info!(code = ?api.code, "stripe: not found");
+            BillingError::NotFound
+        }
+        StripeError::Stripe(_, 429) => BillingError::RateLimited,
+        StripeError::Stripe(api, status) if status < 500 => BillingError::Rejected {
+            code: api.code.map(|c| c.as_str().to_owned()),
+            message: api.message.unwrap_or_else(|| "Stripe rejected the request".into()),
+        },
+        StripeError::Stripe(_, status) => BillingError::Unavailable(format!("Stripe answered {status}")),
+        StripeError::Timeout => BillingError::Unavailable("Stripe timed out".into()),
+        StripeError::ClientError(_) => BillingError::Unavailable("Stripe could not be reached".into()),
+        StripeError::JSONDeserialize(e) => BillingError::Unavailable(format!("unreadable Stripe answer: {e}")),
+        StripeError::ConfigError(_) => BillingError::Unavailable("invalid Stripe client configuration".into()),
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails for good, sleeping `policy`'s backoff between.
+pub(super) async fn retrying<T, F, Fut>(policy: RetryPolicy, attempt: F) -> Result<T, BillingError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, StripeError>>,
+{
+    let mut retries = 0;
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(err) if retryable(&err) && retries < policy.max_retries => {
+                let delay = policy.delay(retries, jitter());
+                tracing::warn!(
+                    retry = retries.saturating_add(1),
+                    delay_ms = delay.as_millis() as u64,
+                    "stripe call failed; retrying"
+                );
+                tokio::time::sleep(delay).await;
+                retries = retries.saturating_add(1);
+            }
+            Err(err) => return Err(to_billing_error(err)),
+        }
+    }
 }
 
 #[cfg(test)]
