@@ -363,7 +363,7 @@ fn the_runbook_alarms_watch_what_the_readme_says() {
         assert_eq!(alarm["Dimensions"], dimensions, "{id}");
     }
     let ids: BTreeSet<String> = alarms(&template).into_iter().map(|(id, _)| id).collect();
-    assert_eq!(ids, expected.iter().map(|e| e.0.to_owned()).collect(), "alarms the README does not list");
+    assert_eq!(ids, expected.iter().map(|e| e.0.to_owned()).collect(), "alarms this test does not list");
     for function in ["WebhookWorkerFunction", "SyncFunction"] {
         assert_eq!(env(&template, function, "METRICS_NAMESPACE"), Some(&yaml(METRICS_NAMESPACE)), "{function}");
     }

@@ -74,7 +74,7 @@ const fn kind(event_type: &'static str, about: About, records: Option<Records>, 
 use About::{CustomerField, DisputedCharge, TheCustomer};
 
 /// Every event type Tollgate acts on; any other type is acknowledged and ignored. The
-/// webhook endpoint must be created with exactly these types (see the README).
+/// webhook endpoint must be created with exactly these types (docs/stripe-setup.md, held by tests/tests/docs.rs).
 pub const KINDS: &[EventKind] = &[
     kind("checkout.session.completed", CustomerField, None, None),
     // A credit pack paid by a delayed method (bank debits): granted on success only.

@@ -1,7 +1,7 @@
 //! Notifications for the product's mailer: one message per thing a customer should hear about
 //! (a failed payment, a trial ending, a dispute...), on an SQS FIFO queue of their own.
 //!
-//! Message schema (JSON), documented in the README:
+//! Message schema (JSON), documented in docs/api.md (Notifications):
 //! `{"id": "<kind>:<object id>", "kind", "account_id", "customer_id", "event_id", "event_type",
 //!   "occurred_at": <unix seconds>, "object_id", "details": {...}}`.
 //! Delivery is at least once; `id` is stable for one occurrence (so `invoice.paid` and

@@ -3,7 +3,7 @@
 //! field added to a body is in the document the next time it is written. The route table
 //! below is checked both ways against `template.yaml` (`tests/tests/openapi.rs`): a route in
 //! the template that is not documented here fails the tests, and so does the reverse.
-//! `cargo run -p openapi` writes `openapi.json`; a test fails when the committed file differs.
+//! `make openapi` (`tollgate-dev openapi`) writes `openapi.json`; a test fails when the committed file differs.
 
 use crate::app::{checkout, credits, invoices, keys, read, usage};
 use crate::domain::entitlements::{EntitlementsView, PricingView, SubscriptionView};

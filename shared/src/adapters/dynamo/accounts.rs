@@ -90,7 +90,7 @@ impl AccountStore for DynamoStore {
         }
         self.transact(items, "retire").await?.map_err(|_| StoreError::Conflict("retire"))?;
         if retirement == Retirement::AccountDeleted {
-            // The balance is forfeited with the account (README): its grants and ledger go.
+            // The balance is forfeited with the account (docs/api.md): its grants and ledger go.
             self.delete_prefix(&pk, keys::GRANT_PREFIX).await?;
             self.delete_prefix(&pk, keys::LEDGER_PREFIX).await?;
             // Invoices go with the account (a customer deleted in Stripe keeps them).
