@@ -9,7 +9,7 @@ MOTO_PORT ?= 4566
 MOTO_URL := http://127.0.0.1:$(MOTO_PORT)
 VENV := .venv
 
-.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check openapi
+.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check sigv4-vectors sigv4-vectors-check openapi
 
 ## Run the whole bundle on http://127.0.0.1:$(PORT) (Ctrl-C stops everything).
 dev: venv
@@ -23,6 +23,7 @@ test: venv
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/openapi-spec-validator openapi.json
 	$(MAKE) vectors-check
+	$(MAKE) sigv4-vectors-check
 	scripts/with-moto.sh $(MOTO_PORT) cargo test --workspace --no-fail-fast
 
 ## Rewrites openapi.json from the Rust types (a test fails while the committed file is stale).
@@ -39,6 +40,18 @@ vectors-check: venv
 	tmp=$$(mktemp); scripts/signature-vectors/generate.sh "$$tmp" >/dev/null; \
 	  cmp -s "$$tmp" events/signature-vectors.json || { rm -f "$$tmp"; echo "events/signature-vectors.json differs from what stripe-python and stripe-node make now: run make vectors" >&2; exit 1; }; \
 	  rm -f "$$tmp"; echo "signature vectors: stripe-python and stripe-node agree with the committed file"
+
+## Regenerates events/sigv4-vectors.json: the operator routes' SigV4 signatures made by aws4fetch,
+## @smithy/signature-v4 and botocore (fails unless the three agree; docs/operator.md).
+sigv4-vectors: venv
+	scripts/sigv4-vectors/generate.sh events/sigv4-vectors.json
+
+## Regenerates the SigV4 vectors with the three libraries and checks they are the committed ones
+## (which `cargo test` verifies against the aws-sigv4 crate).
+sigv4-vectors-check: venv
+	tmp=$$(mktemp); scripts/sigv4-vectors/generate.sh "$$tmp" >/dev/null; \
+	  cmp -s "$$tmp" events/sigv4-vectors.json || { rm -f "$$tmp"; echo "events/sigv4-vectors.json differs from what aws4fetch, @smithy/signature-v4 and botocore make now: run make sigv4-vectors" >&2; exit 1; }; \
+	  rm -f "$$tmp"; echo "SigV4 vectors: aws4fetch, @smithy/signature-v4 and botocore agree with the committed file"
 
 venv:
 	scripts/venv.sh

@@ -69,10 +69,15 @@ pub struct HttpRoute {
     pub authorizer: Option<String>,
     /// `Auth.Authorizer: NONE`: a public route, answered without any identity.
     pub public: bool,
+    /// `Auth.Authorizer: AWS_IAM`: an operator route, for SigV4-signed IAM principals only.
+    pub iam: bool,
 }
 
 /// The `Auth.Authorizer` value of a public route.
 pub const PUBLIC: &str = "NONE";
+
+/// The `Auth.Authorizer` value of an IAM (operator) route.
+pub const IAM: &str = "AWS_IAM";
 
 /// What the local stack needs from `template.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +250,8 @@ impl Template {
                         // The authorizer's name for now; its binary once every function is read.
                         let named = route.get("Auth").and_then(|a| str_at(a, "Authorizer"));
                         let public = named == Some(PUBLIC);
-                        let authorizer = named.filter(|_| !public).map(str::to_owned);
+                        let iam = named == Some(IAM);
+                        let authorizer = named.filter(|_| !public && !iam).map(str::to_owned);
                         routes.push(HttpRoute {
                             binary: binary.to_owned(),
                             method: str_at(route, "Method").unwrap_or("ANY").to_uppercase(),
@@ -254,6 +260,7 @@ impl Template {
                                 .to_owned(),
                             authorizer,
                             public,
+                            iam,
                         });
                     }
                     if props.get("FunctionUrlConfig").is_some() {
@@ -396,6 +403,7 @@ mod tests {
             path: path.into(),
             authorizer: authorizer.map(str::to_owned),
             public: false,
+            iam: false,
         };
         assert!(template.routes.contains(&route("subscription", "GET", "/subscription", None)));
         assert!(template.routes.contains(&route("checkout", "DELETE", "/account", None)));

@@ -8,6 +8,10 @@
 //! authorizer would have verified, and the header itself is removed); on the routes of a
 //! Lambda authorizer (`/api/...`) it comes from that authorizer, run on the request's
 //! `Authorization` header as API Gateway runs it ([`crate::authorize`]).
+//! On the `AWS_IAM` (operator) routes the IAM principal comes from the development header
+//! `x-tollgate-operator` (without it: API Gateway's `403 {"message":"Forbidden"}`); it too is
+//! removed from every request. A route or method the template does not declare answers API
+//! Gateway's `404 {"message":"Not Found"}`.
 
 use crate::authorize::{AuthorizerHandler, authorize, authorizer_function};
 use crate::env::LocalEnv;
@@ -37,6 +41,11 @@ use tollgate::ports::clock::{Clock, SystemClock};
 
 /// The development identity header, honoured by this runner only.
 pub const ACCOUNT_HEADER: &str = "x-tollgate-account";
+
+/// The development operator header: on the `AWS_IAM` routes only, the name of the IAM
+/// principal API Gateway would have verified from a SigV4 signature. Honoured by this runner
+/// only, and removed from every request before its handler.
+pub const OPERATOR_HEADER: &str = "x-tollgate-operator";
 
 /// Where the local stack serves the function URL of the webhook intake.
 pub const WEBHOOK_PATH: &str = "/webhooks/stripe";
@@ -82,6 +91,8 @@ struct Route {
     authorizer: Option<AuthorizerHandler>,
     /// No authorizer at all: no identity reaches the handler.
     public: bool,
+    /// API Gateway's `AWS_IAM`: only a SigV4-signed IAM principal gets through.
+    iam: bool,
 }
 
 /// Everything the local stack serves.
@@ -138,11 +149,18 @@ impl App {
                 handler,
                 authorizer,
                 public: route.public,
+                iam: route.iam,
             });
         }
         for binary in &template.function_urls {
             // A function URL: its function authenticates the caller (Stripe's signature).
-            let route = Route { method: "ANY".to_owned(), handler: handler(binary)?, authorizer: None, public: true };
+            let route = Route {
+                method: "ANY".to_owned(),
+                handler: handler(binary)?,
+                authorizer: None,
+                public: true,
+                iam: false,
+            };
             routes.entry(WEBHOOK_PATH.to_owned()).or_default().push(route);
         }
         let store = tollgate::edge::wire::store(aws, &src.get(vars::TABLE_NAME).context(vars::TABLE_NAME)?);
@@ -172,12 +190,10 @@ impl App {
         Self::with_clock(aws, &template, &LocalEnv::new(base, resources)?, clock)
     }
 
-    /// The route for `method` on `path`: the one declaring that method, else the path's
-    /// first (whose function answers 405 for a method it does not serve).
+    /// The route declaring `method` on `path`; `None` for a method the template does not
+    /// declare there (API Gateway answers it 404, as any undeclared route).
     fn route(&self, path: &str, method: &str) -> Option<Route> {
-        let candidates = self.routes.get(path)?;
-        let chosen = candidates.iter().find(|r| r.method == method || r.method == "ANY").or_else(|| candidates.first());
-        chosen.cloned()
+        self.routes.get(path)?.iter().find(|r| r.method == method || r.method == "ANY").cloned()
     }
 }
 
@@ -204,8 +220,14 @@ async fn openapi() -> AxumResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], tollgate::edge::openapi::json()).into_response()
 }
 
+/// API Gateway's own answer to a route it does not declare.
 async fn not_found() -> AxumResponse {
-    lambda_to_axum(tollgate::edge::http::ApiError::not_found().into_response())
+    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"message": "Not Found"}))).into_response()
+}
+
+/// API Gateway's own answer to an `AWS_IAM` route without a valid signature.
+fn forbidden() -> AxumResponse {
+    (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"message": "Forbidden"}))).into_response()
 }
 
 /// Hands the request to the function the template routes it to, through the route's Lambda
@@ -213,9 +235,22 @@ async fn not_found() -> AxumResponse {
 async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -> AxumResponse {
     let Some(route) = app.route(&path, req.method().as_str()) else { return not_found().await };
     let (mut parts, body) = req.into_parts();
-    // Removed on every route; only a JWT route takes it as the identity.
+    // Removed on every route; only a JWT route takes the account, only an IAM route the
+    // operator.
     let account = parts.headers.remove(ACCOUNT_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
+    let operator = parts.headers.remove(OPERATOR_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
     let mut context = request_context(&parts);
+    if route.iam {
+        let Some(operator) = operator.filter(|name| !name.is_empty()) else { return forbidden() };
+        context["authorizer"] = serde_json::json!({ "iam": {
+            "accessKey": "local",
+            "accountId": "local",
+            "callerId": operator,
+            "principalOrgId": null,
+            "userArn": operator,
+            "userId": operator,
+        } });
+    }
     match &route.authorizer {
         Some(authorizer) => {
             let route_key = format!("{} {path}", route.method);
@@ -224,7 +259,7 @@ async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -
                 Err(response) => return response,
             }
         }
-        None if route.public => {}
+        None if route.public || route.iam => {}
         None => {
             if let Some(account) = account {
                 context["authorizer"] = serde_json::json!({ "jwt": { "claims": { &app.identity.claim: account } } });

@@ -48,6 +48,7 @@ fn id(raw: &str) -> AccountId {
 fn grant(id: &str, credits: u64, expires_at: Option<i64>) -> Grant {
     let kind = if expires_at.is_some() { GrantKind::Subscription } else { GrantKind::Purchased };
     Grant {
+        actor: None,
         id: id.into(),
         kind,
         source: "test".into(),
@@ -61,6 +62,7 @@ fn grant(id: &str, credits: u64, expires_at: Option<i64>) -> Grant {
 
 fn grant_entry(id: &str, credits: u64) -> LedgerEntry {
     LedgerEntry {
+        actor: None,
         id: format!("grant-{id}"),
         kind: EntryKind::Grant,
         at_ms: NOW * 1000,
@@ -74,6 +76,7 @@ fn grant_entry(id: &str, credits: u64) -> LedgerEntry {
 /// A consumption of `credits` drawn from `grant`, under `key`, at `at_ms`.
 fn credit_spend(key: &str, grant: &str, credits: u64, at_ms: i64) -> (CreditRecord, LedgerEntry) {
     let entry = LedgerEntry {
+        actor: None,
         id: format!("consume-{key}"),
         kind: EntryKind::Consumption,
         at_ms,
@@ -178,7 +181,7 @@ fn api_key_with_secret(raw: &str) -> (Secret, ApiKey) {
         hash: secret.hash(),
         prefix: secret.visible_prefix(),
         name: "ci".into(),
-        scopes: [Scope::UsageWrite, Scope::SubscriptionRead].into(),
+        scopes: [Scope::UsageRead, Scope::SubscriptionRead].into(),
         created_at: NOW,
         expires_at: None,
         revoked_at: None,
@@ -719,6 +722,7 @@ mod contract {
 
     fn usage_record(quantity: u64) -> UsageRecord {
         UsageRecord {
+            actor: None,
             request: format!("api_calls|{quantity}"),
             metric: "api_calls".into(),
             quantity,
@@ -1077,9 +1081,9 @@ mod contract {
         let (record, entry) = credit_spend("job", "g", 4, NOW * 1000 + 1);
         store.spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW }).await.unwrap();
 
-        let first = store.refund_credits(&acct, "job", NOW * 1000 + 2).await.unwrap();
-        let second = store.refund_credits(&acct, "job", NOW * 1000 + 3).await.unwrap();
-        let unknown = store.refund_credits(&acct, "nope", NOW * 1000 + 4).await.unwrap();
+        let first = store.refund_credits(&acct, "job", NOW * 1000 + 2, "ops").await.unwrap();
+        let second = store.refund_credits(&acct, "job", NOW * 1000 + 3, "ops").await.unwrap();
+        let unknown = store.refund_credits(&acct, "nope", NOW * 1000 + 4, "ops").await.unwrap();
 
         assert!(matches!(first, CreditRefund::Refunded(ref r) if r.refunded), "{first:?}");
         assert!(matches!(second, CreditRefund::AlreadyRefunded(_)), "{second:?}");
@@ -1096,6 +1100,7 @@ mod contract {
         let (record, entry) = credit_spend("k", "pack", 3, NOW * 1000 + 1);
         store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now: NOW }).await.unwrap();
         let reversal = |left: u64| LedgerEntry {
+            actor: None,
             id: "reversal-pack".into(),
             kind: EntryKind::Reversal,
             at_ms: NOW * 1000 + 2,

@@ -104,7 +104,10 @@ async fn answer<S: SubscriptionStore + CreditStore + InvoiceStore>(
         Route::Credits | Route::ApiCredits => {
             let query = serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
                 .map_err(|e| ApiError::bad_request("invalid_credits", format!("invalid query: {e}")))?;
-            json(StatusCode::OK, &credits::credits(&deps.store, &deps.settings, &account, query).await?)
+            json(
+                StatusCode::OK,
+                &credits::credits(&deps.store, &deps.settings, &account, query, credits::Reader::Customer).await?,
+            )
         }
         Route::Invoices | Route::ApiInvoices => {
             let query = query(req, "invalid_invoices")?;

@@ -262,7 +262,7 @@ async fn consume(store: &MemoryStore, clock: &FixedClock, quantity: u64, key: &s
         idempotency_key: Some(key.into()),
     };
     let account = tollgate::domain::model::AccountId::parse("acct_alice").unwrap();
-    tollgate::app::usage::consume(&deps, &account, request).await.unwrap();
+    tollgate::app::usage::consume(&deps, &account, "ops", request).await.unwrap();
 }
 
 #[tokio::test]

@@ -381,8 +381,15 @@ async fn full_run_cut_off_in_its_replay_reconciles_on_a_later_run() {
 async fn consume(h: &Harness, account: &str, key: &str, quantity: u64, window: tollgate::domain::usage::Window) {
     use tollgate::ports::usage::{Consumption, UsageRecord, UsageStore};
     let account = AccountId::parse(account).unwrap();
-    let record =
-        UsageRecord { request: key.into(), metric: "api_calls".into(), quantity, window, at: NOW, refunded: false };
+    let record = UsageRecord {
+        actor: None,
+        request: key.into(),
+        metric: "api_calls".into(),
+        quantity,
+        window,
+        at: NOW,
+        refunded: false,
+    };
     let consumption = Consumption {
         account: &account,
         key,

@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
     });
     // Credits: a purchased grant no run of the bench can spend.
     let pack = tollgate::domain::credits::Grant {
+        actor: None,
         id: "cs_bench".into(),
         kind: tollgate::domain::credits::GrantKind::Purchased,
         source: "checkout:cs_bench".into(),
@@ -71,6 +72,7 @@ fn bench(c: &mut Criterion) {
         payment: None,
     };
     let entry = tollgate::ports::credits::LedgerEntry {
+        actor: None,
         id: "grant-cs_bench".into(),
         kind: tollgate::ports::credits::EntryKind::Grant,
         at_ms: NOW * 1000,

@@ -1,6 +1,8 @@
 //! The `usage` handler, called directly with API Gateway events from `events/` over an
 //! in-memory store: each route answers its documented shape with the rate-limit headers; bad,
 //! oversized, hostile, unauthorised and replayed input gets a clear error and counts nothing.
+//! The writes are the operator's (`/operator/...`, an IAM principal in the request context);
+//! customer credentials (JWT, API key) read and check only.
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
@@ -36,12 +38,20 @@ fn with(mut json: serde_json::Value, method: &str, path: &str, body: &str) -> Re
 
 /// A JWT request of `acct_alice`.
 fn jwt(method: &str, path: &str, body: &str) -> Request {
-    with(event("apigw-post-usage.json"), method, path, body)
+    with(event("apigw-post-usage-check.json"), method, path, body)
 }
+
+/// An operator request (IAM) for `acct_alice`: `sub` is the path after the account.
+fn op(method: &str, sub: &str, body: &str) -> Request {
+    with(event("apigw-post-operator-usage.json"), method, &format!("/operator/accounts/acct_alice{sub}"), body)
+}
+
+/// The IAM principal of the operator sample.
+const OPERATOR: &str = "arn:aws:sts::123456789012:assumed-role/product-backend/backend";
 
 /// An `/api/...` request as the authorizer passes it, with the key's `scopes`.
 fn api(method: &str, path: &str, body: &str, scopes: &str) -> Request {
-    let mut json = event("apigw-post-api-usage.json");
+    let mut json = event("apigw-post-api-usage-check.json");
     json["requestContext"]["authorizer"]["lambda"]["scopes"] = scopes.into();
     with(json, method, path, body)
 }
@@ -67,9 +77,10 @@ async fn used(deps: &Deps<MemoryStore, Outbox>) -> u64 {
 async fn a_consumption_answers_its_count_with_the_rate_limit_headers() {
     let deps = deps(&FixedClock::at(NOW));
 
-    let response = handle(&deps, lambda_http::request::from_str(&event("apigw-post-usage.json").to_string()).unwrap())
-        .await
-        .unwrap();
+    let response =
+        handle(&deps, lambda_http::request::from_str(&event("apigw-post-operator-usage.json").to_string()).unwrap())
+            .await
+            .unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
     let window = tollgate::domain::usage::window(None, NOW);
@@ -91,41 +102,94 @@ async fn a_consumption_answers_its_count_with_the_rate_limit_headers() {
 }
 
 #[tokio::test]
-async fn the_api_route_set_takes_the_account_and_scope_from_the_authorizer() {
+async fn the_api_route_set_reads_and_checks_with_usage_read_and_writes_nothing() {
     let deps = deps(&FixedClock::at(NOW));
+    handle(&deps, op("POST", "/usage", &consume(2, "a"))).await.unwrap();
+    let check = r#"{"metric":"api_calls","quantity":1}"#;
 
-    let allowed = handle(&deps, api("POST", "/api/usage", &consume(2, "a"), "usage:write")).await.unwrap();
-    let read_only = handle(&deps, api("POST", "/api/usage", &consume(2, "b"), "usage:read")).await.unwrap();
+    let checked = handle(&deps, api("POST", "/api/usage/check", check, "usage:read")).await.unwrap();
+    let check_without_scope = handle(&deps, api("POST", "/api/usage/check", check, "subscription:read")).await.unwrap();
     let report = handle(&deps, api("GET", "/api/usage", "", "usage:read")).await.unwrap();
-    let report_without_scope = handle(&deps, api("GET", "/api/usage", "", "usage:write")).await.unwrap();
+    let report_without_scope = handle(&deps, api("GET", "/api/usage", "", "subscription:read")).await.unwrap();
+    let retired_scope = handle(&deps, api("GET", "/api/usage", "", "usage:write")).await.unwrap();
     let jwt_on_api =
-        handle(&deps, with(event("apigw-post-usage.json"), "POST", "/api/usage", &consume(2, "c"))).await.unwrap();
+        handle(&deps, with(event("apigw-post-usage-check.json"), "POST", "/api/usage/check", check)).await.unwrap();
+    let writes = answers(
+        &deps,
+        vec![
+            api("POST", "/api/usage", &consume(2, "b"), "usage:read subscription:read"),
+            api("POST", "/api/usage/refund", r#"{"idempotency_key":"a"}"#, "usage:read"),
+            api("POST", "/api/credits/consume", &spend("api_call_basic", 1, "c"), "usage:read"),
+            jwt("POST", "/usage", &consume(2, "d")),
+            jwt("POST", "/usage/refund", r#"{"idempotency_key":"a"}"#),
+            jwt("POST", "/credits/consume", &spend("api_call_basic", 1, "e")),
+            jwt("POST", "/credits/refund", r#"{"idempotency_key":"a"}"#),
+        ],
+    )
+    .await;
 
-    assert_eq!(allowed.status(), StatusCode::OK);
+    assert_eq!((checked.status(), body(&checked)["used"].as_u64()), (StatusCode::OK, Some(2)));
     assert_eq!(
-        (read_only.status(), body(&read_only)["error"]["code"].as_str()),
+        (check_without_scope.status(), body(&check_without_scope)["error"]["code"].as_str()),
         (StatusCode::FORBIDDEN, Some("insufficient_scope"))
     );
     assert_eq!(report.status(), StatusCode::OK);
     assert_eq!(body(&report)["metrics"]["api_calls"], serde_json::json!({"used": 2, "limit": 100, "remaining": 98}));
     assert_eq!(report_without_scope.status(), StatusCode::FORBIDDEN);
+    assert_eq!(retired_scope.status(), StatusCode::FORBIDDEN, "usage:write is no scope");
     assert_eq!(jwt_on_api.status(), StatusCode::UNAUTHORIZED, "a JWT is no API key context");
-    assert_eq!(used(&deps).await, 2);
+    for write in &writes {
+        assert!([StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&write.status()), "{write:?}");
+    }
+    assert_eq!(used(&deps).await, 2, "no customer credential changed a count");
+}
+
+/// Each request answered in turn.
+async fn answers(deps: &Deps<MemoryStore, Outbox>, requests: Vec<Request>) -> Vec<Response<Body>> {
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(handle(deps, request).await.unwrap());
+    }
+    answers
 }
 
 #[tokio::test]
 async fn without_a_verified_identity_nothing_is_counted() {
     let deps = deps(&FixedClock::at(NOW));
-    let mut no_identity = event("apigw-post-usage.json");
+    let mut no_iam = event("apigw-post-operator-usage.json");
+    no_iam["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    no_iam["headers"]["x-tollgate-operator"] = "ops".into();
+    let mut jwt_on_operator = event("apigw-post-operator-usage.json");
+    jwt_on_operator["requestContext"]["authorizer"] =
+        event("apigw-post-usage-check.json")["requestContext"]["authorizer"].clone();
+    let mut no_identity = event("apigw-post-usage-check.json");
     no_identity["requestContext"].as_object_mut().unwrap().remove("authorizer");
     no_identity["headers"]["x-tollgate-account"] = "acct_alice".into();
-    let mut forged = event("apigw-post-usage.json");
+    let mut forged = event("apigw-post-usage-check.json");
     forged["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "acct_alice#STATE#USAGE".into();
+    let requests = [no_iam, jwt_on_operator, no_identity, forged]
+        .map(|json| lambda_http::request::from_str(&json.to_string()).unwrap())
+        .into_iter()
+        .collect();
 
-    for request in [no_identity, forged] {
-        let response = handle(&deps, lambda_http::request::from_str(&request.to_string()).unwrap()).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    }
+    let statuses: Vec<u16> = answers(&deps, requests).await.iter().map(|r| r.status().as_u16()).collect();
+    let forged_path = handle(
+        &deps,
+        with(
+            event("apigw-post-operator-usage.json"),
+            "POST",
+            "/operator/accounts/acct_alice%23STATE%23USAGE/usage",
+            &consume(1, "k"),
+        ),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(statuses, [403, 403, 401, 401], "the development header alone is no identity");
+    assert_eq!(
+        (forged_path.status(), body(&forged_path)["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_account"))
+    );
     assert_eq!(used(&deps).await, 0);
 }
 
@@ -154,16 +218,16 @@ async fn bad_and_hostile_input_is_a_400_that_counts_nothing() {
 
     for payload in &bad {
         for path in ["/usage", "/usage/check"] {
-            let response = handle(&deps, jwt("POST", path, payload)).await.unwrap();
+            let response = handle(&deps, op("POST", path, payload)).await.unwrap();
             assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path} {payload}");
             let code = body(&response)["error"]["code"].as_str().unwrap().to_owned();
             assert!(["invalid_usage", "malformed_body"].contains(&code.as_str()), "{payload}: {code}");
         }
     }
-    let without_key = handle(&deps, jwt("POST", "/usage", r#"{"metric":"api_calls","quantity":1}"#)).await.unwrap();
+    let without_key = handle(&deps, op("POST", "/usage", r#"{"metric":"api_calls","quantity":1}"#)).await.unwrap();
     let oversized = consume(1, &"k".repeat(20_000));
-    let too_large = handle(&deps, jwt("POST", "/usage", &oversized)).await.unwrap();
-    let refund_without_key = handle(&deps, jwt("POST", "/usage/refund", "{}")).await.unwrap();
+    let too_large = handle(&deps, op("POST", "/usage", &oversized)).await.unwrap();
+    let refund_without_key = handle(&deps, op("POST", "/usage/refund", "{}")).await.unwrap();
 
     assert_eq!(without_key.status(), StatusCode::BAD_REQUEST, "a consumption needs its idempotency key");
     assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
@@ -176,9 +240,9 @@ async fn bad_and_hostile_input_is_a_400_that_counts_nothing() {
 async fn a_replay_answers_the_same_and_another_body_under_its_key_is_409() {
     let deps = deps(&FixedClock::at(NOW));
 
-    let first = handle(&deps, jwt("POST", "/usage", &consume(5, "job-1"))).await.unwrap();
-    let replay = handle(&deps, jwt("POST", "/usage", &consume(5, "job-1"))).await.unwrap();
-    let mismatch = handle(&deps, jwt("POST", "/usage", &consume(6, "job-1"))).await.unwrap();
+    let first = handle(&deps, op("POST", "/usage", &consume(5, "job-1"))).await.unwrap();
+    let replay = handle(&deps, op("POST", "/usage", &consume(5, "job-1"))).await.unwrap();
+    let mismatch = handle(&deps, op("POST", "/usage", &consume(6, "job-1"))).await.unwrap();
 
     assert_eq!(replay.status(), StatusCode::OK);
     assert_eq!(body(&replay), body(&first));
@@ -192,11 +256,11 @@ async fn a_replay_answers_the_same_and_another_body_under_its_key_is_409() {
 #[tokio::test]
 async fn over_the_quota_is_429_quota_exceeded_until_the_period_ends() {
     let deps = deps(&FixedClock::at(NOW));
-    handle(&deps, jwt("POST", "/usage", &consume(99, "a"))).await.unwrap();
+    handle(&deps, op("POST", "/usage", &consume(99, "a"))).await.unwrap();
 
-    let check_two = handle(&deps, jwt("POST", "/usage/check", r#"{"metric":"api_calls","quantity":2}"#)).await.unwrap();
-    let check_one = handle(&deps, jwt("POST", "/usage/check", r#"{"metric":"api_calls","quantity":1}"#)).await.unwrap();
-    let over = handle(&deps, jwt("POST", "/usage", &consume(2, "b"))).await.unwrap();
+    let check_two = handle(&deps, op("POST", "/usage/check", r#"{"metric":"api_calls","quantity":2}"#)).await.unwrap();
+    let check_one = handle(&deps, op("POST", "/usage/check", r#"{"metric":"api_calls","quantity":1}"#)).await.unwrap();
+    let over = handle(&deps, op("POST", "/usage", &consume(2, "b"))).await.unwrap();
 
     let window = tollgate::domain::usage::window(None, NOW);
     assert_eq!(check_two.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -217,10 +281,10 @@ async fn a_burst_over_the_minute_gets_exactly_one_429_and_the_next_minute_allows
 
     let mut statuses = Vec::new();
     for i in 0..11 {
-        statuses.push(handle(&deps, jwt("POST", "/usage", &consume(1, &format!("k{i}")))).await.unwrap());
+        statuses.push(handle(&deps, op("POST", "/usage", &consume(1, &format!("k{i}")))).await.unwrap());
     }
     clock.advance(60);
-    let next = handle(&deps, jwt("POST", "/usage", &consume(1, "k11"))).await.unwrap();
+    let next = handle(&deps, op("POST", "/usage", &consume(1, "k11"))).await.unwrap();
 
     let limited: Vec<&Response<Body>> =
         statuses.iter().filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS).collect();
@@ -236,12 +300,12 @@ async fn a_burst_over_the_minute_gets_exactly_one_429_and_the_next_minute_allows
 #[tokio::test]
 async fn a_refund_gives_back_once_and_an_unknown_key_is_404() {
     let deps = deps(&FixedClock::at(NOW));
-    handle(&deps, jwt("POST", "/usage", &consume(7, "job"))).await.unwrap();
+    handle(&deps, op("POST", "/usage", &consume(7, "job"))).await.unwrap();
 
-    let first = handle(&deps, jwt("POST", "/usage/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
-    let again = handle(&deps, jwt("POST", "/usage/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
-    let unknown = handle(&deps, jwt("POST", "/usage/refund", r#"{"idempotency_key":"other"}"#)).await.unwrap();
-    let reused = handle(&deps, jwt("POST", "/usage", &consume(7, "job"))).await.unwrap();
+    let first = handle(&deps, op("POST", "/usage/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
+    let again = handle(&deps, op("POST", "/usage/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
+    let unknown = handle(&deps, op("POST", "/usage/refund", r#"{"idempotency_key":"other"}"#)).await.unwrap();
+    let reused = handle(&deps, op("POST", "/usage", &consume(7, "job"))).await.unwrap();
 
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!((body(&first)["quantity"].as_u64(), body(&first)["used"].as_u64()), (Some(7), Some(0)));
@@ -260,14 +324,14 @@ async fn an_account_without_access_is_403_with_its_reason_and_unlimited_tiers_se
     let unpaid = Projection { status: SubscriptionStatus::Unpaid, ..tollgate::testing::projection("acct_alice") };
     tollgate::testing::subscribed(&deps.usage.store, &unpaid).await;
 
-    let denied = handle(&deps, jwt("POST", "/usage", &consume(1, "a"))).await.unwrap();
+    let denied = handle(&deps, op("POST", "/usage", &consume(1, "a"))).await.unwrap();
     let enterprise = Projection {
         plan: "enterprise".into(),
         version: unpaid.version + 1,
         ..tollgate::testing::projection("acct_alice")
     };
     tollgate::testing::subscribed(&deps.usage.store, &enterprise).await;
-    let unlimited = handle(&deps, jwt("POST", "/usage", &consume(1_000_000, "b"))).await.unwrap();
+    let unlimited = handle(&deps, op("POST", "/usage", &consume(1_000_000, "b"))).await.unwrap();
 
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     assert_eq!(body(&denied)["error"]["code"], "access_denied");
@@ -287,10 +351,14 @@ async fn unknown_routes_and_methods_are_refused() {
     let unknown = handle(&deps, jwt("POST", "/usage/everything", "{}")).await.unwrap();
     let wrong_method = handle(&deps, jwt("DELETE", "/usage", "")).await.unwrap();
     let get_check = handle(&deps, jwt("GET", "/usage/check", "")).await.unwrap();
+    let unknown_operator = handle(&deps, op("POST", "/usage/everything", "{}")).await.unwrap();
+    let get_consume = handle(&deps, op("GET", "/usage", "")).await.unwrap();
 
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(get_check.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(unknown_operator.status(), StatusCode::NOT_FOUND);
+    assert_eq!(get_consume.status(), StatusCode::METHOD_NOT_ALLOWED);
 }
 
 // ---- credits ----
@@ -314,16 +382,14 @@ async fn credits_are_consumed_once_per_key_and_refunded_once() {
     let deps = deps(&FixedClock::at(NOW));
     on_pro(&deps).await;
 
-    let first = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 2, "job"))).await.unwrap();
-    let replay = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 2, "job"))).await.unwrap();
-    let mismatch = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 3, "job"))).await.unwrap();
-    let short = handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 40, "big"))).await.unwrap();
-    let refunded = handle(&deps, jwt("POST", "/credits/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
-    let via_key = handle(&deps, api("POST", "/api/credits/consume", &spend("api_call_basic", 1, "k"), "usage:write"))
-        .await
-        .unwrap();
+    let first = handle(&deps, op("POST", "/credits/consume", &spend("ai_inference", 2, "job"))).await.unwrap();
+    let replay = handle(&deps, op("POST", "/credits/consume", &spend("ai_inference", 2, "job"))).await.unwrap();
+    let mismatch = handle(&deps, op("POST", "/credits/consume", &spend("ai_inference", 3, "job"))).await.unwrap();
+    let short = handle(&deps, op("POST", "/credits/consume", &spend("ai_inference", 40, "big"))).await.unwrap();
+    let refunded = handle(&deps, op("POST", "/credits/refund", r#"{"idempotency_key":"job"}"#)).await.unwrap();
+    let other = handle(&deps, op("POST", "/credits/consume", &spend("api_call_basic", 1, "k"))).await.unwrap();
     let refund_via_key =
-        handle(&deps, api("POST", "/api/credits/refund", r#"{"idempotency_key":"k"}"#, "usage:write")).await.unwrap();
+        handle(&deps, api("POST", "/api/credits/refund", r#"{"idempotency_key":"k"}"#, "usage:read")).await.unwrap();
 
     assert_eq!(first.status(), StatusCode::OK);
     assert_eq!(
@@ -341,7 +407,7 @@ async fn credits_are_consumed_once_per_key_and_refunded_once() {
         (StatusCode::PAYMENT_REQUIRED, Some("insufficient_credits"))
     );
     assert_eq!((refunded.status(), body(&refunded)["balance"].as_u64()), (StatusCode::OK, Some(1_000)));
-    assert_eq!((via_key.status(), body(&via_key)["balance"].as_u64()), (StatusCode::OK, Some(999)));
+    assert_eq!((other.status(), body(&other)["balance"].as_u64()), (StatusCode::OK, Some(999)));
     assert_eq!(refund_via_key.status(), StatusCode::NOT_FOUND, "refunds are not an API key route");
 }
 
@@ -364,15 +430,175 @@ async fn bad_and_hostile_credit_requests_are_400_and_spend_nothing() {
     ];
 
     for payload in &bad {
-        let response = handle(&deps, jwt("POST", "/credits/consume", payload)).await.unwrap();
+        let response = handle(&deps, op("POST", "/credits/consume", payload)).await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{payload}");
     }
-    let unknown = handle(&deps, jwt("POST", "/credits/refund", r#"{"idempotency_key":"never"}"#)).await.unwrap();
+    let unknown = handle(&deps, op("POST", "/credits/refund", r#"{"idempotency_key":"never"}"#)).await.unwrap();
     let huge =
-        handle(&deps, jwt("POST", "/credits/consume", &spend("ai_inference", 1, &"k".repeat(20_000)))).await.unwrap();
-    let ok = handle(&deps, jwt("POST", "/credits/consume", &spend("api_call_basic", 1, "after"))).await.unwrap();
+        handle(&deps, op("POST", "/credits/consume", &spend("ai_inference", 1, &"k".repeat(20_000)))).await.unwrap();
+    let ok = handle(&deps, op("POST", "/credits/consume", &spend("api_call_basic", 1, "after"))).await.unwrap();
 
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body(&ok)["balance"], 999, "nothing was spent before");
+}
+
+// ---- the operator's other routes ----
+
+fn grant(credits: impl serde::Serialize, reason: &str, key: &str) -> String {
+    serde_json::json!({"credits": credits, "reason": reason, "idempotency_key": key}).to_string()
+}
+
+#[tokio::test]
+async fn a_manual_grant_is_201_once_per_key_and_another_body_under_it_is_409() {
+    let deps = deps(&FixedClock::at(NOW));
+
+    let first = handle(&deps, op("POST", "/credits/grants", &grant(500, "goodwill", "g-1"))).await.unwrap();
+    let replay = handle(&deps, op("POST", "/credits/grants", &grant(500, "goodwill", "g-1"))).await.unwrap();
+    let mismatch = handle(&deps, op("POST", "/credits/grants", &grant(501, "goodwill", "g-1"))).await.unwrap();
+    let expiring =
+        serde_json::json!({"credits": 10, "reason": "trial", "idempotency_key": "g-2", "expires_at": NOW + 60});
+    let promo = handle(&deps, op("POST", "/credits/grants", &expiring.to_string())).await.unwrap();
+    let spent = handle(&deps, op("POST", "/credits/consume", &spend("api_call_basic", 3, "s"))).await.unwrap();
+
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!(body(&first)["source"], "manual:goodwill");
+    assert_eq!((body(&first)["kind"].clone(), body(&first)["credits"].clone()), ("purchased".into(), 500.into()));
+    assert_eq!((replay.status(), body(&replay)), (StatusCode::CREATED, body(&first)));
+    assert_eq!(
+        (mismatch.status(), body(&mismatch)["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_mismatch"))
+    );
+    assert_eq!((promo.status(), body(&promo)["kind"].as_str()), (StatusCode::CREATED, Some("subscription")));
+    assert_eq!(body(&spent)["balance"], 507, "granted once: 500 + 10 - 3");
+}
+
+#[tokio::test]
+async fn bad_and_hostile_grants_are_400_and_grant_nothing() {
+    let deps = deps(&FixedClock::at(NOW));
+    let bad = [
+        grant(0, "r", "k"),
+        grant(10_000_001, "r", "k"),
+        grant(-5, "r", "k"),
+        grant(1.5, "r", "k"),
+        grant("10", "r", "k"),
+        grant(10, "", "k"),
+        grant(10, &"r".repeat(201), "k"),
+        grant(10, "line\nbreak", "k"),
+        grant(10, "r", ""),
+        serde_json::json!({"credits": 10, "reason": "r", "idempotency_key": "k", "expires_at": NOW}).to_string(),
+        serde_json::json!({"credits": 10, "reason": "r", "idempotency_key": "k", "expires_at": "soon"}).to_string(),
+        "{oops".to_owned(),
+    ];
+
+    for payload in &bad {
+        let response = handle(&deps, op("POST", "/credits/grants", payload)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{payload}");
+    }
+    let short = handle(&deps, op("POST", "/credits/consume", &spend("api_call_basic", 1, "s"))).await.unwrap();
+
+    assert_eq!(short.status(), StatusCode::PAYMENT_REQUIRED, "nothing was granted");
+}
+
+fn record(account: &str, quantity: u64, key: &str) -> serde_json::Value {
+    serde_json::json!({"account_id": account, "metric": "api_calls", "quantity": quantity, "idempotency_key": key})
+}
+
+fn batch(records: Vec<serde_json::Value>) -> Request {
+    let body = serde_json::json!({ "records": records }).to_string();
+    with(event("apigw-post-operator-usage.json"), "POST", "/operator/usage/batch", &body)
+}
+
+#[tokio::test]
+async fn a_batch_answers_each_record_as_the_single_route_would_in_order() {
+    let deps = deps(&FixedClock::at(NOW));
+    handle(&deps, op("POST", "/usage", &consume(95, "before"))).await.unwrap();
+
+    let answer = handle(
+        &deps,
+        batch(vec![
+            record("acct_alice", 3, "a"),
+            record("acct_alice#STATE", 1, "b"),
+            record("acct_alice", 3, "a"),
+            record("acct_alice", 5, "c"),
+            record("acct_bob", 5, "c"),
+        ]),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(answer.status(), StatusCode::OK);
+    let results = body(&answer)["results"].as_array().unwrap().clone();
+    let statuses: Vec<u64> = results.iter().map(|r| r["status"].as_u64().unwrap()).collect();
+    assert_eq!(statuses, [200, 400, 200, 429, 200]);
+    assert_eq!(results[0]["body"]["used"], 98);
+    assert_eq!(results[1]["body"]["error"]["code"], "invalid_account");
+    assert_eq!(results[2]["body"], results[0]["body"], "a replay answers as the first time");
+    assert_eq!(results[3]["body"]["error"]["code"], "quota_exceeded");
+    assert_eq!(results[4]["body"]["used"], 5, "each record counts for its own account");
+    assert_eq!(used(&deps).await, 98);
+}
+
+#[tokio::test]
+async fn a_batch_of_none_or_over_100_records_is_refused_whole() {
+    let deps = deps(&FixedClock::at(NOW));
+    let over: Vec<serde_json::Value> = (0..101).map(|i| record("acct_alice", 1, &format!("k{i}"))).collect();
+
+    let empty = handle(&deps, batch(Vec::new())).await.unwrap();
+    let too_many = handle(&deps, batch(over)).await.unwrap();
+    let no_records =
+        handle(&deps, with(event("apigw-post-operator-usage.json"), "POST", "/operator/usage/batch", "{}"))
+            .await
+            .unwrap();
+
+    for refused in [&empty, &too_many, &no_records] {
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(used(&deps).await, 0);
+}
+
+#[tokio::test]
+async fn the_operator_reads_an_account_with_each_entrys_actor_which_the_customer_never_sees() {
+    let deps = deps(&FixedClock::at(NOW));
+    handle(&deps, op("POST", "/credits/grants", &grant(50, "goodwill", "g"))).await.unwrap();
+    handle(&deps, op("POST", "/credits/consume", &spend("api_call_basic", 2, "s"))).await.unwrap();
+    handle(&deps, op("POST", "/usage", &consume(4, "u"))).await.unwrap();
+
+    let read = handle(&deps, op("GET", "", "")).await.unwrap();
+    let customer = tollgate::app::credits::credits(
+        &deps.usage.store,
+        &deps.usage.settings,
+        &alice(),
+        Default::default(),
+        tollgate::app::credits::Reader::Customer,
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(read.status(), StatusCode::OK);
+    let read = body(&read);
+    assert_eq!(read["account_id"], "acct_alice");
+    assert_eq!(read["subscription"]["plan"], "free");
+    assert_eq!(read["usage"]["metrics"]["api_calls"]["used"], 4);
+    assert_eq!(read["credits"]["balance"], 48);
+    let actors: Vec<&str> =
+        read["credits"]["entries"].as_array().unwrap().iter().map(|e| e["actor"].as_str().unwrap()).collect();
+    assert_eq!(actors, [OPERATOR, OPERATOR], "the consumption and the grant, newest first");
+    assert!(read["keys"].as_array().unwrap().is_empty());
+    assert!(customer.entries.iter().all(|e| e.actor.is_none()), "{:?}", customer.entries);
+    assert!(!serde_json::to_string(&customer).unwrap().contains("arn:aws"));
+}
+
+#[tokio::test]
+async fn a_percent_encoded_account_in_the_path_is_the_claim_it_encodes() {
+    let deps = deps(&FixedClock::at(NOW));
+    let path = "/operator/accounts/auth0%7C123/usage";
+
+    let counted =
+        handle(&deps, with(event("apigw-post-operator-usage.json"), "POST", path, &consume(2, "k"))).await.unwrap();
+
+    assert_eq!(counted.status(), StatusCode::OK);
+    let account = AccountId::parse("auth0|123").unwrap();
+    let window = tollgate::domain::usage::window(None, NOW);
+    assert_eq!(deps.usage.store.used(&account, "api_calls", &window).await.unwrap(), 2);
 }

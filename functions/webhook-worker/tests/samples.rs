@@ -213,7 +213,7 @@ async fn a_paid_pack_is_granted_once_and_a_full_refund_removes_what_is_left() {
         quantity: Some(serde_json::json!(4)),
         idempotency_key: Some("k".into()),
     };
-    tollgate::app::credits::consume(&spent, &account, body).await.unwrap();
+    tollgate::app::credits::consume(&spent, &account, "ops", body).await.unwrap();
     apply(&deps, &pack_refund("evt_partial", false), &mut Snapshots::new()).await.unwrap();
     let after_partial = balance(&deps).await;
     apply(&deps, &pack_refund("evt_refund", true), &mut Snapshots::new()).await.unwrap();

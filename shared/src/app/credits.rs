@@ -89,6 +89,33 @@ pub struct CreditsAnswer {
     pub next_cursor: Option<String>,
 }
 
+/// Who reads the ledger: an account's own credentials never see who wrote an entry (an
+/// operator's actor is an IAM ARN, naming the AWS account and role); the operator does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Customer,
+    Operator,
+}
+
+/// The body of `POST /operator/accounts/{account_id}/credits/grants`. Fields are read loosely
+/// so that each bad value gets its own clear error.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct GrantRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
+    pub credits: Option<serde_json::Value>,
+    /// Unix seconds; without it the grant never expires (it counts as purchased credits).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub expires_at: Option<serde_json::Value>,
+    pub reason: Option<String>,
+    pub idempotency_key: Option<String>,
+}
+
+/// Most credits one manual grant gives.
+pub const MAX_MANUAL_GRANT: u64 = 10_000_000;
+/// Longest reason of a manual grant, in characters.
+pub const MAX_REASON_CHARS: usize = 200;
+
 /// The query of `GET /credits`.
 #[derive(Debug, Default, Deserialize)]
 pub struct LedgerQuery {
@@ -172,11 +199,13 @@ async fn granted_state<S: SubscriptionStore + CreditStore>(
     if wrote { store.state(account).await } else { Ok(state) }
 }
 
-/// `POST /credits/consume`: draws `quantity` x the event's cost from the grants, in the
-/// catalogue's order, exactly once per key; `402` when the balance is short.
+/// `POST /operator/accounts/{account_id}/credits/consume`: draws `quantity` x the event's cost
+/// from the grants, in the catalogue's order, exactly once per key, as `actor`; `402` when the
+/// balance is short.
 pub async fn consume<S, N>(
     deps: &UsageDeps<S, N>,
     account: &AccountId,
+    actor: &str,
     body: ConsumeRequest,
 ) -> Result<ConsumeAnswer, CreditError>
 where
@@ -227,6 +256,7 @@ where
             event: Some(event.clone()),
             quantity: Some(quantity),
             grant: None,
+            actor: Some(actor.to_owned()),
         };
         let spend = Spend { account, key: &key, record: &record, entry: &entry, now };
         match deps.store.spend(&spend).await? {
@@ -289,18 +319,19 @@ async fn low_balance<S, N: Notifier>(
     }
 }
 
-/// `POST /credits/refund`: gives the consumption recorded under the key back to its grants,
-/// once; a second refund answers the same.
+/// `POST /operator/accounts/{account_id}/credits/refund`: gives the consumption recorded under
+/// the key back to its grants, once, as `actor`; a second refund answers the same.
 pub async fn refund<S, N>(
     deps: &UsageDeps<S, N>,
     account: &AccountId,
+    actor: &str,
     body: RefundRequest,
 ) -> Result<RefundAnswer, CreditError>
 where
     S: SubscriptionStore + CreditStore,
 {
     let key = valid_key(body.idempotency_key)?;
-    let record = match deps.store.refund_credits(account, &key, deps.settings.clock.now_ms()).await? {
+    let record = match deps.store.refund_credits(account, &key, deps.settings.clock.now_ms(), actor).await? {
         CreditRefund::Refunded(record) | CreditRefund::AlreadyRefunded(record) => record,
         CreditRefund::Unknown => return Err(CreditError::UnknownKey),
     };
@@ -314,12 +345,85 @@ where
     })
 }
 
-/// `GET /credits?limit=&cursor=`.
+/// `POST /operator/accounts/{account_id}/credits/grants`: a manual or promotional grant, once
+/// per key (its id is the key's): the same key and body again answer the same grant, another
+/// body is a mismatch. Without `expires_at` it counts as purchased credits, with one as
+/// subscription credits; its source is `manual:<reason>`.
+pub async fn grant<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    actor: &str,
+    body: GrantRequest,
+) -> Result<GrantView, CreditError>
+where
+    S: SubscriptionStore + CreditStore,
+{
+    let now = deps.settings.clock.now();
+    let credits = body
+        .credits
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .filter(|c| (1..=MAX_MANUAL_GRANT).contains(c))
+        .ok_or_else(|| invalid(format!("`credits` must be an integer from 1 to {MAX_MANUAL_GRANT}")))?;
+    let expires_at = match &body.expires_at {
+        None | Some(serde_json::Value::Null) => None,
+        Some(raw) => Some(
+            raw.as_i64()
+                .filter(|at| *at > now)
+                .ok_or_else(|| invalid("`expires_at` must be a Unix time in the future"))?,
+        ),
+    };
+    let reason = body
+        .reason
+        .filter(|r| (1..=MAX_REASON_CHARS).contains(&r.chars().count()) && !r.chars().any(char::is_control))
+        .ok_or_else(|| invalid(format!("`reason` is required: 1 to {MAX_REASON_CHARS} characters")))?;
+    let key = valid_key(body.idempotency_key)?;
+    let grant = Grant {
+        id: format!("manual-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..24]),
+        kind: if expires_at.is_some() { GrantKind::Subscription } else { GrantKind::Purchased },
+        source: format!("manual:{reason}"),
+        credits,
+        remaining: credits,
+        granted_at: now,
+        expires_at,
+        payment: None,
+        actor: Some(actor.to_owned()),
+    };
+    if deps.store.grant(account, &grant, &LedgerEntry::grant_of(&grant, deps.settings.clock.now_ms())).await? {
+        return Ok(view(&grant));
+    }
+    // The key granted before: the same request answers its grant again.
+    let state = deps.store.state(account).await?;
+    match state.grants.iter().find(|g| g.id == grant.id) {
+        Some(earlier)
+            if (earlier.credits, earlier.expires_at, &earlier.source) == (credits, expires_at, &grant.source) =>
+        {
+            Ok(view(earlier))
+        }
+        _ => Err(CreditError::IdempotencyMismatch),
+    }
+}
+
+/// A grant as the reads list it.
+fn view(g: &Grant) -> GrantView {
+    GrantView {
+        id: g.id.clone(),
+        kind: g.kind,
+        source: g.source.clone(),
+        credits: g.credits,
+        remaining: g.remaining,
+        granted_at: g.granted_at,
+        expires_at: g.expires_at,
+    }
+}
+
+/// `GET /credits?limit=&cursor=`; entries carry their actor for the operator only.
 pub async fn credits<S: SubscriptionStore + CreditStore>(
     store: &S,
     settings: &Settings,
     account: &AccountId,
     query: LedgerQuery,
+    reader: Reader,
 ) -> Result<CreditsAnswer, CreditError> {
     let limit = match query.limit.as_deref() {
         None => DEFAULT_PAGE,
@@ -342,25 +446,19 @@ pub async fn credits<S: SubscriptionStore + CreditStore>(
     let state = granted_state(store, settings, account).await?;
     let now = settings.clock.now();
     let page = store.ledger(account, limit, after.as_deref()).await?;
-    let mut grants: Vec<GrantView> = state
-        .grants
-        .iter()
-        .filter(|g| g.live(now) && g.remaining > 0)
-        .map(|g| GrantView {
-            id: g.id.clone(),
-            kind: g.kind,
-            source: g.source.clone(),
-            credits: g.credits,
-            remaining: g.remaining,
-            granted_at: g.granted_at,
-            expires_at: g.expires_at,
-        })
-        .collect();
+    let mut grants: Vec<GrantView> = state.grants.iter().filter(|g| g.live(now) && g.remaining > 0).map(view).collect();
     grants.sort_by_key(|g| (g.expires_at.unwrap_or(i64::MAX), g.granted_at));
     Ok(CreditsAnswer {
         balance: balance(&state.grants, now),
         grants,
-        entries: page.entries,
+        entries: page
+            .entries
+            .into_iter()
+            .map(|entry| match reader {
+                Reader::Operator => entry,
+                Reader::Customer => LedgerEntry { actor: None, ..entry },
+            })
+            .collect(),
         next_cursor: page.next.map(hex::encode),
     })
 }
@@ -393,8 +491,14 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
             tracing::warn!(pack = purchase.pack, "a paid session names a credit pack plans.toml does not have");
             return Ok(PackEffect::None);
         };
-        let grant =
-            crate::domain::credits::pack_grant(pack, purchase.session, purchase.payment_intent, settings.clock.now());
+        let actor = crate::domain::actor::stripe_event(&event.id);
+        let grant = crate::domain::credits::pack_grant(
+            pack,
+            purchase.session,
+            purchase.payment_intent,
+            settings.clock.now(),
+            actor,
+        );
         let entry = LedgerEntry::grant_of(&grant, settings.clock.now_ms());
         return Ok(match store.grant(account, &grant, &entry).await? {
             true => PackEffect::Granted,
@@ -415,6 +519,7 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
             event: None,
             quantity: Some(grant.credits.saturating_sub(grant.remaining)),
             grant: Some(grant.id.clone()),
+            actor: Some(crate::domain::actor::stripe_event(&event.id)),
         };
         match store.reverse_grant(account, &grant.id, grant.remaining, &entry).await {
             Ok(true) => {
@@ -465,16 +570,9 @@ mod tests {
             granted_at: NOW,
             expires_at: None,
             payment: None,
+            actor: None,
         };
-        let entry = LedgerEntry {
-            id: format!("grant-{id}"),
-            kind: EntryKind::Grant,
-            at_ms: NOW * 1000,
-            credits: credits as i64,
-            event: None,
-            quantity: None,
-            grant: Some(id.into()),
-        };
+        let entry = LedgerEntry::grant_of(&grant, NOW * 1000);
         assert!(deps.store.grant(&account(), &grant, &entry).await.unwrap());
     }
 
@@ -501,8 +599,9 @@ mod tests {
         on_plan(&deps, "pro", 1).await;
         pack(&deps, "cs_pack", 30).await;
 
-        let first = consume(&deps, &account(), spend("api_call_premium", 10, "a")).await.unwrap();
-        let page = credits(&deps.store, &deps.settings, &account(), LedgerQuery::default()).await.unwrap();
+        let first = consume(&deps, &account(), "ops", spend("api_call_premium", 10, "a")).await.unwrap();
+        let page =
+            credits(&deps.store, &deps.settings, &account(), LedgerQuery::default(), Reader::Customer).await.unwrap();
 
         assert_eq!(first.cost, 50);
         assert_eq!(first.balance, Balance { balance: 980, purchased: 0, subscription: 980 });
@@ -519,11 +618,11 @@ mod tests {
         let deps = deps(&FixedClock::at(NOW));
         pack(&deps, "cs_small", 30).await;
 
-        let short = consume(&deps, &account(), spend("ai_inference", 2, "big")).await;
-        let ok = consume(&deps, &account(), spend("api_call_premium", 2, "k")).await.unwrap();
-        let replay = consume(&deps, &account(), spend("api_call_premium", 2, "k")).await.unwrap();
-        let mismatch = consume(&deps, &account(), spend("api_call_premium", 3, "k")).await;
-        let bad = consume(&deps, &account(), spend("teleport", 1, "x")).await;
+        let short = consume(&deps, &account(), "ops", spend("ai_inference", 2, "big")).await;
+        let ok = consume(&deps, &account(), "ops", spend("api_call_premium", 2, "k")).await.unwrap();
+        let replay = consume(&deps, &account(), "ops", spend("api_call_premium", 2, "k")).await.unwrap();
+        let mismatch = consume(&deps, &account(), "ops", spend("api_call_premium", 3, "k")).await;
+        let bad = consume(&deps, &account(), "ops", spend("teleport", 1, "x")).await;
 
         assert!(matches!(short, Err(CreditError::Insufficient { cost: 50, balance: 30 })), "{short:?}");
         assert_eq!(ok.balance.balance, 20);
@@ -555,12 +654,12 @@ mod tests {
         on_plan(&deps, "pro", 1).await;
 
         let read = crate::app::read::subscription(&deps.store, &deps.settings, &account()).await.unwrap();
-        consume(&deps, &account(), spend("api_call_basic", 1, "a")).await.unwrap();
-        consume(&deps, &account(), spend("api_call_basic", 1, "b")).await.unwrap();
+        consume(&deps, &account(), "ops", spend("api_call_basic", 1, "a")).await.unwrap();
+        consume(&deps, &account(), "ops", spend("api_call_basic", 1, "b")).await.unwrap();
         on_plan(&deps, "team", 2).await;
-        let upgraded = consume(&deps, &account(), spend("api_call_basic", 1, "c")).await.unwrap();
+        let upgraded = consume(&deps, &account(), "ops", spend("api_call_basic", 1, "c")).await.unwrap();
         on_plan(&deps, "pro", 3).await;
-        let downgraded = consume(&deps, &account(), spend("api_call_basic", 1, "d")).await.unwrap();
+        let downgraded = consume(&deps, &account(), "ops", spend("api_call_basic", 1, "d")).await.unwrap();
         let window_end = crate::domain::usage::add_months(NOW - 86_400, 1);
         clock.set(window_end);
         let expired = balance(&deps.store.state(&account()).await.unwrap().grants, window_end);
@@ -578,7 +677,7 @@ mod tests {
         let clock = FixedClock::at(NOW);
         let deps = deps(&clock);
         on_plan(&deps, "pro", 1).await;
-        consume(&deps, &account(), spend("ai_inference", 4, "a")).await.unwrap();
+        consume(&deps, &account(), "ops", spend("ai_inference", 4, "a")).await.unwrap();
         let window_end = crate::domain::usage::add_months(NOW - 86_400, 1);
         let next_window = crate::domain::model::Projection {
             plan: "pro".into(),
@@ -590,8 +689,8 @@ mod tests {
         crate::testing::subscribed(&deps.store, &next_window).await;
         clock.set(window_end + 60);
 
-        let next = consume(&deps, &account(), spend("api_call_basic", 1, "b")).await.unwrap();
-        credits(&deps.store, &deps.settings, &account(), LedgerQuery::default()).await.unwrap();
+        let next = consume(&deps, &account(), "ops", spend("api_call_basic", 1, "b")).await.unwrap();
+        credits(&deps.store, &deps.settings, &account(), LedgerQuery::default(), Reader::Customer).await.unwrap();
         let entries = deps.store.ledger(&account(), 20, None).await.unwrap().entries;
 
         assert_eq!(next.balance.subscription, 999, "the new window's grant, less one");
@@ -614,7 +713,7 @@ mod tests {
         };
         crate::testing::subscribed(&deps.store, &unpaid).await;
 
-        let refused = consume(&deps, &account(), spend("api_call_basic", 1, "a")).await;
+        let refused = consume(&deps, &account(), "ops", spend("api_call_basic", 1, "a")).await;
 
         assert!(matches!(refused, Err(CreditError::Insufficient { balance: 0, .. })), "{refused:?}");
         assert!(deps.store.state(&account()).await.unwrap().grants.is_empty());
@@ -624,12 +723,14 @@ mod tests {
     async fn a_refund_gives_back_once_to_the_grants_drawn_from() {
         let deps = deps(&FixedClock::at(NOW));
         pack(&deps, "cs_pack", 100).await;
-        consume(&deps, &account(), spend("ai_inference", 2, "job")).await.unwrap();
+        consume(&deps, &account(), "ops", spend("ai_inference", 2, "job")).await.unwrap();
 
-        let first = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
-        let again = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
-        let unknown = refund(&deps, &account(), RefundRequest { idempotency_key: Some("no".into()) }).await;
-        let reused = consume(&deps, &account(), spend("ai_inference", 2, "job")).await;
+        let first =
+            refund(&deps, &account(), "ops", RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let again =
+            refund(&deps, &account(), "ops", RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
+        let unknown = refund(&deps, &account(), "ops", RefundRequest { idempotency_key: Some("no".into()) }).await;
+        let reused = consume(&deps, &account(), "ops", spend("ai_inference", 2, "job")).await;
 
         assert_eq!((first.cost, first.balance.balance), (50, 100));
         assert_eq!(again, first);
@@ -645,11 +746,11 @@ mod tests {
         let deps = deps(&FixedClock::at(NOW));
         pack(&deps, "cs_pack", 150).await;
 
-        consume(&deps, &account(), spend("api_call_basic", 40, "a")).await.unwrap();
-        consume(&deps, &account(), spend("api_call_basic", 20, "b")).await.unwrap();
-        consume(&deps, &account(), spend("api_call_basic", 10, "c")).await.unwrap();
-        refund(&deps, &account(), RefundRequest { idempotency_key: Some("b".into()) }).await.unwrap();
-        consume(&deps, &account(), spend("api_call_basic", 30, "d")).await.unwrap();
+        consume(&deps, &account(), "ops", spend("api_call_basic", 40, "a")).await.unwrap();
+        consume(&deps, &account(), "ops", spend("api_call_basic", 20, "b")).await.unwrap();
+        consume(&deps, &account(), "ops", spend("api_call_basic", 10, "c")).await.unwrap();
+        refund(&deps, &account(), "ops", RefundRequest { idempotency_key: Some("b".into()) }).await.unwrap();
+        consume(&deps, &account(), "ops", spend("api_call_basic", 30, "d")).await.unwrap();
 
         let sent: Vec<(String, serde_json::Value)> = deps
             .notifier
@@ -670,14 +771,14 @@ mod tests {
         pack(&deps, "cs_pack", 1_000).await;
         for i in 0..7 {
             clock.advance(1);
-            consume(&deps, &account(), spend("api_call_basic", 1, &format!("k{i}"))).await.unwrap();
+            consume(&deps, &account(), "ops", spend("api_call_basic", 1, &format!("k{i}"))).await.unwrap();
         }
 
         let mut seen = Vec::new();
         let mut cursor = None;
         loop {
             let query = LedgerQuery { limit: Some("3".into()), cursor: cursor.clone() };
-            let page = credits(&deps.store, &deps.settings, &account(), query).await.unwrap();
+            let page = credits(&deps.store, &deps.settings, &account(), query, Reader::Customer).await.unwrap();
             seen.extend(page.entries.iter().map(|e| e.id.clone()));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
@@ -698,7 +799,7 @@ mod tests {
         assert_eq!(unique.len(), 8, "each entry once");
         for (limit, cursor) in bad {
             let query = LedgerQuery { limit: Some(limit.into()), cursor };
-            let refused = credits(&deps.store, &deps.settings, &account(), query).await;
+            let refused = credits(&deps.store, &deps.settings, &account(), query, Reader::Customer).await;
             assert!(matches!(refused, Err(CreditError::Invalid(_))), "{limit} {refused:?}");
         }
     }

@@ -224,8 +224,13 @@ async fn free_expired_slots<S: ApiKeyStore>(
 
 /// `GET /api-keys`: the account's keys, newest first.
 pub async fn list<S: ApiKeyStore>(deps: &KeysDeps<S>, account: &AccountId) -> Result<KeyList, KeysError> {
-    let now = deps.clock.now();
-    let mut keys = deps.store.api_keys(account).await?;
+    Ok(keys_of(&deps.store, account, deps.clock.now()).await?)
+}
+
+/// The account's keys as they stand at `now`, newest first (`GET /api-keys`, the operator's
+/// account read).
+pub async fn keys_of<S: ApiKeyStore>(store: &S, account: &AccountId, now: i64) -> Result<KeyList, StoreError> {
+    let mut keys = store.api_keys(account).await?;
     keys.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
     Ok(KeyList { keys: keys.iter().map(|k| view(k, now)).collect() })
 }

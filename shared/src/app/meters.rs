@@ -376,6 +376,7 @@ mod tests {
 
         async fn consume(&self, key: &str, quantity: u64) {
             let record = UsageRecord {
+                actor: None,
                 request: key.into(),
                 metric: "api_calls".into(),
                 quantity,
@@ -580,6 +581,7 @@ mod tests {
         h.consume("a", 2).await;
         let stranger = AccountId::parse("acct_no_customer").unwrap();
         let record = UsageRecord {
+            actor: None,
             request: "x".into(),
             metric: "api_calls".into(),
             quantity: 1,

@@ -11,6 +11,7 @@
 //! - [`invoices`]: the account's invoices (projection, backfill, `GET /invoices`).
 //! - [`meters`]: usage reported to Stripe Billing Meters (run by the sync).
 //! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
+//! - [`operator`]: the operator's support read of one account.
 
 pub mod checkout;
 pub mod credits;
@@ -18,6 +19,7 @@ pub mod events;
 pub mod invoices;
 pub mod keys;
 pub mod meters;
+pub mod operator;
 pub mod read;
 pub mod refresh;
 pub mod retire;

@@ -81,6 +81,9 @@ pub struct RefundAnswer {
 pub enum UsageError {
     #[error("{0}")]
     Invalid(String),
+    /// A batch record's `account_id` is not an account id (as a JWT claim must be one).
+    #[error("`account_id` must be 1 to 128 characters, without `#` or control characters")]
+    InvalidAccount,
     #[error("the account has no access: {0:?}")]
     AccessDenied(Reason),
     #[error("the idempotency key was used for another request")]
@@ -203,10 +206,12 @@ impl<'c> Standing<'c> {
     }
 }
 
-/// `POST /usage`: consumes `quantity` of `metric` for `account`, exactly once per key.
+/// `POST /operator/accounts/{account_id}/usage`: consumes `quantity` of `metric` for
+/// `account`, exactly once per key, recorded as `actor`'s.
 pub async fn consume<S, N>(
     deps: &UsageDeps<S, N>,
     account: &AccountId,
+    actor: &str,
     body: UsageRequest,
 ) -> Result<UsageAnswer, UsageError>
 where
@@ -228,6 +233,7 @@ where
         window,
         at: standing.now,
         refunded: false,
+        actor: Some(actor.to_owned()),
     };
     let metered = settings.catalogue.metric(metric).is_some_and(|m| m.event_name.is_some());
     let consumption =
@@ -250,7 +256,7 @@ where
     }
 }
 
-/// `POST /usage/check`: the decision `consume` would take now, without consuming anything
+/// `POST /usage/check` (and its key and operator twins): the decision `consume` would take now, without consuming anything
 /// (nor counting the check in the per-minute window): 200 with the count as it stands, or
 /// the refusal `consume` would answer.
 pub async fn check<S, N>(
@@ -278,7 +284,7 @@ where
     }
 }
 
-/// `POST /usage/refund`: reverses the consumption recorded under the key, once; a second
+/// `POST /operator/accounts/{account_id}/usage/refund`: reverses the consumption recorded under the key, once; a second
 /// refund answers the same and changes nothing.
 pub async fn refund<S, N>(
     deps: &UsageDeps<S, N>,
@@ -302,6 +308,54 @@ where
         period_start: record.window.start,
         period_end: record.window.end,
     })
+}
+
+/// Records a batch holds at most.
+pub const MAX_BATCH: usize = 100;
+
+/// The body of `POST /operator/usage/batch`.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchRequest {
+    pub records: Option<Vec<BatchRecord>>,
+}
+
+/// One record of a batch: a consumption as `POST /operator/accounts/{account_id}/usage` takes
+/// it, with its account.
+#[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchRecord {
+    pub account_id: Option<String>,
+    #[serde(flatten)]
+    pub usage: UsageRequest,
+}
+
+/// `POST /operator/usage/batch`: each record decided in order exactly as the single route
+/// decides it (its account's access, quota and per-minute limit: each record is one request of
+/// its account), as `actor`; one answer per record, in order. Only a batch that is no batch
+/// (no `records`, none, or more than [`MAX_BATCH`]) is refused whole.
+pub async fn batch<S, N>(
+    deps: &UsageDeps<S, N>,
+    actor: &str,
+    body: BatchRequest,
+) -> Result<Vec<Result<UsageAnswer, UsageError>>, UsageError>
+where
+    S: SubscriptionStore + UsageStore,
+    N: Notifier,
+{
+    let records = body
+        .records
+        .filter(|r| (1..=MAX_BATCH).contains(&r.len()))
+        .ok_or_else(|| invalid(format!("`records` is required: 1 to {MAX_BATCH} records")))?;
+    let mut answers = Vec::with_capacity(records.len());
+    for record in records {
+        let account = record.account_id.as_deref().map(AccountId::parse);
+        answers.push(match account {
+            Some(Ok(account)) => consume(deps, &account, actor, record.usage).await,
+            _ => Err(UsageError::InvalidAccount),
+        });
+    }
+    Ok(answers)
 }
 
 /// The usage of every metric of the account's plan in its current window, from its state read.
@@ -412,7 +466,7 @@ mod tests {
         ];
 
         for body in bad {
-            let refused = consume(&deps, &account(), body).await;
+            let refused = consume(&deps, &account(), "ops", body).await;
             assert!(matches!(refused, Err(UsageError::Invalid(_))), "{refused:?}");
         }
         let window = crate::domain::usage::window(None, NOW);
@@ -423,11 +477,11 @@ mod tests {
     async fn free_accounts_consume_to_their_limit_once_per_key() {
         let deps = deps();
 
-        let first = consume(&deps, &account(), request("api_calls", serde_json::json!(60), "a")).await.unwrap();
-        let replay = consume(&deps, &account(), request("api_calls", serde_json::json!(60), "a")).await.unwrap();
-        let mismatch = consume(&deps, &account(), request("api_calls", serde_json::json!(5), "a")).await;
-        let over = consume(&deps, &account(), request("api_calls", serde_json::json!(41), "b")).await;
-        let rest = consume(&deps, &account(), request("api_calls", serde_json::json!(40), "c")).await.unwrap();
+        let first = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(60), "a")).await.unwrap();
+        let replay = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(60), "a")).await.unwrap();
+        let mismatch = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(5), "a")).await;
+        let over = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(41), "b")).await;
+        let rest = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(40), "c")).await.unwrap();
 
         assert_eq!((first.used, first.limit, first.remaining), (60, Some(100), Some(40)));
         assert_eq!(replay, first, "the same key answers the same and counts once");
@@ -445,9 +499,9 @@ mod tests {
         let deps = deps();
 
         for (key, quantity) in [("a", 79), ("b", 1), ("c", 10), ("d", 10)] {
-            consume(&deps, &account(), request("api_calls", serde_json::json!(quantity), key)).await.unwrap();
+            consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(quantity), key)).await.unwrap();
         }
-        consume(&deps, &account(), request("api_calls", serde_json::json!(1), "a")).await.ok();
+        consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(1), "a")).await.ok();
 
         let ids: Vec<String> = deps.notifier.sent().into_iter().map(|n| n.id).collect();
         let start = crate::domain::usage::window(None, NOW).start;
@@ -470,7 +524,7 @@ mod tests {
         };
         crate::testing::subscribed(&deps.store, &past_due).await;
 
-        let refused = consume(&deps, &account(), request("api_calls", serde_json::json!(1), "k")).await;
+        let refused = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(1), "k")).await;
 
         assert!(matches!(refused, Err(UsageError::AccessDenied(Reason::Unpaid))), "{refused:?}");
     }
@@ -482,10 +536,10 @@ mod tests {
 
         let mut outcomes = Vec::new();
         for i in 0..11 {
-            outcomes.push(consume(&deps, &account(), one(&format!("k{i}"))).await);
+            outcomes.push(consume(&deps, &account(), "ops", one(&format!("k{i}"))).await);
         }
         clock.advance(60);
-        let next_minute = consume(&deps, &account(), one("k11")).await.unwrap();
+        let next_minute = consume(&deps, &account(), "ops", one("k11")).await.unwrap();
 
         assert!(outcomes[..10].iter().all(Result::is_ok), "{outcomes:?}");
         let Err(UsageError::RateLimited { retry_after_ms, policies }) = &outcomes[10] else {
@@ -500,7 +554,7 @@ mod tests {
     #[tokio::test]
     async fn a_check_decides_like_a_consumption_and_consumes_nothing() {
         let deps = deps();
-        consume(&deps, &account(), request("api_calls", serde_json::json!(95), "a")).await.unwrap();
+        consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(95), "a")).await.unwrap();
 
         let fits = check(&deps, &account(), request("api_calls", serde_json::json!(5), "")).await;
         let fits_without_key = check(
@@ -530,13 +584,13 @@ mod tests {
     #[tokio::test]
     async fn a_refund_gives_a_consumption_back_once_and_retires_its_key() {
         let deps = deps();
-        consume(&deps, &account(), request("api_calls", serde_json::json!(30), "job")).await.unwrap();
+        consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(30), "job")).await.unwrap();
 
         let first = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
         let again = refund(&deps, &account(), RefundRequest { idempotency_key: Some("job".into()) }).await.unwrap();
         let unknown = refund(&deps, &account(), RefundRequest { idempotency_key: Some("nope".into()) }).await;
         let missing = refund(&deps, &account(), RefundRequest::default()).await;
-        let reused = consume(&deps, &account(), request("api_calls", serde_json::json!(30), "job")).await;
+        let reused = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(30), "job")).await;
 
         assert_eq!((first.metric.as_str(), first.quantity, first.used), ("api_calls", 30, 0));
         assert_eq!(again, first, "a second refund answers the same and gives nothing back twice");
@@ -549,10 +603,10 @@ mod tests {
     async fn a_downgrade_keeps_the_periods_usage_and_refuses_over_the_new_limit() {
         let deps = deps();
         on_plan(&deps, "pro", 1).await;
-        let pro = consume(&deps, &account(), request("api_calls", serde_json::json!(500), "a")).await.unwrap();
+        let pro = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(500), "a")).await.unwrap();
 
         on_plan(&deps, "free", 2).await;
-        let refused = consume(&deps, &account(), one("b")).await;
+        let refused = consume(&deps, &account(), "ops", one("b")).await;
         let report = usage(&deps.store, &deps.settings, &account()).await.unwrap();
 
         assert_eq!((pro.used, pro.limit, pro.period_start), (500, Some(10_000), NOW - 86_400));
@@ -569,11 +623,11 @@ mod tests {
         on_plan(&deps, "enterprise", 1).await;
 
         for i in 0..3 {
-            consume(&deps, &account(), request("api_calls", serde_json::json!(MAX_QUANTITY), &format!("k{i}")))
+            consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(MAX_QUANTITY), &format!("k{i}")))
                 .await
                 .unwrap();
         }
-        let last = consume(&deps, &account(), request("api_calls", serde_json::json!(MAX_QUANTITY), "k3")).await;
+        let last = consume(&deps, &account(), "ops", request("api_calls", serde_json::json!(MAX_QUANTITY), "k3")).await;
 
         let last = last.unwrap();
         assert_eq!((last.used, last.limit, last.remaining), (4 * MAX_QUANTITY, None, None));

@@ -64,10 +64,8 @@ impl Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
-    /// Record, check and refund usage; consume credits.
-    #[serde(rename = "usage:write")]
-    UsageWrite,
-    /// Read usage and credits.
+    /// Read usage and credits, and check a usage decision. (Usage and credits are written by
+    /// the product's backend on the operator routes only: no key scope writes them.)
     #[serde(rename = "usage:read")]
     UsageRead,
     /// Read the subscription and its access decision.
@@ -76,11 +74,10 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Self; 3] = [Self::UsageWrite, Self::UsageRead, Self::SubscriptionRead];
+    pub const ALL: [Self; 2] = [Self::UsageRead, Self::SubscriptionRead];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::UsageWrite => "usage:write",
             Self::UsageRead => "usage:read",
             Self::SubscriptionRead => "subscription:read",
         }
@@ -102,11 +99,8 @@ impl fmt::Display for Scope {
 /// its service reads the key's scopes from the authorizer's context.
 pub const API_ROUTE_SCOPES: &[(&str, Scope)] = &[
     ("GET /api/subscription", Scope::SubscriptionRead),
-    ("POST /api/usage", Scope::UsageWrite),
-    ("POST /api/usage/check", Scope::UsageWrite),
-    ("POST /api/usage/refund", Scope::UsageWrite),
+    ("POST /api/usage/check", Scope::UsageRead),
     ("GET /api/usage", Scope::UsageRead),
-    ("POST /api/credits/consume", Scope::UsageWrite),
     ("GET /api/credits", Scope::UsageRead),
     ("GET /api/invoices", Scope::SubscriptionRead),
 ];
@@ -119,6 +113,12 @@ pub fn required_scope(route_key: &str) -> Option<Scope> {
 /// Scopes as the context carries them: space-separated, in a fixed order.
 pub fn scopes_to_string(scopes: &BTreeSet<Scope>) -> String {
     scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+}
+
+/// Stored scopes, the retired or unknown ones dropped.
+fn known_scopes<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<BTreeSet<Scope>, D::Error> {
+    let raw = Vec::<String>::deserialize(deserializer)?;
+    Ok(raw.iter().filter_map(|s| Scope::parse(s)).collect())
 }
 
 /// Scopes from the context's string; unknown words are dropped.
@@ -250,9 +250,9 @@ pub enum InvalidKeyRequest {
     MissingName,
     #[error("`name` must be 1 to {MAX_NAME_CHARS} characters, without control characters")]
     InvalidName,
-    #[error("`scopes` is required: a list of one or more of usage:write, usage:read, subscription:read")]
+    #[error("`scopes` is required: a list of one or more of usage:read, subscription:read")]
     MissingScopes,
-    #[error("unknown scope `{0}`: use usage:write, usage:read or subscription:read")]
+    #[error("unknown scope `{0}`: use usage:read or subscription:read")]
     UnknownScope(String),
     #[error("`expires_at` must be a Unix time in seconds, in the future and at most 10 years ahead")]
     InvalidExpiry,
@@ -317,6 +317,9 @@ pub struct ApiKey {
     pub hash: KeyHash,
     pub prefix: String,
     pub name: String,
+    /// Read leniently: a scope no longer known (`usage:write`, retired) is dropped, so a key
+    /// stored with it keeps working with the scopes that remain.
+    #[serde(deserialize_with = "known_scopes")]
     pub scopes: BTreeSet<Scope>,
     pub created_at: i64,
     /// When the key stops working; stored as `key_expires_at`, since the table's TTL
@@ -540,6 +543,18 @@ mod tests {
     }
 
     #[test]
+    fn usage_write_is_no_scope_and_a_key_stored_with_it_loses_it_silently() {
+        let mut stored = serde_json::to_value(key(1)).unwrap();
+        stored["scopes"] = serde_json::json!(["usage:write", "usage:read"]);
+
+        let read: ApiKey = serde_json::from_value(stored).unwrap();
+
+        assert_eq!(read.scopes, [Scope::UsageRead].into());
+        assert_eq!(scopes(Some(&["usage:write".into()])), Err(InvalidKeyRequest::UnknownScope("usage:write".into())));
+        assert_eq!(scopes_from_string("usage:write usage:read"), [Scope::UsageRead].into());
+    }
+
+    #[test]
     fn a_key_is_refused_when_revoked_expired_or_out_of_scope() {
         let now = 1_795_273_200;
         let active = key(now);
@@ -549,7 +564,7 @@ mod tests {
 
         assert_eq!(active.check(now, Some(Scope::UsageRead)), Ok(()));
         assert_eq!(active.check(now, None), Ok(()));
-        assert_eq!(active.check(now, Some(Scope::UsageWrite)), Err(Refusal::MissingScope));
+        assert_eq!(active.check(now, Some(Scope::SubscriptionRead)), Err(Refusal::MissingScope));
         assert_eq!(expired.check(now, Some(Scope::UsageRead)), Err(Refusal::Expired));
         assert_eq!(expired.check(now - 1, Some(Scope::UsageRead)), Ok(()));
         assert_eq!(revoked.check(now, None), Err(Refusal::Revoked));

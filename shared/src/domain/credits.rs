@@ -48,6 +48,9 @@ pub struct Grant {
     /// The Stripe PaymentIntent that paid a pack: a full refund of it removes what is left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<String>,
+    /// Who granted it ([`crate::domain::actor`]); `None` on grants stored before actors were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 impl Grant {
@@ -122,7 +125,7 @@ pub struct CreditPack {
 /// The grant of credit pack `pack` bought with Checkout Session `session` (paid by
 /// `payment`): its id is the session's, so the paid session is granted once however often its
 /// events arrive.
-pub fn pack_grant(pack: &crate::domain::credits::CreditPack, session: &str, payment: Option<&str>, now: i64) -> Grant {
+pub fn pack_grant(pack: &CreditPack, session: &str, payment: Option<&str>, now: i64, actor: String) -> Grant {
     Grant {
         id: format!("pack-{session}"),
         kind: GrantKind::Purchased,
@@ -132,6 +135,7 @@ pub fn pack_grant(pack: &crate::domain::credits::CreditPack, session: &str, paym
         granted_at: now,
         expires_at: None,
         payment: payment.map(str::to_owned),
+        actor: Some(actor),
     }
 }
 
@@ -162,6 +166,7 @@ pub fn plan_grant(
         granted_at: now,
         expires_at: Some(window.end),
         payment: None,
+        actor: Some(crate::domain::actor::TOLLGATE.to_owned()),
     })
 }
 
@@ -171,6 +176,7 @@ mod tests {
 
     fn grant(id: &str, kind: GrantKind, remaining: u64, expires_at: Option<i64>) -> Grant {
         Grant {
+            actor: None,
             id: id.into(),
             kind,
             source: "test".into(),

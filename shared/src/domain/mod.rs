@@ -1,6 +1,7 @@
 //! The billing domain: plain types and rules, no I/O. Nothing here depends on another layer.
 
 pub mod access;
+pub mod actor;
 pub mod apikeys;
 pub mod credits;
 pub mod entitlements;

@@ -4,7 +4,7 @@
 use crate::app::checkout::{CheckoutError, Field};
 use crate::app::credits::CreditError;
 use crate::app::keys::KeysError;
-use crate::app::usage::UsageError;
+use crate::app::usage::{UsageAnswer, UsageError};
 use crate::domain::apikeys::{InvalidKeyRequest, Scope};
 use crate::domain::model::AccountId;
 use crate::domain::usage::Policy;
@@ -52,6 +52,14 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "not_found", "no such route")
     }
 
+    /// An `{account_id}` (or a batch record's `account_id`) that is no account id.
+    pub fn invalid_account() -> Self {
+        Self::bad_request(
+            "invalid_account",
+            "`account_id` must be 1 to 128 characters, without `#` or control characters",
+        )
+    }
+
     pub fn method_not_allowed() -> Self {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
     }
@@ -75,12 +83,21 @@ impl ApiError {
         Self { retry_after, ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
     }
 
+    /// The error's JSON body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                reason: self.reason.clone(),
+            },
+        }
+    }
+
     /// Turns the error into the response; 5xx bodies are generic by construction (their
     /// messages are written here, never copied from a cause).
     pub fn into_response(self) -> Response<Body> {
-        let body =
-            ErrorBody { error: ErrorDetail { code: self.code.to_owned(), message: self.message, reason: self.reason } };
-        let mut response = json(self.status, &body);
+        let mut response = json(self.status, &self.body());
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
@@ -105,6 +122,47 @@ pub struct ErrorDetail {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// The answer of `POST /operator/usage/batch`: one result per record, in order.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchAnswer {
+    pub results: Vec<BatchResult>,
+}
+
+/// A batch record's answer: the status and body the single route would have answered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchResult {
+    pub status: u16,
+    pub body: BatchBody,
+}
+
+/// A batch record's body: the count, or the error.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(untagged)]
+pub enum BatchBody {
+    Counted(UsageAnswer),
+    Refused(ErrorBody),
+}
+
+impl BatchAnswer {
+    /// Each record's decision mapped as the single route maps it.
+    pub fn of(results: Vec<Result<UsageAnswer, UsageError>>) -> Self {
+        let results = results
+            .into_iter()
+            .map(|result| match result {
+                Ok(answer) => BatchResult { status: StatusCode::OK.as_u16(), body: BatchBody::Counted(answer) },
+                Err(err) => {
+                    let err = ApiError::from(err);
+                    BatchResult { status: err.status.as_u16(), body: BatchBody::Refused(err.body()) }
+                }
+            })
+            .collect();
+        Self { results }
+    }
 }
 
 /// The webhook intake's answer to a delivery it accepted: `ignored` when Tollgate does not act
@@ -232,6 +290,7 @@ impl From<UsageError> for ApiError {
         let message = err.to_string();
         match err {
             UsageError::Invalid(_) => Self::bad_request("invalid_usage", message),
+            UsageError::InvalidAccount => Self::invalid_account(),
             UsageError::AccessDenied(reason) => {
                 let reason = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned));
                 let message = format!("the account has no access ({})", reason.as_deref().unwrap_or("unknown"));
@@ -401,6 +460,30 @@ pub fn api_key_account(req: &Request, scope: Scope) -> Result<AccountId, ApiErro
         return Err(ApiError::forbidden("insufficient_scope", format!("this API key lacks the scope {scope}")));
     }
     Ok(account)
+}
+
+/// The operator (the product's backend) on an `/operator/...` route: the IAM principal's ARN
+/// API Gateway verified (SigV4) and put in the request context; never a header, path or body.
+/// 403 without it (API Gateway never passes such a request to the function).
+pub fn operator(req: &Request) -> Result<String, ApiError> {
+    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
+        return Err(ApiError::forbidden("forbidden", "an operator route needs a SigV4-signed IAM identity"));
+    };
+    context
+        .authorizer
+        .as_ref()
+        .and_then(|a| a.iam.as_ref())
+        .and_then(|iam| iam.user_arn.clone())
+        .filter(|arn| !arn.is_empty())
+        .ok_or_else(|| ApiError::forbidden("forbidden", "an operator route needs a SigV4-signed IAM identity"))
+}
+
+/// An operator route's `{account_id}` path segment, percent-decoded and validated as a JWT
+/// claim is (`auth0%7C123` is `auth0|123`): `400 invalid_account` otherwise.
+pub fn path_account(segment: &str) -> Result<AccountId, ApiError> {
+    let decoded =
+        percent_encoding::percent_decode_str(segment).decode_utf8().map_err(|_| ApiError::invalid_account())?;
+    AccountId::parse(&decoded).map_err(|_| ApiError::invalid_account())
 }
 
 /// Parses a JSON request body of at most `MAX_BODY_BYTES`; an empty body reads as `{}` so

@@ -30,6 +30,8 @@ pub enum Auth {
     Public,
     /// Stripe's `Stripe-Signature` on the webhook function URL.
     StripeSignature,
+    /// API Gateway's `AWS_IAM`: the product backend's request signed with SigV4.
+    Iam,
 }
 
 /// A documented route: method and path as `template.yaml` spells them.
@@ -113,7 +115,7 @@ const WRITE_ERRORS: &[u16] = &[400, 401, 403, 409, 413, 415, 429, 500, 503];
 
 /// Every operation of the HTTP API.
 fn table() -> Doc {
-    use Auth::{ApiKey as Key, Jwt, Public, StripeSignature};
+    use Auth::{ApiKey as Key, Iam, Jwt, Public, StripeSignature};
     use Method::{Delete, Get, Post};
     let mut d = Doc { schemas: Vec::new(), ops: Vec::new() };
 
@@ -228,30 +230,20 @@ fn table() -> Doc {
         &[],
     );
 
-    // usage and credits (metering writes)
+    // usage and credits: customers read and check; the operator (IAM) writes
     let usage_body = d.schema::<usage::UsageRequest>();
     let usage_answer = d.schema::<usage::UsageAnswer>();
     let refund_body = d.schema::<usage::RefundRequest>();
     let usage_refund = d.schema::<usage::RefundAnswer>();
     let report = d.schema::<crate::domain::usage::UsageReport>();
-    let metering = [
-        (Jwt, ["/usage", "/usage/check", "/usage/refund"]),
-        (Key, ["/api/usage", "/api/usage/check", "/api/usage/refund"]),
-    ];
-    for (auth, [consume, check, refund]) in metering {
+    for (auth, report_path, check_path, summary) in [
+        (Jwt, "/usage", "/usage/check", "This window's usage of every metric"),
+        (Key, "/api/usage", "/api/usage/check", "This window's usage of every metric (scope usage:read)"),
+    ] {
+        d.op(Get, report_path, summary, auth, None, (200, report.clone()), READ_ERRORS, &[]);
         d.op(
             Post,
-            consume,
-            "Consumes a metric's quota, exactly once per idempotency key",
-            auth,
-            Some(usage_body.clone()),
-            (200, usage_answer.clone()),
-            WRITE_ERRORS,
-            &[],
-        );
-        d.op(
-            Post,
-            check,
+            check_path,
             "Whether a consumption would be allowed (nothing counted)",
             auth,
             Some(usage_body.clone()),
@@ -259,35 +251,67 @@ fn table() -> Doc {
             WRITE_ERRORS,
             &[],
         );
-        d.op(
-            Post,
-            refund,
-            "Reverses one consumption, once",
-            auth,
-            Some(refund_body.clone()),
-            (200, usage_refund.clone()),
-            WRITE_ERRORS,
-            &[],
-        );
-        d.op(Get, consume, "This window's usage of every metric", auth, None, (200, report.clone()), READ_ERRORS, &[]);
     }
-    let consume_body = d.schema::<credits::ConsumeRequest>();
-    let consumed = d.schema::<credits::ConsumeAnswer>();
+    let account_read = d.schema::<crate::app::operator::OperatorAccount>();
     d.op(
-        Post,
-        "/credits/consume",
-        "Spends credits for an event, exactly once per key (402 when short)",
-        Jwt,
-        Some(consume_body.clone()),
-        (200, consumed.clone()),
-        &[400, 401, 402, 403, 409, 413, 415, 500, 503],
+        Get,
+        "/operator/accounts/{account_id}",
+        "Support read: subscription, usage, credits with each entry's actor, API keys",
+        Iam,
+        None,
+        (200, account_read),
+        READ_ERRORS,
         &[],
     );
     d.op(
         Post,
-        "/api/credits/consume",
-        "The same with an API key (scope usage:write)",
-        Key,
+        "/operator/accounts/{account_id}/usage",
+        "Consumes a metric's quota, exactly once per idempotency key",
+        Iam,
+        Some(usage_body.clone()),
+        (200, usage_answer.clone()),
+        WRITE_ERRORS,
+        &[],
+    );
+    d.op(
+        Post,
+        "/operator/accounts/{account_id}/usage/check",
+        "Whether a consumption would be allowed (nothing counted)",
+        Iam,
+        Some(usage_body),
+        (200, usage_answer),
+        WRITE_ERRORS,
+        &[],
+    );
+    d.op(
+        Post,
+        "/operator/accounts/{account_id}/usage/refund",
+        "Reverses one consumption, once",
+        Iam,
+        Some(refund_body.clone()),
+        (200, usage_refund),
+        &[400, 401, 403, 404, 409, 413, 415, 429, 500, 503],
+        &[],
+    );
+    let batch_body = d.schema::<usage::BatchRequest>();
+    let batch_answer = d.schema::<crate::edge::http::BatchAnswer>();
+    d.op(
+        Post,
+        "/operator/usage/batch",
+        "Up to 100 consumptions, each decided as the single route decides it",
+        Iam,
+        Some(batch_body),
+        (200, batch_answer),
+        WRITE_ERRORS,
+        &[],
+    );
+    let consume_body = d.schema::<credits::ConsumeRequest>();
+    let consumed = d.schema::<credits::ConsumeAnswer>();
+    d.op(
+        Post,
+        "/operator/accounts/{account_id}/credits/consume",
+        "Spends credits for an event, exactly once per key (402 when short)",
+        Iam,
         Some(consume_body),
         (200, consumed),
         &[400, 401, 402, 403, 409, 413, 415, 500, 503],
@@ -296,11 +320,23 @@ fn table() -> Doc {
     let ok = (200, d.schema::<credits::RefundAnswer>());
     d.op(
         Post,
-        "/credits/refund",
+        "/operator/accounts/{account_id}/credits/refund",
         "Gives one consumption's credits back, once",
-        Jwt,
+        Iam,
         Some(refund_body),
         ok,
+        &[400, 401, 403, 404, 409, 413, 415, 500, 503],
+        &[],
+    );
+    let grant_body = d.schema::<credits::GrantRequest>();
+    let grant = d.schema::<credits::GrantView>();
+    d.op(
+        Post,
+        "/operator/accounts/{account_id}/credits/grants",
+        "A manual or promotional grant, once per idempotency key",
+        Iam,
+        Some(grant_body),
+        (201, grant),
         WRITE_ERRORS,
         &[],
     );
@@ -456,6 +492,7 @@ pub fn document() -> OpenApi {
             Auth::StripeSignature => {
                 operation.security(SecurityRequirement::new("stripeSignature", Vec::<String>::new()))
             }
+            Auth::Iam => operation.security(SecurityRequirement::new("sigv4", Vec::<String>::new())),
             Auth::Public => operation,
         };
         paths = paths.path(op.path, PathItem::new(op.method.http(), operation.build()));
@@ -472,6 +509,13 @@ pub fn document() -> OpenApi {
         .security_scheme(
             "stripeSignature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("Stripe-Signature"))),
+        )
+        .security_scheme(
+            "sigv4",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "AWS Signature Version 4 (service execute-api) with the product backend's IAM role (docs/operator.md)",
+            ))),
         );
     doc.schemas.sort_by(|a, b| a.0.cmp(&b.0));
     doc.schemas.dedup_by(|a, b| a.0 == b.0);

@@ -34,6 +34,10 @@ pub struct LedgerEntry {
     /// The grant an entry of kind `grant`, `expiry` or `reversal` is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// Who wrote it ([`crate::domain::actor`]): shown on operator reads only (`GET /credits`
+    /// leaves it out); `None` on entries stored before actors were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// One credit consumption, as its idempotency record keeps it.
@@ -64,11 +68,10 @@ impl LedgerEntry {
             event: None,
             quantity: None,
             grant: Some(grant.id.clone()),
+            actor: grant.actor.clone(),
         }
     }
-}
 
-impl LedgerEntry {
     /// The entry that records the expiry of what was left of `grant`, at its expiry.
     pub fn expiry_of(grant: &crate::domain::credits::Grant) -> Self {
         Self {
@@ -79,13 +82,14 @@ impl LedgerEntry {
             event: None,
             quantity: None,
             grant: Some(grant.id.clone()),
+            actor: Some(crate::domain::actor::TOLLGATE.to_owned()),
         }
     }
 }
 
 impl CreditRecord {
-    /// The ledger entry that gives this consumption back.
-    pub fn refund_entry(&self, at_ms: i64) -> LedgerEntry {
+    /// The ledger entry that gives this consumption back, written by `actor`.
+    pub fn refund_entry(&self, at_ms: i64, actor: &str) -> LedgerEntry {
         LedgerEntry {
             id: format!("refund-{}", self.entry),
             kind: EntryKind::Refund,
@@ -94,6 +98,7 @@ impl CreditRecord {
             event: Some(self.event.clone()),
             quantity: Some(self.quantity),
             grant: None,
+            actor: Some(actor.to_owned()),
         }
     }
 }
@@ -149,8 +154,14 @@ pub trait CreditStore: Send + Sync {
     async fn spend(&self, spend: &Spend<'_>) -> Result<Spent, StoreError>;
 
     /// Gives back the consumption recorded under `key`, once, to the grants it was drawn from,
-    /// with its refund entry, at `at_ms`.
-    async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError>;
+    /// with its refund entry, at `at_ms`, by `actor`.
+    async fn refund_credits(
+        &self,
+        account: &AccountId,
+        key: &str,
+        at_ms: i64,
+        actor: &str,
+    ) -> Result<CreditRefund, StoreError>;
 
     /// Empties grant `grant` if it still holds exactly `seen` (what the caller read), with its
     /// `reversal` entry: `false` (nothing written) when it changed meanwhile; read it again.

@@ -17,6 +17,10 @@ pub struct UsageRecord {
     pub at: i64,
     #[serde(default)]
     pub refunded: bool,
+    /// Who recorded it ([`crate::domain::actor`]); `None` on records stored before actors were
+    /// kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
 }
 
 /// A consumption to decide.

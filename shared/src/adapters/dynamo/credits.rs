@@ -76,14 +76,20 @@ impl CreditStore for DynamoStore {
         }
     }
 
-    async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError> {
+    async fn refund_credits(
+        &self,
+        account: &AccountId,
+        key: &str,
+        at_ms: i64,
+        actor: &str,
+    ) -> Result<CreditRefund, StoreError> {
         let Some(record) = self.credit_record(account, key).await? else { return Ok(CreditRefund::Unknown) };
         if record.refunded {
             return Ok(CreditRefund::AlreadyRefunded(record));
         }
         let mut items = vec![
             self.refund_mark(keys::credit_request(account, key)),
-            self.entry_put(account, &record.refund_entry(at_ms))?,
+            self.entry_put(account, &record.refund_entry(at_ms, actor))?,
         ];
         for draw in &record.draws {
             let give_back = self

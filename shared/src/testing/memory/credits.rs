@@ -46,7 +46,13 @@ impl CreditStore for MemoryStore {
         Ok(Spent::Done)
     }
 
-    async fn refund_credits(&self, account: &AccountId, key: &str, at_ms: i64) -> Result<CreditRefund, StoreError> {
+    async fn refund_credits(
+        &self,
+        account: &AccountId,
+        key: &str,
+        at_ms: i64,
+        actor: &str,
+    ) -> Result<CreditRefund, StoreError> {
         let mut tables = self.lock();
         let Some(record) = tables.credit_records.get(&(account.clone(), key.to_owned())).cloned() else {
             return Ok(CreditRefund::Unknown);
@@ -63,7 +69,7 @@ impl CreditStore for MemoryStore {
                 g.remaining += draw.credits;
             }
         }
-        let entry = record.refund_entry(at_ms);
+        let entry = record.refund_entry(at_ms, actor);
         tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(&entry), entry);
         let refunded = CreditRecord { refunded: true, ..record };
         tables.credit_records.insert((account.clone(), key.to_owned()), refunded.clone());
