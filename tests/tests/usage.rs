@@ -123,11 +123,20 @@ async fn direct(test: &str, log: &RequestLog, fault: Option<Fault>) -> Direct {
     Direct { deps, client: plain, table: resources.table }
 }
 
-/// `method path` with `body` as API Gateway passes it with a verified JWT of `acct_alice`.
+/// The writes that are the operator's: `POST <path>` on `/operator/accounts/{account_id}<path>`.
+const OPERATOR_WRITES: [&str; 4] = ["/usage", "/usage/refund", "/credits/consume", "/credits/refund"];
+
+/// `method path` with `body` as API Gateway passes it for `acct_alice`: a write as the
+/// operator's (an IAM principal, the account in the path), a read or check with a verified JWT.
 fn request(method: &str, path: &str, body: &str) -> lambda_http::Request {
-    let raw =
-        std::fs::read_to_string(format!("{}/../events/apigw-post-usage.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let (sample, path) = if method == "POST" && OPERATOR_WRITES.contains(&path) {
+        ("apigw-post-operator-usage.json", format!("/operator/accounts/acct_alice{path}"))
+    } else {
+        ("apigw-post-usage-check.json", path.to_owned())
+    };
+    let raw = std::fs::read_to_string(format!("{}/../events/{sample}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let mut event: Value = serde_json::from_str(&raw).unwrap();
+    let path = path.as_str();
     event["rawPath"] = path.into();
     event["requestContext"]["http"]["method"] = method.into();
     event["requestContext"]["http"]["path"] = path.into();
@@ -256,6 +265,9 @@ async fn the_subscription_read_with_its_usage_is_one_query() {
 
 // ---- the local stack over HTTP ----
 
+/// The development name the local runner passes as the operator's IAM principal.
+const OPERATOR: &str = "backend-test";
+
 struct Stack(common::LocalStack);
 
 impl Stack {
@@ -270,9 +282,33 @@ impl Stack {
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /operator/accounts/{account}<sub>` as the operator (the development IAM name).
+    async fn operate(&self, sub: &str, account: &str, body: Value) -> (u16, Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/operator/accounts/{account}{sub}", self.0.base))
+            .header("x-tollgate-operator", OPERATOR)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET /operator/accounts/{account}` as the operator.
+    async fn operator_read(&self, account: &str) -> Value {
+        let response = reqwest::Client::new()
+            .get(format!("{}/operator/accounts/{account}", self.0.base))
+            .header("x-tollgate-operator", OPERATOR)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
     async fn consume(&self, account: &str, quantity: u64, key: &str) -> (u16, Value) {
         let body = json!({"metric": "api_calls", "quantity": quantity, "idempotency_key": key});
-        self.call(reqwest::Method::POST, "/usage", account, body).await
+        self.operate("/usage", account, body).await
     }
 
     async fn subscribe(&self, account: &str, plan: &str) {
@@ -361,37 +397,163 @@ async fn two_hundred_parallel_consumers_take_exactly_the_fifty_left_and_one_key_
 }
 
 #[tokio::test]
-async fn an_api_key_meters_its_own_account_through_the_authorizer_within_its_scopes() {
+async fn a_key_checks_and_reads_its_own_account_while_the_operator_meters_it() {
     let stack = Stack(common::serve_stack("usage-key").await);
-    let key = |scopes: Value| {
+    let make = |scopes: Value| {
         let stack = &stack;
         async move {
-            let (status, made) = stack
-                .call(reqwest::Method::POST, "/api-keys", "acct_keyed", json!({"name": "job", "scopes": scopes}))
-                .await;
-            assert_eq!(status, 201, "{made}");
-            made["key"].as_str().unwrap().to_owned()
+            stack.call(reqwest::Method::POST, "/api-keys", "acct_keyed", json!({"name": "job", "scopes": scopes})).await
         }
     };
-    let writer = key(json!(["usage:write"])).await;
-    let reader = key(json!(["usage:read"])).await;
+    let (writer_status, writer) = make(json!(["usage:write"])).await;
+    let (_, reader) = make(json!(["usage:read"])).await;
+    let reader = reader["key"].as_str().unwrap().to_owned();
     let with_key = |method: reqwest::Method, path: &str, key: &str, body: Value| {
         reqwest::Client::new().request(method, format!("{}{path}", stack.0.base)).bearer_auth(key).json(&body).send()
     };
     let body = json!({"metric": "api_calls", "quantity": 5, "idempotency_key": "k1"});
 
-    let written = with_key(reqwest::Method::POST, "/api/usage", &writer, body.clone()).await.unwrap();
-    let refused = with_key(reqwest::Method::POST, "/api/usage", &reader, body.clone()).await.unwrap();
+    let metered = stack.consume("acct_keyed", 5, "k1").await;
+    let checked = with_key(reqwest::Method::POST, "/api/usage/check", &reader, body.clone()).await.unwrap();
+    let written = with_key(reqwest::Method::POST, "/api/usage", &reader, body.clone()).await.unwrap();
     let read = with_key(reqwest::Method::GET, "/api/usage", &reader, Value::Null).await.unwrap();
-    let no_key = reqwest::Client::new().post(format!("{}/api/usage", stack.0.base)).json(&body).send().await.unwrap();
+    let no_key =
+        reqwest::Client::new().post(format!("{}/api/usage/check", stack.0.base)).json(&body).send().await.unwrap();
 
-    assert_eq!(written.status(), 200);
-    assert!(written.headers().contains_key("ratelimit-policy"));
-    assert_eq!(refused.status(), 403, "a read-only key may not consume");
+    assert_eq!(
+        (writer_status, writer["error"]["code"].as_str()),
+        (400, Some("unknown_scope")),
+        "usage:write is no scope"
+    );
+    assert_eq!(metered.0, 200);
+    assert_eq!(checked.status(), 200);
+    assert!(checked.headers().contains_key("ratelimit-policy"));
+    assert_eq!(written.status(), 404, "no key route writes");
+    assert_eq!(written.json::<Value>().await.unwrap(), json!({"message": "Not Found"}));
     assert_eq!(read.status(), 200);
     let report: Value = read.json().await.unwrap();
     assert_eq!(report["metrics"]["api_calls"]["used"], 5, "counted once, for the key's account");
     assert_eq!(no_key.status(), 401);
+}
+
+#[tokio::test]
+async fn no_customer_or_key_credential_changes_a_count_or_the_ledger() {
+    let stack = Stack(common::serve_stack("usage-line").await);
+    let account = "acct_line";
+    stack.subscribe(account, "pro").await;
+    assert_eq!(stack.consume(account, 5, "job-1").await.0, 200);
+    let spent = stack.operate(
+        "/credits/consume",
+        account,
+        json!({"event": "api_call_basic", "quantity": 2, "idempotency_key": "c-1"}),
+    );
+    assert_eq!(spent.await.0, 200);
+    let (_, key) = stack
+        .call(
+            reqwest::Method::POST,
+            "/api-keys",
+            account,
+            json!({"name": "k", "scopes": ["usage:read", "subscription:read"]}),
+        )
+        .await;
+    let key = key["key"].as_str().unwrap().to_owned();
+    let before = stack.operator_read(account).await;
+    let usage = json!({"metric": "api_calls", "quantity": 1, "idempotency_key": "job-2"});
+    let refund = json!({"idempotency_key": "job-1"});
+    let credits = json!({"event": "api_call_basic", "quantity": 1, "idempotency_key": "c-2"});
+    let credit_refund = json!({"idempotency_key": "c-1"});
+    let grant = json!({"credits": 100, "reason": "free money", "idempotency_key": "g"});
+    let attempts = [
+        ("/usage", &usage),
+        ("/usage/refund", &refund),
+        ("/credits/consume", &credits),
+        ("/credits/refund", &credit_refund),
+        ("/api/usage", &usage),
+        ("/api/usage/refund", &refund),
+        ("/api/credits/consume", &credits),
+        ("/api/credits/refund", &credit_refund),
+        (&*format!("/operator/accounts/{account}/usage"), &usage),
+        (&*format!("/operator/accounts/{account}/usage/refund"), &refund),
+        (&*format!("/operator/accounts/{account}/credits/consume"), &credits),
+        (&*format!("/operator/accounts/{account}/credits/refund"), &credit_refund),
+        (&*format!("/operator/accounts/{account}/credits/grants"), &grant),
+    ];
+
+    let mut answers = Vec::new();
+    for (path, body) in attempts {
+        let jwt = reqwest::Client::new().post(format!("{}{path}", stack.0.base)).header("x-tollgate-account", account);
+        let keyed = reqwest::Client::new().post(format!("{}{path}", stack.0.base)).bearer_auth(&key);
+        for request in [jwt, keyed] {
+            let response = request.json(body).send().await.unwrap();
+            answers.push((path.to_owned(), response.status().as_u16(), response.json::<Value>().await.unwrap()));
+        }
+    }
+    let after = stack.operator_read(account).await;
+
+    for (path, status, body) in &answers {
+        let gateway = [(404, json!({"message": "Not Found"})), (403, json!({"message": "Forbidden"}))];
+        assert!(gateway.contains(&(*status, body.clone())), "{path}: {status} {body}");
+    }
+    assert_eq!(after["usage"], before["usage"], "no count moved");
+    assert_eq!(after["credits"], before["credits"], "no ledger entry, no balance moved");
+    assert_eq!(after["usage"]["metrics"]["api_calls"]["used"], 5);
+}
+
+#[tokio::test]
+async fn the_operator_meters_refunds_grants_and_batches_with_its_actor_shown_to_it_alone() {
+    let stack = Stack(common::serve_stack("usage-operator").await);
+    let account = "acct_ops";
+    // Team: 100,000 a month and 500 requests a minute, so the batch meets the quota alone.
+    stack.subscribe(account, "team").await;
+    assert_eq!(stack.consume(account, 99_990, "base").await.0, 200);
+    let records: Vec<Value> = (0..100)
+        .map(|i| json!({"account_id": account, "metric": "api_calls", "quantity": 1, "idempotency_key": format!("b{i}")}))
+        .collect();
+    let batch = reqwest::Client::new()
+        .post(format!("{}/operator/usage/batch", stack.0.base))
+        .header("x-tollgate-operator", OPERATOR)
+        .json(&json!({ "records": records }))
+        .send()
+        .await
+        .unwrap();
+    let status = batch.status().as_u16();
+    let results: Value = batch.json().await.unwrap();
+    let (granted, grant) = stack
+        .operate("/credits/grants", account, json!({"credits": 25, "reason": "support", "idempotency_key": "g1"}))
+        .await;
+    let (spent, _) = stack
+        .operate(
+            "/credits/consume",
+            account,
+            json!({"event": "api_call_basic", "quantity": 3, "idempotency_key": "c1"}),
+        )
+        .await;
+    let (refunded, refund) = stack.operate("/usage/refund", account, json!({"idempotency_key": "base"})).await;
+    let read = stack.operator_read(account).await;
+    let (_, customer) = stack.call(reqwest::Method::GET, "/credits", account, Value::Null).await;
+    let unsigned = reqwest::Client::new()
+        .post(format!("{}/operator/accounts/{account}/usage", stack.0.base))
+        .json(&json!({"metric": "api_calls", "quantity": 1, "idempotency_key": "x"}))
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(status, 200);
+    let counted = results["results"].as_array().unwrap().iter().filter(|r| r["status"] == 200).count();
+    let refused = results["results"].as_array().unwrap().iter().filter(|r| r["status"] == 429).count();
+    assert_eq!((counted, refused), (10, 90), "a batch of 100 with 10 left counts exactly 10");
+    assert_eq!((granted, grant["source"].as_str()), (201, Some("manual:support")));
+    assert_eq!(spent, 200);
+    assert_eq!((refunded, refund["used"].as_u64()), (200, Some(10)));
+    assert_eq!(read["usage"]["metrics"]["api_calls"]["used"], 10);
+    assert_eq!(read["credits"]["balance"], 5_000 + 25 - 3, "Team's plan credits, the grant, the spend");
+    let actors: Vec<&str> =
+        read["credits"]["entries"].as_array().unwrap().iter().filter_map(|e| e["actor"].as_str()).collect();
+    assert_eq!(actors, [OPERATOR, "tollgate", OPERATOR], "the consumption, the plan's grant, the manual grant");
+    assert!(customer["entries"].as_array().unwrap().iter().all(|e| e.get("actor").is_none()), "{customer}");
+    assert!(!customer.to_string().contains(OPERATOR), "{customer}");
+    assert_eq!(unsigned.status(), 403, "no operator header: API Gateway's answer to an unsigned request");
+    assert_eq!(unsigned.json::<Value>().await.unwrap(), json!({"message": "Forbidden"}));
 }
 
 // ---- credits ----
@@ -437,15 +599,14 @@ async fn a_hundred_parallel_consumers_take_exactly_the_thirty_credits_left_over_
     stack.subscribe(account, "pro").await;
     let spend =
         |quantity: u64, key: String| json!({"event": "api_call_basic", "quantity": quantity, "idempotency_key": key});
-    let (status, setup) =
-        stack.call(reqwest::Method::POST, "/credits/consume", account, spend(970, "setup".into())).await;
+    let (status, setup) = stack.operate("/credits/consume", account, spend(970, "setup".into())).await;
     assert_eq!((status, setup["balance"].as_u64()), (200, Some(30)), "{setup}");
 
     let tasks: Vec<_> = (0..100)
         .map(|i| {
             let stack = Arc::clone(&stack);
             let body = spend(1, format!("burst-{i}"));
-            tokio::spawn(async move { stack.call(reqwest::Method::POST, "/credits/consume", account, body).await })
+            tokio::spawn(async move { stack.operate("/credits/consume", account, body).await })
         })
         .collect();
     let mut statuses = Vec::new();
@@ -478,7 +639,7 @@ async fn a_pack_bought_through_checkout_is_spent_listed_and_reversed_by_its_refu
     stack.0.deliver(&events).await;
     stack.0.deliver(&events).await;
     let spend = json!({"event": "ai_inference", "quantity": 2, "idempotency_key": "job-1"});
-    let (spent, answer) = stack.call(reqwest::Method::POST, "/credits/consume", account, spend).await;
+    let (spent, answer) = stack.operate("/credits/consume", account, spend).await;
     let (_, ledger) = stack.call(reqwest::Method::GET, "/credits", account, Value::Null).await;
     let spec = TriggerSpec::new("charge.refunded", account).pack("credits_1000");
     tollgate_dev::trigger::trigger(&stack.0.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
