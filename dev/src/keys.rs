@@ -9,7 +9,7 @@ pub struct CreateKey {
     pub port: u16,
     pub account: String,
     pub name: String,
-    /// `usage:write`, `usage:read`, `subscription:read`; every scope when empty.
+    /// `usage:read`, `subscription:read`; every scope when empty.
     pub scopes: Vec<String>,
     /// Unix seconds; none for a key that does not expire.
     pub expires_at: Option<i64>,

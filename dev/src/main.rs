@@ -74,8 +74,8 @@ enum Command {
         account: String,
         #[arg(long, default_value = "local")]
         name: String,
-        /// A scope (repeat for several): usage:write, usage:read, subscription:read. Default: all.
-        #[arg(long = "scope", value_name = "SCOPE", value_parser = ["usage:write", "usage:read", "subscription:read"])]
+        /// A scope (repeat for several): usage:read, subscription:read. Default: all.
+        #[arg(long = "scope", value_name = "SCOPE", value_parser = ["usage:read", "subscription:read"])]
         scopes: Vec<String>,
         /// When the key stops working, Unix seconds (default: never).
         #[arg(long, value_name = "UNIX_SECONDS")]

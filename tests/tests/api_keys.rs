@@ -129,7 +129,7 @@ async fn tollgate_dev_create_key_makes_a_working_key() {
 
     let made = tollgate_dev::keys::create_key(&request).await.unwrap();
 
-    assert_eq!(made["scopes"], serde_json::json!(["usage:write", "usage:read", "subscription:read"]));
+    assert_eq!(made["scopes"], serde_json::json!(["usage:read", "subscription:read"]));
     let response = read_with_key(&base, made["key"].as_str().unwrap(), None).await;
     assert_eq!(response.json::<serde_json::Value>().await.unwrap()["account_id"], "acct_cli");
 }

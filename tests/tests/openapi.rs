@@ -114,12 +114,13 @@ fn an_answer_that_breaks_its_schema_or_an_undocumented_status_is_caught() {
     let document = committed();
     let error = json!({"error": {"code": "invalid_usage", "message": "quantity must be positive"}});
 
-    assert!(violations(&document, "POST", "/usage", 400, &error).is_empty());
-    assert!(!violations(&document, "POST", "/usage", 400, &json!({"error": {"code": 7}})).is_empty());
+    let consume = "/operator/accounts/{account_id}/usage";
+    assert!(violations(&document, "POST", consume, 400, &error).is_empty());
+    assert!(!violations(&document, "POST", consume, 400, &json!({"error": {"code": 7}})).is_empty());
     assert!(!violations(&document, "GET", "/subscription", 200, &json!({})).is_empty(), "required fields");
     assert!(!violations(&document, "GET", "/plans", 418, &error).is_empty(), "an undocumented status");
     let usage = json!({"metric": "api_calls", "used": "3", "period_start": 0, "period_end": 1});
-    assert!(!violations(&document, "POST", "/usage", 200, &usage).is_empty(), "a count as a string");
+    assert!(!violations(&document, "POST", consume, 200, &usage).is_empty(), "a count as a string");
 }
 
 struct Caller {
@@ -136,6 +137,7 @@ impl Caller {
         request = match who {
             Who::Account(account) => request.header("x-tollgate-account", account),
             Who::Key(key) => request.header("authorization", format!("Bearer {key}")),
+            Who::Operator(name) => request.header("x-tollgate-operator", name),
             Who::Nobody => request,
         };
         if let Some(body) = body {
@@ -155,6 +157,8 @@ impl Caller {
 enum Who<'a> {
     Account(&'a str),
     Key(&'a str),
+    /// The operator (IAM), as the local runner's development header names it.
+    Operator(&'a str),
     Nobody,
 }
 
@@ -184,23 +188,37 @@ async fn the_local_stack_serves_the_document_and_every_route_answers_by_it() {
     let spec = TriggerSpec::new("checkout.session.completed", "acct_openapi");
     tollgate_dev::trigger::trigger(&stack.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
     stack.drain().await;
+    let o = Who::Operator("openapi-backend");
+    let op = |sub: &str| {
+        (format!("/operator/accounts/{{account_id}}{sub}"), format!("/operator/accounts/acct_openapi{sub}"))
+    };
     let usage = json!({"metric": "api_calls", "quantity": 3, "idempotency_key": "u1"});
-    assert_eq!(c.call("POST", "/usage", "/usage", a, Some(usage.clone())).await.0, 200);
-    assert_eq!(c.call("POST", "/usage/check", "/usage/check", a, Some(usage)).await.0, 200);
-    assert_eq!(
-        c.call("POST", "/usage/refund", "/usage/refund", a, Some(json!({"idempotency_key": "u1"}))).await.0,
-        200
-    );
+    let (route, path) = op("/usage");
+    assert_eq!(c.call("POST", &route, &path, o, Some(usage.clone())).await.0, 200);
+    assert_eq!(c.call("POST", "/usage/check", "/usage/check", a, Some(usage.clone())).await.0, 200);
+    let (route, path) = op("/usage/check");
+    assert_eq!(c.call("POST", &route, &path, o, Some(usage)).await.0, 200);
+    let (route, path) = op("/usage/refund");
+    assert_eq!(c.call("POST", &route, &path, o, Some(json!({"idempotency_key": "u1"}))).await.0, 200);
+    assert_eq!(c.call("POST", &route, &path, o, Some(json!({"idempotency_key": "none"}))).await.0, 404);
     let bad = json!({"metric": "api_calls", "quantity": -1, "idempotency_key": "u2"});
-    assert_eq!(c.call("POST", "/usage", "/usage", a, Some(bad)).await.0, 400);
+    let (route, path) = op("/usage");
+    assert_eq!(c.call("POST", &route, &path, o, Some(bad)).await.0, 400);
+    let records = json!({"records": [{"account_id": "acct_openapi", "metric": "api_calls", "quantity": 1, "idempotency_key": "b1"}]});
+    assert_eq!(c.call("POST", "/operator/usage/batch", "/operator/usage/batch", o, Some(records)).await.0, 200);
+    let (route, path) = op("/credits/grants");
+    let grant = json!({"credits": 10, "reason": "openapi", "idempotency_key": "g1"});
+    assert_eq!(c.call("POST", &route, &path, o, Some(grant)).await.0, 201);
     let consume = json!({"event": "api_call_basic", "quantity": 2, "idempotency_key": "c1"});
-    assert_eq!(c.call("POST", "/credits/consume", "/credits/consume", a, Some(consume)).await.0, 200);
+    let (route, path) = op("/credits/consume");
+    assert_eq!(c.call("POST", &route, &path, o, Some(consume)).await.0, 200);
     let huge = json!({"event": "ai_inference", "quantity": 1_000_000, "idempotency_key": "c2"});
-    assert_eq!(c.call("POST", "/credits/consume", "/credits/consume", a, Some(huge)).await.0, 402);
-    assert_eq!(
-        c.call("POST", "/credits/refund", "/credits/refund", a, Some(json!({"idempotency_key": "c1"}))).await.0,
-        200
-    );
+    assert_eq!(c.call("POST", &route, &path, o, Some(huge)).await.0, 402);
+    let (route, path) = op("/credits/refund");
+    assert_eq!(c.call("POST", &route, &path, o, Some(json!({"idempotency_key": "c1"}))).await.0, 200);
+    let (route, path) = op("");
+    assert_eq!(c.call("GET", &route, &path, o, None).await.0, 200);
+    assert_eq!(c.call("GET", &route, "/operator/accounts/bad%23id", o, None).await.0, 400);
     let pack = json!({"pack": "credits_1000", "success_url": back, "cancel_url": back});
     assert_eq!(c.call("POST", "/credits/checkout", "/credits/checkout", a, Some(pack)).await.0, 200);
     assert_eq!(c.call("POST", "/portal", "/portal", a, Some(json!({"return_url": back}))).await.0, 200);
@@ -217,7 +235,7 @@ async fn the_local_stack_serves_the_document_and_every_route_answers_by_it() {
             "/api-keys",
             "/api-keys",
             a,
-            Some(json!({"name": "ci", "scopes": ["usage:write", "usage:read", "subscription:read"]})),
+            Some(json!({"name": "ci", "scopes": ["usage:read", "subscription:read"]})),
         )
         .await;
     assert_eq!(status, 201);
@@ -228,12 +246,7 @@ async fn the_local_stack_serves_the_document_and_every_route_answers_by_it() {
         assert_eq!(c.call("GET", path, path, k, None).await.0, 200, "{path}");
     }
     let usage = json!({"metric": "api_calls", "quantity": 1, "idempotency_key": "k1"});
-    assert_eq!(c.call("POST", "/api/usage", "/api/usage", k, Some(usage.clone())).await.0, 200);
     assert_eq!(c.call("POST", "/api/usage/check", "/api/usage/check", k, Some(usage)).await.0, 200);
-    let refund = json!({"idempotency_key": "k1"});
-    assert_eq!(c.call("POST", "/api/usage/refund", "/api/usage/refund", k, Some(refund)).await.0, 200);
-    let consume = json!({"event": "api_call_basic", "quantity": 1, "idempotency_key": "k2"});
-    assert_eq!(c.call("POST", "/api/credits/consume", "/api/credits/consume", k, Some(consume)).await.0, 200);
     let rotate = format!("/api-keys/{id}/rotate");
     let (status, rotated) = c.call("POST", "/api-keys/{id}/rotate", &rotate, a, Some(json!({}))).await;
     assert_eq!(status, 201);

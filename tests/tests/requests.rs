@@ -100,10 +100,12 @@ fn batch(event: &Value) -> lambda_runtime::LambdaEvent<SqsEvent> {
     lambda_runtime::LambdaEvent::new(batch, lambda_runtime::Context::default())
 }
 
-/// `method path` with `body` as API Gateway passes it with a verified JWT of `account`.
+/// `method path` with `body` as API Gateway passes it with a verified JWT of `account`, or, on
+/// `/operator/...`, with the operator sample's IAM principal.
 fn jwt(method: &str, path: &str, body: &str, account: &str) -> lambda_http::Request {
-    let raw =
-        std::fs::read_to_string(format!("{}/../events/apigw-post-usage.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let sample =
+        if path.starts_with("/operator/") { "apigw-post-operator-usage.json" } else { "apigw-post-usage-check.json" };
+    let raw = std::fs::read_to_string(format!("{}/../events/{sample}", env!("CARGO_MANIFEST_DIR"))).unwrap();
     let mut event: Value = serde_json::from_str(&raw).unwrap();
     event["rawPath"] = path.into();
     event["routeKey"] = format!("{method} {path}").into();
@@ -188,8 +190,8 @@ async fn reads_usage_decisions_and_the_authorizer_make_no_stripe_call() {
         answers.push(subscription::handle(&reads, jwt("GET", path, "", "acct_reader")).await.unwrap().status());
     }
     for (method, path, body) in [
-        ("POST", "/usage", consume("k1")),
-        ("POST", "/usage", consume("k1")),
+        ("POST", "/operator/accounts/acct_reader/usage", consume("k1")),
+        ("POST", "/operator/accounts/acct_reader/usage", consume("k1")),
         ("POST", "/usage/check", consume("k2")),
         ("GET", "/usage", String::new()),
     ] {

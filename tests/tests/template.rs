@@ -468,6 +468,38 @@ fn the_api_routes_and_only_they_are_behind_the_key_authorizer_each_with_a_scope(
     assert!(template.routes.iter().any(|r| r.binary == "keys" && r.path == "/api-keys" && r.authorizer.is_none()));
 }
 
+#[test]
+fn each_route_set_has_its_own_authorizer_and_only_the_operator_set_moves_money() {
+    let template = Template::load(&template_path()).unwrap();
+
+    for route in &template.routes {
+        let key = format!("{} {}", route.method, route.path);
+        if route.path.starts_with("/operator/") {
+            assert!(route.iam && route.authorizer.is_none() && !route.public, "{key} must be AWS_IAM");
+        } else if route.path.starts_with("/api/") {
+            assert!(!route.iam && route.authorizer.as_deref() == Some(KEY_AUTHORIZER), "{key} must take an API key");
+        } else if PUBLIC_ROUTES.contains(&key.as_str()) {
+            assert!(route.public && !route.iam, "{key} is public");
+        } else {
+            assert!(!route.iam && !route.public && route.authorizer.is_none(), "{key} stays on the JWT authorizer");
+        }
+    }
+    // The customer sets read and check; every write that changes a count or a balance is IAM's.
+    let metering: Vec<String> = template
+        .routes
+        .iter()
+        .filter(|r| r.binary == "usage" && r.method != "GET" && !r.path.ends_with("/check"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(metering.len() >= 6, "{metering:?}");
+    assert!(metering.iter().all(|route| route.starts_with("POST /operator/")), "{metering:?}");
+    assert!(template.raw["Resources"]["HttpApi"]["Properties"]["Auth"]["EnableIamAuthorizer"].as_bool() == Some(true));
+    assert_eq!(
+        template.raw["Outputs"]["OperatorRoutesArn"]["Value"],
+        yaml(r#"!Sub "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${HttpApi}/*/*/operator/*""#)
+    );
+}
+
 /// The routes API Gateway answers without any authorizer.
 const PUBLIC_ROUTES: &[&str] = &["GET /plans"];
 

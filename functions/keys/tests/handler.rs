@@ -51,7 +51,7 @@ async fn create_answers_the_key_once_and_stores_only_its_hash() {
     let deps = deps(&store, &clock, 10);
 
     let response =
-        handle(&deps, request("POST", "/api-keys", r#"{"name":"ci","scopes":["usage:write"]}"#)).await.unwrap();
+        handle(&deps, request("POST", "/api-keys", r#"{"name":"ci","scopes":["usage:read"]}"#)).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::CREATED);
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -62,7 +62,7 @@ async fn create_answers_the_key_once_and_stores_only_its_hash() {
     let key = answer["key"].as_str().unwrap();
     assert!(key.starts_with("tg_test_") && key.len() == 51, "{key}");
     assert!(key.starts_with(answer["prefix"].as_str().unwrap()));
-    assert_eq!((answer["name"].clone(), answer["scopes"].clone()), ("ci".into(), serde_json::json!(["usage:write"])));
+    assert_eq!((answer["name"].clone(), answer["scopes"].clone()), ("ci".into(), serde_json::json!(["usage:read"])));
     assert_eq!((answer["created_at"].as_i64(), answer["expires_at"].clone()), (Some(NOW), serde_json::Value::Null));
     let stored = store.api_key_by_hash(&Secret::parse(key).unwrap().hash()).await.unwrap().unwrap();
     assert_eq!(stored.id.as_str(), answer["id"].as_str().unwrap());
@@ -223,7 +223,8 @@ async fn revoking_is_idempotent_and_only_the_accounts_own_keys_are_found() {
 async fn rotation_issues_a_successor_and_keeps_the_old_key_for_the_overlap() {
     let (store, clock) = (MemoryStore::new(), FixedClock::at(NOW));
     let deps = deps(&store, &clock, 1);
-    let old = body(&create(&deps, serde_json::json!({"name": "ci", "scopes": ["usage:write", "usage:read"]})).await);
+    let old =
+        body(&create(&deps, serde_json::json!({"name": "ci", "scopes": ["subscription:read", "usage:read"]})).await);
     let rotate = format!("/api-keys/{}/rotate", old["id"].as_str().unwrap());
 
     let too_long = handle(&deps, request("POST", &rotate, r#"{"overlap_seconds":1e12}"#)).await.unwrap();
