@@ -125,7 +125,10 @@ fn event_for(root: &std::path::Path, function: &str) -> Result<(Value, &'static 
         "checkout" => (without_identity("apigw-post-checkout.json")?, "POST /checkout without identity"),
         "keys" => (without_identity("apigw-post-api-keys.json")?, "POST /api-keys without identity"),
         "subscription" => (without_identity("apigw-get-subscription.json")?, "GET /subscription without identity"),
-        "usage" => (without_identity("apigw-post-usage.json")?, "POST /usage without identity"),
+        "usage" => (
+            without_identity("apigw-post-operator-usage.json")?,
+            "POST /operator/accounts/{account_id}/usage without identity",
+        ),
         "authorizer" => {
             let mut event = read_event(root, "apigw-authorizer-request.json")?;
             if let Some(headers) = event["headers"].as_object_mut() {

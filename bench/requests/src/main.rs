@@ -424,30 +424,37 @@ impl Bench {
         };
         let request = CreateRequest {
             name: Some("bench".into()),
-            scopes: Some(vec!["usage:write".into(), "subscription:read".into()]),
+            scopes: Some(vec!["usage:read".into(), "subscription:read".into()]),
             expires_at: None,
         };
         let key = create(&keys, &reader, request).await.map_err(|e| anyhow!("{e}"))?.key;
 
         // Usage first, so the reads have a counter to show. One unmeasured consumption opens
         // the window's counter: the measured one is a steady-state decision.
-        self.http(usage_call(&self.usage, jwt("POST", "/usage", &consume(1, "warm"))?)).await?;
+        self.http(usage_call(&self.usage, operator("/usage", &consume(1, "warm"))?)).await?;
         let body = consume(1, "job-1");
         operations.push(
-            self.http_op("POST /usage (a consumption)", usage_call(&self.usage, jwt("POST", "/usage", &body)?)).await?,
+            self.http_op(
+                "POST /operator/accounts/{account_id}/usage (a consumption)",
+                usage_call(&self.usage, operator("/usage", &body)?),
+            )
+            .await?,
         );
         operations.push(
             self.http_op(
-                "POST /usage replayed (same idempotency key)",
-                usage_call(&self.usage, jwt("POST", "/usage", &body)?),
+                "POST /operator/accounts/{account_id}/usage replayed (same idempotency key)",
+                usage_call(&self.usage, operator("/usage", &body)?),
             )
             .await?,
         );
         // The largest quantity a request may ask for: over the plan's monthly quota.
         let over = consume(tollgate::domain::usage::MAX_QUANTITY, "job-over");
         operations.push(
-            self.http_op("POST /usage refused (over quota)", usage_call(&self.usage, jwt("POST", "/usage", &over)?))
-                .await?,
+            self.http_op(
+                "POST /operator/accounts/{account_id}/usage refused (over quota)",
+                usage_call(&self.usage, operator("/usage", &over)?),
+            )
+            .await?,
         );
 
         for path in ["/subscription", "/billing/summary", "/invoices", "/usage/history"] {
@@ -595,9 +602,20 @@ fn signed(event: &Value) -> Result<lambda_http::Request> {
     lambda_http::request::from_str(&request.to_string()).map_err(|e| anyhow!("{e}"))
 }
 
+/// `POST /operator/accounts/{reader}<sub>` with `body` as API Gateway passes it from the
+/// operator route set (the sample's IAM principal).
+fn operator(sub: &str, body: &str) -> Result<lambda_http::Request> {
+    let mut event = sample("apigw-post-operator-usage.json")?;
+    let path = format!("/operator/accounts/{READER}{sub}");
+    event["rawPath"] = path.clone().into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["body"] = body.into();
+    lambda_http::request::from_str(&event.to_string()).map_err(|e| anyhow!("{e}"))
+}
+
 /// `method path` with `body` as API Gateway passes it with a verified JWT of the reader.
 fn jwt(method: &str, path: &str, body: &str) -> Result<lambda_http::Request> {
-    let mut event = sample("apigw-post-usage.json")?;
+    let mut event = sample("apigw-post-usage-check.json")?;
     event["rawPath"] = path.into();
     event["routeKey"] = format!("{method} {path}").into();
     event["requestContext"]["http"]["method"] = method.into();

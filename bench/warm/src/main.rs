@@ -315,6 +315,16 @@ fn api_request(file: &str, method: &str, path: &str, body: Option<String>, accou
     Ok(event)
 }
 
+/// `POST path` with `body` as API Gateway passes it from the operator route set (the sample's
+/// IAM principal).
+fn operator_request(path: &str, body: String) -> Result<Value> {
+    let mut event = read_event("apigw-post-operator-usage.json")?;
+    event["rawPath"] = path.into();
+    event["requestContext"]["http"]["path"] = path.into();
+    event["body"] = body.into();
+    Ok(event)
+}
+
 /// `count` Stripe events of plan changes on the seeded subscription, in the order Stripe made them.
 fn plan_changes(stack: &Stack, count: usize) -> Result<Vec<Value>> {
     let mut events = Vec::with_capacity(count);
@@ -349,10 +359,13 @@ async fn invocations(function: &str, stack: &Stack, count: usize) -> Result<(Vec
             let events = (0..count)
                 .map(|i| {
                     let body = json!({"metric": "api_calls", "quantity": 1, "idempotency_key": format!("warm-{i}")});
-                    api_request("apigw-post-usage.json", "POST", "/usage", Some(body.to_string()), ACCOUNT)
+                    operator_request(&format!("/operator/accounts/{ACCOUNT}/usage"), body.to_string())
                 })
                 .collect::<Result<_>>()?;
-            (events, "POST /usage consuming 1 api_call, each with its own idempotency key")
+            (
+                events,
+                "POST /operator/accounts/{account_id}/usage consuming 1 api_call, each with its own idempotency key",
+            )
         }
         "checkout" => {
             // The default success and cancel pages (the local stack's own), which are allowed.

@@ -19,7 +19,7 @@ fn bench(c: &mut Criterion) {
     let (store, clock) = (MemoryStore::new(), FixedClock::at(NOW));
     let keys = KeysDeps { store: store.clone(), clock: Arc::new(clock.clone()), mode: Mode::Test, max_active: 10 };
     let request =
-        CreateRequest { name: Some("bench".into()), scopes: Some(vec!["usage:write".into()]), expires_at: None };
+        CreateRequest { name: Some("bench".into()), scopes: Some(vec!["usage:read".into()]), expires_at: None };
     let made = runtime.block_on(create(&keys, &AccountId::parse("acct_alice").unwrap(), request)).unwrap();
     let deps = Deps { store, clock: Arc::new(clock) };
     let raw: serde_json::Value = serde_json::from_str(
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
     .unwrap();
     let event = |bearer: &str| {
         let mut json = raw.clone();
-        json["routeKey"] = "POST /api/usage".into();
+        json["routeKey"] = "POST /api/usage/check".into();
         json["headers"]["authorization"] = format!("Bearer {bearer}").into();
         json.to_string()
     };

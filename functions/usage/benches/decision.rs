@@ -1,8 +1,9 @@
-//! The usage decision's time per request over an in-memory store: `POST /usage` through the
-//! handler (routing, identity, validation, the account's read, the one-transaction decision,
-//! JSON and rate-limit headers) and `POST /usage/check`, without DynamoDB's round trips.
+//! The usage decision's time per request over an in-memory store: the operator's
+//! `POST /operator/accounts/{account_id}/usage` through the handler (routing, identity,
+//! validation, the account's read, the one-transaction decision, JSON and rate-limit headers)
+//! and its `.../usage/check`, without DynamoDB's round trips.
 //! Each consumption uses a new idempotency key on an unlimited tier, so every iteration is a
-//! counted decision, never a replay or a refusal. `POST /credits/consume` is timed the same
+//! counted decision, never a replay or a refusal. `.../credits/consume` is timed the same
 //! way, drawing from a purchased grant no run can spend (the plan's 25,000 would run out).
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -48,7 +49,7 @@ fn bench(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             let key = next.fetch_add(1, Ordering::Relaxed);
             let body = format!(r#"{{"metric":"api_calls","quantity":1,"idempotency_key":"bench-{key}"}}"#);
-            let response = handle(&deps, request(&raw, "/usage", body)).await.unwrap();
+            let response = handle(&deps, request(&raw, "/operator/accounts/acct_alice/usage", body)).await.unwrap();
             assert_eq!(response.status(), 200);
             response
         })
@@ -56,7 +57,7 @@ fn bench(c: &mut Criterion) {
     c.bench_function("post_usage_check_handler", |b| {
         b.to_async(&runtime).iter(|| async {
             let body = r#"{"metric":"api_calls","quantity":1}"#.to_owned();
-            handle(&deps, request(&raw, "/usage/check", body)).await.unwrap()
+            handle(&deps, request(&raw, "/operator/accounts/acct_alice/usage/check", body)).await.unwrap()
         })
     });
     // Credits: a purchased grant no run of the bench can spend.
@@ -87,13 +88,20 @@ fn bench(c: &mut Criterion) {
         b.to_async(&runtime).iter(|| async {
             let key = next.fetch_add(1, Ordering::Relaxed);
             let body = format!(r#"{{"event":"ai_inference","quantity":1,"idempotency_key":"bench-{key}"}}"#);
-            let response = handle(&deps, request(&raw, "/credits/consume", body)).await.unwrap();
+            let response =
+                handle(&deps, request(&raw, "/operator/accounts/acct_alice/credits/consume", body)).await.unwrap();
             assert_eq!(response.status(), 200);
             response
         })
     });
     c.bench_function("usage_event_parse_only", |b| {
-        b.iter(|| request(&raw, "/usage", r#"{"metric":"api_calls","quantity":1,"idempotency_key":"k"}"#.to_owned()))
+        b.iter(|| {
+            request(
+                &raw,
+                "/operator/accounts/acct_alice/usage",
+                r#"{"metric":"api_calls","quantity":1,"idempotency_key":"k"}"#.to_owned(),
+            )
+        })
     });
 }
 

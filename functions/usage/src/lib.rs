@@ -1,7 +1,8 @@
-//! `usage`: metering. `POST /usage` (consume once per idempotency key), `POST /usage/check`
-//! (the same decision, consuming nothing), `POST /usage/refund` and `GET /usage` on JWT
-//! routes, and the same under `/api/...` behind the API key authorizer; credits:
-//! `POST /credits/consume` (and `/api/credits/consume`) and `POST /credits/refund`.
+//! `usage`: metering. Customer credentials read and check: `GET /usage` and `POST /usage/check`
+//! on the JWT routes, the same under `/api/...` behind the API key authorizer (scope
+//! `usage:read`). The operator (the product's backend, `/operator/...` behind `AWS_IAM`) makes
+//! every write that changes a count or a balance: consume, check and refund usage, batches of
+//! consumptions, consume and refund credits, manual grants, and reads an account for support.
 
 mod handler;
 
