@@ -10,7 +10,8 @@ use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::app::keys;
 use tollgate::app::keys::KeysDeps;
 use tollgate::edge::config::{IdentityConfig, KeysConfig, Source};
-use tollgate::edge::http::{ApiError, account_id, json, json_body};
+use tollgate::edge::http::identity::account_id;
+use tollgate::edge::http::{ApiError, json, json_body};
 use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::ports::clock::SystemClock;
 

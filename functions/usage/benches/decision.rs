@@ -40,7 +40,8 @@ fn bench(c: &mut Criterion) {
         identity: IdentityConfig { claim: "sub".into() },
     };
     let raw: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/apigw-post-usage.json")).unwrap(),
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/apigw-post-operator-usage.json"))
+            .unwrap(),
     )
     .unwrap();
     let next = AtomicU64::new(0);

@@ -16,9 +16,9 @@ use tollgate::app::{credits, operator, usage};
 use tollgate::domain::apikeys::Scope;
 use tollgate::domain::model::AccountId;
 use tollgate::edge::config::{IdentityConfig, Source, UsageConfig};
+use tollgate::edge::http::identity::{account_id, api_key_account, operator as operator_arn, path_account};
 use tollgate::edge::http::{
-    ApiError, BatchAnswer, account_id, api_key_account, json, json_body, operator as operator_arn, path_account,
-    rate_limit_headers, with_headers,
+    ApiError, BatchAnswer, MAX_BATCH_BODY_BYTES, json, json_body, json_body_within, rate_limit_headers, with_headers,
 };
 use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::ports::credits::CreditStore;
@@ -139,7 +139,7 @@ where
         }
         (Route::Check, Caller::Customer(account)) => decision(&usage::check(app, &account, json_body(req)?).await?),
         (Route::Batch, Caller::Operator(actor)) => {
-            let results = usage::batch(app, &actor, json_body(req)?).await?;
+            let results = usage::batch(app, &actor, json_body_within(req, MAX_BATCH_BODY_BYTES)?).await?;
             json(StatusCode::OK, &BatchAnswer::of(results))
         }
         (Route::Operator(account, route), Caller::Operator(actor)) => match route {
@@ -154,7 +154,7 @@ where
                 json(StatusCode::OK, &credits::refund(app, &account, &actor, json_body(req)?).await?)
             }
             OperatorRoute::Grant => {
-                json(StatusCode::CREATED, &credits::grant(app, &account, &actor, json_body(req)?).await?)
+                json(StatusCode::CREATED, &tollgate::app::grants::grant(app, &account, &actor, json_body(req)?).await?)
             }
         },
         // `caller` gives each route set its own kind of caller.

@@ -474,6 +474,43 @@ async fn a_manual_grant_is_201_once_per_key_and_another_body_under_it_is_409() {
 }
 
 #[tokio::test]
+async fn a_grant_replayed_after_its_expiry_answers_the_same_grant() {
+    let clock = FixedClock::at(NOW);
+    let deps = deps(&clock);
+    let expiring =
+        serde_json::json!({"credits": 10, "reason": "trial", "idempotency_key": "g", "expires_at": NOW + 60});
+    let first = handle(&deps, op("POST", "/credits/grants", &expiring.to_string())).await.unwrap();
+    clock.advance(120);
+
+    let replay = handle(&deps, op("POST", "/credits/grants", &expiring.to_string())).await.unwrap();
+    let new_key = expiring
+        .as_object()
+        .unwrap()
+        .clone()
+        .into_iter()
+        .map(|(k, v)| if k == "idempotency_key" { (k, "g2".into()) } else { (k, v) });
+    let late_new =
+        handle(&deps, op("POST", "/credits/grants", &serde_json::Value::Object(new_key.collect()).to_string()))
+            .await
+            .unwrap();
+
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert_eq!((replay.status(), body(&replay)["id"].clone()), (StatusCode::CREATED, body(&first)["id"].clone()));
+    assert_eq!(late_new.status(), StatusCode::BAD_REQUEST, "a new grant must end in the future");
+}
+
+#[tokio::test]
+async fn a_batch_of_100_records_with_the_longest_keys_fits_its_body_limit() {
+    let deps = deps(&FixedClock::at(NOW));
+    let records: Vec<serde_json::Value> = (0..100).map(|i| record("acct_alice", 1, &format!("{i:0>255}"))).collect();
+
+    let answer = handle(&deps, batch(records)).await.unwrap();
+
+    assert_eq!(answer.status(), StatusCode::OK);
+    assert_eq!(body(&answer)["results"].as_array().unwrap().len(), 100);
+}
+
+#[tokio::test]
 async fn bad_and_hostile_grants_are_400_and_grant_nothing() {
     let deps = deps(&FixedClock::at(NOW));
     let bad = [

@@ -11,11 +11,13 @@
 //! - [`invoices`]: the account's invoices (projection, backfill, `GET /invoices`).
 //! - [`meters`]: usage reported to Stripe Billing Meters (run by the sync).
 //! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
+//! - [`grants`]: the operator's manual and promotional credit grants.
 //! - [`operator`]: the operator's support read of one account.
 
 pub mod checkout;
 pub mod credits;
 pub mod events;
+pub mod grants;
 pub mod invoices;
 pub mod keys;
 pub mod meters;

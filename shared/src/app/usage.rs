@@ -82,7 +82,7 @@ pub enum UsageError {
     #[error("{0}")]
     Invalid(String),
     /// A batch record's `account_id` is not an account id (as a JWT claim must be one).
-    #[error("`account_id` must be 1 to 128 characters, without `#` or control characters")]
+    #[error("`account_id` must be 1 to 128 of A-Z a-z 0-9 - _ . : @ |")]
     InvalidAccount,
     #[error("the account has no access: {0:?}")]
     AccessDenied(Reason),

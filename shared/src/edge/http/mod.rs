@@ -1,25 +1,28 @@
 //! The HTTP edge shared by every API function: the caller's identity, JSON bodies, and the one
 //! place that turns an error into a status and a `{"error": {"code", "message"}}` body.
 
+pub mod identity;
+
 use crate::app::checkout::{CheckoutError, Field};
 use crate::app::credits::CreditError;
 use crate::app::keys::KeysError;
 use crate::app::usage::{UsageAnswer, UsageError};
-use crate::domain::apikeys::{InvalidKeyRequest, Scope};
-use crate::domain::model::AccountId;
+use crate::domain::apikeys::InvalidKeyRequest;
 use crate::domain::usage::Policy;
 use crate::edge::webhook::WebhookRejection;
 use crate::ports::StoreError;
 use crate::ports::billing::BillingError;
 use crate::ports::queue::QueueError;
 use lambda_http::http::{HeaderName, HeaderValue, StatusCode, header};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Largest JSON body an API function reads.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// Largest body of a batch of consumptions: 100 records of up to about 400 bytes each.
+pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024;
 
 /// An error as the caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,10 +57,7 @@ impl ApiError {
 
     /// An `{account_id}` (or a batch record's `account_id`) that is no account id.
     pub fn invalid_account() -> Self {
-        Self::bad_request(
-            "invalid_account",
-            "`account_id` must be 1 to 128 characters, without `#` or control characters",
-        )
+        Self::bad_request("invalid_account", "`account_id` must be 1 to 128 of A-Z a-z 0-9 - _ . : @ |")
     }
 
     pub fn method_not_allowed() -> Self {
@@ -431,70 +431,21 @@ pub fn cacheable(req: &Request, mut response: Response<Body>, max_age: u32) -> R
     response
 }
 
-/// The caller's account id, from the verified identity only: a JWT claim checked by API
-/// Gateway's authorizer, or the context a Lambda authorizer returned. Headers, path and body
-/// are never consulted.
-pub fn account_id(req: &Request, claim: &str) -> Result<AccountId, ApiError> {
-    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
-        return Err(ApiError::unauthorized());
-    };
-    let authorizer = context.authorizer.as_ref().ok_or_else(ApiError::unauthorized)?;
-    let from_jwt = authorizer.jwt.as_ref().and_then(|jwt| jwt.claims.get(claim)).cloned();
-    let from_lambda = || authorizer.fields.get(claim).and_then(|v| v.as_str()).map(str::to_owned);
-    let raw = from_jwt.or_else(from_lambda).ok_or_else(ApiError::unauthorized)?;
-    AccountId::parse(&raw).map_err(|_| ApiError::unauthorized())
-}
-
-/// The caller's account on an `/api/...` route, from the context the API key authorizer
-/// returned (never a JWT claim, header, path or body), if its key holds `scope`: 401 without
-/// that context, 403 `insufficient_scope` without the scope. The authorizer checks the scope
-/// too; checking it here keeps the route closed if the two ever disagree.
-pub fn api_key_account(req: &Request, scope: Scope) -> Result<AccountId, ApiError> {
-    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
-        return Err(ApiError::unauthorized());
-    };
-    let fields = &context.authorizer.as_ref().ok_or_else(ApiError::unauthorized)?.fields;
-    let field = |name: &str| fields.get(name).and_then(|v| v.as_str());
-    let account = field("account_id").and_then(|raw| AccountId::parse(raw).ok()).ok_or_else(ApiError::unauthorized)?;
-    if !crate::domain::apikeys::scopes_from_string(field("scopes").unwrap_or_default()).contains(&scope) {
-        return Err(ApiError::forbidden("insufficient_scope", format!("this API key lacks the scope {scope}")));
-    }
-    Ok(account)
-}
-
-/// The operator (the product's backend) on an `/operator/...` route: the IAM principal's ARN
-/// API Gateway verified (SigV4) and put in the request context; never a header, path or body.
-/// 403 without it (API Gateway never passes such a request to the function).
-pub fn operator(req: &Request) -> Result<String, ApiError> {
-    let Some(RequestContext::ApiGatewayV2(context)) = req.request_context_ref() else {
-        return Err(ApiError::forbidden("forbidden", "an operator route needs a SigV4-signed IAM identity"));
-    };
-    context
-        .authorizer
-        .as_ref()
-        .and_then(|a| a.iam.as_ref())
-        .and_then(|iam| iam.user_arn.clone())
-        .filter(|arn| !arn.is_empty())
-        .ok_or_else(|| ApiError::forbidden("forbidden", "an operator route needs a SigV4-signed IAM identity"))
-}
-
-/// An operator route's `{account_id}` path segment, percent-decoded and validated as a JWT
-/// claim is (`auth0%7C123` is `auth0|123`): `400 invalid_account` otherwise.
-pub fn path_account(segment: &str) -> Result<AccountId, ApiError> {
-    let decoded =
-        percent_encoding::percent_decode_str(segment).decode_utf8().map_err(|_| ApiError::invalid_account())?;
-    AccountId::parse(&decoded).map_err(|_| ApiError::invalid_account())
-}
-
 /// Parses a JSON request body of at most `MAX_BODY_BYTES`; an empty body reads as `{}` so
 /// that requests whose fields are all optional need none.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    json_body_within(req, MAX_BODY_BYTES)
+}
+
+/// [`json_body`] with a limit of its own: `POST /operator/usage/batch` reads up to
+/// [`MAX_BATCH_BODY_BYTES`], room for 100 records with the longest idempotency keys.
+pub fn json_body_within<T: DeserializeOwned>(req: &Request, max: usize) -> Result<T, ApiError> {
     let bytes: &[u8] = req.body().as_ref();
-    if bytes.len() > MAX_BODY_BYTES {
+    if bytes.len() > max {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("request body over {MAX_BODY_BYTES} bytes"),
+            format!("request body over {max} bytes"),
         ));
     }
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
@@ -505,42 +456,6 @@ pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn request_with_context(context: serde_json::Value) -> Request {
-        let context: lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext =
-            serde_json::from_value(context).unwrap();
-        Request::default().with_request_context(RequestContext::ApiGatewayV2(context))
-    }
-
-    #[test]
-    fn account_comes_from_the_configured_jwt_claim() {
-        let req = request_with_context(serde_json::json!({
-            "http": {"method": "GET", "path": "/subscription"},
-            "authorizer": {"jwt": {"claims": {"sub": "user_1", "org": "acct_9"}, "scopes": null}}
-        }));
-
-        assert_eq!(account_id(&req, "org").unwrap().as_str(), "acct_9");
-        assert_eq!(account_id(&req, "sub").unwrap().as_str(), "user_1");
-        assert_eq!(account_id(&req, "tenant").unwrap_err().status, StatusCode::UNAUTHORIZED);
-    }
-
-    #[test]
-    fn identity_header_alone_is_not_an_identity() {
-        let mut req = Request::default();
-        req.headers_mut().insert("x-tollgate-account", HeaderValue::from_static("acct_1"));
-
-        assert_eq!(account_id(&req, "sub").unwrap_err().status, StatusCode::UNAUTHORIZED);
-    }
-
-    #[test]
-    fn claim_that_could_forge_a_key_is_refused() {
-        let req = request_with_context(serde_json::json!({
-            "http": {"method": "GET", "path": "/"},
-            "authorizer": {"jwt": {"claims": {"sub": "a#PROFILE"}}}
-        }));
-
-        assert_eq!(account_id(&req, "sub").unwrap_err().code, "unauthorized");
-    }
 
     #[test]
     fn error_body_has_code_and_message_and_retry_after() {
@@ -573,29 +488,6 @@ mod tests {
         assert_eq!(json_body::<serde_json::Value>(&big).unwrap_err().status, StatusCode::PAYLOAD_TOO_LARGE);
         assert_eq!(json_body::<serde_json::Value>(&bad).unwrap_err().code, "malformed_body");
         assert_eq!(json_body::<serde_json::Value>(&empty).unwrap(), serde_json::json!({}));
-    }
-
-    #[test]
-    fn api_key_routes_take_the_account_from_the_authorizers_context_only() {
-        let key = |scopes: &str| {
-            request_with_context(serde_json::json!({
-                "http": {"method": "GET", "path": "/api/subscription"},
-                "authorizer": {"lambda": {"account_id": "acct_7", "tier": "pro", "scopes": scopes}}
-            }))
-        };
-        let jwt = request_with_context(serde_json::json!({
-            "http": {"method": "GET", "path": "/api/subscription"},
-            "authorizer": {"jwt": {"claims": {"sub": "acct_1", "account_id": "acct_1"}}}
-        }));
-
-        assert_eq!(api_key_account(&key("subscription:read"), Scope::SubscriptionRead).unwrap().as_str(), "acct_7");
-        let narrow = api_key_account(&key("usage:read"), Scope::SubscriptionRead).unwrap_err();
-        assert_eq!((narrow.status, narrow.code), (StatusCode::FORBIDDEN, "insufficient_scope"));
-        assert_eq!(api_key_account(&jwt, Scope::SubscriptionRead).unwrap_err().status, StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            api_key_account(&Request::default(), Scope::SubscriptionRead).unwrap_err().status,
-            StatusCode::UNAUTHORIZED
-        );
     }
 
     #[test]
