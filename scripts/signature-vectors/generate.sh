@@ -4,21 +4,7 @@
 # two libraries produced the same headers, and writes both sets to OUT.json.
 # Usage: scripts/signature-vectors/generate.sh events/signature-vectors.json
 set -euo pipefail
-if [ $# -ne 1 ]; then
-  echo "usage: $0 OUT.json" >&2
-  exit 2
-fi
-out=$(realpath -m "$1")
-cd "$(dirname "$0")/../.."
-dir=scripts/signature-vectors
-
-scripts/venv.sh
-npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-.venv/bin/python "$dir/generate.py" "$tmp/python.json"
-node "$dir/generate.mjs" "$tmp/node.json"
+source "$(dirname "$0")/../lib/cross-library.sh" "$@"
 
 .venv/bin/python - "$tmp/python.json" "$tmp/node.json" "$out" <<'PY'
 import json, sys

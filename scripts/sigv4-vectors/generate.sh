@@ -6,21 +6,7 @@
 # tests/tests/sigv4.rs checks against the aws-sigv4 crate).
 # Usage: scripts/sigv4-vectors/generate.sh events/sigv4-vectors.json
 set -euo pipefail
-if [ $# -ne 1 ]; then
-  echo "usage: $0 OUT.json" >&2
-  exit 2
-fi
-out=$(realpath -m "$1")
-cd "$(dirname "$0")/../.."
-dir=scripts/sigv4-vectors
-
-scripts/venv.sh
-npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
-
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-.venv/bin/python "$dir/generate.py" "$tmp/python.json"
-node "$dir/generate.mjs" "$tmp/node.json"
+source "$(dirname "$0")/../lib/cross-library.sh" "$@"
 
 .venv/bin/python - "$dir/requests.json" "$tmp/python.json" "$tmp/node.json" "$out" <<'PY'
 import json, sys
