@@ -40,10 +40,10 @@ pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore, SqsN
 
 /// What the caller may do, by route set.
 enum Route {
-    /// `GET /usage`, `GET /api/usage`.
-    Report,
+    /// `GET /usage`, `GET /api/usage` (`api`: the key route set).
+    Report { api: bool },
     /// `POST /usage/check`, `POST /api/usage/check`.
-    Check,
+    Check { api: bool },
     /// `/operator/accounts/{account_id}...`: the operator acts for the path's account.
     Operator(AccountId, OperatorRoute),
     /// `POST /operator/usage/batch`.
@@ -70,13 +70,16 @@ enum Caller {
 /// The route of `req`, with its method checked.
 fn route(req: &Request) -> Result<Route, ApiError> {
     let path = req.uri().path().trim_end_matches('/');
-    let path = path.strip_prefix("/api").unwrap_or(path);
+    let (path, api) = match path.strip_prefix("/api") {
+        Some(rest) => (rest, true),
+        None => (path, false),
+    };
     let (route, method) = match path {
-        "/usage" => (Route::Report, Method::GET),
-        "/usage/check" => (Route::Check, Method::POST),
-        "/operator/usage/batch" => (Route::Batch, Method::POST),
+        "/usage" => (Route::Report { api }, Method::GET),
+        "/usage/check" => (Route::Check { api }, Method::POST),
+        "/operator/usage/batch" if !api => (Route::Batch, Method::POST),
         _ => {
-            let rest = path.strip_prefix("/operator/accounts/").ok_or_else(ApiError::not_found)?;
+            let rest = path.strip_prefix("/operator/accounts/").filter(|_| !api).ok_or_else(ApiError::not_found)?;
             let (segment, sub) = rest.split_once('/').unwrap_or((rest, ""));
             let (route, method) = match sub {
                 "" => (OperatorRoute::Read, Method::GET),
@@ -104,10 +107,12 @@ fn route(req: &Request) -> Result<Route, ApiError> {
 fn caller<S, N>(deps: &Deps<S, N>, req: &Request, route: &Route) -> Result<Caller, ApiError> {
     match route {
         Route::Operator(..) | Route::Batch => operator_arn(req).map(Caller::Operator),
-        Route::Report | Route::Check if req.uri().path().starts_with("/api/") => {
+        Route::Report { api: true } | Route::Check { api: true } => {
             api_key_account(req, Scope::UsageRead).map(Caller::Customer)
         }
-        Route::Report | Route::Check => account_id(req, &deps.identity.claim).map(Caller::Customer),
+        Route::Report { api: false } | Route::Check { api: false } => {
+            account_id(req, &deps.identity.claim).map(Caller::Customer)
+        }
     }
 }
 
@@ -134,10 +139,12 @@ where
     let caller = caller(deps, req, &route)?;
     let app = &deps.usage;
     Ok(match (route, caller) {
-        (Route::Report, Caller::Customer(account)) => {
+        (Route::Report { .. }, Caller::Customer(account)) => {
             json(StatusCode::OK, &usage::usage(&app.store, &app.settings, &account).await?)
         }
-        (Route::Check, Caller::Customer(account)) => decision(&usage::check(app, &account, json_body(req)?).await?),
+        (Route::Check { .. }, Caller::Customer(account)) => {
+            decision(&usage::check(app, &account, json_body(req)?).await?)
+        }
         (Route::Batch, Caller::Operator(actor)) => {
             let results = usage::batch(app, &actor, json_body_within(req, MAX_BATCH_BODY_BYTES)?).await?;
             json(StatusCode::OK, &BatchAnswer::of(results))
