@@ -30,8 +30,7 @@ pub fn authorizer_function(
         binary == "authorizer",
         "template.yaml names the authorizer {binary}, which the runner does not know"
     );
-    let mut deps = authorizer::wire(src, aws).map_err(|e| anyhow::anyhow!("authorizer: {e}"))?;
-    deps.clock = clock;
+    let deps = authorizer::wire(src, aws, clock).map_err(|e| anyhow::anyhow!("authorizer: {e}"))?;
     let deps = Arc::new(deps);
     Ok(Arc::new(move |request| {
         let deps = Arc::clone(&deps);

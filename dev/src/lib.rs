@@ -5,6 +5,7 @@
 //! `stripe trigger` does; `create-key` makes an API key for an account.
 
 pub mod authorize;
+pub mod clock;
 pub mod env;
 pub mod keys;
 pub mod local;

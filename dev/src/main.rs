@@ -3,7 +3,7 @@
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 use tollgate_dev::keys::{CreateKey, create_key};
-use tollgate_dev::ops::{status, sync};
+use tollgate_dev::ops::{ClockMove, clock, status, sync};
 use tollgate_dev::trigger::{TriggerOptions, run as trigger};
 use tollgate_dev::up::{UpOptions, up};
 use tollgate_standin::{TRIGGER_EVENTS, TriggerSpec};
@@ -86,11 +86,27 @@ enum Command {
     /// Print the HTTP API's OpenAPI 3.1 document (what `openapi.json` holds; `make openapi`
     /// writes it).
     Openapi,
+    /// Show the local stack's clock, or move it forward (`set`, `advance`); every function and
+    /// the Stripe stand-in follow it.
+    Clock {
+        #[command(subcommand)]
+        action: Option<ClockAction>,
+        #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
+        port: u16,
+    },
     /// Print the running local stack's health and the last sync's outcome.
     Status {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
     },
+}
+
+#[derive(Subcommand)]
+enum ClockAction {
+    /// Set the clock to a time: RFC 3339 (2027-01-31T12:00:00Z) or Unix seconds.
+    Set { at: String },
+    /// Move the clock forward: 30d, 12h, 90m, 45s or seconds.
+    Advance { by: String },
 }
 
 #[tokio::main]
@@ -113,6 +129,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { port } => status(port).await,
+        Command::Clock { action, port } => {
+            let action = match action {
+                None => ClockMove::Show,
+                Some(ClockAction::Set { at }) => ClockMove::Set(at),
+                Some(ClockAction::Advance { by }) => ClockMove::Advance(by),
+            };
+            clock(port, action).await
+        }
         Command::Openapi => {
             print!("{}", tollgate::edge::openapi::json());
             Ok(())

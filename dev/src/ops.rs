@@ -1,4 +1,5 @@
-//! `tollgate-dev sync` and `tollgate-dev status`: ask the running local stack.
+//! `tollgate-dev sync`, `tollgate-dev status` and `tollgate-dev clock`: ask the running local
+//! stack.
 
 use anyhow::{Context, Result, bail};
 
@@ -37,6 +38,44 @@ pub async fn status(port: u16) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(&body)?);
     if !status.is_success() {
         bail!("the local stack is unhealthy ({status})");
+    }
+    Ok(())
+}
+
+/// What `tollgate-dev clock` does: show the stack's time, set it, or move it forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClockMove {
+    Show,
+    /// RFC 3339 or Unix seconds.
+    Set(String),
+    /// `30d`, `12h`, `90m`, `45s` or seconds.
+    Advance(String),
+}
+
+/// Shows or moves the running stack's clock (`/_dev/clock`) and prints its time.
+pub async fn clock(port: u16, action: ClockMove) -> Result<()> {
+    let base = base(port);
+    let url = format!("{base}/_dev/clock");
+    let http = reqwest::Client::new();
+    let request = match &action {
+        ClockMove::Show => http.get(&url),
+        ClockMove::Set(at) => {
+            let at = crate::clock::parse_time(at)
+                .with_context(|| format!("`{at}` is no time: give RFC 3339 (2027-01-31T12:00:00Z) or Unix seconds"))?;
+            http.post(&url).json(&serde_json::json!({ "set": at }))
+        }
+        ClockMove::Advance(by) => {
+            let by = crate::clock::parse_duration(by)
+                .with_context(|| format!("`{by}` is no duration: give 30d, 12h, 90m, 45s or seconds"))?;
+            http.post(&url).json(&serde_json::json!({ "advance": by }))
+        }
+    };
+    let response = request.send().await.with_context(|| not_running(&base))?;
+    let ok = response.status().is_success();
+    let body: serde_json::Value = response.json().await.context("reading the clock's answer")?;
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if !ok {
+        bail!("the clock did not move: {}", body["error"]["message"].as_str().unwrap_or("see above"));
     }
     Ok(())
 }

@@ -14,6 +14,7 @@
 //! Gateway's `404 {"message":"Not Found"}`.
 
 use crate::authorize::{AuthorizerHandler, authorize, authorizer_function};
+use crate::clock::{ClockError, StackClock};
 use crate::env::LocalEnv;
 use crate::resources::{Resources, Template};
 use anyhow::{Context, bail};
@@ -60,8 +61,10 @@ pub type HttpHandler = Arc<dyn Fn(lambda_http::Request) -> Answer + Send + Sync>
 
 /// Wraps a function crate's `wire` and `handle` into an [`HttpHandler`].
 macro_rules! http_function {
-    ($krate:ident, $src:expr, $aws:expr) => {{
-        let deps = Arc::new($krate::wire($src, $aws).map_err(|e| anyhow::anyhow!("{}: {e}", stringify!($krate)))?);
+    ($krate:ident, $src:expr, $aws:expr, $clock:expr) => {{
+        let deps = Arc::new(
+            $krate::wire($src, $aws, Arc::clone($clock)).map_err(|e| anyhow::anyhow!("{}: {e}", stringify!($krate)))?,
+        );
         let handler: HttpHandler = Arc::new(move |req| {
             let deps = Arc::clone(&deps);
             Box::pin(async move { $krate::handle(&deps, req).await })
@@ -70,14 +73,19 @@ macro_rules! http_function {
     }};
 }
 
-/// The HTTP function whose binary is `binary`.
-fn http_function(binary: &str, src: &LocalEnv, aws: &aws_config::SdkConfig) -> anyhow::Result<HttpHandler> {
+/// The HTTP function whose binary is `binary`, its use cases on `clock`.
+fn http_function(
+    binary: &str,
+    src: &LocalEnv,
+    aws: &aws_config::SdkConfig,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<HttpHandler> {
     Ok(match binary {
-        "subscription" => http_function!(subscription, src, aws),
-        "checkout" => http_function!(checkout, src, aws),
-        "keys" => http_function!(keys, src, aws),
-        "usage" => http_function!(usage, src, aws),
-        "webhook-intake" => http_function!(webhook_intake, src, aws),
+        "subscription" => http_function!(subscription, src, aws, clock),
+        "checkout" => http_function!(checkout, src, aws, clock),
+        "keys" => http_function!(keys, src, aws, clock),
+        "usage" => http_function!(usage, src, aws, clock),
+        "webhook-intake" => http_function!(webhook_intake, src, aws, clock),
         other => bail!("template.yaml routes to {other}, which the local runner does not know"),
     })
 }
@@ -104,20 +112,38 @@ pub struct App {
     routes: BTreeMap<String, Vec<Route>>,
     pub worker: EventDeps<DynamoStore, StripeBilling, SqsNotifier>,
     pub sync: SyncDeps<DynamoStore, StripeBilling, SqsNotifier>,
+    /// The stack's clock (`App::new`); `None` for an app on the system clock.
+    pub clock: Option<Arc<StackClock>>,
 }
 
 impl App {
-    /// Wires every function of `template` for the local resources and values.
+    /// Wires every function of `template` for the local resources and values, every one (and
+    /// the authorizers) on one [`StackClock`] that `/_dev/clock` moves; fixed with real Stripe.
     pub fn new(aws: &aws_config::SdkConfig, template: &Template, src: &LocalEnv) -> anyhow::Result<Self> {
-        Self::with_clock(aws, template, src, Arc::new(SystemClock))
+        let stack = Arc::new(StackClock::new(!src.uses_standin()));
+        let clock: Arc<dyn Clock> = Arc::clone(&stack) as Arc<dyn Clock>;
+        let mut app = Self::build(aws, template, src, &clock, clock.clone())?;
+        app.clock = Some(stack);
+        Ok(app)
     }
 
-    /// As [`App::new`], with the Lambda authorizers deciding on the time of `clock` (tests
-    /// move it to expire keys).
+    /// As [`App::new`] on the system clock, with the Lambda authorizers deciding on the time
+    /// of `clock` (tests move it to expire keys); no stack clock.
     pub fn with_clock(
         aws: &aws_config::SdkConfig,
         template: &Template,
         src: &LocalEnv,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        Self::build(aws, template, src, &(Arc::new(SystemClock) as Arc<dyn Clock>), clock)
+    }
+
+    /// Every function of `template` on `functions`, the authorizers on `authorizers`.
+    fn build(
+        aws: &aws_config::SdkConfig,
+        template: &Template,
+        src: &LocalEnv,
+        functions: &Arc<dyn Clock>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
         let mut authorizers: HashMap<String, AuthorizerHandler> = HashMap::new();
@@ -126,7 +152,7 @@ impl App {
             if let Some(existing) = handlers.get(binary) {
                 return Ok(Arc::clone(existing));
             }
-            let made = http_function(binary, src, aws)?;
+            let made = http_function(binary, src, aws, functions)?;
             handlers.insert(binary.to_owned(), Arc::clone(&made));
             Ok(made)
         };
@@ -168,10 +194,11 @@ impl App {
             tollgate::adapters::aws::sqs(aws),
             src.get(vars::EVENTS_QUEUE_URL).context(vars::EVENTS_QUEUE_URL)?,
         );
-        let worker = webhook_worker::wire(src, aws).map_err(|e| anyhow::anyhow!("webhook-worker: {e}"))?;
-        let mut sync = sync::wire(src, aws).map_err(|e| anyhow::anyhow!("sync: {e}"))?;
+        let worker = webhook_worker::wire(src, aws, Arc::clone(functions))
+            .map_err(|e| anyhow::anyhow!("webhook-worker: {e}"))?;
+        let mut sync = sync::wire(src, aws, Arc::clone(functions)).map_err(|e| anyhow::anyhow!("sync: {e}"))?;
         sync.pacing = std::time::Duration::from_millis(50);
-        Ok(Self { store, events_queue, identity: IdentityConfig::load(src), routes, worker, sync })
+        Ok(Self { store, events_queue, identity: IdentityConfig::load(src), routes, worker, sync, clock: None })
     }
 
     /// The app for `resources` as `tollgate-dev up` wires it, serving at `base`.
@@ -203,7 +230,8 @@ pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
-        .route("/_dev/sync", axum::routing::post(sync_fn));
+        .route("/_dev/sync", axum::routing::post(sync_fn))
+        .route("/_dev/clock", get(clock_show).post(clock_move));
     for path in app.routes.keys() {
         let declared = path.clone();
         router = router.route(path, any(move |state, req| dispatch(state, declared, req)));
@@ -312,6 +340,54 @@ async fn sync_fn(
             let body = serde_json::json!({ "error": err.to_string(), "outcome": outcome });
             (StatusCode::BAD_GATEWAY, axum::Json(body)).into_response()
         }
+    }
+}
+
+/// `{"now": <unix>, "iso": "<RFC 3339>"}` of the stack's clock.
+fn clock_body(now: i64) -> AxumResponse {
+    axum::Json(serde_json::json!({ "now": now, "iso": crate::clock::iso(now) })).into_response()
+}
+
+/// The local runner's own error answer, in Tollgate's error format.
+fn dev_error(status: StatusCode, code: &str, message: &str) -> AxumResponse {
+    (status, axum::Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+}
+
+/// `GET /_dev/clock`: the stack's time (local runner only).
+async fn clock_show(State(app): State<Arc<App>>) -> AxumResponse {
+    match &app.clock {
+        Some(clock) => clock_body(clock.now()),
+        None => clock_body(SystemClock.now()),
+    }
+}
+
+/// `POST /_dev/clock` with `{"set": <unix>}` or `{"advance": <seconds>}`: moves the stack's
+/// time forward and answers it; `400 clock_backwards` for a move back, `409 clock_fixed` with
+/// real Stripe or on an app without a stack clock.
+async fn clock_move(State(app): State<Arc<App>>, body: axum::body::Bytes) -> AxumResponse {
+    let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return dev_error(StatusCode::BAD_REQUEST, "malformed_body", "the body is not JSON");
+    };
+    let Some(clock) = &app.clock else {
+        return dev_error(StatusCode::CONFLICT, "clock_fixed", "this stack runs on the system clock");
+    };
+    let moved = match (
+        request.get("set").map(serde_json::Value::as_i64),
+        request.get("advance").map(serde_json::Value::as_i64),
+    ) {
+        (Some(Some(at)), None) => clock.set(at),
+        (None, Some(Some(seconds))) => clock.advance(seconds),
+        _ => {
+            let message = "the body must be {\"set\": <unix seconds>} or {\"advance\": <seconds>}";
+            return dev_error(StatusCode::BAD_REQUEST, "invalid_clock", message);
+        }
+    };
+    match moved {
+        Ok(now) => clock_body(now),
+        Err(err @ ClockError::Backwards { .. }) => {
+            dev_error(StatusCode::BAD_REQUEST, "clock_backwards", &err.to_string())
+        }
+        Err(err @ ClockError::Fixed) => dev_error(StatusCode::CONFLICT, "clock_fixed", &err.to_string()),
     }
 }
 

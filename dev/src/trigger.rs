@@ -72,6 +72,7 @@ pub async fn trigger_reporting(
     let base = base.trim_end_matches('/');
     let http = reqwest::Client::builder().timeout(TIMEOUT).build().context("building the HTTP client")?;
     let events = recorded_events(&http, base, spec).await?;
+    let signed_at = stack_time(&http, base).await;
 
     let mut deliveries = Vec::with_capacity(events.len());
     let mut refused = Vec::new();
@@ -81,7 +82,7 @@ pub async fn trigger_reporting(
         let status = if skip_delivery {
             None
         } else {
-            match deliver(&http, base, secret, &event.to_string()).await {
+            match deliver(&http, base, secret, &event.to_string(), signed_at).await {
                 Ok((status, body)) => {
                     if !(200..300).contains(&status) {
                         refused.push(format!("{event_type} {event_id}: HTTP {status}: {}", quote(&body)));
@@ -143,8 +144,14 @@ async fn recorded_events(http: &reqwest::Client, base: &str, spec: &TriggerSpec)
 }
 
 /// Sends one event's exact bytes to the intake, signed; returns its status and body.
-async fn deliver(http: &reqwest::Client, base: &str, secret: &str, body: &str) -> reqwest::Result<(u16, String)> {
-    let header = stripe_webhook::Webhook::generate_test_header(body, secret, Some(unix_now()));
+async fn deliver(
+    http: &reqwest::Client,
+    base: &str,
+    secret: &str,
+    body: &str,
+    signed_at: i64,
+) -> reqwest::Result<(u16, String)> {
+    let header = stripe_webhook::Webhook::generate_test_header(body, secret, Some(signed_at));
     let response = http
         .post(format!("{base}{WEBHOOK_PATH}"))
         .header("Stripe-Signature", header)
@@ -191,6 +198,13 @@ fn quote(body: &str) -> String {
         None if body.is_empty() => "(empty body)".to_owned(),
         None => body.to_owned(),
     }
+}
+
+/// The stack's time (`GET /_dev/clock`), which the intake checks signatures against; the
+/// system time when the stack does not say.
+async fn stack_time(http: &reqwest::Client, base: &str) -> i64 {
+    let answer = async { http.get(format!("{base}/_dev/clock")).send().await.ok()?.json::<Value>().await.ok() };
+    answer.await.and_then(|clock| clock["now"].as_i64()).unwrap_or_else(unix_now)
 }
 
 fn unix_now() -> i64 {

@@ -44,6 +44,9 @@ pub async fn up(options: UpOptions) -> Result<()> {
         None => tracing::info!("Stripe: the test-mode API (STRIPE_SECRET_KEY is set)"),
     }
     let app = Arc::new(App::new(&aws, &template, &local)?);
+    if let (Some(standin), Some(clock)) = (&standin, &app.clock) {
+        standin.follow(Arc::clone(clock) as Arc<dyn tollgate::ports::clock::Clock>);
+    }
     let events_url = resources.queue("EventsQueue")?.url.clone();
     let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::adapters::aws::sqs(&aws), events_url));
     let timer = options.sync_every.map(|seconds| {

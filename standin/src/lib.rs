@@ -187,6 +187,12 @@ impl StandIn {
         self.lock().set_clock(unix_seconds);
     }
 
+    /// Makes the stand-in read its time from `clock` (the local stack's, so that objects and
+    /// events are made at the stack's time).
+    pub fn follow(&self, clock: Arc<dyn tollgate::ports::clock::Clock>) {
+        self.lock().follow(clock);
+    }
+
     /// The object with id `id`, whatever its kind (customer, Checkout Session, subscription,
     /// invoice, charge, payment intent, dispute, price, product, event), as the API would
     /// render it; for tests and for inspecting what a trigger made, since the API serves only

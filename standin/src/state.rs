@@ -2,7 +2,9 @@
 //! requests received, saved idempotent answers and pending injected faults.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tollgate::ports::clock::Clock;
 
 use serde_json::{Map, Value, json};
 use tollgate::domain::plans::Catalogue;
@@ -53,7 +55,9 @@ pub(crate) struct Saved {
 /// Cloneable so that a multi-step change ([`super::trigger`]) can be undone whole.
 #[derive(Clone)]
 pub(crate) struct State {
-    clock: Option<i64>,
+    /// The stand-in's time: the system clock unless set ([`Self::set_clock`]) or made to
+    /// follow another (the local stack's clock).
+    clock: Option<Arc<dyn Clock>>,
     seq: u64,
     /// The plan catalogue the prices and products come from (trial days, features).
     pub(crate) catalogue: Catalogue,
@@ -90,6 +94,15 @@ pub(crate) const SUBSCRIPTION_STATUSES: [&str; 8] =
     ["incomplete", "incomplete_expired", "trialing", "active", "past_due", "unpaid", "canceled", "paused"];
 
 const DAY: i64 = 86_400;
+
+/// A time set by hand ([`State::set_clock`]).
+struct Fixed(i64);
+
+impl Clock for Fixed {
+    fn now_ms(&self) -> i64 {
+        self.0.saturating_mul(1000)
+    }
+}
 
 fn system_now() -> i64 {
     SystemTime::now()
@@ -160,11 +173,15 @@ impl State {
     }
 
     pub(crate) fn set_clock(&mut self, unix_seconds: i64) {
-        self.clock = Some(unix_seconds);
+        self.clock = Some(Arc::new(Fixed(unix_seconds)));
+    }
+
+    pub(crate) fn follow(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = Some(clock);
     }
 
     pub(crate) fn now(&self) -> i64 {
-        self.clock.unwrap_or_else(system_now)
+        self.clock.as_ref().map_or_else(system_now, |clock| clock.now())
     }
 
     pub(crate) fn next_seq(&mut self) -> u64 {

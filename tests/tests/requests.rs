@@ -51,7 +51,9 @@ async fn harness(test: &str) -> Harness {
 
 impl Harness {
     fn intake(&self) -> webhook_intake::Deps<SqsEventQueue> {
-        let mut deps = webhook_intake::wire(&self.env, &self.aws).unwrap();
+        let mut deps =
+            webhook_intake::wire(&self.env, &self.aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock))
+                .unwrap();
         let url = &self.resources.queue("EventsQueue").unwrap().url;
         deps.queue = SqsEventQueue::new(self.counted_sqs.clone(), url);
         deps
@@ -60,7 +62,9 @@ impl Harness {
     fn worker(
         &self,
     ) -> tollgate::app::events::EventDeps<DynamoStore, tollgate::adapters::stripe::StripeBilling, SqsNotifier> {
-        let mut deps = webhook_worker::wire(&self.env, &self.aws).unwrap();
+        let mut deps =
+            webhook_worker::wire(&self.env, &self.aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock))
+                .unwrap();
         let url = &self.resources.queue("NotificationsQueue").unwrap().url;
         (deps.store, deps.notifier) = (self.store.clone(), SqsNotifier::new(self.counted_sqs.clone(), url));
         deps
@@ -161,11 +165,13 @@ async fn a_duplicate_delivery_costs_the_worker_only_its_idempotency_check() {
 #[tokio::test]
 async fn reads_usage_decisions_and_the_authorizer_make_no_stripe_call() {
     let h = harness("req-nostripe").await;
-    let mut reads = subscription::wire(&h.env, &h.aws).unwrap();
+    let mut reads =
+        subscription::wire(&h.env, &h.aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock)).unwrap();
     reads.store = h.store.clone();
-    let mut metering = usage::wire(&h.env, &h.aws).unwrap();
+    let mut metering = usage::wire(&h.env, &h.aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock)).unwrap();
     metering.usage.store = h.store.clone();
-    let mut authorizer = authorizer::wire(&h.env, &h.aws).unwrap();
+    let mut authorizer =
+        authorizer::wire(&h.env, &h.aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock)).unwrap();
     authorizer.store = h.store.clone();
     let projection = tollgate::testing::projection("acct_reader");
     tollgate::testing::subscribed(&h.store, &projection).await;

@@ -234,15 +234,20 @@ impl Bench {
         let notifier = || SqsNotifier::new(counted_sqs.clone(), notifications_url.clone());
         let wired = |what: &str, e: lambda_http::Error| anyhow!("{what}: {e}");
 
-        let mut intake = webhook_intake::wire(&env, &aws).map_err(|e| wired("webhook-intake", e))?;
+        let mut intake = webhook_intake::wire(&env, &aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock))
+            .map_err(|e| wired("webhook-intake", e))?;
         intake.queue = SqsEventQueue::new(counted_sqs.clone(), events_url);
-        let mut worker = webhook_worker::wire(&env, &aws).map_err(|e| wired("webhook-worker", e))?;
+        let mut worker = webhook_worker::wire(&env, &aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock))
+            .map_err(|e| wired("webhook-worker", e))?;
         (worker.store, worker.notifier) = (store.clone(), notifier());
-        let mut subscription = subscription::wire(&env, &aws).map_err(|e| wired("subscription", e))?;
+        let mut subscription = subscription::wire(&env, &aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock))
+            .map_err(|e| wired("subscription", e))?;
         subscription.store = store.clone();
-        let mut usage = usage::wire(&env, &aws).map_err(|e| wired("usage", e))?;
+        let mut usage = usage::wire(&env, &aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock))
+            .map_err(|e| wired("usage", e))?;
         (usage.usage.store, usage.usage.notifier) = (store.clone(), notifier());
-        let mut authorizer = authorizer::wire(&env, &aws).map_err(|e| wired("authorizer", e))?;
+        let mut authorizer = authorizer::wire(&env, &aws, std::sync::Arc::new(tollgate::ports::clock::SystemClock))
+            .map_err(|e| wired("authorizer", e))?;
         authorizer.store = store;
         let uncounted = DynamoStore::new(plain.clone(), resources.table.clone());
         Ok(Self {

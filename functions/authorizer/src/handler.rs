@@ -15,16 +15,16 @@ use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::app::keys::{AuthorizerDeps, Caller, Decision, authorize};
 use tollgate::edge::config::{AuthorizerConfig, Source};
 use tollgate::ports::api_keys::ApiKeyStore;
-use tollgate::ports::clock::SystemClock;
+use tollgate::ports::clock::Clock;
 use tollgate::ports::subscriptions::SubscriptionStore;
 
 /// What the handler needs.
 pub type Deps<S> = AuthorizerDeps<S>;
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Error> {
+pub fn wire(src: &impl Source, aws: &SdkConfig, clock: Arc<dyn Clock>) -> Result<Deps<DynamoStore>, Error> {
     let config = AuthorizerConfig::load(src)?;
-    Ok(Deps { store: tollgate::edge::wire::store(aws, &config.table_name), clock: Arc::new(SystemClock) })
+    Ok(Deps { store: tollgate::edge::wire::store(aws, &config.table_name), clock })
 }
 
 /// API Gateway's simple response: `{"isAuthorized": bool, "context": {...}}`; the context

@@ -3,6 +3,7 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
+use std::sync::Arc;
 use tollgate::adapters::aws::SdkConfig;
 use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::adapters::stripe::StripeBilling;
@@ -15,6 +16,7 @@ use tollgate::ports::accounts::AccountStore;
 use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::ports::billing::Billing;
 use tollgate::ports::checkouts::CheckoutStore;
+use tollgate::ports::clock::Clock;
 use tollgate::ports::rate::RateLimitStore;
 use tollgate::ports::subscriptions::SubscriptionStore;
 
@@ -25,9 +27,13 @@ pub struct Deps<S, B> {
 }
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore, StripeBilling>, Error> {
+pub fn wire(
+    src: &impl Source,
+    aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Deps<DynamoStore, StripeBilling>, Error> {
     let config = CheckoutConfig::load(src)?;
-    Ok(Deps { checkout: tollgate::edge::wire::checkout_deps(&config, aws)?, identity: config.identity })
+    Ok(Deps { checkout: tollgate::edge::wire::checkout_deps(&config, aws, clock)?, identity: config.identity })
 }
 
 enum Route {

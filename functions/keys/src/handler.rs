@@ -13,7 +13,7 @@ use tollgate::edge::config::{IdentityConfig, KeysConfig, Source};
 use tollgate::edge::http::identity::account_id;
 use tollgate::edge::http::{ApiError, json, json_body};
 use tollgate::ports::api_keys::ApiKeyStore;
-use tollgate::ports::clock::SystemClock;
+use tollgate::ports::clock::Clock;
 
 /// What the handler needs.
 pub struct Deps<S> {
@@ -22,11 +22,11 @@ pub struct Deps<S> {
 }
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Error> {
+pub fn wire(src: &impl Source, aws: &SdkConfig, clock: Arc<dyn Clock>) -> Result<Deps<DynamoStore>, Error> {
     let config = KeysConfig::load(src)?;
     let keys = KeysDeps {
         store: tollgate::edge::wire::store(aws, &config.table_name),
-        clock: Arc::new(SystemClock),
+        clock,
         mode: config.mode,
         max_active: config.max_active,
     };

@@ -2,6 +2,7 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
+use std::sync::Arc;
 use tollgate::adapters::aws::SdkConfig;
 use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::app::{Settings, credits, invoices, read};
@@ -9,6 +10,7 @@ use tollgate::domain::apikeys::Scope;
 use tollgate::edge::config::{IdentityConfig, Source, SubscriptionConfig};
 use tollgate::edge::http::identity::{account_id, api_key_account};
 use tollgate::edge::http::{ApiError, cacheable, json};
+use tollgate::ports::clock::Clock;
 use tollgate::ports::credits::CreditStore;
 use tollgate::ports::invoices::InvoiceStore;
 use tollgate::ports::subscriptions::SubscriptionStore;
@@ -24,11 +26,11 @@ pub struct Deps<S> {
 }
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore>, Error> {
+pub fn wire(src: &impl Source, aws: &SdkConfig, clock: Arc<dyn Clock>) -> Result<Deps<DynamoStore>, Error> {
     let config = SubscriptionConfig::load(src)?;
     // Grace is decided at the time of the read from the stored `grace_until`; this function
     // computes none, so it takes no GRACE_DAYS.
-    let settings = Settings::new(0)?;
+    let settings = Settings::new(0, clock)?;
     Ok(Deps { store: tollgate::edge::wire::store(aws, &config.table_name), settings, identity: config.identity })
 }
 

@@ -2,6 +2,7 @@
 //! core's [`tollgate::app::sync::run`]; this crate reads the schedule's input and deadline.
 
 use lambda_runtime::{Error, LambdaEvent};
+use std::sync::Arc;
 use std::time::Duration;
 use tollgate::adapters::aws::SdkConfig;
 use tollgate::adapters::dynamo::DynamoStore;
@@ -12,6 +13,7 @@ use tollgate::app::sync::{Mode, SyncDeps, run};
 use tollgate::edge::config::{Source, WorkerConfig};
 use tollgate::ports::accounts::AccountStore;
 use tollgate::ports::billing::Billing;
+use tollgate::ports::clock::Clock;
 use tollgate::ports::credits::CreditStore;
 use tollgate::ports::events::EventLog;
 use tollgate::ports::invoices::InvoiceStore;
@@ -28,8 +30,12 @@ pub const PACING: Duration = Duration::from_millis(100);
 pub const METER_PACING: Duration = Duration::from_millis(2);
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<SyncDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
-    let events = tollgate::edge::wire::event_deps(&WorkerConfig::load(src)?, aws)?;
+pub fn wire(
+    src: &impl Source,
+    aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<SyncDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
+    let events = tollgate::edge::wire::event_deps(&WorkerConfig::load(src)?, aws, clock)?;
     Ok(SyncDeps { events, pacing: PACING, meter_pacing: METER_PACING })
 }
 

@@ -8,6 +8,7 @@
 
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{Body, Error, Request, Response};
+use std::sync::Arc;
 use tollgate::adapters::aws::SdkConfig;
 use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::adapters::sqs::SqsNotifier;
@@ -21,6 +22,7 @@ use tollgate::edge::http::{
     ApiError, BatchAnswer, MAX_BATCH_BODY_BYTES, json, json_body, json_body_within, rate_limit_headers, with_headers,
 };
 use tollgate::ports::api_keys::ApiKeyStore;
+use tollgate::ports::clock::Clock;
 use tollgate::ports::credits::CreditStore;
 use tollgate::ports::notifier::Notifier;
 use tollgate::ports::subscriptions::SubscriptionStore;
@@ -33,9 +35,13 @@ pub struct Deps<S, N> {
 }
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<DynamoStore, SqsNotifier>, Error> {
+pub fn wire(
+    src: &impl Source,
+    aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<Deps<DynamoStore, SqsNotifier>, Error> {
     let config = UsageConfig::load(src)?;
-    Ok(Deps { usage: tollgate::edge::wire::usage_deps(&config, aws)?, identity: config.identity })
+    Ok(Deps { usage: tollgate::edge::wire::usage_deps(&config, aws, clock)?, identity: config.identity })
 }
 
 /// What the caller may do, by route set.

@@ -39,10 +39,10 @@ impl<Q> Deps<Q> {
 }
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<Deps<SqsEventQueue>, Error> {
+pub fn wire(src: &impl Source, aws: &SdkConfig, clock: Arc<dyn Clock>) -> Result<Deps<SqsEventQueue>, Error> {
     let config = WebhookIntakeConfig::load(src)?;
     let queue = SqsEventQueue::new(tollgate::adapters::aws::sqs(aws), config.events_queue_url);
-    Ok(Deps::new(queue, config.secrets, config.livemode))
+    Ok(Deps { clock, ..Deps::new(queue, config.secrets, config.livemode) })
 }
 
 /// Answers one delivery; errors become their JSON error response, never a Lambda failure.

@@ -3,6 +3,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent};
+use std::sync::Arc;
 use std::time::Duration;
 use tollgate::adapters::aws::SdkConfig;
 use tollgate::adapters::dynamo::DynamoStore;
@@ -13,6 +14,7 @@ use tollgate::app::events::{EventDeps, Record, process};
 use tollgate::edge::config::{Source, WorkerConfig};
 use tollgate::ports::accounts::AccountStore;
 use tollgate::ports::billing::Billing;
+use tollgate::ports::clock::Clock;
 use tollgate::ports::credits::CreditStore;
 use tollgate::ports::events::EventLog;
 use tollgate::ports::invoices::InvoiceStore;
@@ -20,8 +22,12 @@ use tollgate::ports::notifier::Notifier;
 use tollgate::ports::subscriptions::SubscriptionStore;
 
 /// The production dependencies, from the function's configuration in `src`.
-pub fn wire(src: &impl Source, aws: &SdkConfig) -> Result<EventDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
-    tollgate::edge::wire::event_deps(&WorkerConfig::load(src)?, aws)
+pub fn wire(
+    src: &impl Source,
+    aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<EventDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
+    tollgate::edge::wire::event_deps(&WorkerConfig::load(src)?, aws, clock)
 }
 
 /// Records are started only while this much of the invocation is left: enough for one

@@ -29,7 +29,7 @@ pub mod sync;
 pub mod usage;
 
 use crate::domain::plans::{Catalogue, PlanError};
-use crate::ports::clock::{Clock, SystemClock};
+use crate::ports::clock::Clock;
 use std::sync::Arc;
 
 /// What the use cases read besides their ports.
@@ -42,9 +42,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Production settings: the built-in catalogue and the system clock.
-    pub fn new(grace_days: u32) -> Result<Self, PlanError> {
-        Ok(Self { catalogue: Catalogue::builtin()?, clock: Arc::new(SystemClock), grace_days })
+    /// Production settings: the built-in catalogue and `clock` (the system clock in Lambda;
+    /// the local stack's clock locally).
+    pub fn new(grace_days: u32, clock: Arc<dyn Clock>) -> Result<Self, PlanError> {
+        Ok(Self { catalogue: Catalogue::builtin()?, clock, grace_days })
     }
 }
 

@@ -1,6 +1,7 @@
 //! Production wiring: each use case's dependencies on the real adapters (DynamoDB, SQS,
 //! Stripe), from its function's configuration. The Lambda `main`s and the local runner both
-//! call these, so the local stack runs exactly what Lambda runs.
+//! call these, so the local stack runs exactly what Lambda runs; each takes the clock its use
+//! cases read (the system clock in Lambda, the local stack's clock locally).
 
 use crate::adapters::aws::SdkConfig;
 use crate::adapters::dynamo::DynamoStore;
@@ -12,6 +13,8 @@ use crate::app::events::EventDeps;
 use crate::app::usage::UsageDeps;
 use crate::domain::ratelimit::Limit;
 use crate::edge::config::{CheckoutConfig, UsageConfig, WorkerConfig};
+use crate::ports::clock::Clock;
+use std::sync::Arc;
 
 /// Why dependencies could not be built (a configuration the adapters refuse).
 pub type WireError = Box<dyn std::error::Error + Send + Sync>;
@@ -25,12 +28,13 @@ pub fn store(aws: &SdkConfig, table_name: &str) -> DynamoStore {
 pub fn event_deps(
     config: &WorkerConfig,
     aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<EventDeps<DynamoStore, StripeBilling, SqsNotifier>, WireError> {
     Ok(EventDeps {
         store: store(aws, &config.table_name),
         billing: StripeBilling::new(&config.stripe)?,
         notifier: SqsNotifier::new(crate::adapters::aws::sqs(aws), config.notifications_queue_url.clone()),
-        settings: Settings::new(config.grace_days)?,
+        settings: Settings::new(config.grace_days, clock)?,
     })
 }
 
@@ -38,23 +42,28 @@ pub fn event_deps(
 pub fn checkout_deps(
     config: &CheckoutConfig,
     aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
 ) -> Result<CheckoutDeps<DynamoStore, StripeBilling>, WireError> {
     let billing = StripeBilling::new(&config.stripe)?;
     Ok(CheckoutDeps {
         store: store(aws, &config.table_name),
         billing,
-        settings: Settings::new(config.grace_days)?,
+        settings: Settings::new(config.grace_days, clock)?,
         redirects: config.redirects.clone(),
         checkout_limit: Limit { limit: config.sessions_per_minute, window_ms: 60_000 },
     })
 }
 
 /// The metering use cases.
-pub fn usage_deps(config: &UsageConfig, aws: &SdkConfig) -> Result<UsageDeps<DynamoStore, SqsNotifier>, WireError> {
+pub fn usage_deps(
+    config: &UsageConfig,
+    aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<UsageDeps<DynamoStore, SqsNotifier>, WireError> {
     Ok(UsageDeps {
         store: store(aws, &config.table_name),
         notifier: SqsNotifier::new(crate::adapters::aws::sqs(aws), config.notifications_queue_url.clone()),
         // Metering decides access from the stored `grace_until`; it computes no grace itself.
-        settings: Settings::new(0)?,
+        settings: Settings::new(0, clock)?,
     })
 }
