@@ -4,7 +4,7 @@ use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 use tollgate_dev::keys::{CreateKey, create_key};
 use tollgate_dev::ops::{ClockMove, clock, status, sync};
-use tollgate_dev::trigger::{TriggerOptions, run as trigger};
+use tollgate_dev::trigger::{TriggerOptions, run as trigger, run_pay};
 use tollgate_dev::up::{UpOptions, up};
 use tollgate_standin::{TRIGGER_EVENTS, TriggerSpec};
 
@@ -94,6 +94,14 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
         port: u16,
     },
+    /// Pay an open Checkout Session (made by `POST /checkout` or `/credits/checkout`) in the
+    /// Stripe stand-in as its customer would, and deliver the events that makes.
+    Pay {
+        /// The session's id (`session_id` of the checkout's answer).
+        session: String,
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+    },
     /// Print the running local stack's health and the last sync's outcome.
     Status {
         #[arg(long, env = "PORT", default_value_t = 3000)]
@@ -129,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { port } => status(port).await,
+        Command::Pay { session, port } => run_pay(port, &session).await,
         Command::Clock { action, port } => {
             let action = match action {
                 None => ClockMove::Show,

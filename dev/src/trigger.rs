@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 
-use tollgate_standin::{TRIGGER_PATH, TriggerSpec};
+use tollgate_standin::{PAY_PATH, TRIGGER_PATH, TriggerSpec};
 
 /// Where the local stack serves the Stripe stand-in.
 pub const STANDIN_PREFIX: &str = "/stripe";
@@ -71,18 +71,45 @@ pub async fn trigger_reporting(
 ) -> Result<Vec<Delivery>> {
     let base = base.trim_end_matches('/');
     let http = reqwest::Client::builder().timeout(TIMEOUT).build().context("building the HTTP client")?;
-    let events = recorded_events(&http, base, spec).await?;
-    let signed_at = stack_time(&http, base).await;
+    let url = format!("{base}{STANDIN_PREFIX}{TRIGGER_PATH}");
+    let action = format!("trigger {} for account {}", spec.event, spec.account);
+    let events = recorded_events(&http, base, &url, Some(spec), &action).await?;
+    deliver_all(&http, base, secret, &events, skip_delivery, &mut report).await
+}
+
+/// `tollgate-dev pay`: pays the open Checkout Session `session` in the stand-in (as its
+/// customer would on the hosted page) and delivers the events that made, as [`trigger`] does.
+/// A session that is not open, or expired on the stack's clock, is refused with Stripe's error.
+pub async fn pay(base: &str, secret: &str, session: &str, mut report: impl FnMut(&Delivery)) -> Result<Vec<Delivery>> {
+    let base = base.trim_end_matches('/');
+    let http = reqwest::Client::builder().timeout(TIMEOUT).build().context("building the HTTP client")?;
+    let id: String = session.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let url = format!("{base}{STANDIN_PREFIX}{}", PAY_PATH.replace("{id}", &id));
+    let events = recorded_events(&http, base, &url, None, &format!("pay {id}")).await?;
+    deliver_all(&http, base, secret, &events, false, &mut report).await
+}
+
+/// Delivers `events` in order (unless `skip_delivery`), reporting each; fails naming every
+/// event the intake did not accept.
+async fn deliver_all(
+    http: &reqwest::Client,
+    base: &str,
+    secret: &str,
+    events: &[Value],
+    skip_delivery: bool,
+    report: &mut impl FnMut(&Delivery),
+) -> Result<Vec<Delivery>> {
+    let signed_at = stack_time(http, base).await;
 
     let mut deliveries = Vec::with_capacity(events.len());
     let mut refused = Vec::new();
-    for event in &events {
+    for event in events {
         let event_id = event["id"].as_str().unwrap_or_default().to_owned();
         let event_type = event["type"].as_str().unwrap_or_default().to_owned();
         let status = if skip_delivery {
             None
         } else {
-            match deliver(&http, base, secret, &event.to_string(), signed_at).await {
+            match deliver(http, base, secret, &event.to_string(), signed_at).await {
                 Ok((status, body)) => {
                     if !(200..300).contains(&status) {
                         refused.push(format!("{event_type} {event_id}: HTTP {status}: {}", quote(&body)));
@@ -111,10 +138,20 @@ pub async fn trigger_reporting(
     Ok(deliveries)
 }
 
-/// Asks the stand-in to perform the trigger; its answer lists the events it recorded.
-async fn recorded_events(http: &reqwest::Client, base: &str, spec: &TriggerSpec) -> Result<Vec<Value>> {
-    let url = format!("{base}{STANDIN_PREFIX}{TRIGGER_PATH}");
-    let response = http.post(&url).json(spec).send().await.map_err(|error| unreachable_stack(base, &error))?;
+/// Asks the stand-in to act at `url` (with `spec`'s body for a trigger); its answer lists the
+/// events it recorded. `action` names it in errors.
+async fn recorded_events(
+    http: &reqwest::Client,
+    base: &str,
+    url: &str,
+    spec: Option<&TriggerSpec>,
+    action: &str,
+) -> Result<Vec<Value>> {
+    let request = match spec {
+        Some(spec) => http.post(url).json(spec),
+        None => http.post(url),
+    };
+    let response = request.send().await.map_err(|error| unreachable_stack(base, &error))?;
     let status = response.status();
     let body = response.text().await.with_context(|| format!("reading the answer of {url}"))?;
     let answer: Option<Value> = serde_json::from_str(&body).ok();
@@ -126,12 +163,7 @@ async fn recorded_events(http: &reqwest::Client, base: &str, spec: &TriggerSpec)
     }
     let error = answer.as_ref().map(|answer| &answer["error"]);
     if let Some(message) = error.filter(|e| e["type"].is_string()).and_then(|e| e["message"].as_str()) {
-        bail!(
-            "the Stripe stand-in refused to trigger {} for account {} (HTTP {}): {message}",
-            spec.event,
-            spec.account,
-            status.as_u16()
-        );
+        bail!("the Stripe stand-in refused to {action} (HTTP {}): {message}", status.as_u16());
     }
     if status == reqwest::StatusCode::NOT_FOUND {
         bail!(
@@ -224,6 +256,14 @@ pub struct TriggerOptions {
 
 /// `tollgate-dev trigger`: triggers, printing one line per event, signed with the secret the
 /// local intake uses (`STRIPE_WEBHOOK_SECRETS`' first, else the development secret).
+/// `tollgate-dev pay <session id>` against the stack on `port`: prints each delivery.
+pub async fn run_pay(port: u16, session: &str) -> Result<()> {
+    let base = format!("http://127.0.0.1:{port}");
+    let configured = std::env::var(tollgate::edge::config::vars::STRIPE_WEBHOOK_SECRETS).ok();
+    pay(&base, &signing_secret(configured.as_deref()), session, |delivery| println!("{}", delivery.line())).await?;
+    Ok(())
+}
+
 pub async fn run(options: TriggerOptions) -> Result<()> {
     let base = format!("http://127.0.0.1:{}", options.port);
     let configured = std::env::var(tollgate::edge::config::vars::STRIPE_WEBHOOK_SECRETS).ok();

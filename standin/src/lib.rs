@@ -52,6 +52,11 @@ pub use self::trigger::{DEFAULT_INTERVAL, DEFAULT_PLAN, PACK_METADATA_KEY, TRIGG
 /// get `{"events": [...]}`, the events recorded, oldest first.
 pub const TRIGGER_PATH: &str = "/_tollgate/trigger";
 
+/// The control route that pays an open Checkout Session as its customer would
+/// (`POST /_tollgate/checkout_sessions/{id}/complete`), answering `{"events": [...]}` as the
+/// trigger route does; `tollgate-dev pay` calls it and delivers the events.
+pub const PAY_PATH: &str = "/_tollgate/checkout_sessions/{id}/complete";
+
 /// One request the stand-in received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedRequest {
@@ -144,6 +149,7 @@ impl StandIn {
     pub fn router(&self) -> Router {
         Router::new()
             .route(TRIGGER_PATH, post(handle_trigger))
+            .route(PAY_PATH, post(handle_pay))
             .route("/v1", any(handle))
             .route("/v1/{*rest}", any(handle))
             .fallback(handle)
@@ -274,6 +280,21 @@ impl StandIn {
         }
     }
 
+    /// Pays the open session `id` and answers the events that made (Stripe's error shape for a
+    /// session that is not open or has expired).
+    fn respond_to_pay(&self, id: &str) -> Response {
+        let mut state = self.lock();
+        let request_id = state.new_id("req_", 14);
+        let mark = state.events.len();
+        match state.complete_checkout_session(id) {
+            Ok(_) => {
+                let events: Vec<Value> = state.events[mark..].iter().map(|e| e.value.clone()).collect();
+                answer(200, &serde_json::json!({ "events": events }), &request_id, false)
+            }
+            Err(error) => answer(error.status, &error.body(), &request_id, false),
+        }
+    }
+
     fn respond(&self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Response {
         let response = self.carry_out(method, uri, headers, body);
         let mut state = self.lock();
@@ -381,6 +402,13 @@ fn answer(status: u16, body: &Value, request_id: &str, replayed: bool) -> Respon
 
 async fn handle_trigger(AxumState(standin): AxumState<StandIn>, body: Bytes) -> Response {
     standin.respond_to_trigger(&body)
+}
+
+async fn handle_pay(
+    AxumState(standin): AxumState<StandIn>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    standin.respond_to_pay(&id)
 }
 
 async fn handle(

@@ -445,6 +445,9 @@ impl State {
     pub(crate) fn complete_checkout_session_paying(&mut self, id: &str, paying: Paying) -> Result<Value, ApiError> {
         let session = self.session(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
         let value = session.stored.value.clone();
+        if value["status"] == json!("open") && value["expires_at"].as_i64().is_some_and(|at| at <= self.now()) {
+            return Err(ApiError::invalid_state(format!("Checkout session {id} has expired.")));
+        }
         if value["status"] != json!("open") {
             return Err(ApiError::invalid_state(format!(
                 "Checkout session {id} is {}, not open.",

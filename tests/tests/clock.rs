@@ -74,3 +74,44 @@ async fn a_stack_on_the_system_clock_refuses_to_move_it() {
     assert!(body["now"].as_i64().is_some());
     assert_eq!((status, refused["error"]["code"].as_str()), (409, Some("clock_fixed")));
 }
+
+async fn checkout(base: &str, account: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{base}/checkout"))
+        .header("x-tollgate-account", account)
+        .json(&json!({"plan": "pro", "interval": "month"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["session_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_session_paid_with_tollgate_dev_pay_subscribes_once_and_not_after_it_expired() {
+    let stack = common::serve_clocked_stack("pay").await;
+    let session = checkout(&stack.base, "acct_pays").await;
+    let late = checkout(&stack.base, "acct_late").await;
+
+    let paid = tollgate_dev::trigger::pay(&stack.base, DEV_WEBHOOK_SECRET, &session, |_| {}).await;
+    stack.drain().await;
+    let again = tollgate_dev::trigger::pay(&stack.base, DEV_WEBHOOK_SECRET, &session, |_| {}).await;
+    clock(&stack.base, Some(json!({"advance": DAY + 60}))).await;
+    let expired = tollgate_dev::trigger::pay(&stack.base, DEV_WEBHOOK_SECRET, &late, |_| {}).await;
+    let read = read(&stack.base, "/subscription", "acct_pays").await;
+    let unpaid = read_plan(&stack.base, "acct_late").await;
+
+    let deliveries = paid.unwrap();
+    assert!(deliveries.iter().any(|d| d.event_type == "checkout.session.completed"), "{deliveries:?}");
+    assert!(deliveries.iter().all(|d| d.status == Some(200)), "{deliveries:?}");
+    assert_eq!(read["plan"], "pro");
+    let again = again.unwrap_err().to_string();
+    assert!(again.contains("HTTP 400") && again.contains("not open"), "{again}");
+    let expired = expired.unwrap_err().to_string();
+    assert!(expired.contains("HTTP 400") && expired.contains("has expired"), "{expired}");
+    assert_eq!(unpaid, "free");
+}
+
+async fn read_plan(base: &str, account: &str) -> String {
+    read(base, "/subscription", account).await["plan"].as_str().unwrap().to_owned()
+}
