@@ -9,7 +9,7 @@ use tollgate::app::{Settings, credits, invoices, read};
 use tollgate::domain::apikeys::Scope;
 use tollgate::edge::config::{IdentityConfig, Source, SubscriptionConfig};
 use tollgate::edge::http::identity::{account_id, api_key_account};
-use tollgate::edge::http::{ApiError, cacheable, json};
+use tollgate::edge::http::{ApiError, cacheable, json, query};
 use tollgate::ports::clock::Clock;
 use tollgate::ports::credits::CreditStore;
 use tollgate::ports::invoices::InvoiceStore;
@@ -105,8 +105,7 @@ async fn answer<S: SubscriptionStore + CreditStore + InvoiceStore>(
         }
         Route::Entitlements => json(StatusCode::OK, &read::entitlements(&deps.store, &deps.settings, &account).await?),
         Route::Credits | Route::ApiCredits => {
-            let query = serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
-                .map_err(|e| ApiError::bad_request("invalid_credits", format!("invalid query: {e}")))?;
+            let query = query(req, "invalid_credits")?;
             json(
                 StatusCode::OK,
                 &credits::credits(&deps.store, &deps.settings, &account, query, credits::Reader::Customer).await?,
@@ -124,12 +123,6 @@ async fn answer<S: SubscriptionStore + CreditStore + InvoiceStore>(
             json(StatusCode::OK, &read::billing_summary(&deps.store, &deps.settings, &account).await?)
         }
     })
-}
-
-/// The request's query string as `T`; `code` names the error of one that does not read.
-fn query<T: serde::de::DeserializeOwned>(req: &Request, code: &'static str) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(code, format!("invalid query: {e}")))
 }
 
 /// `GET /plans`: the pricing table, cacheable (see [`tollgate::edge::http::cacheable`]).

@@ -19,7 +19,8 @@ use tollgate::domain::model::AccountId;
 use tollgate::edge::config::{IdentityConfig, Source, UsageConfig};
 use tollgate::edge::http::identity::{account_id, api_key_account, operator as operator_arn, path_account};
 use tollgate::edge::http::{
-    ApiError, BatchAnswer, MAX_BATCH_BODY_BYTES, json, json_body, json_body_within, rate_limit_headers, with_headers,
+    ApiError, BatchAnswer, MAX_BATCH_BODY_BYTES, json, json_body, json_body_within, query, rate_limit_headers,
+    with_headers,
 };
 use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::ports::clock::Clock;
@@ -156,7 +157,10 @@ where
             json(StatusCode::OK, &BatchAnswer::of(results))
         }
         (Route::Operator(account, route), Caller::Operator(actor)) => match route {
-            OperatorRoute::Read => json(StatusCode::OK, &operator::account(&app.store, &app.settings, &account).await?),
+            OperatorRoute::Read => {
+                let ledger = query(req, "invalid_credits")?;
+                json(StatusCode::OK, &operator::account(&app.store, &app.settings, &account, ledger).await?)
+            }
             OperatorRoute::Consume => decision(&usage::consume(app, &account, &actor, json_body(req)?).await?),
             OperatorRoute::Check => decision(&usage::check(app, &account, json_body(req)?).await?),
             OperatorRoute::Refund => json(StatusCode::OK, &usage::refund(app, &account, json_body(req)?).await?),

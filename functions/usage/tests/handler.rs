@@ -639,3 +639,30 @@ async fn a_percent_encoded_account_in_the_path_is_the_claim_it_encodes() {
     let window = tollgate::domain::usage::window(None, NOW);
     assert_eq!(deps.usage.store.used(&account, "api_calls", &window).await.unwrap(), 2);
 }
+
+#[tokio::test]
+async fn the_operator_read_pages_the_ledger_as_get_credits_does() {
+    let deps = deps(&FixedClock::at(NOW));
+    handle(&deps, op("POST", "/credits/grants", &grant(50, "goodwill", "g"))).await.unwrap();
+    handle(&deps, op("POST", "/credits/consume", &spend("api_call_basic", 2, "s"))).await.unwrap();
+
+    let first = body(
+        &handle(&deps, with(event("apigw-post-operator-usage.json"), "GET", "/operator/accounts/acct_alice", ""))
+            .await
+            .unwrap(),
+    );
+    let mut page = event("apigw-post-operator-usage.json");
+    page["rawQueryString"] = "limit=1".into();
+    page["queryStringParameters"] = serde_json::json!({"limit": "1"});
+    let limited = handle(&deps, with(page, "GET", "/operator/accounts/acct_alice", "")).await.unwrap();
+    let mut bad = event("apigw-post-operator-usage.json");
+    bad["rawQueryString"] = "limit=0".into();
+    bad["queryStringParameters"] = serde_json::json!({"limit": "0"});
+    let refused = handle(&deps, with(bad, "GET", "/operator/accounts/acct_alice", "")).await.unwrap();
+
+    assert_eq!(first["credits"]["entries"].as_array().unwrap().len(), 2);
+    let limited = body(&limited);
+    assert_eq!(limited["credits"]["entries"].as_array().unwrap().len(), 1);
+    assert!(limited["credits"]["next_cursor"].is_string(), "{limited}");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+}

@@ -23,19 +23,26 @@ pub struct OperatorAccount {
     pub subscription: SubscriptionRead,
     /// As `GET /usage` answers it.
     pub usage: UsageReport,
-    /// As `GET /credits` answers it, with each ledger entry's `actor`.
+    /// As `GET /credits` answers it (the page `limit` and `cursor` ask for), with each ledger
+    /// entry's `actor`.
     pub credits: CreditsAnswer,
     /// As `GET /api-keys` lists them.
     pub keys: Vec<KeyView>,
 }
 
-/// The support read of `account`: an account never seen reads as an account on Free.
-pub async fn account<S>(store: &S, settings: &Settings, account: &AccountId) -> Result<OperatorAccount, CreditError>
+/// The support read of `account`, with the page `ledger` of its credit ledger: an account never
+/// seen reads as an account on Free.
+pub async fn account<S>(
+    store: &S,
+    settings: &Settings,
+    account: &AccountId,
+    ledger: LedgerQuery,
+) -> Result<OperatorAccount, CreditError>
 where
     S: SubscriptionStore + CreditStore + ApiKeyStore,
 {
     let subscription = subscription(store, settings, account).await?;
-    let credits = credits(store, settings, account, LedgerQuery::default(), Reader::Operator).await?;
+    let credits = credits(store, settings, account, ledger, Reader::Operator).await?;
     let keys = keys_of(store, account, settings.clock.now()).await?.keys;
     Ok(OperatorAccount {
         account_id: account.to_string(),

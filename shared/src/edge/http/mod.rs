@@ -431,6 +431,12 @@ pub fn cacheable(req: &Request, mut response: Response<Body>, max_age: u32) -> R
     response
 }
 
+/// The request's query string as `T`; `code` names the error of one that does not read.
+pub fn query<T: DeserializeOwned>(req: &Request, code: &'static str) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(req.uri().query().unwrap_or_default())
+        .map_err(|e| ApiError::bad_request(code, format!("invalid query: {e}")))
+}
+
 /// Parses a JSON request body of at most `MAX_BODY_BYTES`; an empty body reads as `{}` so
 /// that requests whose fields are all optional need none.
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {

@@ -159,7 +159,7 @@ pub(super) fn table() -> Doc {
         None,
         (200, account_read),
         READ_ERRORS,
-        &[],
+        PAGE,
     );
     d.op(
         Post,
