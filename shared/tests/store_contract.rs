@@ -856,6 +856,18 @@ mod contract {
         assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 0);
     }
 
+    pub async fn a_consumptions_record_reads_back_with_its_actor(store: impl Store) {
+        let account = id("acct_record_usage");
+        let record = UsageRecord { actor: Some("arn:aws:sts::1:assumed-role/backend/x".into()), ..usage_record(3) };
+        store.consume(&consumption(&account, "job", &record, 100)).await.unwrap();
+
+        let read = store.usage_record(&account, "job").await.unwrap();
+        let unknown = store.usage_record(&account, "never").await.unwrap();
+
+        assert_eq!(read, Some(record));
+        assert_eq!(unknown, None);
+    }
+
     fn counter(account: &AccountId) -> CounterKey {
         CounterKey { account: account.clone(), metric: "api_calls".into(), window_start: USAGE_WINDOW.start }
     }
@@ -1212,6 +1224,7 @@ macro_rules! contract_suite {
                 a_refused_consumption_leaves_no_record_so_a_retry_counts,
                 the_per_minute_limit_is_exact_at_its_boundary,
                 a_refund_reverses_a_consumption_once,
+                a_consumptions_record_reads_back_with_its_actor,
                 the_state_read_shows_every_usage_counter,
                 a_metered_counter_is_due_until_settled_and_a_refund_lists_it_again,
                 a_report_is_recorded_once_confirmed_once_and_cancelled_once,

@@ -693,3 +693,48 @@ async fn usage_reaches_the_stripe_meter_once_through_two_local_syncs_and_status_
     assert!(health["sync"]["meters"]["drift"].as_array().is_some_and(Vec::is_empty), "{health}");
     assert!(health["sync"]["meters"]["failed"].as_array().is_some_and(Vec::is_empty), "{health}");
 }
+
+#[tokio::test]
+async fn a_counted_request_replays_its_answer_after_a_dispute_and_check_agrees_with_the_replay() {
+    let stack = Stack(common::serve_stack("usage-replay").await);
+    let disputed = "acct_replay_dispute";
+    stack.subscribe(disputed, "pro").await;
+    let body = json!({"metric": "api_calls", "quantity": 5, "idempotency_key": "k"});
+    let first = stack.operate("/usage", disputed, body.clone()).await;
+    let spec = TriggerSpec::new("charge.dispute.created", disputed);
+    tollgate_dev::trigger::trigger(&stack.0.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+    stack.0.drain().await;
+    let full = "acct_replay_quota";
+    let filled = stack.consume(full, 100, "k100").await;
+
+    let retried = stack.operate("/usage", disputed, body.clone()).await;
+    let fresh =
+        stack.operate("/usage", disputed, json!({"metric": "api_calls", "quantity": 5, "idempotency_key": "k2"})).await;
+    let check_replay = stack
+        .call(
+            reqwest::Method::POST,
+            "/usage/check",
+            full,
+            json!({"metric": "api_calls", "quantity": 100, "idempotency_key": "k100"}),
+        )
+        .await;
+    let operator_check = stack
+        .operate("/usage/check", full, json!({"metric": "api_calls", "quantity": 100, "idempotency_key": "k100"}))
+        .await;
+    let check_new =
+        stack.call(reqwest::Method::POST, "/usage/check", full, json!({"metric": "api_calls", "quantity": 100})).await;
+    let check_mismatch = stack
+        .operate("/usage/check", full, json!({"metric": "api_calls", "quantity": 99, "idempotency_key": "k100"}))
+        .await;
+    let write_replay = stack.consume(full, 100, "k100").await;
+
+    assert_eq!(first.0, 200);
+    assert_eq!((retried.0, &retried.1), (200, &first.1), "the retry answers what the first request answered");
+    assert_eq!((fresh.0, fresh.1["error"]["code"].as_str()), (403, Some("access_denied")));
+    assert_eq!(filled.0, 200);
+    assert_eq!((check_replay.0, check_replay.1["used"].as_u64()), (200, Some(100)), "{check_replay:?}");
+    assert_eq!((operator_check.0, &operator_check.1), (200, &check_replay.1));
+    assert_eq!((check_new.0, check_new.1["error"]["code"].as_str()), (429, Some("quota_exceeded")));
+    assert_eq!((check_mismatch.0, check_mismatch.1["error"]["code"].as_str()), (409, Some("idempotency_mismatch")));
+    assert_eq!((write_replay.0, &write_replay.1), (200, &check_replay.1), "check and the write agree");
+}

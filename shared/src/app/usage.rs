@@ -158,10 +158,6 @@ impl<'c> Standing<'c> {
         Self { access, tier, window: window(state.subscription.as_ref(), now), now, now_ms: settings.clock.now_ms() }
     }
 
-    fn allowed(self) -> Result<Self, UsageError> {
-        if self.access.allowed { Ok(self) } else { Err(UsageError::AccessDenied(self.access.reason)) }
-    }
-
     fn limit(&self, metric: &str) -> Option<u64> {
         self.tier.limits.usage.get(metric).copied().flatten()
     }
@@ -222,12 +218,16 @@ where
     let valid = validate(settings, body, true)?;
     let key = valid.key.as_deref().unwrap_or_default();
     let state = deps.store.state(account).await?;
-    let standing = Standing::of(settings, &state).allowed()?;
+    let standing = Standing::of(settings, &state);
+    if !standing.access.allowed {
+        // A key counted before answers its replay, whatever the account's access is now.
+        return replay_or(deps, account, &standing, &valid, UsageError::AccessDenied(standing.access.reason)).await;
+    }
     let metric = valid.metric.as_str();
     let limit = standing.limit(metric);
     let window = standing.window;
     let record = UsageRecord {
-        request: hex::encode(Sha256::digest(format!("{metric}|{}", valid.quantity))),
+        request: request_hash(metric, valid.quantity),
         metric: valid.metric.clone(),
         quantity: valid.quantity,
         window,
@@ -243,12 +243,7 @@ where
             alert(deps, account, metric, limit, window, tally.used.saturating_sub(valid.quantity), tally.used).await;
             Ok(standing.answer(metric, tally, window))
         }
-        Consumed::Replayed(earlier) if earlier.request != record.request => Err(UsageError::IdempotencyMismatch),
-        Consumed::Replayed(earlier) if earlier.refunded => Err(UsageError::Refunded),
-        Consumed::Replayed(earlier) => {
-            let tally = deps.store.tally(account, &earlier.metric, &earlier.window, standing.rate_window_ms()).await?;
-            Ok(standing.answer(metric, tally, earlier.window))
-        }
+        Consumed::Replayed(earlier) => replayed(deps, account, &standing, &earlier, &record.request).await,
         Consumed::RateLimited { retry_after_ms } => {
             Err(standing.rate_limited(metric, state.used(metric, window.start), retry_after_ms))
         }
@@ -256,9 +251,58 @@ where
     }
 }
 
-/// `POST /usage/check` (and its key and operator twins): the decision `consume` would take now, without consuming anything
-/// (nor counting the check in the per-minute window): 200 with the count as it stands, or
-/// the refusal `consume` would answer.
+/// The hash of what a consumption asks (its metric and quantity): the same key with another
+/// request is a mismatch, not a replay.
+fn request_hash(metric: &str, quantity: u64) -> String {
+    hex::encode(Sha256::digest(format!("{metric}|{quantity}")))
+}
+
+/// What the same request under `earlier`'s key answers again: the count as it stands (a
+/// mismatch or a refunded key is refused as the first write would refuse it now).
+async fn replayed<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    standing: &Standing<'_>,
+    earlier: &UsageRecord,
+    request: &str,
+) -> Result<UsageAnswer, UsageError>
+where
+    S: UsageStore,
+{
+    if earlier.request != request {
+        return Err(UsageError::IdempotencyMismatch);
+    }
+    if earlier.refunded {
+        return Err(UsageError::Refunded);
+    }
+    let tally = deps.store.tally(account, &earlier.metric, &earlier.window, standing.rate_window_ms()).await?;
+    Ok(standing.answer(&earlier.metric, tally, earlier.window))
+}
+
+/// `refusal`, unless the request's key was counted before: then its replay. Only a refusal
+/// reads the record, so the common path costs nothing more.
+async fn replay_or<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    standing: &Standing<'_>,
+    valid: &Valid,
+    refusal: UsageError,
+) -> Result<UsageAnswer, UsageError>
+where
+    S: UsageStore,
+{
+    let Some(key) = valid.key.as_deref() else { return Err(refusal) };
+    let request = request_hash(&valid.metric, valid.quantity);
+    match deps.store.usage_record(account, key).await? {
+        Some(earlier) => replayed(deps, account, standing, &earlier, &request).await,
+        None => Err(refusal),
+    }
+}
+
+/// `POST /usage/check` (and its key and operator twins): the decision `consume` would take now,
+/// without consuming anything (nor counting the check in the per-minute window): 200 with the
+/// count as it stands, or the refusal `consume` would answer; with a key counted before, its
+/// replay, as the write would answer it.
 pub async fn check<S, N>(
     deps: &UsageDeps<S, N>,
     account: &AccountId,
@@ -269,7 +313,28 @@ where
 {
     let valid = validate(&deps.settings, body, false)?;
     let state = deps.store.state(account).await?;
-    let standing = Standing::of(&deps.settings, &state).allowed()?;
+    let standing = Standing::of(&deps.settings, &state);
+    match decide_check(deps, account, &standing, &valid).await {
+        Err(
+            refusal @ (UsageError::AccessDenied(_) | UsageError::RateLimited { .. } | UsageError::QuotaExceeded(_)),
+        ) => replay_or(deps, account, &standing, &valid, refusal).await,
+        decision => decision,
+    }
+}
+
+/// What `check` decides before any replay: access, the minute's requests, the quota.
+async fn decide_check<S, N>(
+    deps: &UsageDeps<S, N>,
+    account: &AccountId,
+    standing: &Standing<'_>,
+    valid: &Valid,
+) -> Result<UsageAnswer, UsageError>
+where
+    S: UsageStore,
+{
+    if !standing.access.allowed {
+        return Err(UsageError::AccessDenied(standing.access.reason));
+    }
     let metric = valid.metric.as_str();
     let tally = deps.store.tally(account, metric, &standing.window, standing.rate_window_ms()).await?;
     if let Some(limit) = standing.rate().filter(|limit| tally.requests >= limit.max()) {

@@ -73,6 +73,9 @@ pub trait UsageStore: Send + Sync {
     /// nothing: a refusal (or a failed write) leaves no record, so a retry is decided afresh.
     async fn consume(&self, consumption: &Consumption<'_>) -> Result<Consumed, StoreError>;
 
+    /// The consumption recorded under `key`, if any (consistent).
+    async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError>;
+
     /// Reverses the consumption recorded under `key`, once, in one transaction with its record.
     async fn refund(&self, account: &AccountId, key: &str) -> Result<Refunded, StoreError>;
 

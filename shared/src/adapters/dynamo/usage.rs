@@ -41,10 +41,6 @@ impl DynamoStore {
     fn counter_key(account: &AccountId, metric: &str, window: &Window) -> (String, String) {
         (keys::account(account), keys::usage(metric, window.start))
     }
-
-    async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError> {
-        self.get(keys::usage_request(account, key), keys::IDEMPOTENCY).await
-    }
 }
 
 #[async_trait]
@@ -112,6 +108,10 @@ impl UsageStore for DynamoStore {
             Err(failed) if failed.get(counter_at) == Some(&true) => Ok(Consumed::QuotaExceeded(tally().await?)),
             Err(_) => Err(StoreError::Conflict("usage")),
         }
+    }
+
+    async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError> {
+        self.get(keys::usage_request(account, key), keys::IDEMPOTENCY).await
     }
 
     async fn refund(&self, account: &AccountId, key: &str) -> Result<Refunded, StoreError> {

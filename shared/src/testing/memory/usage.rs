@@ -5,7 +5,7 @@ use super::MemoryStore;
 use crate::domain::model::AccountId;
 use crate::domain::usage::Window;
 use crate::ports::StoreError;
-use crate::ports::usage::{Consumed, Consumption, Refunded, Tally, UsageStore};
+use crate::ports::usage::{Consumed, Consumption, Refunded, Tally, UsageRecord, UsageStore};
 use async_trait::async_trait;
 
 #[async_trait]
@@ -43,6 +43,10 @@ impl UsageStore for MemoryStore {
         tables.usage_records.insert((c.account.clone(), c.key.to_owned()), record.clone());
         let requests = if rate_key.is_some() { requests.saturating_add(1) } else { 0 };
         Ok(Consumed::Counted(Tally { used: after, requests }))
+    }
+
+    async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError> {
+        Ok(self.lock().usage_records.get(&(account.clone(), key.to_owned())).cloned())
     }
 
     async fn refund(&self, account: &AccountId, key: &str) -> Result<Refunded, StoreError> {
