@@ -230,3 +230,42 @@ async fn no_key_appears_in_the_logs_of_a_whole_key_lifecycle() {
         assert!(!text.contains(&key[12..]), "the secret part of a key is in the logs");
     }
 }
+
+#[tokio::test]
+async fn rotating_five_times_with_a_week_of_overlap_leaves_two_valid_keys_on_the_slot() {
+    let clock = FixedClock::at(now());
+    let (base, _) = serve("keyrotations", &clock).await;
+    let first = create_key(&base, "acct_rot", serde_json::json!({"name": "ci", "scopes": ["subscription:read"]})).await;
+    let mut keys = vec![first["key"].as_str().unwrap().to_owned()];
+    let mut id = first["id"].as_str().unwrap().to_owned();
+
+    for _ in 0..5 {
+        let response = reqwest::Client::new()
+            .post(format!("{base}/api-keys/{id}/rotate"))
+            .header("x-tollgate-account", "acct_rot")
+            .json(&serde_json::json!({"overlap_seconds": 7 * 86_400}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let rotated: serde_json::Value = response.json().await.unwrap();
+        keys.push(rotated["key"].as_str().unwrap().to_owned());
+        id = rotated["id"].as_str().unwrap().to_owned();
+    }
+    let listed: serde_json::Value =
+        as_account(reqwest::Method::GET, format!("{base}/api-keys"), "acct_rot").await.json().await.unwrap();
+    let mut answers = Vec::new();
+    for key in &keys {
+        answers.push(read_with_key(&base, key, None).await.status().as_u16());
+    }
+
+    let valid: Vec<&str> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["status"].as_str())
+        .filter(|s| ["active", "rotating"].contains(s))
+        .collect();
+    assert_eq!(valid, ["active", "rotating"], "{listed}");
+    assert_eq!(answers, [403, 403, 403, 403, 200, 200], "only the newest and its predecessor still work");
+}

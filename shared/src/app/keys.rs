@@ -235,6 +235,26 @@ pub async fn keys_of<S: ApiKeyStore>(store: &S, account: &AccountId, now: i64) -
     Ok(KeyList { keys: keys.iter().map(|k| view(k, now)).collect() })
 }
 
+/// One pending rotation per slot: the key `old` replaced, if it is still in its overlap, is
+/// revoked now, so rotating again and again never leaves more than two valid keys on a slot.
+async fn end_pending_rotation<S: ApiKeyStore>(
+    store: &S,
+    account: &AccountId,
+    old: &ApiKey,
+    now: i64,
+) -> Result<(), KeysError> {
+    let keys = store.api_keys(account).await?;
+    let pending = keys.iter().filter(|k| k.replaced_by.as_ref() == Some(&old.id) && k.status(now) == Status::Rotating);
+    for predecessor in pending {
+        match store.revoke_api_key(predecessor, now, now.saturating_add(RETIRED_KEY_RETENTION_SECONDS)).await {
+            // Revoked or gone meanwhile: it is no longer valid either way.
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}
+
 /// `DELETE /api-keys/{id}`: revokes the key (at once, whatever its expiry or rotation).
 /// Idempotent: a revoked key answers as it is.
 pub async fn revoke<S: ApiKeyStore>(deps: &KeysDeps<S>, account: &AccountId, id: &str) -> Result<KeyView, KeysError> {
@@ -283,6 +303,7 @@ pub async fn rotate<S: ApiKeyStore>(
     let expires_at = apikeys::expiry(request.expires_at.as_ref(), now)?;
     let old = deps.store.api_key(account, &id).await?.ok_or(KeysError::NotFound)?;
     refuse_retired(&old)?;
+    end_pending_rotation(&deps.store, account, &old, now).await?;
     let overlap_end = now.saturating_add(overlap);
     let valid_until = old.expires_at.map_or(overlap_end, |at| at.min(overlap_end)).max(now);
     let (secret, successor) = issue(deps.mode, account, old.name.clone(), old.scopes.clone(), expires_at, now)?;
