@@ -48,6 +48,7 @@ fn id(raw: &str) -> AccountId {
 fn grant(id: &str, credits: u64, expires_at: Option<i64>) -> Grant {
     let kind = if expires_at.is_some() { GrantKind::Subscription } else { GrantKind::Purchased };
     Grant {
+        reversed: false,
         actor: None,
         id: id.into(),
         kind,
@@ -62,6 +63,7 @@ fn grant(id: &str, credits: u64, expires_at: Option<i64>) -> Grant {
 
 fn grant_entry(id: &str, credits: u64) -> LedgerEntry {
     LedgerEntry {
+        withheld: None,
         actor: None,
         id: format!("grant-{id}"),
         kind: EntryKind::Grant,
@@ -76,6 +78,7 @@ fn grant_entry(id: &str, credits: u64) -> LedgerEntry {
 /// A consumption of `credits` drawn from `grant`, under `key`, at `at_ms`.
 fn credit_spend(key: &str, grant: &str, credits: u64, at_ms: i64) -> (CreditRecord, LedgerEntry) {
     let entry = LedgerEntry {
+        withheld: None,
         actor: None,
         id: format!("consume-{key}"),
         kind: EntryKind::Consumption,
@@ -1087,6 +1090,33 @@ mod contract {
         assert_eq!(store.credit_record(&acct, "k").await.unwrap(), Some(record));
     }
 
+    pub async fn a_refund_gives_nothing_back_to_a_reversed_grant_and_says_so(store: impl Store) {
+        let acct = id("acct_reversed_refund");
+        store.grant(&acct, &grant("g", 10, None), &grant_entry("g", 10)).await.unwrap();
+        let (record, entry) = credit_spend("job", "g", 6, NOW * 1000 + 1);
+        store.spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW }).await.unwrap();
+        let reversal = LedgerEntry {
+            id: "reversal-g".into(),
+            kind: EntryKind::Reversal,
+            at_ms: NOW * 1000 + 2,
+            credits: -4,
+            event: None,
+            quantity: Some(6),
+            grant: Some("g".into()),
+            withheld: None,
+            actor: Some("stripe:evt_1".into()),
+        };
+        assert!(store.reverse_grant(&acct, "g", 4, &reversal).await.unwrap());
+
+        let refunded = store.refund_credits(&acct, "job", NOW * 1000 + 3, "ops").await.unwrap();
+
+        assert!(matches!(refunded, CreditRefund::Refunded(_)), "{refunded:?}");
+        let state = store.state(&acct).await.unwrap();
+        assert_eq!((state.grants[0].remaining, state.grants[0].reversed), (0, true), "a reversal sticks");
+        let newest = store.ledger(&acct, 1, None).await.unwrap().entries.remove(0);
+        assert_eq!((newest.kind, newest.credits, newest.withheld), (EntryKind::Refund, 0, Some(6)));
+    }
+
     pub async fn a_credit_refund_gives_back_once(store: impl Store) {
         let acct = id("acct_credit_refund");
         store.grant(&acct, &grant("g", 10, None), &grant_entry("g", 10)).await.unwrap();
@@ -1112,6 +1142,7 @@ mod contract {
         let (record, entry) = credit_spend("k", "pack", 3, NOW * 1000 + 1);
         store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now: NOW }).await.unwrap();
         let reversal = |left: u64| LedgerEntry {
+            withheld: None,
             actor: None,
             id: "reversal-pack".into(),
             kind: EntryKind::Reversal,
@@ -1224,6 +1255,7 @@ macro_rules! contract_suite {
                 a_refused_consumption_leaves_no_record_so_a_retry_counts,
                 the_per_minute_limit_is_exact_at_its_boundary,
                 a_refund_reverses_a_consumption_once,
+                a_refund_gives_nothing_back_to_a_reversed_grant_and_says_so,
                 a_consumptions_record_reads_back_with_its_actor,
                 the_state_read_shows_every_usage_counter,
                 a_metered_counter_is_due_until_settled_and_a_refund_lists_it_again,

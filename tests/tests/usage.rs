@@ -738,3 +738,33 @@ async fn a_counted_request_replays_its_answer_after_a_dispute_and_check_agrees_w
     assert_eq!((check_mismatch.0, check_mismatch.1["error"]["code"].as_str()), (409, Some("idempotency_mismatch")));
     assert_eq!((write_replay.0, &write_replay.1), (200, &check_replay.1), "check and the write agree");
 }
+
+#[tokio::test]
+async fn a_refunded_pack_stays_empty_when_a_consumption_drawn_from_it_is_refunded() {
+    let stack = Stack(common::serve_stack("credits-reversal").await);
+    let account = "acct_reversal";
+    let (_, session) =
+        stack.call(reqwest::Method::POST, "/credits/checkout", account, json!({"pack": "credits_1000"})).await;
+    let mark = stack.0.standin.events().len();
+    stack.0.standin.complete_checkout_session(session["session_id"].as_str().unwrap()).unwrap();
+    let events = stack.0.standin.events().split_off(mark);
+    stack.0.deliver(&events).await;
+    let spend = json!({"event": "ai_inference", "quantity": 40, "idempotency_key": "all"});
+    let (spent, emptied) = stack.operate("/credits/consume", account, spend).await;
+    let spec = TriggerSpec::new("charge.refunded", account).pack("credits_1000");
+    tollgate_dev::trigger::trigger(&stack.0.base, DEV_WEBHOOK_SECRET, &spec, false).await.unwrap();
+    stack.0.drain().await;
+
+    let (refunded, answer) = stack.operate("/credits/refund", account, json!({"idempotency_key": "all"})).await;
+    let (_, ledger) = stack.call(reqwest::Method::GET, "/credits", account, Value::Null).await;
+
+    assert_eq!((spent, emptied["balance"].as_u64()), (200, Some(0)), "{emptied}");
+    assert_eq!(refunded, 200, "{answer}");
+    assert_eq!(answer["balance"], 0, "the reversed pack takes nothing back: {answer}");
+    assert_eq!(ledger["balance"], 0);
+    assert_eq!(ledger["entries"][0]["kind"], "refund");
+    assert_eq!(
+        (ledger["entries"][0]["credits"].as_i64(), ledger["entries"][0]["withheld"].as_u64()),
+        (Some(0), Some(1000))
+    );
+}

@@ -63,6 +63,7 @@ fn bench(c: &mut Criterion) {
     });
     // Credits: a purchased grant no run of the bench can spend.
     let pack = tollgate::domain::credits::Grant {
+        reversed: false,
         actor: None,
         id: "cs_bench".into(),
         kind: tollgate::domain::credits::GrantKind::Purchased,
@@ -74,6 +75,7 @@ fn bench(c: &mut Criterion) {
         payment: None,
     };
     let entry = tollgate::ports::credits::LedgerEntry {
+        withheld: None,
         actor: None,
         id: "grant-cs_bench".into(),
         kind: tollgate::ports::credits::EntryKind::Grant,

@@ -230,6 +230,7 @@ where
             refunded: false,
         };
         let entry = LedgerEntry {
+            withheld: None,
             id: entry_id.clone(),
             kind: EntryKind::Consumption,
             at_ms,
@@ -437,6 +438,7 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
             return Ok(PackEffect::None);
         };
         let entry = LedgerEntry {
+            withheld: None,
             id: format!("reversal-{}", grant.id),
             kind: EntryKind::Reversal,
             at_ms: settings.clock.now_ms(),
@@ -487,6 +489,7 @@ mod tests {
     /// A purchased grant of `credits` (a pack, as the worker will grant it).
     async fn pack(deps: &UsageDeps<MemoryStore, Outbox>, id: &str, credits: u64) {
         let grant = Grant {
+            reversed: false,
             id: id.into(),
             kind: GrantKind::Purchased,
             source: format!("checkout:{id}"),

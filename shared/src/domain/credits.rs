@@ -48,6 +48,10 @@ pub struct Grant {
     /// The Stripe PaymentIntent that paid a pack: a full refund of it removes what is left.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment: Option<String>,
+    /// The grant was reversed (a refunded or lost pack): it never takes credits back, not even
+    /// a refund of a consumption drawn from it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reversed: bool,
     /// Who granted it ([`crate::domain::actor`]); `None` on grants stored before actors were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
@@ -127,6 +131,7 @@ pub struct CreditPack {
 /// events arrive.
 pub fn pack_grant(pack: &CreditPack, session: &str, payment: Option<&str>, now: i64, actor: String) -> Grant {
     Grant {
+        reversed: false,
         id: format!("pack-{session}"),
         kind: GrantKind::Purchased,
         source: format!("checkout:{session}"),
@@ -158,6 +163,7 @@ pub fn plan_grant(
 ) -> Option<Grant> {
     let owed = credits.checked_sub(granted).filter(|owed| *owed > 0)?;
     Some(Grant {
+        reversed: false,
         id: plan_grant_id(window.start, tier),
         kind: GrantKind::Subscription,
         source: format!("plan:{tier}"),
@@ -176,6 +182,7 @@ mod tests {
 
     fn grant(id: &str, kind: GrantKind, remaining: u64, expires_at: Option<i64>) -> Grant {
         Grant {
+            reversed: false,
             actor: None,
             id: id.into(),
             kind,

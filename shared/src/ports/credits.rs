@@ -34,6 +34,10 @@ pub struct LedgerEntry {
     /// The grant an entry of kind `grant`, `expiry` or `reversal` is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<String>,
+    /// On a `refund`: the credits not given back because the grant they were drawn from was
+    /// reversed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<u64>,
     /// Who wrote it ([`crate::domain::actor`]): shown on operator reads only (`GET /credits`
     /// leaves it out); `None` on entries stored before actors were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -61,6 +65,7 @@ impl LedgerEntry {
     /// The entry that records `grant`, at `at_ms`.
     pub fn grant_of(grant: &crate::domain::credits::Grant, at_ms: i64) -> Self {
         Self {
+            withheld: None,
             id: format!("grant-{}", grant.id),
             kind: EntryKind::Grant,
             at_ms,
@@ -75,6 +80,7 @@ impl LedgerEntry {
     /// The entry that records the expiry of what was left of `grant`, at its expiry.
     pub fn expiry_of(grant: &crate::domain::credits::Grant) -> Self {
         Self {
+            withheld: None,
             id: format!("expiry-{}", grant.id),
             kind: EntryKind::Expiry,
             at_ms: grant.expires_at.unwrap_or_default().saturating_mul(1000),
@@ -88,16 +94,18 @@ impl LedgerEntry {
 }
 
 impl CreditRecord {
-    /// The ledger entry that gives this consumption back, written by `actor`.
-    pub fn refund_entry(&self, at_ms: i64, actor: &str) -> LedgerEntry {
+    /// The ledger entry that gives this consumption back, written by `actor`, less the
+    /// `withheld` credits drawn from grants reversed since.
+    pub fn refund_entry(&self, at_ms: i64, actor: &str, withheld: u64) -> LedgerEntry {
         LedgerEntry {
             id: format!("refund-{}", self.entry),
             kind: EntryKind::Refund,
             at_ms,
-            credits: i64::try_from(self.cost).unwrap_or(i64::MAX),
+            credits: i64::try_from(self.cost.saturating_sub(withheld)).unwrap_or(i64::MAX),
             event: Some(self.event.clone()),
             quantity: Some(self.quantity),
             grant: None,
+            withheld: (withheld > 0).then_some(withheld),
             actor: Some(actor.to_owned()),
         }
     }
@@ -154,7 +162,9 @@ pub trait CreditStore: Send + Sync {
     async fn spend(&self, spend: &Spend<'_>) -> Result<Spent, StoreError>;
 
     /// Gives back the consumption recorded under `key`, once, to the grants it was drawn from,
-    /// with its refund entry, at `at_ms`, by `actor`.
+    /// with its refund entry, at `at_ms`, by `actor`; what was drawn from a reversed grant is
+    /// withheld (the entry says how much). `Conflict` when a grant was reversed or deleted
+    /// meanwhile (nothing written; refund again).
     async fn refund_credits(
         &self,
         account: &AccountId,
@@ -163,8 +173,9 @@ pub trait CreditStore: Send + Sync {
         actor: &str,
     ) -> Result<CreditRefund, StoreError>;
 
-    /// Empties grant `grant` if it still holds exactly `seen` (what the caller read), with its
-    /// `reversal` entry: `false` (nothing written) when it changed meanwhile; read it again.
+    /// Empties grant `grant` if it still holds exactly `seen` (what the caller read) and marks
+    /// it reversed, with its `reversal` entry: `false` (nothing written) when it changed
+    /// meanwhile; read it again.
     async fn reverse_grant(
         &self,
         account: &AccountId,

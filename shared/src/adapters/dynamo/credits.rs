@@ -9,9 +9,12 @@ use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
 use crate::ports::keys;
+use crate::ports::subscriptions::SubscriptionStore;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 
+/// Guards a refund's give-back: the grant is still there and was not reversed.
+const GIVEN_BACK: &str = "attribute_exists(pk) AND attribute_not_exists(reversed)";
 /// Guards a draw: the grant is live at `:now` and holds at least `:take`.
 const HOLDS: &str = "remaining >= :take AND (attribute_not_exists(ends_at) OR ends_at > :now)";
 
@@ -87,15 +90,21 @@ impl CreditStore for DynamoStore {
         if record.refunded {
             return Ok(CreditRefund::AlreadyRefunded(record));
         }
+        // Draws from a grant reversed since are withheld; the others go back, each only while
+        // its grant is still there and not reversed.
+        let reversed: Vec<String> =
+            self.state(account).await?.grants.into_iter().filter(|g| g.reversed).map(|g| g.id).collect();
+        let (withheld, back): (Vec<_>, Vec<_>) = record.draws.iter().partition(|d| reversed.contains(&d.grant));
+        let withheld = withheld.iter().map(|d| d.credits).sum();
         let mut items = vec![
             self.refund_mark(keys::credit_request(account, key)),
-            self.entry_put(account, &record.refund_entry(at_ms, actor))?,
+            self.entry_put(account, &record.refund_entry(at_ms, actor, withheld))?,
         ];
-        for draw in &record.draws {
+        for draw in back {
             let give_back = self
                 .grant_update(account, &draw.grant)
                 .update_expression("SET remaining = remaining + :take")
-                .condition_expression("attribute_exists(pk)")
+                .condition_expression(GIVEN_BACK)
                 .expression_attribute_values(":take", n(draw.credits))
                 .build()
                 .expect("table, key and update are set");
@@ -106,7 +115,7 @@ impl CreditStore for DynamoStore {
             Err(failed) if failed.first() == Some(&true) => {
                 Ok(CreditRefund::AlreadyRefunded(CreditRecord { refunded: true, ..record }))
             }
-            Err(_) => Err(StoreError::Conflict("a grant of this consumption is gone")),
+            Err(_) => Err(StoreError::Conflict("a grant of this consumption is gone or was reversed")),
         }
     }
 
@@ -119,9 +128,10 @@ impl CreditStore for DynamoStore {
     ) -> Result<bool, StoreError> {
         let empty = self
             .grant_update(account, grant)
-            .update_expression("SET remaining = :zero")
+            .update_expression("SET remaining = :zero, reversed = :true")
             .condition_expression("remaining = :seen")
             .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
             .expression_attribute_values(":seen", n(seen))
             .build()
             .expect("table, key and update are set");

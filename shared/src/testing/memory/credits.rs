@@ -64,12 +64,15 @@ impl CreditStore for MemoryStore {
         if !record.draws.iter().all(|d| grants.contains_key(&d.grant)) {
             return Err(StoreError::Conflict("a grant of this consumption is gone"));
         }
+        let mut withheld = 0;
         for draw in &record.draws {
-            if let Some(g) = grants.get_mut(&draw.grant) {
-                g.remaining += draw.credits;
+            match grants.get_mut(&draw.grant) {
+                Some(g) if g.reversed => withheld += draw.credits,
+                Some(g) => g.remaining += draw.credits,
+                None => {}
             }
         }
-        let entry = record.refund_entry(at_ms, actor);
+        let entry = record.refund_entry(at_ms, actor, withheld);
         tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(&entry), entry);
         let refunded = CreditRecord { refunded: true, ..record };
         tables.credit_records.insert((account.clone(), key.to_owned()), refunded.clone());
@@ -93,6 +96,7 @@ impl CreditStore for MemoryStore {
             return Ok(false);
         };
         g.remaining = 0;
+        g.reversed = true;
         tables.ledger.entry(account.clone()).or_default().insert(ledger_key, entry.clone());
         Ok(true)
     }
