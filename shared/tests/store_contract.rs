@@ -859,6 +859,17 @@ mod contract {
         assert_eq!(store.used(&account, "api_calls", &USAGE_WINDOW).await.unwrap(), 0);
     }
 
+    pub async fn a_threshold_is_marked_once_per_window(store: impl Store) {
+        let account = id("acct_threshold");
+
+        let first = store.mark_threshold(&account, "api_calls", &USAGE_WINDOW, 80).await.unwrap();
+        let again = store.mark_threshold(&account, "api_calls", &USAGE_WINDOW, 80).await.unwrap();
+        let other = store.mark_threshold(&account, "api_calls", &USAGE_WINDOW, 100).await.unwrap();
+
+        assert_eq!((first, again, other), (true, false, true));
+        assert!(store.state(&account).await.unwrap().usage.is_empty(), "a marker is no state item");
+    }
+
     pub async fn a_consumptions_record_reads_back_with_its_actor(store: impl Store) {
         let account = id("acct_record_usage");
         let record = UsageRecord { actor: Some("arn:aws:sts::1:assumed-role/backend/x".into()), ..usage_record(3) };
@@ -1255,6 +1266,7 @@ macro_rules! contract_suite {
                 a_refused_consumption_leaves_no_record_so_a_retry_counts,
                 the_per_minute_limit_is_exact_at_its_boundary,
                 a_refund_reverses_a_consumption_once,
+                a_threshold_is_marked_once_per_window,
                 a_refund_gives_nothing_back_to_a_reversed_grant_and_says_so,
                 a_consumptions_record_reads_back_with_its_actor,
                 the_state_read_shows_every_usage_counter,

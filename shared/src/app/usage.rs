@@ -13,7 +13,7 @@ use crate::domain::model::AccountId;
 use crate::domain::notifications::{Kind, Notification};
 use crate::domain::plans::Tier;
 use crate::domain::ratelimit::Limit;
-use crate::domain::usage::{Counted, MAX_QUANTITY, Policy, UsageReport, Window, crossed, window};
+use crate::domain::usage::{Counted, MAX_QUANTITY, Policy, UsageReport, Window, reached, window};
 use crate::ports::StoreError;
 use crate::ports::notifier::Notifier;
 use crate::ports::subscriptions::{AccountState, SubscriptionStore};
@@ -240,7 +240,7 @@ where
         Consumption { account, key, record: &record, limit, rate: standing.rate(), now_ms: standing.now_ms, metered };
     match deps.store.consume(&consumption).await? {
         Consumed::Counted(tally) => {
-            alert(deps, account, metric, limit, window, tally.used.saturating_sub(valid.quantity), tally.used).await;
+            alert(deps, account, metric, limit, window, tally.used).await;
             Ok(standing.answer(metric, tally, window))
         }
         Consumed::Replayed(earlier) => replayed(deps, account, &standing, &earlier, &record.request).await,
@@ -443,19 +443,27 @@ pub async fn usage<S: SubscriptionStore>(
     Ok(report(settings, &store.state(account).await?))
 }
 
-/// Notifies each alert threshold the consumption from `before` to `after` crossed: one
-/// notification per account, metric, window and threshold (its id), so a crossing is told
-/// once per period. Sent after the count committed; a failed send is logged, never undoes it.
-async fn alert<S, N: Notifier>(
+/// Notifies each alert threshold the count has reached and nobody told yet: one notification
+/// per account, metric, window and threshold, decided by a conditional marker written after the
+/// commit (so requests crossing together never lose a crossing, nor tell it twice); its id is
+/// the same, so a retried send is deduplicated. A failed send is logged, never undoes the count.
+async fn alert<S: UsageStore, N: Notifier>(
     deps: &UsageDeps<S, N>,
     account: &AccountId,
     metric: &str,
     limit: Option<u64>,
     window: Window,
-    before: u64,
-    after: u64,
+    used: u64,
 ) {
-    for pct in crossed(deps.settings.catalogue.alert_thresholds(), limit, before, after) {
+    for pct in reached(deps.settings.catalogue.alert_thresholds(), limit, used) {
+        match deps.store.mark_threshold(account, metric, &window, pct).await {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(err) => {
+                tracing::warn!(error = %err, metric, pct, "could not mark a usage alert; not sent");
+                continue;
+            }
+        }
         let notification = Notification {
             id: format!("usage_threshold:{account}:{metric}:{}:{pct}", window.start),
             kind: Kind::UsageThreshold,
@@ -465,7 +473,7 @@ async fn alert<S, N: Notifier>(
             event_type: String::new(),
             occurred_at: deps.settings.clock.now(),
             object_id: metric.to_owned(),
-            details: serde_json::json!({"metric": metric, "threshold_percent": pct, "used": after, "limit": limit,
+            details: serde_json::json!({"metric": metric, "threshold_percent": pct, "used": used, "limit": limit,
                 "period_start": window.start, "period_end": window.end}),
         };
         if let Err(err) = deps.notifier.notify(&notification).await {

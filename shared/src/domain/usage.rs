@@ -156,8 +156,13 @@ pub fn tightest(policies: &[Policy]) -> Option<&Policy> {
     policies.iter().min_by_key(|p| (p.remaining, p.reset_secs))
 }
 
+/// The alert thresholds (percentages of `limit`) a count of `used` has reached.
+pub fn reached(thresholds: &[u8], limit: Option<u64>, used: u64) -> Vec<u8> {
+    crossed(thresholds, limit, 0, used)
+}
+
 /// The alert thresholds (percentages of `limit`) that consuming from `before` to `after`
-/// crosses: each is crossed once per window, by the consumption that reaches it.
+/// crosses.
 pub fn crossed(thresholds: &[u8], limit: Option<u64>, before: u64, after: u64) -> Vec<u8> {
     let Some(limit) = limit.filter(|l| *l > 0) else { return vec![] };
     let at = |pct: u8| u128::from(limit).saturating_mul(u128::from(pct)).div_ceil(100);

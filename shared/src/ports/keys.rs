@@ -92,6 +92,12 @@ pub fn credit_request(account: &AccountId, key: &str) -> String {
     format!("IDEMPOTENCY#credits#{account}#{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
+/// The marker that `metric`'s count in the window starting at `window_start` reached `pct`
+/// percent of its limit (outside the state range: it only guards a notification).
+pub fn usage_alert(metric: &str, window_start: i64, pct: u8) -> String {
+    format!("ALERT#{metric}#{window_start}#{pct}")
+}
+
 /// The rate window `name` that starts at `window_start_ms`.
 pub fn rate(name: &str, window_start_ms: i64) -> String {
     format!("RATE#{name}#{window_start_ms}")

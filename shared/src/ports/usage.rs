@@ -73,6 +73,17 @@ pub trait UsageStore: Send + Sync {
     /// nothing: a refusal (or a failed write) leaves no record, so a retry is decided afresh.
     async fn consume(&self, consumption: &Consumption<'_>) -> Result<Consumed, StoreError>;
 
+    /// Records, once, that `metric`'s count in `window` reached `pct` percent of its limit:
+    /// `true` the first time (the caller tells it), `false` ever after, under any concurrency
+    /// (one conditional write).
+    async fn mark_threshold(
+        &self,
+        account: &AccountId,
+        metric: &str,
+        window: &crate::domain::usage::Window,
+        pct: u8,
+    ) -> Result<bool, StoreError>;
+
     /// The consumption recorded under `key`, if any (consistent).
     async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError>;
 

@@ -110,6 +110,30 @@ impl UsageStore for DynamoStore {
         }
     }
 
+    async fn mark_threshold(
+        &self,
+        account: &AccountId,
+        metric: &str,
+        window: &Window,
+        pct: u8,
+    ) -> Result<bool, StoreError> {
+        let mut marker = Keyed::new(keys::account(account), &keys::usage_alert(metric, window.start, pct), ());
+        marker.expires_at = Some(window.end.saturating_add(COUNTER_TTL));
+        let put = self
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(to_item(&marker)?))
+            .condition_expression(IS_NEW)
+            .send()
+            .await;
+        match put.map_err(|e| super::classify(e, "threshold marked")) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError> {
         self.get(keys::usage_request(account, key), keys::IDEMPOTENCY).await
     }

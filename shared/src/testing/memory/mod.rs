@@ -48,6 +48,8 @@ struct Tables {
     meters: HashMap<(AccountId, String, i64), meter::MeterFields>,
     /// Usage requests' idempotency records by account and key.
     usage_records: HashMap<(AccountId, String), crate::ports::usage::UsageRecord>,
+    /// Usage alert markers by account, metric, window start and percentage.
+    alerts: std::collections::HashSet<(AccountId, String, i64, u8)>,
     /// Credit grants by account, then id.
     grants: HashMap<AccountId, std::collections::BTreeMap<String, crate::domain::credits::Grant>>,
     /// Ledger entries by account, by their sort key (time, then id).

@@ -45,6 +45,16 @@ impl UsageStore for MemoryStore {
         Ok(Consumed::Counted(Tally { used: after, requests }))
     }
 
+    async fn mark_threshold(
+        &self,
+        account: &AccountId,
+        metric: &str,
+        window: &Window,
+        pct: u8,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock().alerts.insert((account.clone(), metric.to_owned(), window.start, pct)))
+    }
+
     async fn usage_record(&self, account: &AccountId, key: &str) -> Result<Option<UsageRecord>, StoreError> {
         Ok(self.lock().usage_records.get(&(account.clone(), key.to_owned())).cloned())
     }
