@@ -361,10 +361,7 @@ pub async fn credits<S: SubscriptionStore + CreditStore>(
     let after = match query.cursor.as_deref() {
         None => None,
         Some(raw) => Some(
-            hex::decode(raw)
-                .ok()
-                .and_then(|bytes| String::from_utf8(bytes).ok())
-                .filter(|sk| sk.starts_with(crate::ports::keys::LEDGER_PREFIX))
+            crate::ports::keys::cursor(raw, |sk| sk.starts_with(crate::ports::keys::LEDGER_PREFIX))
                 .ok_or_else(|| invalid("`cursor` is not one this API gave"))?,
         ),
     };
@@ -719,6 +716,8 @@ mod tests {
             ("x", None),
             ("3", Some("zz".to_owned())),
             ("3", Some(hex::encode("STATE#PROFILE"))),
+            // A ledger key, but longer than any cursor this API gives: refused before the store.
+            ("3", Some(hex::encode(format!("LEDGER#{}", "9".repeat(600))))),
         ];
 
         assert_eq!(seen.len(), 8, "{seen:?}");

@@ -18,7 +18,6 @@ pub const DEFAULT_PAGE: usize = 10;
 /// Most invoices one page may hold.
 pub const MAX_PAGE: usize = 100;
 /// Longest cursor accepted (the hex of the longest invoice sort key is far shorter).
-const MAX_CURSOR_LEN: usize = 1024;
 
 /// Why a read of the billing page's data was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,11 +63,7 @@ pub fn page_size(raw: Option<&str>) -> Result<usize, ReadError> {
 
 /// The sort key a cursor this API gave names; anything else is refused.
 fn cursor(raw: &str) -> Result<String, ReadError> {
-    Some(raw)
-        .filter(|raw| raw.len() <= MAX_CURSOR_LEN)
-        .and_then(|raw| hex::decode(raw).ok())
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|sk| keys::is_invoice(sk))
+    keys::cursor(raw, keys::is_invoice)
         .ok_or_else(|| ReadError::invalid("invalid_cursor", "`cursor` is not one this API gave"))
 }
 

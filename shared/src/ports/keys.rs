@@ -98,6 +98,19 @@ pub fn usage_alert(metric: &str, window_start: i64, pct: u8) -> String {
     format!("ALERT#{metric}#{window_start}#{pct}")
 }
 
+/// Longest page cursor accepted, in characters: a hex sort key of at most 512 bytes.
+pub const MAX_CURSOR_LEN: usize = 1024;
+
+/// The sort key a page cursor names (the hex of one, as the reads give them), if it is one
+/// this API could have given: bounded, hex, UTF-8, and a key `is_page` accepts.
+pub fn cursor(raw: &str, is_page: impl Fn(&str) -> bool) -> Option<String> {
+    Some(raw)
+        .filter(|raw| raw.len() <= MAX_CURSOR_LEN)
+        .and_then(|raw| hex::decode(raw).ok())
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|sk| is_page(sk))
+}
+
 /// The rate window `name` that starts at `window_start_ms`.
 pub fn rate(name: &str, window_start_ms: i64) -> String {
     format!("RATE#{name}#{window_start_ms}")
