@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PAGE: usize = 10;
 /// Most invoices one page may hold.
 pub const MAX_PAGE: usize = 100;
-/// Longest cursor accepted (the hex of the longest invoice sort key is far shorter).
 
 /// Why a read of the billing page's data was refused or failed.
 #[derive(Debug, thiserror::Error)]
