@@ -7,7 +7,7 @@
 use tollgate_standin::{StandIn, TriggerSpec};
 
 /// The lifecycle, in an order Stripe allows (a trial before it ends, a pause before a resume).
-const LIFECYCLE: [(&str, Option<&str>); 19] = [
+const LIFECYCLE: [(&str, Option<&str>); 20] = [
     ("checkout.session.completed", Some("pro")),
     ("customer.subscription.trial_will_end", None),
     ("invoice.finalized", None),
@@ -27,6 +27,8 @@ const LIFECYCLE: [(&str, Option<&str>); 19] = [
     // A credit pack paid by a bank debit: once failed, once succeeded.
     ("checkout.session.async_payment_failed", None),
     ("checkout.session.async_payment_succeeded", None),
+    // A plan's session left unpaid until it expired.
+    ("checkout.session.expired", None),
     ("customer.deleted", None),
 ];
 

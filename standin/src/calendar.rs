@@ -55,6 +55,21 @@ pub(crate) fn add_interval(timestamp: i64, interval: &str, count: i64) -> i64 {
     }
 }
 
+/// The first boundary of the periods anchored at `anchor` (every `count` `interval`s from it,
+/// each day clamped to its month's end as Stripe clamps it) that comes after `after`: anchored
+/// on Jan 31, the boundaries are Feb 28, Mar 31, Apr 30, never Mar 28.
+pub(crate) fn boundary_after(anchor: i64, interval: &str, count: i64, after: i64) -> i64 {
+    let count = count.max(1);
+    let mut periods = 1;
+    loop {
+        let boundary = add_interval(anchor, interval, periods * count);
+        if boundary > after {
+            return boundary;
+        }
+        periods += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +88,18 @@ mod tests {
         let leap_day = days_from_civil(2028, 2, 29) * DAY;
 
         assert_eq!(add_interval(leap_day, "year", 1), days_from_civil(2029, 2, 28) * DAY);
+    }
+
+    #[test]
+    fn periods_anchored_on_the_31st_end_on_each_month_s_last_day_then_the_31st_again() {
+        let at = |month, day| days_from_civil(2027, month, day) * DAY + 7_200;
+        let anchor = at(1, 31);
+
+        let ends: Vec<i64> =
+            [anchor, at(2, 28), at(3, 31)].into_iter().map(|start| boundary_after(anchor, "month", 1, start)).collect();
+
+        assert_eq!(ends, vec![at(2, 28), at(3, 31), at(4, 30)]);
+        assert_eq!(boundary_after(anchor, "year", 1, anchor), days_from_civil(2028, 1, 31) * DAY + 7_200);
     }
 
     #[test]

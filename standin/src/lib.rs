@@ -22,7 +22,10 @@
 //! never saved as a key's first answer, so a retry with the same key reaches the API.
 
 mod allowed;
+mod billing;
 mod calendar;
+mod clockwork;
+mod dunning;
 mod error;
 mod list;
 mod objects;
@@ -43,6 +46,7 @@ use axum::routing::{any, post};
 use serde_json::Value;
 use tollgate::domain::plans::Catalogue;
 
+pub use self::dunning::{AfterRetries, Dunning};
 use self::error::ApiError;
 use self::params::Params;
 use self::state::{Saved, State, SubscriptionRequest};
@@ -56,6 +60,21 @@ pub const TRIGGER_PATH: &str = "/_tollgate/trigger";
 /// (`POST /_tollgate/checkout_sessions/{id}/complete`), answering `{"events": [...]}` as the
 /// trigger route does; `tollgate-dev pay` calls it and delivers the events.
 pub const PAY_PATH: &str = "/_tollgate/checkout_sessions/{id}/complete";
+
+/// The control route that makes an account's card decline or pay from now on
+/// (`POST /_tollgate/customers/{account}/card` with `{"behaviour": "decline" | "pay"}`), for
+/// the renewals and retries the clock plays; `tollgate-dev card` calls it.
+pub const CARD_PATH: &str = "/_tollgate/customers/{account}/card";
+
+/// What an account's card does when the stand-in's machinery charges it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardBehaviour {
+    /// Every payment succeeds (the default).
+    Pay,
+    /// Every payment is declined.
+    Decline,
+}
 
 /// One request the stand-in received.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +169,7 @@ impl StandIn {
         Router::new()
             .route(TRIGGER_PATH, post(handle_trigger))
             .route(PAY_PATH, post(handle_pay))
+            .route(CARD_PATH, post(handle_card))
             .route("/v1", any(handle))
             .route("/v1/{*rest}", any(handle))
             .fallback(handle)
@@ -197,6 +217,35 @@ impl StandIn {
     /// events are made at the stack's time).
     pub fn follow(&self, clock: Arc<dyn tollgate::ports::clock::Clock>) {
         self.lock().follow(clock);
+    }
+
+    /// The earliest moment at which Stripe's machinery has something to do (a trial's notice
+    /// or end, a renewal, a payment attempt, a cancellation at a period's end, a Checkout
+    /// Session's expiry), if anything is scheduled; it may already have passed.
+    pub fn next_due(&self) -> Option<i64> {
+        self.lock().next_due()
+    }
+
+    /// Performs, oldest first, everything due at or before the stand-in's time, as Stripe's
+    /// test clocks do when they advance; returns the events recorded on the way, oldest first.
+    /// The local stack moves its clock to each [`StandIn::next_due`] in turn and plays it.
+    pub fn play_due(&self) -> Vec<Value> {
+        self.lock().play_due()
+    }
+
+    /// Makes `account`'s customers' cards decline, or pay, every payment the stand-in's
+    /// machinery attempts from now on (renewals and retries; triggers decide their own outcome).
+    pub fn set_card(&self, account: &str, behaviour: CardBehaviour) {
+        let mut state = self.lock();
+        match behaviour {
+            CardBehaviour::Decline => state.declining.insert(account.to_owned()),
+            CardBehaviour::Pay => state.declining.remove(account),
+        };
+    }
+
+    /// Sets the retry schedule of failed subscription payments (default: [`Dunning::default`]).
+    pub fn set_dunning(&self, dunning: Dunning) {
+        self.lock().dunning = dunning;
     }
 
     /// The object with id `id`, whatever its kind (customer, Checkout Session, subscription,
@@ -292,6 +341,34 @@ impl StandIn {
                 answer(200, &serde_json::json!({ "events": events }), &request_id, false)
             }
             Err(error) => answer(error.status, &error.body(), &request_id, false),
+        }
+    }
+
+    /// Sets an account's card behaviour from a JSON body `{"behaviour": "decline" | "pay"}`.
+    fn respond_to_card(&self, account: &str, body: &Bytes) -> Response {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct CardRequest {
+            behaviour: CardBehaviour,
+        }
+        let request_id = self.lock().new_id("req_", 14);
+        if account.trim().is_empty() || account.len() > 500 {
+            let error = ApiError::invalid_value("account", "account must be 1 to 500 characters (a metadata value).");
+            return answer(error.status, &error.body(), &request_id, false);
+        }
+        match serde_json::from_slice::<CardRequest>(body) {
+            Ok(request) => {
+                self.set_card(account, request.behaviour);
+                let body = serde_json::json!({ "account": account, "behaviour": request.behaviour });
+                answer(200, &body, &request_id, false)
+            }
+            Err(_) => {
+                let error = ApiError::invalid_value(
+                    "behaviour",
+                    "Expected a JSON object {\"behaviour\": \"decline\"} or {\"behaviour\": \"pay\"}.",
+                );
+                answer(error.status, &error.body(), &request_id, false)
+            }
         }
     }
 
@@ -409,6 +486,14 @@ async fn handle_pay(
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Response {
     standin.respond_to_pay(&id)
+}
+
+async fn handle_card(
+    AxumState(standin): AxumState<StandIn>,
+    axum::extract::Path(account): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    standin.respond_to_card(&account, &body)
 }
 
 async fn handle(

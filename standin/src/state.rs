@@ -1,7 +1,7 @@
 //! The stand-in's state: the price catalogue, every object created, the events they caused, the
 //! requests received, saved idempotent answers and pending injected faults.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate::ports::clock::Clock;
@@ -13,6 +13,7 @@ use super::RecordedRequest;
 use super::error::ApiError;
 use super::objects::{self, EventCause, NewCharge, NewSubscription};
 use crate::calendar::add_interval;
+use crate::dunning::Dunning;
 
 /// One stored object and its creation sequence number.
 #[derive(Clone)]
@@ -88,6 +89,13 @@ pub(crate) struct State {
     pub(crate) idempotency: HashMap<String, Saved>,
     pub(crate) faults: VecDeque<u16>,
     pub(crate) cause: EventCause,
+    /// The retry schedule of failed subscription payments.
+    pub(crate) dunning: Dunning,
+    /// Accounts whose customers' cards decline every payment from now on
+    /// ([`super::StandIn::set_card`]).
+    pub(crate) declining: BTreeSet<String>,
+    /// `<subscription>@<trial end>` of each trial whose `trial_will_end` was sent.
+    pub(crate) trial_notices: BTreeSet<String>,
 }
 
 pub(crate) const SUBSCRIPTION_STATUSES: [&str; 8] =
@@ -149,6 +157,9 @@ impl State {
             idempotency: HashMap::new(),
             faults: VecDeque::new(),
             cause: None,
+            dunning: Dunning::default(),
+            declining: BTreeSet::new(),
+            trial_notices: BTreeSet::new(),
         };
         let now = state.now();
         for spec in catalogue.prices() {
@@ -445,7 +456,10 @@ impl State {
     pub(crate) fn complete_checkout_session_paying(&mut self, id: &str, paying: Paying) -> Result<Value, ApiError> {
         let session = self.session(id).ok_or_else(|| ApiError::no_such("checkout.session", id))?;
         let value = session.stored.value.clone();
-        if value["status"] == json!("open") && value["expires_at"].as_i64().is_some_and(|at| at <= self.now()) {
+        let expired = value["status"] == json!("expired");
+        if expired
+            || value["status"] == json!("open") && value["expires_at"].as_i64().is_some_and(|at| at <= self.now())
+        {
             return Err(ApiError::invalid_state(format!("Checkout session {id} has expired.")));
         }
         if value["status"] != json!("open") {

@@ -26,8 +26,10 @@ use serde_json::{Value, json};
 use tollgate::domain::events::{ACCOUNT_METADATA_KEY, KINDS};
 use tollgate::domain::model::Interval;
 
+use super::billing::{current_period, renew_periods};
+use super::clockwork::{TRIAL_WILL_END_NOTICE, trial_notice_key};
 use super::error::ApiError;
-use super::objects::{self, NewCharge, NewInvoice};
+use super::objects;
 use super::params::Params;
 use super::routes;
 use super::state::{Paying, State, SubscriptionRequest, period_end, previous_attributes};
@@ -63,12 +65,8 @@ pub const DEFAULT_PLAN: &str = "pro";
 pub const DEFAULT_INTERVAL: &str = "month";
 
 const DAY: i64 = 86_400;
-/// Stripe sends `customer.subscription.trial_will_end` three days before a trial ends.
-const TRIAL_WILL_END_NOTICE: i64 = 3 * DAY;
 /// Days a merchant has to answer a new dispute.
 const DISPUTE_RESPONSE_DAYS: i64 = 7;
-/// Stripe's first Smart Retry of a failed invoice payment comes days later.
-const FIRST_RETRY_AFTER: i64 = 3 * DAY;
 const OPEN_DISPUTE_STATUSES: [&str; 4] =
     ["needs_response", "under_review", "warning_needs_response", "warning_under_review"];
 
@@ -277,6 +275,10 @@ impl Trigger<'_> {
                 let succeeded = self.spec.event.ends_with("succeeded");
                 self.state.settle_delayed_payment(&id, succeeded).map(drop)
             }
+            "checkout.session.expired" => {
+                let session = self.open_plan_session()?;
+                self.state.expire_session(str_of(&session, "id")).map(drop)
+            }
             "customer.created" => self.customer_created(),
             "customer.subscription.created" => self.subscription_created(),
             "customer.subscription.updated" => self.subscription_updated(),
@@ -384,7 +386,7 @@ impl Trigger<'_> {
     }
 
     fn subscription(&self, id: &str) -> Result<Value, ApiError> {
-        self.state.subscription(id).cloned().ok_or_else(|| ApiError::no_such("subscription", id))
+        self.state.subscription_value(id)
     }
 
     /// Subscribes the customer to the requested plan as Tollgate's checkout would (trialing
@@ -412,9 +414,7 @@ impl Trigger<'_> {
 
     /// Records `customer.subscription.updated` for a change whose previous attributes are given.
     fn record_updated(&mut self, id: &str, previous: Option<Value>) -> Result<(), ApiError> {
-        let subscription = self.subscription(id)?;
-        self.state.record_event("customer.subscription.updated", subscription, previous);
-        Ok(())
+        self.state.record_updated(id, previous)
     }
 
     // ----- customers and Checkout
@@ -437,6 +437,15 @@ impl Trigger<'_> {
 
     /// A Checkout Session created as Tollgate's `POST /checkout` creates it, then completed.
     fn checkout_session_completed(&mut self) -> Result<(), ApiError> {
+        let session = self.open_plan_session()?;
+        self.state.complete_checkout_session(str_of(&session, "id"))?;
+        Ok(())
+    }
+
+    /// A new, open subscription-mode Checkout Session for the requested plan, created as
+    /// Tollgate's `POST /checkout` creates it, for the account's customer (made first when it
+    /// has none).
+    fn open_plan_session(&mut self) -> Result<Value, ApiError> {
         let plan = self.plan().to_owned();
         let price = self.price(&plan, self.spec.interval.as_deref().unwrap_or(DEFAULT_INTERVAL))?;
         let customer = self.ensure_customer();
@@ -463,8 +472,7 @@ impl Trigger<'_> {
         self.by_request();
         let session = routes::create_checkout_session(self.state, &Params::from_pairs(&pairs))?;
         self.automatically();
-        self.state.complete_checkout_session(str_of(&session, "id"))?;
-        Ok(())
+        Ok(session)
     }
 
     /// Buys credit pack `pack` through a payment-mode Checkout Session for the account's
@@ -640,6 +648,7 @@ impl Trigger<'_> {
             self.state.replace_subscription(&id, subscription.clone());
         }
         self.automatically();
+        self.state.trial_notices.insert(trial_notice_key(&subscription));
         self.state.record_event("customer.subscription.trial_will_end", subscription, None);
         Ok(())
     }
@@ -668,11 +677,7 @@ impl Trigger<'_> {
             )));
         }
         let now = self.now();
-        let period = |s: &Value| {
-            let item = &s["items"]["data"][0];
-            (item["current_period_start"].as_i64().unwrap_or(now), item["current_period_end"].as_i64().unwrap_or(now))
-        };
-        let (start, end) = period(&subscription);
+        let (start, end) = current_period(&subscription, now);
         let (billing_reason, invoice_period) = if status == "trialing" {
             subscription["status"] = json!("active");
             subscription["trial_end"] = json!(now);
@@ -682,7 +687,7 @@ impl Trigger<'_> {
         } else if subscription["latest_invoice"].is_null() {
             ("subscription_create", (now, now))
         } else {
-            restart_periods(&mut subscription, end);
+            renew_periods(&mut subscription);
             ("subscription_cycle", (start, end))
         };
         let invoice_id = self.state.new_id("in_", 24);
@@ -697,127 +702,21 @@ impl Trigger<'_> {
             self.record_updated(id, previous)?;
         }
 
-        let customer_id = str_of(&subscription, "customer").to_owned();
-        let customer = self.state.live_customer(&customer_id).cloned().unwrap_or_else(|| json!({ "id": customer_id }));
-        let mut lines = Vec::new();
-        for item in subscription["items"]["data"].as_array().cloned().unwrap_or_default() {
-            let line_id = self.state.new_id("il_", 24);
-            let product = self.state.product(str_of(&item["price"], "product")).cloned().unwrap_or(Value::Null);
-            lines.push(objects::invoice_line(&line_id, &invoice_id, id, &item, str_of(&product, "name")));
-        }
-        let mut invoice = objects::invoice(NewInvoice {
-            id: &invoice_id,
-            created: now,
-            customer: &customer,
-            subscription: &subscription,
-            billing_reason,
-            period: invoice_period,
-            lines,
-        });
-        self.state.insert_billing_object(invoice.clone());
-        self.state.record_event("invoice.created", invoice.clone(), None);
-
-        let prefix = str_of(&customer, "invoice_prefix").to_owned();
-        let numbered = self.state.invoices.iter().filter(|i| i.value["customer"] == customer["id"]).count();
-        invoice["status"] = json!("open");
-        invoice["number"] = json!(format!("{prefix}-{numbered:04}"));
-        invoice["automatically_finalizes_at"] = Value::Null;
-        invoice["effective_at"] = json!(now);
-        invoice["ending_balance"] = json!(0);
-        invoice["next_payment_attempt"] = json!(now + 3_600);
-        invoice["status_transitions"]["finalized_at"] = json!(now);
-        invoice["hosted_invoice_url"] = json!(format!("http://127.0.0.1/stripe-standin/invoices/{invoice_id}"));
-        invoice["invoice_pdf"] = json!(format!("http://127.0.0.1/stripe-standin/invoices/{invoice_id}/pdf"));
-        self.state.replace_billing_object(invoice.clone());
-        self.state.record_event("invoice.finalized", invoice, None);
-        Ok(invoice_id)
+        Ok(self.state.issue_invoice(&subscription, &invoice_id, billing_reason, invoice_period))
     }
 
     fn invoice(&self, id: &str) -> Result<Value, ApiError> {
-        self.state.invoice(id).cloned().ok_or_else(|| ApiError::no_such("invoice", id))
+        self.state.invoice_value(id)
     }
 
-    /// The subscription an invoice bills.
-    fn invoiced_subscription(invoice: &Value) -> String {
-        str_of(&invoice["parent"]["subscription_details"], "subscription").to_owned()
-    }
-
-    /// Pays an open invoice with a card charge through a payment intent (listed by
-    /// `GET /v1/invoice_payments?payment[payment_intent]=...`): records `invoice.paid` and
-    /// `invoice.payment_succeeded`, then `customer.subscription.updated` when the payment
-    /// brings the subscription back to `active`. Returns the charge id.
     fn pay(&mut self, invoice_id: &str) -> Result<String, ApiError> {
-        let mut invoice = self.invoice(invoice_id)?;
-        let now = self.now();
-        let customer_id = str_of(&invoice, "customer").to_owned();
-        let customer = self.state.live_customer(&customer_id).cloned().unwrap_or_else(|| json!({ "id": customer_id }));
-        let amount = invoice["amount_due"].as_i64().unwrap_or_default();
-        let description = if invoice["billing_reason"] == "subscription_create" {
-            "Subscription creation"
-        } else {
-            "Subscription update"
-        };
-        let (charge_id, payment_method) = (self.state.new_id("ch_", 24), self.state.new_id("pm_", 24));
-        let payment_intent = self.state.new_id("pi_", 24);
-        let charge = objects::charge(NewCharge {
-            id: &charge_id,
-            payment_intent: &payment_intent,
-            payment_method: &payment_method,
-            customer: &customer,
-            amount,
-            currency: str_of(&invoice, "currency"),
-            created: now,
-            description: Some(description),
-        });
-        self.automatically();
-        self.state.insert_billing_object(charge);
-
-        invoice["status"] = json!("paid");
-        invoice["amount_paid"] = json!(amount);
-        invoice["amount_remaining"] = json!(0);
-        invoice["attempted"] = json!(true);
-        invoice["attempt_count"] = json!(invoice["attempt_count"].as_u64().unwrap_or_default() + 1);
-        invoice["auto_advance"] = json!(false);
-        invoice["next_payment_attempt"] = Value::Null;
-        invoice["status_transitions"]["paid_at"] = json!(now);
-        self.state.replace_billing_object(invoice.clone());
-        let payment_id = self.state.new_id("inpay_", 24);
-        self.state.insert_billing_object(objects::invoice_payment(&payment_id, &invoice, &payment_intent, now));
-        self.state.record_event("invoice.paid", invoice.clone(), None);
-        self.state.record_event("invoice.payment_succeeded", invoice.clone(), None);
-
-        let subscription_id = Self::invoiced_subscription(&invoice);
-        let mut subscription = self.subscription(&subscription_id)?;
-        if ["past_due", "unpaid", "incomplete"].contains(&str_of(&subscription, "status")) {
-            subscription["status"] = json!("active");
-            let previous = self.state.replace_subscription(&subscription_id, subscription);
-            self.record_updated(&subscription_id, previous)?;
-        }
-        Ok(charge_id)
+        self.state.pay_invoice(invoice_id)
     }
 
-    /// A payment attempt that failed (`invoice.payment_failed`) or needs the customer to
-    /// authenticate (`invoice.payment_action_required`): the invoice stays open and the
-    /// subscription becomes `past_due`.
+    /// A failed attempt as the trigger records it: the retry is scheduled, the subscription
+    /// is not ended (the clock ends it when the retries run out).
     fn fail(&mut self, invoice_id: &str, kind: &str) -> Result<(), ApiError> {
-        let mut invoice = self.invoice(invoice_id)?;
-        let now = self.now();
-        invoice["attempted"] = json!(true);
-        invoice["attempt_count"] = json!(invoice["attempt_count"].as_u64().unwrap_or_default() + 1);
-        invoice["next_payment_attempt"] =
-            if kind == "invoice.payment_failed" { json!(now + FIRST_RETRY_AFTER) } else { Value::Null };
-        self.automatically();
-        self.state.replace_billing_object(invoice.clone());
-        self.state.record_event(kind, invoice.clone(), None);
-
-        let subscription_id = Self::invoiced_subscription(&invoice);
-        let mut subscription = self.subscription(&subscription_id)?;
-        if str_of(&subscription, "status") != "past_due" {
-            subscription["status"] = json!("past_due");
-            let previous = self.state.replace_subscription(&subscription_id, subscription);
-            self.record_updated(&subscription_id, previous)?;
-        }
-        Ok(())
+        self.state.fail_invoice(invoice_id, kind).map(drop)
     }
 
     /// Closes an open invoice without payment: voids it (`invoice.voided`, final) or marks it

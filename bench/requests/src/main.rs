@@ -104,6 +104,7 @@ fn sequence() -> Vec<TriggerSpec> {
         on("charge.refunded"),
         on("checkout.session.async_payment_succeeded"),
         on("checkout.session.async_payment_failed"),
+        on("checkout.session.expired"),
         on("customer.subscription.paused"),
         on("customer.subscription.resumed"),
         on("customer.subscription.deleted"),

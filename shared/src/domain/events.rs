@@ -80,6 +80,8 @@ pub const KINDS: &[EventKind] = &[
     // A credit pack paid by a delayed method (bank debits): granted on success only.
     kind("checkout.session.async_payment_succeeded", CustomerField, None, None),
     kind("checkout.session.async_payment_failed", CustomerField, None, None),
+    // A session left unpaid until it expired: the product's app may remind its user.
+    kind("checkout.session.expired", CustomerField, None, Some(Notice::CheckoutExpired)),
     kind("customer.subscription.created", CustomerField, None, None),
     kind("customer.subscription.updated", CustomerField, None, None),
     kind("customer.subscription.deleted", CustomerField, None, Some(Notice::SubscriptionCanceled)),
@@ -329,6 +331,8 @@ impl Incoming {
             "amount_due",
             "amount_paid",
             "amount_refunded",
+            "amount_total",
+            "mode",
             "currency",
             "trial_end",
             "status",

@@ -22,6 +22,8 @@ pub enum Kind {
     DisputeClosed,
     Refunded,
     SubscriptionCanceled,
+    /// A Checkout Session the account opened expired unpaid.
+    CheckoutExpired,
     /// An account's usage of a metric reached an alert threshold of its limit.
     UsageThreshold,
     /// A credit consumption took the balance under the catalogue's low-balance mark.
@@ -39,6 +41,7 @@ impl Kind {
             Self::DisputeClosed => "dispute_closed",
             Self::Refunded => "refunded",
             Self::SubscriptionCanceled => "subscription_canceled",
+            Self::CheckoutExpired => "checkout_expired",
             Self::UsageThreshold => "usage_threshold",
             Self::CreditsLow => "credits_low",
         }

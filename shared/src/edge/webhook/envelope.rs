@@ -611,7 +611,7 @@ mod tests {
 
     #[test]
     fn handled_types_are_the_ones_tollgate_uses() {
-        assert_eq!(crate::domain::events::KINDS.len(), 21);
+        assert_eq!(crate::domain::events::KINDS.len(), 22);
         assert!(is_handled("invoice.paid") && is_handled("entitlements.active_entitlement_summary.updated"));
         assert!(
             is_handled("checkout.session.async_payment_succeeded")
