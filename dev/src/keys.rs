@@ -26,7 +26,7 @@ pub async fn create_key(request: &CreateKey) -> Result<serde_json::Value> {
     let body = serde_json::json!({ "name": request.name, "scopes": scopes, "expires_at": request.expires_at });
     let response = reqwest::Client::new()
         .post(format!("{base}/api-keys"))
-        .header(crate::server::ACCOUNT_HEADER, &request.account)
+        .header(crate::gateway::ACCOUNT_HEADER, &request.account)
         .json(&body)
         .send()
         .await

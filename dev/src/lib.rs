@@ -7,12 +7,14 @@
 pub mod authorize;
 pub mod clock;
 pub mod env;
+pub mod gateway;
 pub mod keys;
 pub mod local;
 pub mod moto;
 pub mod ops;
 pub mod resources;
 pub mod server;
+pub mod travel;
 pub mod trigger;
 pub mod up;
 pub mod worker;

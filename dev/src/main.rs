@@ -3,7 +3,7 @@
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 use tollgate_dev::keys::{CreateKey, create_key};
-use tollgate_dev::ops::{ClockMove, clock, status, sync};
+use tollgate_dev::ops::{ClockMove, card, clock, status, sync};
 use tollgate_dev::trigger::{TriggerOptions, run as trigger, run_pay};
 use tollgate_dev::up::{UpOptions, up};
 use tollgate_standin::{TRIGGER_EVENTS, TriggerSpec};
@@ -94,6 +94,16 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
         port: u16,
     },
+    /// Make an account's card decline, or pay, every renewal and retry the Stripe stand-in
+    /// attempts from now on (clock moves play them).
+    Card {
+        /// The Tollgate account (its customers' metadata `tollgate_account_id`).
+        account: String,
+        #[arg(value_enum)]
+        behaviour: CardArg,
+        #[arg(long, env = "PORT", default_value_t = 3000)]
+        port: u16,
+    },
     /// Pay an open Checkout Session (made by `POST /checkout` or `/credits/checkout`) in the
     /// Stripe stand-in as its customer would, and deliver the events that makes.
     Pay {
@@ -107,6 +117,12 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CardArg {
+    Decline,
+    Pay,
 }
 
 #[derive(Subcommand)]
@@ -138,6 +154,13 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Status { port } => status(port).await,
         Command::Pay { session, port } => run_pay(port, &session).await,
+        Command::Card { account, behaviour, port } => {
+            let behaviour = match behaviour {
+                CardArg::Decline => tollgate_standin::CardBehaviour::Decline,
+                CardArg::Pay => tollgate_standin::CardBehaviour::Pay,
+            };
+            card(port, &account, behaviour).await
+        }
         Command::Clock { action, port } => {
             let action = match action {
                 None => ClockMove::Show,

@@ -52,7 +52,8 @@ pub enum ClockMove {
     Advance(String),
 }
 
-/// Shows or moves the running stack's clock (`/_dev/clock`) and prints its time.
+/// Shows or moves the running stack's clock (`/_dev/clock`) and prints its time; a move
+/// answers once the events it played were applied.
 pub async fn clock(port: u16, action: ClockMove) -> Result<()> {
     let base = base(port);
     let url = format!("{base}/_dev/clock");
@@ -62,12 +63,12 @@ pub async fn clock(port: u16, action: ClockMove) -> Result<()> {
         ClockMove::Set(at) => {
             let at = crate::clock::parse_time(at)
                 .with_context(|| format!("`{at}` is no time: give RFC 3339 (2027-01-31T12:00:00Z) or Unix seconds"))?;
-            http.post(&url).json(&serde_json::json!({ "set": at }))
+            http.post(&url).json(&serde_json::json!({ "set": at, "wait": "applied" }))
         }
         ClockMove::Advance(by) => {
             let by = crate::clock::parse_duration(by)
                 .with_context(|| format!("`{by}` is no duration: give 30d, 12h, 90m, 45s or seconds"))?;
-            http.post(&url).json(&serde_json::json!({ "advance": by }))
+            http.post(&url).json(&serde_json::json!({ "advance": by, "wait": "applied" }))
         }
     };
     let response = request.send().await.with_context(|| not_running(&base))?;
@@ -78,4 +79,39 @@ pub async fn clock(port: u16, action: ClockMove) -> Result<()> {
         bail!("the clock did not move: {}", body["error"]["message"].as_str().unwrap_or("see above"));
     }
     Ok(())
+}
+
+/// `tollgate-dev card <account> decline|pay`: sets the account's card in the running stack's
+/// Stripe stand-in (`POST /stripe/_tollgate/customers/{account}/card`) and prints the answer.
+pub async fn card(port: u16, account: &str, behaviour: tollgate_standin::CardBehaviour) -> Result<()> {
+    let base = base(port);
+    let path = tollgate_standin::CARD_PATH.replace("{account}", &encode_segment(account));
+    let response = reqwest::Client::new()
+        .post(format!("{base}{}{path}", crate::trigger::STANDIN_PREFIX))
+        .json(&serde_json::json!({ "behaviour": behaviour }))
+        .send()
+        .await
+        .with_context(|| not_running(&base))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    println!("{}", serde_json::to_string_pretty(&body)?);
+    if !status.is_success() {
+        bail!(
+            "the Stripe stand-in refused (HTTP {}): {}",
+            status.as_u16(),
+            body["error"]["message"].as_str().unwrap_or("is the stack on the stand-in? (STRIPE_SECRET_KEY unset)")
+        );
+    }
+    Ok(())
+}
+
+/// `value` percent-encoded as one path segment.
+fn encode_segment(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,238 +1,35 @@
-//! The local HTTP server: every HTTP function's real handler under the routes `template.yaml`
-//! declares (its `HttpApi` events; the function URL at [`WEBHOOK_PATH`]), `GET /health`, and
-//! the Stripe stand-in under `/stripe`. Each function is built by its own `wire` from its real
-//! `Config::load`, given the local values ([`LocalEnv`]), so a setting that would fail in
-//! Lambda fails here too. Requests are turned into the API Gateway events the handlers get in
-//! Lambda. On the JWT routes the caller's identity comes from the development header
-//! `x-tollgate-account`, which only this runner reads (it becomes the JWT claim API Gateway's
-//! authorizer would have verified, and the header itself is removed); on the routes of a
-//! Lambda authorizer (`/api/...`) it comes from that authorizer, run on the request's
-//! `Authorization` header as API Gateway runs it ([`crate::authorize`]).
-//! On the `AWS_IAM` (operator) routes the IAM principal comes from the development header
-//! `x-tollgate-operator` (without it: API Gateway's `403 {"message":"Forbidden"}`); it too is
-//! removed from every request. A route or method the template does not declare answers API
-//! Gateway's `404 {"message":"Not Found"}`.
+//! The local HTTP server: the routes of [`App`] (every HTTP function, see
+//! [`crate::gateway`]), `GET /health`, `GET /openapi.json`, the development routes
+//! (`POST /_dev/sync`, `GET`/`POST /_dev/clock`, whose moves [`crate::travel`] plays), and the
+//! Stripe stand-in under `/stripe`.
 
-use crate::authorize::{AuthorizerHandler, authorize, authorizer_function};
-use crate::clock::{ClockError, StackClock};
-use crate::env::LocalEnv;
-use crate::resources::{Resources, Template};
-use anyhow::{Context, bail};
+use crate::clock::ClockError;
+use crate::travel::{TravelError, Wait};
 use axum::Router;
-use axum::body::Body as AxumBody;
-use axum::extract::{Request as AxumRequest, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{any, get};
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, RequestExt};
-use std::collections::{BTreeMap, HashMap};
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::HashMap;
 use std::sync::Arc;
-use tollgate::adapters::dynamo::DynamoStore;
-use tollgate::adapters::sqs::SqsEventQueue;
-use tollgate::adapters::sqs::SqsNotifier;
-use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::Never;
-use tollgate::app::events::EventDeps;
-use tollgate::app::sync::{Mode, SyncDeps};
-use tollgate::edge::config::{IdentityConfig, Source, vars};
+use tollgate::app::sync::Mode;
 use tollgate::ports::clock::{Clock, SystemClock};
+use tollgate_standin::StandIn;
 
-/// The development identity header, honoured by this runner only.
-pub const ACCOUNT_HEADER: &str = "x-tollgate-account";
+pub use crate::gateway::{ACCOUNT_HEADER, App, OPERATOR_HEADER, WEBHOOK_PATH, serve};
+use crate::gateway::{dispatch, not_found};
 
-/// The development operator header: on the `AWS_IAM` routes only, the name of the IAM
-/// principal API Gateway would have verified from a SigV4 signature. Honoured by this runner
-/// only, and removed from every request before its handler.
-pub const OPERATOR_HEADER: &str = "x-tollgate-operator";
-
-/// Where the local stack serves the function URL of the webhook intake.
-pub const WEBHOOK_PATH: &str = "/webhooks/stripe";
-
-/// The largest body the runner passes on; handlers enforce their own, smaller limits.
-const MAX_FORWARDED_BODY: usize = 1024 * 1024;
-
-type Answer = Pin<Box<dyn Future<Output = Result<lambda_http::Response<Body>, lambda_http::Error>> + Send>>;
-
-/// One HTTP function's handler, as the runner calls it.
-pub type HttpHandler = Arc<dyn Fn(lambda_http::Request) -> Answer + Send + Sync>;
-
-/// Wraps a function crate's `wire` and `handle` into an [`HttpHandler`].
-macro_rules! http_function {
-    ($krate:ident, $src:expr, $aws:expr, $clock:expr) => {{
-        let deps = Arc::new(
-            $krate::wire($src, $aws, Arc::clone($clock)).map_err(|e| anyhow::anyhow!("{}: {e}", stringify!($krate)))?,
-        );
-        let handler: HttpHandler = Arc::new(move |req| {
-            let deps = Arc::clone(&deps);
-            Box::pin(async move { $krate::handle(&deps, req).await })
-        });
-        handler
-    }};
-}
-
-/// The HTTP function whose binary is `binary`, its use cases on `clock`.
-fn http_function(
-    binary: &str,
-    src: &LocalEnv,
-    aws: &aws_config::SdkConfig,
-    clock: &Arc<dyn Clock>,
-) -> anyhow::Result<HttpHandler> {
-    Ok(match binary {
-        "subscription" => http_function!(subscription, src, aws, clock),
-        "checkout" => http_function!(checkout, src, aws, clock),
-        "keys" => http_function!(keys, src, aws, clock),
-        "usage" => http_function!(usage, src, aws, clock),
-        "webhook-intake" => http_function!(webhook_intake, src, aws, clock),
-        other => bail!("template.yaml routes to {other}, which the local runner does not know"),
-    })
-}
-
-/// One route of the HTTP API: its method, its function, and its Lambda authorizer (`None`:
-/// the JWT authorizer, whose claim the development header stands in for).
-#[derive(Clone)]
-struct Route {
-    method: String,
-    handler: HttpHandler,
-    authorizer: Option<AuthorizerHandler>,
-    /// No authorizer at all: no identity reaches the handler.
-    public: bool,
-    /// API Gateway's `AWS_IAM`: only a SigV4-signed IAM principal gets through.
-    iam: bool,
-}
-
-/// Everything the local stack serves.
-pub struct App {
-    pub store: DynamoStore,
-    pub events_queue: SqsEventQueue,
-    pub identity: IdentityConfig,
-    /// Path -> the functions serving it, by method (`ANY` matches every method).
-    routes: BTreeMap<String, Vec<Route>>,
-    pub worker: EventDeps<DynamoStore, StripeBilling, SqsNotifier>,
-    pub sync: SyncDeps<DynamoStore, StripeBilling, SqsNotifier>,
-    /// The stack's clock (`App::new`); `None` for an app on the system clock.
-    pub clock: Option<Arc<StackClock>>,
-}
-
-impl App {
-    /// Wires every function of `template` for the local resources and values, every one (and
-    /// the authorizers) on one [`StackClock`] that `/_dev/clock` moves; fixed with real Stripe.
-    pub fn new(aws: &aws_config::SdkConfig, template: &Template, src: &LocalEnv) -> anyhow::Result<Self> {
-        let stack = Arc::new(StackClock::new(!src.uses_standin()));
-        let clock: Arc<dyn Clock> = Arc::clone(&stack) as Arc<dyn Clock>;
-        let mut app = Self::build(aws, template, src, &clock, clock.clone())?;
-        app.clock = Some(stack);
-        Ok(app)
-    }
-
-    /// As [`App::new`] on the system clock, with the Lambda authorizers deciding on the time
-    /// of `clock` (tests move it to expire keys); no stack clock.
-    pub fn with_clock(
-        aws: &aws_config::SdkConfig,
-        template: &Template,
-        src: &LocalEnv,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Self> {
-        Self::build(aws, template, src, &(Arc::new(SystemClock) as Arc<dyn Clock>), clock)
-    }
-
-    /// Every function of `template` on `functions`, the authorizers on `authorizers`.
-    fn build(
-        aws: &aws_config::SdkConfig,
-        template: &Template,
-        src: &LocalEnv,
-        functions: &Arc<dyn Clock>,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Self> {
-        let mut authorizers: HashMap<String, AuthorizerHandler> = HashMap::new();
-        let mut handlers: HashMap<String, HttpHandler> = HashMap::new();
-        let mut handler = |binary: &str| -> anyhow::Result<HttpHandler> {
-            if let Some(existing) = handlers.get(binary) {
-                return Ok(Arc::clone(existing));
-            }
-            let made = http_function(binary, src, aws, functions)?;
-            handlers.insert(binary.to_owned(), Arc::clone(&made));
-            Ok(made)
-        };
-        let mut routes: BTreeMap<String, Vec<Route>> = BTreeMap::new();
-        for route in &template.routes {
-            let authorizer = match &route.authorizer {
-                Some(binary) => Some(match authorizers.get(binary) {
-                    Some(existing) => Arc::clone(existing),
-                    None => {
-                        let made = authorizer_function(binary, src, aws, Arc::clone(&clock))?;
-                        authorizers.insert(binary.clone(), Arc::clone(&made));
-                        made
-                    }
-                }),
-                None => None,
-            };
-            let handler = handler(&route.binary)?;
-            routes.entry(route.path.clone()).or_default().push(Route {
-                method: route.method.clone(),
-                handler,
-                authorizer,
-                public: route.public,
-                iam: route.iam,
-            });
-        }
-        for binary in &template.function_urls {
-            // A function URL: its function authenticates the caller (Stripe's signature).
-            let route = Route {
-                method: "ANY".to_owned(),
-                handler: handler(binary)?,
-                authorizer: None,
-                public: true,
-                iam: false,
-            };
-            routes.entry(WEBHOOK_PATH.to_owned()).or_default().push(route);
-        }
-        let store = tollgate::edge::wire::store(aws, &src.get(vars::TABLE_NAME).context(vars::TABLE_NAME)?);
-        let events_queue = SqsEventQueue::new(
-            tollgate::adapters::aws::sqs(aws),
-            src.get(vars::EVENTS_QUEUE_URL).context(vars::EVENTS_QUEUE_URL)?,
-        );
-        let worker = webhook_worker::wire(src, aws, Arc::clone(functions))
-            .map_err(|e| anyhow::anyhow!("webhook-worker: {e}"))?;
-        let mut sync = sync::wire(src, aws, Arc::clone(functions)).map_err(|e| anyhow::anyhow!("sync: {e}"))?;
-        sync.pacing = std::time::Duration::from_millis(50);
-        Ok(Self { store, events_queue, identity: IdentityConfig::load(src), routes, worker, sync, clock: None })
-    }
-
-    /// The app for `resources` as `tollgate-dev up` wires it, serving at `base`.
-    pub fn local(aws: &aws_config::SdkConfig, resources: &Resources, base: &str) -> anyhow::Result<Self> {
-        Self::local_with_clock(aws, resources, base, Arc::new(SystemClock))
-    }
-
-    /// As [`App::local`], with the Lambda authorizers on `clock`.
-    pub fn local_with_clock(
-        aws: &aws_config::SdkConfig,
-        resources: &Resources,
-        base: &str,
-        clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<Self> {
-        let template = Template::load(&crate::resources::template_path())?;
-        Self::with_clock(aws, &template, &LocalEnv::new(base, resources)?, clock)
-    }
-
-    /// The route declaring `method` on `path`; `None` for a method the template does not
-    /// declare there (API Gateway answers it 404, as any undeclared route).
-    fn route(&self, path: &str, method: &str) -> Option<Route> {
-        self.routes.get(path)?.iter().find(|r| r.method == method || r.method == "ANY").cloned()
-    }
-}
-
-/// The router of the local stack; `standin` (the Stripe stand-in's router) is nested under
-/// `/stripe` when given.
+/// The router of the local stack; `standin` (a Stripe stand-in's router), else the app's own
+/// stand-in, is nested under `/stripe`.
 pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
+    let standin = standin.or_else(|| app.standin.as_ref().map(StandIn::router));
     let mut router = Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/_dev/sync", axum::routing::post(sync_fn))
         .route("/_dev/clock", get(clock_show).post(clock_move));
-    for path in app.routes.keys() {
+    for path in app.paths() {
         let declared = path.clone();
         router = router.route(path, any(move |state, req| dispatch(state, declared, req)));
     }
@@ -246,65 +43,6 @@ pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
 /// The API's OpenAPI 3.1 document (the committed `openapi.json`; a test keeps them equal).
 async fn openapi() -> AxumResponse {
     ([(axum::http::header::CONTENT_TYPE, "application/json")], tollgate::edge::openapi::json()).into_response()
-}
-
-/// API Gateway's own answer to a route it does not declare.
-async fn not_found() -> AxumResponse {
-    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({"message": "Not Found"}))).into_response()
-}
-
-/// API Gateway's own answer to an `AWS_IAM` route without a valid signature.
-fn forbidden() -> AxumResponse {
-    (StatusCode::FORBIDDEN, axum::Json(serde_json::json!({"message": "Forbidden"}))).into_response()
-}
-
-/// Hands the request to the function the template routes it to, through the route's Lambda
-/// authorizer if it has one, as API Gateway would.
-async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -> AxumResponse {
-    let Some(route) = app.route(&path, req.method().as_str()) else { return not_found().await };
-    let (mut parts, body) = req.into_parts();
-    // Removed on every route; only a JWT route takes the account, only an IAM route the
-    // operator.
-    let account = parts.headers.remove(ACCOUNT_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
-    let operator = parts.headers.remove(OPERATOR_HEADER).and_then(|v| v.to_str().ok().map(str::to_owned));
-    let mut context = request_context(&parts);
-    if route.iam {
-        let Some(operator) = operator.filter(|name| !name.is_empty()) else { return forbidden() };
-        context["authorizer"] = serde_json::json!({ "iam": {
-            "accessKey": "local",
-            "accountId": "local",
-            "callerId": operator,
-            "principalOrgId": null,
-            "userArn": operator,
-            "userId": operator,
-        } });
-    }
-    match &route.authorizer {
-        Some(authorizer) => {
-            let route_key = format!("{} {path}", route.method);
-            match authorize(authorizer, &route_key, &parts, &context).await {
-                Ok(granted) => context["authorizer"] = serde_json::json!({ "lambda": granted }),
-                Err(response) => return response,
-            }
-        }
-        None if route.public || route.iam => {}
-        None => {
-            if let Some(account) = account {
-                context["authorizer"] = serde_json::json!({ "jwt": { "claims": { &app.identity.claim: account } } });
-            }
-        }
-    }
-    let req = match axum_to_lambda(AxumRequest::from_parts(parts, body), context).await {
-        Ok(req) => req,
-        Err(response) => return response,
-    };
-    match (route.handler)(req).await {
-        Ok(response) => lambda_to_axum(response),
-        Err(err) => {
-            tracing::error!(error = %err, "handler failed");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
 }
 
 /// 200 when the table and the events queue both answer, 503 naming the one that did not.
@@ -361,9 +99,12 @@ async fn clock_show(State(app): State<Arc<App>>) -> AxumResponse {
     }
 }
 
-/// `POST /_dev/clock` with `{"set": <unix>}` or `{"advance": <seconds>}`: moves the stack's
-/// time forward and answers it; `400 clock_backwards` for a move back, `409 clock_fixed` with
-/// real Stripe or on an app without a stack clock.
+/// `POST /_dev/clock` with `{"set": <unix>}` or `{"advance": <seconds>}` (and optionally
+/// `"wait": "applied"`): moves the stack's time forward, playing what the Stripe stand-in has
+/// due on the way ([`crate::travel`]), and answers the time reached once every event was
+/// accepted (or applied). `400 clock_backwards` for a move back, `409 clock_fixed` with real
+/// Stripe or on an app without a stack clock, `502 delivery_refused` when the intake refused
+/// events, `504 not_applied` when the worker did not apply them in time.
 async fn clock_move(State(app): State<Arc<App>>, body: axum::body::Bytes) -> AxumResponse {
     let Ok(request) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return dev_error(StatusCode::BAD_REQUEST, "malformed_body", "the body is not JSON");
@@ -371,87 +112,35 @@ async fn clock_move(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Axu
     let Some(clock) = &app.clock else {
         return dev_error(StatusCode::CONFLICT, "clock_fixed", "this stack runs on the system clock");
     };
-    let moved = match (
+    let usage = "the body must be {\"set\": <unix seconds>} or {\"advance\": <seconds>}, with \"wait\": \"applied\" or \"accepted\" optionally";
+    let wait = match request.get("wait").map(|w| w.as_str()) {
+        None | Some(Some("accepted")) => Wait::Accepted,
+        Some(Some("applied")) => Wait::Applied,
+        Some(_) => return dev_error(StatusCode::BAD_REQUEST, "invalid_clock", usage),
+    };
+    let known = request.as_object().is_some_and(|o| o.keys().all(|k| ["set", "advance", "wait"].contains(&k.as_str())));
+    let now = clock.now();
+    let to = match (
         request.get("set").map(serde_json::Value::as_i64),
         request.get("advance").map(serde_json::Value::as_i64),
     ) {
-        (Some(Some(at)), None) => clock.set(at),
-        (None, Some(Some(seconds))) => clock.advance(seconds),
-        _ => {
-            let message = "the body must be {\"set\": <unix seconds>} or {\"advance\": <seconds>}";
-            return dev_error(StatusCode::BAD_REQUEST, "invalid_clock", message);
-        }
+        _ if !known => return dev_error(StatusCode::BAD_REQUEST, "invalid_clock", usage),
+        (Some(Some(at)), None) => at,
+        (None, Some(Some(seconds))) => now.saturating_add(seconds),
+        _ => return dev_error(StatusCode::BAD_REQUEST, "invalid_clock", usage),
     };
-    match moved {
+    match crate::travel::travel(&app, to, wait).await {
         Ok(now) => clock_body(now),
-        Err(err @ ClockError::Backwards { .. }) => {
+        Err(TravelError::Clock(err @ ClockError::Backwards { .. })) => {
             dev_error(StatusCode::BAD_REQUEST, "clock_backwards", &err.to_string())
         }
-        Err(err @ ClockError::Fixed) => dev_error(StatusCode::CONFLICT, "clock_fixed", &err.to_string()),
-    }
-}
-
-/// The API Gateway request context (payload 2.0) of a local request, without an authorizer.
-fn request_context(parts: &axum::http::request::Parts) -> serde_json::Value {
-    serde_json::json!({
-        "requestId": uuid::Uuid::new_v4().to_string(),
-        "stage": "$default",
-        "http": { "method": parts.method.as_str(), "path": parts.uri.path(), "sourceIp": "127.0.0.1" },
-    })
-}
-
-/// Turns a local HTTP request into the API Gateway (HTTP API, payload 2.0) request a handler
-/// receives in Lambda, with `context` (its authorizer's part included) as its request context.
-pub async fn axum_to_lambda(
-    req: AxumRequest,
-    context: serde_json::Value,
-) -> Result<lambda_http::Request, AxumResponse> {
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_FORWARDED_BODY).await.map_err(|_| {
-        lambda_to_axum(
-            tollgate::edge::http::ApiError::new(
-                lambda_http::http::StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                "request body too large",
-            )
-            .into_response(),
-        )
-    })?;
-    let context = serde_json::from_value(context).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
-    let query: HashMap<String, Vec<String>> = parts
-        .uri
-        .query()
-        .map(|q| {
-            serde_urlencoded::from_str::<Vec<(String, String)>>(q).unwrap_or_default().into_iter().fold(
-                HashMap::new(),
-                |mut map: HashMap<String, Vec<String>>, (k, v)| {
-                    map.entry(k).or_default().push(v);
-                    map
-                },
-            )
-        })
-        .unwrap_or_default();
-    let body = if bytes.is_empty() {
-        Body::Empty
-    } else {
-        match String::from_utf8(bytes.to_vec()) {
-            Ok(text) => Body::Text(text),
-            Err(raw) => Body::Binary(raw.into_bytes()),
+        Err(TravelError::Clock(err @ ClockError::Fixed)) => {
+            dev_error(StatusCode::CONFLICT, "clock_fixed", &err.to_string())
         }
-    };
-    Ok(lambda_http::Request::from_parts(parts, body)
-        .with_request_context(RequestContext::ApiGatewayV2(context))
-        .with_query_string_parameters(query))
-}
-
-/// Turns a handler's response into the local server's.
-pub fn lambda_to_axum(response: lambda_http::Response<Body>) -> AxumResponse {
-    let (parts, body) = response.into_parts();
-    let body = match body {
-        Body::Empty => AxumBody::empty(),
-        Body::Text(text) => AxumBody::from(text),
-        Body::Binary(bytes) => AxumBody::from(bytes),
-        _ => AxumBody::empty(),
-    };
-    AxumResponse::from_parts(parts, body)
+        Err(err @ TravelError::NoClock) => dev_error(StatusCode::CONFLICT, "clock_fixed", &err.to_string()),
+        Err(err @ TravelError::Refused(_)) => dev_error(StatusCode::BAD_GATEWAY, "delivery_refused", &err.to_string()),
+        Err(err @ TravelError::NotApplied(..)) => {
+            dev_error(StatusCode::GATEWAY_TIMEOUT, "not_applied", &err.to_string())
+        }
+    }
 }

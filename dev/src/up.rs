@@ -6,7 +6,6 @@ use crate::resources::Template;
 use crate::server::{App, router};
 use anyhow::{Context, Result};
 use std::sync::Arc;
-use tollgate_standin::StandIn;
 
 /// Options of `up`.
 #[derive(Debug, Clone)]
@@ -15,7 +14,8 @@ pub struct UpOptions {
     pub moto_port: u16,
     /// Prefix of the local table and queue names.
     pub prefix: String,
-    /// Run a sync every this many seconds (off by default: `tollgate-dev sync` runs one).
+    /// Run a sync every this many seconds of the stack's time (off by default:
+    /// `tollgate-dev sync` runs one); a clock move then also runs it once per day crossed.
     pub sync_every: Option<u64>,
 }
 
@@ -38,15 +38,14 @@ pub async fn up(options: UpOptions) -> Result<()> {
 
     let base = format!("http://127.0.0.1:{}", options.port);
     let local = LocalEnv::new(&base, &resources)?;
-    let standin = local.uses_standin().then(StandIn::new);
-    match &standin {
+    let mut app = App::new(&aws, &template, &local)?;
+    match &app.standin {
         Some(_) => tracing::info!("Stripe: the local stand-in at {base}/stripe/"),
         None => tracing::info!("Stripe: the test-mode API (STRIPE_SECRET_KEY is set)"),
     }
-    let app = Arc::new(App::new(&aws, &template, &local)?);
-    if let (Some(standin), Some(clock)) = (&standin, &app.clock) {
-        standin.follow(Arc::clone(clock) as Arc<dyn tollgate::ports::clock::Clock>);
-    }
+    // The timer's runs follow the stack's time: a clock move runs the sync once per day crossed.
+    app.sync_follows_clock = options.sync_every.is_some();
+    let app = Arc::new(app);
     let events_url = resources.queue("EventsQueue")?.url.clone();
     let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::adapters::aws::sqs(&aws), events_url));
     let timer = options.sync_every.map(|seconds| {
@@ -72,10 +71,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
     println!("  API keys: cargo run -p tollgate-dev -- create-key --account acct_demo, then");
     println!("            curl -H 'Authorization: Bearer tg_test_...' {base}/api/subscription");
     println!("  Ctrl-C stops everything.");
-    axum::serve(listener, router(app, standin.as_ref().map(StandIn::router)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    axum::serve(listener, router(app, None)).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
     worker.abort();
     if let Some(timer) = timer {
         timer.abort();

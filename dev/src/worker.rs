@@ -3,7 +3,7 @@
 //! failed ones reappear after the visibility timeout and, after the template's
 //! maxReceiveCount, move to the dead-letter queue by the queue's own redrive.
 
-use crate::server::App;
+use crate::gateway::App;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use std::sync::Arc;
 use std::time::Duration;

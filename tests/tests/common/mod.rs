@@ -49,18 +49,24 @@ pub async fn serve_stack(test: &str) -> LocalStack {
 /// [`serve_stack`] as `tollgate-dev up` wires it with the stand-in: every function, the
 /// authorizers and the stand-in on the stack's own clock, which `/_dev/clock` moves.
 pub async fn serve_clocked_stack(test: &str) -> LocalStack {
+    serve_clocked_stack_syncing(test, false).await
+}
+
+/// [`serve_clocked_stack`] as `tollgate-dev up --sync-every` wires it when `sync_follows_clock`:
+/// clock moves run the sync once per day crossed and at the end.
+pub async fn serve_clocked_stack_syncing(test: &str, sync_follows_clock: bool) -> LocalStack {
     use tollgate_dev::server::{App, router};
     let (aws, resources) = local(test).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let standin = tollgate_standin::StandIn::new();
     let template = Template::load(&template_path()).unwrap();
     let env = tollgate_dev::env::LocalEnv::new(&base, &resources).unwrap();
-    let app = std::sync::Arc::new(App::new(&aws, &template, &env).unwrap());
-    let clock = app.clock.clone().expect("a stack on the stand-in has its own clock");
-    standin.follow(clock as std::sync::Arc<dyn tollgate::ports::clock::Clock>);
-    let served = router(std::sync::Arc::clone(&app), Some(standin.router()));
+    let mut app = App::new(&aws, &template, &env).unwrap();
+    app.sync_follows_clock = sync_follows_clock;
+    let app = std::sync::Arc::new(app);
+    let standin = app.standin.clone().expect("a stack on the stand-in has its own, on the stack's clock");
+    let served = router(std::sync::Arc::clone(&app), None);
     tokio::spawn(async move { axum::serve(listener, served).await });
     LocalStack { base, port, app, sqs: tollgate::adapters::aws::sqs(&aws), resources, standin }
 }
