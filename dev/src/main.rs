@@ -25,9 +25,16 @@ enum Command {
         moto_port: u16,
         #[arg(long, default_value = "tollgate-local")]
         prefix: String,
-        /// Also run a sync every SECONDS (off by default; `tollgate-dev sync` runs one).
+        /// Also run a sync every SECONDS of the stack's time (off by default; `tollgate-dev
+        /// sync` runs one).
         #[arg(long, value_name = "SECONDS")]
         sync_every: Option<u64>,
+        /// The stand-in's retries of a declined renewal: days after the attempt before, each.
+        #[arg(long, value_name = "DAYS", value_delimiter = ',', default_values_t = [3u32, 5, 7])]
+        retry_days: Vec<u32>,
+        /// What a subscription becomes once every retry failed.
+        #[arg(long, value_enum, default_value = "canceled")]
+        after_retries: AfterRetriesArg,
     },
     /// Like `stripe trigger`: bring the running stack's Stripe stand-in to the state EVENT
     /// implies and send the events Stripe would send, signed, to the local webhook intake.
@@ -120,6 +127,12 @@ enum Command {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
+enum AfterRetriesArg {
+    Canceled,
+    Unpaid,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
 enum CardArg {
     Decline,
     Pay,
@@ -139,8 +152,13 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env().add_directive("info".parse()?))
         .init();
     match Cli::parse().command {
-        Command::Up { port, moto_port, prefix, sync_every } => {
-            up(UpOptions { port, moto_port, prefix, sync_every }).await
+        Command::Up { port, moto_port, prefix, sync_every, retry_days, after_retries } => {
+            let after_retries = match after_retries {
+                AfterRetriesArg::Canceled => tollgate_standin::AfterRetries::Canceled,
+                AfterRetriesArg::Unpaid => tollgate_standin::AfterRetries::Unpaid,
+            };
+            let dunning = tollgate_standin::Dunning { retry_days, after_retries };
+            up(UpOptions { port, moto_port, prefix, sync_every, dunning }).await
         }
         Command::Trigger { event, account, plan, interval, outcome, pack, skip_delivery, port } => {
             let spec = TriggerSpec { event, account, plan, interval, outcome, pack };

@@ -17,6 +17,8 @@ pub struct UpOptions {
     /// Run a sync every this many seconds of the stack's time (off by default:
     /// `tollgate-dev sync` runs one); a clock move then also runs it once per day crossed.
     pub sync_every: Option<u64>,
+    /// The stand-in's retry schedule of declined renewals.
+    pub dunning: tollgate_standin::Dunning,
 }
 
 /// Runs the local stack until Ctrl-C or SIGTERM, then stops everything it started.
@@ -39,6 +41,9 @@ pub async fn up(options: UpOptions) -> Result<()> {
     let base = format!("http://127.0.0.1:{}", options.port);
     let local = LocalEnv::new(&base, &resources)?;
     let mut app = App::new(&aws, &template, &local)?;
+    if let Some(standin) = &app.standin {
+        standin.set_dunning(options.dunning.clone());
+    }
     match &app.standin {
         Some(_) => tracing::info!("Stripe: the local stand-in at {base}/stripe/"),
         None => tracing::info!("Stripe: the test-mode API (STRIPE_SECRET_KEY is set)"),
