@@ -21,7 +21,9 @@ use tollgate::ports::accounts::{Account, CustomerLink, Retirement};
 use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::ports::api_keys::KeyCreation;
 use tollgate::ports::checkouts::PendingCheckout;
-use tollgate::ports::credits::{CreditRecord, CreditRefund, EntryKind, LedgerEntry, LedgerPage, Spend, Spent};
+use tollgate::ports::credits::{
+    CreditRecord, CreditRefund, EntryKind, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
+};
 use tollgate::ports::events::EventLog;
 use tollgate::ports::events::{ApplyOutcome, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, ProcessedEvent};
 use tollgate::ports::invoices::InvoicePage;
@@ -1043,6 +1045,56 @@ mod contract {
         assert!(store.state(&id("acct_other_grant")).await.unwrap().grants.is_empty());
     }
 
+    pub async fn a_grant_to_a_linked_account_lands_once_and_never_after_its_deletion(store: impl Store + 'static) {
+        let store = Arc::new(store);
+        let never = id("acct_never_linked");
+        let acct = id("acct_grant_linked");
+        linked(&*store, "acct_grant_linked").await;
+
+        let unlinked = store.grant_to_linked(&never, &grant("cs_x", 10, None), &grant_entry("cs_x", 10)).await.unwrap();
+        let first = store.grant_to_linked(&acct, &grant("cs_1", 40, None), &grant_entry("cs_1", 40)).await.unwrap();
+        let again = store.grant_to_linked(&acct, &grant("cs_1", 40, None), &grant_entry("cs_1", 40)).await.unwrap();
+        // Twenty grants racing the account's deletion: whatever landed before it goes with it,
+        // nothing lands after it.
+        let racers: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, acct) = (Arc::clone(&store), acct.clone());
+                tokio::spawn(async move {
+                    let name = format!("cs_race_{i}");
+                    store.grant_to_linked(&acct, &grant(&name, 5, None), &grant_entry(&name, 5)).await.unwrap()
+                })
+            })
+            .collect();
+        let tombstone = Tombstone::default();
+        store
+            .retire(&acct, Some(&customer_of("acct_grant_linked")), Retirement::AccountDeleted, &tombstone)
+            .await
+            .unwrap();
+        for racer in racers {
+            racer.await.unwrap();
+        }
+        let late = store.grant_to_linked(&acct, &grant("cs_late", 5, None), &grant_entry("cs_late", 5)).await.unwrap();
+
+        assert_eq!(unlinked, GrantWrite::NotLinked);
+        assert_eq!((first, again), (GrantWrite::Written, GrantWrite::Exists));
+        assert_eq!(late, GrantWrite::NotLinked);
+        assert!(store.state(&never).await.unwrap().grants.is_empty());
+        let left = store.state(&acct).await.unwrap().grants;
+        assert!(left.is_empty(), "nothing re-created on the deleted account: {left:?}");
+    }
+
+    pub async fn a_grant_is_lengthened_only_forward(store: impl Store) {
+        let acct = id("acct_extend");
+        store.grant(&acct, &grant("plan-1-1", 40, Some(NOW + 100)), &grant_entry("plan-1-1", 40)).await.unwrap();
+
+        let longer = store.extend_grant(&acct, "plan-1-1", NOW + 500).await.unwrap();
+        let shorter = store.extend_grant(&acct, "plan-1-1", NOW + 200).await.unwrap();
+        let missing = store.extend_grant(&acct, "plan-9-9", NOW + 500).await.unwrap();
+
+        assert!(longer && !shorter && !missing);
+        assert_eq!(store.state(&acct).await.unwrap().grants[0].expires_at, Some(NOW + 500));
+    }
+
     pub async fn parallel_spenders_take_exactly_the_credits_left(store: impl Store + 'static) {
         let store = Arc::new(store);
         let acct = id("acct_spend");
@@ -1275,6 +1327,8 @@ macro_rules! contract_suite {
                 due_counters_page_through_every_due_counter_once,
                 parallel_reporters_record_one_pending_report,
                 a_grant_is_written_once_with_its_entry_and_read_with_the_state,
+                a_grant_to_a_linked_account_lands_once_and_never_after_its_deletion,
+                a_grant_is_lengthened_only_forward,
                 parallel_spenders_take_exactly_the_credits_left,
                 a_spend_commits_all_or_nothing_once_per_key,
                 a_credit_refund_gives_back_once,

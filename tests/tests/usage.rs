@@ -586,7 +586,7 @@ async fn a_credit_consumption_costs_a_query_and_a_transaction() {
     assert_eq!(second, StatusCode::OK);
     assert_eq!(log.take(), ["Query", "TransactWriteItems"]);
     let account = keys::account(&alice());
-    let grant = direct.item(account.clone(), &keys::grant(&format!("plan-{}-pro", NOW - 86_400))).await.unwrap();
+    let grant = direct.item(account.clone(), &keys::grant(&format!("plan-{}-1", NOW - 86_400))).await.unwrap();
     let record = direct.item(keys::credit_request(&alice(), "second"), keys::IDEMPOTENCY).await.unwrap();
     let written = sizes(&[record, grant]);
     assert!(written.iter().all(|size| *size < 1024), "{written:?}");
@@ -798,4 +798,52 @@ async fn requests_crossing_a_threshold_together_send_exactly_one_alert() {
         .collect();
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     assert_eq!(alerts[0]["details"]["threshold_percent"], 80);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn first_credit_operations_racing_an_upgrade_grant_the_higher_tier_s_credits_once_in_all() {
+    for round in 0..4 {
+        let log = RequestLog::default();
+        let direct = Arc::new(direct(&format!("credits-upgrade-race-{round}"), &log, None).await);
+        let pro = tollgate::domain::model::Projection {
+            current_period_start: Some(NOW - 86_400),
+            current_period_end: Some(NOW + 29 * 86_400),
+            billing_cycle_anchor: Some(NOW - 86_400),
+            ..tollgate::testing::projection("acct_alice")
+        };
+        tollgate::testing::subscribed(&direct.deps.usage.store, &pro).await;
+        let team = tollgate::domain::model::Projection {
+            plan: "team".into(),
+            price_lookup_key: Some("team_monthly".into()),
+            version: pro.version + 1,
+            ..pro.clone()
+        };
+        let spend = |key: String| json!({"event": "api_call_basic", "quantity": 1, "idempotency_key": key}).to_string();
+
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (direct, body) = (Arc::clone(&direct), spend(format!("race-{i}")));
+                tokio::spawn(async move { direct.call("POST", "/credits/consume", &body).await.0 })
+            })
+            .collect();
+        // The upgrade lands while they run: some read Pro, some Team.
+        tokio::time::sleep(std::time::Duration::from_millis(5 * round)).await;
+        tollgate::ports::subscriptions::SubscriptionStore::put_subscription(&direct.deps.usage.store, &team)
+            .await
+            .unwrap();
+        let mut statuses = Vec::new();
+        for task in tasks {
+            statuses.push(task.await);
+        }
+        let (after, _) = direct.call("POST", "/credits/consume", &spend("after".into())).await;
+        let state =
+            tollgate::ports::subscriptions::SubscriptionStore::state(&direct.deps.usage.store, &alice()).await.unwrap();
+
+        assert!(statuses.iter().all(|s| *s.as_ref().unwrap() == StatusCode::OK), "{statuses:?}");
+        assert_eq!(after, StatusCode::OK);
+        let plan: Vec<_> = state.grants.iter().filter(|g| g.id.starts_with("plan-")).collect();
+        let total: u64 = plan.iter().map(|g| g.credits).sum();
+        assert_eq!(total, 5_000, "Team's credits once in all, never Pro's on top: {plan:?}");
+        assert_eq!(state.grants.iter().map(|g| g.remaining).sum::<u64>(), 5_000 - 17);
+    }
 }

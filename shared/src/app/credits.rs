@@ -16,9 +16,11 @@ use crate::domain::access::{Reason, decide_account};
 use crate::domain::credits::{Balance, Grant, GrantKind, balance, draws, plan_grant};
 use crate::domain::model::AccountId;
 use crate::domain::notifications::{Kind, Notification};
-use crate::domain::usage::window;
+use crate::domain::usage::{Window, window};
 use crate::ports::StoreError;
-use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, EntryKind, LedgerEntry, Spend, Spent};
+use crate::ports::credits::{
+    CreditRecord, CreditRefund, CreditStore, EntryKind, GrantWrite, LedgerEntry, Spend, Spent,
+};
 use crate::ports::notifier::Notifier;
 use crate::ports::subscriptions::{AccountState, SubscriptionStore};
 use serde::{Deserialize, Serialize};
@@ -139,9 +141,13 @@ pub fn owed_grant(settings: &Settings, state: &AccountState) -> Option<Grant> {
     }
     let tier = settings.catalogue.tier(&access.plan)?;
     let window = window(state.subscription.as_ref(), now);
+    plan_grant(&tier.id, tier.credits, &window_grants(state, window), window, now)
+}
+
+/// The plan grants of `window` (their ids' prefix is its start).
+fn window_grants(state: &AccountState, window: Window) -> Vec<&Grant> {
     let prefix = format!("plan-{}-", window.start);
-    let granted = state.grants.iter().filter(|g| g.id.starts_with(&prefix)).map(|g| g.credits).sum();
-    plan_grant(&tier.id, tier.credits, granted, window, now)
+    state.grants.iter().filter(|g| g.kind == GrantKind::Subscription && g.id.starts_with(&prefix)).collect()
 }
 
 /// The balance of `state` at the settings' time, a grant still owed counted in (what the
@@ -153,8 +159,8 @@ pub fn balance_of(settings: &Settings, state: &AccountState) -> Balance {
 }
 
 /// Reads the account's state, first recording the expiry of grants that expired with credits
-/// left and writing the plan grant it is owed (each once: the ids are the grant's, and the
-/// window's and tier's).
+/// left, lengthening the window's plan grants to its end, and writing the plan grant it is
+/// owed (each once: the ids are the grant's, and the window's sequence).
 async fn granted_state<S: SubscriptionStore + CreditStore>(
     store: &S,
     settings: &Settings,
@@ -173,11 +179,24 @@ async fn granted_state<S: SubscriptionStore + CreditStore>(
             Err(err) => return Err(err),
         }
     }
-    if let Some(grant) = owed_grant(settings, &state) {
-        store.grant(account, &grant, &LedgerEntry::grant_of(&grant, settings.clock.now_ms())).await?;
-        wrote = true;
+    // The window's plan grants end with it, also when an interval change lengthened it.
+    let current = window(state.subscription.as_ref(), now);
+    for grant in
+        window_grants(&state, current).into_iter().filter(|g| g.expires_at.is_some_and(|end| end < current.end))
+    {
+        wrote |= store.extend_grant(account, &grant.id, current.end).await?;
     }
-    if wrote { store.state(account).await } else { Ok(state) }
+    let mut state = if wrote { store.state(account).await? } else { state };
+    // The plan grant owed, once: a racing operation that wrote the window's next grant first
+    // makes this one compute again from it; nothing is granted to an account no longer linked.
+    for _ in 0..ATTEMPTS {
+        let Some(grant) = owed_grant(settings, &state) else { return Ok(state) };
+        match store.grant_to_linked(account, &grant, &LedgerEntry::grant_of(&grant, settings.clock.now_ms())).await? {
+            GrantWrite::NotLinked => return Ok(state),
+            GrantWrite::Written | GrantWrite::Exists => state = store.state(account).await?,
+        }
+    }
+    Ok(state)
 }
 
 /// `POST /operator/accounts/{account_id}/credits/consume`: draws `quantity` x the event's cost
@@ -423,9 +442,13 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
             actor,
         );
         let entry = LedgerEntry::grant_of(&grant, settings.clock.now_ms());
-        return Ok(match store.grant(account, &grant, &entry).await? {
-            true => PackEffect::Granted,
-            false => PackEffect::AlreadyGranted,
+        return Ok(match store.grant_to_linked(account, &grant, &entry).await? {
+            GrantWrite::Written => PackEffect::Granted,
+            GrantWrite::Exists => PackEffect::AlreadyGranted,
+            GrantWrite::NotLinked => {
+                tracing::warn!(pack = purchase.pack, "a pack paid for an account deleted meanwhile: nothing granted");
+                PackEffect::None
+            }
         });
     }
     let Some(payment) = event.full_refund() else { return Ok(PackEffect::None) };
@@ -569,7 +592,7 @@ mod tests {
 
         let drawn = draws(&state.grants, 40, crate::domain::credits::DrawOrder::SoonestExpiring, NOW).unwrap();
 
-        assert_eq!(drawn, [crate::domain::credits::Draw { grant: format!("plan-{}-pro", NOW - 86_400), credits: 40 }]);
+        assert_eq!(drawn, [crate::domain::credits::Draw { grant: format!("plan-{}-1", NOW - 86_400), credits: 40 }]);
     }
 
     #[tokio::test]

@@ -85,18 +85,21 @@ pub struct UsageHistory {
     pub periods: Vec<UsagePeriod>,
 }
 
-/// The usage windows of `state` at `now`, newest first, at most `periods`. The current window
-/// is the one usage counts in now (DESIGN.md "Usage windows"); an earlier window is known by
-/// its counters' start, and ends where the next window starts or a month after its start,
-/// whichever is first (a subscription started or ended opens a new window early).
+/// The usage windows of `state` at `now`: the current one, then every other window that
+/// counted anything, by its start, newest first, at most `periods` in all. The current window
+/// is the one usage counts in now (DESIGN.md "Usage windows"); another window is known by its
+/// counters' start, and ends where the next window starts or a month after its start,
+/// whichever is first (a subscription started or ended closes the window in progress).
 pub fn history(settings: &Settings, state: &AccountState, periods: usize) -> UsageHistory {
     let now = settings.clock.now();
     let current = crate::domain::usage::window(state.subscription.as_ref(), now);
     let mut names: std::collections::BTreeSet<String> = settings.catalogue.metrics().map(|m| m.name.clone()).collect();
     names.extend(state.usage.iter().map(|c| c.metric.clone()));
-    let mut starts: Vec<i64> = state.usage.iter().map(|c| c.window_start).filter(|s| *s < current.start).collect();
+    let mut starts: Vec<i64> = state.usage.iter().map(|c| c.window_start).filter(|s| *s != current.start).collect();
     starts.sort_unstable_by(|a, b| b.cmp(a));
     starts.dedup();
+    let mut boundaries: Vec<i64> = starts.iter().copied().chain([current.start]).collect();
+    boundaries.sort_unstable();
     let period = |start: i64, end: i64, is_current: bool| UsagePeriod {
         start,
         end,
@@ -104,11 +107,10 @@ pub fn history(settings: &Settings, state: &AccountState, periods: usize) -> Usa
         metrics: names.iter().map(|name| (name.clone(), state.used(name, start))).collect(),
     };
     let mut answer = vec![period(current.start, current.end, true)];
-    let mut next_start = current.start;
     for start in starts.into_iter().take(periods.saturating_sub(1)) {
-        let end = next_start.min(crate::domain::usage::add_months(start, 1));
+        let next = boundaries.iter().copied().find(|b| *b > start).unwrap_or(i64::MAX);
+        let end = next.min(crate::domain::usage::add_months(start, 1));
         answer.push(period(start, end, false));
-        next_start = start;
     }
     UsageHistory { periods: answer }
 }

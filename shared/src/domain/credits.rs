@@ -147,24 +147,28 @@ pub fn pack_grant(pack: &CreditPack, session: &str, payment: Option<&str>, now: 
 /// The id of the plan's grant for the window that starts at `window_start`, on `tier`: one per
 /// window and tier, so a repeated grant is the same item and an upgrade's difference is granted
 /// once.
-pub fn plan_grant_id(window_start: i64, tier: &str) -> String {
-    format!("plan-{window_start}-{tier}")
+pub fn plan_grant_id(window_start: i64, nth: usize) -> String {
+    format!("plan-{window_start}-{nth}")
 }
 
 /// The plan grant owed for a window `[start, end)` on `tier` with `credits` per window, given
-/// what the window's plan grants already hold (`granted`): the difference after an upgrade, the
-/// whole amount at first, nothing when the plan grants no more (a downgrade grants nothing).
+/// what the window's `earlier` plan grants hold: the difference after an upgrade, the whole
+/// amount at first, nothing when the plan grants no more (a downgrade grants nothing). Its id
+/// is the window's next in sequence (`plan-<window start>-<n>`), so two first operations that
+/// race write one grant between them and the loser computes again from it: a window's plan
+/// grants never total more than its highest tier's credits.
 pub fn plan_grant(
     tier: &str,
     credits: u64,
-    granted: u64,
+    earlier: &[&Grant],
     window: crate::domain::usage::Window,
     now: i64,
 ) -> Option<Grant> {
+    let granted: u64 = earlier.iter().map(|g| g.credits).sum();
     let owed = credits.checked_sub(granted).filter(|owed| *owed > 0)?;
     Some(Grant {
         reversed: false,
-        id: plan_grant_id(window.start, tier),
+        id: plan_grant_id(window.start, earlier.len().saturating_add(1)),
         kind: GrantKind::Subscription,
         source: format!("plan:{tier}"),
         credits: owed,
@@ -224,13 +228,20 @@ mod tests {
     fn a_windows_plan_grant_is_its_difference_once_and_nothing_after_a_downgrade() {
         let window = crate::domain::usage::Window { start: 1_000, end: 2_000 };
 
-        let first = plan_grant("pro", 1_000, 0, window, 1_100).unwrap();
-        let upgrade = plan_grant("team", 5_000, 1_000, window, 1_200).unwrap();
+        let first = plan_grant("pro", 1_000, &[], window, 1_100).unwrap();
+        let upgrade = plan_grant("team", 5_000, &[&first], window, 1_200).unwrap();
 
-        assert_eq!((first.id.as_str(), first.credits, first.expires_at), ("plan-1000-pro", 1_000, Some(2_000)));
-        assert_eq!((upgrade.id.as_str(), upgrade.credits), ("plan-1000-team", 4_000));
-        assert_eq!(plan_grant("pro", 1_000, 5_000, window, 1_300), None, "a downgrade grants nothing back");
-        assert_eq!(plan_grant("free", 0, 0, window, 1_300), None);
+        assert_eq!((first.id.as_str(), first.credits, first.expires_at), ("plan-1000-1", 1_000, Some(2_000)));
+        assert_eq!(
+            (upgrade.id.as_str(), upgrade.credits, upgrade.source.as_str()),
+            ("plan-1000-2", 4_000, "plan:team")
+        );
+        assert_eq!(
+            plan_grant("pro", 1_000, &[&first, &upgrade], window, 1_300),
+            None,
+            "a downgrade grants nothing back"
+        );
+        assert_eq!(plan_grant("free", 0, &[], window, 1_300), None);
     }
 
     #[test]

@@ -126,6 +126,13 @@ pub struct Projection {
     pub interval: Option<Interval>,
     pub current_period_start: Option<i64>,
     pub current_period_end: Option<i64>,
+    /// Stripe's `billing_cycle_anchor`: the usage windows' monthly steps start from it.
+    #[serde(default)]
+    pub billing_cycle_anchor: Option<i64>,
+    /// Where the usage window in progress began (`domain::usage`'s rule); `None` before the
+    /// first one was kept.
+    #[serde(default)]
+    pub window_origin: Option<WindowOrigin>,
     pub trial_end: Option<i64>,
     pub cancel_at_period_end: bool,
     /// Unix seconds until which a `past_due` subscription keeps access.
@@ -142,6 +149,15 @@ pub struct Projection {
     /// When the Stripe state behind this projection was read, in Unix milliseconds. A write
     /// only lands if it is newer than what is stored.
     pub version: i64,
+}
+
+/// Where the usage window in progress began, kept in the projection (`domain::usage`'s rule): it runs from `start` to the
+/// schedule's first boundary after `after` (both Unix seconds), and windows follow the
+/// schedule from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowOrigin {
+    pub start: i64,
+    pub after: i64,
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use crate::domain::facts::{Facts, Tombstone};
 use crate::domain::model::{AccountId, Projection, SubscriptionStatus};
 use crate::domain::plans::{Catalogue, FREE};
 use crate::domain::snapshot::RemoteSubscription;
+use crate::domain::usage::origin_after;
 
 /// The subscription that governs the account (Stripe allows several; Tollgate sells one at a
 /// time): the newest that grants access (active, trialing, past due), else the newest other
@@ -58,7 +59,7 @@ pub fn project(
         |price| price.tier.clone(),
     );
     let same = previous.filter(|p| p.subscription_id.as_deref() == Some(sub.id.as_str()));
-    Some(Projection {
+    let mut next = Projection {
         account_id: account.clone(),
         customer_id: customer_id.to_owned(),
         subscription_id: Some(sub.id.clone()),
@@ -68,6 +69,8 @@ pub fn project(
         interval: item.and_then(|i| i.interval),
         current_period_start: item.and_then(|i| i.current_period_start),
         current_period_end: item.and_then(|i| i.current_period_end),
+        billing_cycle_anchor: sub.billing_cycle_anchor,
+        window_origin: None,
         trial_end: sub.trial_end,
         cancel_at_period_end: sub.cancel_at_period_end,
         grace_until: grace_until(sub.status, same.and_then(|p| p.grace_until), ctx.now, ctx.grace_days),
@@ -75,7 +78,9 @@ pub fn project(
         refunded_period_end: None,
         entitlements: vec![],
         version: ctx.version,
-    })
+    };
+    next.window_origin = origin_after(previous, &next, sub.created, sub.ended_at.unwrap_or(ctx.now));
+    Some(next)
 }
 
 /// Combines the versioned state with the recorded facts and the tombstone: the facts are

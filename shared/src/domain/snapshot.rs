@@ -15,6 +15,10 @@ pub struct RemoteSubscription {
     pub trial_end: Option<i64>,
     pub cancel_at_period_end: bool,
     pub created: i64,
+    /// Stripe's `billing_cycle_anchor`: where its periods step from (the day clamped).
+    pub billing_cycle_anchor: Option<i64>,
+    /// When it ended (canceled or expired), if it did.
+    pub ended_at: Option<i64>,
     /// The account id Tollgate put in the subscription's metadata, if any.
     pub account_hint: Option<String>,
     /// The newest invoice the subscription made: the one that paid its current period.

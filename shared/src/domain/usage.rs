@@ -1,13 +1,20 @@
 //! Usage windows and quotas (no I/O): the window an account's usage counts in, and what a
 //! metric's counter answers.
 //!
-//! Quotas are monthly. An account with a live subscription counts in monthly windows from its
-//! current period's start (its billing period for a monthly price; for a yearly price, monthly
-//! windows from the period's anchor); an account without one counts in the UTC calendar month.
-//! A plan change within one subscription keeps the window and its count; starting or ending a
-//! subscription opens a new window.
+//! Quotas are monthly, and an account's windows tile time: they never overlap and leave no gap.
+//! - A live subscription counts in monthly windows from its `billing_cycle_anchor`, the day
+//!   clamped as Stripe clamps it: for a monthly price exactly Stripe's periods (anchor Jan 31:
+//!   [Jan 31, Feb 28), [Feb 28, Mar 31), [Mar 31, Apr 30)), for a yearly price the same monthly
+//!   steps within the year.
+//! - An account without a live subscription counts in UTC calendar months.
+//! - The window in progress is kept when the schedule changes ([`WindowOrigin`]): a plan change
+//!   keeps everything; an interval change (Stripe moves the anchor to the change) lets the window
+//!   in progress run until the new schedule's first boundary after the change; starting or ending
+//!   a subscription closes the window in progress at that instant and opens the next.
 
 use crate::domain::model::Projection;
+use crate::domain::model::SubscriptionStatus::Trialing;
+pub use crate::domain::model::WindowOrigin;
 use serde::{Deserialize, Serialize};
 use time::{Date, Month, OffsetDateTime};
 
@@ -48,6 +55,46 @@ pub fn add_months(timestamp: i64, months: i64) -> i64 {
     }
 }
 
+/// The boundaries an account's windows follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Schedule {
+    /// Monthly from a billing cycle anchor, the day clamped.
+    Anchored(i64),
+    /// UTC calendar months.
+    Calendar,
+}
+
+impl Schedule {
+    fn of(projection: Option<&Projection>) -> Self {
+        match projection.filter(|p| p.status.is_live()) {
+            // Stored before anchors were kept: a trial's anchor is its end (as in Stripe),
+            // another's its period's start.
+            Some(live) => match live
+                .billing_cycle_anchor
+                .or(live.trial_end.filter(|_| live.status == Trialing))
+                .or(live.current_period_start)
+            {
+                Some(anchor) => Self::Anchored(anchor),
+                None => Self::Calendar,
+            },
+            None => Self::Calendar,
+        }
+    }
+
+    /// The schedule's window holding `at`.
+    fn holding(self, at: i64) -> Window {
+        match self {
+            Self::Anchored(anchor) => monthly_from(anchor, at),
+            Self::Calendar => calendar_month(at),
+        }
+    }
+
+    /// The schedule's first boundary after `at`.
+    fn boundary_after(self, at: i64) -> i64 {
+        self.holding(at).end
+    }
+}
+
 /// The monthly window from `anchor` that `now` falls in (the calendar month when the two are
 /// too far apart for the calendar, which only hostile times are).
 fn monthly_from(anchor: i64, now: i64) -> Window {
@@ -69,16 +116,58 @@ fn calendar_month(now: i64) -> Window {
     Window { start: first, end: add_months(first, 1) }
 }
 
-/// The window usage counts in at `now` for an account with `projection`. A live period
-/// shorter than a month (a trial) ends its window early: the next period starts a new one.
+/// The window usage counts in at `now` for an account with `projection` (see the module's
+/// rule): the window in progress since the projection's [`WindowOrigin`] until the schedule's
+/// first boundary after it, then the schedule's windows.
 pub fn window(projection: Option<&Projection>, now: i64) -> Window {
-    let Some(live) = projection.filter(|p| p.status.is_live()) else { return calendar_month(now) };
-    let Some(anchor) = live.current_period_start else { return calendar_month(now) };
-    let mut window = monthly_from(anchor, now);
-    if let Some(end) = live.current_period_end.filter(|end| now < *end && *end < window.end) {
-        window.end = end;
+    let schedule = Schedule::of(projection);
+    let origin = projection.and_then(|p| p.window_origin).or_else(|| {
+        // A projection stored before origins were kept: its period's start.
+        projection
+            .filter(|p| p.status.is_live())
+            .and_then(|p| p.current_period_start)
+            .map(|start| WindowOrigin { start, after: start })
+    });
+    match origin.filter(|o| o.start <= now) {
+        Some(origin) => {
+            let first_end = schedule.boundary_after(origin.after.max(origin.start));
+            if now < first_end { Window { start: origin.start, end: first_end } } else { schedule.holding(now) }
+        }
+        None => schedule.holding(now),
     }
-    window
+}
+
+/// The origin of the window in progress for a projection `next` that replaces `previous`.
+/// From Stripe's state alone wherever it can be, so that any delivery order of the events
+/// gives the projection in-order delivery gives: a subscription's windows start at its
+/// creation (`started`, closing the window in progress then), an ended one's Free windows at its
+/// end (`ended`). Only an interval change needs what was projected before: Stripe moves the
+/// anchor to the change, and the window in progress at the change (by the previous anchor)
+/// runs on until the new schedule's first boundary after the change, or after its own end when
+/// that comes later (never cut shorter). When the state before the change was never projected
+/// (every event of it arrived after), windows follow the new anchor from its creation.
+pub fn origin_after(
+    previous: Option<&Projection>,
+    next: &Projection,
+    started: i64,
+    ended: i64,
+) -> Option<WindowOrigin> {
+    if !next.status.is_live() {
+        return Some(WindowOrigin { start: ended, after: ended });
+    }
+    let same = previous.filter(|p| p.status.is_live() && p.subscription_id == next.subscription_id);
+    let created = WindowOrigin { start: started, after: started };
+    match same {
+        Some(previous)
+            if previous.billing_cycle_anchor != next.billing_cycle_anchor && next.billing_cycle_anchor.is_some() =>
+        {
+            let change = next.billing_cycle_anchor.unwrap_or(started);
+            let in_progress = window(Some(previous), change);
+            Some(WindowOrigin { start: in_progress.start, after: change.max(in_progress.end.saturating_sub(1)) })
+        }
+        Some(previous) => Some(previous.window_origin.unwrap_or(created)),
+        None => Some(created),
+    }
 }
 
 /// A metric's count in a window against its limit (`None`: unlimited).
@@ -236,6 +325,9 @@ mod tests {
             status: SubscriptionStatus::Trialing,
             current_period_start: Some(start),
             current_period_end: Some(start + 14 * 86_400),
+            // Stripe anchors a trialing subscription's cycle at the trial's end.
+            billing_cycle_anchor: Some(start + 14 * 86_400),
+            trial_end: Some(start + 14 * 86_400),
             ..crate::testing::projection("acct_1")
         };
         let paid = Projection {

@@ -144,6 +144,16 @@ pub struct LedgerPage {
     pub next: Option<String>,
 }
 
+/// What writing a grant to a linked account did ([`CreditStore::grant_to_linked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantWrite {
+    Written,
+    /// A grant with its id exists: nothing written.
+    Exists,
+    /// The account is not linked (never was, or was deleted meanwhile): nothing written.
+    NotLinked,
+}
+
 /// The credit ledger: grants (read with the account's state), consumptions decided in one
 /// transaction with their entry and idempotency record, refunds, the ledger by page.
 #[async_trait]
@@ -156,6 +166,20 @@ pub trait CreditStore: Send + Sync {
         grant: &crate::domain::credits::Grant,
         entry: &LedgerEntry,
     ) -> Result<bool, StoreError>;
+
+    /// Writes `grant` with its ledger entry, once, and only while the account is linked (its
+    /// profile stored: not deleted), all in one conditional write: a plan's or a pack's grant
+    /// racing `DELETE /account` never re-creates credits on the deleted account.
+    async fn grant_to_linked(
+        &self,
+        account: &AccountId,
+        grant: &crate::domain::credits::Grant,
+        entry: &LedgerEntry,
+    ) -> Result<GrantWrite, StoreError>;
+
+    /// Moves the end of grant `id` to `until`, if it ends earlier (a plan grant follows its
+    /// usage window when an interval change lengthened it); `false` when nothing changed.
+    async fn extend_grant(&self, account: &AccountId, id: &str, until: i64) -> Result<bool, StoreError>;
 
     /// Commits a consumption in one transaction: the record only if the key is new, the entry,
     /// and each draw only if its grant is live and still holds it.

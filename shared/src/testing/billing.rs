@@ -27,6 +27,8 @@ pub fn remote_subscription(
         trial_end: None,
         cancel_at_period_end: false,
         created: at,
+        billing_cycle_anchor: Some(at),
+        ended_at: None,
         account_hint: None,
         latest_invoice: Some(format!("in_{id}")),
     }

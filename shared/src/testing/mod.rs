@@ -80,6 +80,8 @@ impl Notifier for Outbox {
 /// fields a test is about with struct update syntax.
 pub fn projection(account: &str) -> Projection {
     Projection {
+        billing_cycle_anchor: None,
+        window_origin: None,
         account_id: AccountId::parse(account).expect("a valid test account id"),
         customer_id: format!("cus_{account}"),
         subscription_id: Some(format!("sub_{account}")),

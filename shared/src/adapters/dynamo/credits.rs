@@ -7,14 +7,21 @@ use super::{DynamoStore, IS_NEW, Item, Keyed, REQUEST_RECORD_TTL, from_item, n, 
 use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
-use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
+use crate::ports::credits::{
+    CreditRecord, CreditRefund, CreditStore, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
+};
 use crate::ports::keys;
 use crate::ports::subscriptions::SubscriptionStore;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 
 /// Guards a refund's give-back: the grant is still there and was not reversed.
 const GIVEN_BACK: &str = "attribute_exists(pk) AND attribute_not_exists(reversed)";
+/// How long a grant that ended stays in the account's state range (for its expiry entry, and
+/// a refund of what was drawn from it) before DynamoDB's TTL deletes it.
+const GRANT_KEPT_AFTER_END: i64 = 31 * 86_400;
+/// The item exists.
+const IS_STORED: &str = "attribute_exists(pk)";
 /// Guards a draw: the grant is live at `:now` and holds at least `:take`.
 const HOLDS: &str = "remaining >= :take AND (attribute_not_exists(ends_at) OR ends_at > :now)";
 
@@ -38,6 +45,14 @@ impl DynamoStore {
         self.put_new(&Keyed::new(keys::account(account), &keys::ledger(entry), entry))
     }
 
+    /// A new grant's put: written once; a grant that ends leaves the table
+    /// [`GRANT_KEPT_AFTER_END`] after it (DynamoDB's TTL), its history kept by the ledger.
+    fn grant_put(&self, account: &AccountId, grant: &Grant) -> Result<TransactWriteItem, StoreError> {
+        let mut keyed = Keyed::new(keys::account(account), &keys::grant(&grant.id), grant);
+        keyed.expires_at = grant.expires_at.map(|end| end.saturating_add(GRANT_KEPT_AFTER_END));
+        self.put_new(&keyed)
+    }
+
     fn grant_update(&self, account: &AccountId, grant: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         self.update(keys::account(account), keys::grant(grant))
     }
@@ -46,11 +61,49 @@ impl DynamoStore {
 #[async_trait]
 impl CreditStore for DynamoStore {
     async fn grant(&self, account: &AccountId, grant: &Grant, entry: &LedgerEntry) -> Result<bool, StoreError> {
-        let items = vec![
-            self.put_new(&Keyed::new(keys::account(account), &keys::grant(&grant.id), grant))?,
-            self.entry_put(account, entry)?,
-        ];
+        let items = vec![self.grant_put(account, grant)?, self.entry_put(account, entry)?];
         Ok(self.transact(items, "grant").await?.is_ok())
+    }
+
+    async fn grant_to_linked(
+        &self,
+        account: &AccountId,
+        grant: &Grant,
+        entry: &LedgerEntry,
+    ) -> Result<GrantWrite, StoreError> {
+        let profile = ConditionCheck::builder()
+            .table_name(self.table())
+            .key("pk", AttributeValue::S(keys::account(account)))
+            .key("sk", AttributeValue::S(keys::PROFILE.to_owned()))
+            .condition_expression(IS_STORED)
+            .build()
+            .expect("table, key and condition are set");
+        let items = vec![
+            self.grant_put(account, grant)?,
+            self.entry_put(account, entry)?,
+            TransactWriteItem::builder().condition_check(profile).build(),
+        ];
+        Ok(match self.transact(items, "grant").await? {
+            Ok(()) => GrantWrite::Written,
+            Err(failed) if failed.get(2) == Some(&true) => GrantWrite::NotLinked,
+            Err(_) => GrantWrite::Exists,
+        })
+    }
+
+    async fn extend_grant(&self, account: &AccountId, id: &str, until: i64) -> Result<bool, StoreError> {
+        let update = self
+            .grant_update(account, id)
+            .update_expression("SET ends_at = :until, expires_at = :kept")
+            .condition_expression("attribute_exists(pk) AND ends_at < :until")
+            .expression_attribute_values(":until", n(until))
+            .expression_attribute_values(":kept", n(until.saturating_add(GRANT_KEPT_AFTER_END)))
+            .build()
+            .expect("table, key and update are set");
+        match self.update_alone(update, "grant extended").await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict(_)) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     async fn spend(&self, s: &Spend<'_>) -> Result<Spent, StoreError> {

@@ -44,6 +44,8 @@ pub(super) fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSu
         trial_end: sub.trial_end,
         cancel_at_period_end: sub.cancel_at_period_end,
         created: sub.created,
+        billing_cycle_anchor: Some(sub.billing_cycle_anchor),
+        ended_at: sub.ended_at,
         account_hint: sub.metadata.get(crate::domain::events::ACCOUNT_METADATA_KEY).cloned(),
         latest_invoice: sub.latest_invoice.as_ref().and_then(|i| i.id().as_ref().map(|id| id.as_str().to_owned())),
     }

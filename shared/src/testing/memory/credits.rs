@@ -5,7 +5,9 @@ use super::MemoryStore;
 use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
-use crate::ports::credits::{CreditRecord, CreditRefund, CreditStore, LedgerEntry, LedgerPage, Spend, Spent};
+use crate::ports::credits::{
+    CreditRecord, CreditRefund, CreditStore, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
+};
 use crate::ports::keys;
 use async_trait::async_trait;
 
@@ -20,6 +22,37 @@ impl CreditStore for MemoryStore {
         grants.insert(grant.id.clone(), grant.clone());
         tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(entry), entry.clone());
         Ok(true)
+    }
+
+    async fn grant_to_linked(
+        &self,
+        account: &AccountId,
+        grant: &Grant,
+        entry: &LedgerEntry,
+    ) -> Result<GrantWrite, StoreError> {
+        let mut tables = self.lock();
+        if !tables.accounts.contains_key(account) {
+            return Ok(GrantWrite::NotLinked);
+        }
+        let grants = tables.grants.entry(account.clone()).or_default();
+        if grants.contains_key(&grant.id) {
+            return Ok(GrantWrite::Exists);
+        }
+        grants.insert(grant.id.clone(), grant.clone());
+        tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(entry), entry.clone());
+        Ok(GrantWrite::Written)
+    }
+
+    async fn extend_grant(&self, account: &AccountId, id: &str, until: i64) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        let grant = tables.grants.get_mut(account).and_then(|grants| grants.get_mut(id));
+        match grant {
+            Some(grant) if grant.expires_at.is_some_and(|end| end < until) => {
+                grant.expires_at = Some(until);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn spend(&self, s: &Spend<'_>) -> Result<Spent, StoreError> {
