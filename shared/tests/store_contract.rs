@@ -1106,7 +1106,8 @@ mod contract {
                 tokio::spawn(async move {
                     let key = format!("spend-{i}");
                     let (record, entry) = credit_spend(&key, "cs_30", 1, NOW * 1000 + i);
-                    let spend = Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW };
+                    let spend =
+                        Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW, emptied: &[] };
                     store.spend(&spend).await.unwrap()
                 })
             })
@@ -1134,15 +1135,25 @@ mod contract {
         };
         let (record, entry, now) =
             spend("k", vec![Draw { grant: "a".into(), credits: 5 }, Draw { grant: "b".into(), credits: 6 }], NOW);
-        let over = store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
+        let over = store
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .await
+            .unwrap();
         let (record, entry, now) = spend("k", vec![Draw { grant: "b".into(), credits: 1 }], NOW + 60);
-        let expired =
-            store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
+        let expired = store
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .await
+            .unwrap();
         let (record, entry, now) =
             spend("k", vec![Draw { grant: "a".into(), credits: 2 }, Draw { grant: "b".into(), credits: 1 }], NOW);
-        let done = store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
-        let replay =
-            store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now }).await.unwrap();
+        let done = store
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .await
+            .unwrap();
+        let replay = store
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .await
+            .unwrap();
 
         assert_eq!(over, Spent::Contended, "one draw over its grant: nothing drawn");
         assert_eq!(expired, Spent::Contended, "an expired grant is drawn from no more");
@@ -1157,7 +1168,10 @@ mod contract {
         let acct = id("acct_reversed_refund");
         store.grant(&acct, &grant("g", 10, None), &grant_entry("g", 10)).await.unwrap();
         let (record, entry) = credit_spend("job", "g", 6, NOW * 1000 + 1);
-        store.spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW }).await.unwrap();
+        store
+            .spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW, emptied: &[] })
+            .await
+            .unwrap();
         let reversal = LedgerEntry {
             id: "reversal-g".into(),
             kind: EntryKind::Reversal,
@@ -1184,7 +1198,10 @@ mod contract {
         let acct = id("acct_credit_refund");
         store.grant(&acct, &grant("g", 10, None), &grant_entry("g", 10)).await.unwrap();
         let (record, entry) = credit_spend("job", "g", 4, NOW * 1000 + 1);
-        store.spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW }).await.unwrap();
+        store
+            .spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW, emptied: &[] })
+            .await
+            .unwrap();
 
         let first = store.refund_credits(&acct, "job", NOW * 1000 + 2, "ops").await.unwrap();
         let second = store.refund_credits(&acct, "job", NOW * 1000 + 3, "ops").await.unwrap();
@@ -1203,7 +1220,10 @@ mod contract {
         let acct = id("acct_reverse");
         store.grant(&acct, &grant("pack", 10, None), &grant_entry("pack", 10)).await.unwrap();
         let (record, entry) = credit_spend("k", "pack", 3, NOW * 1000 + 1);
-        store.spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now: NOW }).await.unwrap();
+        store
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now: NOW, emptied: &[] })
+            .await
+            .unwrap();
         let reversal = |left: u64| LedgerEntry {
             withheld: None,
             actor: None,
@@ -1235,7 +1255,10 @@ mod contract {
         for i in 0..6 {
             let key = format!("k{i}");
             let (record, entry) = credit_spend(&key, "g", 1, NOW * 1000 + 10 + i);
-            store.spend(&Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW }).await.unwrap();
+            store
+                .spend(&Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW, emptied: &[] })
+                .await
+                .unwrap();
         }
 
         let mut ids = Vec::new();
@@ -1477,4 +1500,46 @@ async fn api_key_items_never_hold_the_key_and_retired_ones_expire() {
     let lookup = items.iter().find(|i| i["pk"].as_s().unwrap().starts_with("APIKEY#")).unwrap();
     assert_eq!(lookup["pk"].as_s().unwrap(), &format!("APIKEY#{}", key.hash.as_str()));
     assert_eq!(lookup["sk"].as_s().unwrap(), "KEY");
+}
+
+#[tokio::test]
+async fn grants_leave_the_hot_range_once_ended_or_spent_and_a_refund_keeps_a_spent_one() {
+    use tollgate::ports::credits::CreditStore;
+    let store = dynamo_store("grant-ttl").await;
+    let acct = id("acct_grant_ttl");
+    store.grant(&acct, &grant("plan-1-1", 10, Some(NOW + 100)), &grant_entry("plan-1-1", 10)).await.unwrap();
+    store.grant(&acct, &grant("cs_pack", 5, None), &grant_entry("cs_pack", 5)).await.unwrap();
+    let raw = aws_sdk_dynamodb::Client::new(&local_aws().await);
+    let ttl = |sk: String| {
+        let (raw, table) = (raw.clone(), store.table().to_owned());
+        async move {
+            let item = raw
+                .get_item()
+                .table_name(table)
+                .key("pk", AttributeValue::S(tollgate::ports::keys::account(&id("acct_grant_ttl"))))
+                .key("sk", AttributeValue::S(sk))
+                .send()
+                .await
+                .unwrap()
+                .item
+                .unwrap();
+            item.get("expires_at").map(|v| v.as_n().unwrap().parse::<i64>().unwrap())
+        }
+    };
+    let pack = tollgate::ports::keys::grant("cs_pack");
+    let fresh = ttl(pack.clone()).await;
+
+    let (record, entry) = credit_spend("all", "cs_pack", 5, NOW * 1000);
+    let emptied = ["cs_pack".to_owned()];
+    let spend = Spend { account: &acct, key: "all", record: &record, entry: &entry, now: NOW, emptied: &emptied };
+    assert_eq!(store.spend(&spend).await.unwrap(), Spent::Done);
+    let spent = ttl(pack.clone()).await;
+    store.refund_credits(&acct, "all", NOW * 1000 + 1, "ops").await.unwrap();
+    let refunded = ttl(pack).await;
+
+    assert_eq!(ttl(tollgate::ports::keys::grant("plan-1-1")).await, Some(NOW + 100 + 31 * 86_400), "an end: TTL");
+    assert_eq!(fresh, None, "a pack never ends");
+    assert_eq!(spent, Some(NOW + 31 * 86_400), "spent to 0: it leaves later");
+    assert_eq!(refunded, None, "given back: it stays");
+    assert_eq!(store.state(&acct).await.unwrap().grants.iter().find(|g| g.id == "cs_pack").unwrap().remaining, 5);
 }

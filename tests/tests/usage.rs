@@ -847,3 +847,40 @@ async fn first_credit_operations_racing_an_upgrade_grant_the_higher_tier_s_credi
         assert_eq!(state.grants.iter().map(|g| g.remaining).sum::<u64>(), 5_000 - 17);
     }
 }
+
+#[tokio::test]
+async fn a_pack_spent_to_zero_leaves_the_hot_range_later_and_one_with_credits_left_stays() {
+    use tollgate::ports::credits::CreditStore;
+    let log = RequestLog::default();
+    let direct = direct("pack-spent-ttl", &log, None).await;
+    let pack = |id: &str, credits: u64| tollgate::domain::credits::Grant {
+        reversed: false,
+        id: id.into(),
+        kind: tollgate::domain::credits::GrantKind::Purchased,
+        source: format!("checkout:{id}"),
+        credits,
+        remaining: credits,
+        granted_at: NOW,
+        expires_at: None,
+        payment: None,
+        actor: None,
+    };
+    let grant = pack("cs_pack", 5);
+    let entry = tollgate::ports::credits::LedgerEntry::grant_of(&grant, NOW * 1000);
+    direct.deps.usage.store.grant(&alice(), &grant, &entry).await.unwrap();
+    let spend = |quantity: u64, key: &str| {
+        json!({"event": "api_call_basic", "quantity": quantity, "idempotency_key": key}).to_string()
+    };
+
+    let (first, _) = direct.call("POST", "/credits/consume", &spend(2, "two")).await;
+    let partly = direct.item(keys::account(&alice()), &keys::grant("cs_pack")).await.unwrap();
+    let (second, _) = direct.call("POST", "/credits/consume", &spend(3, "three")).await;
+    let spent = direct.item(keys::account(&alice()), &keys::grant("cs_pack")).await.unwrap();
+
+    assert_eq!((first, second), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(partly["remaining"].as_n().unwrap(), "3");
+    assert!(!partly.contains_key("expires_at"), "credits left: it stays");
+    assert_eq!(spent["remaining"].as_n().unwrap(), "0");
+    let gone_at: i64 = spent["expires_at"].as_n().unwrap().parse().unwrap();
+    assert_eq!(gone_at, NOW + 31 * 86_400, "spent to 0: DynamoDB's TTL takes it a month later");
+}

@@ -259,7 +259,15 @@ where
             grant: None,
             actor: Some(actor.to_owned()),
         };
-        let spend = Spend { account, key: &key, record: &record, entry: &entry, now };
+        let emptied: Vec<String> = record
+            .draws
+            .iter()
+            .filter(|d| {
+                state.grants.iter().any(|g| g.id == d.grant && g.expires_at.is_none() && g.remaining == d.credits)
+            })
+            .map(|d| d.grant.clone())
+            .collect();
+        let spend = Spend { account, key: &key, record: &record, entry: &entry, now, emptied: &emptied };
         match deps.store.spend(&spend).await? {
             Spent::Done => {
                 let mut after = state.grants.clone();

@@ -120,6 +120,10 @@ pub struct Spend<'a> {
     pub record: &'a CreditRecord,
     pub entry: &'a LedgerEntry,
     pub now: i64,
+    /// Grants that never end which this spend empties (each drawn to exactly 0): they leave
+    /// the account's state items some time after (DynamoDB's TTL), unless a refund gives back
+    /// to them first.
+    pub emptied: &'a [String],
 }
 
 /// What [`CreditStore::spend`] did.

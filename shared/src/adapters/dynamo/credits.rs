@@ -111,12 +111,21 @@ impl CreditStore for DynamoStore {
         record.expires_at = Some((s.record.at_ms / 1000).saturating_add(REQUEST_RECORD_TTL));
         let mut items = vec![self.put_new(&record)?, self.entry_put(s.account, s.entry)?];
         for draw in &s.record.draws {
-            let update = self
-                .grant_update(s.account, &draw.grant)
-                .update_expression("SET remaining = remaining - :take")
-                .condition_expression(HOLDS)
+            let update = self.grant_update(s.account, &draw.grant);
+            // A grant that never ends, drawn to exactly 0, leaves the hot range after a while.
+            let update = if s.emptied.contains(&draw.grant) {
+                update
+                    .update_expression("SET remaining = remaining - :take, expires_at = :gone")
+                    .condition_expression("remaining = :take")
+                    .expression_attribute_values(":gone", n(s.now.saturating_add(GRANT_KEPT_AFTER_END)))
+            } else {
+                update
+                    .update_expression("SET remaining = remaining - :take")
+                    .condition_expression(HOLDS)
+                    .expression_attribute_values(":now", n(s.now))
+            };
+            let update = update
                 .expression_attribute_values(":take", n(draw.credits))
-                .expression_attribute_values(":now", n(s.now))
                 .build()
                 .expect("table, key and update are set");
             items.push(TransactWriteItem::builder().update(update).build());
@@ -145,18 +154,26 @@ impl CreditStore for DynamoStore {
         }
         // Draws from a grant reversed since are withheld; the others go back, each only while
         // its grant is still there and not reversed.
-        let reversed: Vec<String> =
-            self.state(account).await?.grants.into_iter().filter(|g| g.reversed).map(|g| g.id).collect();
-        let (withheld, back): (Vec<_>, Vec<_>) = record.draws.iter().partition(|d| reversed.contains(&d.grant));
+        let grants = self.state(account).await?.grants;
+        let reversed: Vec<&str> = grants.iter().filter(|g| g.reversed).map(|g| g.id.as_str()).collect();
+        let never_end: Vec<&str> = grants.iter().filter(|g| g.expires_at.is_none()).map(|g| g.id.as_str()).collect();
+        let (withheld, back): (Vec<_>, Vec<_>) =
+            record.draws.iter().partition(|d| reversed.contains(&d.grant.as_str()));
         let withheld = withheld.iter().map(|d| d.credits).sum();
         let mut items = vec![
             self.refund_mark(keys::credit_request(account, key)),
             self.entry_put(account, &record.refund_entry(at_ms, actor, withheld))?,
         ];
         for draw in back {
+            // A grant that never ends keeps its credits again: it stays.
+            let expression = if never_end.contains(&draw.grant.as_str()) {
+                "SET remaining = remaining + :take REMOVE expires_at"
+            } else {
+                "SET remaining = remaining + :take"
+            };
             let give_back = self
                 .grant_update(account, &draw.grant)
-                .update_expression("SET remaining = remaining + :take")
+                .update_expression(expression)
                 .condition_expression(GIVEN_BACK)
                 .expression_attribute_values(":take", n(draw.credits))
                 .build()
