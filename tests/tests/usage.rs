@@ -44,6 +44,17 @@ enum Fault {
     CancelAfterTheRecord,
     /// The transaction commits and its answer is lost on the way back.
     LoseTheAnswer,
+    /// The first `n` transactions are cancelled for a conflict with another in flight
+    /// (`TransactionConflict`), writing nothing, as DynamoDB does and moto never does.
+    Conflicts(usize),
+}
+
+/// Marks a request this interceptor made conflict.
+#[derive(Debug, Clone)]
+struct Conflicted;
+
+impl aws_smithy_types::config_bag::Storable for Conflicted {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
 }
 
 #[derive(Debug)]
@@ -70,6 +81,32 @@ impl Intercept for Faulty {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let Some(input) = context.input_mut().downcast_mut::<TransactWriteItemsInput>() else { return Ok(()) };
+        if let Fault::Conflicts(n) = self.fault
+            && self.transactions.fetch_add(1, Ordering::SeqCst) < n
+        {
+            // Sent to a table that does not exist, so that nothing is written; its answer
+            // becomes the conflict below.
+            let items = input.transact_items.take().unwrap_or_default();
+            let elsewhere = items.into_iter().map(|item| {
+                let mut item = item;
+                if let Some(put) = item.put.as_mut() {
+                    put.table_name = "tollgate-no-such-table".into();
+                }
+                if let Some(update) = item.update.as_mut() {
+                    update.table_name = "tollgate-no-such-table".into();
+                }
+                if let Some(check) = item.condition_check.as_mut() {
+                    check.table_name = "tollgate-no-such-table".into();
+                }
+                if let Some(delete) = item.delete.as_mut() {
+                    delete.table_name = "tollgate-no-such-table".into();
+                }
+                item
+            });
+            input.transact_items = Some(elsewhere.collect());
+            _cfg.interceptor_state().store_put(Conflicted);
+            return Ok(());
+        }
         if matches!(self.fault, Fault::CancelAfterTheRecord) && self.first("TransactWriteItems") {
             let items = input.transact_items.get_or_insert_with(Vec::new);
             let table = items[0].put().unwrap().table_name().to_owned();
@@ -82,6 +119,30 @@ impl Intercept for Faulty {
                 .unwrap();
             items.push(TransactWriteItem::builder().condition_check(never).build());
         }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_smithy_runtime_api::client::interceptors::context::BeforeDeserializationInterceptorContextMut<
+            '_,
+        >,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if cfg.load::<Conflicted>().is_none() {
+            return Ok(());
+        }
+        cfg.interceptor_state().unset::<Conflicted>();
+        let response = context.response_mut();
+        *response.status_mut() = aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap();
+        response.headers_mut().insert("x-amzn-errortype", "TransactionCanceledException");
+        let body = json!({
+            "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
+            "Message": "Transaction cancelled, please refer cancellation reasons for specific reasons [TransactionConflict]",
+            "CancellationReasons": [{"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}],
+        });
+        *response.body_mut() = aws_smithy_types::body::SdkBody::from(body.to_string());
         Ok(())
     }
 
@@ -191,6 +252,34 @@ async fn a_transaction_cancelled_after_the_idempotency_check_leaves_no_record_so
     assert_eq!(replayed, StatusCode::OK);
     assert_eq!(direct.used().await, 3, "counted once");
     assert!(direct.record("job-1").await.is_some());
+}
+
+#[tokio::test]
+async fn transactions_cancelled_for_a_conflict_are_sent_again_and_count_once() {
+    let log = RequestLog::default();
+    let direct = direct("usage-conflicts", &log, Some(Fault::Conflicts(3))).await;
+    let (counted, answer) = direct.call("POST", "/usage", &consume(3, "job-1")).await;
+    let sent = log.take().iter().filter(|op| *op == "TransactWriteItems").count();
+    let (replayed, _) = direct.call("POST", "/usage", &consume(3, "job-1")).await;
+
+    assert_eq!((counted, answer["used"].as_u64()), (StatusCode::OK, Some(3)), "{answer}");
+    assert_eq!(sent, 4, "three conflicts, then the commit");
+    assert_eq!(replayed, StatusCode::OK);
+    assert_eq!(direct.used().await, 3, "counted once");
+}
+
+#[tokio::test]
+async fn conflicts_beyond_the_retries_answer_unavailable_and_count_nothing() {
+    let log = RequestLog::default();
+    let direct = direct("usage-conflicts-forever", &log, Some(Fault::Conflicts(100))).await;
+
+    let (refused, answer) = direct.call("POST", "/usage", &consume(3, "job-1")).await;
+    let sent = log.take().iter().filter(|op| *op == "TransactWriteItems").count();
+
+    assert_eq!(refused, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(sent, 5, "the first attempt and four retries, bounded");
+    assert_eq!(direct.used().await, 0);
+    assert!(direct.record("job-1").await.is_none());
 }
 
 #[tokio::test]

@@ -106,6 +106,23 @@ where
     }
 }
 
+/// How often and how soon a transaction cancelled for a conflict is sent again.
+const CONFLICT_RETRIES: crate::adapters::stripe::retry::RetryPolicy = crate::adapters::stripe::retry::RetryPolicy {
+    max_retries: 4,
+    base_delay: std::time::Duration::from_millis(10),
+    max_delay: std::time::Duration::from_millis(200),
+};
+
+/// Whether DynamoDB cancelled the transaction only because another one in flight touched one
+/// of its items (no condition failed).
+fn in_conflict(err: &SdkError<TransactWriteItemsError, aws_smithy_runtime_api::http::Response>) -> bool {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancel)) = err.as_service_error() else {
+        return false;
+    };
+    let codes: Vec<Option<&str>> = cancel.cancellation_reasons().iter().map(|r| r.code()).collect();
+    codes.contains(&Some("TransactionConflict")) && !codes.contains(&Some("ConditionalCheckFailed"))
+}
+
 /// Which items of a cancelled transaction failed their condition (by position), or the
 /// error to return when the cancellation was not about conditions.
 fn failed_conditions(
@@ -295,14 +312,26 @@ impl DynamoStore {
         TransactWriteItem::builder().condition_check(check).build()
     }
 
+    /// Sends one transaction: `Ok(Err(failed))` names the items whose condition failed. A
+    /// transaction DynamoDB cancelled for a conflict with another in flight on one of its items
+    /// (`TransactionConflict`, which wrote nothing) is sent again after a jittered backoff, at
+    /// most [`CONFLICT_RETRIES`] times, then answered as throttled.
     async fn transact(
         &self,
         items: Vec<TransactWriteItem>,
         conflict: &'static str,
     ) -> Result<Result<(), Vec<bool>>, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(Ok(())),
-            Err(err) => failed_conditions(err, conflict).map(Err),
+        let mut attempt = 0;
+        loop {
+            let sent = self.client.transact_write_items().set_transact_items(Some(items.clone())).send().await;
+            match sent {
+                Ok(_) => return Ok(Ok(())),
+                Err(err) if attempt < CONFLICT_RETRIES.max_retries && in_conflict(&err) => {
+                    tokio::time::sleep(CONFLICT_RETRIES.delay(attempt, crate::adapters::stripe::retry::jitter())).await;
+                    attempt = attempt.saturating_add(1);
+                }
+                Err(err) => return failed_conditions(err, conflict).map(Err),
+            }
         }
     }
 
