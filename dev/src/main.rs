@@ -54,8 +54,9 @@ enum Command {
         /// How charge.dispute.closed ends (default won).
         #[arg(long, value_parser = ["won", "lost"])]
         outcome: Option<String>,
-        /// A credit pack of plans.toml: buys it (checkout.session.completed) or refunds its last
-        /// purchase (charge.refunded).
+        /// A credit pack of plans.toml: buys it (checkout.session.completed), refunds its last
+        /// purchase (charge.refunded), or disputes its last purchase's charge
+        /// (charge.dispute.created; charge.dispute.closed with --outcome).
         #[arg(long, value_name = "ID", conflicts_with_all = ["plan", "interval"])]
         pack: Option<String>,
         /// Record the events in the stand-in without delivering them (a missed delivery).

@@ -22,7 +22,7 @@ use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::ports::api_keys::KeyCreation;
 use tollgate::ports::checkouts::PendingCheckout;
 use tollgate::ports::credits::{
-    CreditRecord, CreditRefund, EntryKind, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
+    CreditRecord, CreditRefund, DisputeStep, EntryKind, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
 };
 use tollgate::ports::events::EventLog;
 use tollgate::ports::events::{ApplyOutcome, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, ProcessedEvent};
@@ -50,6 +50,8 @@ fn id(raw: &str) -> AccountId {
 fn grant(id: &str, credits: u64, expires_at: Option<i64>) -> Grant {
     let kind = if expires_at.is_some() { GrantKind::Subscription } else { GrantKind::Purchased };
     Grant {
+        frozen: None,
+        dispute_closed: false,
         reversed: false,
         actor: None,
         id: id.into(),
@@ -1083,6 +1085,53 @@ mod contract {
         assert!(left.is_empty(), "nothing re-created on the deleted account: {left:?}");
     }
 
+    pub async fn a_dispute_holds_a_grant_once_and_releases_or_forfeits_what_it_holds(store: impl Store) {
+        let acct = id("acct_dispute_grant");
+        let entry = |id: &str, kind: EntryKind, credits: i64| LedgerEntry {
+            id: id.into(),
+            kind,
+            credits,
+            ..grant_entry(id, 0)
+        };
+        store.grant(&acct, &grant("cs_won", 50, None), &grant_entry("cs_won", 50)).await.unwrap();
+        store.grant(&acct, &grant("cs_lost", 30, None), &grant_entry("cs_lost", 30)).await.unwrap();
+        store.grant(&acct, &grant("cs_late", 10, None), &grant_entry("cs_late", 10)).await.unwrap();
+        let (record, spent) = credit_spend("k", "cs_won", 5, NOW * 1000);
+        let spend = Spend { account: &acct, key: "k", record: &record, entry: &spent, now: NOW, emptied: &[] };
+        store.spend(&spend).await.unwrap();
+
+        let stale = store.dispute_grant(&acct, "cs_won", DisputeStep::Freeze { seen: 50 }, None).await.unwrap();
+        let freeze = entry("freeze-cs_won", EntryKind::Freeze, -45);
+        let held = store.dispute_grant(&acct, "cs_won", DisputeStep::Freeze { seen: 45 }, Some(&freeze)).await.unwrap();
+        let twice = store.dispute_grant(&acct, "cs_won", DisputeStep::Freeze { seen: 0 }, None).await.unwrap();
+        // A refund during the dispute is held with the rest.
+        store.refund_credits(&acct, "k", NOW * 1000 + 1, "ops").await.unwrap();
+        let during = store.state(&acct).await.unwrap().grants.into_iter().find(|g| g.id == "cs_won").unwrap();
+        let release = entry("release-cs_won", EntryKind::Release, 50);
+        let released =
+            store.dispute_grant(&acct, "cs_won", DisputeStep::Release { frozen: 50 }, Some(&release)).await.unwrap();
+        let freeze_lost = entry("freeze-cs_lost", EntryKind::Freeze, -30);
+        store.dispute_grant(&acct, "cs_lost", DisputeStep::Freeze { seen: 30 }, Some(&freeze_lost)).await.unwrap();
+        let reversal = entry("reversal-cs_lost", EntryKind::Reversal, 0);
+        let forfeit =
+            store.dispute_grant(&acct, "cs_lost", DisputeStep::Forfeit { frozen: 30 }, Some(&reversal)).await.unwrap();
+        let closed_first = store.dispute_grant(&acct, "cs_late", DisputeStep::Closed, None).await.unwrap();
+        let late_freeze = store.dispute_grant(&acct, "cs_late", DisputeStep::Freeze { seen: 10 }, None).await.unwrap();
+
+        assert!(!stale && held && !twice, "held once, as read");
+        assert_eq!((during.remaining, during.frozen), (0, Some(50)));
+        assert!(released && forfeit && closed_first && !late_freeze);
+        let grants = store.state(&acct).await.unwrap().grants;
+        let by_id = |id: &str| grants.iter().find(|g| g.id == id).unwrap().clone();
+        assert_eq!((by_id("cs_won").remaining, by_id("cs_won").frozen, by_id("cs_won").reversed), (50, None, false));
+        assert_eq!((by_id("cs_lost").remaining, by_id("cs_lost").frozen, by_id("cs_lost").reversed), (0, None, true));
+        assert_eq!((by_id("cs_late").remaining, by_id("cs_late").dispute_closed), (10, true));
+        let kinds: Vec<EntryKind> =
+            store.ledger(&acct, 20, None).await.unwrap().entries.into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.iter().filter(|k| **k == EntryKind::Freeze).count(), 2);
+        assert!(kinds.contains(&EntryKind::Release) && kinds.contains(&EntryKind::Reversal));
+    }
+
     pub async fn a_grant_is_lengthened_only_forward(store: impl Store) {
         let acct = id("acct_extend");
         store.grant(&acct, &grant("plan-1-1", 40, Some(NOW + 100)), &grant_entry("plan-1-1", 40)).await.unwrap();
@@ -1352,6 +1401,7 @@ macro_rules! contract_suite {
                 a_grant_is_written_once_with_its_entry_and_read_with_the_state,
                 a_grant_to_a_linked_account_lands_once_and_never_after_its_deletion,
                 a_grant_is_lengthened_only_forward,
+                a_dispute_holds_a_grant_once_and_releases_or_forfeits_what_it_holds,
                 parallel_spenders_take_exactly_the_credits_left,
                 a_spend_commits_all_or_nothing_once_per_key,
                 a_credit_refund_gives_back_once,

@@ -89,8 +89,10 @@ pub struct TriggerSpec {
     /// `won` or `lost`, for `charge.dispute.closed` only (default `won`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
-    /// A credit pack of the catalogue (its id), for `checkout.session.completed` (buys it) and
-    /// `charge.refunded` (refunds its newest purchase) only.
+    /// A credit pack of the catalogue (its id), for `checkout.session.completed` (buys it),
+    /// `charge.refunded` (refunds its newest purchase), `charge.dispute.created` and
+    /// `charge.dispute.closed` (a dispute on, and the close of one on, its newest purchase's
+    /// charge) and the delayed-payment events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pack: Option<String>,
 }
@@ -200,16 +202,18 @@ fn check(state: &State, spec: &TriggerSpec) -> Result<(), ApiError> {
 }
 
 /// Events a credit pack applies to.
-const PACK_EVENTS: [&str; 4] = [
+const PACK_EVENTS: [&str; 6] = [
     "checkout.session.completed",
     "checkout.session.async_payment_succeeded",
     "checkout.session.async_payment_failed",
     "charge.refunded",
+    "charge.dispute.created",
+    "charge.dispute.closed",
 ];
 
 fn check_pack(state: &State, spec: &TriggerSpec, pack: &str) -> Result<(), ApiError> {
     if !PACK_EVENTS.contains(&spec.event.as_str()) {
-        return Err(ApiError::invalid_value("pack", format!("pack applies to {} only.", PACK_EVENTS.join(" and "))));
+        return Err(ApiError::invalid_value("pack", format!("pack applies to {} only.", PACK_EVENTS.join(", "))));
     }
     if spec.plan.is_some() || spec.interval.is_some() {
         return Err(ApiError::invalid_value(
@@ -776,6 +780,13 @@ impl Trigger<'_> {
     /// completed payment-mode session with its metadata), buying the pack first when there is
     /// none or that charge is already refunded or disputed.
     fn pack_refunded(&mut self, pack: &str) -> Result<(), ApiError> {
+        let charge = self.pack_charge(pack, refundable)?;
+        self.refund(charge)
+    }
+
+    /// The charge of the account's newest purchase of credit pack `pack` when `usable` accepts
+    /// it, else the charge of a purchase made now.
+    fn pack_charge(&mut self, pack: &str, usable: impl Fn(&Value) -> bool) -> Result<Value, ApiError> {
         let account = json!(self.spec.account);
         let purchases: Vec<String> = self
             .state
@@ -791,15 +802,23 @@ impl Trigger<'_> {
             .map(|s| str_of(&s.stored.value, "payment_intent").to_owned())
             .collect();
         let newest = purchases.last().and_then(|payment_intent| self.charge_of(payment_intent));
-        let charge = match newest.filter(refundable) {
-            Some(charge) => charge,
+        match newest.filter(|c| usable(c)) {
+            Some(charge) => Ok(charge),
             None => {
                 let bought = self.buy_pack(pack)?;
                 let payment_intent = str_of(&bought, "payment_intent");
-                self.charge_of(payment_intent).ok_or_else(|| ApiError::no_such("charge", payment_intent))?
+                self.charge_of(payment_intent).ok_or_else(|| ApiError::no_such("charge", payment_intent))
             }
-        };
-        self.refund(charge)
+        }
+    }
+
+    /// Whether `dispute` is about the charge of a purchase of the spec's credit pack.
+    fn disputes_pack(&self, dispute: &Value) -> bool {
+        let pack = json!(self.spec.pack);
+        self.state.sessions.iter().any(|s| {
+            let session = &s.stored.value;
+            session["metadata"][PACK_METADATA_KEY] == pack && session["payment_intent"] == dispute["payment_intent"]
+        })
     }
 
     /// The charge of a payment intent.
@@ -830,7 +849,11 @@ impl Trigger<'_> {
     /// Opens a chargeback on the account's newest undisputed, unrefunded charge. Returns the
     /// dispute id.
     fn dispute_created(&mut self) -> Result<String, ApiError> {
-        let mut charge = self.paid_charge(|c| c["disputed"] == false && c["amount_refunded"] == 0)?;
+        let undisputed = |c: &Value| c["disputed"] == false && c["amount_refunded"] == 0;
+        let mut charge = match self.spec.pack.clone() {
+            Some(pack) => self.pack_charge(&pack, undisputed)?,
+            None => self.paid_charge(undisputed)?,
+        };
         let now = self.now();
         let dispute_id = self.state.new_id("dp_", 24);
         let dispute = objects::dispute(&dispute_id, &charge, now, now + DISPUTE_RESPONSE_DAYS * DAY);
@@ -852,6 +875,7 @@ impl Trigger<'_> {
             .iter()
             .filter(|d| OPEN_DISPUTE_STATUSES.contains(&str_of(&d.value, "status")))
             .filter(|d| self.state.charge(str_of(&d.value, "charge")).is_some_and(|c| c["customer"] == json!(customer)))
+            .filter(|d| self.spec.pack.is_none() || self.disputes_pack(&d.value))
             .max_by_key(|d| d.seq)
             .map(|d| id_of(&d.value));
         let id = match open {

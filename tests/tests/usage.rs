@@ -943,6 +943,8 @@ async fn a_pack_spent_to_zero_leaves_the_hot_range_later_and_one_with_credits_le
     let log = RequestLog::default();
     let direct = direct("pack-spent-ttl", &log, None).await;
     let pack = |id: &str, credits: u64| tollgate::domain::credits::Grant {
+        frozen: None,
+        dispute_closed: false,
         reversed: false,
         id: id.into(),
         kind: tollgate::domain::credits::GrantKind::Purchased,

@@ -6,6 +6,7 @@
 mod common;
 
 use serde_json::{Value, json};
+use tollgate::domain::usage::add_months;
 use tollgate::edge::webhook::DEV_WEBHOOK_SECRET;
 
 const DAY: i64 = 86_400;
@@ -81,9 +82,11 @@ async fn anchors_on_the_28th_to_the_31st_count_in_stripe_s_periods_with_one_plan
     for day in 28..=31 {
         let stack = common::serve_clocked_stack(&format!("anchor-{day}")).await;
         let account = format!("acct_anchor_{day}");
-        let started = JAN_1_NOON + (day - 1) * DAY;
-        move_clock(&stack.base, started).await;
+        move_clock(&stack.base, JAN_1_NOON + (day - 1) * DAY).await;
         subscribe(&stack, &account, "enterprise").await;
+        // The clock ran on while the session was paid: the anchor is the subscription's start.
+        let started = get(&stack.base, "/usage", &account).await["period_start"].as_i64().unwrap();
+        let period = |k: i64| add_months(started, k);
         get(&stack.base, "/credits", &account).await;
 
         move_clock(&stack.base, FEB_28_NOON + DAY).await; // March 1st
@@ -96,16 +99,18 @@ async fn anchors_on_the_28th_to_the_31st_count_in_stripe_s_periods_with_one_plan
 
         let window = (usage["period_start"].as_i64().unwrap(), usage["period_end"].as_i64().unwrap());
         let used = usage["metrics"]["api_calls"]["used"].as_u64().unwrap();
+        assert!((started - (JAN_1_NOON + (day - 1) * DAY)).abs() <= 5, "started on January {day}th at noon");
+        assert_eq!(period(1) - started, (28 + 31 - day) * DAY, "day {day}: its second period starts on Feb 28");
         if day == 28 {
-            let march_28 = FEB_28_NOON + 28 * DAY;
-            assert_eq!(window, (march_28, march_28 + 31 * DAY), "day 28: [Mar 28, Apr 28)");
+            assert_eq!(window, (period(2), period(3)), "day 28: [Mar 28, Apr 28)");
+            assert_eq!(period(3) - period(2), 31 * DAY);
             assert_eq!(used, 0);
-            assert_eq!(grants, [started, FEB_28_NOON, march_28], "day 28: one grant per period");
+            assert_eq!(grants, [started, period(1), period(2)], "day 28: one grant per period");
         } else {
-            let period_end = FEB_28_NOON + (day - 28) * DAY + 28 * DAY;
-            assert_eq!(window, (FEB_28_NOON, period_end), "day {day}: [Feb 28, Mar {day})");
+            assert_eq!(window, (period(1), period(2)), "day {day}: [Feb 28, Mar {day})");
+            assert_eq!(period(2) - period(1), (day - 28 + 28) * DAY, "day {day}: the period ends on March {day}th");
             assert_eq!(used, 7, "day {day}: the March 1st count");
-            assert_eq!(grants, [started, FEB_28_NOON], "day {day}: one grant per period");
+            assert_eq!(grants, [started, period(1)], "day {day}: one grant per period");
         }
     }
 }

@@ -63,6 +63,8 @@ fn bench(c: &mut Criterion) {
     });
     // Credits: a purchased grant no run of the bench can spend.
     let pack = tollgate::domain::credits::Grant {
+        frozen: None,
+        dispute_closed: false,
         reversed: false,
         actor: None,
         id: "cs_bench".into(),

@@ -422,6 +422,8 @@ pub enum PackEffect {
     AlreadyGranted,
     /// A fully refunded pack's remaining credits were removed (`spent`: what had been used).
     Reversed { removed: u64, spent: u64 },
+    /// A dispute on a pack's payment held, released or removed what was left of it.
+    Disputed,
     /// Nothing about credits.
     None,
 }
@@ -459,7 +461,22 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
             }
         });
     }
+    if let Some((payment, stage)) = event.payment_dispute() {
+        return dispute_pack(store, settings, event, account, payment, stage).await;
+    }
     let Some(payment) = event.full_refund() else { return Ok(PackEffect::None) };
+    reverse_pack(store, settings, event, account, payment).await
+}
+
+/// Removes what is left of the grant of the pack `payment` bought (a full refund, or a dispute
+/// lost before its opening was seen), once, with its `reversal` entry.
+async fn reverse_pack<S: SubscriptionStore + CreditStore>(
+    store: &S,
+    settings: &Settings,
+    event: &crate::domain::events::Incoming,
+    account: &AccountId,
+    payment: &str,
+) -> Result<PackEffect, StoreError> {
     for _ in 0..ATTEMPTS {
         let state = store.state(account).await?;
         let Some(grant) = state.grants.iter().find(|g| g.payment.as_deref() == Some(payment)) else {
@@ -491,6 +508,60 @@ pub async fn apply_event<S: SubscriptionStore + CreditStore>(
     Err(StoreError::Conflict("the refunded pack's grant kept changing; retry"))
 }
 
+/// A dispute on the payment that bought a pack: its opening holds what is left of the grant
+/// (`freeze`), a loss removes what is held and reverses the grant (`reversal`), a win gives it
+/// back (`release`). Each step once, in any delivery order: a loss seen first reverses at once,
+/// a win seen first is remembered, and an opening seen after its close holds nothing.
+async fn dispute_pack<S: SubscriptionStore + CreditStore>(
+    store: &S,
+    settings: &Settings,
+    event: &crate::domain::events::Incoming,
+    account: &AccountId,
+    payment: &str,
+    stage: crate::domain::events::DisputeStage,
+) -> Result<PackEffect, StoreError> {
+    use crate::domain::events::DisputeStage::{Lost, Opened, Won};
+    use crate::ports::credits::DisputeStep;
+    for _ in 0..ATTEMPTS {
+        let state = store.state(account).await?;
+        let Some(grant) = state.grants.iter().find(|g| g.payment.as_deref() == Some(payment)) else {
+            return Ok(PackEffect::None);
+        };
+        let entry = |kind: EntryKind, prefix: &str, credits: u64, sign: i64| LedgerEntry {
+            withheld: None,
+            id: format!("{prefix}-{}", grant.id),
+            kind,
+            at_ms: settings.clock.now_ms(),
+            credits: i64::try_from(credits).unwrap_or(i64::MAX).saturating_mul(sign),
+            event: None,
+            quantity: None,
+            grant: Some(grant.id.clone()),
+            actor: Some(crate::domain::actor::stripe_event(&event.id)),
+        };
+        let (step, entry) = match (stage, grant.frozen) {
+            (Opened, None) if !grant.reversed && !grant.dispute_closed => (
+                DisputeStep::Freeze { seen: grant.remaining },
+                Some(entry(EntryKind::Freeze, "freeze", grant.remaining, -1)),
+            ),
+            (Won, Some(frozen)) => {
+                (DisputeStep::Release { frozen }, Some(entry(EntryKind::Release, "release", frozen, 1)))
+            }
+            (Won, None) if !grant.dispute_closed && !grant.reversed => (DisputeStep::Closed, None),
+            (Lost, Some(frozen)) => {
+                (DisputeStep::Forfeit { frozen }, Some(entry(EntryKind::Reversal, "reversal", 0, 1)))
+            }
+            (Lost, None) if !grant.reversed => return reverse_pack(store, settings, event, account, payment).await,
+            // Held already, closed already, or reversed: a redelivery or a late event.
+            _ => return Ok(PackEffect::None),
+        };
+        if store.dispute_grant(account, &grant.id, step, entry.as_ref()).await? {
+            tracing::info!(grant = %grant.id, ?stage, "a dispute on a credit pack's payment moved its grant");
+            return Ok(PackEffect::Disputed);
+        }
+    }
+    Err(StoreError::Conflict("the disputed pack's grant kept changing; retry"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -517,6 +588,8 @@ mod tests {
     /// A purchased grant of `credits` (a pack, as the worker will grant it).
     async fn pack(deps: &UsageDeps<MemoryStore, Outbox>, id: &str, credits: u64) {
         let grant = Grant {
+            frozen: None,
+            dispute_closed: false,
             reversed: false,
             id: id.into(),
             kind: GrantKind::Purchased,

@@ -63,6 +63,8 @@ where
         .ok_or_else(|| invalid(format!("`reason` is required: 1 to {MAX_REASON_CHARS} characters")))?;
     let key = idempotency_key(body.idempotency_key).map_err(CreditError::Invalid)?;
     let grant = Grant {
+        frozen: None,
+        dispute_closed: false,
         reversed: false,
         id: format!("manual-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..24]),
         kind: if expires_at.is_some() { GrantKind::Subscription } else { GrantKind::Purchased },

@@ -52,6 +52,13 @@ pub struct Grant {
     /// a refund of a consumption drawn from it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reversed: bool,
+    /// While a dispute on the pack's payment is open: what was left of it when the dispute
+    /// opened (plus what refunds gave back since), held out of the balance until it closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<u64>,
+    /// A dispute on the pack's payment closed: a dispute event arriving late changes nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dispute_closed: bool,
     /// Who granted it ([`crate::domain::actor`]); `None` on grants stored before actors were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
@@ -131,6 +138,8 @@ pub struct CreditPack {
 /// events arrive.
 pub fn pack_grant(pack: &CreditPack, session: &str, payment: Option<&str>, now: i64, actor: String) -> Grant {
     Grant {
+        frozen: None,
+        dispute_closed: false,
         reversed: false,
         id: format!("pack-{session}"),
         kind: GrantKind::Purchased,
@@ -167,6 +176,8 @@ pub fn plan_grant(
     let granted: u64 = earlier.iter().map(|g| g.credits).sum();
     let owed = credits.checked_sub(granted).filter(|owed| *owed > 0)?;
     Some(Grant {
+        frozen: None,
+        dispute_closed: false,
         reversed: false,
         id: plan_grant_id(window.start, earlier.len().saturating_add(1)),
         kind: GrantKind::Subscription,
@@ -186,6 +197,8 @@ mod tests {
 
     fn grant(id: &str, kind: GrantKind, remaining: u64, expires_at: Option<i64>) -> Grant {
         Grant {
+            frozen: None,
+            dispute_closed: false,
             reversed: false,
             actor: None,
             id: id.into(),

@@ -26,6 +26,14 @@ pub struct PackPurchase<'a> {
     pub payment_intent: Option<&'a str>,
 }
 
+/// Where a dispute on a payment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeStage {
+    Opened,
+    Won,
+    Lost,
+}
+
 /// How to find the Stripe customer an event's object is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum About {
@@ -237,6 +245,19 @@ impl Incoming {
         let session = self.str_at(&["id"]).filter(|id| is_id(id))?;
         let pack = self.str_at(&["metadata", PACK_METADATA_KEY])?;
         Some(PackPurchase { session, pack, payment_intent: self.payment_intent() })
+    }
+
+    /// A dispute on a payment, as the event tells it: the payment's PaymentIntent and what
+    /// happened (`charge.dispute.created`: opened; `charge.dispute.closed`: won or lost, an
+    /// inquiry closed without a chargeback counting as won).
+    pub fn payment_dispute(&self) -> Option<(&str, DisputeStage)> {
+        let stage = match self.event_type.as_str() {
+            "charge.dispute.created" => DisputeStage::Opened,
+            "charge.dispute.closed" if self.str_at(&["status"]) == Some("lost") => DisputeStage::Lost,
+            "charge.dispute.closed" => DisputeStage::Won,
+            _ => return None,
+        };
+        Some((self.payment_intent()?, stage))
     }
 
     /// The PaymentIntent of a charge refunded in full (`charge.refunded` with `refunded: true`).

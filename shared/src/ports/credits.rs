@@ -15,6 +15,10 @@ pub enum EntryKind {
     Refund,
     Expiry,
     Reversal,
+    /// A dispute on a pack's payment opened: what was left of it is held (negative).
+    Freeze,
+    /// The dispute was won: what was held counts again (positive).
+    Release,
 }
 
 /// One entry of the credit ledger (append-only).
@@ -148,6 +152,19 @@ pub struct LedgerPage {
     pub next: Option<String>,
 }
 
+/// One step of a pack's grant through a dispute on its payment ([`CreditStore::dispute_grant`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisputeStep {
+    /// Opened: hold what is left (`seen`, as read), unless a dispute closed or it was reversed.
+    Freeze { seen: u64 },
+    /// Won: what is held (`frozen`, as read) counts again.
+    Release { frozen: u64 },
+    /// Lost: what is held (`frozen`, as read) is gone; the grant is reversed.
+    Forfeit { frozen: u64 },
+    /// Closed won before its opening was seen: only remembered, so a late opening holds nothing.
+    Closed,
+}
+
 /// What writing a grant to a linked account did ([`CreditStore::grant_to_linked`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantWrite {
@@ -210,6 +227,17 @@ pub trait CreditStore: Send + Sync {
         grant: &str,
         seen: u64,
         entry: &LedgerEntry,
+    ) -> Result<bool, StoreError>;
+
+    /// Moves grant `grant` one step through a dispute on the payment that bought it, with
+    /// `entry` when the step changes the balance, in one conditional write: `false` (nothing
+    /// written) when the grant is not as the step expects (read it again).
+    async fn dispute_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        step: DisputeStep,
+        entry: Option<&LedgerEntry>,
     ) -> Result<bool, StoreError>;
 
     /// The consumption recorded under `key`.

@@ -82,6 +82,8 @@ pub fn ledger(entry: &crate::ports::credits::LedgerEntry) -> String {
         EntryKind::Consumption => 2,
         EntryKind::Refund => 3,
         EntryKind::Reversal => 4,
+        EntryKind::Freeze => 5,
+        EntryKind::Release => 6,
     };
     format!("{LEDGER_PREFIX}{:016}#{rank}#{}", entry.at_ms.max(0), entry.id)
 }

@@ -8,7 +8,7 @@ use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::credits::{
-    CreditRecord, CreditRefund, CreditStore, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
+    CreditRecord, CreditRefund, CreditStore, DisputeStep, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
 };
 use crate::ports::keys;
 use crate::ports::subscriptions::SubscriptionStore;
@@ -157,6 +157,7 @@ impl CreditStore for DynamoStore {
         let grants = self.state(account).await?.grants;
         let reversed: Vec<&str> = grants.iter().filter(|g| g.reversed).map(|g| g.id.as_str()).collect();
         let never_end: Vec<&str> = grants.iter().filter(|g| g.expires_at.is_none()).map(|g| g.id.as_str()).collect();
+        let frozen: Vec<&str> = grants.iter().filter(|g| g.frozen.is_some()).map(|g| g.id.as_str()).collect();
         let (withheld, back): (Vec<_>, Vec<_>) =
             record.draws.iter().partition(|d| reversed.contains(&d.grant.as_str()));
         let withheld = withheld.iter().map(|d| d.credits).sum();
@@ -166,7 +167,10 @@ impl CreditStore for DynamoStore {
         ];
         for draw in back {
             // A grant that never ends keeps its credits again: it stays.
-            let expression = if never_end.contains(&draw.grant.as_str()) {
+            // Held by an open dispute: what comes back is held with the rest.
+            let expression = if frozen.contains(&draw.grant.as_str()) {
+                "SET frozen = frozen + :take"
+            } else if never_end.contains(&draw.grant.as_str()) {
                 "SET remaining = remaining + :take REMOVE expires_at"
             } else {
                 "SET remaining = remaining + :take"
@@ -210,6 +214,51 @@ impl CreditStore for DynamoStore {
             Ok(()) => Ok(true),
             Err(failed) if failed.first() == Some(&true) => Ok(false),
             Err(_) => Err(StoreError::Conflict("this grant was reversed already")),
+        }
+    }
+
+    async fn dispute_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        step: DisputeStep,
+        entry: Option<&LedgerEntry>,
+    ) -> Result<bool, StoreError> {
+        let update = self.grant_update(account, grant);
+        let update = match step {
+            DisputeStep::Freeze { seen } => update
+                .update_expression("SET frozen = :seen, remaining = :zero")
+                .condition_expression(
+                    "remaining = :seen AND attribute_not_exists(frozen) AND attribute_not_exists(reversed) \
+                     AND attribute_not_exists(dispute_closed)",
+                )
+                .expression_attribute_values(":seen", n(seen))
+                .expression_attribute_values(":zero", n(0)),
+            DisputeStep::Release { frozen } => update
+                .update_expression("SET remaining = remaining + :frozen, dispute_closed = :true REMOVE frozen")
+                .condition_expression("frozen = :frozen")
+                .expression_attribute_values(":frozen", n(frozen))
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+            DisputeStep::Forfeit { frozen } => update
+                .update_expression("SET reversed = :true, dispute_closed = :true REMOVE frozen")
+                .condition_expression("frozen = :frozen")
+                .expression_attribute_values(":frozen", n(frozen))
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+            DisputeStep::Closed => update
+                .update_expression("SET dispute_closed = :true")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(frozen)")
+                .expression_attribute_values(":true", AttributeValue::Bool(true)),
+        };
+        let mut items =
+            vec![TransactWriteItem::builder().update(update.build().expect("table, key and update are set")).build()];
+        if let Some(entry) = entry {
+            items.push(self.entry_put(account, entry)?);
+        }
+        match self.transact(items, "grant dispute").await? {
+            Ok(()) => Ok(true),
+            Err(failed) if failed.first() == Some(&true) => Ok(false),
+            // Its entry exists: the step was taken before.
+            Err(_) => Ok(false),
         }
     }
 

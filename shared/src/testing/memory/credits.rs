@@ -6,7 +6,7 @@ use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::credits::{
-    CreditRecord, CreditRefund, CreditStore, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
+    CreditRecord, CreditRefund, CreditStore, DisputeStep, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
 };
 use crate::ports::keys;
 use async_trait::async_trait;
@@ -101,6 +101,7 @@ impl CreditStore for MemoryStore {
         for draw in &record.draws {
             match grants.get_mut(&draw.grant) {
                 Some(g) if g.reversed => withheld += draw.credits,
+                Some(g) if g.frozen.is_some() => g.frozen = g.frozen.map(|f| f + draw.credits),
                 Some(g) => g.remaining += draw.credits,
                 None => {}
             }
@@ -131,6 +132,52 @@ impl CreditStore for MemoryStore {
         g.remaining = 0;
         g.reversed = true;
         tables.ledger.entry(account.clone()).or_default().insert(ledger_key, entry.clone());
+        Ok(true)
+    }
+
+    async fn dispute_grant(
+        &self,
+        account: &AccountId,
+        grant: &str,
+        step: DisputeStep,
+        entry: Option<&LedgerEntry>,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        if let Some(entry) = entry
+            && tables.ledger.get(account).is_some_and(|l| l.contains_key(&keys::ledger(entry)))
+        {
+            return Ok(false);
+        }
+        let Some(g) = tables.grants.get_mut(account).and_then(|g| g.get_mut(grant)) else { return Ok(false) };
+        match step {
+            DisputeStep::Freeze { seen } => {
+                if g.remaining != seen || g.frozen.is_some() || g.reversed || g.dispute_closed {
+                    return Ok(false);
+                }
+                g.frozen = Some(seen);
+                g.remaining = 0;
+            }
+            DisputeStep::Release { frozen } | DisputeStep::Forfeit { frozen } => {
+                if g.frozen != Some(frozen) {
+                    return Ok(false);
+                }
+                g.frozen = None;
+                g.dispute_closed = true;
+                match step {
+                    DisputeStep::Release { .. } => g.remaining += frozen,
+                    _ => g.reversed = true,
+                }
+            }
+            DisputeStep::Closed => {
+                if g.frozen.is_some() {
+                    return Ok(false);
+                }
+                g.dispute_closed = true;
+            }
+        }
+        if let Some(entry) = entry {
+            tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(entry), entry.clone());
+        }
         Ok(true)
     }
 
