@@ -172,7 +172,15 @@ fn event(raw: &str) -> ProcessedEvent {
 }
 
 fn pending(request_key: &str, nonce: &str, valid_until: i64) -> PendingCheckout {
-    PendingCheckout { request_key: request_key.into(), nonce: nonce.into(), session_id: None, url: None, valid_until }
+    PendingCheckout {
+        request_key: request_key.into(),
+        nonce: nonce.into(),
+        session_id: None,
+        url: None,
+        valid_until,
+        expires_at: None,
+        plan: false,
+    }
 }
 
 /// A new API key of account `raw` (its secret is dropped: the store never sees it).

@@ -10,6 +10,7 @@ pub(crate) const CHECKOUT_CREATE: &[&str] = &[
     "cancel_url",
     "client_reference_id",
     "customer",
+    "expires_at",
     "line_items",
     "metadata",
     "mode",

@@ -31,6 +31,14 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
         ("GET", ["customers"]) => list_customers(state, params),
         ("POST", ["checkout", "sessions"]) => create_checkout_session(state, params),
         ("GET", ["checkout", "sessions"]) => list_checkout_sessions(state, params),
+        ("GET", ["checkout", "sessions", id]) => {
+            params.allow_only(&[])?;
+            state.session(id).map(|s| s.stored.value.clone()).ok_or_else(|| ApiError::no_such("checkout.session", id))
+        }
+        ("POST", ["checkout", "sessions", id, "expire"]) => {
+            params.allow_only(&[])?;
+            state.expire_session(id)
+        }
         ("POST", ["billing_portal", "sessions"]) => create_portal_session(state, params),
         ("GET", ["subscriptions"]) => list_subscriptions(state, params),
         ("POST", ["subscriptions", id]) => update_subscription(state, id, params),
@@ -162,6 +170,14 @@ pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Res
         ));
     }
     let now = state.now();
+    // Stripe's range: 30 minutes to 24 hours after creation (default 24 hours).
+    let expires_at = params.int(&["expires_at"])?.unwrap_or(now + DAY);
+    if !(now + 1_800..=now + DAY).contains(&expires_at) {
+        return Err(ApiError::invalid_value(
+            "expires_at",
+            "The `expires_at` timestamp must be between 30 minutes and 24 hours from the Checkout Session's creation.",
+        ));
+    }
     let trial_days = params.int(&["subscription_data", "trial_period_days"])?;
     if trial_days.is_some_and(|days| days < 1) {
         return Err(ApiError::invalid_value(
@@ -187,7 +203,7 @@ pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Res
     let session = objects::checkout_session(NewCheckoutSession {
         id: &id,
         created: now,
-        expires_at: now + DAY,
+        expires_at,
         mode,
         customer,
         client_reference_id,

@@ -30,6 +30,7 @@ fn deps(store: DynamoStore, base: &str) -> Deps<DynamoStore, StripeBilling> {
             return_url: "https://app.example.com/billing".into(),
         },
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
+        session_ttl_seconds: 3600,
     };
     Deps { checkout, identity: IdentityConfig { claim: "sub".into() } }
 }

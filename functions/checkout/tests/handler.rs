@@ -40,6 +40,7 @@ async fn harness() -> Harness {
             return_url: "https://app.example.com/billing".into(),
         },
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
+        session_ttl_seconds: 3600,
     };
     let deps = Deps { checkout, identity: IdentityConfig { claim: "sub".into() } };
     Harness { deps, standin, clock }
@@ -204,8 +205,9 @@ async fn sixth_new_checkout_in_a_minute_gets_429_with_retry_after() {
         handle(&h.deps, request(Method::POST, "/checkout", Some(checkout_body("enterprise", "year")), Some("acct_d")))
             .await
             .unwrap();
+    // The latest session (an earlier plan's was expired when the next one opened).
     let repeat =
-        handle(&h.deps, request(Method::POST, "/checkout", Some(checkout_body("pro", "month")), Some("acct_d")))
+        handle(&h.deps, request(Method::POST, "/checkout", Some(checkout_body("enterprise", "month")), Some("acct_d")))
             .await
             .unwrap();
 

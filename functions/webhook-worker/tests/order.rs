@@ -243,6 +243,7 @@ fn deliver_ending(bodies: &[String], delete_at: Option<usize>) -> Retired {
                 return_url: "https://app.example.com".into(),
             },
             checkout_limit: tollgate::domain::ratelimit::Limit { limit: 5, window_ms: 60_000 },
+            session_ttl_seconds: 3600,
         };
         for (i, body) in bodies.iter().enumerate() {
             if delete_at == Some(i) {

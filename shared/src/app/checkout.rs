@@ -34,6 +34,8 @@ pub struct CheckoutDeps<S, B> {
     pub redirects: Redirects,
     /// New Checkout Sessions per account in any 60 seconds.
     pub checkout_limit: Limit,
+    /// How long a new Checkout Session can be paid (`CHECKOUT_SESSION_TTL_SECONDS`).
+    pub session_ttl_seconds: i64,
 }
 
 /// Why a checkout use case refused or failed. The HTTP mapping is in [`crate::edge::http`].
@@ -130,6 +132,19 @@ pub struct CancelRequest {
 pub struct SessionAnswer {
     pub url: String,
     pub session_id: String,
+    /// When the session expires (Unix seconds): it cannot be paid after.
+    pub expires_at: i64,
+}
+
+impl SessionAnswer {
+    /// The answer of a reservation whose session was made.
+    fn of(pending: &PendingCheckout) -> Option<Self> {
+        Some(Self {
+            url: pending.url.clone()?,
+            session_id: pending.session_id.clone()?,
+            expires_at: pending.expires_at.unwrap_or(pending.valid_until),
+        })
+    }
 }
 
 /// A customer portal session.
@@ -191,9 +206,9 @@ where
         return Err(CheckoutError::SubscriptionExists);
     }
     let request_key = hex::encode(&Sha256::digest(format!("{}|{success_url}|{cancel_url}", price.lookup_key))[..16]);
-    let pending = reserve_or_join(deps, account, &request_key).await?;
-    if let (Some(id), Some(url)) = (&pending.session_id, &pending.url) {
-        return Ok(SessionAnswer { url: url.clone(), session_id: id.clone() });
+    let pending = reserve_or_join(deps, account, &request_key, true).await?;
+    if let Some(answer) = SessionAnswer::of(&pending) {
+        return Ok(answer);
     }
 
     let customer_id = ensure_customer(deps, account, &state).await?;
@@ -219,8 +234,13 @@ where
         success_url,
         cancel_url,
         pack: None,
+        expires_at: session_expiry(deps, &pending),
     };
-    open_session(deps, account, pending, &request, "checkout").await
+    let answer = open_session(deps, account, pending, &request, "checkout").await?;
+    // One subscription session at a time: the account's others can no longer be paid.
+    expire_sessions(deps, account, |other| other.plan && other.session_id.as_deref() != Some(&answer.session_id))
+        .await?;
+    Ok(answer)
 }
 
 /// Creates the Checkout Session of `request` for the reservation `pending` (its nonce in the
@@ -239,12 +259,49 @@ where
 {
     let key = format!("{key_prefix}-{account}-{}", pending.nonce);
     let session = deps.billing.create_checkout_session(request, &key).await?;
-    let done = PendingCheckout { session_id: Some(session.id.clone()), url: Some(session.url.clone()), ..pending };
+    let done = PendingCheckout {
+        session_id: Some(session.id.clone()),
+        url: Some(session.url.clone()),
+        expires_at: Some(session.expires_at),
+        ..pending
+    };
     if let Err(err) = deps.store.complete_checkout(account, &done).await {
         // The session exists and is answered; unrecorded, a repeat would only make another.
         tracing::warn!(error = %err, "could not record the checkout session");
     }
-    Ok(SessionAnswer { url: session.url, session_id: session.id })
+    Ok(SessionAnswer { url: session.url, session_id: session.id, expires_at: session.expires_at })
+}
+
+/// When the reservation's session expires: fixed when it was reserved (a retried create sends
+/// the same), else the setting from now.
+fn session_expiry<S, B>(deps: &CheckoutDeps<S, B>, pending: &PendingCheckout) -> i64 {
+    pending.expires_at.unwrap_or_else(|| deps.settings.clock.now().saturating_add(deps.session_ttl_seconds))
+}
+
+/// Expires in Stripe the session of every reservation of the account that `which` picks and
+/// releases the reservation, so that none of them can be paid or handed out again.
+async fn expire_sessions<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    which: impl Fn(&PendingCheckout) -> bool,
+) -> Result<(), CheckoutError>
+where
+    S: CheckoutStore,
+    B: Billing,
+{
+    let now = deps.settings.clock.now();
+    for pending in deps.store.pending_checkouts(account).await?.into_iter().filter(|p| which(p)) {
+        let Some(session) = pending.session_id.as_deref() else { continue };
+        if pending.expires_at.is_some_and(|at| at <= now) {
+            continue;
+        }
+        deps.billing.expire_checkout_session(session, &format!("expire-{session}")).await?;
+        let released = PendingCheckout { valid_until: now, expires_at: Some(now), ..pending.clone() };
+        if let Err(err) = deps.store.complete_checkout(account, &released).await {
+            tracing::warn!(error = %err, "could not release an expired session's reservation");
+        }
+    }
+    Ok(())
 }
 
 /// `POST /credits/checkout`: a payment-mode Checkout Session for a credit pack, or the pending
@@ -268,9 +325,9 @@ where
     let success_url = redirect(&deps.redirects, body.success_url, &deps.redirects.success_url, "success_url")?;
     let cancel_url = redirect(&deps.redirects, body.cancel_url, &deps.redirects.cancel_url, "cancel_url")?;
     let request_key = hex::encode(&Sha256::digest(format!("pack|{}|{success_url}|{cancel_url}", pack.id))[..16]);
-    let pending = reserve_or_join(deps, account, &request_key).await?;
-    if let (Some(id), Some(url)) = (&pending.session_id, &pending.url) {
-        return Ok(SessionAnswer { url: url.clone(), session_id: id.clone() });
+    let pending = reserve_or_join(deps, account, &request_key, false).await?;
+    if let Some(answer) = SessionAnswer::of(&pending) {
+        return Ok(answer);
     }
     let state = deps.store.state(account).await?;
     let customer_id = ensure_customer(deps, account, &state).await?;
@@ -282,6 +339,7 @@ where
         success_url,
         cancel_url,
         pack: Some(pack.id.clone()),
+        expires_at: session_expiry(deps, &pending),
     };
     open_session(deps, account, pending, &request, "pack").await
 }
@@ -292,6 +350,7 @@ async fn reserve_or_join<S, B>(
     deps: &CheckoutDeps<S, B>,
     account: &AccountId,
     request_key: &str,
+    plan: bool,
 ) -> Result<PendingCheckout, CheckoutError>
 where
     S: CheckoutStore + RateLimitStore,
@@ -302,12 +361,18 @@ where
         if let Some(pending) = deps.store.pending_checkout(account, request_key, now).await? {
             return Ok(pending);
         }
+        // The session is reused while it is young, and never up to its expiry.
+        let expires_at = now.saturating_add(deps.session_ttl_seconds);
         let ours = PendingCheckout {
             request_key: request_key.to_owned(),
             nonce: uuid::Uuid::new_v4().simple().to_string(),
             session_id: None,
             url: None,
-            valid_until: now.saturating_add(CHECKOUT_REUSE_SECONDS),
+            valid_until: now
+                .saturating_add(CHECKOUT_REUSE_SECONDS)
+                .min(expires_at.saturating_sub(CHECKOUT_REUSE_SECONDS)),
+            expires_at: Some(expires_at),
+            plan,
         };
         match deps.store.reserve_checkout(account, &ours, now).await {
             Ok(()) => {}
@@ -468,11 +533,13 @@ where
 /// tombstone (see [`retire`]). Idempotent.
 pub async fn delete_account<S, B>(deps: &CheckoutDeps<S, B>, account: &AccountId) -> Result<Deleted, CheckoutError>
 where
-    S: AccountStore + SubscriptionStore + ApiKeyStore,
+    S: AccountStore + SubscriptionStore + ApiKeyStore + CheckoutStore,
     B: Billing,
 {
     let state = deps.store.state(account).await?;
     let customer = state.profile.map(|p| p.customer_id).or(state.subscription.map(|p| p.customer_id));
+    // No session opened before may be paid after: every one is expired first, packs included.
+    expire_sessions(deps, account, |_| true).await?;
     let mut canceled: u32 = 0;
     let mut had_subscription = false;
     if let Some(customer) = &customer {

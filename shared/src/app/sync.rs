@@ -554,6 +554,10 @@ mod tests {
             self.fake.create_checkout_session(request, key).await
         }
 
+        async fn expire_checkout_session(&self, session_id: &str, key: &str) -> Result<(), BillingError> {
+            self.fake.expire_checkout_session(session_id, key).await
+        }
+
         async fn create_portal_session(&self, customer: &str, url: &str, key: &str) -> Result<String, BillingError> {
             self.fake.create_portal_session(customer, url, key).await
         }

@@ -22,6 +22,7 @@ pub mod vars {
     pub const DEFAULT_CANCEL_URL: &str = "DEFAULT_CANCEL_URL";
     pub const DEFAULT_RETURN_URL: &str = "DEFAULT_RETURN_URL";
     pub const CHECKOUT_SESSIONS_PER_MINUTE: &str = "CHECKOUT_SESSIONS_PER_MINUTE";
+    pub const CHECKOUT_SESSION_TTL_SECONDS: &str = "CHECKOUT_SESSION_TTL_SECONDS";
     pub const NOTIFICATIONS_QUEUE_URL: &str = "NOTIFICATIONS_QUEUE_URL";
     pub const STRIPE_WEBHOOK_SECRETS: &str = "STRIPE_WEBHOOK_SECRETS";
     pub const STRIPE_LIVEMODE: &str = "STRIPE_LIVEMODE";
@@ -60,6 +61,15 @@ impl<F: Fn(&str) -> Option<String>> Source for F {
 
 fn required(src: &impl Source, name: &'static str) -> Result<String, ConfigError> {
     src.get(name).ok_or(ConfigError::Missing(name))
+}
+
+/// `value` of setting `name` if it lies in `range`.
+fn within(value: i64, name: &'static str, range: std::ops::RangeInclusive<i64>) -> Result<i64, ConfigError> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    let reason = format!("{value} is outside {} to {}", range.start(), range.end());
+    Err(ConfigError::Invalid { name, reason })
 }
 
 fn parsed<T: std::str::FromStr>(src: &impl Source, name: &'static str, default: T) -> Result<T, ConfigError>
@@ -147,6 +157,8 @@ pub struct CheckoutConfig {
     pub redirects: Redirects,
     /// New Checkout Sessions per account in any 60 seconds.
     pub sessions_per_minute: usize,
+    /// How long a new Checkout Session can be paid, in seconds (Stripe allows 1800 to 86400).
+    pub session_ttl_seconds: i64,
     /// Grace days, for projections rewritten after a plan change or cancellation.
     pub grace_days: u32,
 }
@@ -159,6 +171,11 @@ impl CheckoutConfig {
             stripe: StripeConfig::load(src)?,
             redirects: redirects(src)?,
             sessions_per_minute: parsed(src, vars::CHECKOUT_SESSIONS_PER_MINUTE, 5usize)?,
+            session_ttl_seconds: within(
+                parsed(src, vars::CHECKOUT_SESSION_TTL_SECONDS, 3600i64)?,
+                vars::CHECKOUT_SESSION_TTL_SECONDS,
+                1800..=86_400,
+            )?,
             grace_days: parsed(src, vars::GRACE_DAYS, 3u32)?,
         })
     }
@@ -285,6 +302,30 @@ mod tests {
         let err = SubscriptionConfig::load(&source(&[])).unwrap_err();
 
         assert_eq!(err.to_string(), "missing environment variable TABLE_NAME");
+    }
+
+    #[test]
+    fn a_checkout_session_lives_an_hour_unless_set_within_stripe_s_range() {
+        let with = |ttl: Option<&str>| {
+            let mut pairs = vec![
+                ("TABLE_NAME", "t"),
+                ("STRIPE_SECRET_KEY", "sk_test_x"),
+                ("DEFAULT_SUCCESS_URL", "https://app.example.com/ok"),
+                ("DEFAULT_CANCEL_URL", "https://app.example.com/no"),
+                ("DEFAULT_RETURN_URL", "https://app.example.com/billing"),
+                ("ALLOWED_REDIRECT_ORIGINS", "https://app.example.com"),
+            ];
+            pairs.extend(ttl.map(|ttl| ("CHECKOUT_SESSION_TTL_SECONDS", ttl)));
+            CheckoutConfig::load(&source(&pairs)).map(|c| c.session_ttl_seconds)
+        };
+
+        assert_eq!(with(None).unwrap(), 3_600);
+        assert_eq!(with(Some("1800")).unwrap(), 1_800);
+        assert_eq!(with(Some("86400")).unwrap(), 86_400);
+        for refused in ["1799", "86401", "soon"] {
+            let err = with(Some(refused)).unwrap_err().to_string();
+            assert!(err.contains("CHECKOUT_SESSION_TTL_SECONDS"), "{refused}: {err}");
+        }
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn checkout_deps(
         settings: Settings::new(config.grace_days, clock)?,
         redirects: config.redirects.clone(),
         checkout_limit: Limit { limit: config.sessions_per_minute, window_ms: 60_000 },
+        session_ttl_seconds: config.session_ttl_seconds,
     })
 }
 

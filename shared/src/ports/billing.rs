@@ -36,6 +36,8 @@ pub struct CheckoutRequest {
     /// A credit pack (`plans.toml` id): the session is in payment mode for the pack's
     /// one-time price, and its metadata names the pack; `None`: a subscription.
     pub pack: Option<String>,
+    /// When the session expires (Unix seconds, 30 minutes to 24 hours from its creation).
+    pub expires_at: i64,
 }
 
 /// A created Checkout Session.
@@ -115,6 +117,11 @@ pub trait Billing: Send + Sync {
         request: &CheckoutRequest,
         idempotency_key: &str,
     ) -> Result<CheckoutSession, BillingError>;
+
+    /// Expires an open Checkout Session now, so it can no longer be paid (Stripe sends
+    /// `checkout.session.expired`). A session no longer open (paid, expired) or unknown is no
+    /// error: nothing is left to expire.
+    async fn expire_checkout_session(&self, session_id: &str, idempotency_key: &str) -> Result<(), BillingError>;
 
     /// Creates a customer portal session; answers its URL.
     async fn create_portal_session(

@@ -17,6 +17,13 @@ pub struct PendingCheckout {
     pub url: Option<String>,
     /// Unix seconds; a reservation past it is free to be replaced.
     pub valid_until: i64,
+    /// When its session expires in Stripe (Unix seconds), fixed when reserved so a retried
+    /// create sends the same; `None` on reservations made before sessions had one.
+    #[serde(default)]
+    pub expires_at: Option<i64>,
+    /// A subscription's session (not a credit pack's): opening one expires the account's others.
+    #[serde(default)]
+    pub plan: bool,
 }
 
 /// Checkout Sessions requested and not yet expired, per account and request.
@@ -38,6 +45,9 @@ pub trait CheckoutStore: Send + Sync {
         pending: &PendingCheckout,
         now: i64,
     ) -> Result<(), StoreError>;
+
+    /// Every reservation of the account, whatever its validity (the sessions to expire).
+    async fn pending_checkouts(&self, account: &AccountId) -> Result<Vec<PendingCheckout>, StoreError>;
 
     /// Stores the session created for a reservation, if the reservation is still `nonce`'s.
     /// `Conflict` when another request replaced it.

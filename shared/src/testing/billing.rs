@@ -275,7 +275,12 @@ impl Billing for FakeBilling {
     ) -> Result<CheckoutSession, BillingError> {
         self.record(format!("create_checkout_session {idempotency_key}"));
         let id = format!("cs_{}", request.account);
-        Ok(CheckoutSession { url: format!("https://checkout.example/{id}"), id, expires_at: 0 })
+        Ok(CheckoutSession { url: format!("https://checkout.example/{id}"), id, expires_at: request.expires_at })
+    }
+
+    async fn expire_checkout_session(&self, session_id: &str, idempotency_key: &str) -> Result<(), BillingError> {
+        self.record(format!("expire_checkout_session {session_id} {idempotency_key}"));
+        Ok(())
     }
 
     async fn create_portal_session(

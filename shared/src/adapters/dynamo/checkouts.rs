@@ -1,6 +1,6 @@
 //! The DynamoDB adapter of [`CheckoutStore`]: a reservation per request key, replaced only once expired.
 
-use super::{DynamoStore, IS_FREE_RESERVATION, IS_OUR_RESERVATION, Keyed, classify, to_item};
+use super::{DynamoStore, IS_FREE_RESERVATION, IS_OUR_RESERVATION, Keyed, classify, from_item, to_item};
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::checkouts::{CheckoutStore, PendingCheckout};
@@ -38,6 +38,11 @@ impl CheckoutStore for DynamoStore {
             .await
             .map(|_| ())
             .map_err(|e| classify(e, "checkout already pending"))
+    }
+
+    async fn pending_checkouts(&self, account: &AccountId) -> Result<Vec<PendingCheckout>, StoreError> {
+        let items = self.query_prefix(&keys::account(account), keys::CHECKOUT_PREFIX).await?;
+        items.into_iter().map(|item| Ok(from_item::<Keyed<PendingCheckout>>(item)?.data)).collect()
     }
 
     async fn complete_checkout(&self, account: &AccountId, pending: &PendingCheckout) -> Result<(), StoreError> {

@@ -322,6 +322,7 @@ impl Billing for StripeBilling {
                 item.price = Some(price.clone());
                 item.quantity = Some(1);
                 let session = CreateCheckoutSession::new()
+                    .expires_at(request.expires_at)
                     .customer(request.customer_id.as_str())
                     .client_reference_id(request.account.as_str())
                     .line_items(vec![item])
@@ -339,6 +340,18 @@ impl Billing for StripeBilling {
             .await?;
         let url = session.url.ok_or_else(|| BillingError::Unavailable("Checkout Session without a URL".into()))?;
         Ok(CheckoutSession { id: session.id.as_str().to_owned(), url, expires_at: session.expires_at })
+    }
+
+    async fn expire_checkout_session(&self, session_id: &str, idempotency_key: &str) -> Result<(), BillingError> {
+        let expired = self
+            .send(Some(idempotency_key), || stripe_checkout::checkout_session::ExpireCheckoutSession::new(session_id))
+            .await;
+        match expired {
+            // Paid or expired already (Stripe refuses to expire a session that is not open),
+            // or gone: nothing is left to expire.
+            Ok(_) | Err(BillingError::NotFound | BillingError::Rejected { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     async fn create_portal_session(

@@ -33,6 +33,11 @@ impl CheckoutStore for MemoryStore {
         Ok(())
     }
 
+    async fn pending_checkouts(&self, account: &AccountId) -> Result<Vec<PendingCheckout>, StoreError> {
+        let tables = self.lock();
+        Ok(tables.pending.iter().filter(|((a, _), _)| a == account).map(|(_, p)| p.clone()).collect())
+    }
+
     async fn complete_checkout(&self, account: &AccountId, pending: &PendingCheckout) -> Result<(), StoreError> {
         let mut tables = self.lock();
         match tables.pending.get_mut(&(account.clone(), pending.request_key.clone())) {
