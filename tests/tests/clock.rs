@@ -345,3 +345,30 @@ async fn an_item_whose_expires_at_passed_on_the_clock_reads_as_absent() {
     assert_eq!((first, replayed), (1, 1), "within 7 days the key is remembered");
     assert_eq!(forgotten, 2, "its record expired on the clock: the key is new again");
 }
+
+#[tokio::test]
+async fn tollgate_dev_card_makes_the_next_renewal_fail_and_pay_makes_the_retry_succeed() {
+    let stack = common::serve_clocked_stack("card-cli").await;
+    let account = "acct_card_cli";
+    move_clock(&stack.base, MARCH_10).await;
+    let response = reqwest::Client::new()
+        .post(format!("{}/checkout", stack.base))
+        .header("x-tollgate-account", account)
+        .json(&json!({"plan": "enterprise", "interval": "month"}))
+        .send()
+        .await
+        .unwrap();
+    let session = response.json::<Value>().await.unwrap()["session_id"].as_str().unwrap().to_owned();
+    tollgate_dev::trigger::pay(&stack.base, DEV_WEBHOOK_SECRET, &session, |_| {}).await.unwrap();
+    stack.drain().await;
+
+    tollgate_dev::ops::card(stack.port, account, tollgate_standin::CardBehaviour::Decline).await.unwrap();
+    move_clock(&stack.base, MARCH_10 + 31 * DAY + 2 * HOUR).await;
+    let declined = read(&stack.base, "/subscription", account).await;
+    tollgate_dev::ops::card(stack.port, account, tollgate_standin::CardBehaviour::Pay).await.unwrap();
+    move_clock(&stack.base, MARCH_10 + 34 * DAY + 2 * HOUR).await;
+    let recovered = read(&stack.base, "/subscription", account).await;
+
+    assert_eq!(declined["status"], "past_due", "{declined}");
+    assert_eq!(recovered["status"], "active", "the retry three days later paid: {recovered}");
+}
