@@ -22,6 +22,7 @@ pub(crate) const LINE_ITEM: &[&str] = &["price", "quantity"];
 /// Under `subscription_data`.
 pub(crate) const CHECKOUT_SUBSCRIPTION_DATA: &[&str] = &["metadata", "trial_period_days"];
 pub(crate) const PORTAL_CREATE: &[&str] = &["customer", "return_url"];
+pub(crate) const REFUND_CREATE: &[&str] = &["payment_intent"];
 pub(crate) const SUBSCRIPTION_LIST: &[&str] = &["customer", "ending_before", "limit", "starting_after", "status"];
 pub(crate) const SUBSCRIPTION_UPDATE: &[&str] = &["cancel_at_period_end", "items", "proration_behavior"];
 /// Under `items[i]`.

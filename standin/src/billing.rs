@@ -151,6 +151,25 @@ impl State {
         Ok(charge_id)
     }
 
+    /// Refunds what is left of `charge` in full and records `charge.refunded`; returns the
+    /// refund.
+    pub(crate) fn refund_charge(&mut self, before: &Value) -> Value {
+        let now = self.now();
+        let amount = before["amount"].as_i64().unwrap_or_default();
+        let remaining = amount - before["amount_refunded"].as_i64().unwrap_or_default();
+        let refund_id = self.new_id("re_", 24);
+        let refund = objects::refund(&refund_id, before, remaining, now);
+        let mut charge = before.clone();
+        charge["amount_refunded"] = json!(amount);
+        charge["refunded"] = json!(true);
+        if let Some(refunds) = charge["refunds"]["data"].as_array_mut() {
+            refunds.insert(0, refund.clone());
+        }
+        let previous = self.replace_billing_object(charge.clone());
+        self.record_event("charge.refunded", charge, previous);
+        refund
+    }
+
     /// A payment attempt that failed (`invoice.payment_failed`: the next retry of the
     /// schedule is set, if any is left) or needs the customer to authenticate
     /// (`invoice.payment_action_required`: no retry); the invoice stays open and the

@@ -201,6 +201,12 @@ impl StandIn {
         self.lock().faults.extend(std::iter::repeat_n(status, n));
     }
 
+    /// Makes the next `n` requests whose path ends with `suffix` (e.g. `/expire`) fail with
+    /// `status`, as [`StandIn::fail_next`] does for any request.
+    pub fn fail_path(&self, suffix: &str, n: usize, status: u16) {
+        self.lock().path_faults.push((suffix.to_owned(), n, status));
+    }
+
     /// Carries out the next `n` requests to `path` (e.g. `/v1/billing/meter_events`; replays
     /// of an idempotent one included), then answers each 500 as if the connection died after
     /// Stripe acted.
@@ -405,6 +411,13 @@ impl StandIn {
         let request_id = state.new_id("req_", 14);
         if let Some(status) = state.faults.pop_front() {
             let error = ApiError::injected(status);
+            return answer(error.status, &error.body(), &request_id, false);
+        }
+        if let Some(fault) =
+            state.path_faults.iter_mut().find(|(suffix, n, _)| *n > 0 && path.ends_with(suffix.as_str()))
+        {
+            fault.1 -= 1;
+            let error = ApiError::injected(fault.2);
             return answer(error.status, &error.body(), &request_id, false);
         }
         let (Ok(form), Ok(query_pairs)) = (form, query_pairs) else {

@@ -52,6 +52,7 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
             state.charge(id).cloned().ok_or_else(|| ApiError::no_such("charge", id))
         }
         ("GET", ["events"]) => list_events(state, params),
+        ("POST", ["refunds"]) => create_refund(state, params),
         ("GET", ["invoices"]) => list_invoices(state, params),
         ("GET", ["invoice_payments"]) => list_invoice_payments(state, params),
         ("POST", ["billing", "meter_events"]) => create_meter_event(state, params),
@@ -220,6 +221,27 @@ pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Res
         plan: SessionPlan { items, trial_days, metadata: subscription_metadata },
     });
     Ok(session)
+}
+
+/// Refunds a payment intent's charge in full (what Tollgate asks when it cancels a subscription
+/// that should not exist).
+fn create_refund(state: &mut State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::REFUND_CREATE)?;
+    let payment_intent = params.require(&["payment_intent"])?;
+    let charge = state
+        .charges
+        .iter()
+        .map(|c| &c.value)
+        .find(|c| c["payment_intent"].as_str() == Some(payment_intent))
+        .cloned()
+        .ok_or_else(|| ApiError::no_such_param("payment_intent", payment_intent, "payment_intent"))?;
+    if charge["refunded"] == true {
+        return Err(ApiError::invalid_state(format!(
+            "Charge {} has already been refunded.",
+            charge["id"].as_str().unwrap_or_default()
+        )));
+    }
+    Ok(state.refund_charge(&charge))
 }
 
 fn list_checkout_sessions(state: &State, params: &Params) -> Result<Value, ApiError> {

@@ -88,6 +88,8 @@ pub(crate) struct State {
     pub(crate) requests: Vec<RecordedRequest>,
     pub(crate) idempotency: HashMap<String, Saved>,
     pub(crate) faults: VecDeque<u16>,
+    /// Faults for requests whose path ends with a suffix: (suffix, how many left, status).
+    pub(crate) path_faults: Vec<(String, usize, u16)>,
     pub(crate) cause: EventCause,
     /// The retry schedule of failed subscription payments.
     pub(crate) dunning: Dunning,
@@ -156,6 +158,7 @@ impl State {
             requests: Vec::new(),
             idempotency: HashMap::new(),
             faults: VecDeque::new(),
+            path_faults: Vec::new(),
             cause: None,
             dunning: Dunning::default(),
             declining: BTreeSet::new(),
@@ -497,6 +500,10 @@ impl State {
             let request = SubscriptionRequest { items, trial_end, metadata };
             self.create_subscription(&customer_id, request)
         });
+        // Without a trial the first period is paid on the hosted page: its invoice, paid.
+        if let Some(created) = subscription.as_ref().filter(|_| trial_end.is_none()) {
+            self.bill_first_period(created)?;
+        }
         let pays_now = value["mode"] == json!("payment") && paying == Paying::Now;
         let payment_intent = pays_now.then(|| self.pay_checkout(&value, &customer));
         let payment_status = match (value["mode"].as_str(), paying) {
@@ -520,6 +527,18 @@ impl State {
         let completed = stored.clone();
         self.record_event("checkout.session.completed", completed.clone(), None);
         Ok(completed)
+    }
+
+    /// Invoices a new subscription's first period (`subscription_create`) and pays it.
+    fn bill_first_period(&mut self, subscription: &Value) -> Result<(), ApiError> {
+        let id = subscription["id"].as_str().unwrap_or_default().to_owned();
+        let invoice_id = self.new_id("in_", 24);
+        let mut billed = self.subscription_value(&id)?;
+        billed["latest_invoice"] = json!(invoice_id);
+        self.replace_subscription(&id, billed.clone());
+        let now = self.now();
+        self.issue_invoice(&billed, &invoice_id, "subscription_create", (now, now));
+        self.pay_invoice(&invoice_id).map(drop)
     }
 
     /// Settles the delayed payment of a payment-mode session that completed `unpaid`: it

@@ -829,20 +829,8 @@ impl Trigger<'_> {
 
     /// Refunds what is left of `before` and records `charge.refunded`.
     fn refund(&mut self, before: Value) -> Result<(), ApiError> {
-        let now = self.now();
-        let amount = before["amount"].as_i64().unwrap_or_default();
-        let remaining = amount - before["amount_refunded"].as_i64().unwrap_or_default();
-        let refund_id = self.state.new_id("re_", 24);
-        let refund = objects::refund(&refund_id, &before, remaining, now);
-        let mut charge = before.clone();
-        charge["amount_refunded"] = json!(amount);
-        charge["refunded"] = json!(true);
-        if let Some(refunds) = charge["refunds"]["data"].as_array_mut() {
-            refunds.insert(0, refund);
-        }
         self.by_request();
-        let previous = self.state.replace_billing_object(charge.clone());
-        self.state.record_event("charge.refunded", charge, previous);
+        self.state.refund_charge(&before);
         Ok(())
     }
 

@@ -957,6 +957,11 @@ async fn every_recorded_event_parses_as_a_webhook_event() {
             "customer.subscription.created",
             "customer.subscription.deleted",
             "customer.subscription.updated",
+            // Without a trial, Checkout pays the first period's invoice.
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.paid",
+            "invoice.payment_succeeded",
         ]
     );
     for event in &events {
@@ -1153,14 +1158,25 @@ async fn checkout_completed_reuses_the_accounts_customer_and_enterprise_yearly_h
 
     let events = triggered(&standin, &spec);
 
-    assert_eq!(kinds(&events), vec!["customer.subscription.created", "checkout.session.completed"]);
+    assert_eq!(
+        kinds(&events),
+        vec![
+            "customer.subscription.created",
+            "invoice.created",
+            "invoice.finalized",
+            "invoice.paid",
+            "invoice.payment_succeeded",
+            "checkout.session.completed"
+        ],
+        "without a trial the first period's invoice is paid on the hosted page"
+    );
     let subscription = account_subscription(&standin, &events);
     assert_eq!(subscription.customer.id().as_str(), existing.id.as_str());
     assert_eq!(subscription.status, SubscriptionStatus::Active);
     assert_eq!(subscription.trial_end, None);
     assert_eq!(subscription.items.data[0].price.lookup_key.as_deref(), Some("enterprise_yearly"));
     assert_eq!(subscription.items.data[0].current_period_end, NOW + 365 * DAY);
-    assert_eq!(events[1]["data"]["object"]["payment_status"], "paid");
+    assert_eq!(events[5]["data"]["object"]["payment_status"], "paid");
 }
 
 #[tokio::test]

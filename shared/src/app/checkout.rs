@@ -237,9 +237,13 @@ where
         expires_at: session_expiry(deps, &pending),
     };
     let answer = open_session(deps, account, pending, &request, "checkout").await?;
-    // One subscription session at a time: the account's others can no longer be paid.
-    expire_sessions(deps, account, |other| other.plan && other.session_id.as_deref() != Some(&answer.session_id))
-        .await?;
+    // One subscription session at a time: the account's others can no longer be paid. The new
+    // session is answered whatever happens here: should both be paid, the worker ends the
+    // newer subscription and refunds it.
+    let others = |other: &PendingCheckout| other.plan && other.session_id.as_deref() != Some(&answer.session_id);
+    if let Err(err) = expire_sessions(deps, account, others).await {
+        tracing::warn!(error = %err, "could not expire the account's earlier checkout sessions");
+    }
     Ok(answer)
 }
 
@@ -539,7 +543,10 @@ where
     let state = deps.store.state(account).await?;
     let customer = state.profile.map(|p| p.customer_id).or(state.subscription.map(|p| p.customer_id));
     // No session opened before may be paid after: every one is expired first, packs included.
-    expire_sessions(deps, account, |_| true).await?;
+    // Should one still be paid (Stripe unreachable here), the worker ends what it bought.
+    if let Err(err) = expire_sessions(deps, account, |_| true).await {
+        tracing::warn!(error = %err, "could not expire the deleted account's checkout sessions");
+    }
     let mut canceled: u32 = 0;
     let mut had_subscription = false;
     if let Some(customer) = &customer {

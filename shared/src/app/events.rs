@@ -183,7 +183,12 @@ where
     crate::app::credits::apply_event(&deps.store, &deps.settings, &event, &account).await?;
     crate::app::invoices::apply_event(&deps.store, &event, &account, &customer).await?;
 
-    let snapshot = snapshot_of(deps, snapshots, &customer).await?;
+    let mut snapshot = snapshot_of(deps, snapshots, &customer).await?;
+    let duplicates = crate::domain::projection::duplicates(&snapshot.subscriptions);
+    if end_unwanted(deps, &event, &account, &customer, &duplicates, DUPLICATE_SUBSCRIPTION).await? {
+        snapshots.remove(&customer);
+        snapshot = snapshot_of(deps, snapshots, &customer).await?;
+    }
     if event.deletes_customer() {
         return delete_customer(deps, &log, &account, &customer, &snapshot).await;
     }
@@ -291,7 +296,14 @@ async fn apply_to_retired<S, B, N>(
 ) -> Result<Outcome, EventError>
 where
     S: SubscriptionStore + EventLog,
+    B: Billing,
+    N: Notifier,
 {
+    // A subscription on a retired customer (a session paid after its account was deleted)
+    // bills no one Tollgate serves: it ends at once, refunded.
+    let subscriptions = deps.billing.subscriptions(customer).await?;
+    let billing: Vec<&RemoteSubscription> = subscriptions.iter().filter(|s| s.status.is_live()).collect();
+    end_unwanted(deps, log.event, account, customer, &billing, ACCOUNT_DELETED).await?;
     let Some(fact @ (Fact::DisputeOpened { .. } | Fact::DisputeClosed { .. })) = log.event.fact(None) else {
         return log.ignore("retired").await;
     };
@@ -299,6 +311,55 @@ where
     facts.apply(&fact, deps.settings.grace_days);
     let effect = Effect { account, customer, retired: true, projection: None, facts: Some(&facts) };
     Ok(log.commit("retired_dispute", Some(effect)).await?.into())
+}
+
+/// Why Tollgate ended a subscription that should not exist (`details.reason` of its
+/// `subscription_canceled` notification).
+const DUPLICATE_SUBSCRIPTION: &str = "duplicate_subscription";
+const ACCOUNT_DELETED: &str = "account_deleted";
+
+/// Ends each of `ending` (subscriptions of `customer`) at once, refunds what its latest invoice
+/// charged, and tells `account` why (`subscription_canceled`, `details.reason`). Each step is
+/// idempotent (keys per subscription and invoice, the notification's id), so a redelivery
+/// repeats nothing. Answers whether there was anything to end.
+async fn end_unwanted<S, B, N>(
+    deps: &EventDeps<S, B, N>,
+    event: &Incoming,
+    account: &AccountId,
+    customer: &str,
+    ending: &[&RemoteSubscription],
+    reason: &str,
+) -> Result<bool, EventError>
+where
+    B: Billing,
+    N: Notifier,
+{
+    for subscription in ending {
+        match deps.billing.cancel(&subscription.id, false, &format!("{reason}-{}", subscription.id)).await {
+            Ok(_) | Err(BillingError::NotFound) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let refunded = match &subscription.latest_invoice {
+            Some(invoice) => deps.billing.refund_invoice(invoice, &format!("{reason}-refund-{invoice}")).await?,
+            None => false,
+        };
+        tracing::warn!(subscription = %subscription.id, reason, refunded, "ended a subscription that should not exist");
+        let notice = Notification {
+            // The id the cancellation's own event gives its notice: this one, with its reason,
+            // is the one told (the queue drops the second as a duplicate).
+            id: format!("{}:{}", Kind::SubscriptionCanceled.as_str(), subscription.id),
+            kind: Kind::SubscriptionCanceled,
+            account_id: account.to_string(),
+            customer_id: customer.to_owned(),
+            event_id: event.id.clone(),
+            event_type: event.event_type.clone(),
+            occurred_at: event.created,
+            object_id: subscription.id.clone(),
+            details: serde_json::json!({ "reason": reason, "refunded": refunded }),
+        };
+        deps.notifier.notify(&notice).await?;
+    }
+    Ok(!ending.is_empty())
 }
 
 /// Stripe deleted the customer: the account is retired from it (idempotent, so it runs

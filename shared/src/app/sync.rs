@@ -554,6 +554,10 @@ mod tests {
             self.fake.create_checkout_session(request, key).await
         }
 
+        async fn refund_invoice(&self, invoice_id: &str, key: &str) -> Result<bool, BillingError> {
+            self.fake.refund_invoice(invoice_id, key).await
+        }
+
         async fn expire_checkout_session(&self, session_id: &str, key: &str) -> Result<(), BillingError> {
             self.fake.expire_checkout_session(session_id, key).await
         }

@@ -25,6 +25,17 @@ pub fn current(subscriptions: &[RemoteSubscription]) -> Option<&RemoteSubscripti
     subscriptions.iter().max_by(|a, b| (rank(a), a.created, &a.id).cmp(&(rank(b), b.created, &b.id)))
 }
 
+/// The subscriptions that should not exist: Tollgate sells one at a time, so of the ones that
+/// bill (active, trialing, past due) every one but the oldest (by `created`, then id) is a
+/// duplicate (two Checkout Sessions paid before either expired).
+pub fn duplicates(subscriptions: &[RemoteSubscription]) -> Vec<&RemoteSubscription> {
+    use crate::domain::model::SubscriptionStatus as S;
+    let mut billing: Vec<&RemoteSubscription> =
+        subscriptions.iter().filter(|s| matches!(s.status, S::Active | S::Trialing | S::PastDue)).collect();
+    billing.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
+    billing.into_iter().skip(1).collect()
+}
+
 /// Inputs besides the snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct Context<'a> {

@@ -154,6 +154,11 @@ pub trait Billing: Send + Sync {
     async fn meter_total(&self, event_name: &str, customer_id: &str, start: i64, end: i64)
     -> Result<u64, BillingError>;
 
+    /// Refunds in full what paid invoice `invoice_id` (its payment's PaymentIntent): `false`
+    /// when the invoice has no payment to refund (a trial's, an unpaid one) or it was refunded
+    /// already.
+    async fn refund_invoice(&self, invoice_id: &str, idempotency_key: &str) -> Result<bool, BillingError>;
+
     /// Cancels at the period's end (`at_period_end`) or at once.
     async fn cancel(
         &self,

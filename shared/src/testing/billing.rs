@@ -278,6 +278,11 @@ impl Billing for FakeBilling {
         Ok(CheckoutSession { url: format!("https://checkout.example/{id}"), id, expires_at: request.expires_at })
     }
 
+    async fn refund_invoice(&self, invoice_id: &str, idempotency_key: &str) -> Result<bool, BillingError> {
+        self.record(format!("refund_invoice {invoice_id} {idempotency_key}"));
+        Ok(true)
+    }
+
     async fn expire_checkout_session(&self, session_id: &str, idempotency_key: &str) -> Result<(), BillingError> {
         self.record(format!("expire_checkout_session {session_id} {idempotency_key}"));
         Ok(())

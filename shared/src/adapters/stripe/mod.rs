@@ -342,6 +342,24 @@ impl Billing for StripeBilling {
         Ok(CheckoutSession { id: session.id.as_str().to_owned(), url, expires_at: session.expires_at })
     }
 
+    async fn refund_invoice(&self, invoice_id: &str, idempotency_key: &str) -> Result<bool, BillingError> {
+        let payments = self.send(None, || ListInvoicePayment::new().invoice(invoice_id).limit(MAX_PAGE_SIZE)).await?;
+        let paid =
+            payments.data.iter().find_map(|p| p.payment.payment_intent.as_ref().map(|pi| pi.id().as_str().to_owned()));
+        let Some(payment_intent) = paid else { return Ok(false) };
+        let refund = self
+            .send(Some(idempotency_key), || {
+                stripe_core::refund::CreateRefund::new().payment_intent(payment_intent.as_str())
+            })
+            .await;
+        match refund {
+            Ok(_) => Ok(true),
+            // Refunded already (Stripe refuses a second full refund).
+            Err(BillingError::Rejected { .. }) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn expire_checkout_session(&self, session_id: &str, idempotency_key: &str) -> Result<(), BillingError> {
         let expired = self
             .send(Some(idempotency_key), || stripe_checkout::checkout_session::ExpireCheckoutSession::new(session_id))
