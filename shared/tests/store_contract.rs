@@ -1140,6 +1140,22 @@ mod contract {
         assert!(kinds.contains(&EntryKind::Release) && kinds.contains(&EntryKind::Reversal));
     }
 
+    pub async fn grants_merge_once_as_read_and_keep_every_credit(store: impl Store) {
+        let acct = id("acct_merge");
+        for (name, credits) in [("m1", 10), ("m2", 20), ("m3", 30)] {
+            store.grant(&acct, &grant(name, credits, None), &grant_entry(name, credits)).await.unwrap();
+        }
+
+        let stale = store.merge_grants(&acct, "m1", &[("m2".into(), 19), ("m3".into(), 30)]).await.unwrap();
+        let merged = store.merge_grants(&acct, "m1", &[("m2".into(), 20), ("m3".into(), 30)]).await.unwrap();
+        let again = store.merge_grants(&acct, "m1", &[("m2".into(), 20)]).await.unwrap();
+
+        assert!(!stale && merged && !again, "once, as read");
+        let grants = store.state(&acct).await.unwrap().grants;
+        let left: Vec<(String, u64)> = grants.iter().map(|g| (g.id.clone(), g.remaining)).collect();
+        assert_eq!(left, [("m1".to_owned(), 60), ("m2".to_owned(), 0), ("m3".to_owned(), 0)]);
+    }
+
     pub async fn a_grant_is_lengthened_only_forward(store: impl Store) {
         let acct = id("acct_extend");
         store.grant(&acct, &grant("plan-1-1", 40, Some(NOW + 100)), &grant_entry("plan-1-1", 40)).await.unwrap();
@@ -1409,6 +1425,7 @@ macro_rules! contract_suite {
                 a_grant_is_written_once_with_its_entry_and_read_with_the_state,
                 a_grant_to_a_linked_account_lands_once_and_never_after_its_deletion,
                 a_grant_is_lengthened_only_forward,
+                grants_merge_once_as_read_and_keep_every_credit,
                 a_dispute_holds_a_grant_once_and_releases_or_forfeits_what_it_holds,
                 parallel_spenders_take_exactly_the_credits_left,
                 a_spend_commits_all_or_nothing_once_per_key,

@@ -975,3 +975,39 @@ async fn a_pack_spent_to_zero_leaves_the_hot_range_later_and_one_with_credits_le
     let gone_at: i64 = spent["expires_at"].as_n().unwrap().parse().unwrap();
     assert_eq!(gone_at, NOW + 31 * 86_400, "spent to 0: DynamoDB's TTL takes it a month later");
 }
+
+#[tokio::test]
+async fn a_spend_from_a_hundred_and_fifty_grants_succeeds_once() {
+    use tollgate::ports::credits::CreditStore;
+    let log = RequestLog::default();
+    let direct = direct("spend-150", &log, None).await;
+    for i in 0..150 {
+        let grant = tollgate::domain::credits::Grant {
+            reversed: false,
+            frozen: None,
+            dispute_closed: false,
+            id: format!("manual-{i:03}"),
+            kind: tollgate::domain::credits::GrantKind::Purchased,
+            source: "manual:promotion".into(),
+            credits: 10,
+            remaining: 10,
+            granted_at: NOW,
+            expires_at: None,
+            payment: None,
+            actor: Some("ops".into()),
+        };
+        let entry = tollgate::ports::credits::LedgerEntry::grant_of(&grant, NOW * 1000 + i);
+        direct.deps.usage.store.grant(&alice(), &grant, &entry).await.unwrap();
+    }
+    let spend = json!({"event": "api_call_basic", "quantity": 1_450, "idempotency_key": "big"}).to_string();
+
+    let (status, answer) = direct.call("POST", "/credits/consume", &spend).await;
+    let (replayed, again) = direct.call("POST", "/credits/consume", &spend).await;
+    let state =
+        tollgate::ports::subscriptions::SubscriptionStore::state(&direct.deps.usage.store, &alice()).await.unwrap();
+
+    assert_eq!((status, answer["balance"].as_u64()), (StatusCode::OK, Some(50)), "{answer}");
+    assert_eq!(replayed, StatusCode::OK, "{again}");
+    assert_eq!(state.grants.iter().map(|g| g.remaining).sum::<u64>(), 50, "spent once");
+    assert_eq!(state.grants.iter().map(|g| g.credits).sum::<u64>(), 1_500, "every grant kept");
+}

@@ -230,7 +230,15 @@ where
     for _ in 0..ATTEMPTS {
         let now = settings.clock.now();
         let before = balance(&state.grants, now);
-        let Some(draws) = draws(&state.grants, cost, rules.draw_order, now) else {
+        let drawn = draws(&state.grants, cost, rules.draw_order, now);
+        if drawn.as_ref().is_some_and(|d| d.len() > crate::ports::credits::MAX_DRAWS)
+            && merge_alike(&deps.store, account, &state.grants, now).await?
+        {
+            // Fewer, larger grants: draw again.
+            state = deps.store.state(account).await?;
+            continue;
+        }
+        let Some(draws) = drawn else {
             // Short: unless the key was spent before (a replay answers as it did).
             return match deps.store.credit_record(account, &key).await? {
                 Some(earlier) => replayed(&earlier, &request).map(|_| answer(before)),
@@ -326,6 +334,29 @@ async fn low_balance<S, N: Notifier>(
     if let Err(err) = deps.notifier.notify(&notification).await {
         tracing::warn!(error = %err, "could not send a low-balance notification");
     }
+}
+
+/// Merges the largest set of grants alike (same kind and end, no payment, none reversed or
+/// held, something left) into one of them, so that a spend needing more grants than one
+/// transaction holds can draw from fewer; `false` when nothing could be merged.
+async fn merge_alike<S: CreditStore>(
+    store: &S,
+    account: &AccountId,
+    grants: &[Grant],
+    now: i64,
+) -> Result<bool, StoreError> {
+    let mut groups: std::collections::BTreeMap<(bool, Option<i64>), Vec<&Grant>> = std::collections::BTreeMap::new();
+    for grant in grants.iter().filter(|g| g.live(now) && g.remaining > 0 && g.payment.is_none()) {
+        if !grant.reversed && grant.frozen.is_none() {
+            groups.entry((grant.kind == GrantKind::Purchased, grant.expires_at)).or_default().push(grant);
+        }
+    }
+    let Some(group) = groups.into_values().filter(|g| g.len() > 1).max_by_key(Vec::len) else { return Ok(false) };
+    let (into, rest) = group.split_first().expect("a group of two or more");
+    let from: Vec<(String, u64)> =
+        rest.iter().take(crate::ports::credits::MAX_MERGED).map(|g| (g.id.clone(), g.remaining)).collect();
+    store.merge_grants(account, &into.id, &from).await?;
+    Ok(true)
 }
 
 /// `POST /operator/accounts/{account_id}/credits/refund`: gives the consumption recorded under

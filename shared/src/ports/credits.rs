@@ -165,6 +165,12 @@ pub enum DisputeStep {
     Closed,
 }
 
+/// Most grants one spend draws from: its transaction also holds the idempotency record and the
+/// ledger entry, and DynamoDB takes 100 items at most.
+pub const MAX_DRAWS: usize = 98;
+/// Most grants merged into another at once (one transaction of 100 items).
+pub const MAX_MERGED: usize = 99;
+
 /// What writing a grant to a linked account did ([`CreditStore::grant_to_linked`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrantWrite {
@@ -228,6 +234,12 @@ pub trait CreditStore: Send + Sync {
         seen: u64,
         entry: &LedgerEntry,
     ) -> Result<bool, StoreError>;
+
+    /// Moves what is left of each of `from` (grant id and what was read of it) into grant
+    /// `into`, in one conditional write: grants alike (same kind and end, no payment, none
+    /// reversed or held) merged so that a spend can draw from fewer. `false` (nothing written)
+    /// when one changed meanwhile. At most [`MAX_MERGED`] at once.
+    async fn merge_grants(&self, account: &AccountId, into: &str, from: &[(String, u64)]) -> Result<bool, StoreError>;
 
     /// Moves grant `grant` one step through a dispute on the payment that bought it, with
     /// `entry` when the step changes the balance, in one conditional write: `false` (nothing

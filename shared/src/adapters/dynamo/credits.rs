@@ -8,7 +8,7 @@ use crate::domain::credits::Grant;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
 use crate::ports::credits::{
-    CreditRecord, CreditRefund, CreditStore, DisputeStep, GrantWrite, LedgerEntry, LedgerPage, Spend, Spent,
+    CreditRecord, CreditRefund, CreditStore, DisputeStep, GrantWrite, LedgerEntry, LedgerPage, MAX_MERGED, Spend, Spent,
 };
 use crate::ports::keys;
 use crate::ports::subscriptions::SubscriptionStore;
@@ -215,6 +215,32 @@ impl CreditStore for DynamoStore {
             Err(failed) if failed.first() == Some(&true) => Ok(false),
             Err(_) => Err(StoreError::Conflict("this grant was reversed already")),
         }
+    }
+
+    async fn merge_grants(&self, account: &AccountId, into: &str, from: &[(String, u64)]) -> Result<bool, StoreError> {
+        let alike = "attribute_not_exists(reversed) AND attribute_not_exists(frozen)";
+        let mut items = Vec::with_capacity(from.len().saturating_add(1));
+        for (grant, seen) in from.iter().take(MAX_MERGED) {
+            let emptied = self
+                .grant_update(account, grant)
+                .update_expression("SET remaining = :zero")
+                .condition_expression(format!("remaining = :seen AND {alike}"))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":seen", n(*seen))
+                .build()
+                .expect("table, key and update are set");
+            items.push(TransactWriteItem::builder().update(emptied).build());
+        }
+        let moved: u64 = from.iter().take(MAX_MERGED).map(|(_, seen)| *seen).fold(0, u64::saturating_add);
+        let target = self
+            .grant_update(account, into)
+            .update_expression("SET remaining = remaining + :moved")
+            .condition_expression(format!("attribute_exists(pk) AND {alike}"))
+            .expression_attribute_values(":moved", n(moved))
+            .build()
+            .expect("table, key and update are set");
+        items.push(TransactWriteItem::builder().update(target).build());
+        Ok(self.transact(items, "grant merge").await?.is_ok())
     }
 
     async fn dispute_grant(

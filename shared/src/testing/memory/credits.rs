@@ -135,6 +135,29 @@ impl CreditStore for MemoryStore {
         Ok(true)
     }
 
+    async fn merge_grants(&self, account: &AccountId, into: &str, from: &[(String, u64)]) -> Result<bool, StoreError> {
+        let mut tables = self.lock();
+        let Some(grants) = tables.grants.get_mut(account) else { return Ok(false) };
+        let alike = |g: &Grant| !g.reversed && g.frozen.is_none();
+        let from = &from[..from.len().min(crate::ports::credits::MAX_MERGED)];
+        let valid = grants.get(into).is_some_and(alike)
+            && from.iter().all(|(id, seen)| grants.get(id).is_some_and(|g| alike(g) && g.remaining == *seen));
+        if !valid {
+            return Ok(false);
+        }
+        let mut moved = 0;
+        for (id, seen) in from {
+            if let Some(g) = grants.get_mut(id) {
+                g.remaining = 0;
+                moved += seen;
+            }
+        }
+        if let Some(target) = grants.get_mut(into) {
+            target.remaining += moved;
+        }
+        Ok(true)
+    }
+
     async fn dispute_grant(
         &self,
         account: &AccountId,
