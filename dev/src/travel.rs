@@ -22,12 +22,11 @@ use tollgate::ports::clock::Clock;
 
 use crate::clock::ClockError;
 use crate::gateway::{App, WEBHOOK_PATH};
+use crate::trigger::STRIPE_USER_AGENT;
 
 const DAY: i64 = 86_400;
 /// How long a move waits for the worker to apply what it delivered.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Stripe's webhook deliveries identify themselves so.
-const STRIPE_USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
 
 /// When a move answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -23,7 +23,7 @@ pub const WEBHOOK_PATH: &str = "/webhooks/stripe";
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Stripe's webhook deliveries identify themselves so.
-const STRIPE_USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
+pub(crate) const STRIPE_USER_AGENT: &str = "Stripe/1.0 (+https://stripe.com/docs/webhooks)";
 /// How much of a refusing answer's body an error quotes.
 const QUOTED_BODY: usize = 300;
 

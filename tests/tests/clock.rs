@@ -120,12 +120,6 @@ async fn read_plan(base: &str, account: &str) -> String {
 const MARCH_10: i64 = 1_804_680_000;
 const HOUR: i64 = 3_600;
 
-async fn move_clock(base: &str, to: i64) -> i64 {
-    let (status, body) = clock(base, Some(json!({"set": to, "wait": "applied"}))).await;
-    assert_eq!(status, 200, "{body}");
-    body["now"].as_i64().unwrap()
-}
-
 async fn card(base: &str, account: &str, behaviour: &str) {
     let response = reqwest::Client::new()
         .post(format!("{base}/stripe/_tollgate/customers/{account}/card"))
@@ -136,23 +130,9 @@ async fn card(base: &str, account: &str, behaviour: &str) {
     assert_eq!(response.status(), 200);
 }
 
-/// The notification kinds queued since the last call, in order (each taken off the queue: a
-/// FIFO queue holds a group's next message back while one is in flight).
+/// The notification kinds queued since the last call, in order.
 async fn notified(stack: &common::LocalStack) -> Vec<String> {
-    let url = &stack.resources.queue("NotificationsQueue").unwrap().url;
-    let mut kinds = Vec::new();
-    loop {
-        let received = stack.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-        if received.messages().is_empty() {
-            return kinds;
-        }
-        for message in received.messages() {
-            let notice: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-            kinds.push(notice["kind"].as_str().unwrap().to_owned());
-            let handle = message.receipt_handle().unwrap();
-            stack.sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.unwrap();
-        }
-    }
+    stack.notifications().await.iter().map(|n| n["kind"].as_str().unwrap().to_owned()).collect()
 }
 
 /// What the account's reads say at one step of its life.
@@ -202,7 +182,7 @@ impl Step {
 async fn a_trialing_pro_account_lives_through_its_trial_renewals_a_declined_renewal_retries_grace_and_cancellation() {
     let stack = common::serve_clocked_stack("walk").await;
     let account = "acct_walk";
-    move_clock(&stack.base, MARCH_10).await;
+    stack.move_clock(MARCH_10).await;
     let session = checkout(&stack.base, account).await;
     tollgate_dev::trigger::pay(&stack.base, DEV_WEBHOOK_SECRET, &session, |_| {}).await.unwrap();
     stack.drain().await;
@@ -217,13 +197,13 @@ async fn a_trialing_pro_account_lives_through_its_trial_renewals_a_declined_rene
     assert!(trial.invoices.is_empty());
 
     // Three days before its end: the notice.
-    move_clock(&stack.base, trial_end - 3 * DAY + 60).await;
+    stack.move_clock(trial_end - 3 * DAY + 60).await;
     let notice = step(&stack, account).await;
     assert_eq!(notice.state(), ("pro", "trialing", "trialing"));
     assert_eq!(notice.notices, ["trial_will_end"]);
 
     // The trial ends: the first period is billed and paid an hour later, a new window opens.
-    move_clock(&stack.base, trial_end + 2 * HOUR).await;
+    stack.move_clock(trial_end + 2 * HOUR).await;
     let first = step(&stack, account).await;
     assert_eq!(first.state(), ("pro", "active", "active"));
     assert_eq!(first.window(), trial_end);
@@ -235,7 +215,7 @@ async fn a_trialing_pro_account_lives_through_its_trial_renewals_a_declined_rene
     // Two renewals, each paid.
     let mut period_end = first.period_end();
     for renewal in 1..=2 {
-        move_clock(&stack.base, period_end + 2 * HOUR).await;
+        stack.move_clock(period_end + 2 * HOUR).await;
         let renewed = step(&stack, account).await;
         assert_eq!(renewed.state(), ("pro", "active", "active"), "renewal {renewal}");
         assert_eq!(renewed.window(), period_end, "renewal {renewal}: the window is the new period");
@@ -249,7 +229,7 @@ async fn a_trialing_pro_account_lives_through_its_trial_renewals_a_declined_rene
     // The card declines: the renewal fails and the account is in its 3-day grace.
     card(&stack.base, account, "decline").await;
     let failed_at = period_end + HOUR;
-    move_clock(&stack.base, failed_at + HOUR).await;
+    stack.move_clock(failed_at + HOUR).await;
     let declined = step(&stack, account).await;
     assert_eq!(declined.state(), ("pro", "past_due", "grace_period"));
     assert_eq!(declined.window(), period_end, "the new period's window opens even unpaid");
@@ -258,20 +238,20 @@ async fn a_trialing_pro_account_lives_through_its_trial_renewals_a_declined_rene
     assert_eq!(declined.notices, ["payment_failed"]);
 
     // The first retry, 3 days later, fails too: the grace is over.
-    move_clock(&stack.base, failed_at + 3 * DAY + HOUR).await;
+    stack.move_clock(failed_at + 3 * DAY + HOUR).await;
     let expired = step(&stack, account).await;
     assert_eq!(expired.state(), ("pro", "past_due", "past_due_expired"));
     assert_eq!(expired.subscription["access"]["allowed"], false);
     assert_eq!(expired.notices, ["payment_failed"]);
 
     // The second retry, 5 days after the first.
-    move_clock(&stack.base, failed_at + 8 * DAY + HOUR).await;
+    stack.move_clock(failed_at + 8 * DAY + HOUR).await;
     let second = step(&stack, account).await;
     assert_eq!(second.state(), ("pro", "past_due", "past_due_expired"));
     assert_eq!(second.notices, ["payment_failed"]);
 
     // The last retry, 7 days after the second: the subscription is canceled.
-    move_clock(&stack.base, failed_at + 15 * DAY + HOUR).await;
+    stack.move_clock(failed_at + 15 * DAY + HOUR).await;
     let canceled = step(&stack, account).await;
     assert_eq!(canceled.state(), ("free", "canceled", "canceled"));
     assert_eq!(canceled.subscription["limits"]["api_calls"], 100);
@@ -320,7 +300,7 @@ async fn with_the_sync_following_the_clock_a_move_replays_missed_events_and_with
 #[tokio::test]
 async fn an_item_whose_expires_at_passed_on_the_clock_reads_as_absent() {
     let stack = common::serve_clocked_stack("ttl").await;
-    move_clock(&stack.base, MARCH_10).await;
+    stack.move_clock(MARCH_10).await;
     let record = |key: &'static str| {
         let url = format!("{}/operator/accounts/acct_ttl/usage", stack.base);
         async move {
@@ -337,9 +317,9 @@ async fn an_item_whose_expires_at_passed_on_the_clock_reads_as_absent() {
     };
 
     let first = record("job-1").await;
-    move_clock(&stack.base, MARCH_10 + 6 * DAY).await;
+    stack.move_clock(MARCH_10 + 6 * DAY).await;
     let replayed = record("job-1").await;
-    move_clock(&stack.base, MARCH_10 + 8 * DAY).await;
+    stack.move_clock(MARCH_10 + 8 * DAY).await;
     let forgotten = record("job-1").await;
 
     assert_eq!((first, replayed), (1, 1), "within 7 days the key is remembered");
@@ -350,7 +330,7 @@ async fn an_item_whose_expires_at_passed_on_the_clock_reads_as_absent() {
 async fn tollgate_dev_card_makes_the_next_renewal_fail_and_pay_makes_the_retry_succeed() {
     let stack = common::serve_clocked_stack("card-cli").await;
     let account = "acct_card_cli";
-    move_clock(&stack.base, MARCH_10).await;
+    stack.move_clock(MARCH_10).await;
     let response = reqwest::Client::new()
         .post(format!("{}/checkout", stack.base))
         .header("x-tollgate-account", account)
@@ -363,10 +343,10 @@ async fn tollgate_dev_card_makes_the_next_renewal_fail_and_pay_makes_the_retry_s
     stack.drain().await;
 
     tollgate_dev::ops::card(stack.port, account, tollgate_standin::CardBehaviour::Decline).await.unwrap();
-    move_clock(&stack.base, MARCH_10 + 31 * DAY + 2 * HOUR).await;
+    stack.move_clock(MARCH_10 + 31 * DAY + 2 * HOUR).await;
     let declined = read(&stack.base, "/subscription", account).await;
     tollgate_dev::ops::card(stack.port, account, tollgate_standin::CardBehaviour::Pay).await.unwrap();
-    move_clock(&stack.base, MARCH_10 + 34 * DAY + 2 * HOUR).await;
+    stack.move_clock(MARCH_10 + 34 * DAY + 2 * HOUR).await;
     let recovered = read(&stack.base, "/subscription", account).await;
 
     assert_eq!(declined["status"], "past_due", "{declined}");

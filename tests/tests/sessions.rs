@@ -85,22 +85,7 @@ async fn opening_a_session_for_another_plan_expires_the_earlier_one() {
 
 /// The `subscription_canceled` notifications queued, taken off the queue.
 async fn cancellations(stack: &common::LocalStack) -> Vec<Value> {
-    let url = &stack.resources.queue("NotificationsQueue").unwrap().url;
-    let mut found = Vec::new();
-    loop {
-        let received = stack.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
-        if received.messages().is_empty() {
-            return found;
-        }
-        for message in received.messages() {
-            let notice: Value = serde_json::from_str(message.body().unwrap()).unwrap();
-            if notice["kind"] == "subscription_canceled" {
-                found.push(notice);
-            }
-            let handle = message.receipt_handle().unwrap();
-            stack.sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.unwrap();
-        }
-    }
+    stack.notifications().await.into_iter().filter(|n| n["kind"] == "subscription_canceled").collect()
 }
 
 #[tokio::test]

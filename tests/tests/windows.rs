@@ -15,16 +15,6 @@ const JAN_1_NOON: i64 = 1_798_804_800;
 /// 2027-02-28T12:00:00Z.
 const FEB_28_NOON: i64 = JAN_1_NOON + 58 * DAY;
 
-async fn move_clock(base: &str, to: i64) {
-    let response = reqwest::Client::new()
-        .post(format!("{base}/_dev/clock"))
-        .json(&json!({"set": to, "wait": "applied"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-}
-
 async fn call(base: &str, method: reqwest::Method, path: &str, account: &str, body: Option<Value>) -> Value {
     let mut request =
         reqwest::Client::new().request(method, format!("{base}{path}")).header("x-tollgate-account", account);
@@ -82,18 +72,18 @@ async fn anchors_on_the_28th_to_the_31st_count_in_stripe_s_periods_with_one_plan
     for day in 28..=31 {
         let stack = common::serve_clocked_stack(&format!("anchor-{day}")).await;
         let account = format!("acct_anchor_{day}");
-        move_clock(&stack.base, JAN_1_NOON + (day - 1) * DAY).await;
+        stack.move_clock(JAN_1_NOON + (day - 1) * DAY).await;
         subscribe(&stack, &account, "enterprise").await;
         // The clock ran on while the session was paid: the anchor is the subscription's start.
         let started = get(&stack.base, "/usage", &account).await["period_start"].as_i64().unwrap();
         let period = |k: i64| add_months(started, k);
         get(&stack.base, "/credits", &account).await;
 
-        move_clock(&stack.base, FEB_28_NOON + DAY).await; // March 1st
+        stack.move_clock(FEB_28_NOON + DAY).await; // March 1st
         count(&stack.base, &account, 7, "march-1").await;
         get(&stack.base, "/credits", &account).await;
         let march_28_evening = FEB_28_NOON + 28 * DAY + 6 * 3_600;
-        move_clock(&stack.base, march_28_evening).await;
+        stack.move_clock(march_28_evening).await;
         let usage = get(&stack.base, "/usage", &account).await;
         let grants = plan_grant_windows(&stack.base, &account).await;
 
@@ -119,16 +109,16 @@ async fn anchors_on_the_28th_to_the_31st_count_in_stripe_s_periods_with_one_plan
 async fn monthly_to_yearly_to_monthly_within_one_window_keeps_the_count_and_the_credits() {
     let stack = common::serve_clocked_stack("interval-change").await;
     let account = "acct_intervals";
-    move_clock(&stack.base, JAN_1_NOON + 9 * DAY).await;
+    stack.move_clock(JAN_1_NOON + 9 * DAY).await;
     subscribe(&stack, account, "enterprise").await;
     count(&stack.base, account, 5, "before").await;
     let before = get(&stack.base, "/usage", account).await;
     let credits_before = get(&stack.base, "/credits", account).await;
 
-    move_clock(&stack.base, JAN_1_NOON + 14 * DAY).await;
+    stack.move_clock(JAN_1_NOON + 14 * DAY).await;
     let yearly =
         post(&stack.base, "/subscription/change", account, json!({"plan": "enterprise", "interval": "year"})).await;
-    move_clock(&stack.base, JAN_1_NOON + 20 * DAY).await;
+    stack.move_clock(JAN_1_NOON + 20 * DAY).await;
     let monthly =
         post(&stack.base, "/subscription/change", account, json!({"plan": "enterprise", "interval": "month"})).await;
     stack.drain().await;
@@ -147,12 +137,12 @@ async fn monthly_to_yearly_to_monthly_within_one_window_keeps_the_count_and_the_
 async fn a_window_closed_by_a_cancellation_stays_in_the_history_with_its_count() {
     let stack = common::serve_clocked_stack("closed-window").await;
     let account = "acct_cancels";
-    move_clock(&stack.base, JAN_1_NOON + 9 * DAY).await;
+    stack.move_clock(JAN_1_NOON + 9 * DAY).await;
     subscribe(&stack, account, "pro").await;
     count(&stack.base, account, 5, "on-pro").await;
     let pro = get(&stack.base, "/usage", account).await;
 
-    move_clock(&stack.base, JAN_1_NOON + 9 * DAY + 600).await;
+    stack.move_clock(JAN_1_NOON + 9 * DAY + 600).await;
     post(&stack.base, "/subscription/cancel", account, json!({"at_period_end": false})).await;
     stack.drain().await;
     let history = get(&stack.base, "/usage/history", account).await;

@@ -92,6 +92,39 @@ impl LocalStack {
         self.drain().await;
     }
 
+    /// Moves the stack's clock to `to` (Unix seconds) and waits until what the stand-in played
+    /// on the way was applied; answers the time reached.
+    pub async fn move_clock(&self, to: i64) -> i64 {
+        let response = reqwest::Client::new()
+            .post(format!("{}/_dev/clock", self.base))
+            .json(&serde_json::json!({"set": to, "wait": "applied"}))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        body["now"].as_i64().unwrap()
+    }
+
+    /// Every notification queued since the last call, in order, each taken off the queue (a
+    /// FIFO queue holds a group's next message back while one is in flight).
+    pub async fn notifications(&self) -> Vec<serde_json::Value> {
+        let url = &self.resources.queue("NotificationsQueue").unwrap().url;
+        let mut taken = Vec::new();
+        loop {
+            let received = self.sqs.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
+            if received.messages().is_empty() {
+                return taken;
+            }
+            for message in received.messages() {
+                taken.push(serde_json::from_str(message.body().unwrap()).unwrap());
+                let handle = message.receipt_handle().unwrap();
+                self.sqs.delete_message().queue_url(url).receipt_handle(handle).send().await.unwrap();
+            }
+        }
+    }
+
     /// Runs the local worker until the events queue is empty.
     pub async fn drain(&self) {
         let url = &self.resources.queue("EventsQueue").unwrap().url;
