@@ -1105,7 +1105,8 @@ mod contract {
         store.grant(&acct, &grant("cs_lost", 30, None), &grant_entry("cs_lost", 30)).await.unwrap();
         store.grant(&acct, &grant("cs_late", 10, None), &grant_entry("cs_late", 10)).await.unwrap();
         let (record, spent) = credit_spend("k", "cs_won", 5, NOW * 1000);
-        let spend = Spend { account: &acct, key: "k", record: &record, entry: &spent, now: NOW, emptied: &[] };
+        let spend =
+            Spend { account: &acct, key: "k", record: &record, entry: &spent, now: NOW, emptied: &[], exact: None };
         store.spend(&spend).await.unwrap();
 
         let stale = store.dispute_grant(&acct, "cs_won", DisputeStep::Freeze { seen: 50 }, None).await.unwrap();
@@ -1179,8 +1180,15 @@ mod contract {
                 tokio::spawn(async move {
                     let key = format!("spend-{i}");
                     let (record, entry) = credit_spend(&key, "cs_30", 1, NOW * 1000 + i);
-                    let spend =
-                        Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW, emptied: &[] };
+                    let spend = Spend {
+                        account: &acct,
+                        key: &key,
+                        record: &record,
+                        entry: &entry,
+                        now: NOW,
+                        emptied: &[],
+                        exact: None,
+                    };
                     store.spend(&spend).await.unwrap()
                 })
             })
@@ -1197,6 +1205,34 @@ mod contract {
         assert_eq!(page.entries.iter().filter(|e| e.kind == EntryKind::Consumption).count(), 30);
     }
 
+    pub async fn an_exact_spend_holds_only_on_the_grants_as_read(store: impl Store) {
+        let acct = id("acct_spend_exact");
+        store.grant(&acct, &grant("a", 10, None), &grant_entry("a", 10)).await.unwrap();
+        let read = store.state(&acct).await.unwrap().grants;
+        let (mut first, first_entry) = credit_spend("first", "a", 1, NOW * 1000);
+        first.draws = vec![Draw { grant: "a".into(), credits: 2 }];
+        let (mut second, second_entry) = credit_spend("second", "a", 1, NOW * 1000 + 1);
+        second.draws = vec![Draw { grant: "a".into(), credits: 2 }];
+        let exact = |key, record, entry| Spend {
+            account: &acct,
+            key,
+            record,
+            entry,
+            now: NOW,
+            emptied: &[],
+            exact: Some(read.as_slice()),
+        };
+
+        let done = store.spend(&exact("first", &first, &first_entry)).await.unwrap();
+        let stale = store.spend(&exact("second", &second, &second_entry)).await.unwrap();
+        let loose = store.spend(&Spend { exact: None, ..exact("second", &second, &second_entry) }).await.unwrap();
+
+        assert_eq!(done, Spent::Done);
+        assert_eq!(stale, Spent::Contended, "the grant no longer holds what was read: nothing drawn");
+        assert_eq!(loose, Spent::Done, "enough is left for a spend that needs only enough");
+        assert_eq!(store.state(&acct).await.unwrap().grants[0].remaining, 6);
+    }
+
     pub async fn a_spend_commits_all_or_nothing_once_per_key(store: impl Store) {
         let acct = id("acct_spend_once");
         store.grant(&acct, &grant("a", 5, None), &grant_entry("a", 5)).await.unwrap();
@@ -1209,22 +1245,22 @@ mod contract {
         let (record, entry, now) =
             spend("k", vec![Draw { grant: "a".into(), credits: 5 }, Draw { grant: "b".into(), credits: 6 }], NOW);
         let over = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
             .await
             .unwrap();
         let (record, entry, now) = spend("k", vec![Draw { grant: "b".into(), credits: 1 }], NOW + 60);
         let expired = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
             .await
             .unwrap();
         let (record, entry, now) =
             spend("k", vec![Draw { grant: "a".into(), credits: 2 }, Draw { grant: "b".into(), credits: 1 }], NOW);
         let done = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
             .await
             .unwrap();
         let replay = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[] })
+            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
             .await
             .unwrap();
 
@@ -1242,7 +1278,15 @@ mod contract {
         store.grant(&acct, &grant("g", 10, None), &grant_entry("g", 10)).await.unwrap();
         let (record, entry) = credit_spend("job", "g", 6, NOW * 1000 + 1);
         store
-            .spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW, emptied: &[] })
+            .spend(&Spend {
+                account: &acct,
+                key: "job",
+                record: &record,
+                entry: &entry,
+                now: NOW,
+                emptied: &[],
+                exact: None,
+            })
             .await
             .unwrap();
         let reversal = LedgerEntry {
@@ -1272,7 +1316,15 @@ mod contract {
         store.grant(&acct, &grant("g", 10, None), &grant_entry("g", 10)).await.unwrap();
         let (record, entry) = credit_spend("job", "g", 4, NOW * 1000 + 1);
         store
-            .spend(&Spend { account: &acct, key: "job", record: &record, entry: &entry, now: NOW, emptied: &[] })
+            .spend(&Spend {
+                account: &acct,
+                key: "job",
+                record: &record,
+                entry: &entry,
+                now: NOW,
+                emptied: &[],
+                exact: None,
+            })
             .await
             .unwrap();
 
@@ -1294,7 +1346,15 @@ mod contract {
         store.grant(&acct, &grant("pack", 10, None), &grant_entry("pack", 10)).await.unwrap();
         let (record, entry) = credit_spend("k", "pack", 3, NOW * 1000 + 1);
         store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now: NOW, emptied: &[] })
+            .spend(&Spend {
+                account: &acct,
+                key: "k",
+                record: &record,
+                entry: &entry,
+                now: NOW,
+                emptied: &[],
+                exact: None,
+            })
             .await
             .unwrap();
         let reversal = |left: u64| LedgerEntry {
@@ -1329,7 +1389,15 @@ mod contract {
             let key = format!("k{i}");
             let (record, entry) = credit_spend(&key, "g", 1, NOW * 1000 + 10 + i);
             store
-                .spend(&Spend { account: &acct, key: &key, record: &record, entry: &entry, now: NOW, emptied: &[] })
+                .spend(&Spend {
+                    account: &acct,
+                    key: &key,
+                    record: &record,
+                    entry: &entry,
+                    now: NOW,
+                    emptied: &[],
+                    exact: None,
+                })
                 .await
                 .unwrap();
         }
@@ -1429,6 +1497,7 @@ macro_rules! contract_suite {
                 a_dispute_holds_a_grant_once_and_releases_or_forfeits_what_it_holds,
                 parallel_spenders_take_exactly_the_credits_left,
                 a_spend_commits_all_or_nothing_once_per_key,
+                an_exact_spend_holds_only_on_the_grants_as_read,
                 a_credit_refund_gives_back_once,
                 the_ledger_pages_newest_first_each_entry_once,
                 a_grant_is_emptied_once_and_only_as_it_was_read,
@@ -1606,7 +1675,8 @@ async fn grants_leave_the_hot_range_once_ended_or_spent_and_a_refund_keeps_a_spe
 
     let (record, entry) = credit_spend("all", "cs_pack", 5, NOW * 1000);
     let emptied = ["cs_pack".to_owned()];
-    let spend = Spend { account: &acct, key: "all", record: &record, entry: &entry, now: NOW, emptied: &emptied };
+    let spend =
+        Spend { account: &acct, key: "all", record: &record, entry: &entry, now: NOW, emptied: &emptied, exact: None };
     assert_eq!(store.spend(&spend).await.unwrap(), Spent::Done);
     let spent = ttl(pack.clone()).await;
     store.refund_credits(&acct, "all", NOW * 1000 + 1, "ops").await.unwrap();

@@ -889,6 +889,38 @@ async fn requests_crossing_a_threshold_together_send_exactly_one_alert() {
     assert_eq!(alerts[0]["details"]["threshold_percent"], 80);
 }
 
+#[tokio::test]
+async fn spends_crossing_the_low_balance_mark_together_send_exactly_one_notification() {
+    let stack = Arc::new(Stack(common::serve_stack("credits-crossing").await));
+    let account = "acct_low";
+    // Pro's 1,000 credits, 850 spent: 150 left; then 20 spends of 5 cross 100 together.
+    stack.subscribe(account, "pro").await;
+    let spend =
+        |quantity: u64, key: String| json!({"event": "api_call_basic", "quantity": quantity, "idempotency_key": key});
+    let (status, setup) = stack.operate("/credits/consume", account, spend(850, "setup".into())).await;
+    assert_eq!((status, setup["balance"].as_u64()), (200, Some(150)), "{setup}");
+    stack.0.notifications().await;
+
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let stack = Arc::clone(&stack);
+            let body = spend(5, format!("cross-{i}"));
+            tokio::spawn(async move { stack.operate("/credits/consume", account, body).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, body) = task.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, ledger) = stack.call(reqwest::Method::GET, "/credits?limit=100", account, Value::Null).await;
+
+    let lows: Vec<Value> = stack.0.notifications().await.into_iter().filter(|n| n["kind"] == "credits_low").collect();
+    assert_eq!(lows.len(), 1, "{lows:?}");
+    assert_eq!(lows[0]["details"]["threshold"], 100);
+    assert!(lows[0]["details"]["balance"].as_u64().is_some_and(|b| (50..100).contains(&b)), "{lows:?}");
+    assert_eq!(ledger["balance"], 50, "every spend counted once");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn first_credit_operations_racing_an_upgrade_grant_the_higher_tier_s_credits_once_in_all() {
     for round in 0..4 {

@@ -30,8 +30,9 @@ use sha2::{Digest, Sha256};
 pub const MAX_PAGE: usize = 100;
 /// Default page of the ledger.
 pub const DEFAULT_PAGE: usize = 20;
-/// Plans of one consumption before giving up on grants that keep changing under it.
-const ATTEMPTS: usize = 8;
+/// Plans of one consumption before giving up on grants that keep changing under it (at or
+/// over the low-balance mark, requests spending together contend: one commits per round).
+const ATTEMPTS: usize = 32;
 
 /// The body of `POST /credits/consume`.
 #[derive(Debug, Default, Deserialize)]
@@ -275,7 +276,12 @@ where
             })
             .map(|d| d.grant.clone())
             .collect();
-        let spend = Spend { account, key: &key, record: &record, entry: &entry, now, emptied: &emptied };
+        // At or over the low-balance mark, the draws hold only on the grants exactly as read,
+        // so the crossing is decided on the balance at the commit: requests crossing together
+        // contend, and exactly the one that crosses tells it. Under the mark, nothing can cross.
+        let low = rules.low_balance;
+        let exact = (low > 0 && before.balance >= low).then_some(state.grants.as_slice());
+        let spend = Spend { account, key: &key, record: &record, entry: &entry, now, emptied: &emptied, exact };
         match deps.store.spend(&spend).await? {
             Spent::Done => {
                 let mut after = state.grants.clone();

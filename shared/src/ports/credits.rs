@@ -128,6 +128,10 @@ pub struct Spend<'a> {
     /// the account's state items some time after (DynamoDB's TTL), unless a refund gives back
     /// to them first.
     pub emptied: &'a [String],
+    /// When set, each draw holds only while its grant holds exactly what it held in this
+    /// read (not merely enough): the balance read before is then the balance at the commit,
+    /// so a crossing of the low-balance mark is seen by exactly the spend that makes it.
+    pub exact: Option<&'a [crate::domain::credits::Grant]>,
 }
 
 /// What [`CreditStore::spend`] did.

@@ -22,8 +22,8 @@ const GIVEN_BACK: &str = "attribute_exists(pk) AND attribute_not_exists(reversed
 const GRANT_KEPT_AFTER_END: i64 = 31 * 86_400;
 /// The item exists.
 const IS_STORED: &str = "attribute_exists(pk)";
-/// Guards a draw: the grant is live at `:now` and holds at least `:take`.
-const HOLDS: &str = "remaining >= :take AND (attribute_not_exists(ends_at) OR ends_at > :now)";
+/// Guards a draw: the grant is live at `:now`.
+const LIVE: &str = "(attribute_not_exists(ends_at) OR ends_at > :now)";
 
 /// Grants as the account's state items hold them.
 pub(super) fn grant_from(item: Item) -> Result<Grant, StoreError> {
@@ -118,10 +118,16 @@ impl CreditStore for DynamoStore {
                     .update_expression("SET remaining = remaining - :take, expires_at = :gone")
                     .condition_expression("remaining = :take")
                     .expression_attribute_values(":gone", n(s.now.saturating_add(GRANT_KEPT_AFTER_END)))
+            } else if let Some(seen) = s.exact.and_then(|read| read.iter().find(|g| g.id == draw.grant)) {
+                update
+                    .update_expression("SET remaining = remaining - :take")
+                    .condition_expression(format!("remaining = :seen AND {LIVE}"))
+                    .expression_attribute_values(":seen", n(seen.remaining))
+                    .expression_attribute_values(":now", n(s.now))
             } else {
                 update
                     .update_expression("SET remaining = remaining - :take")
-                    .condition_expression(HOLDS)
+                    .condition_expression(format!("remaining >= :take AND {LIVE}"))
                     .expression_attribute_values(":now", n(s.now))
             };
             let update = update

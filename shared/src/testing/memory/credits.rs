@@ -61,11 +61,12 @@ impl CreditStore for MemoryStore {
             return Ok(Spent::Replayed(earlier.clone()));
         }
         let grants = tables.grants.entry(s.account.clone()).or_default();
-        let holds = s
-            .record
-            .draws
-            .iter()
-            .all(|d| grants.get(&d.grant).is_some_and(|g| g.live(s.now) && g.remaining >= d.credits));
+        let holds = s.record.draws.iter().all(|d| {
+            let seen = s.exact.and_then(|read| read.iter().find(|g| g.id == d.grant)).map(|g| g.remaining);
+            grants.get(&d.grant).is_some_and(|g| {
+                g.live(s.now) && g.remaining >= d.credits && seen.is_none_or(|seen| seen == g.remaining)
+            })
+        });
         if !holds {
             return Ok(Spent::Contended);
         }
