@@ -318,6 +318,10 @@ def requests_section(data):
 
 
 requests_section(load("requests.json"))
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import scale_report  # noqa: E402
+for line in scale_report.section(load("scale.json")):
+    w(line)
 # 5. Targets.
 w("## 5. Issue 14's targets")
 w("")

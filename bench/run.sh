@@ -85,6 +85,11 @@ phase requests
 # do not depend on the build profile).
 scripts/with-moto.sh "${REQUESTS_MOTO_PORT:-4851}" cargo run -q -p tollgate-requests -- "$out/requests.json"
 
+phase scale
+# The meter pass at 100,000 and 1,000,000 accounts, simulated on virtual time (bench/scale): the
+# figures do not depend on the build profile or the machine.
+cargo run -q -p tollgate-scale -- "$out/scale.json"
+
 phase report
 python3 bench/report.py "$out" "$target/criterion" bench/REPORT.md
 echo "wrote bench/REPORT.md" >&2

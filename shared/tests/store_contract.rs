@@ -27,7 +27,7 @@ use tollgate::ports::credits::{
 use tollgate::ports::events::EventLog;
 use tollgate::ports::events::{ApplyOutcome, EVENT_RECORD_TTL_DAYS, Effect, FailedEvent, ProcessedEvent};
 use tollgate::ports::invoices::InvoicePage;
-use tollgate::ports::meter::{CounterKey, MeterReport, Settlement};
+use tollgate::ports::meter::{CounterKey, MeterPosition, MeterReport, Settlement};
 use tollgate::ports::rate::RateOutcome;
 use tollgate::ports::subscriptions::SubscriptionStore;
 use tollgate::ports::subscriptions::UsageCounter;
@@ -985,6 +985,58 @@ mod contract {
         assert!(all_due(&store, 10).await.is_empty());
     }
 
+    pub async fn a_counter_is_settled_once_and_a_lost_report_is_given_up_once(store: impl Store) {
+        let (account, free) = (id("acct_lost_report"), id("acct_unpaid"));
+        let key = counter(&account);
+        let five = UsageRecord { at: NOW - 60, ..usage_record(5) };
+        store.consume(&consumption(&account, "a", &five, 100)).await.unwrap();
+        let two = usage_record(2);
+        let unpaid = Consumption { metered: false, ..consumption(&free, "a", &two, 100) };
+        store.consume(&unpaid).await.unwrap();
+        let fresh = store.meter_counter(&key).await.unwrap().unwrap();
+        let first = MeterReport { recorded_at: NOW - 30, ..report(0, 5, "r5") };
+        store.record_report(&key, 0, &first).await.unwrap();
+        store.consume(&consumption(&account, "b", &two, 100)).await.unwrap();
+        store.confirm_report(&key, &first).await.unwrap();
+        let behind = store.meter_counter(&key).await.unwrap().unwrap();
+        let lost = report(5, 7, "r7");
+        store.record_report(&key, 0, &lost).await.unwrap();
+
+        let wrong = store.abandon_report(&key, &report(5, 7, "other")).await.unwrap();
+        let given_up = store.abandon_report(&key, &lost).await.unwrap();
+        let twice = store.abandon_report(&key, &lost).await.unwrap();
+        let after = store.meter_counter(&key).await.unwrap().unwrap();
+        let again = report(5, 7, "r7:r1");
+        let recorded = store.record_report(&key, 1, &again).await.unwrap();
+        store.confirm_report(&key, &again).await.unwrap();
+        let up_to_date = store.meter_counter(&key).await.unwrap().unwrap();
+        let settled = store.settle(&key, 7, 7, &Settlement::Reported).await.unwrap();
+        let settled_twice = store.settle(&key, 7, 7, &Settlement::Reported).await.unwrap();
+        let failed_after = store.settle(&key, 7, 7, &Settlement::Failed { reason: "late".into() }).await.unwrap();
+
+        assert_eq!((fresh.metered, fresh.behind_since), (true, Some(NOW - 60)), "behind since its first unit");
+        let unpaid = store.meter_counter(&counter(&free)).await.unwrap().unwrap();
+        assert_eq!((unpaid.metered, unpaid.due), (false, false), "unpaid usage is never due");
+        assert_eq!((behind.reported, behind.behind_since), (5, Some(NOW - 30)), "what came after the report's read");
+        assert!(!wrong && given_up && !twice, "only the pending report is given up, once");
+        assert_eq!((after.pending, after.reported, after.revision), (None, 5, 1), "on from what was confirmed");
+        assert!(recorded);
+        assert_eq!((up_to_date.reported, up_to_date.behind_since), (7, None));
+        assert!(settled && !settled_twice && !failed_after, "settled once, however often it is listed");
+        assert_eq!(store.meter_counter(&key).await.unwrap().unwrap().settlement, Some(Settlement::Reported));
+    }
+
+    pub async fn the_meter_position_round_trips(store: impl Store) {
+        let position =
+            MeterPosition { after: Some("page".into()), lap_started_at: NOW, last_lap_started_at: Some(NOW - 900) };
+
+        let before = store.meter_position().await.unwrap();
+        store.save_meter_position(&position).await.unwrap();
+
+        assert_eq!(before, None);
+        assert_eq!(store.meter_position().await.unwrap(), Some(position));
+    }
+
     pub async fn due_counters_page_through_every_due_counter_once(store: impl Store) {
         let accounts: Vec<AccountId> = (0..7).map(|i| id(&format!("acct_due_{i}"))).collect();
         for account in &accounts {
@@ -992,7 +1044,11 @@ mod contract {
         }
 
         let mut due = all_due(&store, 2).await;
+        let whole = store.due_counters(10, None).await.unwrap();
+        let after_third = store.due_counters(10, Some(&whole.cursors[2])).await.unwrap();
 
+        assert_eq!(whole.cursors.len(), 7);
+        assert_eq!(after_third.counters, whole.counters[3..], "a page goes on after any counter it listed");
         due.sort();
         let mut expected: Vec<CounterKey> = accounts.iter().map(counter).collect();
         expected.sort();
@@ -1489,6 +1545,8 @@ macro_rules! contract_suite {
                 a_metered_counter_is_due_until_settled_and_a_refund_lists_it_again,
                 a_report_is_recorded_once_confirmed_once_and_cancelled_once,
                 due_counters_page_through_every_due_counter_once,
+                a_counter_is_settled_once_and_a_lost_report_is_given_up_once,
+                the_meter_position_round_trips,
                 parallel_reporters_record_one_pending_report,
                 a_grant_is_written_once_with_its_entry_and_read_with_the_state,
                 a_grant_to_a_linked_account_lands_once_and_never_after_its_deletion,

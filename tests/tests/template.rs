@@ -347,6 +347,7 @@ fn the_runbook_alarms_watch_what_the_readme_says() {
         ("EventsUnprocessableAlarm", METRICS_NAMESPACE, "EventsUnprocessable", "Sum", None, 0),
         ("MeterReportsFailedAlarm", METRICS_NAMESPACE, "MeterReportsFailed", "Sum", None, 0),
         ("MeterDriftAlarm", METRICS_NAMESPACE, "MeterDrift", "Sum", None, 0),
+        ("MeterReportLagAlarm", METRICS_NAMESPACE, "MeterReportLag", "Maximum", None, 3600),
     ];
 
     for (id, namespace, metric, statistic, dimension, threshold) in expected {

@@ -62,7 +62,8 @@ pub struct SyncDeps<S, B, N> {
     pub events: EventDeps<S, B, N>,
     /// Keeps the run's list calls under Stripe's rate limit (about 25 requests/s in test mode).
     pub pacing: Duration,
-    /// Keeps meter reporting under Stripe's meter event rate limit.
+    /// Keeps meter reporting under Stripe's meter event rate limit (the pass's other calls go
+    /// [`crate::app::meters::OTHER_CALLS_SLOWER`] times slower).
     pub meter_pacing: Duration,
 }
 
@@ -81,8 +82,12 @@ pub enum SyncError {
     /// Meter reporting stopped at a Stripe or store failure; the next run resumes it.
     #[error("meter reporting: {0}")]
     Meters(#[from] crate::app::meters::MeterError),
-    /// The run reached its deadline without moving its cursor or its reconciliation: run after
-    /// run would do the same.
+    /// Stripe failed while reporting some counters' usage; they wait for the next lap, the
+    /// others were reported.
+    #[error("meter reporting: {counters} counters deferred to the next lap: {error}")]
+    MetersDeferred { counters: u64, error: String },
+    /// The run reached its deadline without moving its cursor, its reconciliation or the meter
+    /// pass's position: run after run would do the same.
     #[error("no progress: the run stopped at its deadline before it could move its cursor")]
     NoProgress,
 }
@@ -166,15 +171,10 @@ where
     store.save_cursor(&cursor).await?;
     // Meter reporting runs whatever became of the replay: a stuck event never holds usage back.
     let events = &deps.events;
-    let metered = crate::app::meters::report(
-        store,
-        &events.billing,
-        &events.settings,
-        deps.meter_pacing,
-        deadline,
-        &mut outcome.meters,
-    )
-    .await;
+    let paces = crate::app::meters::Paces::new(deps.meter_pacing);
+    let metered =
+        crate::app::meters::report(store, &events.billing, &events.settings, &paces, deadline, &mut outcome.meters)
+            .await;
     let mut finished = replayed?;
     // A reconciliation waits for the replay to catch up; the cursor remembers it meanwhile.
     if finished && owed {
@@ -182,14 +182,20 @@ where
         store.save_cursor(&cursor).await?;
         finished = reconciled?;
     }
-    finished &= metered?;
+    let metered = metered?;
+    finished &= metered.finished;
     if !finished {
         outcome.partial = true;
-        if cursor == start {
+        if cursor == start && !metered.moved {
             return Err(SyncError::NoProgress);
         }
     }
-    Ok(())
+    match outcome.meters.deferred_error.clone() {
+        // Stripe failed for some counters: left for the next lap, and the run fails so the
+        // errors alarm sees a Stripe that keeps failing.
+        Some(error) => Err(SyncError::MetersDeferred { counters: outcome.meters.deferred, error }),
+        None => Ok(()),
+    }
 }
 
 /// Hands every event since the cursor to the worker, oldest first, a page at a time, saving
@@ -746,6 +752,47 @@ mod tests {
         assert!(recorded.partial && recorded.last_error.as_deref().unwrap().contains("no progress"), "{recorded:?}");
         assert_eq!(recorded.last_success_at, done.last_success_at, "a stalled run is no success");
         assert_eq!(cursor(&deps).await, before);
+    }
+
+    #[tokio::test]
+    async fn a_run_without_new_events_that_moves_the_meter_pass_is_progress_and_the_next_goes_on() {
+        use crate::ports::usage::{Consumption, UsageRecord, UsageStore};
+        let deps = deps(2);
+        start_at(&deps, NOW - 1).await;
+        let window = crate::domain::usage::Window { start: NOW, end: NOW + 30 * 86_400 };
+        for i in 0..600 {
+            let account = AccountId::parse(&format!("acct_m{i:03}")).unwrap();
+            let profile = Account { account_id: account.clone(), customer_id: format!("cus_m{i:03}"), created_at: NOW };
+            deps.events.store.link_customer(&profile).await.unwrap();
+            let record = UsageRecord {
+                actor: None,
+                request: "r".into(),
+                metric: "api_calls".into(),
+                quantity: 1,
+                window,
+                at: NOW,
+                refunded: false,
+            };
+            let consumption = Consumption {
+                account: &account,
+                key: "k",
+                record: &record,
+                limit: None,
+                rate: None,
+                metered: true,
+                now_ms: NOW * 1000,
+            };
+            deps.events.store.consume(&consumption).await.unwrap();
+        }
+
+        let cut_short = run(&deps, Mode::Replay, &After::checks(300)).await.unwrap();
+        let rest = run(&deps, Mode::Replay, &Never).await.unwrap();
+
+        assert!(cut_short.partial && cut_short.replayed == 0, "{cut_short:?}");
+        assert!((1..600).contains(&cut_short.meters.sent), "{cut_short:?}");
+        assert!(rest.meters.lap_completed && !rest.partial, "{rest:?}");
+        assert_eq!(cut_short.meters.sent + rest.meters.sent, 600, "each counter reported once, none skipped");
+        assert_eq!(cut_short.meters.sent + rest.meters.visited, 600, "the second run went on, never back to the top");
     }
 
     #[tokio::test]

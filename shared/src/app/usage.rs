@@ -235,7 +235,9 @@ where
         refunded: false,
         actor: Some(actor.to_owned()),
     };
-    let metered = settings.catalogue.metric(metric).is_some_and(|m| m.event_name.is_some());
+    // Only a live paid subscription's usage reaches a Stripe meter (Free usage is never billed).
+    let metered = standing.access.plan != crate::domain::plans::FREE
+        && settings.catalogue.metric(metric).is_some_and(|m| m.event_name.is_some());
     let consumption =
         Consumption { account, key, record: &record, limit, rate: standing.rate(), now_ms: standing.now_ms, metered };
     match deps.store.consume(&consumption).await? {
@@ -544,6 +546,19 @@ mod tests {
         }
         let window = crate::domain::usage::window(None, NOW);
         assert_eq!(deps.store.used(&account(), "api_calls", &window).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn only_a_paid_subscription_s_usage_is_due_for_the_meter() {
+        use crate::ports::meter::MeterStore;
+        let (free, paid) = (deps(), deps());
+        on_plan(&paid, "pro", 1).await;
+
+        consume(&free, &account(), "ops", one("a")).await.unwrap();
+        consume(&paid, &account(), "ops", one("a")).await.unwrap();
+
+        assert!(free.store.due_counters(10, None).await.unwrap().counters.is_empty(), "Free usage is never billed");
+        assert_eq!(paid.store.due_counters(10, None).await.unwrap().counters.len(), 1);
     }
 
     #[tokio::test]

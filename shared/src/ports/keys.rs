@@ -120,6 +120,7 @@ pub fn rate(name: &str, window_start_ms: i64) -> String {
 
 pub const SYNC: &str = "SYNC";
 pub const SYNC_CURSOR: &str = "CURSOR#events";
+pub const METER_POSITION: &str = "CURSOR#meters";
 pub const SYNC_OUTCOME: &str = "OUTCOME";
 
 /// An API key's lookup item, by the key's SHA-256: `APIKEY#<sha256>` / [`API_KEY_LOOKUP`].

@@ -71,6 +71,13 @@ pub struct MeterCounter {
     pub revision: u32,
     /// Still listed as due.
     pub due: bool,
+    /// Counted as paid usage (a live paid subscription's window): only such a counter is
+    /// reported; a refund may list any counter, which is then settled as not billed.
+    pub metered: bool,
+    /// When the oldest unit not reported yet was counted (Unix seconds): set by the first
+    /// consumption after the counter was up to date, moved by each confirmed report; only
+    /// meaningful while `used > reported`.
+    pub behind_since: Option<i64>,
     /// How it was settled, once settled.
     pub settlement: Option<Settlement>,
 }
@@ -79,6 +86,9 @@ pub struct MeterCounter {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DuePage {
     pub counters: Vec<CounterKey>,
+    /// The cursor after each of `counters` (a page visited in part goes on after the last
+    /// counter visited).
+    pub cursors: Vec<String>,
     pub next: Option<String>,
 }
 
@@ -97,16 +107,25 @@ pub trait MeterStore: Send + Sync {
     async fn record_report(&self, key: &CounterKey, revision: u32, report: &MeterReport) -> Result<bool, StoreError>;
 
     /// Moves the watermark to `report.to` and makes `report` the last one sent, if it is the
-    /// pending report.
+    /// pending report. `behind_since` is cleared when the counter still holds `report.to`
+    /// units, and otherwise becomes `report.recorded_at` (the units after it were counted
+    /// after the report read the counter).
     async fn confirm_report(&self, key: &CounterKey, report: &MeterReport) -> Result<bool, StoreError>;
+
+    /// Gives up a pending report that can no longer be resent (Stripe may have forgotten its
+    /// identifier): it is dropped, the watermark stays at what was confirmed and the revision
+    /// goes up by one (the units are reported again under a new identifier), if `pending` is
+    /// still the pending report.
+    async fn abandon_report(&self, key: &CounterKey, pending: &MeterReport) -> Result<bool, StoreError>;
 
     /// After `last` was cancelled in Stripe: the watermark goes back to `last.from`, the
     /// revision up by one, if `last` is still the last report and nothing is pending.
     async fn cancel_report(&self, key: &CounterKey, last: &MeterReport) -> Result<bool, StoreError>;
 
-    /// Takes the counter off the due list with `settlement`, if it still holds `used` and
-    /// `reported` as read and nothing is pending (a `Failed` settlement keeps what is pending).
-    /// A later refund lists it again.
+    /// Takes the counter off the due list with `settlement`, if it is still due (so a counter
+    /// is settled once, however often an eventually consistent index lists it), still holds
+    /// `used` and `reported` as read and nothing is pending (a `Failed` settlement keeps what
+    /// is pending). A later refund lists it again.
     async fn settle(
         &self,
         key: &CounterKey,
@@ -131,6 +150,64 @@ pub struct MeterOutcome {
     pub failed: Vec<String>,
     /// Windows where Stripe's total differs from Tollgate's (alarmed).
     pub drift: Vec<MeterDrift>,
+    /// Due counters this run visited.
+    #[serde(default)]
+    pub visited: u64,
+    /// Counters left for the next run after a Stripe failure that may pass (unavailable,
+    /// rate limited).
+    #[serde(default)]
+    pub deferred: u64,
+    /// The Stripe failure that deferred the first of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deferred_error: Option<String>,
+    /// The lap over every due counter was completed in this run.
+    #[serde(default)]
+    pub lap_completed: bool,
+    /// The age in seconds of the oldest unit of a paying account not yet reported, as far as
+    /// the run can tell (the `MeterReportLag` metric): exact for the counters it visited, an
+    /// upper bound for those it did not reach.
+    #[serde(default)]
+    pub lag_seconds: i64,
+}
+
+impl MeterOutcome {
+    /// At most this many drifts and failures are listed (all are counted in the metrics).
+    pub const LISTED: usize = 50;
+
+    /// Adds what `other` did (one counter's reporting) to this run's outcome.
+    pub fn absorb(&mut self, other: MeterOutcome) {
+        self.sent = self.sent.saturating_add(other.sent);
+        self.units = self.units.saturating_add(other.units);
+        self.cancelled = self.cancelled.saturating_add(other.cancelled);
+        self.settled = self.settled.saturating_add(other.settled);
+        self.visited = self.visited.saturating_add(other.visited);
+        self.deferred = self.deferred.saturating_add(other.deferred);
+        if self.deferred_error.is_none() {
+            self.deferred_error = other.deferred_error;
+        }
+        self.lag_seconds = self.lag_seconds.max(other.lag_seconds);
+        let room = Self::LISTED.saturating_sub(self.failed.len());
+        self.failed.extend(other.failed.into_iter().take(room));
+        let room = Self::LISTED.saturating_sub(self.drift.len());
+        self.drift.extend(other.drift.into_iter().take(room));
+    }
+}
+
+/// Where the meter pass stands in its lap over the due counters: the next run goes on from
+/// `after`, so every due counter is visited within a bounded number of runs, however many
+/// there are.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MeterPosition {
+    /// The due-counter page cursor to go on from; `None`: the top of the list.
+    #[serde(default)]
+    pub after: Option<String>,
+    /// When the lap in progress started (Unix seconds).
+    #[serde(default)]
+    pub lap_started_at: i64,
+    /// When the last completed lap started: every counter was visited since, so no unit
+    /// counted before it waits unreported (unless alarmed).
+    #[serde(default)]
+    pub last_lap_started_at: Option<i64>,
 }
 
 /// A window whose Stripe total differs from Tollgate's.

@@ -22,6 +22,9 @@ pub enum Metric {
     MeterReportsFailed,
     /// A usage window whose Stripe meter total differs from Tollgate's.
     MeterDrift,
+    /// Seconds since the oldest unit of a paying account not yet reported to its Stripe meter
+    /// was counted, as each meter pass sees it (a gauge: its alarm takes the maximum).
+    MeterReportLag,
 }
 
 impl Metric {
@@ -30,6 +33,15 @@ impl Metric {
             Self::EventsUnprocessable => "EventsUnprocessable",
             Self::MeterReportsFailed => "MeterReportsFailed",
             Self::MeterDrift => "MeterDrift",
+            Self::MeterReportLag => "MeterReportLag",
+        }
+    }
+
+    /// The CloudWatch unit of its values.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Self::MeterReportLag => "Seconds",
+            _ => "Count",
         }
     }
 }
@@ -42,7 +54,7 @@ pub fn line(namespace: &str, metric: Metric, value: u64, timestamp_ms: i64) -> S
             "CloudWatchMetrics": [{
                 "Namespace": namespace,
                 "Dimensions": [[]],
-                "Metrics": [{"Name": metric.name(), "Unit": "Count"}],
+                "Metrics": [{"Name": metric.name(), "Unit": metric.unit()}],
             }],
         },
         metric.name(): value,
@@ -52,6 +64,11 @@ pub fn line(namespace: &str, metric: Metric, value: u64, timestamp_ms: i64) -> S
 
 /// Counts `value` of `metric` now.
 pub fn count(metric: Metric, value: u64) {
+    record(metric, value);
+}
+
+/// Records `value` of `metric` now (a count, or a gauge's reading).
+pub fn record(metric: Metric, value: u64) {
     static NAMESPACE: OnceLock<String> = OnceLock::new();
     let namespace = NAMESPACE.get_or_init(|| std::env::var(NAMESPACE_VAR).unwrap_or_else(|_| DEFAULT_NAMESPACE.into()));
     let now_ms = crate::ports::clock::Clock::now_ms(&crate::ports::clock::SystemClock);

@@ -71,4 +71,8 @@ pub trait SyncStore: Send + Sync {
     async fn outcome(&self) -> Result<Option<SyncOutcome>, StoreError>;
     /// Saves how a run ended (unconditionally, as the cursor).
     async fn save_outcome(&self, outcome: &SyncOutcome) -> Result<(), StoreError>;
+    /// Where the meter pass stands; `None` before its first page.
+    async fn meter_position(&self) -> Result<Option<crate::ports::meter::MeterPosition>, StoreError>;
+    /// Saves where the meter pass stands (unconditionally, as the cursor).
+    async fn save_meter_position(&self, position: &crate::ports::meter::MeterPosition) -> Result<(), StoreError>;
 }

@@ -34,7 +34,8 @@ pub struct Consumption<'a> {
     pub limit: Option<u64>,
     /// The per-minute request limit; `None` is unlimited.
     pub rate: Option<crate::domain::ratelimit::Limit>,
-    /// The metric is reported to a Stripe meter: its counter is listed as due for the sync.
+    /// Paid usage of a metric reported to a Stripe meter (a live paid subscription's window):
+    /// its counter is listed as due for the sync's meter pass. Free usage never is.
     pub metered: bool,
     pub now_ms: i64,
 }

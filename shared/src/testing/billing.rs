@@ -61,6 +61,7 @@ struct State {
     meter_events: Vec<SentMeterEvent>,
     /// Meter events sent from now on are accepted but their answer is lost, this many times.
     lose_meter_answers: u32,
+    fail_meter_events: u32,
 }
 
 /// A meter event as the fake accepted it.
@@ -124,6 +125,11 @@ impl FakeBilling {
         self.lock().lose_meter_answers = times;
     }
 
+    /// The next `times` meter events fail before Stripe records them (Stripe unavailable).
+    pub fn fail_meter_events(&self, times: u32) {
+        self.lock().fail_meter_events = times;
+    }
+
     /// A meter event from elsewhere (another system, a manual entry): Stripe's totals then
     /// differ from Tollgate's.
     pub fn add_meter_event(&self, event: SentMeterEvent) {
@@ -166,6 +172,10 @@ impl Billing for FakeBilling {
     async fn send_meter_event(&self, event: &MeterEvent<'_>) -> Result<(), BillingError> {
         self.record(format!("send_meter_event {}", event.identifier));
         let mut state = self.lock();
+        if state.fail_meter_events > 0 {
+            state.fail_meter_events -= 1;
+            return Err(BillingError::Unavailable("Stripe did not answer".into()));
+        }
         if !state.meter_events.iter().any(|e| e.identifier == event.identifier) {
             state.meter_events.push(SentMeterEvent {
                 event_name: event.event_name.into(),

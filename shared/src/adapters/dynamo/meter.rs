@@ -38,6 +38,11 @@ struct CounterItem {
     revision: u32,
     #[serde(default)]
     meter_due: Option<String>,
+    /// Absent on a counter stored before only paid usage was metered: reported, as then.
+    #[serde(default)]
+    metered: Option<bool>,
+    #[serde(default)]
+    behind_since: Option<i64>,
     #[serde(default)]
     settlement: Option<Settlement>,
 }
@@ -124,12 +129,25 @@ impl MeterStore for DynamoStore {
             .send()
             .await
             .map_err(|e| classify(e, "due counters"))?;
-        let counters = out.items.unwrap_or_default().iter().filter_map(parse_key).collect();
+        let (counters, cursors) = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                let key = parse_key(item)?;
+                let cursor = format!(
+                    "{}{CURSOR_SEPARATOR}{}",
+                    keys::account(&key.account),
+                    keys::usage(&key.metric, key.window_start)
+                );
+                Some((key, cursor))
+            })
+            .unzip();
         let next = out.last_evaluated_key.and_then(|last| match (last.get("pk"), last.get("sk")) {
             (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some(format!("{pk}{CURSOR_SEPARATOR}{sk}")),
             _ => None,
         });
-        Ok(DuePage { counters, next })
+        Ok(DuePage { counters, cursors, next })
     }
 
     async fn meter_counter(&self, key: &CounterKey) -> Result<Option<MeterCounter>, StoreError> {
@@ -154,6 +172,8 @@ impl MeterStore for DynamoStore {
             last: item.last,
             revision: item.revision,
             due: item.meter_due.is_some(),
+            metered: item.metered.unwrap_or(true),
+            behind_since: item.behind_since,
             settlement: item.settlement,
         }))
     }
@@ -175,14 +195,38 @@ impl MeterStore for DynamoStore {
     }
 
     async fn confirm_report(&self, key: &CounterKey, report: &MeterReport) -> Result<bool, StoreError> {
+        // Up to date when the counter still holds what the report read; otherwise the units
+        // after it were counted after the report read the counter.
+        let confirm = |up_to_date: bool| -> Result<_, StoreError> {
+            let (set_behind, condition) = if up_to_date {
+                (" REMOVE pending, behind_since", "pending.identifier = :identifier AND used = :to")
+            } else {
+                (", behind_since = :recorded REMOVE pending", "pending.identifier = :identifier")
+            };
+            let update = self
+                .counter_update(key)
+                .update_expression(format!("SET reported = :to, #last = :report{set_behind}"))
+                .condition_expression(condition)
+                .expression_attribute_names("#last", "last")
+                .expression_attribute_values(":to", n(report.to))
+                .expression_attribute_values(":report", map(report)?)
+                .expression_attribute_values(":identifier", s(&report.identifier));
+            Ok(if up_to_date { update } else { update.expression_attribute_values(":recorded", n(report.recorded_at)) })
+        };
+        Ok(self.conditional(confirm(true)?).await? || self.conditional(confirm(false)?).await?)
+    }
+
+    async fn abandon_report(&self, key: &CounterKey, pending: &MeterReport) -> Result<bool, StoreError> {
         let update = self
             .counter_update(key)
-            .update_expression("SET reported = :to, #last = :report REMOVE pending")
+            .update_expression(
+                "SET revision = if_not_exists(revision, :zero) + :one, abandoned = :report REMOVE pending",
+            )
             .condition_expression("pending.identifier = :identifier")
-            .expression_attribute_names("#last", "last")
-            .expression_attribute_values(":to", n(report.to))
-            .expression_attribute_values(":report", map(report)?)
-            .expression_attribute_values(":identifier", s(&report.identifier));
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":report", map(pending)?)
+            .expression_attribute_values(":identifier", s(&pending.identifier));
         self.conditional(update).await
     }
 
@@ -214,7 +258,7 @@ impl MeterStore for DynamoStore {
         let update = self
             .counter_update(key)
             .update_expression("SET settlement = :settlement REMOVE #due")
-            .condition_expression(format!("attribute_exists(pk) AND {condition}"))
+            .condition_expression(format!("attribute_exists(#due) AND {condition}"))
             .expression_attribute_names("#due", DUE_ATTRIBUTE)
             .expression_attribute_values(":settlement", map(settlement)?)
             .expression_attribute_values(":used", n(used))

@@ -74,13 +74,19 @@ impl UsageStore for DynamoStore {
         }
         // A metered counter is listed as due for the sync's meter report (the index's key
         // is written once: later consumptions leave it as it is).
-        let set_due = if c.metered { ", #due = :due" } else { "" };
+        // `metered` says whether the counter is paid usage (a refund may list any counter).
+        let set_due = if c.metered {
+            ", #due = :due, metered = :metered, behind_since = if_not_exists(behind_since, :at)"
+        } else {
+            ", metered = :metered"
+        };
         let (pk, sk) = Self::counter_key(c.account, &record.metric, window);
         let mut counter = self
             .update(pk, sk)
             .update_expression(format!("ADD used :quantity SET window_end = :end, expires_at = :expires{set_due}"))
             .expression_attribute_values(":quantity", n(record.quantity))
             .expression_attribute_values(":end", n(window.end))
+            .expression_attribute_values(":metered", AttributeValue::Bool(c.metered))
             .expression_attribute_values(":expires", n(window.end.saturating_add(COUNTER_TTL)));
         if let Some(room) = room {
             counter = counter.condition_expression(FITS).expression_attribute_values(":room", n(room));
@@ -88,7 +94,8 @@ impl UsageStore for DynamoStore {
         if c.metered {
             counter = counter
                 .expression_attribute_names("#due", meter::DUE_ATTRIBUTE)
-                .expression_attribute_values(":due", AttributeValue::S(meter::DUE.to_owned()));
+                .expression_attribute_values(":due", AttributeValue::S(meter::DUE.to_owned()))
+                .expression_attribute_values(":at", n(record.at));
         }
         items
             .push(TransactWriteItem::builder().update(counter.build().expect("table, key and update are set")).build());

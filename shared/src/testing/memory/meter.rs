@@ -11,11 +11,25 @@ use async_trait::async_trait;
 pub(super) struct MeterFields {
     pub(super) window_end: i64,
     pub(super) due: bool,
+    pub(super) metered: bool,
+    pub(super) behind_since: Option<i64>,
     reported: u64,
     pending: Option<MeterReport>,
     last: Option<MeterReport>,
     revision: u32,
     settlement: Option<Settlement>,
+}
+
+/// The counter key a due-page cursor names.
+fn parse_cursor(cursor: &str) -> Result<(crate::domain::model::AccountId, String, i64), StoreError> {
+    let corrupt = || StoreError::Corrupt("a due-counter cursor this store did not give".into());
+    let mut parts = cursor.split('\u{1f}');
+    let (Some(account), Some(metric), Some(start), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(corrupt());
+    };
+    let account = crate::domain::model::AccountId::parse(account).map_err(|_| corrupt())?;
+    Ok((account, metric.to_owned(), start.parse().map_err(|_| corrupt())?))
 }
 
 fn id(key: &CounterKey) -> (crate::domain::model::AccountId, String, i64) {
@@ -44,21 +58,25 @@ impl MemoryStore {
 #[async_trait]
 impl MeterStore for MemoryStore {
     async fn due_counters(&self, limit: usize, after: Option<&str>) -> Result<DuePage, StoreError> {
+        use std::ops::Bound;
         let tables = self.lock();
-        let mut due: Vec<(String, CounterKey)> = tables
-            .meters
-            .iter()
-            .filter(|(_, fields)| fields.due)
-            .map(|((account, metric, start), _)| {
-                let key = CounterKey { account: account.clone(), metric: metric.clone(), window_start: *start };
-                (format!("{account}\u{1f}{metric}\u{1f}{start}"), key)
-            })
-            .filter(|(cursor, _)| after.is_none_or(|after| cursor.as_str() > after))
-            .collect();
-        due.sort_by(|a, b| a.0.cmp(&b.0));
+        let start = match after {
+            None => Bound::Unbounded,
+            Some(cursor) => Bound::Excluded(parse_cursor(cursor)?),
+        };
         let limit = limit.max(1);
-        let next = (due.len() > limit).then(|| due[limit.saturating_sub(1)].0.clone());
-        Ok(DuePage { counters: due.into_iter().take(limit).map(|(_, key)| key).collect(), next })
+        let mut due = tables.meters.range((start, Bound::Unbounded)).filter(|(_, fields)| fields.due).map(
+            |((account, metric, start), _)| CounterKey {
+                account: account.clone(),
+                metric: metric.clone(),
+                window_start: *start,
+            },
+        );
+        let counters: Vec<CounterKey> = due.by_ref().take(limit).collect();
+        let cursors: Vec<String> =
+            counters.iter().map(|k| format!("{}\u{1f}{}\u{1f}{}", k.account, k.metric, k.window_start)).collect();
+        let next = due.next().is_some().then(|| cursors.last().cloned()).flatten();
+        Ok(DuePage { counters, cursors, next })
     }
 
     async fn meter_counter(&self, key: &CounterKey) -> Result<Option<MeterCounter>, StoreError> {
@@ -74,6 +92,8 @@ impl MeterStore for MemoryStore {
             last: fields.last,
             revision: fields.revision,
             due: fields.due,
+            metered: fields.metered,
+            behind_since: fields.behind_since,
             settlement: fields.settlement,
         }))
     }
@@ -94,6 +114,24 @@ impl MeterStore for MemoryStore {
                 f.reported = report.to;
                 f.last = Some(report.clone());
                 f.pending = None;
+            },
+        ) && {
+            let mut tables = self.lock();
+            let used = tables.usage.get(&id(key)).copied().unwrap_or_default();
+            if let Some(f) = tables.meters.get_mut(&id(key)) {
+                f.behind_since = (used > report.to).then_some(report.recorded_at);
+            }
+            true
+        })
+    }
+
+    async fn abandon_report(&self, key: &CounterKey, pending: &MeterReport) -> Result<bool, StoreError> {
+        Ok(self.change_meter(
+            key,
+            |_, f| f.pending.as_ref().is_some_and(|p| p.identifier == pending.identifier),
+            |f| {
+                f.pending = None;
+                f.revision = f.revision.saturating_add(1);
             },
         ))
     }
@@ -120,7 +158,8 @@ impl MeterStore for MemoryStore {
         Ok(self.change_meter(
             key,
             |now_used, f| {
-                (f.pending.is_none() || matches!(settlement, Settlement::Failed { .. }))
+                f.due
+                    && (f.pending.is_none() || matches!(settlement, Settlement::Failed { .. }))
                     && now_used == used
                     && f.reported == reported
             },

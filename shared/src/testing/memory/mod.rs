@@ -38,14 +38,16 @@ struct Tables {
     failures: HashMap<String, FailedEvent>,
     cursor: Option<SyncCursor>,
     outcome: Option<SyncOutcome>,
+    meter_position: Option<crate::ports::meter::MeterPosition>,
     /// API keys by id (each record is both the lookup and the listing item).
     api_keys: HashMap<crate::domain::apikeys::KeyId, crate::domain::apikeys::ApiKey>,
     /// Slots taken per account.
     api_key_slots: HashMap<AccountId, u32>,
     /// Usage counters by account, metric and window start.
     usage: HashMap<(AccountId, String, i64), u64>,
-    /// The meter fields of usage counters, by the same key as `usage`.
-    meters: HashMap<(AccountId, String, i64), meter::MeterFields>,
+    /// The meter fields of usage counters, by the same key as `usage`, in key order (the
+    /// due list pages through them).
+    meters: std::collections::BTreeMap<(AccountId, String, i64), meter::MeterFields>,
     /// Usage requests' idempotency records by account and key.
     usage_records: HashMap<(AccountId, String), crate::ports::usage::UsageRecord>,
     /// Usage alert markers by account, metric, window start and percentage.

@@ -2,6 +2,7 @@
 
 use super::MemoryStore;
 use crate::ports::StoreError;
+use crate::ports::meter::MeterPosition;
 use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
 use async_trait::async_trait;
 
@@ -22,6 +23,15 @@ impl SyncStore for MemoryStore {
 
     async fn save_outcome(&self, outcome: &SyncOutcome) -> Result<(), StoreError> {
         self.lock().outcome = Some(outcome.clone());
+        Ok(())
+    }
+
+    async fn meter_position(&self) -> Result<Option<MeterPosition>, StoreError> {
+        Ok(self.lock().meter_position.clone())
+    }
+
+    async fn save_meter_position(&self, position: &MeterPosition) -> Result<(), StoreError> {
+        self.lock().meter_position = Some(position.clone());
         Ok(())
     }
 }

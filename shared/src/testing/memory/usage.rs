@@ -34,10 +34,12 @@ impl UsageStore for MemoryStore {
             tables.rates.insert(at, requests.saturating_add(1));
         }
         let after = used.saturating_add(record.quantity);
+        let fields = tables.meters.entry(counter.clone()).or_default();
+        fields.metered = c.metered;
         if c.metered {
-            let fields = tables.meters.entry(counter.clone()).or_default();
             fields.due = true;
             fields.window_end = record.window.end;
+            fields.behind_since.get_or_insert(record.at);
         }
         tables.usage.insert(counter, after);
         tables.usage_records.insert((c.account.clone(), c.key.to_owned()), record.clone());

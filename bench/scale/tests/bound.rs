@@ -1,0 +1,33 @@
+//! The simulation small enough for `make test`: 5,000 accounts (250 paying, 4,750 Free), the
+//! deployed pass's figures, Stripe at 300 ms a call. The bound is in runs, never a time.
+
+use tollgate_scale::{Config, simulate};
+
+#[test]
+fn every_paying_account_is_reported_within_two_runs_and_no_free_usage_reaches_stripe() {
+    let config = Config::with_accounts(5_000);
+
+    let report = simulate(&config).unwrap();
+
+    let runs = report.runs_until_reported.unwrap_or(u32::MAX);
+    assert!(runs <= 2, "{:#?}", report.runs);
+    let visited: u64 = report.runs.iter().map(|r| r.visited).sum();
+    assert_eq!(visited, config.paying, "only paid counters are due, each visited once");
+    let sent: u64 = report.runs.iter().map(|r| r.sent).sum();
+    assert_eq!(sent, config.paying, "one meter event per paying account");
+    assert_eq!(report.runs.iter().map(|r| r.rate_limited).sum::<u64>(), 0, "paced under Stripe's limits");
+}
+
+#[test]
+fn a_pass_too_big_for_one_run_goes_on_from_where_it_stopped() {
+    // Stripe at 2 s a call and runs of 30 s: a run reaches only part of the 5,000 paying accounts.
+    let config = Config { stripe_latency_ms: 2_000, budget_seconds: 30, ..Config::with_accounts(100_000) };
+
+    let report = simulate(&config).unwrap();
+
+    let runs = report.runs_until_reported.expect("reported within the runs allowed");
+    assert!(runs >= 2, "more than one run: {:#?}", report.runs);
+    let visited: u64 = report.runs.iter().map(|r| r.visited).sum();
+    assert!(visited <= config.paying + 100 * u64::from(runs), "each run went on, never back to the top: {visited}");
+    assert!(report.runs.iter().all(|r| r.sent > 0), "every run made progress");
+}
