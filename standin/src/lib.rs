@@ -214,6 +214,12 @@ impl StandIn {
         self.lock().lost_answers = (path.to_owned(), n);
     }
 
+    /// Makes every API request wait `latency` before it is answered (a slow Stripe);
+    /// `Duration::ZERO` (the default) answers at once.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.lock().latency = latency;
+    }
+
     /// The stand-in's "now" for `created`, period and trial timestamps (default: system time).
     pub fn set_clock(&self, unix_seconds: i64) {
         self.lock().set_clock(unix_seconds);
@@ -516,6 +522,10 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let latency = standin.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
     standin.respond(&method, &uri, &headers, &body)
 }
 

@@ -90,6 +90,8 @@ pub(crate) struct State {
     pub(crate) faults: VecDeque<u16>,
     /// Faults for requests whose path ends with a suffix: (suffix, how many left, status).
     pub(crate) path_faults: Vec<(String, usize, u16)>,
+    /// How long every API request waits before its answer (`StandIn::set_latency`).
+    pub(crate) latency: std::time::Duration,
     pub(crate) cause: EventCause,
     /// The retry schedule of failed subscription payments.
     pub(crate) dunning: Dunning,
@@ -159,6 +161,7 @@ impl State {
             idempotency: HashMap::new(),
             faults: VecDeque::new(),
             path_faults: Vec::new(),
+            latency: std::time::Duration::ZERO,
             cause: None,
             dunning: Dunning::default(),
             declining: BTreeSet::new(),

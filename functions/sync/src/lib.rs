@@ -39,8 +39,10 @@ pub fn wire(
     Ok(SyncDeps { events, pacing: PACING, meter_pacing: METER_PACING })
 }
 
-/// Seconds kept in hand before the function's timeout, to save the cursor and the outcome.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(20);
+/// No unit of work starts in the invocation's last this long: one unit's Stripe calls at their
+/// worst ([`tollgate::app::sync::STRIPE_CALLS_PER_UNIT`]) and saving the cursor and the
+/// outcome fit in it (`tests/tests/template.rs` holds the sum to it).
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(100);
 
 /// The Lambda entry: the schedule's input is `{"mode": "replay"}` or `{"mode": "full"}`. A run
 /// that could not finish fails the invocation (after recording its outcome), so the errors

@@ -312,8 +312,9 @@ async fn killed_reconciliation_resumes_after_its_last_saved_page() {
         h.happen("customer.subscription.created", &format!("acct_k{i}"));
     }
     h.deps.events.store.save_cursor(&SyncCursor { created: NOW + 1, ..SyncCursor::default() }).await.unwrap();
-    // One check for the (empty) replay, one per reconciliation page: killed before the third.
-    let kill = KillAfter { checks: AtomicUsize::new(3), killed: tokio::sync::Notify::new() };
+    // One check for the (empty) replay, one per reconciliation page and one per customer on it:
+    // killed before the third page.
+    let kill = KillAfter { checks: AtomicUsize::new(7), killed: tokio::sync::Notify::new() };
     tokio::select! {
         biased;
         () = kill.killed.notified() => {}
@@ -343,7 +344,8 @@ async fn reconciliation_stopped_at_its_deadline_resumes_after_its_last_page() {
     }
     h.deps.events.store.save_cursor(&SyncCursor { created: NOW + 1, ..SyncCursor::default() }).await.unwrap();
 
-    let first = run(&h.deps, Mode::Full, &After(AtomicUsize::new(2))).await.unwrap();
+    // The replay's check, the first page's and its two customers'.
+    let first = run(&h.deps, Mode::Full, &After(AtomicUsize::new(4))).await.unwrap();
     let saved = h.cursor().await;
     let second = run(&h.deps, Mode::Replay, &Never).await.unwrap();
     let third = run(&h.deps, Mode::Replay, &Never).await.unwrap();
@@ -465,4 +467,42 @@ async fn meters_get_each_unit_once_across_runs_and_a_crash_and_drift_is_recorded
         drift.iter().map(|d| (d.metric.as_str(), d.tollgate, d.stripe)).collect::<Vec<_>>(),
         [("api_calls", 12, 15)]
     );
+}
+
+#[tokio::test]
+async fn a_run_against_a_slow_stripe_starts_no_unit_after_its_deadline_and_the_next_loses_nothing() {
+    let mut h = harness().await;
+    // One page holds every subscription, so only a check per customer can stop within it.
+    h.deps.events.billing = test_billing(&h.standin.spawn().await.unwrap()).with_page_size(50);
+    let accounts: Vec<String> = (0..8).map(|i| format!("acct_slow{i}")).collect();
+    for account in &accounts {
+        h.happen("customer.subscription.created", account);
+    }
+    // Nothing to replay: the reconciliation alone writes the projections.
+    h.deps.events.store.save_cursor(&SyncCursor { created: NOW + 100, ..SyncCursor::default() }).await.unwrap();
+    // Every Stripe call takes 150 ms: a customer (its subscriptions, its invoices) about 300 ms.
+    let latency = Duration::from_millis(150);
+    h.standin.set_latency(latency);
+    let budget = Duration::from_secs(1);
+
+    let started = std::time::Instant::now();
+    let first =
+        run(&h.deps, Mode::Full, &tollgate::app::Before::at(std::time::SystemTime::now() + budget)).await.unwrap();
+    let overrun = started.elapsed().saturating_sub(budget);
+    let saved = h.cursor().await;
+    h.standin.set_latency(Duration::ZERO);
+    let second = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+
+    assert!(first.partial && first.reconciled >= 1 && first.reconciled < 8, "{first:?}");
+    // At most the one unit started before the deadline runs past it (two calls), with slack.
+    assert!(overrun <= latency * 2 + Duration::from_millis(250), "the run went on {overrun:?} past its deadline");
+    assert!(
+        saved.reconcile_due && saved.reconcile_after.is_some(),
+        "stopped within the page, its place saved: {saved:?}"
+    );
+    assert!(!second.partial && first.reconciled + second.reconciled >= 8, "{first:?} {second:?}");
+    for account in &accounts {
+        assert_eq!(h.read(account).await["plan"], "pro", "{account} reconciled");
+    }
+    assert!(!h.cursor().await.reconcile_due);
 }

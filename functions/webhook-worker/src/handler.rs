@@ -33,7 +33,7 @@ pub fn wire(
 /// Records are started only while this much of the invocation is left: enough for one
 /// record's Stripe calls at their worst (the template test holds the Stripe timeouts to it).
 /// Records not started are reported failed and come back on the next receive.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(35);
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(75);
 
 /// The Lambda entry: processes the batch and reports only the messages to retry.
 pub async fn handle<S, B, N>(deps: &EventDeps<S, B, N>, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error>

@@ -29,6 +29,15 @@ use crate::ports::queue::QueueError;
 use crate::ports::subscriptions::SubscriptionStore;
 use std::collections::HashMap;
 
+/// The most Stripe calls applying one event makes, one after another: the charge of a dispute
+/// or refund (its customer), the customer's subscriptions, a second subscription ended (its
+/// cancellation, its latest invoice's payments and refund) and the subscriptions read again,
+/// and the invoices a refunded charge paid. Ending more than one subscription in one event
+/// takes 3 more each (never seen: a second is ended by the event that made it). The worker and
+/// the sync stop starting events when less than this many calls at their worst, and a margin,
+/// are left (`tests/tests/template.rs`).
+pub const STRIPE_CALLS_PER_EVENT: u32 = 7;
+
 /// What applying events needs.
 pub struct EventDeps<S, B, N> {
     pub store: S,

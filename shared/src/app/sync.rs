@@ -25,7 +25,7 @@ use crate::ports::meter::MeterStore;
 use crate::ports::notifier::Notifier;
 use crate::ports::subscriptions::SubscriptionStore;
 use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Stripe lists events for 30 days.
@@ -37,6 +37,14 @@ const EVENT_RETENTION_DAYS: i64 = 30;
 /// apply. Until then each failure stops the replay at that event and fails the run. An event
 /// that can never be applied (malformed) is passed over at once.
 pub const MAX_EVENT_TRIES: u32 = 3;
+
+/// The most Stripe calls one unit of the sync's work makes between two deadline checks: an
+/// event replayed (the worker's record, [`crate::app::events::STRIPE_CALLS_PER_EVENT`]); a
+/// customer reconciled makes 2 (its subscriptions, its newest invoices); a counter reported to
+/// Stripe's meters at most 3 (a lost report's total, its cancellation, the report). The run
+/// stops starting units `sync::DEADLINE_MARGIN` before its timeout, which must cover this many
+/// calls at their timeouts and retries (`tests/tests/template.rs`).
+pub const STRIPE_CALLS_PER_UNIT: u32 = crate::app::events::STRIPE_CALLS_PER_EVENT;
 
 /// What a run does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,8 +392,9 @@ where
 }
 
 /// Rewrites the projection of every subscribed account whose stored state differs from
-/// Stripe's, page by page, saving its place after each (`cursor.reconcile_after`) so a run
-/// cut off resumes after the last page it finished. Answers whether it got through; then the
+/// Stripe's, page by page, saving its place after each (`cursor.reconcile_after`), and after
+/// the last customer it finished when the deadline stops it within a page, so a run cut off
+/// resumes there. Answers whether it got through; then the
 /// reconciliation is no longer due.
 async fn reconcile<S, B, N>(
     deps: &SyncDeps<S, B, N>,
@@ -405,22 +414,31 @@ where
         }
         let page = w.billing.subscriptions_page(cursor.reconcile_after.as_deref()).await?;
         tokio::time::sleep(deps.pacing).await;
-        let mut customers: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for sub in &page.items {
-            let hint = customers.entry(sub.customer_id.clone()).or_default();
-            if hint.is_none() {
-                hint.clone_from(&sub.account_hint);
+        // One unit of work per customer, in the page's order; each starts only before the
+        // deadline. Stopped at one, the next run lists the page again after the subscription
+        // before it (customers met again there are reconciled again: harmless).
+        let mut done: BTreeSet<&str> = BTreeSet::new();
+        for (at, sub) in page.items.iter().enumerate() {
+            let customer = sub.customer_id.as_str();
+            if !done.insert(customer) {
+                continue;
             }
-        }
-        for (customer, hint) in customers {
-            let Some(account) = account_for(&w.store, &w.settings, &customer, hint.as_deref()).await? else {
+            if deadline.expired() {
+                if let Some(previous) = at.checked_sub(1).and_then(|i| page.items.get(i)) {
+                    cursor.reconcile_after = Some(previous.id.clone());
+                    w.store.save_cursor(cursor).await?;
+                }
+                return Ok(false);
+            }
+            let hint = page.items.iter().filter(|s| s.customer_id == customer).find_map(|s| s.account_hint.as_deref());
+            let Some(account) = account_for(&w.store, &w.settings, customer, hint).await? else {
                 continue;
             };
             // The page may hold only some of the customer's subscriptions: read them all.
-            let snapshot = Snapshot::read(&w.billing, &w.settings, &customer).await?;
-            // Invoices whose events never arrived (every page of the customer's).
-            backfill_invoices(deps, &account, &customer).await?;
-            match refresh(&w.store, &w.settings, &account, &customer, &snapshot).await? {
+            let snapshot = Snapshot::read(&w.billing, &w.settings, customer).await?;
+            // Invoices whose events never arrived (the customer's newest page).
+            backfill_invoices(deps, &account, customer).await?;
+            match refresh(&w.store, &w.settings, &account, customer, &snapshot).await? {
                 Refreshed::NoSubscription => continue,
                 Refreshed::Written(_) => outcome.differed = outcome.differed.saturating_add(1),
                 // Already right, or a webhook wrote a newer snapshot meanwhile.

@@ -91,8 +91,9 @@ pub trait Billing: Send + Sync {
     /// `payment[payment_intent]`): how a charge is tied to an invoice in this API version.
     async fn invoices_paid_by(&self, payment_intent: &str) -> Result<Vec<String>, BillingError>;
 
-    /// Every invoice of a customer, in every status, every page (the full sync's backfill of
-    /// invoices whose events never arrived). Invoices without an id (previews) are left out.
+    /// A customer's newest invoices, in every status: one page of Stripe's largest (100), one
+    /// call (the full sync's weekly backfill of invoices whose events never arrived; a customer
+    /// is not invoiced 100 times a week). Invoices without an id (previews) are left out.
     async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::domain::invoices::Invoice>, BillingError>;
 
     /// Every subscription of a customer, in every status (`status=all`), every page.

@@ -202,24 +202,9 @@ impl Billing for StripeBilling {
     }
 
     async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::domain::invoices::Invoice>, BillingError> {
-        let mut all = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = self
-                .send(None, || {
-                    let mut req = ListInvoice::new().customer(customer_id).limit(self.page_size);
-                    if let Some(after) = &after {
-                        req = req.starting_after(after.as_str());
-                    }
-                    req
-                })
-                .await?;
-            all.extend(page.data.iter().filter_map(|invoice| remote_invoice(invoice, customer_id)));
-            match (page.has_more, page.data.last().and_then(|i| i.id.as_ref())) {
-                (true, Some(last)) => after = Some(last.as_str().to_owned()),
-                _ => return Ok(all),
-            }
-        }
+        // One call, so the sync's unit of work stays bounded (app::sync::STRIPE_CALLS_PER_UNIT).
+        let page = self.send(None, || ListInvoice::new().customer(customer_id).limit(MAX_PAGE_SIZE)).await?;
+        Ok(page.data.iter().filter_map(|invoice| remote_invoice(invoice, customer_id)).collect())
     }
 
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
