@@ -322,6 +322,8 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import scale_report  # noqa: E402
 for line in scale_report.section(load("scale.json")):
     w(line)
+for line in scale_report.deletion_section(load("deletion.json")):
+    w(line)
 # 5. Targets.
 w("## 5. Issue 14's targets")
 w("")

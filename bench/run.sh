@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 target=${CARGO_TARGET_DIR:-target}
 out=$target/bench-out
 rm -rf "$out"; mkdir -p "$out"
-FUNCTIONS="authorizer checkout keys subscription sync usage webhook-intake webhook-worker"
+FUNCTIONS="authorizer checkout keys ops subscription sync usage webhook-intake webhook-worker"
 RUNS=${COLDSTART_RUNS:-30}
 phase() { echo "$1 $(date -u +%FT%TZ) $(cut -d' ' -f1-3 /proc/loadavg)" >> "$out/phases.txt"; echo "== $1" >&2; }
 
@@ -88,7 +88,9 @@ scripts/with-moto.sh "${REQUESTS_MOTO_PORT:-4851}" cargo run -q -p tollgate-requ
 phase scale
 # The meter pass at 100,000 and 1,000,000 accounts, simulated on virtual time (bench/scale): the
 # figures do not depend on the build profile or the machine.
-cargo run -q -p tollgate-scale -- "$out/scale.json"
+cargo run -q -p tollgate-scale --bin scale -- "$out/scale.json"
+# DELETE /account of a 1,000,000-entry ledger and 10,000 invoices, the same way.
+cargo run -q -p tollgate-scale --bin deletion -- "$out/deletion.json"
 
 phase report
 python3 bench/report.py "$out" "$target/criterion" bench/REPORT.md

@@ -29,6 +29,8 @@ impl LocalEnv {
             (vars::TABLE_NAME, resources.table.clone()),
             (vars::EVENTS_QUEUE_URL, queue("EventsQueue")?),
             (vars::NOTIFICATIONS_QUEUE_URL, queue("NotificationsQueue")?),
+            (vars::EVENTS_DEAD_LETTER_QUEUE_URL, queue("EventsDeadLetterQueue")?),
+            (vars::NOTIFICATIONS_DEAD_LETTER_QUEUE_URL, queue("NotificationsDeadLetterQueue")?),
         ]);
         let mut defaults = BTreeMap::from([
             (vars::STRIPE_WEBHOOK_SECRETS, DEV_WEBHOOK_SECRET.to_owned()),
@@ -48,6 +50,13 @@ impl LocalEnv {
             defaults.insert(vars::DEFAULT_RETURN_URL, format!("{base}/billing"));
         }
         Ok(Self { resources, defaults })
+    }
+
+    /// These values with `name` set to `value` whatever the process environment says (tests
+    /// of a setting).
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.resources.insert(name, value.into());
+        self
     }
 
     /// Whether Stripe is the local stand-in (no `STRIPE_SECRET_KEY` given).

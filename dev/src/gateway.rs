@@ -83,6 +83,7 @@ fn http_function(
         "checkout" => http_function!(checkout, src, aws, clock),
         "keys" => http_function!(keys, src, aws, clock),
         "usage" => http_function!(usage, src, aws, clock),
+        "ops" => http_function!(ops, src, aws, clock),
         "webhook-intake" => http_function!(webhook_intake, src, aws, clock),
         other => bail!("template.yaml routes to {other}, which the local runner does not know"),
     })

@@ -3,7 +3,7 @@
 use clap::builder::PossibleValuesParser;
 use clap::{Parser, Subcommand};
 use tollgate_dev::keys::{CreateKey, create_key};
-use tollgate_dev::ops::{ClockMove, card, clock, status, sync};
+use tollgate_dev::ops::{ClockMove, OpsCall, card, clock, ops, status, sync};
 use tollgate_dev::trigger::{TriggerOptions, run as trigger, run_pay};
 use tollgate_dev::up::{UpOptions, up};
 use tollgate_standin::{TRIGGER_EVENTS, TriggerSpec};
@@ -120,6 +120,21 @@ enum Command {
         #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
     },
+    /// Events that failed in the running local stack: list them, replay one from Stripe
+    /// (the runbook's `GET /operator/events/failed` and `POST .../replay`).
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
+        #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
+        port: u16,
+    },
+    /// The running local stack's dead-letter queues.
+    Queues {
+        #[command(subcommand)]
+        action: QueuesAction,
+        #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
+        port: u16,
+    },
     /// Print the running local stack's health and the last sync's outcome.
     Status {
         #[arg(long, env = "PORT", default_value_t = 3000)]
@@ -137,6 +152,30 @@ enum AfterRetriesArg {
 enum CardArg {
     Decline,
     Pay,
+}
+
+#[derive(Subcommand)]
+enum EventsAction {
+    /// List the events that failed, newest first (one page).
+    Failed {
+        #[arg(long)]
+        limit: Option<u32>,
+        /// `next_cursor` of the previous page.
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Read one event from Stripe and apply it through the worker's path, exactly once; fails
+    /// when it fails again.
+    Replay { event_id: String },
+}
+
+#[derive(Subcommand)]
+enum QueuesAction {
+    /// Move every message of a dead-letter queue back to its queue.
+    Redrive {
+        #[arg(value_parser = ["events", "notifications"])]
+        queue: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -172,6 +211,16 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Status { port } => status(port).await,
+        Command::Events { action, port } => {
+            let call = match action {
+                EventsAction::Failed { limit, cursor } => OpsCall::Failed { limit, cursor },
+                EventsAction::Replay { event_id } => OpsCall::Replay { event_id },
+            };
+            ops(port, call).await
+        }
+        Command::Queues { action: QueuesAction::Redrive { queue }, port } => {
+            ops(port, OpsCall::Redrive { queue }).await
+        }
         Command::Pay { session, port } => run_pay(port, &session).await,
         Command::Card { account, behaviour, port } => {
             let behaviour = match behaviour {

@@ -2,6 +2,7 @@
 //! stack.
 
 use anyhow::{Context, Result, bail};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 fn base(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
@@ -114,4 +115,73 @@ fn encode_segment(value: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// What `tollgate-dev events` and `tollgate-dev queues` ask the running stack's `ops` function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpsCall {
+    /// `GET /operator/events/failed`, one page.
+    Failed { limit: Option<u32>, cursor: Option<String> },
+    /// `POST /operator/events/{event_id}/replay`.
+    Replay { event_id: String },
+    /// `POST /operator/queues/{queue}/redrive`, asked again while it answers `more`.
+    Redrive { queue: String },
+}
+
+/// Calls the `ops` function of the running stack on its operator route as the development
+/// operator, prints the answer; fails on an error status, a replay that failed again, or (for
+/// a redrive) when a request fails partway (what moved before is printed).
+pub async fn ops(port: u16, call: OpsCall) -> Result<()> {
+    let base = base(port);
+    let http = reqwest::Client::new();
+    let send = |request: reqwest::RequestBuilder| async {
+        let response = request
+            .header(crate::gateway::OPERATOR_HEADER, "arn:aws:iam::000000000000:user/tollgate-dev")
+            .send()
+            .await
+            .with_context(|| not_running(&base))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("reading the answer")?;
+        if !status.is_success() {
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            bail!("{status}: {}", body["error"]["message"].as_str().unwrap_or("see above"));
+        }
+        anyhow::Ok(body)
+    };
+    match call {
+        OpsCall::Failed { limit, cursor } => {
+            let mut query = Vec::new();
+            query.extend(limit.map(|l| format!("limit={l}")));
+            query.extend(cursor.map(|c| format!("cursor={}", utf8_percent_encode(&c, NON_ALPHANUMERIC))));
+            let body = send(http.get(format!("{base}/operator/events/failed?{}", query.join("&")))).await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        OpsCall::Replay { event_id } => {
+            let segment = utf8_percent_encode(&event_id, NON_ALPHANUMERIC);
+            let body = send(http.post(format!("{base}/operator/events/{segment}/replay"))).await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            if body["outcome"] == "failed" {
+                bail!("the event failed again: {}", body["error"].as_str().unwrap_or("see above"));
+            }
+        }
+        OpsCall::Redrive { queue } => {
+            let segment = utf8_percent_encode(&queue, NON_ALPHANUMERIC);
+            let mut moved = 0_u64;
+            loop {
+                let body = match send(http.post(format!("{base}/operator/queues/{segment}/redrive"))).await {
+                    Ok(body) => body,
+                    Err(err) => {
+                        println!("{}", serde_json::json!({ "moved": moved, "more": true }));
+                        return Err(err);
+                    }
+                };
+                moved = moved.saturating_add(body["moved"].as_u64().unwrap_or(0));
+                if body["more"] != true {
+                    break;
+                }
+            }
+            println!("{}", serde_json::json!({ "moved": moved, "more": false }));
+        }
+    }
+    Ok(())
 }

@@ -36,6 +36,7 @@ pub async fn poll_once(app: &App, sqs: &aws_sdk_sqs::Client, queue_url: &str) ->
         .max_number_of_messages(10)
         .wait_time_seconds(0)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .send()
         .await?;
     let messages = received.messages();
@@ -48,6 +49,11 @@ pub async fn poll_once(app: &App, sqs: &aws_sdk_sqs::Client, queue_url: &str) ->
                 .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
                 .cloned()
                 .unwrap_or_default(),
+            attempt: m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
             body: m.body().unwrap_or_default().to_owned(),
         })
         .collect();

@@ -17,7 +17,7 @@ use tollgate::domain::facts::{Fact, Facts};
 use tollgate::domain::invoices::Invoice;
 use tollgate::domain::model::{AccountId, Projection, SubscriptionStatus};
 use tollgate::domain::ratelimit::Limit;
-use tollgate::ports::accounts::{Account, CustomerLink, Retirement};
+use tollgate::ports::accounts::{Account, CustomerLink, Forgotten, Retirement};
 use tollgate::ports::api_keys::ApiKeyStore;
 use tollgate::ports::api_keys::KeyCreation;
 use tollgate::ports::checkouts::PendingCheckout;
@@ -345,6 +345,8 @@ mod contract {
 
         store.retire(&acct, Some(&customer_of("acct_d")), Retirement::AccountDeleted, &tombstone).await.unwrap();
         store.retire(&acct, Some(&customer_of("acct_d")), Retirement::AccountDeleted, &tombstone).await.unwrap();
+        let forgotten = Forgotten { at: NOW };
+        while store.purge(&acct, forgotten, 100).await.unwrap() > 0 {}
 
         let after = store.state(&acct).await.unwrap();
         assert_eq!((after.profile, after.subscription), (None, None));
@@ -365,6 +367,82 @@ mod contract {
         );
         assert!(store.processed("evt_d").await.unwrap().is_some(), "the event log is not the account's");
         assert_eq!(store.account_for_customer(&customer_of("acct_other")).await.unwrap(), Some(id("acct_other")));
+    }
+
+    pub async fn a_deletion_is_forgotten_at_once_and_purged_in_pages_keeping_the_rest(store: impl Store) {
+        let acct = id("acct_purge");
+        linked(&store, "acct_purge").await;
+        let stamped = |n: i64, at: i64| {
+            let mut g = grant(&format!("g{n}"), 1, None);
+            g.granted_at = at;
+            let mut entry = grant_entry(&format!("g{n}"), 1);
+            entry.at_ms = at * 1000 + 999;
+            (g, entry)
+        };
+        for n in 0..30 {
+            let (g, entry) = stamped(n, NOW - n);
+            store.grant(&acct, &g, &entry).await.unwrap();
+        }
+        let (late, late_entry) = stamped(99, NOW + 1);
+        store.grant(&acct, &late, &late_entry).await.unwrap();
+        for n in 0..40 {
+            assert!(
+                store
+                    .put_invoice(&acct, &invoice("acct_purge", &format!("in_{n}"), NOW - 1000 - n, "paid", 1))
+                    .await
+                    .unwrap()
+            );
+        }
+        assert!(store.put_invoice(&acct, &invoice("acct_purge", "in_late", NOW + 1, "paid", 1)).await.unwrap());
+        const MONTH: i64 = 30 * 86_400;
+        let windows = [NOW - 3 * MONTH, NOW - 2 * MONTH, NOW - 10, NOW + 5];
+        for (n, start) in windows.into_iter().enumerate() {
+            let record = UsageRecord {
+                window: tollgate::domain::usage::Window { start, end: start + MONTH },
+                ..usage_record(1)
+            };
+            let key = format!("u{n}");
+            let consumption = Consumption {
+                account: &acct,
+                key: &key,
+                record: &record,
+                limit: None,
+                rate: None,
+                now_ms: NOW * 1000,
+                metered: false,
+            };
+            store.consume(&consumption).await.unwrap();
+        }
+        let tombstone = Tombstone { deleted_at: Some(NOW), ..Tombstone::default() };
+        store.retire(&acct, Some(&customer_of("acct_purge")), Retirement::AccountDeleted, &tombstone).await.unwrap();
+
+        let read = store.state(&acct).await.unwrap();
+        let mut deleted = Vec::new();
+        loop {
+            let n = store.purge(&acct, Forgotten { at: NOW }, 25).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            deleted.push(n);
+        }
+        let again = store.purge(&acct, Forgotten { at: NOW }, 25).await.unwrap();
+
+        let grants = |state: &tollgate::ports::subscriptions::AccountState| {
+            state.grants.iter().map(|g| g.id.clone()).collect::<Vec<_>>()
+        };
+        let windows_read = |state: &tollgate::ports::subscriptions::AccountState| {
+            state.usage.iter().map(|c| c.window_start).collect::<Vec<_>>()
+        };
+        assert_eq!(grants(&read), ["g99"], "forgotten at once, before the purge");
+        assert_eq!(windows_read(&read), [NOW - 10, NOW + 5], "the window of the deletion and later stay");
+        assert_eq!(deleted, [25, 25, 25, 25, 2], "30 grants, 30 ledger entries, 40 invoices, 2 counters, in pages");
+        assert_eq!(again, 0, "idempotent");
+        let after = store.state(&acct).await.unwrap();
+        assert_eq!((grants(&after), windows_read(&after)), (vec!["g99".to_owned()], vec![NOW - 10, NOW + 5]));
+        let ledger = store.ledger(&acct, 100, None).await.unwrap().entries;
+        assert_eq!(ledger.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["grant-g99"]);
+        let invoices = store.invoices(&acct, 100, None).await.unwrap().invoices;
+        assert_eq!(invoices.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["in_late"]);
     }
 
     pub async fn a_retired_customer_is_never_linked_again(store: impl Store) {
@@ -537,6 +615,34 @@ mod contract {
         assert_eq!(store.failure("evt_bad").await.unwrap(), Some(failure));
         assert_eq!(store.failure("evt_other").await.unwrap(), None);
         assert!(store.processed("evt_bad").await.unwrap().is_none(), "a failure is not a processed event");
+    }
+
+    pub async fn failures_list_newest_first_once_each_and_go_when_resolved(store: impl Store) {
+        let failure = |id: &str, at: i64| FailedEvent {
+            id: id.into(),
+            event_type: None,
+            error: "stripe: timeout".into(),
+            failed_at: at,
+            source: "worker".into(),
+        };
+        for (id, at) in [("evt_1", NOW), ("evt_2", NOW + 1), ("message:m-3", NOW + 2), ("evt_1", NOW + 3)] {
+            store.record_failure(&failure(id, at)).await.unwrap();
+        }
+
+        let first = store.failures(2, None).await.unwrap();
+        let second = store.failures(2, first.next.as_deref()).await.unwrap();
+        store.resolve_failure("evt_1").await.unwrap();
+        store.resolve_failure("evt_never").await.unwrap();
+        let after = store.failures(10, None).await.unwrap();
+
+        let ids = |page: &tollgate::ports::events::FailurePage| {
+            page.failures.iter().map(|f| f.id.clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(ids(&first), ["evt_1", "message:m-3"], "a repeat moves its one place up");
+        assert!(first.next.as_deref().is_some_and(tollgate::ports::keys::is_failure_listing));
+        assert_eq!((ids(&second), second.next), (vec!["evt_2".to_owned()], None));
+        assert_eq!(ids(&after), ["message:m-3", "evt_2"]);
+        assert_eq!(store.failure("evt_1").await.unwrap(), None);
     }
 
     pub async fn a_checkout_reservation_is_taken_once_until_it_expires(store: impl Store) {
@@ -1131,7 +1237,7 @@ mod contract {
                 })
             })
             .collect();
-        let tombstone = Tombstone::default();
+        let tombstone = Tombstone { deleted_at: Some(NOW), ..Tombstone::default() };
         store
             .retire(&acct, Some(&customer_of("acct_grant_linked")), Retirement::AccountDeleted, &tombstone)
             .await
@@ -1140,6 +1246,7 @@ mod contract {
             racer.await.unwrap();
         }
         let late = store.grant_to_linked(&acct, &grant("cs_late", 5, None), &grant_entry("cs_late", 5)).await.unwrap();
+        while store.purge(&acct, Forgotten { at: NOW }, 100).await.unwrap() > 0 {}
 
         assert_eq!(unlinked, GrantWrite::NotLinked);
         assert_eq!((first, again), (GrantWrite::Written, GrantWrite::Exists));
@@ -1147,6 +1254,7 @@ mod contract {
         assert!(store.state(&never).await.unwrap().grants.is_empty());
         let left = store.state(&acct).await.unwrap().grants;
         assert!(left.is_empty(), "nothing re-created on the deleted account: {left:?}");
+        assert!(store.ledger(&acct, 100, None).await.unwrap().entries.is_empty(), "the purge took what landed before");
     }
 
     pub async fn a_dispute_holds_a_grant_once_and_releases_or_forfeits_what_it_holds(store: impl Store) {
@@ -1521,6 +1629,7 @@ macro_rules! contract_suite {
                 twenty_workers_applying_one_event_write_its_effect_once,
                 deleting_an_account_keeps_only_its_tombstone_and_rate_windows,
                 a_retired_customer_is_never_linked_again,
+                a_deletion_is_forgotten_at_once_and_purged_in_pages_keeping_the_rest,
                 a_deleted_customer_takes_the_projection_and_leaves_the_facts,
                 invoices_page_newest_first_each_once_in_their_account_only,
                 an_invoice_reading_lands_only_over_an_older_one,
@@ -1528,6 +1637,7 @@ macro_rules! contract_suite {
                 a_retired_customers_dispute_still_counts_but_nothing_else_lands,
                 the_state_read_combines_every_state_item,
                 failed_events_are_recorded_for_the_operator,
+                failures_list_newest_first_once_each_and_go_when_resolved,
                 a_checkout_reservation_is_taken_once_until_it_expires,
                 only_the_reservations_owner_completes_it,
                 a_rate_window_allows_its_limit_then_says_when_to_retry,

@@ -52,6 +52,11 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
             state.charge(id).cloned().ok_or_else(|| ApiError::no_such("charge", id))
         }
         ("GET", ["events"]) => list_events(state, params),
+        ("GET", ["events", id]) => {
+            params.allow_only(&[])?;
+            let found = state.events.iter().find(|e| e.value["id"].as_str() == Some(*id));
+            found.map(|e| e.value.clone()).ok_or_else(|| ApiError::no_such("event", id))
+        }
         ("POST", ["refunds"]) => create_refund(state, params),
         ("GET", ["invoices"]) => list_invoices(state, params),
         ("GET", ["invoice_payments"]) => list_invoice_payments(state, params),

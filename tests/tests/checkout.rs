@@ -32,7 +32,11 @@ fn deps(store: DynamoStore, base: &str) -> Deps<DynamoStore, StripeBilling> {
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
         session_ttl_seconds: 3600,
     };
-    Deps { checkout, identity: IdentityConfig { claim: "sub".into() } }
+    Deps {
+        checkout,
+        identity: IdentityConfig { claim: "sub".into() },
+        deletion_budget: std::time::Duration::from_secs(20),
+    }
 }
 
 fn post_checkout(account: &str, plan: &str, interval: &str) -> lambda_http::Request {

@@ -37,7 +37,9 @@ async fn health_is_503_when_the_local_server_is_down() {
     };
     let resources = Resources {
         table: "t".into(),
-        queues: ["EventsQueue", "NotificationsQueue"].map(|name| (name.to_owned(), queue(name))).into(),
+        queues: ["EventsQueue", "NotificationsQueue", "EventsDeadLetterQueue", "NotificationsDeadLetterQueue"]
+            .map(|name| (name.to_owned(), queue(name)))
+            .into(),
     };
     let base = serve(&aws, &resources).await;
 

@@ -219,6 +219,17 @@ async fn the_local_stack_serves_the_document_and_every_route_answers_by_it() {
     let (route, path) = op("");
     assert_eq!(c.call("GET", &route, &path, o, None).await.0, 200);
     assert_eq!(c.call("GET", &route, "/operator/accounts/bad%23id", o, None).await.0, 400);
+    // Operations on a bad day.
+    assert_eq!(c.call("GET", "/operator/events/failed", "/operator/events/failed", o, None).await.0, 200);
+    assert_eq!(c.call("GET", "/operator/events/failed", "/operator/events/failed?limit=0", o, None).await.0, 400);
+    let handled = stack.standin.events().last().unwrap()["id"].as_str().unwrap().to_owned();
+    let replay = "/operator/events/{event_id}/replay";
+    assert_eq!(c.call("POST", replay, &format!("/operator/events/{handled}/replay"), o, None).await.0, 200);
+    assert_eq!(c.call("POST", replay, "/operator/events/evt_nowhere/replay", o, None).await.0, 404);
+    assert_eq!(c.call("POST", replay, "/operator/events/cus_1/replay", o, None).await.0, 400);
+    let redrive = "/operator/queues/{queue}/redrive";
+    assert_eq!(c.call("POST", redrive, "/operator/queues/notifications/redrive", o, None).await.0, 200);
+    assert_eq!(c.call("POST", redrive, "/operator/queues/mail/redrive", o, None).await.0, 404);
     let pack = json!({"pack": "credits_1000", "success_url": back, "cancel_url": back});
     assert_eq!(c.call("POST", "/credits/checkout", "/credits/checkout", a, Some(pack)).await.0, 200);
     assert_eq!(c.call("POST", "/portal", "/portal", a, Some(json!({"return_url": back}))).await.0, 200);

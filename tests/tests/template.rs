@@ -137,7 +137,7 @@ fn every_stripe_calling_function_sets_its_stripe_timeout_and_retries() {
     let callers = stripe_callers(&template);
 
     let binaries: BTreeSet<&str> = callers.iter().map(|(_, binary)| binary.as_str()).collect();
-    assert_eq!(binaries, BTreeSet::from(["checkout", "sync", "webhook-worker"]));
+    assert_eq!(binaries, BTreeSet::from(["checkout", "ops", "sync", "webhook-worker"]));
     for (id, _) in &callers {
         for name in [vars::STRIPE_TIMEOUT_MS, vars::STRIPE_MAX_RETRIES] {
             let own = &resource(&template, id)["Properties"]["Environment"]["Variables"][name];
@@ -160,6 +160,20 @@ fn stripe_calls_fit_every_function_timeout() {
                 assert!(
                     request <= timeout,
                     "{id}: {CHECKOUT_STRIPE_CALLS} Stripe calls of {call:?} plus {CHECKOUT_MARGIN:?} take {request:?}, over its Timeout {timeout:?}"
+                );
+            }
+            "ops" => {
+                // A replay reads the event, then applies it as the worker does.
+                assert!(timeout <= CHECKOUT_MAX_TIMEOUT, "{id}: Timeout {timeout:?} outlives API Gateway's 30 s");
+                let replay = call * (1 + WORKER_STRIPE_CALLS_PER_RECORD) + CHECKOUT_MARGIN;
+                assert!(
+                    replay <= timeout,
+                    "{id}: a replay's {} Stripe calls of {call:?} plus {CHECKOUT_MARGIN:?} take {replay:?}, over its Timeout {timeout:?}",
+                    1 + WORKER_STRIPE_CALLS_PER_RECORD
+                );
+                assert!(
+                    ops::REDRIVE_BUDGET + CHECKOUT_MARGIN <= timeout,
+                    "{id}: a redrive's budget outlives its Timeout"
                 );
             }
             "webhook-worker" => {
@@ -387,9 +401,11 @@ const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
     // A key by id (GetItem), the listing (Query), new items (PutItem in a transaction), revoke,
     // rotate and the slot count (UpdateItem).
     ("keys", &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]),
+    // ... and DELETE /account's purge in pages (BatchWriteItem).
     (
         "checkout",
         &[
+            "dynamodb:BatchWriteItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:DeleteItem",
@@ -407,6 +423,18 @@ const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:Query",
             "dynamodb:ConditionCheckItem",
             // A credit pack's grant reversed on a refund of its charge.
+            "dynamodb:UpdateItem",
+        ],
+    ),
+    // The failure list (Query), a replay through the worker's path (as the worker).
+    (
+        "ops",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:Query",
+            "dynamodb:ConditionCheckItem",
             "dynamodb:UpdateItem",
         ],
     ),

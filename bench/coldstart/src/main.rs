@@ -34,6 +34,7 @@ const DEFAULT_FUNCTIONS: &[&str] = &[
     "authorizer",
     "checkout",
     "keys",
+    "ops",
     "subscription",
     "sync",
     "usage",
@@ -154,6 +155,14 @@ fn event_for(root: &std::path::Path, function: &str) -> Result<(Value, &'static 
             (event, "signed event of an ignored type (verified, not enqueued)")
         }
         "webhook-worker" => (json!({"Records": []}), "empty SQS batch"),
+        "ops" => {
+            let mut event = without_identity("apigw-post-operator-usage.json")?;
+            event["rawPath"] = "/operator/events/failed".into();
+            event["requestContext"]["http"]["path"] = "/operator/events/failed".into();
+            event["requestContext"]["http"]["method"] = "GET".into();
+            event["body"] = Value::Null;
+            (event, "GET /operator/events/failed without identity")
+        }
         "sync" => (json!({"mode": "replay"}), "scheduled replay, timed to its first AWS request"),
         other => bail!("no invocation defined for {other}"),
     })
@@ -177,6 +186,8 @@ fn environment(function: &str, runtime_api: &str) -> Vec<(String, String)> {
         ("TABLE_NAME", "tollgate-coldstart".into()),
         ("EVENTS_QUEUE_URL", format!("{local}/000000000000/events.fifo")),
         ("NOTIFICATIONS_QUEUE_URL", format!("{local}/000000000000/notifications")),
+        ("EVENTS_DEAD_LETTER_QUEUE_URL", format!("{local}/000000000000/events-dlq.fifo")),
+        ("NOTIFICATIONS_DEAD_LETTER_QUEUE_URL", format!("{local}/000000000000/notifications-dlq.fifo")),
         ("STRIPE_SECRET_KEY", "sk_test_coldstart_bench_only".into()),
         ("STRIPE_API_BASE", format!("{local}/stripe/")),
         ("ALLOWED_REDIRECT_ORIGINS", "https://app.example.com".into()),

@@ -13,14 +13,18 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tollgate::domain::facts::Tombstone;
 use tollgate::domain::model::AccountId;
+use tollgate::domain::model::Projection;
 use tollgate::ports::StoreError;
-use tollgate::ports::accounts::{Account, AccountStore, CustomerLink, Retirement};
+use tollgate::ports::accounts::{Account, AccountStore, CustomerLink, Forgotten, Retirement};
 use tollgate::ports::meter::{CounterKey, DuePage, MeterCounter, MeterPosition, MeterReport, MeterStore, Settlement};
+use tollgate::ports::subscriptions::{AccountState, SubscriptionStore};
 use tollgate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
 use tollgate::testing::MemoryStore;
 
 /// Bytes of one key-only entry of the `due` index.
 const DUE_ENTRY_BYTES: f64 = 120.0;
+/// Bytes of one ledger entry or invoice as stored (keys, kind, time, credits, ids).
+const ITEM_BYTES: f64 = 170.0;
 
 #[derive(Default)]
 struct Tally {
@@ -50,6 +54,14 @@ impl Dynamo {
             tally.write_units += write;
         }
         tokio::time::sleep(self.latency).await;
+    }
+
+    /// Counts `n` requests of `kind` without waiting (requests sent at once).
+    fn count(&self, kind: &str, n: u64, read: f64, write: f64) {
+        let mut tally = self.tally.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *tally.requests.entry(kind.to_owned()).or_default() += n;
+        tally.read_units += read;
+        tally.write_units += write;
     }
 
     /// The requests and units since the last call.
@@ -85,6 +97,41 @@ impl AccountStore for Dynamo {
     ) -> Result<(), StoreError> {
         self.request("TransactWriteItems", 0.0, 8.0).await;
         self.inner.retire(account, customer_id, retirement, tombstone).await
+    }
+
+    /// As `DynamoStore::purge`: keys-only `Query`s, one per 1 MB of items read (about 6,000
+    /// ledger entries of ~170 bytes; each is billed by the size it reads, 4 KB a read unit,
+    /// consistent), all four kinds when the page has room (the grants' and counters' reads
+    /// small); then one `BatchWriteItem` per 25 deletions, 4 at once (a deletion of an item
+    /// under 1 KB costs one write unit).
+    async fn purge(&self, account: &AccountId, forgotten: Forgotten, max: usize) -> Result<usize, StoreError> {
+        let deleted = self.inner.purge(account, forgotten, max).await?;
+        let read_bytes = ITEM_BYTES * deleted as f64;
+        let queries = if deleted < max { 4 } else { (read_bytes / 1_048_576.0).ceil().max(1.0) as usize };
+        for _ in 0..queries {
+            self.request("Query", (read_bytes / 4096.0 / queries as f64).ceil().max(1.0), 0.0).await;
+        }
+        let batches: Vec<usize> = (0..deleted).step_by(25).map(|at| deleted.saturating_sub(at).min(25)).collect();
+        for round in batches.chunks(4) {
+            // Four batches at once: one latency for the round.
+            self.count("BatchWriteItem", round.len() as u64, 0.0, round.iter().sum::<usize>() as f64);
+            tokio::time::sleep(self.latency).await;
+        }
+        Ok(deleted)
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for Dynamo {
+    /// One consistent `Query` of the account's state range (a few small items).
+    async fn state(&self, account: &AccountId) -> Result<AccountState, StoreError> {
+        self.request("Query", 1.0, 0.0).await;
+        self.inner.state(account).await
+    }
+
+    async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
+        self.request("TransactWriteItems", 0.0, 4.0).await;
+        self.inner.put_subscription(projection).await
     }
 }
 

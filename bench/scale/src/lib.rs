@@ -14,8 +14,11 @@
 //!   "up to 1,000 events per second in livemode", <https://docs.stripe.com/api/billing/meter-event/create>):
 //!   1,000 meter events a second; 100 a second for every other call (live mode's general limit).
 
+mod deletion;
 mod dynamo;
 mod stripe;
+
+pub use deletion::{DeletionConfig, DeletionReport, simulate_deletion};
 
 pub use dynamo::Dynamo;
 pub use stripe::Stripe;
@@ -111,7 +114,7 @@ pub struct Report {
 }
 
 /// The clock the pass reads: [`START`] plus the virtual time elapsed.
-struct VirtualClock(Instant);
+pub(crate) struct VirtualClock(Instant);
 
 impl Clock for VirtualClock {
     fn now_ms(&self) -> i64 {
@@ -121,7 +124,7 @@ impl Clock for VirtualClock {
 }
 
 /// A run's budget on virtual time.
-struct Until(Instant);
+pub(crate) struct Until(Instant);
 
 impl Deadline for Until {
     fn expired(&self) -> bool {

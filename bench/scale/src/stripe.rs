@@ -113,6 +113,10 @@ impl Billing for Stripe {
         Err(outside())
     }
 
+    async fn event(&self, _: &str) -> Result<RemoteEvent, BillingError> {
+        Err(outside())
+    }
+
     async fn subscriptions_page(&self, _: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
         Err(outside())
     }

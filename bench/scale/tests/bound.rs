@@ -31,3 +31,21 @@ fn a_pass_too_big_for_one_run_goes_on_from_where_it_stopped() {
     assert!(visited <= config.paying + 100 * u64::from(runs), "each run went on, never back to the top: {visited}");
     assert!(report.runs.iter().all(|r| r.sent > 0), "every run made progress");
 }
+
+#[test]
+fn a_large_account_is_deleted_over_several_requests_each_within_its_budget() {
+    use tollgate_scale::{DeletionConfig, simulate_deletion};
+    // 200,000 entries at 5 ms a request, 2 s a request: more than one request's worth.
+    let config = DeletionConfig { ledger_entries: 200_000, invoices: 2_000, dynamo_latency_ms: 5, budget_ms: 2_000 };
+
+    let report = simulate_deletion(&config).unwrap();
+
+    assert!(report.requests >= 2, "{report:#?}");
+    assert!(
+        report.seconds <= f64::from(report.requests) * 2.5,
+        "each request within its budget and one page: {report:#?}"
+    );
+    assert_eq!(report.deleted, 202_000);
+    let batches = report.dynamo_requests["BatchWriteItem"];
+    assert_eq!(batches, 202_000_u64.div_ceil(25), "25 deletions a batch: {report:#?}");
+}

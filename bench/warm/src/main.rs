@@ -41,13 +41,15 @@ use tollgate_dev::server::{App, router};
 use tollgate_standin::{StandIn, TriggerSpec};
 
 const FUNCTIONS: &[&str] =
-    &["authorizer", "checkout", "keys", "subscription", "sync", "usage", "webhook-intake", "webhook-worker"];
+    &["authorizer", "checkout", "keys", "ops", "subscription", "sync", "usage", "webhook-intake", "webhook-worker"];
 const ACCOUNT: &str = "acct_warm";
 /// Every setting a function reads, taken from the local stack's configuration.
 const SETTINGS: &[&str] = &[
     vars::TABLE_NAME,
     vars::EVENTS_QUEUE_URL,
     vars::NOTIFICATIONS_QUEUE_URL,
+    vars::EVENTS_DEAD_LETTER_QUEUE_URL,
+    vars::NOTIFICATIONS_DEAD_LETTER_QUEUE_URL,
     vars::IDENTITY_CLAIM,
     vars::GRACE_DAYS,
     vars::STRIPE_SECRET_KEY,
@@ -350,6 +352,12 @@ async fn invocations(function: &str, stack: &Stack, count: usize) -> Result<(Vec
         "subscription" => {
             let event = api_request("apigw-get-subscription.json", "GET", "/subscription", None, ACCOUNT)?;
             (vec![event; count], "GET /subscription of a subscribed account (1 DynamoDB Query)")
+        }
+        "ops" => {
+            let mut event = operator_request("/operator/events/failed", String::new())?;
+            event["requestContext"]["http"]["method"] = "GET".into();
+            event["body"] = Value::Null;
+            (vec![event; count], "GET /operator/events/failed (1 DynamoDB Query)")
         }
         "keys" => {
             let event = api_request("apigw-post-api-keys.json", "GET", "/api-keys", None, ACCOUNT)?;

@@ -2,11 +2,13 @@
 //! case of the core ([`tollgate::app::checkout`]) and maps its answer or error to HTTP.
 
 use lambda_http::http::{Method, StatusCode};
-use lambda_http::{Body, Error, Request, Response};
+use lambda_http::{Body, Error, Request, RequestExt, Response};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tollgate::adapters::aws::SdkConfig;
 use tollgate::adapters::dynamo::DynamoStore;
 use tollgate::adapters::stripe::StripeBilling;
+use tollgate::app::Before;
 use tollgate::app::checkout;
 use tollgate::app::checkout::CheckoutDeps;
 use tollgate::edge::config::{CheckoutConfig, IdentityConfig, Source};
@@ -24,7 +26,12 @@ use tollgate::ports::subscriptions::SubscriptionStore;
 pub struct Deps<S, B> {
     pub checkout: CheckoutDeps<S, B>,
     pub identity: IdentityConfig,
+    /// How long `DELETE /account` works from its start (`ACCOUNT_DELETION_BUDGET_MS`).
+    pub deletion_budget: Duration,
 }
+
+/// What `DELETE /account` keeps in hand before the invocation's end, to answer.
+pub const DELETION_MARGIN: Duration = Duration::from_secs(4);
 
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(
@@ -33,7 +40,23 @@ pub fn wire(
     clock: Arc<dyn Clock>,
 ) -> Result<Deps<DynamoStore, StripeBilling>, Error> {
     let config = CheckoutConfig::load(src)?;
-    Ok(Deps { checkout: tollgate::edge::wire::checkout_deps(&config, aws, clock)?, identity: config.identity })
+    Ok(Deps {
+        checkout: tollgate::edge::wire::checkout_deps(&config, aws, clock)?,
+        identity: config.identity,
+        deletion_budget: config.deletion_budget,
+    })
+}
+
+/// `DELETE /account` stops deleting pages `deletion_budget` after the request started, or
+/// [`DELETION_MARGIN`] before the invocation's end if that comes first.
+fn deletion_deadline<S, B>(deps: &Deps<S, B>, req: &Request) -> Before {
+    let budget = SystemTime::now() + deps.deletion_budget;
+    match req.lambda_context_ref().map(|context| context.deadline()) {
+        Some(end) if end != UNIX_EPOCH => {
+            Before::at(budget.min(end.checked_sub(DELETION_MARGIN).unwrap_or(UNIX_EPOCH)))
+        }
+        _ => Before::at(budget),
+    }
 }
 
 enum Route {
@@ -84,6 +107,8 @@ where
         Route::Portal => json(StatusCode::OK, &checkout::portal(app, &account, json_body(req)?).await?),
         Route::Change => json(StatusCode::OK, &checkout::change(app, &account, json_body(req)?).await?),
         Route::Cancel => json(StatusCode::OK, &checkout::cancel(app, &account, json_body(req)?).await?),
-        Route::DeleteAccount => json(StatusCode::OK, &checkout::delete_account(app, &account).await?),
+        Route::DeleteAccount => {
+            json(StatusCode::OK, &checkout::delete_account(app, &account, &deletion_deadline(deps, req)).await?)
+        }
     })
 }

@@ -4,4 +4,4 @@
 
 mod handler;
 
-pub use handler::{Deps, handle, wire};
+pub use handler::{DELETION_MARGIN, Deps, handle, wire};

@@ -42,7 +42,11 @@ async fn harness() -> Harness {
         checkout_limit: Limit { limit: 5, window_ms: 60_000 },
         session_ttl_seconds: 3600,
     };
-    let deps = Deps { checkout, identity: IdentityConfig { claim: "sub".into() } };
+    let deps = Deps {
+        checkout,
+        identity: IdentityConfig { claim: "sub".into() },
+        deletion_budget: std::time::Duration::from_secs(20),
+    };
     Harness { deps, standin, clock }
 }
 

@@ -42,7 +42,7 @@ fn record(body: &str, event_type: &str, n: u64) -> Record {
     let mut event: serde_json::Value = serde_json::from_str(body).unwrap();
     event["id"] = format!("evt_bench_{event_type}_{n}").into();
     event["created"] = (NOW - 3_600 + i64::try_from(n % 3_000).unwrap()).into();
-    Record { group: customer(), message_id: format!("m{n}"), body: event.to_string() }
+    Record { group: customer(), message_id: format!("m{n}"), body: event.to_string(), attempt: 1 }
 }
 
 fn bench(c: &mut Criterion) {

@@ -49,6 +49,7 @@ where
         .into_iter()
         .map(|m| Record {
             group: m.attributes.get("MessageGroupId").cloned().unwrap_or_default(),
+            attempt: m.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
             message_id: m.message_id.unwrap_or_default(),
             body: m.body.unwrap_or_default(),
         })

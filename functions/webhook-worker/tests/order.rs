@@ -247,12 +247,12 @@ fn deliver_ending(bodies: &[String], delete_at: Option<usize>) -> Retired {
         };
         for (i, body) in bodies.iter().enumerate() {
             if delete_at == Some(i) {
-                delete_account(&owner, &account).await.unwrap();
+                delete_account(&owner, &account, &tollgate::app::Never).await.unwrap();
             }
             apply(&deps, body, &mut Snapshots::new()).await.unwrap();
         }
         if delete_at.is_some_and(|at| at >= bodies.len()) {
-            delete_account(&owner, &account).await.unwrap();
+            delete_account(&owner, &account, &tollgate::app::Never).await.unwrap();
         }
         let state = deps.store.state(&account).await.unwrap();
         Retired {

@@ -112,9 +112,18 @@ async fn sqs_batch_sample_goes_through_the_lambda_entry_with_one_stripe_read_per
 #[tokio::test]
 async fn a_poison_message_is_recorded_and_holds_nothing_back() {
     let deps = deps().await;
-    let good =
-        |event_type: &str| Record { message_id: event_type.into(), group: sample_customer(), body: sample(event_type) };
-    let poison = |id: &str, body: &str| Record { message_id: id.into(), group: sample_customer(), body: body.into() };
+    let good = |event_type: &str| Record {
+        message_id: event_type.into(),
+        group: sample_customer(),
+        body: sample(event_type),
+        attempt: 1,
+    };
+    let poison = |id: &str, body: &str| Record {
+        message_id: id.into(),
+        group: sample_customer(),
+        body: body.into(),
+        attempt: 1,
+    };
     let batch = vec![
         good("invoice.paid"),
         poison("poison", "{\"not\": \"an event\"}"),
@@ -142,7 +151,7 @@ async fn a_poison_message_is_recorded_and_holds_nothing_back() {
 #[tokio::test]
 async fn records_not_started_before_the_deadline_are_retried() {
     let deps = deps().await;
-    let record = Record { message_id: "m1".into(), group: sample_customer(), body: sample("invoice.paid") };
+    let record = Record { message_id: "m1".into(), group: sample_customer(), body: sample("invoice.paid"), attempt: 1 };
     let passed = tollgate::app::Before::at(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1));
 
     let retry = process(&deps, std::slice::from_ref(&record), &passed).await;

@@ -5,10 +5,11 @@
 
 use crate::domain::notifications::Notification;
 use crate::ports::notifier::Notifier;
-use crate::ports::queue::{EventQueue, QueueError, QueuedMessage};
+use crate::ports::queue::{DeadLetter, DeadLetters, EventQueue, QueueError, QueuedMessage};
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 
 /// An SQS FIFO queue.
 #[derive(Debug, Clone)]
@@ -86,5 +87,67 @@ impl Notifier for SqsNotifier {
             body,
         };
         send(&self.client, &self.url, &message).await
+    }
+}
+
+/// A FIFO dead-letter queue and its source queue, for the operator's redrive.
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetters {
+    client: Client,
+    dead_letter_url: String,
+    source_url: String,
+}
+
+impl SqsDeadLetters {
+    pub fn new(client: Client, dead_letter_url: impl Into<String>, source_url: impl Into<String>) -> Self {
+        Self { client, dead_letter_url: dead_letter_url.into(), source_url: source_url.into() }
+    }
+}
+
+/// How long a taken message stays hidden in the dead-letter queue: time to send it back.
+const TAKEN_FOR_SECONDS: i32 = 60;
+
+#[async_trait]
+impl DeadLetters for SqsDeadLetters {
+    async fn take(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.dead_letter_url)
+            .max_number_of_messages(i32::try_from(max.clamp(1, 10)).unwrap_or(10))
+            .wait_time_seconds(0)
+            .visibility_timeout(TAKEN_FOR_SECONDS)
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(received
+            .messages()
+            .iter()
+            .filter_map(|m| {
+                Some(DeadLetter {
+                    body: m.body()?.to_owned(),
+                    group: m.attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))?.clone(),
+                    receipt: m.receipt_handle()?.to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    async fn send_back(&self, letter: &DeadLetter) -> Result<(), QueueError> {
+        let message = QueuedMessage {
+            dedup_id: format!("redrive-{}", uuid::Uuid::new_v4()),
+            group: letter.group.clone(),
+            body: letter.body.clone(),
+        };
+        send(&self.client, &self.source_url, &message).await?;
+        self.client
+            .delete_message()
+            .queue_url(&self.dead_letter_url)
+            .receipt_handle(&letter.receipt)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(classify)
     }
 }

@@ -161,6 +161,9 @@ pub struct Deleted {
     pub account_id: AccountId,
     pub deleted: bool,
     pub canceled_subscriptions: u32,
+    /// Everything the deletion removes is gone; `false`: the rest (a large account's ledger,
+    /// invoices) is deleted by repeating the request, and no read shows any of it meanwhile.
+    pub complete: bool,
 }
 
 /// The paid price for a requested plan and interval.
@@ -533,9 +536,15 @@ where
 }
 
 /// `DELETE /account`: cancels every live subscription in Stripe at once, then revokes and
-/// deletes every API key of the account, then deletes the account's billing data, keeping a
-/// tombstone (see [`retire`]). Idempotent.
-pub async fn delete_account<S, B>(deps: &CheckoutDeps<S, B>, account: &AccountId) -> Result<Deleted, CheckoutError>
+/// deletes every API key of the account, then retires it, keeping a tombstone (see
+/// [`retire`]): from then on no read shows its billing data. What the deletion removes is then
+/// deleted in pages until `deadline` ([`purge`]); `complete` says whether all of it went. A
+/// repeat goes on with what is left. Idempotent.
+pub async fn delete_account<S, B>(
+    deps: &CheckoutDeps<S, B>,
+    account: &AccountId,
+    deadline: &dyn crate::app::Deadline,
+) -> Result<Deleted, CheckoutError>
 where
     S: AccountStore + SubscriptionStore + ApiKeyStore + CheckoutStore,
     B: Billing,
@@ -565,5 +574,6 @@ where
     tracing::info!(account = %account, keys, "api keys of the deleted account revoked and deleted");
     let retirement = Retirement::AccountDeleted;
     retire(&deps.store, &deps.settings, account, customer.as_deref(), retirement, had_subscription).await?;
-    Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled })
+    let complete = crate::app::retire::purge(&deps.store, account, deadline).await?;
+    Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled, complete })
 }

@@ -431,7 +431,8 @@ pub async fn credits<S: SubscriptionStore + CreditStore>(
     };
     let state = granted_state(store, settings, account).await?;
     let now = settings.clock.now();
-    let page = store.ledger(account, limit, after.as_deref()).await?;
+    let forgotten = crate::ports::accounts::Forgotten::of(&state.tombstone);
+    let page = store.ledger(account, limit, after.as_deref()).await?.forgetting(forgotten);
     let mut grants: Vec<GrantView> =
         state.grants.iter().filter(|g| g.live(now) && g.remaining > 0).map(GrantView::from).collect();
     grants.sort_by_key(|g| (g.expires_at.unwrap_or(i64::MAX), g.granted_at));

@@ -86,6 +86,8 @@ pub struct Record {
     pub message_id: String,
     pub group: String,
     pub body: String,
+    /// Which delivery of the message this is (SQS's `ApproximateReceiveCount`; 1 the first).
+    pub attempt: u32,
 }
 
 /// The snapshots read during one batch, by customer: one Stripe read per customer per batch.
@@ -109,22 +111,59 @@ where
             retry.push(record.message_id.clone());
             continue;
         }
+        let id = || event_id_in(&record.body).unwrap_or_else(|| format!("message:{}", record.message_id));
         match apply(deps, &record.body, &mut snapshots).await {
-            Ok(outcome) => tracing::info!(message_id = %record.message_id, ?outcome, "event processed"),
+            Ok(outcome) => {
+                tracing::info!(message_id = %record.message_id, ?outcome, "event processed");
+                // A redelivery that went through: the failure recorded before is over.
+                if record.attempt > 1
+                    && let Err(err) = deps.store.resolve_failure(&id()).await
+                {
+                    tracing::warn!(message_id = %record.message_id, error = %err, "could not clear an event's failure record");
+                }
+            }
             Err(err) if err.is_permanent() => {
-                let id = event_id_in(&record.body).unwrap_or_else(|| format!("message:{}", record.message_id));
-                if let Err(store) = pass_over(deps, &id, None, &err, "worker").await {
+                if let Err(store) = pass_over(deps, &id(), None, &err, "worker").await {
                     tracing::error!(message_id = %record.message_id, error = %store, "could not record a failed event; it will be retried");
                     retry.push(record.message_id.clone());
                 }
             }
             Err(err) => {
-                tracing::error!(message_id = %record.message_id, error = %err, "event failed; it will be retried");
+                tracing::error!(message_id = %record.message_id, attempt = record.attempt, error = %err, "event failed; it will be retried");
+                // Listed for the operator while it is retried (and after, if dead-lettered).
+                if let Err(store) =
+                    deps.store.record_failure(&failure(deps, &id(), event_type_in(&record.body), &err, "worker")).await
+                {
+                    tracing::error!(message_id = %record.message_id, error = %store, "could not record an event's failure");
+                }
                 retry.push(record.message_id.clone());
             }
         }
     }
     retry
+}
+
+/// The failure record of event `id`, failed now for `error`.
+fn failure<S, B, N>(
+    deps: &EventDeps<S, B, N>,
+    id: &str,
+    event_type: Option<String>,
+    error: &EventError,
+    source: &str,
+) -> FailedEvent {
+    FailedEvent {
+        id: id.to_owned(),
+        event_type,
+        error: error.to_string(),
+        failed_at: deps.settings.clock.now(),
+        source: source.to_owned(),
+    }
+}
+
+/// The `type` of a body that is JSON with a string `type`, if any.
+pub fn event_type_in(body: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    value.get("type")?.as_str().filter(|t| crate::domain::events::is_id(t)).map(str::to_owned)
 }
 
 /// The `id` of a body that is JSON with a usable string `id`, if any.
@@ -144,14 +183,7 @@ pub async fn pass_over<S, B, N>(
 where
     S: EventLog,
 {
-    let failure = FailedEvent {
-        id: id.to_owned(),
-        event_type: event_type.map(str::to_owned),
-        error: error.to_string(),
-        failed_at: deps.settings.clock.now(),
-        source: source.to_owned(),
-    };
-    deps.store.record_failure(&failure).await?;
+    deps.store.record_failure(&failure(deps, id, event_type.map(str::to_owned), error, source)).await?;
     count(Metric::EventsUnprocessable, 1);
     tracing::error!(event_id = %id, error = %error, source, "event passed over as unprocessable");
     Ok(())

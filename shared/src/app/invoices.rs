@@ -11,6 +11,7 @@ use crate::ports::StoreError;
 use crate::ports::billing::{Billing, BillingError};
 use crate::ports::invoices::InvoiceStore;
 use crate::ports::keys;
+use crate::ports::subscriptions::SubscriptionStore;
 use serde::{Deserialize, Serialize};
 
 /// Invoices a page holds when the caller does not say.
@@ -66,15 +67,17 @@ fn cursor(raw: &str) -> Result<String, ReadError> {
         .ok_or_else(|| ReadError::invalid("invalid_cursor", "`cursor` is not one this API gave"))
 }
 
-/// `GET /invoices?limit=&cursor=`: one `Query` of the account's invoices.
-pub async fn list<S: InvoiceStore>(
+/// `GET /invoices?limit=&cursor=`: one `Query` of the account's invoices, and one of its state
+/// (the tombstone: a deleted account's invoices are forgotten at once, while they are purged).
+pub async fn list<S: InvoiceStore + SubscriptionStore>(
     store: &S,
     account: &AccountId,
     query: InvoiceQuery,
 ) -> Result<InvoiceList, ReadError> {
     let limit = page_size(query.limit.as_deref())?;
     let after = query.cursor.as_deref().map(cursor).transpose()?;
-    let page = store.invoices(account, limit, after.as_deref()).await?;
+    let (state, page) = tokio::join!(store.state(account), store.invoices(account, limit, after.as_deref()));
+    let page = page?.forgetting(crate::ports::accounts::Forgotten::of(&state?.tombstone));
     Ok(InvoiceList {
         data: page.invoices.iter().map(InvoiceView::from).collect(),
         next_cursor: page.next.map(hex::encode),

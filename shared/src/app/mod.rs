@@ -13,6 +13,7 @@
 //! - [`keys`]: API keys (create, list, revoke, rotate) and the authorizer's decision.
 //! - [`grants`]: the operator's manual and promotional credit grants.
 //! - [`operator`]: the operator's support read of one account.
+//! - [`ops`]: operations on a bad day: failed events listed and replayed, dead letters redriven.
 
 pub mod checkout;
 pub mod credits;
@@ -22,6 +23,7 @@ pub mod invoices;
 pub mod keys;
 pub mod meters;
 pub mod operator;
+pub mod ops;
 pub mod read;
 pub mod refresh;
 pub mod retire;

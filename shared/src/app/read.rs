@@ -192,7 +192,8 @@ pub async fn billing_summary<S: SubscriptionStore + crate::ports::invoices::Invo
     account: &AccountId,
 ) -> Result<BillingSummary, StoreError> {
     let (state, invoices) = tokio::join!(store.state(account), store.invoices(account, SUMMARY_INVOICES, None));
-    let (state, invoices) = (state?, invoices?.invoices);
+    let state = state?;
+    let invoices = invoices?.forgetting(crate::ports::accounts::Forgotten::of(&state.tombstone)).invoices;
     let access = access(settings, &state);
     let projection = state.subscription.as_ref();
     let renews = projection.filter(|p| {

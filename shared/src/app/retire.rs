@@ -3,11 +3,12 @@
 //! tombstone keeps only what prevents abuse (a trial already used, open or lost disputes,
 //! how many customers were retired), no personal data.
 
+use crate::app::Deadline;
 use crate::app::Settings;
 use crate::domain::facts::Tombstone;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
-use crate::ports::accounts::{AccountStore, Retirement};
+use crate::ports::accounts::{AccountStore, Forgotten, Retirement};
 use crate::ports::subscriptions::SubscriptionStore;
 
 /// Retires `customer` from `account` (see [`Retirement`]) and answers the tombstone kept.
@@ -34,6 +35,28 @@ pub async fn retire<S: AccountStore + SubscriptionStore>(
     }
     store.retire(account, customer, retirement, &tombstone).await?;
     Ok(tombstone)
+}
+
+/// Items one purge page deletes at most (40 `BatchWriteItem`s of 25, 4 at once).
+pub const PURGE_PAGE: usize = 1000;
+
+/// Deletes what the account's deletion forgets ([`Forgotten`]), a page at a time, until none
+/// is left (`true`) or `deadline` comes (`false`: a repeat goes on from what is left). Nothing
+/// to forget (the account was not deleted): `true`.
+pub async fn purge<S: AccountStore + SubscriptionStore>(
+    store: &S,
+    account: &AccountId,
+    deadline: &dyn Deadline,
+) -> Result<bool, StoreError> {
+    let Some(forgotten) = Forgotten::of(&store.state(account).await?.tombstone) else { return Ok(true) };
+    loop {
+        if deadline.expired() {
+            return Ok(false);
+        }
+        if store.purge(account, forgotten, PURGE_PAGE).await? == 0 {
+            return Ok(true);
+        }
+    }
 }
 
 /// The idempotency key that creates the account's next Stripe customer: a new one after every

@@ -12,7 +12,7 @@
 //! last page. A run that stops at its deadline having moved nothing fails, so a stall is seen.
 
 use crate::app::Deadline;
-use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply, pass_over};
+use crate::app::events::{EventDeps, EventError, Snapshots, account_for, apply, event_type_in, pass_over};
 use crate::app::refresh::{Refreshed, Snapshot, refresh};
 use crate::domain::access::DAY;
 use crate::ports::StoreError;
@@ -329,7 +329,7 @@ where
                     cursor.failing_tries = tries;
                     return Err(SyncError::Apply { event_id: event.id, tries, source });
                 }
-                pass_over(&deps.events, &event.id, event_type(&event.payload).as_deref(), &source, "sync").await?;
+                pass_over(&deps.events, &event.id, event_type_in(&event.payload).as_deref(), &source, "sync").await?;
                 outcome.passed_over = outcome.passed_over.saturating_add(1);
             }
         }
@@ -359,12 +359,6 @@ fn names_a_missing_object(err: &BillingError) -> bool {
         BillingError::Rejected { code, .. } => code.as_deref() == Some("resource_missing"),
         _ => false,
     }
-}
-
-/// The `type` of an event payload, if it has one (for the failure record).
-fn event_type(payload: &str) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_str(payload).ok()?;
-    value.get("type")?.as_str().map(str::to_owned)
 }
 
 /// Backfills the customer's invoices (see [`crate::app::invoices::backfill`]), paced as the
@@ -539,6 +533,10 @@ mod tests {
                 return Err(BillingError::Unavailable("connection reset".into()));
             }
             self.fake.subscriptions(customer_id).await
+        }
+
+        async fn event(&self, event_id: &str) -> Result<RemoteEvent, BillingError> {
+            self.events.lock().unwrap().iter().find(|e| e.id == event_id).cloned().ok_or(BillingError::NotFound)
         }
 
         async fn events_page(

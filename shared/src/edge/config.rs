@@ -27,6 +27,9 @@ pub mod vars {
     pub const STRIPE_WEBHOOK_SECRETS: &str = "STRIPE_WEBHOOK_SECRETS";
     pub const STRIPE_LIVEMODE: &str = "STRIPE_LIVEMODE";
     pub const API_KEYS_PER_ACCOUNT: &str = "API_KEYS_PER_ACCOUNT";
+    pub const ACCOUNT_DELETION_BUDGET_MS: &str = "ACCOUNT_DELETION_BUDGET_MS";
+    pub const EVENTS_DEAD_LETTER_QUEUE_URL: &str = "EVENTS_DEAD_LETTER_QUEUE_URL";
+    pub const NOTIFICATIONS_DEAD_LETTER_QUEUE_URL: &str = "NOTIFICATIONS_DEAD_LETTER_QUEUE_URL";
 }
 
 /// Why configuration could not be loaded.
@@ -161,6 +164,8 @@ pub struct CheckoutConfig {
     pub session_ttl_seconds: i64,
     /// Grace days, for projections rewritten after a plan change or cancellation.
     pub grace_days: u32,
+    /// How long `DELETE /account` may work from its start before it answers `complete: false`.
+    pub deletion_budget: Duration,
 }
 
 impl CheckoutConfig {
@@ -177,6 +182,14 @@ impl CheckoutConfig {
                 1800..=86_400,
             )?,
             grace_days: parsed(src, vars::GRACE_DAYS, 3u32)?,
+            deletion_budget: Duration::from_millis(
+                within(
+                    parsed(src, vars::ACCOUNT_DELETION_BUDGET_MS, 20_000i64)?,
+                    vars::ACCOUNT_DELETION_BUDGET_MS,
+                    100..=25_000,
+                )?
+                .unsigned_abs(),
+            ),
         })
     }
 }
@@ -221,6 +234,27 @@ impl WorkerConfig {
             notifications_queue_url: required(src, vars::NOTIFICATIONS_QUEUE_URL)?,
             stripe: StripeConfig::load(src)?,
             grace_days: parsed(src, vars::GRACE_DAYS, 3u32)?,
+        })
+    }
+}
+
+/// The `ops` function: the worker's event path (replays go through it) and both queues with
+/// their dead-letter queues (redrives).
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    pub worker: WorkerConfig,
+    pub events_queue_url: String,
+    pub events_dead_letter_queue_url: String,
+    pub notifications_dead_letter_queue_url: String,
+}
+
+impl OpsConfig {
+    pub fn load(src: &impl Source) -> Result<Self, ConfigError> {
+        Ok(Self {
+            worker: WorkerConfig::load(src)?,
+            events_queue_url: required(src, vars::EVENTS_QUEUE_URL)?,
+            events_dead_letter_queue_url: required(src, vars::EVENTS_DEAD_LETTER_QUEUE_URL)?,
+            notifications_dead_letter_queue_url: required(src, vars::NOTIFICATIONS_DEAD_LETTER_QUEUE_URL)?,
         })
     }
 }

@@ -5,14 +5,15 @@
 
 use crate::adapters::aws::SdkConfig;
 use crate::adapters::dynamo::DynamoStore;
-use crate::adapters::sqs::SqsNotifier;
+use crate::adapters::sqs::{SqsDeadLetters, SqsNotifier};
 use crate::adapters::stripe::StripeBilling;
 use crate::app::Settings;
 use crate::app::checkout::CheckoutDeps;
 use crate::app::events::EventDeps;
+use crate::app::ops::OpsDeps;
 use crate::app::usage::UsageDeps;
 use crate::domain::ratelimit::Limit;
-use crate::edge::config::{CheckoutConfig, UsageConfig, WorkerConfig};
+use crate::edge::config::{CheckoutConfig, OpsConfig, UsageConfig, WorkerConfig};
 use crate::ports::clock::Clock;
 use std::sync::Arc;
 
@@ -35,6 +36,28 @@ pub fn event_deps(
         billing: StripeBilling::new(&config.stripe)?,
         notifier: SqsNotifier::new(crate::adapters::aws::sqs(aws), config.notifications_queue_url.clone()),
         settings: Settings::new(config.grace_days, clock)?,
+    })
+}
+
+/// The `ops` function's dependencies.
+pub fn ops_deps(
+    config: &OpsConfig,
+    aws: &SdkConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<OpsDeps<DynamoStore, StripeBilling, SqsNotifier, SqsDeadLetters>, WireError> {
+    let sqs = crate::adapters::aws::sqs(aws);
+    Ok(OpsDeps {
+        events: event_deps(&config.worker, aws, clock)?,
+        events_dead_letters: SqsDeadLetters::new(
+            sqs.clone(),
+            &config.events_dead_letter_queue_url,
+            &config.events_queue_url,
+        ),
+        notifications_dead_letters: SqsDeadLetters::new(
+            sqs,
+            &config.notifications_dead_letter_queue_url,
+            &config.worker.notifications_queue_url,
+        ),
     })
 }
 

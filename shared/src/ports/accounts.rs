@@ -59,10 +59,12 @@ pub trait AccountStore: Send + Sync {
     }
 
     /// Ends the account's link to `customer_id` for good: its pending checkouts are deleted,
-    /// then, in one transaction, the customer's index becomes `Retired` (never linked again), the profile and projection are deleted (and, for
-    /// `AccountDeleted`, the facts), and `tombstone` is stored; for `AccountDeleted`, the
-    /// grants, the ledger and the invoices are deleted after it (`CustomerDeleted` keeps them).
-    /// Rate windows stay. Idempotent.
+    /// then, in one transaction, the customer's index becomes `Retired` (never linked again),
+    /// the profile and projection are deleted (and, for `AccountDeleted`, the facts), and
+    /// `tombstone` is stored. For `AccountDeleted` the tombstone's `deleted_at` makes every read
+    /// forget what the deletion removes ([`Forgotten`]) from then on; [`AccountStore::purge`]
+    /// deletes it. `CustomerDeleted` keeps grants, ledger and invoices. Rate windows stay.
+    /// Idempotent.
     async fn retire(
         &self,
         account: &AccountId,
@@ -70,4 +72,52 @@ pub trait AccountStore: Send + Sync {
         retirement: Retirement,
         tombstone: &Tombstone,
     ) -> Result<(), StoreError>;
+
+    /// Deletes up to `max` of the account's items that its deletion `forgotten` removes and
+    /// that are still stored (grants, usage counters, invoices, ledger entries: see
+    /// [`Forgotten`]), in batches (DynamoDB's `BatchWriteItem`, 25 at a time). Answers how many
+    /// it deleted: 0 once none is left. Idempotent and resumable: each call finds what is left.
+    async fn purge(&self, account: &AccountId, forgotten: Forgotten, max: usize) -> Result<usize, StoreError>;
+}
+
+/// What an account's deletion at `at` (Unix seconds: the tombstone's `deleted_at`) removes,
+/// and every read forgets until it is gone (DESIGN.md's account-partition table): whatever of
+/// the account is stamped at or before that second (credit grants by `granted_at`, ledger
+/// entries by `at_ms`, invoices by `created`), and its usage counters but, per metric, the one
+/// of the window the deletion fell in (no quota starts again). Nothing new of the account is
+/// stamped in that second: the account has no Stripe customer left, and a new one comes only
+/// through a new checkout, paid later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forgotten {
+    pub at: i64,
+}
+
+impl Forgotten {
+    /// What the tombstone's deletion forgets, if the account was deleted.
+    pub fn of(tombstone: &Tombstone) -> Option<Self> {
+        tombstone.deleted_at.map(|at| Self { at })
+    }
+
+    /// Whether something stamped at `at` (Unix seconds) is forgotten.
+    pub fn stamped(self, at: i64) -> bool {
+        at <= self.at
+    }
+
+    /// Whether something stamped at `at_ms` (Unix milliseconds) is forgotten.
+    pub fn stamped_ms(self, at_ms: i64) -> bool {
+        at_ms.div_euclid(1000) <= self.at
+    }
+
+    /// Whether the counter of `metric` in the window starting at `window_start` is forgotten,
+    /// among the account's `windows` (metric, window start) of every counter stored: it is, when
+    /// a later window of its metric also started at or before the deletion.
+    pub fn counter<'a>(
+        self,
+        metric: &str,
+        window_start: i64,
+        windows: impl IntoIterator<Item = (&'a str, i64)>,
+    ) -> bool {
+        window_start <= self.at
+            && windows.into_iter().any(|(m, start)| m == metric && start > window_start && start <= self.at)
+    }
 }

@@ -107,6 +107,9 @@ pub trait Billing: Send + Sync {
         starting_after: Option<&str>,
     ) -> Result<Page<RemoteEvent>, BillingError>;
 
+    /// One event, by id, as Stripe still lists it (30 days); `NotFound` when it does not.
+    async fn event(&self, event_id: &str) -> Result<RemoteEvent, BillingError>;
+
     /// One page of every subscription of the account, in every status, newest first.
     async fn subscriptions_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError>;
 

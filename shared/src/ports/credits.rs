@@ -156,6 +156,20 @@ pub struct LedgerPage {
     pub next: Option<String>,
 }
 
+impl LedgerPage {
+    /// The page without the entries the account's deletion forgets; they are the oldest, so
+    /// once one is met nothing after it is the account's any more (no next page).
+    pub fn forgetting(mut self, forgotten: Option<crate::ports::accounts::Forgotten>) -> Self {
+        let Some(forgotten) = forgotten else { return self };
+        let before = self.entries.len();
+        self.entries.retain(|e| !forgotten.stamped_ms(e.at_ms));
+        if self.entries.len() < before {
+            self.next = None;
+        }
+        self
+    }
+}
+
 /// One step of a pack's grant through a dispute on its payment ([`CreditStore::dispute_grant`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisputeStep {

@@ -18,8 +18,10 @@ pub struct ProcessedEvent {
     pub processed_at: i64,
 }
 
-/// An event that could not be processed and was passed over: a message that can never be
-/// (it does not parse), or an event that kept failing in the sync. Kept for the operator.
+/// An event that could not be processed: a message that can never be (it does not parse) and
+/// was passed over, an event that kept failing in the sync and was passed over, or an event
+/// the worker failed to apply for a cause that may pass (it is retried, then dead-lettered).
+/// Kept for the operator (`GET /operator/events/failed`) until the event applies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FailedEvent {
     /// The event id, or `message:<SQS message id>` when the body names none.
@@ -28,8 +30,16 @@ pub struct FailedEvent {
     /// Why it failed (no payload, no secret).
     pub error: String,
     pub failed_at: i64,
-    /// Where it was passed over: `worker` or `sync`.
+    /// Where it failed: `worker` or `sync`.
     pub source: String,
+}
+
+/// A page of recorded failures, the latest first, and the sort key to go on after.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FailurePage {
+    pub failures: Vec<FailedEvent>,
+    /// The sort key of the page's last failure, when more follow.
+    pub next: Option<String>,
 }
 
 /// What an event changes for one account, committed with its record.
@@ -78,12 +88,22 @@ pub trait EventLog: Send + Sync {
     /// The record of an event, if it was processed.
     async fn processed(&self, event_id: &str) -> Result<Option<ProcessedEvent>, StoreError>;
 
-    /// Records an event passed over as unprocessable (overwriting an earlier record of the
-    /// same id). Expires as processed-event records do.
+    /// Records that an event failed (passed over as unprocessable, or failed for a cause that
+    /// may pass), overwriting an earlier record of the same id: by id, and in the list of
+    /// failures by the time it failed (its earlier place there is removed). Expires as
+    /// processed-event records do.
     async fn record_failure(&self, failure: &FailedEvent) -> Result<(), StoreError>;
 
     /// The failure recorded for `id`, if any.
     async fn failure(&self, id: &str) -> Result<Option<FailedEvent>, StoreError>;
+
+    /// Up to `limit` recorded failures, the latest first (by when they failed, then id), after
+    /// `after` (a previous page's `next`): one consistent `Query`.
+    async fn failures(&self, limit: usize, after: Option<&str>) -> Result<FailurePage, StoreError>;
+
+    /// Forgets the failure recorded for `id` (its event was applied since), by id and in the
+    /// list. Nothing recorded: nothing to do.
+    async fn resolve_failure(&self, id: &str) -> Result<(), StoreError>;
 }
 
 /// Processed-event records live this long: past Stripe's 30-day event retention.

@@ -12,6 +12,20 @@ pub struct InvoicePage {
     pub next: Option<String>,
 }
 
+impl InvoicePage {
+    /// The page without the invoices the account's deletion forgets; they are the oldest, so
+    /// once one is met nothing after it is the account's any more (no next page).
+    pub fn forgetting(mut self, forgotten: Option<crate::ports::accounts::Forgotten>) -> Self {
+        let Some(forgotten) = forgotten else { return self };
+        let before = self.invoices.len();
+        self.invoices.retain(|i| !forgotten.stamped(i.created));
+        if self.invoices.len() < before {
+            self.next = None;
+        }
+        self
+    }
+}
+
 /// An account's invoices, in its partition outside its state range (they grow), projected from
 /// invoice events and the full sync's backfill. Deleted with the account; kept when Stripe
 /// deletes the customer.

@@ -35,6 +35,28 @@ pub fn failure(id: &str) -> String {
     format!("FAILED#{id}")
 }
 
+/// The partition listing failed events, newest first (a `Query`, never a Scan).
+pub const FAILURES: &str = "FAILURES";
+const FAILURE_LISTING_PREFIX: &str = "FAILED#";
+
+/// A failed event's item in [`FAILURES`]: by the time it last failed (zero-padded, so the sort
+/// key orders the list), then its id.
+pub fn failure_listing(failed_at: i64, id: &str) -> String {
+    format!("{FAILURE_LISTING_PREFIX}{:016}#{id}", failed_at.max(0))
+}
+
+/// The sort-key prefix of [`FAILURES`]' items.
+pub const FAILURE_LISTING: &str = FAILURE_LISTING_PREFIX;
+
+/// Whether `sk` is a failed event's listing key as [`failure_listing`] makes them (a page
+/// cursor that names nothing else).
+pub fn is_failure_listing(sk: &str) -> bool {
+    let Some((at, id)) = sk.strip_prefix(FAILURE_LISTING_PREFIX).and_then(|rest| rest.split_once('#')) else {
+        return false;
+    };
+    at.len() == 16 && at.bytes().all(|b| b.is_ascii_digit()) && crate::domain::events::is_id(id)
+}
+
 pub fn checkout(request_key: &str) -> String {
     format!("{CHECKOUT_PREFIX}{request_key}")
 }

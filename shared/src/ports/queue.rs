@@ -36,3 +36,26 @@ pub trait EventQueue: Send + Sync {
     /// deduplication id seen in the last five minutes is accepted and dropped by the queue.
     async fn enqueue(&self, message: &QueuedMessage) -> Result<(), QueueError>;
 }
+
+/// A message taken from a dead-letter queue, hidden from other receivers while it is moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub body: String,
+    /// Its FIFO message group, kept when it goes back.
+    pub group: String,
+    /// What removes it from the dead-letter queue (SQS's receipt handle).
+    pub receipt: String,
+}
+
+/// A dead-letter queue and the queue its messages came from (the operator's redrive).
+#[async_trait]
+pub trait DeadLetters: Send + Sync {
+    /// Up to `max` (at most 10, SQS's batch) messages of the dead-letter queue, without
+    /// waiting; empty when it holds none to take.
+    async fn take(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError>;
+
+    /// Sends `letter` back to its source queue (its group, a fresh deduplication id: the
+    /// original one may still be in SQS's five-minute window), then deletes it from the
+    /// dead-letter queue. A failure in between leaves it in both: its handlers are idempotent.
+    async fn send_back(&self, letter: &DeadLetter) -> Result<(), QueueError>;
+}

@@ -32,6 +32,19 @@ pub struct UsageCounter {
 }
 
 impl AccountState {
+    /// The state without what the account's deletion forgets ([`Forgotten`]): both stores
+    /// read it so, while the deletion's purge runs and after.
+    ///
+    /// [`Forgotten`]: crate::ports::accounts::Forgotten
+    pub fn forgetting_deleted(mut self) -> Self {
+        let Some(forgotten) = crate::ports::accounts::Forgotten::of(&self.tombstone) else { return self };
+        self.grants.retain(|g| !forgotten.stamped(g.granted_at));
+        let windows: Vec<(String, i64)> = self.usage.iter().map(|c| (c.metric.clone(), c.window_start)).collect();
+        self.usage
+            .retain(|c| !forgotten.counter(&c.metric, c.window_start, windows.iter().map(|(m, s)| (m.as_str(), *s))));
+        self
+    }
+
     /// The count of `metric` in the window that starts at `window_start`.
     pub fn used(&self, metric: &str, window_start: i64) -> u64 {
         self.usage.iter().find(|c| c.metric == metric && c.window_start == window_start).map_or(0, |c| c.used)

@@ -48,6 +48,8 @@ pub fn remote_item(id: &str, lookup_key: &str, at: i64) -> RemoteItem {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Events Stripe lists, by id (`Billing::event`).
+    events: Vec<RemoteEvent>,
     subscriptions: Vec<RemoteSubscription>,
     charges: BTreeMap<String, String>,
     /// Invoices by the PaymentIntent that paid them.
@@ -102,6 +104,11 @@ impl FakeBilling {
         let mut state = self.lock();
         state.subscriptions.retain(|s| s.id != subscription.id);
         state.subscriptions.push(subscription);
+    }
+
+    /// Makes Stripe list `event` (`Billing::event` finds it by id).
+    pub fn publish_event(&self, event: RemoteEvent) {
+        self.lock().events.push(event);
     }
 
     /// Says that `charge` belongs to `customer`.
@@ -267,6 +274,11 @@ impl Billing for FakeBilling {
     ) -> Result<Page<RemoteEvent>, BillingError> {
         self.record(format!("events_page {created_gte}"));
         Ok(Page { items: vec![], next: None })
+    }
+
+    async fn event(&self, event_id: &str) -> Result<RemoteEvent, BillingError> {
+        self.record(format!("event {event_id}"));
+        self.lock().events.iter().find(|e| e.id == event_id).cloned().ok_or(BillingError::NotFound)
     }
 
     async fn subscriptions_page(

@@ -4,10 +4,10 @@ use super::{DynamoStore, IS_NEW, Item, Keyed, to_item};
 use crate::domain::facts::Tombstone;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
-use crate::ports::accounts::{Account, AccountStore, CustomerLink, Retirement};
+use crate::ports::accounts::{Account, AccountStore, CustomerLink, Forgotten, Retirement};
 use crate::ports::keys;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 /// The customer index: the account a customer belongs to, or, once retired, the account it
@@ -88,14 +88,50 @@ impl AccountStore for DynamoStore {
             };
             items.push(put(to_item(&Keyed::new(keys::customer(customer), keys::CUSTOMER_ACCOUNT, marker))?));
         }
-        self.transact(items, "retire").await?.map_err(|_| StoreError::Conflict("retire"))?;
-        if retirement == Retirement::AccountDeleted {
-            // The balance is forfeited with the account (docs/api.md): its grants and ledger go.
-            self.delete_prefix(&pk, keys::GRANT_PREFIX).await?;
-            self.delete_prefix(&pk, keys::LEDGER_PREFIX).await?;
-            // Invoices go with the account (a customer deleted in Stripe keeps them).
-            self.delete_prefix(&pk, keys::INVOICE_PREFIX).await?;
+        self.transact(items, "retire").await?.map_err(|_| StoreError::Conflict("retire"))
+    }
+
+    async fn purge(&self, account: &AccountId, forgotten: Forgotten, max: usize) -> Result<usize, StoreError> {
+        let pk = keys::account(account);
+        // The largest parts first, each looked at only while the page has room: ledger entries
+        // by time and invoices by `created` (both sort by their stamp), then grants (the
+        // balance is forfeited with the account, docs/api.md) and older usage counters.
+        let ledger_to =
+            format!("{}{:016}", keys::LEDGER_PREFIX, forgotten.at.saturating_add(1).saturating_mul(1000).max(0));
+        let mut doomed = self.keys_between(&pk, keys::LEDGER_PREFIX, &ledger_to, max).await?;
+        let invoices_to = format!("{}{:016}", keys::INVOICE_PREFIX, forgotten.at.saturating_add(1).max(0));
+        let left = max.saturating_sub(doomed.len());
+        doomed.extend(self.keys_between(&pk, keys::INVOICE_PREFIX, &invoices_to, left).await?);
+        if doomed.len() < max {
+            for item in self.query_prefix(&pk, keys::GRANT_PREFIX).await? {
+                let granted_at = match item.get("granted_at") {
+                    Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                    _ => None,
+                };
+                if let (Some(AttributeValue::S(sk)), Some(at)) = (item.get("sk"), granted_at)
+                    && forgotten.stamped(at)
+                {
+                    doomed.push(sk.clone());
+                }
+            }
         }
-        Ok(())
+        if doomed.len() < max {
+            // Every counter is read (one per metric and window: few), to know each metric's
+            // window of the deletion.
+            let (from, to) = (format!("{}USAGE#", keys::STATE_PREFIX), format!("{}USAGE$", keys::STATE_PREFIX));
+            let windows: Vec<(String, String, i64)> = self
+                .keys_between(&pk, &from, &to, usize::MAX)
+                .await?
+                .into_iter()
+                .filter_map(|sk| keys::parse_usage(&sk).map(|(m, start)| (sk.clone(), m.to_owned(), start)))
+                .collect();
+            let older = windows.iter().filter(|(_, metric, start)| {
+                forgotten.counter(metric, *start, windows.iter().map(|(_, m, s)| (m.as_str(), *s)))
+            });
+            doomed.extend(older.map(|(sk, _, _)| sk.clone()));
+        }
+        doomed.truncate(max);
+        self.delete_batches(&pk, &doomed).await?;
+        Ok(doomed.len())
     }
 }

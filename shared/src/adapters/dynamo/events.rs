@@ -1,10 +1,10 @@
 //! The DynamoDB adapter of [`EventLog`]: an event's record and its effect in one transaction, the record only if new.
 
-use super::{DynamoStore, IS_NEW, IS_SAME_REVISION, Keyed, classify, to_item};
+use super::{DynamoStore, IS_NEW, IS_SAME_REVISION, Keyed, to_item};
 use crate::domain::facts::Facts;
 use crate::domain::model::AccountId;
 use crate::ports::StoreError;
-use crate::ports::events::{ApplyOutcome, Effect, EventLog, FailedEvent, ProcessedEvent};
+use crate::ports::events::{ApplyOutcome, Effect, EventLog, FailedEvent, FailurePage, ProcessedEvent};
 use crate::ports::keys;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -107,19 +107,38 @@ impl EventLog for DynamoStore {
     }
 
     async fn record_failure(&self, failure: &FailedEvent) -> Result<(), StoreError> {
-        let mut keyed = Keyed::new(keys::failure(&failure.id), keys::FAILURE, failure);
-        keyed.expires_at = Some(crate::ports::events::record_expiry(failure.failed_at));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(&keyed)?))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| classify(e, "put"))
+        let earlier: Option<FailedEvent> = self.failure(&failure.id).await?;
+        let expires_at = Some(crate::ports::events::record_expiry(failure.failed_at));
+        let put = |pk: String, sk: &str| -> Result<TransactWriteItem, StoreError> {
+            let mut keyed = Keyed::new(pk, sk, failure);
+            keyed.expires_at = expires_at;
+            let put = Put::builder().table_name(&self.table).set_item(Some(to_item(&keyed)?)).build();
+            Ok(TransactWriteItem::builder().put(put.expect("table and item are set")).build())
+        };
+        let listing = keys::failure_listing(failure.failed_at, &failure.id);
+        let mut items =
+            vec![put(keys::failure(&failure.id), keys::FAILURE)?, put(keys::FAILURES.to_owned(), &listing)?];
+        if let Some(earlier) = earlier.map(|e| keys::failure_listing(e.failed_at, &e.id)).filter(|e| *e != listing) {
+            items.push(self.delete(keys::FAILURES.to_owned(), &earlier));
+        }
+        self.transact(items, "record failure").await?.map_err(|_| StoreError::Conflict("record failure"))
     }
 
     async fn failure(&self, id: &str) -> Result<Option<FailedEvent>, StoreError> {
         self.get(keys::failure(id), keys::FAILURE).await
+    }
+
+    async fn failures(&self, limit: usize, after: Option<&str>) -> Result<FailurePage, StoreError> {
+        let (failures, next) = self.newest_first(keys::FAILURES, keys::FAILURE_LISTING, limit, after).await?;
+        Ok(FailurePage { failures, next })
+    }
+
+    async fn resolve_failure(&self, id: &str) -> Result<(), StoreError> {
+        let Some(failure) = self.failure(id).await? else { return Ok(()) };
+        let items = vec![
+            self.delete(keys::failure(id), keys::FAILURE),
+            self.delete(keys::FAILURES.to_owned(), &keys::failure_listing(failure.failed_at, id)),
+        ];
+        self.transact(items, "resolve failure").await?.map_err(|_| StoreError::Conflict("resolve failure"))
     }
 }

@@ -209,6 +209,81 @@ impl DynamoStore {
         }
     }
 
+    /// The sort keys of up to `limit` items of partition `pk` from `from` (inclusive) to `to`
+    /// (exclusive), lowest first: one `Query` a page (keys only).
+    async fn keys_between(&self, pk: &str, from: &str, to: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        while keys.len() < limit {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .expression_attribute_values(":from", AttributeValue::S(from.to_owned()))
+                .expression_attribute_values(":to", AttributeValue::S(to.to_owned()))
+                .projection_expression("sk")
+                .limit(i32::try_from(limit.saturating_sub(keys.len())).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| classify(e, "query"))?;
+            keys.extend(page.items.unwrap_or_default().into_iter().filter_map(|item| match item.get("sk") {
+                Some(AttributeValue::S(sk)) if sk.as_str() < to => Some(sk.clone()),
+                _ => None,
+            }));
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Deletes the items `sks` of partition `pk` with `BatchWriteItem`, 25 at a time and 4
+    /// batches at once, sending again what DynamoDB leaves unprocessed (with a short backoff)
+    /// until every one is gone.
+    async fn delete_batches(&self, pk: &str, sks: &[String]) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        futures_util::stream::iter(sks.chunks(25).map(Ok))
+            .try_for_each_concurrent(4, |chunk| self.delete_batch(pk, chunk))
+            .await
+    }
+
+    /// One `BatchWriteItem` of up to 25 deletions, and its unprocessed items again.
+    async fn delete_batch(&self, pk: &str, chunk: &[String]) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+        let mut requests: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|sk| {
+                let delete = DeleteRequest::builder()
+                    .key("pk", AttributeValue::S(pk.to_owned()))
+                    .key("sk", AttributeValue::S(sk.clone()))
+                    .build()
+                    .expect("the key is set");
+                WriteRequest::builder().delete_request(delete).build()
+            })
+            .collect();
+        let mut backoff = std::time::Duration::from_millis(25);
+        for _ in 0..8 {
+            let out = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(|e| classify(e, "batch delete"))?;
+            requests = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = backoff.saturating_mul(2);
+        }
+        Err(StoreError::Throttled("batch delete: items still unprocessed after 8 tries".into()))
+    }
+
     /// Up to `limit` items of partition `pk` whose sort key starts with `prefix`, newest (highest
     /// sort key) first, after the sort key `after` of a previous page, read as `T`; and the
     /// sort key to continue after when more follow. One consistent `Query` of `limit + 1`

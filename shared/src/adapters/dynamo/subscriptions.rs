@@ -36,7 +36,7 @@ fn account_state(items: Vec<Item>) -> Result<AccountState, StoreError> {
     }
     state.subscription = projection.map(|p| crate::domain::projection::merge(p, &state.facts, &state.tombstone));
     state.usage.sort_by(|a, b| (&a.metric, a.window_start).cmp(&(&b.metric, b.window_start)));
-    Ok(state)
+    Ok(state.forgetting_deleted())
 }
 
 impl DynamoStore {

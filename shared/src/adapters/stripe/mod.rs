@@ -34,7 +34,7 @@ use stripe_checkout::checkout_session::{
 };
 use stripe_core::charge::RetrieveCharge;
 use stripe_core::customer::CreateCustomer;
-use stripe_core::event::ListEvent;
+use stripe_core::event::{ListEvent, RetrieveEvent};
 use stripe_product::price::ListPrice;
 use stripe_shared::CheckoutSessionMode;
 
@@ -250,30 +250,13 @@ impl Billing for StripeBilling {
                 req
             })
             .await?;
-        let items = page
-            .data
-            .iter()
-            .map(|event| {
-                let object = miniserde::json::to_string(&event.data.object);
-                let object: serde_json::Value = serde_json::from_str(&object)
-                    .map_err(|e| BillingError::Unavailable(format!("unreadable event object: {e}")))?;
-                let payload = serde_json::json!({
-                    "id": event.id.as_str(),
-                    "object": "event",
-                    "type": event.type_.as_str(),
-                    "created": event.created,
-                    "livemode": event.livemode,
-                    "data": { "object": object },
-                });
-                Ok(RemoteEvent {
-                    id: event.id.as_str().to_owned(),
-                    created: event.created,
-                    payload: payload.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, BillingError>>()?;
+        let items = page.data.iter().map(remote_event).collect::<Result<Vec<_>, BillingError>>()?;
         let next = if page.has_more { items.last().map(|e: &RemoteEvent| e.id.clone()) } else { None };
         Ok(Page { items, next })
+    }
+
+    async fn event(&self, event_id: &str) -> Result<RemoteEvent, BillingError> {
+        remote_event(&self.send(None, || RetrieveEvent::new(event_id)).await?)
     }
 
     async fn subscriptions_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
@@ -458,6 +441,22 @@ impl Billing for StripeBilling {
         };
         Ok(remote_subscription(&sub))
     }
+}
+
+/// An event as the worker receives it: the envelope and its object (what the handlers read).
+fn remote_event(event: &stripe_shared::Event) -> Result<RemoteEvent, BillingError> {
+    let object = miniserde::json::to_string(&event.data.object);
+    let object: serde_json::Value = serde_json::from_str(&object)
+        .map_err(|e| BillingError::Unavailable(format!("unreadable event object: {e}")))?;
+    let payload = serde_json::json!({
+        "id": event.id.as_str(),
+        "object": "event",
+        "type": event.type_.as_str(),
+        "created": event.created,
+        "livemode": event.livemode,
+        "data": { "object": object },
+    });
+    Ok(RemoteEvent { id: event.id.as_str().to_owned(), created: event.created, payload: payload.to_string() })
 }
 
 #[cfg(test)]

@@ -387,6 +387,18 @@ impl From<WebhookRejection> for ApiError {
     }
 }
 
+impl From<crate::app::ops::ReplayError> for ApiError {
+    fn from(err: crate::app::ops::ReplayError) -> Self {
+        use crate::app::ops::ReplayError;
+        let message = err.to_string();
+        match err {
+            ReplayError::InvalidEventId => Self::new(StatusCode::BAD_REQUEST, "invalid_event_id", message),
+            ReplayError::NotFound => Self::new(StatusCode::NOT_FOUND, "event_not_found", message),
+            ReplayError::Store(err) => err.into(),
+        }
+    }
+}
+
 impl From<QueueError> for ApiError {
     fn from(err: QueueError) -> Self {
         log_chain("enqueue failed", &err);

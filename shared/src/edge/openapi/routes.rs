@@ -239,6 +239,41 @@ pub(super) fn table() -> Doc {
         &[],
     );
 
+    // operations on a bad day (the ops function)
+    let failed = d.schema::<crate::app::ops::FailedList>();
+    d.op(
+        Get,
+        "/operator/events/failed",
+        "Events that failed, newest first",
+        Iam,
+        None,
+        (200, failed),
+        READ_ERRORS,
+        PAGE,
+    );
+    let replayed = d.schema::<crate::app::ops::ReplayAnswer>();
+    d.op(
+        Post,
+        "/operator/events/{event_id}/replay",
+        "Reads one event from Stripe and applies it through the worker's path, exactly once",
+        Iam,
+        None,
+        (200, replayed),
+        &[400, 403, 404, 500, 503],
+        &[],
+    );
+    let redriven = d.schema::<crate::app::ops::Redriven>();
+    d.op(
+        Post,
+        "/operator/queues/{queue}/redrive",
+        "Moves a dead-letter queue's messages (events or notifications) back to their queue",
+        Iam,
+        None,
+        (200, redriven),
+        &[403, 404, 500, 503],
+        &[],
+    );
+
     // checkout
     let session = d.schema::<checkout::SessionAnswer>();
     let plan = d.schema::<checkout::PlanRequest>();

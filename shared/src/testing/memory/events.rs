@@ -4,7 +4,8 @@ use super::{MemoryStore, newer};
 use crate::domain::facts::Facts;
 use crate::ports::StoreError;
 use crate::ports::accounts::CustomerLink;
-use crate::ports::events::{ApplyOutcome, Effect, EventLog, FailedEvent, ProcessedEvent};
+use crate::ports::events::{ApplyOutcome, Effect, EventLog, FailedEvent, FailurePage, ProcessedEvent};
+use crate::ports::keys;
 use async_trait::async_trait;
 
 #[async_trait]
@@ -57,5 +58,27 @@ impl EventLog for MemoryStore {
 
     async fn failure(&self, id: &str) -> Result<Option<FailedEvent>, StoreError> {
         Ok(self.lock().failures.get(id).cloned())
+    }
+
+    async fn failures(&self, limit: usize, after: Option<&str>) -> Result<FailurePage, StoreError> {
+        let tables = self.lock();
+        let mut listed: Vec<(String, &FailedEvent)> =
+            tables.failures.values().map(|f| (keys::failure_listing(f.failed_at, &f.id), f)).collect();
+        listed.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut rest = listed.into_iter().filter(|(sk, _)| after.is_none_or(|after| sk.as_str() < after)).peekable();
+        let mut page = FailurePage::default();
+        while page.failures.len() < limit {
+            let Some((sk, failure)) = rest.next() else { break };
+            page.failures.push(failure.clone());
+            if page.failures.len() == limit && rest.peek().is_some() {
+                page.next = Some(sk);
+            }
+        }
+        Ok(page)
+    }
+
+    async fn resolve_failure(&self, id: &str) -> Result<(), StoreError> {
+        self.lock().failures.remove(id);
+        Ok(())
     }
 }

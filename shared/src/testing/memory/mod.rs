@@ -71,6 +71,30 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// How many ledger entries the account has stored.
+    pub fn ledger_len(&self, account: &AccountId) -> u64 {
+        self.lock().ledger.get(account).map_or(0, |l| l.len() as u64)
+    }
+
+    /// How many invoices the account has stored.
+    pub fn invoices_len(&self, account: &AccountId) -> u64 {
+        self.lock().invoices.get(account).map_or(0, |l| l.len() as u64)
+    }
+
+    /// Stores `entries` in the account's ledger as they are (a large account's history, for
+    /// simulations), without grants.
+    pub fn seed_ledger(
+        &self,
+        account: &AccountId,
+        entries: impl IntoIterator<Item = crate::ports::credits::LedgerEntry>,
+    ) {
+        let mut tables = self.lock();
+        let ledger = tables.ledger.entry(account.clone()).or_default();
+        for entry in entries {
+            ledger.insert(crate::ports::keys::ledger(&entry), entry);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, Tables> {
         self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

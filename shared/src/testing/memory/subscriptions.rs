@@ -36,7 +36,8 @@ impl SubscriptionStore for MemoryStore {
             tombstone,
             usage,
             grants,
-        })
+        }
+        .forgetting_deleted())
     }
 
     async fn put_subscription(&self, projection: &Projection) -> Result<(), StoreError> {
