@@ -324,6 +324,8 @@ for line in scale_report.section(load("scale.json")):
     w(line)
 for line in scale_report.deletion_section(load("deletion.json")):
     w(line)
+for line in scale_report.renewals_section(load("renewals.json")):
+    w(line)
 # 5. Targets.
 w("## 5. Issue 14's targets")
 w("")

@@ -91,6 +91,8 @@ phase scale
 cargo run -q -p tollgate-scale --bin scale -- "$out/scale.json"
 # DELETE /account of a 1,000,000-entry ledger and 10,000 invoices, the same way.
 cargo run -q -p tollgate-scale --bin deletion -- "$out/deletion.json"
+# 50,000 renewals in an hour through the worker at 2 and 5 workers, the same way.
+cargo run -q -p tollgate-scale --bin renewals -- "$out/renewals.json"
 
 phase report
 python3 bench/report.py "$out" "$target/criterion" bench/REPORT.md

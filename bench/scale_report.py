@@ -1,6 +1,6 @@
 """The meter pass at scale: the section of bench/REPORT.md made from `scale.json` (bench/scale).
 Usage alone: python3 bench/scale_report.py scale.json (prints the section), or
-python3 bench/scale_report.py --deletion deletion.json (section 4e)."""
+python3 bench/scale_report.py --deletion deletion.json (section 4e), --renewals renewals.json (4f)."""
 import json
 import sys
 
@@ -92,8 +92,45 @@ def deletion_section(data):
     return lines
 
 
+def renewals_section(data):
+    """Section 4f, from `renewals.json` (bench/scale's `renewals` binary)."""
+    lines = ["## 4f. A renewal burst: 50,000 subscriptions in one hour through the worker", ""]
+    if not data:
+        return lines + ["Not run (`renewals.json` is missing: the `scale` phase of `bench/run.sh` did not finish).", ""]
+    c = data[0]["config"]
+    lines += [
+        "Command: `cargo run -q -p tollgate-scale --bin renewals -- OUT/renewals.json` (`bench/scale`): "
+        f"{c['renewals']:,} subscriptions renewing evenly over {c['over_seconds'] // 60} minutes, each delivering four "
+        "events (`invoice.finalized`, `invoice.paid`, `invoice.payment_succeeded`, `customer.subscription.updated`) "
+        "together, applied by the worker's real path (`app::events::process`, batches of 10, one Stripe read of a "
+        "customer's subscriptions per customer per batch) by as many workers at once as `WorkerMaxConcurrency` allows "
+        "(2, the default, and 5, the most), on virtual time. Model: Stripe "
+        f"{c['stripe_latency_ms']} ms a read (an assumption: Stripe publishes no latency); each record's DynamoDB "
+        f"requests {c['store_ms_per_record']} ms (about 4 requests of 5 ms).",
+        "",
+        "| workers | drained after (s) | longest wait in the queue (s) | events (failed) | accounts projected | "
+        "Stripe reads | Stripe reads a second: peak / mean (test mode allows 25, live 100) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in data:
+        lines.append(
+            f"| {r['config']['workers']} | {r['drained_seconds']:,.0f} | {r['oldest_wait_seconds']:,.0f} | "
+            f"{r['events']:,} ({r['failed']}) | {r['projected']:,} | {r['stripe_calls']:,} | "
+            f"{r['peak_stripe_calls_per_second']} / {r['mean_stripe_calls_per_second']:.1f} |")
+    lines += [
+        "",
+        "At the default of 2 workers the queue outgrows the worker: events wait up to two hours and "
+        "`EventsQueueAgeAlarm` (15 minutes) fires; at 5 the burst drains about 13 minutes after its last renewal, "
+        "the longest wait stays under the alarm, and Stripe sees at most 15 reads a second. A product expecting "
+        "such bursts sets `WorkerMaxConcurrency` to 5 ([configuration](../docs/configuration.md)).",
+        "",
+    ]
+    return lines
+
+
 if __name__ == "__main__":
     # python3 bench/scale_report.py scale.json, or --deletion deletion.json
-    make, path = (deletion_section, sys.argv[2]) if sys.argv[1] == "--deletion" else (section, sys.argv[1])
+    sections = {"--deletion": deletion_section, "--renewals": renewals_section}
+    make, path = (sections[sys.argv[1]], sys.argv[2]) if sys.argv[1] in sections else (section, sys.argv[1])
     with open(path, encoding="utf-8") as f:
         print("\n".join(make(json.load(f))))

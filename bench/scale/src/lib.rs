@@ -16,9 +16,11 @@
 
 mod deletion;
 mod dynamo;
+mod renewals;
 mod stripe;
 
 pub use deletion::{DeletionConfig, DeletionReport, simulate_deletion};
+pub use renewals::{RenewalConfig, RenewalReport, simulate_renewals};
 
 pub use dynamo::Dynamo;
 pub use stripe::Stripe;

@@ -83,7 +83,7 @@ impl Stripe {
     }
 }
 
-fn outside() -> BillingError {
+pub(crate) fn outside() -> BillingError {
     BillingError::Unavailable("not part of the simulation".into())
 }
 

@@ -49,3 +49,17 @@ fn a_large_account_is_deleted_over_several_requests_each_within_its_budget() {
     let batches = report.dynamo_requests["BatchWriteItem"];
     assert_eq!(batches, 202_000_u64.div_ceil(25), "25 deletions a batch: {report:#?}");
 }
+
+#[test]
+fn a_renewal_burst_drains_through_the_worker_with_every_event_applied_under_stripes_limits() {
+    use tollgate_scale::{RenewalConfig, simulate_renewals};
+    // 2,000 renewals in 144 s: the hourly rate of 50,000, for a shorter while.
+    let config = RenewalConfig { renewals: 2_000, over_seconds: 144, ..RenewalConfig::with_workers(5) };
+
+    let report = simulate_renewals(&config).unwrap();
+
+    assert_eq!((report.events, report.failed, report.projected), (8_000, 0, 2_000), "{report:#?}");
+    assert!(report.stripe_calls >= 2_000, "at least one read per customer: {report:#?}");
+    assert!(report.peak_stripe_calls_per_second <= 25, "under test mode's 25 a second: {report:#?}");
+    assert!(report.oldest_wait_seconds < 900.0, "under EventsQueueAgeAlarm's 15 minutes: {report:#?}");
+}
