@@ -125,3 +125,24 @@ async fn bad_operations_get_a_clear_error_and_change_nothing() {
     let (_, listed) = call(&stack, get, "/operator/events/failed", true).await;
     assert_eq!(listed, serde_json::json!({"data": [], "next_cursor": null}));
 }
+
+#[tokio::test]
+async fn tollgate_dev_lists_replays_and_redrives_through_the_operator_routes() {
+    use tollgate_dev::ops::{OpsCall, ops};
+    let stack = common::serve_stack("ops-cli").await;
+    let events = stack.standin.trigger(&TriggerSpec::new("customer.subscription.created", "acct_ops3")).unwrap();
+    let id = created(&events)["id"].as_str().unwrap().to_owned();
+
+    let listed = ops(stack.port, OpsCall::Failed { limit: Some(5), cursor: None }).await;
+    let missing = ops(stack.port, OpsCall::Replay { event_id: "evt_never".into() }).await;
+    let replayed = ops(stack.port, OpsCall::Replay { event_id: id }).await;
+    let redriven = ops(stack.port, OpsCall::Redrive { queue: "notifications".into() }).await;
+    let unknown = ops(stack.port, OpsCall::Redrive { queue: "mail".into() }).await;
+
+    assert!(listed.is_ok(), "{listed:?}");
+    assert!(missing.as_ref().is_err_and(|e| e.to_string().contains("404")), "{missing:?}");
+    assert!(replayed.is_ok(), "{replayed:?}");
+    assert_eq!(plan(&stack, "acct_ops3").await, "pro", "the CLI's replay applied the event");
+    assert!(redriven.is_ok(), "{redriven:?}");
+    assert!(unknown.is_err(), "{unknown:?}");
+}

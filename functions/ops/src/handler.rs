@@ -12,7 +12,7 @@ use tollgate::adapters::stripe::StripeBilling;
 use tollgate::app::Before;
 use tollgate::app::ops::{OpsDeps, Queue, failed, redrive, replay};
 use tollgate::edge::config::{OpsConfig, Source};
-use tollgate::edge::http::identity::operator;
+use tollgate::edge::http::identity::{operator, path_segment};
 use tollgate::edge::http::{ApiError, json, query};
 use tollgate::ports::accounts::AccountStore;
 use tollgate::ports::billing::Billing;
@@ -49,9 +49,10 @@ fn route(req: &Request) -> Result<Route, ApiError> {
     let (route, method) = if path == "/operator/events/failed" {
         (Route::Failed, Method::GET)
     } else if let Some(id) = path.strip_prefix("/operator/events/").and_then(|rest| rest.strip_suffix("/replay")) {
-        (Route::Replay(id.to_owned()), Method::POST)
+        // Not an event id when it does not decode: the use case refuses it as one.
+        (Route::Replay(path_segment(id).unwrap_or_default()), Method::POST)
     } else if let Some(name) = path.strip_prefix("/operator/queues/").and_then(|rest| rest.strip_suffix("/redrive")) {
-        let queue = Queue::parse(name).ok_or_else(|| {
+        let queue = path_segment(name).as_deref().and_then(Queue::parse).ok_or_else(|| {
             ApiError::new(StatusCode::NOT_FOUND, "unknown_queue", "`queue` must be `events` or `notifications`")
         })?;
         (Route::Redrive(queue), Method::POST)

@@ -58,6 +58,11 @@ pub fn operator(req: &Request) -> Result<String, ApiError> {
 
 /// An operator route's `{account_id}` path segment, percent-decoded and validated as a JWT
 /// claim is (`auth0%7C123` is `auth0|123`): `400 invalid_account` otherwise.
+/// A path segment as sent, percent-decoded; `None` when it is not UTF-8 once decoded.
+pub fn path_segment(segment: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(segment).decode_utf8().ok().map(|s| s.into_owned())
+}
+
 pub fn path_account(segment: &str) -> Result<AccountId, ApiError> {
     let decoded =
         percent_encoding::percent_decode_str(segment).decode_utf8().map_err(|_| ApiError::invalid_account())?;
