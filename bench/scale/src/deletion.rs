@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tollgate::app::Settings;
 use tollgate::app::retire::{purge, retire};
 use tollgate::domain::model::AccountId;
-use tollgate::ports::accounts::{Account, AccountStore, Retirement};
+use tollgate::ports::accounts::{Account, AccountStore, Forgotten, Retirement};
 use tollgate::ports::credits::{EntryKind, LedgerEntry};
 use tollgate::ports::invoices::InvoiceStore;
 use tollgate::testing::MemoryStore;
@@ -91,14 +91,15 @@ async fn run(config: &DeletionConfig) -> anyhow::Result<DeletionReport> {
     let store = Dynamo::new(memory.clone(), Duration::from_millis(config.dynamo_latency_ms));
     let settings =
         Settings { clock: Arc::new(VirtualClock(origin)), ..tollgate::testing::settings(&Default::default()) };
-    retire(&store, &settings, &account, Some(customer), Retirement::AccountDeleted, true).await?;
+    let tombstone = retire(&store, &settings, &account, Some(customer), Retirement::AccountDeleted, true).await?;
+    let forgotten = Forgotten::of(&tombstone).ok_or_else(|| anyhow::anyhow!("a deletion stamps its time"))?;
     let _ = store.take();
     let started = Instant::now();
     let mut requests = 0_u32;
     loop {
         requests += 1;
         let deadline = Until(Instant::now() + Duration::from_millis(config.budget_ms));
-        if purge(&store, &account, &deadline).await? {
+        if purge(&store, &account, forgotten, &deadline).await? {
             break;
         }
         anyhow::ensure!(requests < 100_000, "the deletion never completes");

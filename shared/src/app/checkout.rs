@@ -573,7 +573,11 @@ where
     let keys = deps.store.delete_api_keys(account).await?;
     tracing::info!(account = %account, keys, "api keys of the deleted account revoked and deleted");
     let retirement = Retirement::AccountDeleted;
-    retire(&deps.store, &deps.settings, account, customer.as_deref(), retirement, had_subscription).await?;
-    let complete = crate::app::retire::purge(&deps.store, account, deadline).await?;
+    let tombstone =
+        retire(&deps.store, &deps.settings, account, customer.as_deref(), retirement, had_subscription).await?;
+    let complete = match crate::ports::accounts::Forgotten::of(&tombstone) {
+        Some(forgotten) => crate::app::retire::purge(&deps.store, account, forgotten, deadline).await?,
+        None => true,
+    };
     Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled, complete })
 }

@@ -35,9 +35,10 @@ impl ReadError {
     }
 }
 
-/// The query of `GET /invoices`, as sent (each value is checked by [`list`]).
+/// A page query as sent (`GET /invoices`, `GET /operator/events/failed`): each value is checked
+/// by its route ([`page_size`], the route's own cursor check).
 #[derive(Debug, Default, Deserialize)]
-pub struct InvoiceQuery {
+pub struct PageQuery {
     pub limit: Option<String>,
     pub cursor: Option<String>,
 }
@@ -72,7 +73,7 @@ fn cursor(raw: &str) -> Result<String, ReadError> {
 pub async fn list<S: InvoiceStore + SubscriptionStore>(
     store: &S,
     account: &AccountId,
-    query: InvoiceQuery,
+    query: PageQuery,
 ) -> Result<InvoiceList, ReadError> {
     let limit = page_size(query.limit.as_deref())?;
     let after = query.cursor.as_deref().map(cursor).transpose()?;

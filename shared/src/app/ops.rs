@@ -4,7 +4,7 @@
 
 use crate::app::Deadline;
 use crate::app::events::{EventDeps, EventError, Outcome, Snapshots, apply};
-use crate::app::invoices::{InvoiceQuery, ReadError, page_size};
+use crate::app::invoices::{PageQuery, ReadError, page_size};
 use crate::ports::StoreError;
 use crate::ports::accounts::AccountStore;
 use crate::ports::billing::{Billing, BillingError};
@@ -73,7 +73,7 @@ pub struct FailedList {
 }
 
 /// `GET /operator/events/failed?limit=&cursor=`: one `Query` of the failure list.
-pub async fn failed<S: EventLog>(store: &S, query: InvoiceQuery) -> Result<FailedList, ReadError> {
+pub async fn failed<S: EventLog>(store: &S, query: PageQuery) -> Result<FailedList, ReadError> {
     let limit = page_size(query.limit.as_deref())?;
     let after = match query.cursor.as_deref() {
         Some(raw) => Some(
@@ -286,7 +286,7 @@ mod tests {
         }
         d.store.record_failure(&failure("evt_a", NOW + 3)).await.unwrap();
 
-        let query = |limit: &str, cursor: Option<String>| InvoiceQuery { limit: Some(limit.into()), cursor };
+        let query = |limit: &str, cursor: Option<String>| PageQuery { limit: Some(limit.into()), cursor };
         let first = failed(&d.store, query("2", None)).await.unwrap();
         let second = failed(&d.store, query("2", first.next_cursor.clone())).await.unwrap();
 
@@ -316,7 +316,7 @@ mod tests {
         assert_eq!(second.outcome, ReplayOutcome::AlreadyApplied);
         assert!(d.store.processed("evt_1").await.unwrap().is_some());
         assert!(d.store.failure("evt_1").await.unwrap().is_none());
-        assert!(failed(&d.store, InvoiceQuery::default()).await.unwrap().data.is_empty());
+        assert!(failed(&d.store, PageQuery::default()).await.unwrap().data.is_empty());
         let reads = d.billing.calls().into_iter().filter(|c| c.starts_with("event ")).count();
         assert_eq!(reads, 1, "an applied event is not read from Stripe again");
     }
@@ -332,7 +332,7 @@ mod tests {
 
         assert_eq!(answer.outcome, ReplayOutcome::Failed);
         assert!(answer.error.as_deref().is_some_and(|e| e.contains("malformed")), "{answer:?}");
-        assert_eq!(failed(&d.store, InvoiceQuery::default()).await.unwrap().data[0].id, "evt_2");
+        assert_eq!(failed(&d.store, PageQuery::default()).await.unwrap().data[0].id, "evt_2");
         assert!(d.store.processed("evt_2").await.unwrap().is_none());
     }
 
@@ -343,7 +343,7 @@ mod tests {
         for bad in ["", "evt_", "cus_1", "evt_1/../x", &format!("evt_{}", "a".repeat(300))] {
             assert!(matches!(replay(&d, bad).await, Err(ReplayError::InvalidEventId)), "{bad}");
         }
-        assert!(failed(&d.store, InvoiceQuery::default()).await.unwrap().data.is_empty());
+        assert!(failed(&d.store, PageQuery::default()).await.unwrap().data.is_empty());
     }
 
     /// A dead-letter queue in memory, and what was sent back.

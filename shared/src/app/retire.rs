@@ -40,15 +40,15 @@ pub async fn retire<S: AccountStore + SubscriptionStore>(
 /// Items one purge page deletes at most (40 `BatchWriteItem`s of 25, 4 at once).
 pub const PURGE_PAGE: usize = 1000;
 
-/// Deletes what the account's deletion forgets ([`Forgotten`]), a page at a time, until none
-/// is left (`true`) or `deadline` comes (`false`: a repeat goes on from what is left). Nothing
-/// to forget (the account was not deleted): `true`.
-pub async fn purge<S: AccountStore + SubscriptionStore>(
+/// Deletes what the account's deletion forgets (`forgotten`, from the tombstone [`retire`]
+/// answered), a page at a time, until none is left (`true`) or `deadline` comes (`false`: a
+/// repeat goes on from what is left).
+pub async fn purge<S: AccountStore>(
     store: &S,
     account: &AccountId,
+    forgotten: Forgotten,
     deadline: &dyn Deadline,
 ) -> Result<bool, StoreError> {
-    let Some(forgotten) = Forgotten::of(&store.state(account).await?.tombstone) else { return Ok(true) };
     loop {
         if deadline.expired() {
             return Ok(false);
