@@ -125,6 +125,75 @@ pub struct App {
     pub table: String,
     /// The secret the local intake verifies with (its first), to sign deliveries of clock moves.
     pub(crate) signing_secret: String,
+    /// The HTTP API's CORS configuration with its origins (`ALLOWED_REDIRECT_ORIGINS`).
+    cors: Option<LocalCors>,
+}
+
+/// CORS as API Gateway plays it for the template's `CorsConfiguration`: the origins are those
+/// of `ALLOWED_REDIRECT_ORIGINS` (the template's `!Split` of `AllowedRedirectOrigins`); the local
+/// development identity headers are allowed too (a page on another local origin sends them).
+#[derive(Debug, Clone)]
+struct LocalCors {
+    origins: Vec<String>,
+    methods: String,
+    headers: Vec<String>,
+    max_age: u64,
+}
+
+impl LocalCors {
+    fn new(template: &crate::resources::Cors, origins: Option<String>) -> Self {
+        let mut headers = template.headers.clone();
+        headers.extend([ACCOUNT_HEADER.to_owned(), OPERATOR_HEADER.to_owned()]);
+        Self {
+            origins: origins
+                .unwrap_or_default()
+                .split(',')
+                .map(|o| o.trim().to_owned())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            methods: template.methods.join(","),
+            headers,
+            max_age: template.max_age,
+        }
+    }
+
+    /// The request's origin, when it is one of the allowed.
+    fn allowed(&self, headers: &axum::http::HeaderMap) -> Option<String> {
+        let origin = headers.get(axum::http::header::ORIGIN)?.to_str().ok()?;
+        self.origins.iter().any(|o| o == origin).then(|| origin.to_owned())
+    }
+
+    /// The answer to a preflight: 204, with the CORS headers when the origin, the method and
+    /// every header asked for are allowed (without them the browser refuses the request).
+    fn preflight(&self, headers: &axum::http::HeaderMap) -> AxumResponse {
+        use axum::http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD};
+        let method = headers.get(ACCESS_CONTROL_REQUEST_METHOD).and_then(|m| m.to_str().ok()).unwrap_or_default();
+        let asked = headers.get(ACCESS_CONTROL_REQUEST_HEADERS).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let headers_ok = asked
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .all(|h| self.headers.contains(&h));
+        let method_ok = self.methods.split(',').any(|m| m.eq_ignore_ascii_case(method));
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let Some(origin) = self.allowed(headers).filter(|_| method_ok && headers_ok) {
+            let answer = response.headers_mut();
+            let value = |v: &str| axum::http::HeaderValue::from_str(v).ok();
+            use axum::http::header;
+            for (name, v) in [
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, value(&origin)),
+                (header::ACCESS_CONTROL_ALLOW_METHODS, value(&self.methods)),
+                (header::ACCESS_CONTROL_ALLOW_HEADERS, value(&self.headers.join(","))),
+                (header::ACCESS_CONTROL_MAX_AGE, value(&self.max_age.to_string())),
+                (header::VARY, value("origin")),
+            ] {
+                if let Some(v) = v {
+                    answer.insert(name, v);
+                }
+            }
+        }
+        response
+    }
 }
 
 impl App {
@@ -230,6 +299,7 @@ impl App {
             dynamodb: tollgate::adapters::aws::dynamodb(aws),
             table,
             signing_secret,
+            cors: template.cors.as_ref().map(|cors| LocalCors::new(cors, src.get(vars::ALLOWED_REDIRECT_ORIGINS))),
         })
     }
 
@@ -278,8 +348,25 @@ pub async fn serve(app: Arc<App>, path: &str, req: AxumRequest) -> AxumResponse 
 }
 
 /// Hands the request to the function the template routes it to, through the route's Lambda
-/// authorizer if it has one, as API Gateway would.
+/// authorizer if it has one, as API Gateway would; with the API's CORS configuration, answers
+/// a preflight itself and adds the allowed origin to every answer.
 pub(crate) async fn dispatch(State(app): State<Arc<App>>, path: String, req: AxumRequest) -> AxumResponse {
+    let Some(cors) = app.cors.clone() else { return route_request(app, path, req).await };
+    let preflight = req.method() == axum::http::Method::OPTIONS
+        && req.headers().contains_key(axum::http::header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        return cors.preflight(req.headers());
+    }
+    let origin = cors.allowed(req.headers());
+    let mut response = route_request(app, path, req).await;
+    if let Some(origin) = origin.and_then(|o| axum::http::HeaderValue::from_str(&o).ok()) {
+        response.headers_mut().insert(axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        response.headers_mut().insert(axum::http::header::VARY, axum::http::HeaderValue::from_static("origin"));
+    }
+    response
+}
+
+async fn route_request(app: Arc<App>, path: String, req: AxumRequest) -> AxumResponse {
     let Some(route) = app.route(&path, req.method().as_str()) else { return not_found().await };
     let (mut parts, body) = req.into_parts();
     // Removed on every route; only a JWT route takes the account, only an IAM route the

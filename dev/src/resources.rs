@@ -90,7 +90,40 @@ pub struct Template {
     pub routes: Vec<HttpRoute>,
     /// The binaries of the functions with a function URL.
     pub function_urls: Vec<String>,
+    /// The HTTP API's `CorsConfiguration` (its origins are `AllowedRedirectOrigins`'), if any.
+    pub cors: Option<Cors>,
     pub raw: Value,
+}
+
+/// What browsers on an allowed origin may send, as the HTTP API's `CorsConfiguration` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cors {
+    pub methods: Vec<String>,
+    /// Lowercase.
+    pub headers: Vec<String>,
+    pub max_age: u64,
+}
+
+/// The `CorsConfiguration` of the template's HTTP API.
+fn cors(raw: &Value) -> Option<Cors> {
+    let resources = raw.get("Resources")?.as_mapping()?;
+    let api = resources.values().find(|r| str_at(r, "Type") == Some("AWS::Serverless::HttpApi"))?;
+    let config = api.get("Properties")?.get("CorsConfiguration")?;
+    let list = |name: &str| -> Vec<String> {
+        config
+            .get(name)
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect()
+    };
+    Some(Cors {
+        methods: list("AllowMethods"),
+        headers: list("AllowHeaders").iter().map(|h| h.to_ascii_lowercase()).collect(),
+        max_age: config.get("MaxAge").and_then(Value::as_u64).unwrap_or(0),
+    })
 }
 
 /// A created queue.
@@ -283,7 +316,7 @@ impl Template {
         };
         // Dead-letter queues first: a queue's redrive policy names its DLQ's ARN.
         queues.sort_by_key(|q| q.redrive.is_some());
-        Ok(Self { table, queues, functions, routes, function_urls, raw })
+        Ok(Self { table, queues, functions, routes, function_urls, cors: cors(&raw), raw })
     }
 
     /// Creates the table and queues, their names prefixed with `prefix` (one prefix per stack

@@ -112,3 +112,47 @@ async fn the_pricing_table_is_public_and_a_repeat_with_its_etag_is_304() {
     assert!(again.bytes().await.unwrap().is_empty(), "a 304 has no body");
     assert_eq!(other.status(), 200);
 }
+
+#[tokio::test]
+async fn browsers_on_an_allowed_origin_get_their_preflight_and_cors_headers_others_do_not() {
+    let (aws, resources) = common::local("cors").await;
+    let base = serve(&aws, &resources).await;
+    // App::local allows the stack's own origin (its ALLOWED_REDIRECT_ORIGINS default).
+    let allowed = "http://127.0.0.1:9";
+    let client = reqwest::Client::new();
+    let preflight = |origin: &str, method: &str, headers: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{base}/subscription"))
+            .header("origin", origin)
+            .header("access-control-request-method", method)
+            .header("access-control-request-headers", headers)
+            .send()
+    };
+
+    let ok = preflight(allowed, "GET", "authorization, x-tollgate-account").await.unwrap();
+    let other = preflight("https://evil.example", "GET", "authorization").await.unwrap();
+    let odd_header = preflight(allowed, "GET", "x-secret").await.unwrap();
+    let read = client
+        .get(format!("{base}/subscription"))
+        .header("origin", allowed)
+        .header("x-tollgate-account", "acct_cors")
+        .send()
+        .await
+        .unwrap();
+    let foreign = client.get(format!("{base}/plans")).header("origin", "https://evil.example").send().await.unwrap();
+
+    assert_eq!(ok.status(), 204);
+    assert_eq!(ok.headers()["access-control-allow-origin"], allowed);
+    let methods = ok.headers()["access-control-allow-methods"].to_str().unwrap().to_owned();
+    assert!(["GET", "POST", "DELETE"].iter().all(|m| methods.contains(m)), "{methods}");
+    assert!(ok.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+    assert_eq!(ok.headers()["access-control-max-age"], "600");
+    for refused in [&other, &odd_header] {
+        assert_eq!(refused.status(), 204);
+        assert!(refused.headers().get("access-control-allow-origin").is_none(), "{:?}", refused.headers());
+    }
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.headers()["access-control-allow-origin"], allowed);
+    assert_eq!(foreign.status(), 200);
+    assert!(foreign.headers().get("access-control-allow-origin").is_none());
+}

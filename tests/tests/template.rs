@@ -581,3 +581,22 @@ fn no_function_logs_at_trace_where_the_runtime_logs_raw_events() {
         );
     }
 }
+
+#[test]
+fn browsers_on_the_allowed_origins_may_call_every_route_method() {
+    let template = Template::load(&template_path()).unwrap();
+    let cors = &template.raw["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"];
+
+    assert_eq!(cors["AllowOrigins"], yaml(r#"!Split [",", !Ref AllowedRedirectOrigins]"#));
+    let parsed = template.cors.as_ref().expect("the local runner reads the CORS configuration");
+    for route in &template.routes {
+        assert!(parsed.methods.contains(&route.method), "{} {} is not allowed to browsers", route.method, route.path);
+    }
+    for header in ["authorization", "content-type"] {
+        assert!(parsed.headers.iter().any(|h| h == header), "{header}");
+    }
+    assert!(
+        !parsed.headers.iter().any(|h| h.starts_with("x-tollgate")),
+        "the development headers are the local runner's only"
+    );
+}
