@@ -1881,3 +1881,24 @@ async fn a_lost_answer_was_carried_out_and_its_identifier_is_refused_again_as_st
     let events = standin.requests().iter().filter(|r| r.path == "/v1/billing/meter_events").count();
     assert_eq!(events, 2, "the lost answer and the repeat");
 }
+
+#[tokio::test]
+async fn an_event_is_retrieved_by_id_and_an_unknown_one_is_resource_missing() {
+    let (standin, client) = started().await;
+    let created = customer(&client, "acct_event").await;
+    standin.create_subscription(created.id.as_str(), "pro_monthly", None).unwrap();
+    let recorded = standin.events().into_iter().find(|e| e["type"] == "customer.subscription.created").unwrap();
+    let id = recorded["id"].as_str().unwrap();
+
+    let event = stripe_core::event::RetrieveEvent::new(id).send(&client).await.unwrap();
+    let missing = stripe_core::event::RetrieveEvent::new("evt_nowhere").send(&client).await;
+
+    assert_eq!((event.id.as_str(), event.type_.as_str()), (id, "customer.subscription.created"));
+    assert_eq!(event.created, recorded["created"].as_i64().unwrap());
+    match missing {
+        Err(StripeError::Stripe(error, 404)) => {
+            assert_eq!(error.code.map(|c| c.to_string()).as_deref(), Some("resource_missing"))
+        }
+        other => panic!("expected 404 resource_missing: {other:?}"),
+    }
+}
