@@ -123,7 +123,8 @@ where
                 }
             }
             Err(err) if err.is_permanent() => {
-                if let Err(store) = pass_over(deps, &id(), None, &err, "worker").await {
+                if let Err(store) = pass_over(deps, &id(), event_type_in(&record.body).as_deref(), &err, "worker").await
+                {
                     tracing::error!(message_id = %record.message_id, error = %store, "could not record a failed event; it will be retried");
                     retry.push(record.message_id.clone());
                 }
@@ -144,7 +145,7 @@ where
 }
 
 /// The failure record of event `id`, failed now for `error`.
-fn failure<S, B, N>(
+pub fn failure<S, B, N>(
     deps: &EventDeps<S, B, N>,
     id: &str,
     event_type: Option<String>,

@@ -177,13 +177,7 @@ async fn failed_again<S: EventLog, B, N>(
     event_type: Option<String>,
     err: &EventError,
 ) -> Result<ReplayAnswer, ReplayError> {
-    let failure = FailedEvent {
-        id: event_id.to_owned(),
-        event_type,
-        error: err.to_string(),
-        failed_at: deps.settings.clock.now(),
-        source: "worker".to_owned(),
-    };
+    let failure = crate::app::events::failure(deps, event_id, event_type, err, "worker");
     deps.store.record_failure(&failure).await?;
     Ok(ReplayAnswer { outcome: ReplayOutcome::Failed, error: Some(err.to_string()) })
 }
