@@ -445,6 +445,23 @@ mod contract {
         assert_eq!(invoices.iter().map(|i| i.id.as_str()).collect::<Vec<_>>(), ["in_late"]);
     }
 
+    pub async fn owed_purges_are_noted_once_each_and_go_when_done(store: impl Store) {
+        let (a, b) = (id("acct_owed_a"), id("acct_owed_b"));
+
+        store.owe_purge(&a, Forgotten { at: NOW }).await.unwrap();
+        store.owe_purge(&a, Forgotten { at: NOW + 5 }).await.unwrap();
+        store.owe_purge(&b, Forgotten { at: NOW }).await.unwrap();
+        let owed = store.owed_purges(10).await.unwrap();
+        store.purge_done(&a).await.unwrap();
+        store.purge_done(&id("acct_never")).await.unwrap();
+        let after = store.owed_purges(10).await.unwrap();
+
+        let mut owed = owed;
+        owed.sort_by(|x, y| x.0.as_str().cmp(y.0.as_str()));
+        assert_eq!(owed, [(a, Forgotten { at: NOW + 5 }), (b.clone(), Forgotten { at: NOW })], "a later note replaces");
+        assert_eq!(after, [(b, Forgotten { at: NOW })]);
+    }
+
     pub async fn a_retired_customer_is_never_linked_again(store: impl Store) {
         let acct = id("acct_n");
         linked(&store, "acct_n").await;
@@ -1630,6 +1647,7 @@ macro_rules! contract_suite {
                 deleting_an_account_keeps_only_its_tombstone_and_rate_windows,
                 a_retired_customer_is_never_linked_again,
                 a_deletion_is_forgotten_at_once_and_purged_in_pages_keeping_the_rest,
+                owed_purges_are_noted_once_each_and_go_when_done,
                 a_deleted_customer_takes_the_projection_and_leaves_the_facts,
                 invoices_page_newest_first_each_once_in_their_account_only,
                 an_invoice_reading_lands_only_over_an_older_one,

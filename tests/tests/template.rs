@@ -438,9 +438,11 @@ const DYNAMODB_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:UpdateItem",
         ],
     ),
+    // ... and the deletions it finishes (BatchWriteItem).
     (
         "sync",
         &[
+            "dynamodb:BatchWriteItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:DeleteItem",

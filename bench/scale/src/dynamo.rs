@@ -119,6 +119,21 @@ impl AccountStore for Dynamo {
         }
         Ok(deleted)
     }
+
+    async fn owe_purge(&self, account: &AccountId, forgotten: Forgotten) -> Result<(), StoreError> {
+        self.request("PutItem", 0.0, 1.0).await;
+        self.inner.owe_purge(account, forgotten).await
+    }
+
+    async fn owed_purges(&self, limit: usize) -> Result<Vec<(AccountId, Forgotten)>, StoreError> {
+        self.request("Query", 0.5, 0.0).await;
+        self.inner.owed_purges(limit).await
+    }
+
+    async fn purge_done(&self, account: &AccountId) -> Result<(), StoreError> {
+        self.request("DeleteItem", 0.0, 1.0).await;
+        self.inner.purge_done(account).await
+    }
 }
 
 #[async_trait]

@@ -506,3 +506,50 @@ async fn a_run_against_a_slow_stripe_starts_no_unit_after_its_deadline_and_the_n
     }
     assert!(!h.cursor().await.reconcile_due);
 }
+
+#[tokio::test]
+async fn a_deletion_stopped_with_items_left_is_finished_by_the_next_run() {
+    use tollgate::app::checkout::{CheckoutDeps, delete_account};
+    use tollgate::ports::accounts::AccountStore;
+    use tollgate::ports::credits::{CreditStore, EntryKind, LedgerEntry};
+    let h = harness().await;
+    h.happen("customer.subscription.created", "acct_purged");
+    h.deliver_all().await;
+    let account = AccountId::parse("acct_purged").unwrap();
+    let entry = |i: i64| LedgerEntry {
+        id: format!("c{i}"),
+        kind: EntryKind::Consumption,
+        at_ms: (NOW - 10 - i) * 1000,
+        credits: -1,
+        event: Some("api_call_basic".into()),
+        quantity: Some(1),
+        grant: None,
+        withheld: None,
+        actor: None,
+    };
+    h.deps.events.store.seed_ledger(&account, (0..2_500).map(entry));
+    let checkout = CheckoutDeps {
+        store: h.deps.events.store.clone(),
+        billing: test_billing(&h.standin.spawn().await.unwrap()),
+        settings: h.deps.events.settings.clone(),
+        redirects: tollgate::domain::redirect::Redirects {
+            allowed: tollgate::domain::redirect::AllowList::parse("https://app.example.com").unwrap(),
+            success_url: "https://app.example.com/ok".into(),
+            cancel_url: "https://app.example.com/cancel".into(),
+            return_url: "https://app.example.com/billing".into(),
+        },
+        checkout_limit: tollgate::domain::ratelimit::Limit { limit: 5, window_ms: 60_000 },
+        session_ttl_seconds: 3600,
+    };
+    // The request's budget is over before it starts deleting pages.
+    let stopped = delete_account(&checkout, &account, &After(AtomicUsize::new(0))).await.unwrap();
+    let owed = h.deps.events.store.owed_purges(10).await.unwrap();
+
+    let run = run(&h.deps, Mode::Replay, &Never).await.unwrap();
+
+    assert!(!stopped.complete, "{stopped:?}");
+    assert_eq!(owed.iter().map(|(a, _)| a.clone()).collect::<Vec<_>>(), std::slice::from_ref(&account));
+    assert_eq!(run.purges_finished, 1, "{run:?}");
+    assert!(h.deps.events.store.ledger(&account, 10, None).await.unwrap().entries.is_empty());
+    assert!(h.deps.events.store.owed_purges(10).await.unwrap().is_empty());
+}

@@ -576,7 +576,16 @@ where
     let tombstone =
         retire(&deps.store, &deps.settings, account, customer.as_deref(), retirement, had_subscription).await?;
     let complete = match crate::ports::accounts::Forgotten::of(&tombstone) {
-        Some(forgotten) => crate::app::retire::purge(&deps.store, account, forgotten, deadline).await?,
+        Some(forgotten) => {
+            let complete = crate::app::retire::purge(&deps.store, account, forgotten, deadline).await?;
+            // What is left, the sync finishes if the owner never asks again.
+            if complete {
+                deps.store.purge_done(account).await?;
+            } else {
+                deps.store.owe_purge(account, forgotten).await?;
+            }
+            complete
+        }
         None => true,
     };
     Ok(Deleted { account_id: account.clone(), deleted: true, canceled_subscriptions: canceled, complete })

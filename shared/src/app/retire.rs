@@ -59,6 +59,29 @@ pub async fn purge<S: AccountStore>(
     }
 }
 
+/// Deletions noted at once by [`finish_owed_purges`].
+const OWED_PAGE: usize = 25;
+
+/// Finishes the purges of deletions whose requests stopped with items left (the sync runs it,
+/// so a deletion completes whether or not its owner asks again), until none is owed or
+/// `deadline` comes. Answers how many deletions it completed.
+pub async fn finish_owed_purges<S: AccountStore>(store: &S, deadline: &dyn Deadline) -> Result<u64, StoreError> {
+    let mut finished: u64 = 0;
+    loop {
+        let owed = store.owed_purges(OWED_PAGE).await?;
+        if owed.is_empty() {
+            return Ok(finished);
+        }
+        for (account, forgotten) in owed {
+            if !purge(store, &account, forgotten, deadline).await? {
+                return Ok(finished);
+            }
+            store.purge_done(&account).await?;
+            finished = finished.saturating_add(1);
+        }
+    }
+}
+
 /// The idempotency key that creates the account's next Stripe customer: a new one after every
 /// retirement, since Stripe would answer a reused key with the retired customer.
 pub fn customer_key(account: &AccountId, tombstone: &Tombstone) -> String {

@@ -192,6 +192,8 @@ where
     }
     let metered = metered?;
     finished &= metered.finished;
+    // Deletions whose requests stopped with items left are finished here, in what time is left.
+    outcome.purges_finished = crate::app::retire::finish_owed_purges(store, deadline).await?;
     if !finished {
         outcome.partial = true;
         if cursor == start && !metered.moved {

@@ -78,6 +78,16 @@ pub trait AccountStore: Send + Sync {
     /// [`Forgotten`]), in batches (DynamoDB's `BatchWriteItem`, 25 at a time). Answers how many
     /// it deleted: 0 once none is left. Idempotent and resumable: each call finds what is left.
     async fn purge(&self, account: &AccountId, forgotten: Forgotten, max: usize) -> Result<usize, StoreError>;
+
+    /// Notes that the deletion of `account` has items left to purge (the sync finishes it),
+    /// replacing an earlier note. Idempotent.
+    async fn owe_purge(&self, account: &AccountId, forgotten: Forgotten) -> Result<(), StoreError>;
+
+    /// Up to `limit` deletions with items left to purge, by account.
+    async fn owed_purges(&self, limit: usize) -> Result<Vec<(AccountId, Forgotten)>, StoreError>;
+
+    /// The deletion of `account` is purged: its note goes. Nothing noted: nothing to do.
+    async fn purge_done(&self, account: &AccountId) -> Result<(), StoreError>;
 }
 
 /// What an account's deletion at `at` (Unix seconds: the tombstone's `deleted_at`) removes,
@@ -87,7 +97,7 @@ pub trait AccountStore: Send + Sync {
 /// of the window the deletion fell in (no quota starts again). Nothing new of the account is
 /// stamped in that second: the account has no Stripe customer left, and a new one comes only
 /// through a new checkout, paid later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Forgotten {
     pub at: i64,
 }

@@ -144,6 +144,13 @@ pub const SYNC: &str = "SYNC";
 pub const SYNC_CURSOR: &str = "CURSOR#events";
 pub const METER_POSITION: &str = "CURSOR#meters";
 pub const SYNC_OUTCOME: &str = "OUTCOME";
+/// The sort-key range, in [`SYNC`], of deletions with items left to purge.
+pub const OWED_PURGE_PREFIX: &str = "PURGE#";
+
+/// The note that `account`'s deletion has items left to purge.
+pub fn owed_purge(account: &AccountId) -> String {
+    format!("{OWED_PURGE_PREFIX}{account}")
+}
 
 /// An API key's lookup item, by the key's SHA-256: `APIKEY#<sha256>` / [`API_KEY_LOOKUP`].
 pub fn api_key_lookup(hash: &crate::domain::apikeys::KeyHash) -> String {

@@ -54,6 +54,9 @@ pub struct SyncOutcome {
     pub passed_over: u64,
     pub reconciled: u64,
     pub differed: u64,
+    /// Deleted accounts whose items the run finished purging (their requests stopped early).
+    #[serde(default)]
+    pub purges_finished: u64,
     /// Usage reported to Stripe Billing Meters, drift and failures included.
     #[serde(default)]
     pub meters: crate::ports::meter::MeterOutcome,

@@ -134,4 +134,40 @@ impl AccountStore for DynamoStore {
         self.delete_batches(&pk, &doomed).await?;
         Ok(doomed.len())
     }
+
+    async fn owe_purge(&self, account: &AccountId, forgotten: Forgotten) -> Result<(), StoreError> {
+        let note = OwedPurge { account_id: account.clone(), forgotten };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&Keyed::new(keys::SYNC.to_owned(), &keys::owed_purge(account), note))?))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| super::classify(e, "put"))
+    }
+
+    async fn owed_purges(&self, limit: usize) -> Result<Vec<(AccountId, Forgotten)>, StoreError> {
+        let (notes, _) = self.newest_first::<OwedPurge>(keys::SYNC, keys::OWED_PURGE_PREFIX, limit, None).await?;
+        Ok(notes.into_iter().map(|n| (n.account_id, n.forgotten)).collect())
+    }
+
+    async fn purge_done(&self, account: &AccountId) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(keys::SYNC.to_owned()))
+            .key("sk", AttributeValue::S(keys::owed_purge(account)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| super::classify(e, "delete"))
+    }
+}
+
+/// A deletion with items left to purge, noted for the sync.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct OwedPurge {
+    account_id: AccountId,
+    forgotten: Forgotten,
 }

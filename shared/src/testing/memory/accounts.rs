@@ -110,4 +110,18 @@ impl AccountStore for MemoryStore {
         }
         Ok(deleted)
     }
+
+    async fn owe_purge(&self, account: &AccountId, forgotten: Forgotten) -> Result<(), StoreError> {
+        self.lock().owed_purges.insert(account.clone(), forgotten);
+        Ok(())
+    }
+
+    async fn owed_purges(&self, limit: usize) -> Result<Vec<(AccountId, Forgotten)>, StoreError> {
+        Ok(self.lock().owed_purges.iter().take(limit).map(|(a, f)| (a.clone(), *f)).collect())
+    }
+
+    async fn purge_done(&self, account: &AccountId) -> Result<(), StoreError> {
+        self.lock().owed_purges.remove(account);
+        Ok(())
+    }
 }

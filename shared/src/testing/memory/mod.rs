@@ -36,6 +36,8 @@ struct Tables {
     facts: HashMap<AccountId, Facts>,
     tombstones: HashMap<AccountId, Tombstone>,
     failures: HashMap<String, FailedEvent>,
+    /// Deletions with items left to purge.
+    owed_purges: std::collections::BTreeMap<AccountId, crate::ports::accounts::Forgotten>,
     cursor: Option<SyncCursor>,
     outcome: Option<SyncOutcome>,
     meter_position: Option<crate::ports::meter::MeterPosition>,
