@@ -3,27 +3,21 @@
 //! `invoice.payment_succeeded`, `customer.subscription.updated`), queued as Stripe delivers them
 //! and applied by the worker's real path ([`tollgate::app::events::process`]) in batches of
 //! 10, by as many workers at once as the template's `WorkerMaxConcurrency` allows, on virtual
-//! time. Stripe's subscription reads take a latency each and are counted per second against
-//! its rate limits; each record's DynamoDB requests (the event log, the link, the state, the
+//! time. Stripe's subscription reads are the simulation's Stripe model's (a latency each,
+//! live mode's 100 a second, counted per second); each record's DynamoDB requests (the event log, the link, the state, the
 //! transaction: about 4) are modelled as 4 x 5 ms.
 
-use crate::stripe::outside;
-use crate::{START, VirtualClock};
+use crate::{START, Stripe, VirtualClock};
 use serde::Serialize;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 use tollgate::app::Settings;
 use tollgate::app::events::{EventDeps, Record, process};
-use tollgate::domain::invoices::Invoice;
-use tollgate::domain::model::{AccountId, SubscriptionStatus};
-use tollgate::domain::snapshot::RemoteSubscription;
+use tollgate::domain::model::AccountId;
 use tollgate::ports::accounts::{Account, AccountStore};
-use tollgate::ports::billing::{
-    Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent,
-};
-use tollgate::testing::{MemoryStore, Outbox, remote_subscription};
+use tollgate::testing::{MemoryStore, Outbox};
 
 /// What is simulated.
 #[derive(Debug, Clone, Serialize)]
@@ -62,92 +56,6 @@ pub struct RenewalReport {
     /// Accounts whose projection the events wrote (every one expected).
     pub projected: u64,
     pub wall_seconds: f64,
-}
-
-/// Stripe answering a customer's subscriptions after a latency, counted per second.
-struct Subscriptions {
-    latency: Duration,
-    origin: Instant,
-    per_second: Mutex<BTreeMap<u64, u64>>,
-}
-
-#[async_trait::async_trait]
-impl Billing for Subscriptions {
-    async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
-        *self
-            .per_second
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(self.origin.elapsed().as_secs())
-            .or_default() += 1;
-        tokio::time::sleep(self.latency).await;
-        let id = customer_id.replace("cus_", "sub_");
-        Ok(vec![remote_subscription(&id, customer_id, SubscriptionStatus::Active, "pro_monthly", START)])
-    }
-
-    async fn create_customer(&self, _: &AccountId, _: &str) -> Result<String, BillingError> {
-        Err(outside())
-    }
-
-    async fn charge_customer(&self, _: &str) -> Result<Option<String>, BillingError> {
-        Err(outside())
-    }
-
-    async fn invoices_paid_by(&self, _: &str) -> Result<Vec<String>, BillingError> {
-        Err(outside())
-    }
-
-    async fn invoices(&self, _: &str) -> Result<Vec<Invoice>, BillingError> {
-        Err(outside())
-    }
-
-    async fn events_page(&self, _: &[&str], _: i64, _: Option<&str>) -> Result<Page<RemoteEvent>, BillingError> {
-        Err(outside())
-    }
-
-    async fn event(&self, _: &str) -> Result<RemoteEvent, BillingError> {
-        Err(outside())
-    }
-
-    async fn subscriptions_page(&self, _: Option<&str>) -> Result<Page<RemoteSubscription>, BillingError> {
-        Err(outside())
-    }
-
-    async fn create_checkout_session(&self, _: &CheckoutRequest, _: &str) -> Result<CheckoutSession, BillingError> {
-        Err(outside())
-    }
-
-    async fn expire_checkout_session(&self, _: &str, _: &str) -> Result<(), BillingError> {
-        Err(outside())
-    }
-
-    async fn create_portal_session(&self, _: &str, _: &str, _: &str) -> Result<String, BillingError> {
-        Err(outside())
-    }
-
-    async fn change_price(&self, _: &str, _: &str, _: &str, _: &str) -> Result<RemoteSubscription, BillingError> {
-        Err(outside())
-    }
-
-    async fn send_meter_event(&self, _: &MeterEvent<'_>) -> Result<(), BillingError> {
-        Err(outside())
-    }
-
-    async fn cancel_meter_event(&self, _: &str, _: &str) -> Result<(), BillingError> {
-        Err(outside())
-    }
-
-    async fn meter_total(&self, _: &str, _: &str, _: i64, _: i64) -> Result<u64, BillingError> {
-        Err(outside())
-    }
-
-    async fn refund_invoice(&self, _: &str, _: &str) -> Result<bool, BillingError> {
-        Err(outside())
-    }
-
-    async fn cancel(&self, _: &str, _: bool, _: &str) -> Result<RemoteSubscription, BillingError> {
-        Err(outside())
-    }
 }
 
 /// Runs the simulation on a paused clock.
@@ -196,11 +104,8 @@ async fn run(config: &RenewalConfig) -> anyhow::Result<RenewalReport> {
         store.link_customer(&Account { account_id, customer_id: customer(i), created_at: START }).await?;
     }
     let origin = Instant::now();
-    let billing = Subscriptions {
-        latency: Duration::from_millis(config.stripe_latency_ms),
-        origin,
-        per_second: Mutex::default(),
-    };
+    // Live mode's limits: 1,000 meter events (none here) and 100 other calls a second.
+    let billing = Stripe::new(Duration::from_millis(config.stripe_latency_ms), 1_000, 100);
     let settings =
         Settings { clock: Arc::new(VirtualClock(origin)), ..tollgate::testing::settings(&Default::default()) };
     let deps = Arc::new(EventDeps { store, billing, notifier: Outbox::default(), settings });
@@ -258,8 +163,9 @@ async fn run(config: &RenewalConfig) -> anyhow::Result<RenewalReport> {
         worker.await?;
     }
     let drained = origin.elapsed().as_secs_f64();
-    let per_second = deps.billing.per_second.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let stripe_calls: u64 = per_second.values().sum();
+    let (calls, rate_limited) = deps.billing.take();
+    anyhow::ensure!(rate_limited == 0, "{rate_limited} reads were answered 429");
+    let stripe_calls: u64 = calls.values().sum();
     let oldest_wait_seconds = oldest_wait.lock().unwrap_or_else(|p| p.into_inner()).as_secs_f64();
     let failed = *failed.lock().unwrap_or_else(|p| p.into_inner());
     let mut projected = 0;
@@ -276,7 +182,7 @@ async fn run(config: &RenewalConfig) -> anyhow::Result<RenewalReport> {
         oldest_wait_seconds,
         events,
         stripe_calls,
-        peak_stripe_calls_per_second: per_second.values().copied().max().unwrap_or(0),
+        peak_stripe_calls_per_second: deps.billing.peak_other_per_second(),
         mean_stripe_calls_per_second: stripe_calls as f64 / drained.max(1.0),
         failed,
         wall_seconds: wall.elapsed().as_secs_f64(),

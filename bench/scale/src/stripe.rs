@@ -1,6 +1,7 @@
-//! The simulation's Stripe: the three meter calls the pass makes, each after a latency and
-//! under Stripe's rate limits (a call over its limit in a second is answered 429, as
-//! `BillingError::RateLimited`); every other call is outside the simulation and refused.
+//! The simulation's Stripe: the three meter calls the pass makes, and a customer's
+//! subscriptions (one active `pro_monthly`, as the worker reads them on a renewal), each after
+//! a latency and under Stripe's rate limits (a call over its limit in a second is answered 429,
+//! as `BillingError::RateLimited`); every other call is outside the simulation and refused.
 
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap};
@@ -8,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 use tollgate::domain::invoices::Invoice;
-use tollgate::domain::model::AccountId;
+use tollgate::domain::model::{AccountId, SubscriptionStatus};
 use tollgate::domain::snapshot::RemoteSubscription;
 use tollgate::ports::billing::{
     Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent,
@@ -23,6 +24,8 @@ struct State {
     /// Calls in the current second, by limit (meter events, the rest), and that second.
     second: u64,
     in_second: [u64; 2],
+    /// The most calls under each limit in any one second.
+    peak: [u64; 2],
     calls: BTreeMap<String, u64>,
     rate_limited: u64,
 }
@@ -61,6 +64,7 @@ impl Stripe {
                 state.in_second = [0, 0];
             }
             state.in_second[which] += 1;
+            state.peak[which] = state.peak[which].max(state.in_second[which]);
             let admitted = state.in_second[which] <= self.limits[which];
             if !admitted {
                 state.rate_limited += 1;
@@ -77,13 +81,18 @@ impl Stripe {
         (std::mem::take(&mut state.calls), std::mem::take(&mut state.rate_limited))
     }
 
+    /// The most calls other than meter events answered in any one second.
+    pub fn peak_other_per_second(&self) -> u64 {
+        self.lock().peak[1]
+    }
+
     /// What Stripe sums for a customer.
     pub fn total(&self, customer: &str) -> u64 {
         self.lock().totals.get(customer).copied().unwrap_or_default()
     }
 }
 
-pub(crate) fn outside() -> BillingError {
+fn outside() -> BillingError {
     BillingError::Unavailable("not part of the simulation".into())
 }
 
@@ -105,8 +114,17 @@ impl Billing for Stripe {
         Err(outside())
     }
 
-    async fn subscriptions(&self, _: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
-        Err(outside())
+    async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {
+        self.call("subscriptions", 1).await?;
+        let id = customer_id.replace("cus_", "sub_");
+        let start = crate::START;
+        Ok(vec![tollgate::testing::remote_subscription(
+            &id,
+            customer_id,
+            SubscriptionStatus::Active,
+            "pro_monthly",
+            start,
+        )])
     }
 
     async fn events_page(&self, _: &[&str], _: i64, _: Option<&str>) -> Result<Page<RemoteEvent>, BillingError> {
