@@ -101,6 +101,7 @@ fn credit_spend(key: &str, grant: &str, credits: u64, at_ms: i64) -> (CreditReco
         entry: entry.id.clone(),
         at_ms,
         refunded: false,
+        split: None,
     };
     (record, entry)
 }
@@ -1286,8 +1287,16 @@ mod contract {
         store.grant(&acct, &grant("cs_lost", 30, None), &grant_entry("cs_lost", 30)).await.unwrap();
         store.grant(&acct, &grant("cs_late", 10, None), &grant_entry("cs_late", 10)).await.unwrap();
         let (record, spent) = credit_spend("k", "cs_won", 5, NOW * 1000);
-        let spend =
-            Spend { account: &acct, key: "k", record: &record, entry: &spent, now: NOW, emptied: &[], exact: None };
+        let spend = Spend {
+            account: &acct,
+            key: "k",
+            record: &record,
+            entry: &spent,
+            now: NOW,
+            emptied: &[],
+            exact: None,
+            part: None,
+        };
         store.spend(&spend).await.unwrap();
 
         let stale = store.dispute_grant(&acct, "cs_won", DisputeStep::Freeze { seen: 50 }, None).await.unwrap();
@@ -1295,7 +1304,7 @@ mod contract {
         let held = store.dispute_grant(&acct, "cs_won", DisputeStep::Freeze { seen: 45 }, Some(&freeze)).await.unwrap();
         let twice = store.dispute_grant(&acct, "cs_won", DisputeStep::Freeze { seen: 0 }, None).await.unwrap();
         // A refund during the dispute is held with the rest.
-        store.refund_credits(&acct, "k", NOW * 1000 + 1, "ops").await.unwrap();
+        store.refund_credits(&acct, "k", None, NOW * 1000 + 1, "ops").await.unwrap();
         let during = store.state(&acct).await.unwrap().grants.into_iter().find(|g| g.id == "cs_won").unwrap();
         let release = entry("release-cs_won", EntryKind::Release, 50);
         let released =
@@ -1320,6 +1329,56 @@ mod contract {
             store.ledger(&acct, 20, None).await.unwrap().entries.into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds.iter().filter(|k| **k == EntryKind::Freeze).count(), 2);
         assert!(kinds.contains(&EntryKind::Release) && kinds.contains(&EntryKind::Reversal));
+    }
+
+    pub async fn the_parts_of_a_split_spend_commit_in_order_once_and_refund_each_on_its_own(store: impl Store) {
+        use tollgate::ports::credits::{Part, Split};
+        let acct = id("acct_parts");
+        for name in ["p1", "p2"] {
+            store.grant(&acct, &grant(name, 10, None), &grant_entry(name, 10)).await.unwrap();
+        }
+        let part = |index: u32, grant: &str| {
+            let (record, entry) = credit_spend(&format!("big-{index}"), grant, 10, NOW * 1000 + i64::from(index));
+            let master = CreditRecord {
+                cost: 20,
+                draws: vec![],
+                split: Some(Split { parts: index + 1, drawn: 10 * u64::from(index + 1) }),
+                ..record.clone()
+            };
+            (record, entry, master)
+        };
+        async fn spend_part(
+            store: &impl Store,
+            acct: &AccountId,
+            index: u32,
+            (record, entry, master): &(CreditRecord, LedgerEntry, CreditRecord),
+        ) -> Spent {
+            let part = Some(Part { index, master });
+            let spend = Spend { account: acct, key: "big", record, entry, now: NOW, emptied: &[], exact: None, part };
+            store.spend(&spend).await.unwrap()
+        }
+        let (zero, one, two) = (part(0, "p1"), part(1, "p2"), part(2, "p2"));
+
+        let out_of_order = spend_part(&store, &acct, 1, &one).await;
+        let first = spend_part(&store, &acct, 0, &zero).await;
+        let first_again = spend_part(&store, &acct, 0, &zero).await;
+        let second = spend_part(&store, &acct, 1, &one).await;
+        let master = store.credit_record(&acct, "big").await.unwrap().unwrap();
+        let refunded = store.refund_credits(&acct, "big", Some(1), NOW * 1000 + 5, "ops").await.unwrap();
+        let twice = store.refund_credits(&acct, "big", Some(1), NOW * 1000 + 6, "ops").await.unwrap();
+        let balance: u64 = store.state(&acct).await.unwrap().grants.iter().map(|g| g.remaining).sum();
+        store.mark_refunded(&acct, "big").await.unwrap();
+        let after_mark = spend_part(&store, &acct, 2, &two).await;
+
+        assert_eq!((out_of_order, first, first_again), (Spent::Contended, Spent::Done, Spent::Contended));
+        assert_eq!(second, Spent::Done);
+        assert_eq!(master.split, Some(Split { parts: 2, drawn: 20 }), "the spend's record counts its parts");
+        assert!(master.draws.is_empty() && !master.refunded);
+        assert!(matches!(refunded, tollgate::ports::credits::CreditRefund::Refunded(_)), "{refunded:?}");
+        assert!(matches!(twice, tollgate::ports::credits::CreditRefund::AlreadyRefunded(_)), "{twice:?}");
+        assert_eq!(balance, 10, "only part 1 given back");
+        assert_eq!(after_mark, Spent::Contended, "no part after the spend's record is refunded");
+        assert!(store.credit_record(&acct, "big").await.unwrap().unwrap().refunded);
     }
 
     pub async fn grants_merge_once_as_read_and_keep_every_credit(store: impl Store) {
@@ -1369,6 +1428,7 @@ mod contract {
                         now: NOW,
                         emptied: &[],
                         exact: None,
+                        part: None,
                     };
                     store.spend(&spend).await.unwrap()
                 })
@@ -1402,6 +1462,7 @@ mod contract {
             now: NOW,
             emptied: &[],
             exact: Some(read.as_slice()),
+            part: None,
         };
 
         let done = store.spend(&exact("first", &first, &first_entry)).await.unwrap();
@@ -1426,22 +1487,58 @@ mod contract {
         let (record, entry, now) =
             spend("k", vec![Draw { grant: "a".into(), credits: 5 }, Draw { grant: "b".into(), credits: 6 }], NOW);
         let over = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
+            .spend(&Spend {
+                account: &acct,
+                key: "k",
+                record: &record,
+                entry: &entry,
+                now,
+                emptied: &[],
+                exact: None,
+                part: None,
+            })
             .await
             .unwrap();
         let (record, entry, now) = spend("k", vec![Draw { grant: "b".into(), credits: 1 }], NOW + 60);
         let expired = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
+            .spend(&Spend {
+                account: &acct,
+                key: "k",
+                record: &record,
+                entry: &entry,
+                now,
+                emptied: &[],
+                exact: None,
+                part: None,
+            })
             .await
             .unwrap();
         let (record, entry, now) =
             spend("k", vec![Draw { grant: "a".into(), credits: 2 }, Draw { grant: "b".into(), credits: 1 }], NOW);
         let done = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
+            .spend(&Spend {
+                account: &acct,
+                key: "k",
+                record: &record,
+                entry: &entry,
+                now,
+                emptied: &[],
+                exact: None,
+                part: None,
+            })
             .await
             .unwrap();
         let replay = store
-            .spend(&Spend { account: &acct, key: "k", record: &record, entry: &entry, now, emptied: &[], exact: None })
+            .spend(&Spend {
+                account: &acct,
+                key: "k",
+                record: &record,
+                entry: &entry,
+                now,
+                emptied: &[],
+                exact: None,
+                part: None,
+            })
             .await
             .unwrap();
 
@@ -1467,6 +1564,7 @@ mod contract {
                 now: NOW,
                 emptied: &[],
                 exact: None,
+                part: None,
             })
             .await
             .unwrap();
@@ -1483,7 +1581,7 @@ mod contract {
         };
         assert!(store.reverse_grant(&acct, "g", 4, &reversal).await.unwrap());
 
-        let refunded = store.refund_credits(&acct, "job", NOW * 1000 + 3, "ops").await.unwrap();
+        let refunded = store.refund_credits(&acct, "job", None, NOW * 1000 + 3, "ops").await.unwrap();
 
         assert!(matches!(refunded, CreditRefund::Refunded(_)), "{refunded:?}");
         let state = store.state(&acct).await.unwrap();
@@ -1505,13 +1603,14 @@ mod contract {
                 now: NOW,
                 emptied: &[],
                 exact: None,
+                part: None,
             })
             .await
             .unwrap();
 
-        let first = store.refund_credits(&acct, "job", NOW * 1000 + 2, "ops").await.unwrap();
-        let second = store.refund_credits(&acct, "job", NOW * 1000 + 3, "ops").await.unwrap();
-        let unknown = store.refund_credits(&acct, "nope", NOW * 1000 + 4, "ops").await.unwrap();
+        let first = store.refund_credits(&acct, "job", None, NOW * 1000 + 2, "ops").await.unwrap();
+        let second = store.refund_credits(&acct, "job", None, NOW * 1000 + 3, "ops").await.unwrap();
+        let unknown = store.refund_credits(&acct, "nope", None, NOW * 1000 + 4, "ops").await.unwrap();
 
         assert!(matches!(first, CreditRefund::Refunded(ref r) if r.refunded), "{first:?}");
         assert!(matches!(second, CreditRefund::AlreadyRefunded(_)), "{second:?}");
@@ -1535,6 +1634,7 @@ mod contract {
                 now: NOW,
                 emptied: &[],
                 exact: None,
+                part: None,
             })
             .await
             .unwrap();
@@ -1578,6 +1678,7 @@ mod contract {
                     now: NOW,
                     emptied: &[],
                     exact: None,
+                    part: None,
                 })
                 .await
                 .unwrap();
@@ -1680,6 +1781,7 @@ macro_rules! contract_suite {
                 a_grant_to_a_linked_account_lands_once_and_never_after_its_deletion,
                 a_grant_is_lengthened_only_forward,
                 grants_merge_once_as_read_and_keep_every_credit,
+                the_parts_of_a_split_spend_commit_in_order_once_and_refund_each_on_its_own,
                 a_dispute_holds_a_grant_once_and_releases_or_forfeits_what_it_holds,
                 parallel_spenders_take_exactly_the_credits_left,
                 a_spend_commits_all_or_nothing_once_per_key,
@@ -1861,11 +1963,19 @@ async fn grants_leave_the_hot_range_once_ended_or_spent_and_a_refund_keeps_a_spe
 
     let (record, entry) = credit_spend("all", "cs_pack", 5, NOW * 1000);
     let emptied = ["cs_pack".to_owned()];
-    let spend =
-        Spend { account: &acct, key: "all", record: &record, entry: &entry, now: NOW, emptied: &emptied, exact: None };
+    let spend = Spend {
+        account: &acct,
+        key: "all",
+        record: &record,
+        entry: &entry,
+        now: NOW,
+        emptied: &emptied,
+        exact: None,
+        part: None,
+    };
     assert_eq!(store.spend(&spend).await.unwrap(), Spent::Done);
     let spent = ttl(pack.clone()).await;
-    store.refund_credits(&acct, "all", NOW * 1000 + 1, "ops").await.unwrap();
+    store.refund_credits(&acct, "all", None, NOW * 1000 + 1, "ops").await.unwrap();
     let refunded = ttl(pack).await;
 
     assert_eq!(ttl(tollgate::ports::keys::grant("plan-1-1")).await, Some(NOW + 100 + 31 * 86_400), "an end: TTL");

@@ -1043,3 +1043,58 @@ async fn a_spend_from_a_hundred_and_fifty_grants_succeeds_once() {
     assert_eq!(state.grants.iter().map(|g| g.remaining).sum::<u64>(), 50, "spent once");
     assert_eq!(state.grants.iter().map(|g| g.credits).sum::<u64>(), 1_500, "every grant kept");
 }
+
+#[tokio::test]
+async fn a_spend_from_a_hundred_and_fifty_packs_is_drawn_in_parts_once_and_refunded_whole() {
+    use tollgate::ports::credits::{CreditStore, EntryKind};
+    let log = RequestLog::default();
+    let direct = direct("spend-150-packs", &log, None).await;
+    // Packs keep their payment (a refund or a dispute reverses each on its own): never merged.
+    for i in 0..150 {
+        let grant = tollgate::domain::credits::Grant {
+            reversed: false,
+            frozen: None,
+            dispute_closed: false,
+            id: format!("pack-cs_{i:03}"),
+            kind: tollgate::domain::credits::GrantKind::Purchased,
+            source: format!("checkout:cs_{i:03}"),
+            credits: 10,
+            remaining: 10,
+            granted_at: NOW,
+            expires_at: None,
+            payment: Some(format!("pi_{i:03}")),
+            actor: Some("stripe:evt".into()),
+        };
+        let entry = tollgate::ports::credits::LedgerEntry::grant_of(&grant, (NOW - 60) * 1000 + i);
+        direct.deps.usage.store.grant(&alice(), &grant, &entry).await.unwrap();
+    }
+    let spend = json!({"event": "api_call_basic", "quantity": 1_450, "idempotency_key": "big"}).to_string();
+    let refund = json!({"idempotency_key": "big"}).to_string();
+    let state = || async {
+        tollgate::ports::subscriptions::SubscriptionStore::state(&direct.deps.usage.store, &alice()).await.unwrap()
+    };
+
+    let (status, answer) = direct.call("POST", "/credits/consume", &spend).await;
+    let (replayed, again) = direct.call("POST", "/credits/consume", &spend).await;
+    let spent = state().await;
+    let ledger = direct.deps.usage.store.ledger(&alice(), 100, None).await.unwrap().entries;
+    let (refunded, back) = direct.call("POST", "/credits/refund", &refund).await;
+    let (twice, _) = direct.call("POST", "/credits/refund", &refund).await;
+    let restored = state().await;
+    let (after_refund, replay_after) = direct.call("POST", "/credits/consume", &spend).await;
+
+    assert_eq!((status, answer["balance"].as_u64(), answer["cost"].as_u64()), (StatusCode::OK, Some(50), Some(1_450)));
+    assert_eq!((replayed, again["balance"].as_u64()), (StatusCode::OK, Some(50)), "{again}");
+    assert_eq!(spent.grants.iter().map(|g| g.remaining).sum::<u64>(), 50, "spent once");
+    assert_eq!(spent.grants.iter().filter(|g| g.payment.is_some()).count(), 150, "no pack merged");
+    let parts: Vec<_> = ledger.iter().filter(|e| e.kind == EntryKind::Consumption).collect();
+    assert_eq!(parts.len(), 2, "97 packs, then 48: {parts:?}");
+    assert_eq!(parts.iter().map(|e| e.credits).sum::<i64>(), -1_450);
+    assert_eq!(
+        (refunded, back["refunded"].as_bool(), back["balance"].as_u64()),
+        (StatusCode::OK, Some(true), Some(1_500))
+    );
+    assert_eq!(twice, StatusCode::OK, "a second refund answers the same");
+    assert!(restored.grants.iter().all(|g| g.remaining == 10), "every pack whole again, once");
+    assert_eq!(after_refund, StatusCode::CONFLICT, "a refunded key is spent: {replay_after}");
+}

@@ -19,7 +19,8 @@ use crate::domain::notifications::{Kind, Notification};
 use crate::domain::usage::{Window, window};
 use crate::ports::StoreError;
 use crate::ports::credits::{
-    CreditRecord, CreditRefund, CreditStore, EntryKind, GrantWrite, LedgerEntry, Spend, Spent,
+    CreditRecord, CreditRefund, CreditStore, EntryKind, GrantWrite, LedgerEntry, MAX_DRAWS, PART_DRAWS, Part, Spend,
+    Spent, Split,
 };
 use crate::ports::notifier::Notifier;
 use crate::ports::subscriptions::{AccountState, SubscriptionStore};
@@ -227,21 +228,26 @@ where
     let entry_id = format!("consume-{}", &hex::encode(Sha256::digest(key.as_bytes()))[..24]);
     let answer = |balance: Balance| ConsumeAnswer { event: event.clone(), quantity, cost, balance };
 
+    let order = Order { account, actor, key: &key, request: &request, event: &event, quantity, cost, entry: &entry_id };
+
     let mut state = granted_state(&deps.store, settings, account).await?;
     for _ in 0..ATTEMPTS {
         let now = settings.clock.now();
         let before = balance(&state.grants, now);
         let drawn = draws(&state.grants, cost, rules.draw_order, now);
-        if drawn.as_ref().is_some_and(|d| d.len() > crate::ports::credits::MAX_DRAWS)
-            && merge_alike(&deps.store, account, &state.grants, now).await?
-        {
-            // Fewer, larger grants: draw again.
-            state = deps.store.state(account).await?;
-            continue;
+        if drawn.as_ref().is_some_and(|d| d.len() > MAX_DRAWS) {
+            if merge_alike(&deps.store, account, &state.grants, now).await? {
+                // Fewer, larger grants: draw again.
+                state = deps.store.state(account).await?;
+                continue;
+            }
+            // Packs, which each keep their payment, are never merged: draw in parts.
+            return in_parts(deps, &order).await.map(answer);
         }
         let Some(draws) = drawn else {
             // Short: unless the key was spent before (a replay answers as it did).
             return match deps.store.credit_record(account, &key).await? {
+                Some(earlier) if earlier.split.is_some() => in_parts(deps, &order).await.map(answer),
                 Some(earlier) => replayed(&earlier, &request).map(|_| answer(before)),
                 None => Err(CreditError::Insufficient { cost, balance: before.balance }),
             };
@@ -256,49 +262,193 @@ where
             entry: entry_id.clone(),
             at_ms,
             refunded: false,
+            split: None,
         };
-        let entry = LedgerEntry {
-            withheld: None,
-            id: entry_id.clone(),
-            kind: EntryKind::Consumption,
-            at_ms,
-            credits: i64::try_from(cost).map_or(i64::MIN, i64::saturating_neg),
-            event: Some(event.clone()),
-            quantity: Some(quantity),
-            grant: None,
-            actor: Some(actor.to_owned()),
-        };
-        let emptied: Vec<String> = record
-            .draws
-            .iter()
-            .filter(|d| {
-                state.grants.iter().any(|g| g.id == d.grant && g.expires_at.is_none() && g.remaining == d.credits)
-            })
-            .map(|d| d.grant.clone())
-            .collect();
+        let entry = order.entry_of(&record, Some(quantity));
+        let emptied = emptied(&state.grants, &record.draws);
         // At or over the low-balance mark, the draws hold only on the grants exactly as read,
         // so the crossing is decided on the balance at the commit: requests crossing together
         // contend, and exactly the one that crosses tells it. Under the mark, nothing can cross.
         let low = rules.low_balance;
         let exact = (low > 0 && before.balance >= low).then_some(state.grants.as_slice());
-        let spend = Spend { account, key: &key, record: &record, entry: &entry, now, emptied: &emptied, exact };
+        let spend =
+            Spend { account, key: &key, record: &record, entry: &entry, now, emptied: &emptied, exact, part: None };
         match deps.store.spend(&spend).await? {
             Spent::Done => {
-                let mut after = state.grants.clone();
-                for draw in &record.draws {
-                    if let Some(g) = after.iter_mut().find(|g| g.id == draw.grant) {
-                        g.remaining = g.remaining.saturating_sub(draw.credits);
-                    }
-                }
-                let after = balance(&after, now);
+                let after = balance(&after_draws(&state.grants, &record.draws), now);
                 low_balance(deps, account, &entry, before, after).await;
                 return Ok(answer(after));
             }
+            Spent::Replayed(earlier) if earlier.split.is_some() => return in_parts(deps, &order).await.map(answer),
             Spent::Replayed(earlier) => return replayed(&earlier, &request).map(|_| answer(before)),
             Spent::Contended => state = deps.store.state(account).await?,
         }
     }
     Err(CreditError::Store(StoreError::Conflict("the grants kept changing; retry")))
+}
+
+/// One consumption request, as validated: what it spends and under which key.
+struct Order<'a> {
+    account: &'a AccountId,
+    actor: &'a str,
+    key: &'a str,
+    /// The request's hash (event and quantity).
+    request: &'a str,
+    event: &'a str,
+    quantity: u64,
+    cost: u64,
+    /// Its ledger entry's id (a part's is `<id>-<part>`).
+    entry: &'a str,
+}
+
+impl Order<'_> {
+    /// The `consumption` entry of `record` (the whole spend, or one part of it).
+    fn entry_of(&self, record: &CreditRecord, quantity: Option<u64>) -> LedgerEntry {
+        LedgerEntry {
+            withheld: None,
+            id: record.entry.clone(),
+            kind: EntryKind::Consumption,
+            at_ms: record.at_ms,
+            credits: i64::try_from(record.cost).map_or(i64::MIN, i64::saturating_neg),
+            event: Some(self.event.to_owned()),
+            quantity,
+            grant: None,
+            actor: Some(self.actor.to_owned()),
+        }
+    }
+}
+
+/// Grants that never end which `draws` empties (each drawn to exactly 0).
+fn emptied(grants: &[Grant], draws: &[crate::domain::credits::Draw]) -> Vec<String> {
+    draws
+        .iter()
+        .filter(|d| grants.iter().any(|g| g.id == d.grant && g.expires_at.is_none() && g.remaining == d.credits))
+        .map(|d| d.grant.clone())
+        .collect()
+}
+
+/// `grants` less `draws`.
+fn after_draws(grants: &[Grant], draws: &[crate::domain::credits::Draw]) -> Vec<Grant> {
+    let mut after = grants.to_vec();
+    for draw in draws {
+        if let Some(g) = after.iter_mut().find(|g| g.id == draw.grant) {
+            g.remaining = g.remaining.saturating_sub(draw.credits);
+        }
+    }
+    after
+}
+
+/// Draws a spend that needs more grants than one transaction holds in parts of at most
+/// [`PART_DRAWS`] grants, each committed with its own record and ledger entry while the
+/// spend's record counts them: a request with the same key goes on where another stopped,
+/// and a spent one answers its replay. A balance found short midway (spent meanwhile) gives
+/// the parts back (their refunds are in the ledger) and answers `402`, as every replay of the
+/// key then does.
+async fn in_parts<S, N>(deps: &UsageDeps<S, N>, o: &Order<'_>) -> Result<Balance, CreditError>
+where
+    S: SubscriptionStore + CreditStore,
+    N: Notifier,
+{
+    let settings = &deps.settings;
+    let rules = settings.catalogue.credits();
+    let mut contended = 0;
+    while contended < ATTEMPTS {
+        let master = deps.store.credit_record(o.account, o.key).await?;
+        let state = deps.store.state(o.account).await?;
+        let now = settings.clock.now();
+        let before = balance(&state.grants, now);
+        let split = match &master {
+            None => Split { parts: 0, drawn: 0 },
+            Some(earlier) => {
+                let Some(split) = earlier.split else { return replayed(earlier, o.request).map(|_| before) };
+                if earlier.request != o.request {
+                    return Err(CreditError::IdempotencyMismatch);
+                }
+                if earlier.refunded {
+                    return Err(if split.drawn < o.cost {
+                        CreditError::Insufficient { cost: o.cost, balance: before.balance }
+                    } else {
+                        CreditError::Refunded
+                    });
+                }
+                if split.drawn >= o.cost {
+                    return Ok(before);
+                }
+                split
+            }
+        };
+        let Some(mut plan) = draws(&state.grants, o.cost.saturating_sub(split.drawn), rules.draw_order, now) else {
+            if split.parts > 0 {
+                refund_parts(&deps.store, o.account, o.key, settings.clock.now_ms(), o.actor).await?;
+            }
+            let now = balance(&deps.store.state(o.account).await?.grants, settings.clock.now());
+            return Err(CreditError::Insufficient { cost: o.cost, balance: now.balance });
+        };
+        plan.truncate(PART_DRAWS);
+        let part_cost = plan.iter().fold(0_u64, |sum, d| sum.saturating_add(d.credits));
+        let at_ms = settings.clock.now_ms();
+        let next = CreditRecord {
+            request: o.request.to_owned(),
+            event: o.event.to_owned(),
+            quantity: o.quantity,
+            cost: o.cost,
+            draws: Vec::new(),
+            entry: o.entry.to_owned(),
+            at_ms: master.as_ref().map_or(at_ms, |m| m.at_ms),
+            refunded: false,
+            split: Some(Split { parts: split.parts.saturating_add(1), drawn: split.drawn.saturating_add(part_cost) }),
+        };
+        let record = CreditRecord {
+            cost: part_cost,
+            draws: plan,
+            entry: format!("{}-{}", o.entry, split.parts),
+            at_ms,
+            split: None,
+            ..next.clone()
+        };
+        let entry = o.entry_of(&record, (split.parts == 0).then_some(o.quantity));
+        let emptied = emptied(&state.grants, &record.draws);
+        let low = rules.low_balance;
+        let exact = (low > 0 && before.balance >= low).then_some(state.grants.as_slice());
+        let spend = Spend {
+            account: o.account,
+            key: o.key,
+            record: &record,
+            entry: &entry,
+            now,
+            emptied: &emptied,
+            exact,
+            part: Some(Part { index: split.parts, master: &next }),
+        };
+        match deps.store.spend(&spend).await? {
+            Spent::Done => {
+                let after = balance(&after_draws(&state.grants, &record.draws), now);
+                low_balance(deps, o.account, &entry, before, after).await;
+                if next.split.is_some_and(|s| s.drawn >= o.cost) {
+                    return Ok(after);
+                }
+            }
+            Spent::Replayed(_) | Spent::Contended => contended = contended.saturating_add(1),
+        }
+    }
+    Err(CreditError::Store(StoreError::Conflict("the grants kept changing; retry")))
+}
+
+/// Gives back every part of the spend drawn in parts under `key`, each once, by `actor`: its
+/// record is marked refunded first, so no part is added meanwhile.
+async fn refund_parts<S: CreditStore>(
+    store: &S,
+    account: &AccountId,
+    key: &str,
+    at_ms: i64,
+    actor: &str,
+) -> Result<(), StoreError> {
+    store.mark_refunded(account, key).await?;
+    let parts = store.credit_record(account, key).await?.and_then(|r| r.split).map_or(0, |s| s.parts);
+    for index in 0..parts {
+        store.refund_credits(account, key, Some(index), at_ms, actor).await?;
+    }
+    Ok(())
 }
 
 /// A replay of `earlier` for a request hashed `request`: the same request answers again (with
@@ -377,9 +527,17 @@ where
     S: SubscriptionStore + CreditStore,
 {
     let key = valid_key(body.idempotency_key)?;
-    let record = match deps.store.refund_credits(account, &key, deps.settings.clock.now_ms(), actor).await? {
-        CreditRefund::Refunded(record) | CreditRefund::AlreadyRefunded(record) => record,
-        CreditRefund::Unknown => return Err(CreditError::UnknownKey),
+    let at_ms = deps.settings.clock.now_ms();
+    let record = match deps.store.credit_record(account, &key).await? {
+        // Drawn in parts: each part is given back on its own.
+        Some(record) if record.split.is_some() => {
+            refund_parts(&deps.store, account, &key, at_ms, actor).await?;
+            record
+        }
+        _ => match deps.store.refund_credits(account, &key, None, at_ms, actor).await? {
+            CreditRefund::Refunded(record) | CreditRefund::AlreadyRefunded(record) => record,
+            CreditRefund::Unknown => return Err(CreditError::UnknownKey),
+        },
     };
     let state = deps.store.state(account).await?;
     Ok(RefundAnswer {
@@ -871,5 +1029,112 @@ mod tests {
             let refused = credits(&deps.store, &deps.settings, &account(), query, Reader::Customer).await;
             assert!(matches!(refused, Err(CreditError::Invalid(_))), "{limit} {refused:?}");
         }
+    }
+
+    /// 150 packs of 10, each bought with its own payment (never merged).
+    async fn paid_packs(deps: &UsageDeps<MemoryStore, Outbox>) {
+        for i in 0..150 {
+            let grant = Grant {
+                payment: Some(format!("pi_{i:03}")),
+                ..crate::domain::credits::pack_grant(
+                    &crate::domain::credits::CreditPack {
+                        id: "credits_10".into(),
+                        credits: 10,
+                        lookup_key: "credits_10".into(),
+                        amount: 100,
+                        currency: "usd".into(),
+                    },
+                    &format!("cs_{i:03}"),
+                    None,
+                    NOW,
+                    "stripe:evt".into(),
+                )
+            };
+            let entry = LedgerEntry::grant_of(&grant, NOW * 1000 + i);
+            assert!(deps.store.grant(&account(), &grant, &entry).await.unwrap());
+        }
+    }
+
+    /// Every ledger entry but the grants, newest first.
+    async fn consumptions(deps: &UsageDeps<MemoryStore, Outbox>) -> Vec<LedgerEntry> {
+        let (mut entries, mut after) = (Vec::new(), None);
+        loop {
+            let page = deps.store.ledger(&account(), 100, after.as_deref()).await.unwrap();
+            entries.extend(page.entries.into_iter().filter(|e| e.kind != EntryKind::Grant));
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return entries,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spend_stopped_between_its_parts_goes_on_with_the_same_key_and_counts_once() {
+        let clock = FixedClock::at(NOW);
+        let deps = deps(&clock);
+        paid_packs(&deps).await;
+        deps.store.fail_spends_after(1);
+
+        let stopped = consume(&deps, &account(), "ops", spend("api_call_basic", 1_450, "big")).await;
+        let midway = balance_now(&deps).await;
+        deps.store.heal_spends();
+        let resumed = consume(&deps, &account(), "ops", spend("api_call_basic", 1_450, "big")).await.unwrap();
+        let replayed = consume(&deps, &account(), "ops", spend("api_call_basic", 1_450, "big")).await.unwrap();
+        let other = consume(&deps, &account(), "ops", spend("api_call_basic", 1_449, "big")).await;
+
+        assert!(matches!(stopped, Err(CreditError::Store(StoreError::Unavailable(_)))), "{stopped:?}");
+        assert_eq!(midway.balance, 1_500 - 970, "its first part (97 packs) is committed");
+        assert_eq!((resumed.cost, resumed.balance.balance), (1_450, 50));
+        assert_eq!(replayed.balance.balance, 50, "a replay spends nothing more");
+        assert!(matches!(other, Err(CreditError::IdempotencyMismatch)), "{other:?}");
+        let entries = consumptions(&deps).await;
+        assert_eq!(entries.iter().map(|e| e.credits).collect::<Vec<_>>(), [-480, -970], "two parts, newest first");
+        let state = deps.store.state(&account()).await.unwrap();
+        assert_eq!(state.grants.iter().filter(|g| g.payment.is_some()).count(), 150, "no pack merged");
+    }
+
+    #[tokio::test]
+    async fn a_spend_found_short_between_its_parts_gives_its_parts_back_and_answers_402_on_replay() {
+        let clock = FixedClock::at(NOW);
+        let deps = deps(&clock);
+        paid_packs(&deps).await;
+        deps.store.fail_spends_after(1);
+        let stopped = consume(&deps, &account(), "ops", spend("api_call_basic", 1_450, "big")).await;
+        // Meanwhile six packs not yet drawn from are refunded: 470 left for the 480 still owed.
+        for i in 140..146 {
+            let grant = format!("pack-cs_{i:03}");
+            let entry = LedgerEntry {
+                withheld: None,
+                id: format!("reversal-{grant}"),
+                kind: EntryKind::Reversal,
+                at_ms: NOW * 1000 + 500,
+                credits: -10,
+                event: None,
+                quantity: Some(0),
+                grant: Some(grant.clone()),
+                actor: None,
+            };
+            assert!(deps.store.reverse_grant(&account(), &grant, 10, &entry).await.unwrap());
+        }
+        deps.store.heal_spends();
+
+        let short = consume(&deps, &account(), "ops", spend("api_call_basic", 1_450, "big")).await;
+        let after = balance_now(&deps).await;
+        let again = consume(&deps, &account(), "ops", spend("api_call_basic", 1_450, "big")).await;
+        let fresh = consume(&deps, &account(), "ops", spend("api_call_basic", 10, "small")).await.unwrap();
+
+        assert!(stopped.is_err());
+        assert!(matches!(short, Err(CreditError::Insufficient { cost: 1_450, balance: 1_440 })), "{short:?}");
+        assert_eq!(after.balance, 1_440, "the first part's 970 given back");
+        assert!(
+            matches!(again, Err(CreditError::Insufficient { cost: 1_450, .. })),
+            "a replay answers the same: {again:?}"
+        );
+        assert_eq!(fresh.balance.balance, 1_430);
+        let entries = consumptions(&deps).await;
+        let refund = entries.iter().find(|e| e.kind == EntryKind::Refund).expect("the part's refund");
+        assert_eq!(refund.credits, 970);
+        let state = deps.store.state(&account()).await.unwrap();
+        assert!(state.grants.iter().take(97).all(|g| g.remaining == 10 || g.id == "pack-cs_000"), "{:?}", state.grants);
     }
 }

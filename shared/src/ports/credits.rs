@@ -63,6 +63,18 @@ pub struct CreditRecord {
     pub at_ms: i64,
     #[serde(default)]
     pub refunded: bool,
+    /// Set on the record of a spend drawn in parts (it needed more grants than one transaction
+    /// holds): how far it got. Each part has its own record, entry and draws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Split>,
+}
+
+/// How far a spend drawn in parts got: parts `0..parts` are committed, drawing `drawn` of its
+/// cost. It is spent when `drawn` is its cost; until then a request with its key goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Split {
+    pub parts: u32,
+    pub drawn: u64,
 }
 
 impl LedgerEntry {
@@ -132,6 +144,17 @@ pub struct Spend<'a> {
     /// read (not merely enough): the balance read before is then the balance at the commit,
     /// so a crossing of the low-balance mark is seen by exactly the spend that makes it.
     pub exact: Option<&'a [crate::domain::credits::Grant]>,
+    /// When set, `record` is part `index` of the spend recorded under `key`, and `master` is
+    /// that record as it stands after this part: written new with part 0, else only while it
+    /// records exactly `index` parts and is not refunded.
+    pub part: Option<Part<'a>>,
+}
+
+/// One part of a spend drawn in parts ([`Spend::part`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Part<'a> {
+    pub index: u32,
+    pub master: &'a CreditRecord,
 }
 
 /// What [`CreditStore::spend`] did.
@@ -186,6 +209,9 @@ pub enum DisputeStep {
 /// Most grants one spend draws from: its transaction also holds the idempotency record and the
 /// ledger entry, and DynamoDB takes 100 items at most.
 pub const MAX_DRAWS: usize = 98;
+/// Most grants one part of a spend drawn in parts draws from: its transaction also holds the
+/// spend's record.
+pub const PART_DRAWS: usize = MAX_DRAWS - 1;
 /// Most grants merged into another at once (one transaction of 100 items).
 pub const MAX_MERGED: usize = 99;
 
@@ -227,20 +253,28 @@ pub trait CreditStore: Send + Sync {
     async fn extend_grant(&self, account: &AccountId, id: &str, until: i64) -> Result<bool, StoreError>;
 
     /// Commits a consumption in one transaction: the record only if the key is new, the entry,
-    /// and each draw only if its grant is live and still holds it.
+    /// and each draw only if its grant is live and still holds it. A part of a spend drawn in
+    /// parts ([`Spend::part`]) is `Contended` when its record exists or the spend's record is
+    /// not as it expects.
     async fn spend(&self, spend: &Spend<'_>) -> Result<Spent, StoreError>;
 
     /// Gives back the consumption recorded under `key`, once, to the grants it was drawn from,
     /// with its refund entry, at `at_ms`, by `actor`; what was drawn from a reversed grant is
     /// withheld (the entry says how much). `Conflict` when a grant was reversed or deleted
     /// meanwhile (nothing written; refund again).
+    /// `part` names one part of a spend drawn in parts instead.
     async fn refund_credits(
         &self,
         account: &AccountId,
         key: &str,
+        part: Option<u32>,
         at_ms: i64,
         actor: &str,
     ) -> Result<CreditRefund, StoreError>;
+
+    /// Marks the record of a spend drawn in parts refunded, so that no part is added to it any
+    /// more (its parts are refunded each on their own); nothing when it is already.
+    async fn mark_refunded(&self, account: &AccountId, key: &str) -> Result<(), StoreError>;
 
     /// Empties grant `grant` if it still holds exactly `seen` (what the caller read) and marks
     /// it reversed, with its `reversal` entry: `false` (nothing written) when it changed

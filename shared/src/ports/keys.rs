@@ -116,6 +116,12 @@ pub fn credit_request(account: &AccountId, key: &str) -> String {
     format!("IDEMPOTENCY#credits#{account}#{}", hex::encode(Sha256::digest(key.as_bytes())))
 }
 
+/// The record of part `index` of the credit spend recorded under `key` (a spend drawn in parts).
+pub fn credit_part(account: &AccountId, key: &str, index: u32) -> String {
+    use sha2::{Digest, Sha256};
+    format!("IDEMPOTENCY#credit-part#{account}#{}#{index}", hex::encode(Sha256::digest(key.as_bytes())))
+}
+
 /// The marker that `metric`'s count in the window starting at `window_start` reached `pct`
 /// percent of its limit (outside the state range: it only guards a notification).
 pub fn usage_alert(metric: &str, window_start: i64, pct: u8) -> String {

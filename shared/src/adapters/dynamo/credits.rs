@@ -107,9 +107,34 @@ impl CreditStore for DynamoStore {
     }
 
     async fn spend(&self, s: &Spend<'_>) -> Result<Spent, StoreError> {
-        let mut record = Keyed::new(keys::credit_request(s.account, s.key), keys::IDEMPOTENCY, s.record);
-        record.expires_at = Some((s.record.at_ms / 1000).saturating_add(REQUEST_RECORD_TTL));
+        let expires_at = Some((s.record.at_ms / 1000).saturating_add(REQUEST_RECORD_TTL));
+        let pk = match s.part {
+            Some(part) => keys::credit_part(s.account, s.key, part.index),
+            None => keys::credit_request(s.account, s.key),
+        };
+        let mut record = Keyed::new(pk, keys::IDEMPOTENCY, s.record);
+        record.expires_at = expires_at;
         let mut items = vec![self.put_new(&record)?, self.entry_put(s.account, s.entry)?];
+        if let Some(part) = s.part {
+            let mut master = Keyed::new(keys::credit_request(s.account, s.key), keys::IDEMPOTENCY, part.master);
+            master.expires_at = expires_at;
+            items.push(match part.index {
+                0 => self.put_new(&master)?,
+                index => {
+                    let put = Put::builder()
+                        .table_name(self.table())
+                        .set_item(Some(to_item(&master)?))
+                        .condition_expression("#split.parts = :parts AND refunded = :false")
+                        .expression_attribute_names("#split", "split")
+                        .expression_attribute_values(":parts", n(index))
+                        .expression_attribute_values(":false", AttributeValue::Bool(false))
+                        .build()
+                        .expect("table, item and condition are set");
+                    TransactWriteItem::builder().put(put).build()
+                }
+            });
+        }
+        let draws_from = items.len();
         for draw in &s.record.draws {
             let update = self.grant_update(s.account, &draw.grant);
             // A grant that never ends, drawn to exactly 0, leaves the hot range after a while.
@@ -138,11 +163,13 @@ impl CreditStore for DynamoStore {
         }
         match self.transact(items, "credit spend").await? {
             Ok(()) => Ok(Spent::Done),
+            // A part: its record or the spend's record moved on meanwhile (read it again).
+            Err(_) if s.part.is_some() => Ok(Spent::Contended),
             Err(failed) if failed.first() == Some(&true) => match self.credit_record(s.account, s.key).await? {
                 Some(earlier) => Ok(Spent::Replayed(earlier)),
                 None => Ok(Spent::Contended),
             },
-            Err(failed) if failed.iter().skip(2).any(|f| *f) => Ok(Spent::Contended),
+            Err(failed) if failed.iter().skip(draws_from).any(|f| *f) => Ok(Spent::Contended),
             Err(_) => Err(StoreError::Conflict("a ledger entry with this id exists")),
         }
     }
@@ -151,10 +178,17 @@ impl CreditStore for DynamoStore {
         &self,
         account: &AccountId,
         key: &str,
+        part: Option<u32>,
         at_ms: i64,
         actor: &str,
     ) -> Result<CreditRefund, StoreError> {
-        let Some(record) = self.credit_record(account, key).await? else { return Ok(CreditRefund::Unknown) };
+        let pk = match part {
+            Some(index) => keys::credit_part(account, key, index),
+            None => keys::credit_request(account, key),
+        };
+        let Some(record) = self.get::<CreditRecord>(pk.clone(), keys::IDEMPOTENCY).await? else {
+            return Ok(CreditRefund::Unknown);
+        };
         if record.refunded {
             return Ok(CreditRefund::AlreadyRefunded(record));
         }
@@ -167,10 +201,8 @@ impl CreditStore for DynamoStore {
         let (withheld, back): (Vec<_>, Vec<_>) =
             record.draws.iter().partition(|d| reversed.contains(&d.grant.as_str()));
         let withheld = withheld.iter().map(|d| d.credits).sum();
-        let mut items = vec![
-            self.refund_mark(keys::credit_request(account, key)),
-            self.entry_put(account, &record.refund_entry(at_ms, actor, withheld))?,
-        ];
+        let mut items =
+            vec![self.refund_mark(pk), self.entry_put(account, &record.refund_entry(at_ms, actor, withheld))?];
         for draw in back {
             // A grant that never ends keeps its credits again: it stays.
             // Held by an open dispute: what comes back is held with the rest.
@@ -291,6 +323,20 @@ impl CreditStore for DynamoStore {
             Err(failed) if failed.first() == Some(&true) => Ok(false),
             // Its entry exists: the step was taken before.
             Err(_) => Ok(false),
+        }
+    }
+
+    async fn mark_refunded(&self, account: &AccountId, key: &str) -> Result<(), StoreError> {
+        let mark = self
+            .update(keys::credit_request(account, key), keys::IDEMPOTENCY.to_owned())
+            .update_expression("SET refunded = :true")
+            .condition_expression(IS_STORED)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .expect("table, key and update are set");
+        match self.update_alone(mark, "spend record gone").await {
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+            Err(err) => Err(err),
         }
     }
 

@@ -57,7 +57,23 @@ impl CreditStore for MemoryStore {
 
     async fn spend(&self, s: &Spend<'_>) -> Result<Spent, StoreError> {
         let mut tables = self.lock();
-        if let Some(earlier) = tables.credit_records.get(&(s.account.clone(), s.key.to_owned())) {
+        match tables.spends_left {
+            Some(0) => return Err(StoreError::Unavailable("spends fail (a test's injection)".into())),
+            Some(left) => tables.spends_left = Some(left - 1),
+            None => {}
+        }
+        let master_key = (s.account.clone(), s.key.to_owned(), None);
+        let record_key = (s.account.clone(), s.key.to_owned(), s.part.map(|p| p.index));
+        if let Some(part) = s.part {
+            let master = tables.credit_records.get(&master_key);
+            let expected = match part.index {
+                0 => master.is_none(),
+                index => master.is_some_and(|m| !m.refunded && m.split.is_some_and(|split| split.parts == index)),
+            };
+            if !expected || tables.credit_records.contains_key(&record_key) {
+                return Ok(Spent::Contended);
+            }
+        } else if let Some(earlier) = tables.credit_records.get(&record_key) {
             return Ok(Spent::Replayed(earlier.clone()));
         }
         let grants = tables.grants.entry(s.account.clone()).or_default();
@@ -76,7 +92,10 @@ impl CreditStore for MemoryStore {
             }
         }
         tables.ledger.entry(s.account.clone()).or_default().insert(keys::ledger(s.entry), s.entry.clone());
-        tables.credit_records.insert((s.account.clone(), s.key.to_owned()), s.record.clone());
+        tables.credit_records.insert(record_key, s.record.clone());
+        if let Some(part) = s.part {
+            tables.credit_records.insert(master_key, part.master.clone());
+        }
         Ok(Spent::Done)
     }
 
@@ -84,11 +103,13 @@ impl CreditStore for MemoryStore {
         &self,
         account: &AccountId,
         key: &str,
+        part: Option<u32>,
         at_ms: i64,
         actor: &str,
     ) -> Result<CreditRefund, StoreError> {
         let mut tables = self.lock();
-        let Some(record) = tables.credit_records.get(&(account.clone(), key.to_owned())).cloned() else {
+        let record_key = (account.clone(), key.to_owned(), part);
+        let Some(record) = tables.credit_records.get(&record_key).cloned() else {
             return Ok(CreditRefund::Unknown);
         };
         if record.refunded {
@@ -110,8 +131,15 @@ impl CreditStore for MemoryStore {
         let entry = record.refund_entry(at_ms, actor, withheld);
         tables.ledger.entry(account.clone()).or_default().insert(keys::ledger(&entry), entry);
         let refunded = CreditRecord { refunded: true, ..record };
-        tables.credit_records.insert((account.clone(), key.to_owned()), refunded.clone());
+        tables.credit_records.insert(record_key, refunded.clone());
         Ok(CreditRefund::Refunded(refunded))
+    }
+
+    async fn mark_refunded(&self, account: &AccountId, key: &str) -> Result<(), StoreError> {
+        if let Some(record) = self.lock().credit_records.get_mut(&(account.clone(), key.to_owned(), None)) {
+            record.refunded = true;
+        }
+        Ok(())
     }
 
     async fn reverse_grant(
@@ -206,7 +234,7 @@ impl CreditStore for MemoryStore {
     }
 
     async fn credit_record(&self, account: &AccountId, key: &str) -> Result<Option<CreditRecord>, StoreError> {
-        Ok(self.lock().credit_records.get(&(account.clone(), key.to_owned())).cloned())
+        Ok(self.lock().credit_records.get(&(account.clone(), key.to_owned(), None)).cloned())
     }
 
     async fn ledger(&self, account: &AccountId, limit: usize, after: Option<&str>) -> Result<LedgerPage, StoreError> {

@@ -58,10 +58,13 @@ struct Tables {
     grants: HashMap<AccountId, std::collections::BTreeMap<String, crate::domain::credits::Grant>>,
     /// Ledger entries by account, by their sort key (time, then id).
     ledger: HashMap<AccountId, std::collections::BTreeMap<String, crate::ports::credits::LedgerEntry>>,
-    /// Credit consumptions' idempotency records by account and key.
-    credit_records: HashMap<(AccountId, String), crate::ports::credits::CreditRecord>,
+    /// Credit consumptions' idempotency records by account, key and part (a spend drawn in parts).
+    credit_records: HashMap<(AccountId, String, Option<u32>), crate::ports::credits::CreditRecord>,
     /// Invoices by account, by their sort key (`created`, then id).
     invoices: HashMap<AccountId, std::collections::BTreeMap<String, crate::domain::invoices::Invoice>>,
+    /// Spends left before every further one fails as unavailable (a request that stops
+    /// midway); `None` never fails.
+    spends_left: Option<u32>,
 }
 
 /// An in-memory store; clones share the same data.
@@ -71,6 +74,17 @@ pub struct MemoryStore(Arc<Mutex<Tables>>);
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// After `n` more committed spends, every spend fails (`Unavailable`) until
+    /// [`MemoryStore::heal_spends`]: a request that stops midway.
+    pub fn fail_spends_after(&self, n: u32) {
+        self.lock().spends_left = Some(n);
+    }
+
+    /// Spends commit again.
+    pub fn heal_spends(&self) {
+        self.lock().spends_left = None;
     }
 
     /// How many ledger entries the account has stored.
