@@ -92,6 +92,22 @@ async fn unknown_path_is_a_json_404() {
 }
 
 #[tokio::test]
+async fn the_webhook_function_url_answers_other_methods_405_with_allow_post() {
+    let (aws, resources) = common::local("url405").await;
+    let base = serve(&aws, &resources).await;
+    let client = reqwest::Client::new();
+
+    for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE, reqwest::Method::PATCH] {
+        let response = client.request(method.clone(), format!("{base}/webhooks/stripe")).send().await.unwrap();
+
+        assert_eq!(response.status(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "POST", "{method}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
+}
+
+#[tokio::test]
 async fn the_pricing_table_is_public_and_a_repeat_with_its_etag_is_304() {
     let (aws, resources) = common::local("plans").await;
     let base = serve(&aws, &resources).await;

@@ -5,7 +5,7 @@
 //! | 200 `{"received":true}` | verified, handled type, and the queue accepted the message |
 //! | 200 `{"received":true,"ignored":true}` | verified, a type Tollgate does not use (not enqueued) |
 //! | 400 `missing_signature`, `malformed_signature`, `bad_signature`, `stale_timestamp`, `body_not_utf8`, `malformed_json`, `wrong_livemode` | see [`tollgate::edge::webhook::WebhookRejection`] |
-//! | 405 `method_not_allowed` | anything but `POST` |
+//! | 405 `method_not_allowed`, `Allow: POST` | anything but `POST` (a function URL takes every method) |
 //! | 413 `body_too_large` | body over [`tollgate::edge::webhook::MAX_WEBHOOK_BODY_BYTES`] (512 KiB) |
 //! | 503 `queue_unavailable` | the queue did not accept the message (Stripe retries) |
 //!
@@ -53,7 +53,7 @@ pub async fn handle<Q: EventQueue>(deps: &Deps<Q>, req: Request) -> Result<Respo
 
 async fn answer<Q: EventQueue>(deps: &Deps<Q>, req: &Request) -> Result<Response<Body>, ApiError> {
     if req.method() != Method::POST {
-        return Err(ApiError::method_not_allowed());
+        return Err(ApiError::only("POST"));
     }
     let signature = match req.headers().get(SIGNATURE_HEADER) {
         None => None,

@@ -248,16 +248,17 @@ async fn body_over_512_kib_is_413_body_too_large() {
 }
 
 #[tokio::test]
-async fn methods_other_than_post_are_405() {
+async fn methods_other_than_post_are_405_with_allow_post() {
     let deps = deps(MemoryQueue::default());
 
-    for method in [Method::GET, Method::PUT, Method::DELETE] {
+    for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD, Method::OPTIONS] {
         let mut req = sample();
-        *req.method_mut() = method;
+        *req.method_mut() = method.clone();
 
         let response = handle(&deps, req).await.unwrap();
 
         assert_refused(&deps, &response, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+        assert_eq!(response.headers().get("allow").and_then(|v| v.to_str().ok()), Some("POST"), "{method}");
     }
 }
 

@@ -64,6 +64,15 @@ impl ApiError {
         Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this route")
     }
 
+    /// `405` with the `Allow` header naming the only method `allow` (a function URL, which
+    /// takes every method).
+    pub fn only(allow: &'static str) -> Self {
+        Self {
+            headers: vec![(header::ALLOW, HeaderValue::from_static(allow))],
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("only {allow} is allowed"))
+        }
+    }
+
     pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)
     }
