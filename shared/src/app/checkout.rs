@@ -95,7 +95,6 @@ impl Field {
 
 /// The body of `POST /checkout` and `POST /subscription/change`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanRequest {
     pub plan: Option<String>,
     pub interval: Option<String>,
@@ -105,7 +104,6 @@ pub struct PlanRequest {
 
 /// The body of `POST /credits/checkout`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PackRequest {
     pub pack: Option<String>,
     pub success_url: Option<String>,
@@ -114,14 +112,12 @@ pub struct PackRequest {
 
 /// The body of `POST /portal`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PortalRequest {
     pub return_url: Option<String>,
 }
 
 /// The body of `POST /subscription/cancel`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CancelRequest {
     pub at_period_end: Option<bool>,
 }
@@ -167,7 +163,7 @@ pub struct Deleted {
 }
 
 /// The paid price for a requested plan and interval.
-fn paid_price<'c>(settings: &'c Settings, body: &PlanRequest) -> Result<&'c Price, CheckoutError> {
+pub(crate) fn paid_price<'c>(settings: &'c Settings, body: &PlanRequest) -> Result<&'c Price, CheckoutError> {
     let catalogue = settings.catalogue;
     let plan = body.plan.as_deref().ok_or(CheckoutError::Missing(Field::Plan))?;
     let interval = body.interval.as_deref().ok_or(CheckoutError::Missing(Field::Interval))?;

@@ -37,10 +37,8 @@ const ATTEMPTS: usize = 32;
 
 /// The body of `POST /credits/consume`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsumeRequest {
     pub event: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub quantity: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
 }

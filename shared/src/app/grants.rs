@@ -17,12 +17,9 @@ fn invalid(message: impl Into<String>) -> CreditError {
 /// The body of `POST /operator/accounts/{account_id}/credits/grants`. Fields are read loosely
 /// so that each bad value gets its own clear error.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantRequest {
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub credits: Option<serde_json::Value>,
     /// Unix seconds; without it the grant never expires (it counts as purchased credits).
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub expires_at: Option<serde_json::Value>,
     pub reason: Option<String>,
     pub idempotency_key: Option<String>,

@@ -60,23 +60,18 @@ pub enum KeysError {
 /// The body of `POST /api-keys`. Numbers are read as any JSON value, so an extreme one is a
 /// clear `invalid_expiry`, not a parse error.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRequest {
     pub name: Option<String>,
     pub scopes: Option<Vec<String>>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub expires_at: Option<serde_json::Value>,
 }
 
 /// The body of `POST /api-keys/{id}/rotate`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RotateRequest {
     /// How long the old key stays valid beside its successor (default 0: revoked at once).
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub overlap_seconds: Option<serde_json::Value>,
     /// The successor's expiry (default none).
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
     pub expires_at: Option<serde_json::Value>,
 }
 

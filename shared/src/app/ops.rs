@@ -193,6 +193,9 @@ pub enum Queue {
 }
 
 impl Queue {
+    /// Every queue's path segment.
+    pub const NAMES: [&'static str; 2] = ["events", "notifications"];
+
     /// The queue a path segment names: `events` or `notifications`.
     pub fn parse(name: &str) -> Option<Self> {
         match name {

@@ -34,17 +34,14 @@ pub struct UsageDeps<S, N> {
 /// The body of `POST /usage` and `POST /usage/check` (where the key is optional). Fields are
 /// read loosely so that each bad value gets its own clear error.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UsageRequest {
     pub metric: Option<String>,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<u64>))]
     pub quantity: Option<serde_json::Value>,
     pub idempotency_key: Option<String>,
 }
 
 /// The body of `POST /usage/refund` and `POST /credits/refund`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefundRequest {
     pub idempotency_key: Option<String>,
 }
@@ -111,11 +108,11 @@ fn invalid(message: impl Into<String>) -> UsageError {
     UsageError::Invalid(message.into())
 }
 
-/// A metering request's idempotency key (usage and credits): 1 to [`MAX_KEY_LEN`] bytes; the
+/// A metering request's idempotency key (usage and credits): 1 to [`MAX_KEY_LEN`] characters; the
 /// error is the caller's message.
 pub(crate) fn idempotency_key(key: Option<String>) -> Result<String, String> {
-    key.filter(|k| (1..=MAX_KEY_LEN).contains(&k.len()))
-        .ok_or_else(|| format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} bytes"))
+    key.filter(|k| (1..=MAX_KEY_LEN).contains(&k.chars().count()))
+        .ok_or_else(|| format!("`idempotency_key` is required, 1 to {MAX_KEY_LEN} characters"))
 }
 
 /// A metering request's quantity (usage and credits): an integer from 1 to [`MAX_QUANTITY`];
@@ -382,7 +379,6 @@ pub const MAX_BATCH: usize = 100;
 
 /// The body of `POST /operator/usage/batch`.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchRequest {
     pub records: Option<Vec<BatchRecord>>,
 }
@@ -390,7 +386,6 @@ pub struct BatchRequest {
 /// One record of a batch: a consumption as `POST /operator/accounts/{account_id}/usage` takes
 /// it, with its account.
 #[derive(Debug, Default, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchRecord {
     pub account_id: Option<String>,
     #[serde(flatten)]

@@ -260,14 +260,15 @@ pub enum InvalidKeyRequest {
     InvalidOverlap,
 }
 
-/// A key name: 1 to [`MAX_NAME_CHARS`] characters without control characters, trimmed.
+/// A key name: 1 to [`MAX_NAME_CHARS`] characters as sent, without control characters, not
+/// all whitespace (as the contract's pattern has it, U+FEFF counts as whitespace); kept trimmed.
 pub fn name(raw: Option<&str>) -> Result<String, InvalidKeyRequest> {
-    let raw = raw.ok_or(InvalidKeyRequest::MissingName)?.trim();
-    let count = raw.chars().count();
-    if count == 0 || count > MAX_NAME_CHARS || raw.chars().any(char::is_control) {
+    let raw = raw.ok_or(InvalidKeyRequest::MissingName)?;
+    let trimmed = raw.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    if trimmed.is_empty() || raw.chars().count() > MAX_NAME_CHARS || raw.chars().any(char::is_control) {
         return Err(InvalidKeyRequest::InvalidName);
     }
-    Ok(raw.to_owned())
+    Ok(trimmed.to_owned())
 }
 
 /// The scopes of a request: one or more known scopes (duplicates are one).

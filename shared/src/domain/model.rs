@@ -17,6 +17,9 @@ pub struct InvalidAccountId;
 impl AccountId {
     /// Validates an account id: non-empty, at most 128 characters, no `#` (the key separator)
     /// and nothing outside a conservative set, so it can never forge another item's key.
+    /// What [`AccountId::parse`] accepts, as a regular expression (the API's contract).
+    pub const PATTERN: &'static str = "^[A-Za-z0-9._:@|-]{1,128}$";
+
     pub fn parse(raw: &str) -> Result<Self, InvalidAccountId> {
         let ok = !raw.is_empty()
             && raw.len() <= 128

@@ -5,8 +5,11 @@
 //! the template that is not documented here fails the tests, and so does the reverse.
 //! `make openapi` (`tollgate-dev openapi`) writes `openapi.json`; a test fails when the committed file differs.
 
+mod requests;
 mod routes;
 
+use crate::app::ops::Queue;
+use crate::domain::model::AccountId;
 use crate::edge::http::ErrorBody;
 use utoipa::ToSchema;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem, PathsBuilder};
@@ -133,10 +136,21 @@ fn status_text(status: u16) -> &'static str {
     }
 }
 
+/// API Gateway's own answer, before any function runs: `401 {"message": "Unauthorized"}` and
+/// `403 {"message": "Forbidden"}` from an authorizer or IAM, and `404 {"message": "Not Found"}`
+/// for a method or path the API does not declare.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents API Gateway's answers; never built")]
+struct GatewayAnswer {
+    /// `Unauthorized`, `Forbidden` or `Not Found`.
+    message: String,
+}
+
 /// The OpenAPI 3.1 document of the whole HTTP API.
 pub fn document() -> OpenApi {
     let mut doc = routes::table();
     let error = doc.schema::<ErrorBody>();
+    let gateway = doc.schema::<GatewayAnswer>();
     let mut paths = PathsBuilder::new();
     for op in doc.ops {
         let mut responses = ResponsesBuilder::new().response(
@@ -146,12 +160,30 @@ pub fn document() -> OpenApi {
         if op.path == "/plans" {
             responses = responses.response("304", ResponseBuilder::new().description(status_text(304)));
         }
-        for status in op.errors {
+        let mut errors = op.errors.to_vec();
+        // API Gateway's own refusals come before the function: the authorizer's on the key
+        // and JWT routes, IAM's on the operator routes.
+        let gateway_refuses: &[u16] = match op.auth {
+            Auth::ApiKey => &[401, 403],
+            Auth::Jwt => &[401],
+            Auth::Iam => &[403],
+            Auth::Public | Auth::StripeSignature => &[],
+        };
+        errors.extend(gateway_refuses.iter().filter(|s| !op.errors.contains(s)));
+        errors.sort_unstable();
+        for status in errors {
+            let schema = if gateway_refuses.contains(&status) {
+                RefOr::T(Schema::OneOf(
+                    utoipa::openapi::OneOfBuilder::new().item(error.clone()).item(gateway.clone()).build(),
+                ))
+            } else {
+                error.clone()
+            };
             responses = responses.response(
                 status.to_string(),
                 ResponseBuilder::new()
-                    .description(status_text(*status))
-                    .content("application/json", json_content(error.clone())),
+                    .description(status_text(status))
+                    .content("application/json", json_content(schema)),
             );
         }
         let mut operation = OperationBuilder::new().summary(Some(op.summary)).responses(responses.build());
@@ -171,11 +203,16 @@ pub fn document() -> OpenApi {
             operation = operation.parameter(parameter);
         }
         for name in path_parameters(op.path) {
+            let schema = match name {
+                "account_id" => ObjectBuilder::new().schema_type(Type::String).pattern(Some(AccountId::PATTERN)),
+                "queue" => ObjectBuilder::new().schema_type(Type::String).enum_values(Some(Queue::NAMES)),
+                _ => ObjectBuilder::new().schema_type(Type::String),
+            };
             let parameter = ParameterBuilder::new()
                 .name(name)
                 .parameter_in(ParameterIn::Path)
                 .required(Required::True)
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)));
+                .schema(Some(schema));
             operation = operation.parameter(parameter);
         }
         operation = match op.auth {
@@ -209,18 +246,20 @@ pub fn document() -> OpenApi {
                 "AWS Signature Version 4 (service execute-api) with the product backend's IAM role (docs/operator.md)",
             ))),
         );
+    let catalogue = crate::domain::plans::Catalogue::builtin().expect("plans.toml is valid");
+    doc.schemas.extend(requests::schemas(catalogue).into_iter().map(|(name, schema)| (name.to_owned(), schema)));
     doc.schemas.sort_by(|a, b| a.0.cmp(&b.0));
     doc.schemas.dedup_by(|a, b| a.0 == b.0);
     for (name, schema) in doc.schemas {
         components = components.schema(name, schema);
     }
     OpenApiBuilder::new()
-        .info(
-            InfoBuilder::new()
-                .title("Tollgate")
-                .version(env!("CARGO_PKG_VERSION"))
-                .description(Some("Stripe billing for a SaaS on AWS: subscriptions, usage, credits, API keys.")),
-        )
+        .info(InfoBuilder::new().title("Tollgate").version(env!("CARGO_PKG_VERSION")).description(Some(
+            "Stripe billing for a SaaS on AWS: subscriptions, usage, credits, API keys. A method or path \
+                     not declared here is answered by API Gateway with `404 {\"message\": \"Not Found\"}` \
+                     (GatewayAnswer); the webhook function URL answers a method other than POST with `405` and \
+                     `Allow: POST`.",
+        )))
         .paths(paths.build())
         .components(Some(components.build()))
         .build()

@@ -2,6 +2,7 @@
 //! declares them), summary, authorizer, request and answer schemas, statuses and query
 //! parameters. The document and its checks are [`super`]'s.
 
+use super::requests::reference;
 use super::{Auth, Doc, Method};
 use crate::app::{checkout, credits, invoices, keys, read, usage};
 use crate::domain::entitlements::{EntitlementsView, PricingView, SubscriptionView};
@@ -101,7 +102,7 @@ pub(super) fn table() -> Doc {
 
     // keys
     let new_key = d.schema::<keys::NewKey>();
-    let body = d.schema::<keys::CreateRequest>();
+    let body = reference("CreateRequest");
     d.op(
         Post,
         "/api-keys",
@@ -116,7 +117,7 @@ pub(super) fn table() -> Doc {
     d.op(Get, "/api-keys", "The account's API keys (never their secrets)", Jwt, None, ok, READ_ERRORS, &[]);
     let ok = (200, d.schema::<keys::KeyView>());
     d.op(Delete, "/api-keys/{id}", "Revokes an API key", Jwt, None, ok, &[401, 404, 500, 503], &[]);
-    let body = d.schema::<keys::RotateRequest>();
+    let body = reference("RotateRequest");
     d.op(
         Post,
         "/api-keys/{id}/rotate",
@@ -124,14 +125,15 @@ pub(super) fn table() -> Doc {
         Jwt,
         Some(body),
         (201, new_key),
-        WRITE_ERRORS,
+        &[400, 401, 403, 404, 409, 413, 415, 429, 500, 503],
         &[],
     );
 
     // usage and credits: customers read and check; the operator (IAM) writes
-    let usage_body = d.schema::<usage::UsageRequest>();
+    let usage_body = reference("UsageRequest");
+    let check_body = reference("UsageCheckRequest");
     let usage_answer = d.schema::<usage::UsageAnswer>();
-    let refund_body = d.schema::<usage::RefundRequest>();
+    let refund_body = reference("RefundRequest");
     let usage_refund = d.schema::<usage::RefundAnswer>();
     let report = d.schema::<crate::domain::usage::UsageReport>();
     for (auth, report_path, check_path, summary) in [
@@ -144,7 +146,7 @@ pub(super) fn table() -> Doc {
             check_path,
             "Whether a consumption would be allowed (nothing counted)",
             auth,
-            Some(usage_body.clone()),
+            Some(check_body.clone()),
             (200, usage_answer.clone()),
             WRITE_ERRORS,
             &[],
@@ -166,7 +168,7 @@ pub(super) fn table() -> Doc {
         "/operator/accounts/{account_id}/usage",
         "Consumes a metric's quota, exactly once per idempotency key",
         Iam,
-        Some(usage_body.clone()),
+        Some(usage_body),
         (200, usage_answer.clone()),
         WRITE_ERRORS,
         &[],
@@ -176,7 +178,7 @@ pub(super) fn table() -> Doc {
         "/operator/accounts/{account_id}/usage/check",
         "Whether a consumption would be allowed (nothing counted)",
         Iam,
-        Some(usage_body),
+        Some(check_body),
         (200, usage_answer),
         WRITE_ERRORS,
         &[],
@@ -191,7 +193,7 @@ pub(super) fn table() -> Doc {
         &[400, 401, 403, 404, 409, 413, 415, 429, 500, 503],
         &[],
     );
-    let batch_body = d.schema::<usage::BatchRequest>();
+    let batch_body = reference("BatchRequest");
     let batch_answer = d.schema::<crate::edge::http::BatchAnswer>();
     d.op(
         Post,
@@ -203,7 +205,7 @@ pub(super) fn table() -> Doc {
         WRITE_ERRORS,
         &[],
     );
-    let consume_body = d.schema::<credits::ConsumeRequest>();
+    let consume_body = reference("ConsumeRequest");
     let consumed = d.schema::<credits::ConsumeAnswer>();
     d.op(
         Post,
@@ -226,7 +228,7 @@ pub(super) fn table() -> Doc {
         &[400, 401, 403, 404, 409, 413, 415, 500, 503],
         &[],
     );
-    let grant_body = d.schema::<crate::app::grants::GrantRequest>();
+    let grant_body = reference("GrantRequest");
     let grant = d.schema::<credits::GrantView>();
     d.op(
         Post,
@@ -276,7 +278,7 @@ pub(super) fn table() -> Doc {
 
     // checkout
     let session = d.schema::<checkout::SessionAnswer>();
-    let plan = d.schema::<checkout::PlanRequest>();
+    let plan = reference("PlanRequest");
     d.op(
         Post,
         "/checkout",
@@ -287,7 +289,7 @@ pub(super) fn table() -> Doc {
         WRITE_ERRORS,
         &[],
     );
-    let body = d.schema::<checkout::PackRequest>();
+    let body = reference("PackRequest");
     d.op(
         Post,
         "/credits/checkout",
@@ -298,7 +300,7 @@ pub(super) fn table() -> Doc {
         WRITE_ERRORS,
         &[],
     );
-    let body = d.schema::<checkout::PortalRequest>();
+    let body = reference("PortalRequest");
     let ok = (200, d.schema::<checkout::PortalAnswer>());
     d.op(Post, "/portal", "Opens a customer portal session", Jwt, Some(body), ok, WRITE_ERRORS, &[]);
     let view = d.schema::<SubscriptionView>();
@@ -312,7 +314,7 @@ pub(super) fn table() -> Doc {
         WRITE_ERRORS,
         &[],
     );
-    let body = d.schema::<checkout::CancelRequest>();
+    let body = reference("CancelRequest");
     d.op(
         Post,
         "/subscription/cancel",
