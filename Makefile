@@ -1,6 +1,8 @@
 # Tollgate: the two commands are `make dev` (run the bundle locally) and `make test` (every check).
 # Both install what they need: Python tools into .venv (moto's server, cfn-lint), Rust crates
-# through cargo. Nothing is installed system-wide and nothing talks to AWS or Stripe.
+# through cargo, and (`make test`) npm packages into clients/typescript/node_modules (the
+# TypeScript client's, pinned in its package-lock.json). Nothing is installed system-wide and
+# nothing talks to AWS or Stripe.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -9,7 +11,7 @@ MOTO_PORT ?= 4566
 MOTO_URL := http://127.0.0.1:$(MOTO_PORT)
 VENV := .venv
 
-.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check sigv4-vectors sigv4-vectors-check openapi
+.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check sigv4-vectors sigv4-vectors-check openapi client-test
 
 ## Run the whole bundle on http://127.0.0.1:$(PORT) (Ctrl-C stops everything).
 dev: venv
@@ -24,6 +26,7 @@ test: venv
 	$(VENV)/bin/openapi-spec-validator openapi.json
 	$(MAKE) vectors-check
 	$(MAKE) sigv4-vectors-check
+	$(MAKE) client-test
 	scripts/with-moto.sh $(MOTO_PORT) cargo test --workspace --no-fail-fast
 
 ## Rewrites openapi.json from the Rust types (a test fails while the committed file is stale).
@@ -52,6 +55,12 @@ sigv4-vectors-check: venv
 	tmp=$$(mktemp); scripts/sigv4-vectors/generate.sh "$$tmp" >/dev/null; \
 	  cmp -s "$$tmp" events/sigv4-vectors.json || { rm -f "$$tmp"; echo "events/sigv4-vectors.json differs from what aws4fetch, @smithy/signature-v4 and botocore make now: run make sigv4-vectors" >&2; exit 1; }; \
 	  rm -f "$$tmp"; echo "SigV4 vectors: aws4fetch, @smithy/signature-v4 and botocore agree with the committed file"
+
+## The TypeScript client (clients/typescript, @tollgate/client): installs its npm packages, builds
+## it with types generated from openapi.json, and runs its tests against a local stack on ports
+## 3310 and 4610 (clients/typescript/README.md).
+client-test: venv
+	clients/typescript/test.sh
 
 venv:
 	scripts/venv.sh
