@@ -12,11 +12,13 @@ use utoipa::openapi::{RefOr, Schema};
 
 /// Each request body's name and schema, from `catalogue`.
 pub(super) fn schemas(catalogue: &Catalogue) -> Vec<(&'static str, RefOr<Schema>)> {
-    let plans: Vec<&str> = {
-        let mut paid: Vec<&str> = catalogue.prices().iter().map(|p| p.tier.as_str()).collect();
-        paid.dedup();
+    // The paid tiers, in the catalogue's order, each once (whatever the order of its prices).
+    let plans: Vec<&str> = catalogue.prices().iter().fold(Vec::new(), |mut paid, price| {
+        if !paid.contains(&price.tier.as_str()) {
+            paid.push(price.tier.as_str());
+        }
         paid
-    };
+    });
     let intervals: Vec<&str> = {
         let mut all: Vec<&str> = catalogue.prices().iter().map(|p| p.interval.as_str()).collect();
         all.sort_unstable();
