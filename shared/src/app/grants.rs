@@ -47,12 +47,15 @@ where
     let credits = body
         .credits
         .as_ref()
-        .and_then(serde_json::Value::as_u64)
+        .and_then(crate::domain::number::whole_u64)
         .filter(|c| (1..=MAX_MANUAL_GRANT).contains(c))
         .ok_or_else(|| invalid(format!("`credits` must be an integer from 1 to {MAX_MANUAL_GRANT}")))?;
     let expires_at = match &body.expires_at {
         None | Some(serde_json::Value::Null) => None,
-        Some(raw) => Some(raw.as_i64().ok_or_else(|| invalid("`expires_at` must be a Unix time in the future"))?),
+        Some(raw) => Some(
+            crate::domain::number::whole_i64(raw)
+                .ok_or_else(|| invalid("`expires_at` must be a Unix time in the future"))?,
+        ),
     };
     let reason = body
         .reason

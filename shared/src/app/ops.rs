@@ -127,6 +127,9 @@ pub enum ReplayError {
 /// Longest event id accepted.
 const MAX_EVENT_ID_LEN: usize = 255;
 
+/// What [`is_event_id`] accepts, as a regular expression (the API's contract).
+pub const EVENT_ID_PATTERN: &str = "^evt_[A-Za-z0-9_]{1,251}$";
+
 /// Whether `id` can be a Stripe event id.
 fn is_event_id(id: &str) -> bool {
     id.len() <= MAX_EVENT_ID_LEN

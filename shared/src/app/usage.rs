@@ -118,7 +118,7 @@ pub(crate) fn idempotency_key(key: Option<String>) -> Result<String, String> {
 /// A metering request's quantity (usage and credits): an integer from 1 to [`MAX_QUANTITY`];
 /// the error is the caller's message.
 pub(crate) fn quantity(raw: Option<&serde_json::Value>) -> Result<u64, String> {
-    raw.and_then(serde_json::Value::as_u64)
+    raw.and_then(crate::domain::number::whole_u64)
         .filter(|q| (1..=MAX_QUANTITY).contains(q))
         .ok_or_else(|| format!("`quantity` must be an integer from 1 to {MAX_QUANTITY}"))
 }

@@ -288,7 +288,7 @@ pub fn scopes(raw: Option<&[String]>) -> Result<BTreeSet<Scope>, InvalidKeyReque
 pub fn expiry(raw: Option<&serde_json::Value>, now: i64) -> Result<Option<i64>, InvalidKeyRequest> {
     let at = match raw {
         None | Some(serde_json::Value::Null) => return Ok(None),
-        Some(value) => value.as_i64().ok_or(InvalidKeyRequest::InvalidExpiry)?,
+        Some(value) => crate::domain::number::whole_i64(value).ok_or(InvalidKeyRequest::InvalidExpiry)?,
     };
     if at <= now || at > now.saturating_add(MAX_LIFETIME_SECONDS) {
         return Err(InvalidKeyRequest::InvalidExpiry);
@@ -300,7 +300,7 @@ pub fn expiry(raw: Option<&serde_json::Value>, now: i64) -> Result<Option<i64>, 
 pub fn overlap(raw: Option<&serde_json::Value>) -> Result<i64, InvalidKeyRequest> {
     let seconds = match raw {
         None | Some(serde_json::Value::Null) => return Ok(0),
-        Some(value) => value.as_i64().ok_or(InvalidKeyRequest::InvalidOverlap)?,
+        Some(value) => crate::domain::number::whole_i64(value).ok_or(InvalidKeyRequest::InvalidOverlap)?,
     };
     if !(0..=MAX_OVERLAP_SECONDS).contains(&seconds) {
         return Err(InvalidKeyRequest::InvalidOverlap);

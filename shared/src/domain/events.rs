@@ -133,6 +133,7 @@ pub struct Incoming {
     pub id: String,
     #[serde(rename = "type")]
     pub event_type: String,
+    #[serde(deserialize_with = "crate::domain::number::deserialize_whole_i64")]
     pub created: i64,
     /// Present on every Stripe event; the intake requires it, the worker does not use it.
     #[serde(default)]
@@ -208,7 +209,7 @@ impl Incoming {
         if !is_queue_token(&event.id) {
             return Err(Malformed("`id` is not an event id"));
         }
-        if event.event_type.is_empty() || event.event_type.len() > MAX_ID_LEN {
+        if !is_id(&event.event_type) {
             return Err(Malformed("`type` is not an event type"));
         }
         if !event.data.object.is_object() {

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod invoices;
 pub mod model;
 pub mod notifications;
+pub mod number;
 pub mod plans;
 pub mod projection;
 pub mod ratelimit;

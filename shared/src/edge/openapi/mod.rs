@@ -148,6 +148,8 @@ struct GatewayAnswer {
 
 /// The OpenAPI 3.1 document of the whole HTTP API.
 pub fn document() -> OpenApi {
+    let catalogue = crate::domain::plans::Catalogue::builtin().expect("plans.toml is valid");
+    let optional = requests::optional(catalogue);
     let mut doc = routes::table();
     let error = doc.schema::<ErrorBody>();
     let gateway = doc.schema::<GatewayAnswer>();
@@ -188,9 +190,13 @@ pub fn document() -> OpenApi {
         }
         let mut operation = OperationBuilder::new().summary(Some(op.summary)).responses(responses.build());
         if let Some(body) = op.request {
-            let body = RequestBodyBuilder::new()
-                .content("application/json", json_content(body))
-                .required(Some(Required::True));
+            let name = match &body {
+                RefOr::Ref(reference) => reference.ref_location.rsplit('/').next(),
+                RefOr::T(_) => None,
+            };
+            let required = if name.is_some_and(|n| optional.contains(&n)) { Required::False } else { Required::True };
+            let body =
+                RequestBodyBuilder::new().content("application/json", json_content(body)).required(Some(required));
             operation = operation.request_body(Some(body.build()));
         }
         for (name, description) in op.query {
@@ -199,13 +205,16 @@ pub fn document() -> OpenApi {
                 .parameter_in(ParameterIn::Query)
                 .description(Some(*description))
                 .required(Required::False)
-                .schema(Some(ObjectBuilder::new().schema_type(Type::String)));
+                .schema(Some(query_schema(name)));
             operation = operation.parameter(parameter);
         }
         for name in path_parameters(op.path) {
             let schema = match name {
                 "account_id" => ObjectBuilder::new().schema_type(Type::String).pattern(Some(AccountId::PATTERN)),
                 "queue" => ObjectBuilder::new().schema_type(Type::String).enum_values(Some(Queue::NAMES)),
+                "event_id" => {
+                    ObjectBuilder::new().schema_type(Type::String).pattern(Some(crate::app::ops::EVENT_ID_PATTERN))
+                }
                 _ => ObjectBuilder::new().schema_type(Type::String),
             };
             let parameter = ParameterBuilder::new()
@@ -246,7 +255,6 @@ pub fn document() -> OpenApi {
                 "AWS Signature Version 4 (service execute-api) with the product backend's IAM role (docs/operator.md)",
             ))),
         );
-    let catalogue = crate::domain::plans::Catalogue::builtin().expect("plans.toml is valid");
     doc.schemas.extend(requests::schemas(catalogue).into_iter().map(|(name, schema)| (name.to_owned(), schema)));
     doc.schemas.sort_by(|a, b| a.0.cmp(&b.0));
     doc.schemas.dedup_by(|a, b| a.0 == b.0);
@@ -283,6 +291,22 @@ pub fn json() -> String {
     text
 }
 
+/// A query parameter's schema, bounded as its route validates it: a page's `limit` (1 to 100,
+/// the same for every paged route), the history's `periods`, and a `cursor`, which is the hex
+/// `next_cursor` an earlier page gave (any other is refused).
+fn query_schema(name: &str) -> ObjectBuilder {
+    let integer = |max: usize| ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1)).maximum(Some(max));
+    match name {
+        "limit" => integer(crate::app::invoices::MAX_PAGE),
+        "periods" => integer(crate::app::read::MAX_PERIODS),
+        "cursor" => ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^([0-9a-fA-F]{2})+$"))
+            .max_length(Some(crate::ports::keys::MAX_CURSOR_LEN)),
+        _ => ObjectBuilder::new().schema_type(Type::String),
+    }
+}
+
 /// The names of a path template's parameters (`/operator/accounts/{account_id}/usage` has
 /// `account_id`), in order: every one is declared, whatever its name.
 fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
@@ -299,6 +323,42 @@ mod tests {
 
         assert_eq!(names, ["account_id", "grant"]);
         assert_eq!(path_parameters("/entitlements").count(), 0);
+    }
+
+    #[test]
+    fn a_query_parameter_is_bounded_as_its_route_validates_it() {
+        use crate::app::invoices::page_size;
+        let document = serde_json::to_value(document()).expect("the document serializes");
+        let parameter = |path: &str, name: &str| {
+            let parameters = document["paths"][path]["get"]["parameters"].as_array().expect("parameters").clone();
+            parameters.into_iter().find(|p| p["name"] == name).expect("the parameter")["schema"].clone()
+        };
+
+        for path in ["/invoices", "/credits", "/operator/events/failed", "/operator/accounts/{account_id}"] {
+            let limit = parameter(path, "limit");
+            let (min, max) = (limit["minimum"].as_u64().unwrap(), limit["maximum"].as_u64().unwrap());
+            assert!(page_size(Some(&min.to_string())).is_ok() && page_size(Some(&max.to_string())).is_ok());
+            assert!(
+                page_size(Some(&(min - 1).to_string())).is_err() && page_size(Some(&(max + 1).to_string())).is_err()
+            );
+            assert_eq!(parameter(path, "cursor")["maxLength"], crate::ports::keys::MAX_CURSOR_LEN, "{path}");
+        }
+        assert_eq!(crate::app::credits::MAX_PAGE, crate::app::invoices::MAX_PAGE, "one bound for every page");
+        let periods = parameter("/usage/history", "periods");
+        assert_eq!((periods["minimum"].as_u64(), periods["maximum"].as_u64()), (Some(1), Some(13)));
+        assert_eq!(crate::app::read::MAX_PERIODS, 13);
+    }
+
+    #[test]
+    fn only_a_body_without_a_required_field_may_be_left_out() {
+        let document = serde_json::to_value(document()).expect("the document serializes");
+        let required = |path: &str| document["paths"][path]["post"]["requestBody"]["required"].as_bool();
+
+        assert_eq!(required("/portal"), Some(false));
+        assert_eq!(required("/api-keys/{id}/rotate"), Some(false));
+        for path in ["/checkout", "/subscription/cancel", "/operator/usage/batch", "/webhooks/stripe"] {
+            assert_eq!(required(path), Some(true), "{path}");
+        }
     }
 
     #[test]

@@ -12,6 +12,17 @@ use utoipa::openapi::{RefOr, Schema};
 
 /// Each request body's name and schema, from `catalogue`.
 pub(super) fn schemas(catalogue: &Catalogue) -> Vec<(&'static str, RefOr<Schema>)> {
+    bodies(catalogue).into_iter().map(|(name, schema)| (name, parsed(schema))).collect()
+}
+
+/// The bodies without a required field: a request may leave such a body out (an empty body
+/// reads as `{}`).
+pub(super) fn optional(catalogue: &Catalogue) -> Vec<&'static str> {
+    bodies(catalogue).into_iter().filter(|(_, schema)| schema.get("required").is_none()).map(|(name, _)| name).collect()
+}
+
+/// Each request body's name and schema as JSON.
+fn bodies(catalogue: &Catalogue) -> Vec<(&'static str, serde_json::Value)> {
     // The paid tiers, in the catalogue's order, each once (whatever the order of its prices).
     let plans: Vec<&str> = catalogue.prices().iter().fold(Vec::new(), |mut paid, price| {
         if !paid.contains(&price.tier.as_str()) {
@@ -36,13 +47,16 @@ pub(super) fn schemas(catalogue: &Catalogue) -> Vec<(&'static str, RefOr<Schema>
     });
     let quantity = json!({"type": "integer", "minimum": 1, "maximum": crate::domain::usage::MAX_QUANTITY});
     let url = json!({
-        "type": "string",
-        "description": "Must be on one of the deployment's AllowedRedirectOrigins (default: the configured one)."
+        "type": ["string", "null"],
+        "description": "Must be on one of the deployment's AllowedRedirectOrigins (default, or null: the configured one)."
     });
     let usage = |key_required: bool| {
         let mut required = vec!["metric", "quantity"];
+        let mut key = key.clone();
         if key_required {
             required.push("idempotency_key");
+        } else {
+            key["type"] = json!(["string", "null"]);
         }
         json!({
             "type": "object",
@@ -54,12 +68,21 @@ pub(super) fn schemas(catalogue: &Catalogue) -> Vec<(&'static str, RefOr<Schema>
             }
         })
     };
-    let account_id = json!({"type": "string", "pattern": crate::domain::model::AccountId::PATTERN});
-    let mut record = usage(true);
-    if let Some(required) = record["required"].as_array_mut() {
-        required.push(json!("account_id"));
-    }
-    record["properties"]["account_id"] = account_id;
+    // A batch's record is decided on its own, as the single route decides it: one that is not
+    // valid is answered `400` in its place while the others count, so the request constrains
+    // only what it needs to be read (an object with string fields).
+    let loose = |description: &str| json!({"type": ["string", "null"], "description": description});
+    let record = json!({
+        "type": "object",
+        "description": "A consumption as UsageRequest states it, with its account; a record that is not one is \
+                        answered 400 in its place (`invalid_account`, `invalid_usage`).",
+        "properties": {
+            "account_id": loose(&format!("Matches {}.", crate::domain::model::AccountId::PATTERN)),
+            "metric": loose(&format!("One of: {}.", metrics.join(", "))),
+            "quantity": {"type": ["integer", "number", "string", "boolean", "array", "object", "null"], "description": format!("An integer from 1 to {}.", crate::domain::usage::MAX_QUANTITY)},
+            "idempotency_key": loose(&format!("1 to {} characters.", crate::app::usage::MAX_KEY_LEN)),
+        }
+    });
     let free_text = control_free();
     let bodies = [
         ("UsageRequest", usage(true)),
@@ -169,16 +192,43 @@ pub(super) fn schemas(catalogue: &Catalogue) -> Vec<(&'static str, RefOr<Schema>
             "CancelRequest",
             json!({
                 "type": "object",
+                "required": ["at_period_end"],
                 "properties": {"at_period_end": {
-                    "type": "boolean", "description": "At the period's end (the default) or now."
+                    "type": "boolean", "description": "At the period's end (true) or now (false)."
                 }}
             }),
         ),
+        ("StripeEvent", stripe_event()),
     ];
-    bodies
-        .into_iter()
-        .map(|(name, schema)| (name, serde_json::from_value::<RefOr<Schema>>(schema).expect("a valid schema")))
-        .collect()
+    bodies.into()
+}
+
+/// `schema` as utoipa holds it. Its untagged enum reads a schema it cannot hold whole as
+/// another variant, dropping what that one lacks (an array's `items`), so the tests check that
+/// every body comes back as written.
+fn parsed(schema: serde_json::Value) -> RefOr<Schema> {
+    serde_json::from_value(schema).expect("a valid schema")
+}
+
+/// A Stripe event as the webhook intake reads it (its object is the worker's to read): what
+/// [`crate::domain::events::Incoming::parse`] and the intake's `livemode` check accept.
+fn stripe_event() -> serde_json::Value {
+    use crate::domain::events::MAX_ID_LEN;
+    json!({
+        "type": "object",
+        "description": "A Stripe event, as Stripe delivers it signed (`Stripe-Signature`, the endpoint's secret).",
+        "required": ["id", "type", "created", "livemode", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[!-~]{1,128}$"},
+            "type": {"type": "string", "pattern": format!("^[!-~]{{1,{MAX_ID_LEN}}}$")},
+            "created": {"type": "integer", "minimum": i64::MIN, "maximum": i64::MAX},
+            "livemode": {
+                "type": "boolean",
+                "description": "The deployment's mode (`STRIPE_LIVEMODE`); an event of the other mode is refused."
+            },
+            "data": {"type": "object", "required": ["object"], "properties": {"object": {"type": "object"}}}
+        }
+    })
 }
 
 /// Characters without control characters (`char::is_control`: U+0000 to U+001F, U+007F to
@@ -216,6 +266,17 @@ mod tests {
 
     fn bound(value: &serde_json::Value) -> usize {
         usize::try_from(value.as_u64().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_body_schema_is_written_as_it_was_built() {
+        let catalogue = Catalogue::builtin().unwrap();
+        let built: std::collections::BTreeMap<_, _> = bodies(catalogue).into_iter().collect();
+
+        for (name, schema) in schemas(catalogue) {
+            let written = serde_json::to_value(schema).unwrap();
+            assert_eq!(written, built[name], "{name}");
+        }
     }
 
     #[test]

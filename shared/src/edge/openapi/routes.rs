@@ -344,7 +344,7 @@ pub(super) fn table() -> Doc {
         "/webhooks/stripe",
         "Stripe's webhook deliveries (function URL)",
         StripeSignature,
-        None,
+        Some(reference("StripeEvent")),
         ok,
         &[400, 401, 405, 413, 500, 503],
         &[],

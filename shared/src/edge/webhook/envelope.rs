@@ -5,7 +5,7 @@
 //! [`reference_envelope`] is that parser, which tests hold the walk to.
 
 use super::WebhookRejection;
-use crate::domain::events::{Incoming, MAX_ID_LEN, Malformed, is_handled, is_queue_token};
+use crate::domain::events::{Incoming, Malformed, is_handled, is_queue_token};
 use crate::ports::queue::QueuedMessage;
 use serde_json::Value;
 
@@ -97,7 +97,7 @@ pub fn message_group(event_type: &str, object: &Value) -> Option<String> {
 
 /// The intake's single borrowed parse of an event (see [`envelope`]).
 mod fast {
-    use super::{Envelope, MAX_ID_LEN, is_queue_token, message_group};
+    use super::{Envelope, is_queue_token, message_group};
     use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
     use serde_json::{Map, Value};
     use std::borrow::Cow;
@@ -112,6 +112,7 @@ mod fast {
         id: String,
         #[serde(rename = "type")]
         event_type: String,
+        #[serde(deserialize_with = "crate::domain::number::deserialize_whole_i64")]
         created: i64,
         #[serde(default)]
         livemode: Option<bool>,
@@ -151,7 +152,7 @@ mod fast {
         let head: Head<'_> = serde_json::from_str(payload).ok()?;
         let Object::Map { id, customer, charge } = head.data.object else { return None };
         // The checks of `Incoming::parse`, and the `livemode` the intake requires.
-        if !is_queue_token(&head.id) || head.event_type.is_empty() || head.event_type.len() > MAX_ID_LEN {
+        if !is_queue_token(&head.id) || !crate::domain::events::is_id(&head.event_type) {
             return None;
         }
         let livemode = head.livemode?;
