@@ -1,8 +1,10 @@
 # Tollgate: the two commands are `make dev` (run the bundle locally) and `make test` (every check).
-# Both install what they need: Python tools into .venv (moto's server, cfn-lint, Schemathesis), Rust crates
-# through cargo, and (`make test`) npm packages into clients/typescript/node_modules (the
-# TypeScript client's, pinned in its package-lock.json). Nothing is installed system-wide and
-# nothing talks to AWS or Stripe.
+# Both install what they need: Python tools into .venv (moto's server, cfn-lint, Schemathesis), Rust
+# crates through cargo, npm packages into each node folder's node_modules (pinned in its
+# package-lock.json: the TypeScript client, the billing page, the browser tests). Nothing is
+# installed system-wide but one thing: `make test` installs Debian's `chromium` with apt-get when
+# /usr/bin/chromium is missing (the browser tests; browser downloads are not reachable). Nothing
+# talks to AWS or Stripe.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -11,10 +13,11 @@ MOTO_PORT ?= 4566
 MOTO_URL := http://127.0.0.1:$(MOTO_PORT)
 VENV := .venv
 
-.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check sigv4-vectors sigv4-vectors-check openapi client-test schemathesis
+.PHONY: dev test venv moto lint fmt clippy cfn-lint unit bench clean vectors vectors-check sigv4-vectors sigv4-vectors-check openapi client-test schemathesis browser-test
 
-## Run the whole bundle on http://127.0.0.1:$(PORT) (Ctrl-C stops everything).
+## Run the whole bundle on http://127.0.0.1:$(PORT), the billing page at / (Ctrl-C stops everything).
 dev: venv
+	examples/billing-page/build.sh
 	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) cargo run -p tollgate-dev -- up
 
 ## Every check: formatting, clippy, cfn-lint, the signature vectors against Stripe's own
@@ -28,6 +31,7 @@ test: venv
 	$(MAKE) sigv4-vectors-check
 	$(MAKE) client-test
 	$(MAKE) schemathesis
+	$(MAKE) browser-test
 	scripts/with-moto.sh $(MOTO_PORT) cargo test --workspace --no-fail-fast
 
 ## Rewrites openapi.json from the Rust types (a test fails while the committed file is stale).
@@ -81,6 +85,12 @@ SCHEMATHESIS_EXAMPLES := 50
 schemathesis: venv
 	scripts/schemathesis.sh --seed $(SCHEMATHESIS_SEED) --max-examples $(SCHEMATHESIS_EXAMPLES) \
 	  --generation-database none --exclude-checks ignored_auth,unsupported_method
+
+## The billing page and the stand-in's hosted pages clicked through in headless Chromium
+## (Debian's, installed with apt-get when missing) by playwright-core, against a local stack on
+## ports 3330 and 4630; screenshots of failures in target/browser-artifacts/ (tests/browser/).
+browser-test: venv
+	tests/browser/test.sh
 
 venv:
 	scripts/venv.sh

@@ -45,9 +45,10 @@ impl LocalEnv {
         }
         if Env.get(vars::ALLOWED_REDIRECT_ORIGINS).is_none() {
             defaults.insert(vars::ALLOWED_REDIRECT_ORIGINS, base.to_owned());
-            defaults.insert(vars::DEFAULT_SUCCESS_URL, format!("{base}/billing/success"));
-            defaults.insert(vars::DEFAULT_CANCEL_URL, format!("{base}/billing/cancel"));
-            defaults.insert(vars::DEFAULT_RETURN_URL, format!("{base}/billing"));
+            // The billing page at `/` ([`crate::server`]).
+            defaults.insert(vars::DEFAULT_SUCCESS_URL, format!("{base}/?checkout=success"));
+            defaults.insert(vars::DEFAULT_CANCEL_URL, format!("{base}/?checkout=cancel"));
+            defaults.insert(vars::DEFAULT_RETURN_URL, format!("{base}/?portal=return"));
         }
         Ok(Self { resources, defaults })
     }

@@ -28,7 +28,9 @@ pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/_dev/sync", axum::routing::post(sync_fn))
-        .route("/_dev/clock", get(clock_show).post(clock_move));
+        .route("/_dev/clock", get(clock_show).post(clock_move))
+        .route("/", get(billing_page_index))
+        .route("/billing-page/{file}", get(billing_page_file));
     for path in app.paths() {
         let declared = path.clone();
         router = router.route(path, any(move |state, req| dispatch(state, declared, req)));
@@ -38,6 +40,39 @@ pub fn router(app: Arc<App>, standin: Option<Router>) -> Router {
         router = router.nest("/stripe", standin);
     }
     router
+}
+
+/// Where `examples/billing-page/build.sh` (run by `make dev`) writes the billing page.
+fn billing_page_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/billing-page/dist")
+}
+
+/// The billing page at `/` (`examples/billing-page`, built on `@tollgate/client`); a page
+/// saying how to build it when it is not built.
+async fn billing_page_index() -> AxumResponse {
+    match tokio::fs::read_to_string(billing_page_dir().join("index.html")).await {
+        Ok(html) => axum::response::Html(html).into_response(),
+        Err(_) => (
+            StatusCode::NOT_FOUND,
+            axum::response::Html(
+                "<!doctype html><title>Tollgate</title><p>The billing page is not built: run                  <code>examples/billing-page/build.sh</code> (<code>make dev</code> does).</p>",
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// The billing page's own files (`app.js`, `style.css`); nothing else is served.
+async fn billing_page_file(axum::extract::Path(file): axum::extract::Path<String>) -> AxumResponse {
+    let kind = match file.as_str() {
+        "app.js" => "text/javascript; charset=utf-8",
+        "style.css" => "text/css; charset=utf-8",
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    match tokio::fs::read(billing_page_dir().join(&file)).await {
+        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, kind)], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The API's OpenAPI 3.1 document (the committed `openapi.json`; a test keeps them equal).

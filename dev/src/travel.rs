@@ -215,3 +215,21 @@ pub async fn sweep_expired(app: &App, now: i64) -> usize {
         }
     }
 }
+
+/// Serves `standin`'s hosted pages (Checkout, the portal, invoices) at `{base}/stripe/...`, the
+/// URLs its API answers, and delivers the events their actions record to the stack's intake
+/// (signed at the stack's time, as [`deliver`] does) before the page moves on.
+pub fn host_pages(app: &Arc<App>, standin: &tollgate_standin::StandIn, base: &str) {
+    standin.set_public_base(&format!("{}{}", base.trim_end_matches('/'), crate::trigger::STANDIN_PREFIX));
+    // Weak: the app holds its stand-in, which holds this.
+    let app = Arc::downgrade(app);
+    standin.set_delivery(Arc::new(move |events| {
+        let app = app.clone();
+        Box::pin(async move {
+            let Some(app) = app.upgrade() else { return };
+            for refused in deliver(&app, &events).await {
+                tracing::warn!(%refused, "the local intake refused an event of a hosted page");
+            }
+        })
+    }));
+}

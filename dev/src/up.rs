@@ -51,6 +51,9 @@ pub async fn up(options: UpOptions) -> Result<()> {
     // The timer's runs follow the stack's time: a clock move runs the sync once per day crossed.
     app.sync_follows_clock = options.sync_every.is_some();
     let app = Arc::new(app);
+    if let Some(standin) = &app.standin {
+        crate::travel::host_pages(&app, standin, &base);
+    }
     let events_url = resources.queue("EventsQueue")?.url.clone();
     let worker = tokio::spawn(crate::worker::run(Arc::clone(&app), tollgate::adapters::aws::sqs(&aws), events_url));
     let timer = options.sync_every.map(|seconds| {
@@ -71,6 +74,7 @@ pub async fn up(options: UpOptions) -> Result<()> {
         .with_context(|| format!("binding 127.0.0.1:{}", options.port))?;
 
     println!("Tollgate local stack on {base}");
+    println!("  billing page  {base}/  (sign in with any account id: local only)");
     println!("  DynamoDB/SQS  {endpoint}  (table {}, queue {})", resources.table, resources.queue("EventsQueue")?.url);
     println!("  try: curl -H 'x-tollgate-account: acct_demo' {base}/subscription");
     println!("  API keys: cargo run -p tollgate-dev -- create-key --account acct_demo, then");

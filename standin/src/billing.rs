@@ -90,8 +90,8 @@ impl State {
         invoice["ending_balance"] = json!(0);
         invoice["next_payment_attempt"] = json!(now + FIRST_ATTEMPT_AFTER);
         invoice["status_transitions"]["finalized_at"] = json!(now);
-        invoice["hosted_invoice_url"] = json!(format!("http://127.0.0.1/stripe-standin/invoices/{invoice_id}"));
-        invoice["invoice_pdf"] = json!(format!("http://127.0.0.1/stripe-standin/invoices/{invoice_id}/pdf"));
+        invoice["hosted_invoice_url"] = json!(format!("{}/invoices/{invoice_id}", self.public_base));
+        invoice["invoice_pdf"] = json!(format!("{}/invoices/{invoice_id}/pdf", self.public_base));
         self.replace_billing_object(invoice.clone());
         self.record_event("invoice.finalized", invoice, None);
         invoice_id.to_owned()

@@ -29,6 +29,7 @@ mod dunning;
 mod error;
 mod list;
 mod objects;
+mod pages;
 mod params;
 mod routes;
 mod state;
@@ -42,7 +43,7 @@ use axum::body::Bytes;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use serde_json::Value;
 use tollgate::domain::plans::Catalogue;
 
@@ -123,10 +124,15 @@ impl From<ApiError> for StandInError {
     }
 }
 
+/// Where the events a hosted page's action records go (the local stack: signed to its
+/// webhook intake); awaited before the page moves on.
+pub type Delivery = Arc<dyn Fn(Vec<Value>) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 /// Shared, cloneable handle to the stand-in's state.
 #[derive(Clone)]
 pub struct StandIn {
     state: Arc<Mutex<State>>,
+    delivery: Arc<Mutex<Option<Delivery>>>,
 }
 
 impl Default for StandIn {
@@ -156,11 +162,32 @@ impl StandIn {
     /// `prod_pack_<pack id>`, named `<credits> credits`), and the tiers' trial days and
     /// features for [`StandIn::trigger`].
     pub fn from_catalogue(catalogue: &Catalogue) -> Self {
-        Self { state: Arc::new(Mutex::new(State::new(catalogue))) }
+        Self { state: Arc::new(Mutex::new(State::new(catalogue))), delivery: Arc::new(Mutex::new(None)) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Serves the hosted pages (Checkout, the portal, invoices) under `base`, e.g.
+    /// `http://127.0.0.1:3000/stripe`: the `url`s the API answers from now on start with it.
+    pub fn set_public_base(&self, base: &str) {
+        self.lock().public_base = base.trim_end_matches('/').to_owned();
+    }
+
+    /// Where the events of a hosted page's action go (the local stack's intake); without one
+    /// they are only recorded (`GET /v1/events` lists them, a sync replays them).
+    pub fn set_delivery(&self, delivery: Delivery) {
+        *self.delivery.lock().unwrap_or_else(PoisonError::into_inner) = Some(delivery);
+    }
+
+    async fn deliver(&self, events: Vec<Value>) {
+        let delivery = self.delivery.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(delivery) = delivery
+            && !events.is_empty()
+        {
+            delivery(events).await;
+        }
     }
 
     /// An axum router serving `/v1/...` and the control route [`TRIGGER_PATH`]; the caller
@@ -170,6 +197,11 @@ impl StandIn {
             .route(TRIGGER_PATH, post(handle_trigger))
             .route(PAY_PATH, post(handle_pay))
             .route(CARD_PATH, post(handle_card))
+            .route("/checkout/{id}", get(pages::show_checkout).post(pages::submit_checkout))
+            .route("/checkout/{id}/authenticate", post(pages::authenticate))
+            .route("/billing_portal/{id}", get(pages::show_portal).post(pages::act_in_portal))
+            .route("/invoices/{id}", get(pages::show_invoice))
+            .route("/invoices/{id}/pdf", get(pages::invoice_pdf))
             .route("/v1", any(handle))
             .route("/v1/{*rest}", any(handle))
             .fallback(handle)

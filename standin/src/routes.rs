@@ -218,7 +218,7 @@ pub(crate) fn create_checkout_session(state: &mut State, params: &Params) -> Res
         metadata,
         amount: if trial_days.is_some() { 0 } else { amount },
         currency: &currency,
-        url: format!("http://127.0.0.1/stripe-standin/checkout/{id}"),
+        url: format!("{}/checkout/{id}", state.public_base),
     });
     let seq = state.next_seq();
     state.sessions.push(StoredSession {
@@ -264,13 +264,15 @@ fn create_portal_session(state: &mut State, params: &Params) -> Result<Value, Ap
     }
     let return_url = check_url(params, "return_url")?;
     let id = state.new_id("bps_", 24);
-    Ok(objects::portal_session(NewPortalSession {
+    let session = objects::portal_session(NewPortalSession {
         id: &id,
         created: state.now(),
         customer,
         return_url: return_url.as_deref(),
-        url: format!("http://127.0.0.1/stripe-standin/billing_portal/{id}"),
-    }))
+        url: format!("{}/billing_portal/{id}", state.public_base),
+    });
+    state.portal_sessions.push(session.clone());
+    Ok(session)
 }
 
 fn list_subscriptions(state: &State, params: &Params) -> Result<Value, ApiError> {

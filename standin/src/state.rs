@@ -100,6 +100,11 @@ pub(crate) struct State {
     pub(crate) declining: BTreeSet<String>,
     /// `<subscription>@<trial end>` of each trial whose `trial_will_end` was sent.
     pub(crate) trial_notices: BTreeSet<String>,
+    /// Where the hosted pages are served (checkout, portal, invoices): the URLs the API
+    /// answers start with it ([`super::StandIn::set_public_base`]).
+    pub(crate) public_base: String,
+    /// Customer portal sessions made, for their hosted page.
+    pub(crate) portal_sessions: Vec<Value>,
 }
 
 pub(crate) const SUBSCRIPTION_STATUSES: [&str; 8] =
@@ -166,6 +171,8 @@ impl State {
             dunning: Dunning::default(),
             declining: BTreeSet::new(),
             trial_notices: BTreeSet::new(),
+            public_base: "http://127.0.0.1/stripe-standin".to_owned(),
+            portal_sessions: Vec::new(),
         };
         let now = state.now();
         for spec in catalogue.prices() {

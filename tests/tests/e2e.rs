@@ -117,7 +117,8 @@ async fn checkout_over_http_answers_a_standin_session_and_accounts_stay_apart() 
     let read_a = stack.read().await;
 
     assert!(session["session_id"].as_str().unwrap().starts_with("cs_"), "{session}");
-    assert!(session["url"].as_str().unwrap().contains("stripe-standin/checkout"), "{session}");
+    let hosted = format!("{}/stripe/checkout/{}", stack.0.base, session["session_id"].as_str().unwrap());
+    assert_eq!(session["url"].as_str(), Some(hosted.as_str()), "the stand-in's hosted page, on the stack's port");
     assert_eq!((read_b["account_id"].as_str(), read_b["plan"].as_str()), (Some("acct_b"), Some("free")), "{read_b}");
     assert_eq!(cancel_b.status(), 409);
     assert_eq!(change_b.status(), 409);

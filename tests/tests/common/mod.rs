@@ -41,6 +41,7 @@ pub async fn serve_stack(test: &str) -> LocalStack {
     let base = format!("http://127.0.0.1:{port}");
     let standin = tollgate_standin::StandIn::new();
     let app = std::sync::Arc::new(App::local(&aws, &resources, &base).unwrap());
+    tollgate_dev::travel::host_pages(&app, &standin, &base);
     let served = router(std::sync::Arc::clone(&app), Some(standin.router()));
     tokio::spawn(async move { axum::serve(listener, served).await });
     LocalStack { base, port, app, sqs: tollgate::adapters::aws::sqs(&aws), resources, standin }
@@ -66,6 +67,7 @@ pub async fn serve_clocked_stack_syncing(test: &str, sync_follows_clock: bool) -
     app.sync_follows_clock = sync_follows_clock;
     let app = std::sync::Arc::new(app);
     let standin = app.standin.clone().expect("a stack on the stand-in has its own, on the stack's clock");
+    tollgate_dev::travel::host_pages(&app, &standin, &base);
     let served = router(std::sync::Arc::clone(&app), None);
     tokio::spawn(async move { axum::serve(listener, served).await });
     LocalStack { base, port, app, sqs: tollgate::adapters::aws::sqs(&aws), resources, standin }
