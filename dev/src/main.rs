@@ -59,6 +59,11 @@ enum Command {
         /// (charge.dispute.created; charge.dispute.closed with --outcome).
         #[arg(long, value_name = "ID", conflicts_with_all = ["plan", "interval"])]
         pack: Option<String>,
+        /// Play a Stripe account Tollgate did not make (adoption): the account id goes under
+        /// this metadata key on the customer only ("" for no metadata), tollgate_account_id
+        /// nowhere.
+        #[arg(long, value_name = "KEY")]
+        metadata_key: Option<String>,
         /// Record the events in the stand-in without delivering them (a missed delivery).
         #[arg(long)]
         skip_delivery: bool,
@@ -126,6 +131,25 @@ enum Command {
         #[command(subcommand)]
         action: EventsAction,
         #[arg(long, env = "PORT", default_value_t = 3000, global = true)]
+        port: u16,
+    },
+    /// Adopt the Stripe account's existing customers (a dry run unless --apply) on the running
+    /// local stack: starts it (POST /operator/adoption), runs syncs until it ends, prints its
+    /// report as JSON; fails when it failed.
+    Adopt {
+        /// The customer metadata key holding the account id (default ADOPT_METADATA_KEY).
+        #[arg(long, value_name = "KEY")]
+        metadata_key: Option<String>,
+        /// A file of `customer_id,account_id` lines (no header): they come before metadata.
+        #[arg(long, value_name = "FILE")]
+        map: Option<std::path::PathBuf>,
+        /// Link and write (without it: a dry run that changes nothing).
+        #[arg(long)]
+        apply: bool,
+        /// Write tollgate_account_id onto each adopted customer.
+        #[arg(long)]
+        write_metadata: bool,
+        #[arg(long, env = "PORT", default_value_t = 3000)]
         port: u16,
     },
     /// The running local stack's dead-letter queues.
@@ -200,8 +224,8 @@ async fn main() -> anyhow::Result<()> {
             let dunning = tollgate_standin::Dunning { retry_days, after_retries };
             up(UpOptions { port, moto_port, prefix, sync_every, dunning }).await
         }
-        Command::Trigger { event, account, plan, interval, outcome, pack, skip_delivery, port } => {
-            let spec = TriggerSpec { event, account, plan, interval, outcome, pack };
+        Command::Trigger { event, account, plan, interval, outcome, pack, metadata_key, skip_delivery, port } => {
+            let spec = TriggerSpec { event, account, plan, interval, outcome, pack, metadata_key };
             trigger(TriggerOptions { port, spec, skip_delivery }).await
         }
         Command::Sync { full, port } => sync(port, full).await,
@@ -217,6 +241,20 @@ async fn main() -> anyhow::Result<()> {
                 EventsAction::Replay { event_id } => OpsCall::Replay { event_id },
             };
             ops(port, call).await
+        }
+        Command::Adopt { metadata_key, map, apply, write_metadata, port } => {
+            let map = match map {
+                Some(path) => tollgate_dev::ops::read_map(&anyhow::Context::with_context(
+                    std::fs::read_to_string(&path),
+                    || format!("reading {}", path.display()),
+                )?)?,
+                None => Vec::new(),
+            };
+            let mut request = serde_json::json!({ "apply": apply, "write_metadata": write_metadata, "map": map });
+            if let Some(key) = metadata_key {
+                request["metadata_key"] = serde_json::Value::String(key);
+            }
+            ops(port, OpsCall::Adopt { request }).await
         }
         Command::Queues { action: QueuesAction::Redrive { queue }, port } => {
             ops(port, OpsCall::Redrive { queue }).await

@@ -126,6 +126,69 @@ pub enum OpsCall {
     Replay { event_id: String },
     /// `POST /operator/queues/{queue}/redrive`, asked again while it answers `more`.
     Redrive { queue: String },
+    /// `POST /operator/adoption` with this body, then a sync run (`POST /_dev/sync`) at a time
+    /// until `GET /operator/adoption` says it ended; prints its report.
+    Adopt { request: serde_json::Value },
+}
+
+/// Most sync runs `tollgate-dev adopt` asks for before it gives up waiting.
+const ADOPT_RUNS: usize = 1000;
+
+/// The `customer_id,account_id` lines of a map file (no header; blank lines skipped) as the
+/// request's `map`.
+pub fn read_map(text: &str) -> Result<Vec<(String, String)>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(n, line)| match line.split(',').map(str::trim).collect::<Vec<_>>().as_slice() {
+            [customer, account] if !customer.is_empty() && !account.is_empty() => {
+                Ok(((*customer).to_owned(), (*account).to_owned()))
+            }
+            _ => bail!("line {}: expected `customer_id,account_id`, got {line:?}", n + 1),
+        })
+        .collect()
+}
+
+/// `tollgate-dev adopt`: starts an adoption with `request` (`POST /operator/adoption`), then
+/// runs the sync (`POST /_dev/sync`) until the adoption ends; answers `GET /operator/adoption`'s
+/// last answer (`state` `done` or `failed`, the `report`).
+pub async fn adopt(port: u16, request: &serde_json::Value) -> Result<serde_json::Value> {
+    let base = base(port);
+    let http = reqwest::Client::new();
+    let call = |request| as_operator(request, &base, false);
+    call(http.post(format!("{base}/operator/adoption")).json(request)).await?;
+    for _ in 0..ADOPT_RUNS {
+        // A run works on the adoption whatever else it finds; its own outcome is not ours.
+        http.post(format!("{base}/_dev/sync")).send().await.with_context(|| not_running(&base))?;
+        let adoption = call(http.get(format!("{base}/operator/adoption"))).await?;
+        if adoption["state"] != "running" {
+            return Ok(adoption);
+        }
+    }
+    bail!("the adoption was still running after {ADOPT_RUNS} sync runs");
+}
+
+/// The development operator's identity (`x-tollgate-operator`).
+const DEV_OPERATOR: &str = "arn:aws:iam::000000000000:user/tollgate-dev";
+
+/// Sends `request` to the stack at `base` as the development operator; answers the JSON body,
+/// or fails with the status and Tollgate's message (printing the whole body first when
+/// `print_refusal`).
+async fn as_operator(request: reqwest::RequestBuilder, base: &str, print_refusal: bool) -> Result<serde_json::Value> {
+    let response = request
+        .header(crate::gateway::OPERATOR_HEADER, DEV_OPERATOR)
+        .send()
+        .await
+        .with_context(|| not_running(base))?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.context("reading the answer")?;
+    if !status.is_success() {
+        if print_refusal {
+            println!("{}", serde_json::to_string_pretty(&body)?);
+        }
+        bail!("{status}: {}", body["error"]["message"].as_str().unwrap_or("see above"));
+    }
+    Ok(body)
 }
 
 /// Calls the `ops` function of the running stack on its operator route as the development
@@ -134,20 +197,7 @@ pub enum OpsCall {
 pub async fn ops(port: u16, call: OpsCall) -> Result<()> {
     let base = base(port);
     let http = reqwest::Client::new();
-    let send = |request: reqwest::RequestBuilder| async {
-        let response = request
-            .header(crate::gateway::OPERATOR_HEADER, "arn:aws:iam::000000000000:user/tollgate-dev")
-            .send()
-            .await
-            .with_context(|| not_running(&base))?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.context("reading the answer")?;
-        if !status.is_success() {
-            println!("{}", serde_json::to_string_pretty(&body)?);
-            bail!("{status}: {}", body["error"]["message"].as_str().unwrap_or("see above"));
-        }
-        anyhow::Ok(body)
-    };
+    let send = |request| as_operator(request, &base, true);
     match call {
         OpsCall::Failed { limit, cursor } => {
             let mut query = Vec::new();
@@ -182,6 +232,29 @@ pub async fn ops(port: u16, call: OpsCall) -> Result<()> {
             }
             println!("{}", serde_json::json!({ "moved": moved, "more": false }));
         }
+        OpsCall::Adopt { request } => {
+            let adoption = adopt(port, &request).await?;
+            println!("{}", serde_json::to_string_pretty(&adoption["report"])?);
+            if adoption["state"] != "done" {
+                bail!("the adoption failed: {}", adoption["error"].as_str().unwrap_or("see the stack's log"));
+            }
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_map;
+
+    #[test]
+    fn a_map_file_is_customer_and_account_lines_and_anything_else_is_refused_by_line() {
+        let map = read_map("cus_1,acct_1\n\n cus_2 , acct_2 \n").unwrap();
+        assert_eq!(map, [("cus_1".to_owned(), "acct_1".to_owned()), ("cus_2".to_owned(), "acct_2".to_owned())]);
+
+        for bad in ["cus_1", "cus_1,acct_1,extra", ",acct_1", "cus_1,"] {
+            let err = read_map(&format!("cus_0,acct_0\n{bad}\n")).unwrap_err().to_string();
+            assert!(err.starts_with("line 2:"), "{bad}: {err}");
+        }
+    }
 }

@@ -69,6 +69,7 @@ impl Stripe {
             status: if self.live { SubscriptionStatus::Active } else { SubscriptionStatus::Canceled },
             items: vec![RemoteItem {
                 id: format!("si_{}", self.serial),
+                price_id: format!("price_{}_{suffix}", TIERS[self.tier]),
                 price_lookup_key: Some(format!("{}_{suffix}", TIERS[self.tier])),
                 interval: Some(self.interval),
                 current_period_start: Some(start),

@@ -46,6 +46,7 @@ fn main() -> anyhow::Result<()> {
             interval: None,
             outcome: None,
             pack: None,
+            metadata_key: None,
         };
         standin.trigger(&spec).map_err(|e| anyhow::anyhow!("{event}: {e}"))?;
         now += 60;

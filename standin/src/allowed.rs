@@ -6,6 +6,10 @@
 /// Cursor pagination, on every list.
 pub(crate) const PAGE: &[&str] = &["ending_before", "limit", "starting_after"];
 pub(crate) const CUSTOMER_CREATE: &[&str] = &["metadata"];
+/// What Tollgate's adoption updates on a customer (its metadata).
+pub(crate) const CUSTOMER_UPDATE: &[&str] = &["metadata"];
+pub(crate) const CHARGE_LIST: &[&str] = &["customer", "ending_before", "limit", "starting_after"];
+pub(crate) const DISPUTE_LIST: &[&str] = &["charge", "ending_before", "limit", "payment_intent", "starting_after"];
 pub(crate) const CHECKOUT_CREATE: &[&str] = &[
     "cancel_url",
     "client_reference_id",

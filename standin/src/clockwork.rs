@@ -198,7 +198,9 @@ impl State {
 
     /// Whether `customer`'s card declines: its account's card was set to decline.
     fn declines(&self, customer: &str) -> bool {
-        let account = self.customer(customer).and_then(|c| c.value["metadata"][ACCOUNT_METADATA_KEY].as_str());
+        let account = self
+            .trigger_account(customer)
+            .or_else(|| self.customer(customer).and_then(|c| c.value["metadata"][ACCOUNT_METADATA_KEY].as_str()));
         account.is_some_and(|account| self.declining.contains(account))
     }
 

@@ -348,6 +348,27 @@ impl StandIn {
         Ok(state.create_subscription(customer, request))
     }
 
+    /// Sells a monthly price the catalogue does not have (of a product Tollgate never made, as
+    /// an account adopted later may), with `lookup_key`; returns it. [`StandIn::create_subscription`]
+    /// subscribes a customer to it.
+    pub fn add_foreign_price(&self, lookup_key: &str, amount: u64) -> Value {
+        let mut state = self.lock();
+        let spec = tollgate::domain::plans::Price {
+            lookup_key: lookup_key.to_owned(),
+            tier: format!("foreign_{lookup_key}"),
+            interval: tollgate::domain::model::Interval::Month,
+            amount,
+            currency: "usd".to_owned(),
+        };
+        let now = state.now();
+        let price = objects::price(&spec, now);
+        let product =
+            objects::product(&objects::product_id(&spec.tier), lookup_key, &objects::price_id(lookup_key), now);
+        state.prices.push(price.clone());
+        state.products.push(product);
+        price
+    }
+
     /// Moves the stand-in to the state `spec.event` implies, as `stripe trigger` does in test
     /// mode: makes what the event needs and the account lacks (customer, subscription, paid
     /// invoice, open dispute), performs the change, and records every event Stripe would send

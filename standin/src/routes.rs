@@ -29,6 +29,9 @@ pub(crate) fn dispatch(state: &mut State, method: &str, path: &str, params: &Par
     match (method, segments.as_slice()) {
         ("POST", ["customers"]) => create_customer(state, params),
         ("GET", ["customers"]) => list_customers(state, params),
+        ("POST", ["customers", id]) => update_customer(state, id, params),
+        ("GET", ["charges"]) => list_charges(state, params),
+        ("GET", ["disputes"]) => list_disputes(state, params),
         ("POST", ["checkout", "sessions"]) => create_checkout_session(state, params),
         ("GET", ["checkout", "sessions"]) => list_checkout_sessions(state, params),
         ("GET", ["checkout", "sessions", id]) => {
@@ -97,6 +100,52 @@ fn list_customers(state: &State, params: &Params) -> Result<Value, ApiError> {
     let live: Vec<Entry<'_>> =
         state.customers.iter().filter(|c| !c.deleted).map(|c| Entry { seq: c.seq, value: &c.value }).collect();
     list::page(live, |_| true, params, "/v1/customers", "customer")
+}
+
+/// Updates a customer's metadata (Stripe merges the keys given; an empty value removes one).
+fn update_customer(state: &mut State, id: &str, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::CUSTOMER_UPDATE)?;
+    let stored = state
+        .customers
+        .iter_mut()
+        .find(|c| !c.deleted && c.value["id"].as_str() == Some(id))
+        .ok_or_else(|| ApiError::no_such("customer", id))?;
+    let previous = json!({ "metadata": stored.value["metadata"].clone() });
+    params.apply_metadata(&["metadata"], &mut stored.value["metadata"]);
+    let customer = stored.value.clone();
+    state.record_event("customer.updated", customer.clone(), Some(previous));
+    Ok(customer)
+}
+
+/// A customer's charges (`customer` filter), newest first.
+fn list_charges(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::CHARGE_LIST)?;
+    let customer = non_empty(params, &["customer"]);
+    list::page(
+        entries(&state.charges),
+        |c| customer.is_none_or(|customer| c["customer"].as_str() == Some(customer)),
+        params,
+        "/v1/charges",
+        "charge",
+    )
+}
+
+/// Disputes, of one charge or payment intent when filtered (Stripe's list has no customer
+/// filter), newest first.
+fn list_disputes(state: &State, params: &Params) -> Result<Value, ApiError> {
+    params.allow_only(allowed::DISPUTE_LIST)?;
+    let charge = non_empty(params, &["charge"]);
+    let payment_intent = non_empty(params, &["payment_intent"]);
+    list::page(
+        entries(&state.disputes),
+        |d| {
+            charge.is_none_or(|c| d["charge"].as_str() == Some(c))
+                && payment_intent.is_none_or(|p| d["payment_intent"].as_str() == Some(p))
+        },
+        params,
+        "/v1/disputes",
+        "dispute",
+    )
 }
 
 /// A Checkout Session's line items as (price id, quantity).

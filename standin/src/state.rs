@@ -1,7 +1,7 @@
 //! The stand-in's state: the price catalogue, every object created, the events they caused, the
 //! requests received, saved idempotent answers and pending injected faults.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tollgate::ports::clock::Clock;
@@ -105,6 +105,9 @@ pub(crate) struct State {
     pub(crate) public_base: String,
     /// Customer portal sessions made, for their hosted page.
     pub(crate) portal_sessions: Vec<Value>,
+    /// The account each customer a trigger made is for, by customer id (triggers find an
+    /// account's customer here when its metadata does not name it).
+    pub(crate) trigger_accounts: BTreeMap<String, String>,
 }
 
 pub(crate) const SUBSCRIPTION_STATUSES: [&str; 8] =
@@ -173,6 +176,7 @@ impl State {
             trial_notices: BTreeSet::new(),
             public_base: "http://127.0.0.1/stripe-standin".to_owned(),
             portal_sessions: Vec::new(),
+            trigger_accounts: BTreeMap::new(),
         };
         let now = state.now();
         for spec in catalogue.prices() {
@@ -244,6 +248,11 @@ impl State {
     }
 
     /// A customer that exists and is not deleted.
+    /// The account a trigger made customer `customer` for, if one did.
+    pub(crate) fn trigger_account(&self, customer: &str) -> Option<&str> {
+        self.trigger_accounts.get(customer).map(String::as_str)
+    }
+
     pub(crate) fn live_customer(&self, id: &str) -> Option<&Value> {
         self.customer(id).filter(|c| !c.deleted).map(|c| &c.value)
     }

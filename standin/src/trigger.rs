@@ -95,6 +95,13 @@ pub struct TriggerSpec {
     /// charge) and the delayed-payment events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pack: Option<String>,
+    /// Plays a Stripe account Tollgate did not make (adoption): the account id goes under this
+    /// metadata key on the customer only, `""` for no metadata at all, and
+    /// [`ACCOUNT_METADATA_KEY`] is written nowhere (customer, session, subscription,
+    /// `client_reference_id`); the stand-in finds the account's customer by its own record of
+    /// the trigger's account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata_key: Option<String>,
 }
 
 impl TriggerSpec {
@@ -106,6 +113,7 @@ impl TriggerSpec {
             interval: None,
             outcome: None,
             pack: None,
+            metadata_key: None,
         }
     }
 
@@ -358,13 +366,29 @@ impl Trigger<'_> {
 
     // ----- the account's customer and subscription
 
+    /// The account's newest live customer: one a trigger made for it, or one carrying its id in
+    /// [`ACCOUNT_METADATA_KEY`] (made by Tollgate's checkout).
     fn customer(&self) -> Option<String> {
+        let account = json!(self.spec.account);
         self.state
             .customers
             .iter()
-            .filter(|c| !c.deleted && c.value["metadata"][ACCOUNT_METADATA_KEY] == json!(self.spec.account))
+            .filter(|c| !c.deleted)
+            .filter(|c| {
+                self.state.trigger_account(&id_of(&c.value)) == Some(self.spec.account.as_str())
+                    || c.value["metadata"][ACCOUNT_METADATA_KEY] == account
+            })
             .max_by_key(|c| c.seq)
             .map(|c| id_of(&c.value))
+    }
+
+    /// Tollgate's metadata naming the account, or none when the trigger plays an account
+    /// Tollgate did not make.
+    fn tollgate_metadata(&self) -> Value {
+        match self.spec.metadata_key {
+            None => json!({ ACCOUNT_METADATA_KEY: self.spec.account }),
+            Some(_) => json!({}),
+        }
     }
 
     fn ensure_customer(&mut self) -> String {
@@ -373,9 +397,14 @@ impl Trigger<'_> {
         }
         self.by_request();
         let mut customer = self.state.new_customer();
-        customer["metadata"] = json!({ ACCOUNT_METADATA_KEY: self.spec.account });
+        customer["metadata"] = match self.spec.metadata_key.as_deref() {
+            None => json!({ ACCOUNT_METADATA_KEY: self.spec.account }),
+            Some("") => json!({}),
+            Some(key) => json!({ key: self.spec.account }),
+        };
         let id = id_of(&customer);
         self.state.insert_customer(customer);
+        self.state.trigger_accounts.insert(id.clone(), self.spec.account.clone());
         id
     }
 
@@ -399,11 +428,7 @@ impl Trigger<'_> {
         let price = self.price(self.plan(), self.spec.interval.as_deref().unwrap_or(DEFAULT_INTERVAL))?;
         let trial_end = trial_days(self.state, self.plan()).map(|days| self.now() + days * DAY);
         self.by_request();
-        let request = SubscriptionRequest {
-            items: vec![(price, 1)],
-            trial_end,
-            metadata: json!({ ACCOUNT_METADATA_KEY: self.spec.account }),
-        };
+        let request = SubscriptionRequest { items: vec![(price, 1)], trial_end, metadata: self.tollgate_metadata() };
         Ok(id_of(&self.state.create_subscription(customer, request)))
     }
 
@@ -459,17 +484,19 @@ impl Trigger<'_> {
         let mut pairs: Vec<(String, String)> = [
             ("mode", "subscription"),
             ("customer", customer.as_str()),
-            ("client_reference_id", account.as_str()),
             ("line_items[0][price]", str_of(&price, "id")),
             ("line_items[0][quantity]", "1"),
-            (metadata.as_str(), account.as_str()),
-            (subscription_metadata.as_str(), account.as_str()),
             ("success_url", "http://127.0.0.1/billing/success?session_id={CHECKOUT_SESSION_ID}"),
             ("cancel_url", "http://127.0.0.1/billing/cancel"),
         ]
         .iter()
         .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
         .collect();
+        if self.spec.metadata_key.is_none() {
+            for key in ["client_reference_id", metadata.as_str(), subscription_metadata.as_str()] {
+                pairs.push((key.to_owned(), account.clone()));
+            }
+        }
         if let Some(days) = trial_days(self.state, &plan) {
             pairs.push(("subscription_data[trial_period_days]".to_owned(), days.to_string()));
         }
@@ -498,13 +525,11 @@ impl Trigger<'_> {
         let account = self.spec.account.clone();
         let account_metadata = format!("metadata[{ACCOUNT_METADATA_KEY}]");
         let pack_metadata = format!("metadata[{PACK_METADATA_KEY}]");
-        let pairs: Vec<(String, String)> = [
+        let mut pairs: Vec<(String, String)> = [
             ("mode", "payment"),
             ("customer", customer.as_str()),
-            ("client_reference_id", account.as_str()),
             ("line_items[0][price]", str_of(&price, "id")),
             ("line_items[0][quantity]", "1"),
-            (account_metadata.as_str(), account.as_str()),
             (pack_metadata.as_str(), pack),
             ("success_url", "http://127.0.0.1/billing/success?session_id={CHECKOUT_SESSION_ID}"),
             ("cancel_url", "http://127.0.0.1/billing/cancel"),
@@ -512,6 +537,11 @@ impl Trigger<'_> {
         .iter()
         .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
         .collect();
+        if self.spec.metadata_key.is_none() {
+            for key in ["client_reference_id", account_metadata.as_str()] {
+                pairs.push((key.to_owned(), account.clone()));
+            }
+        }
         self.by_request();
         let session = routes::create_checkout_session(self.state, &Params::from_pairs(&pairs))?;
         self.automatically();
@@ -787,7 +817,7 @@ impl Trigger<'_> {
     /// The charge of the account's newest purchase of credit pack `pack` when `usable` accepts
     /// it, else the charge of a purchase made now.
     fn pack_charge(&mut self, pack: &str, usable: impl Fn(&Value) -> bool) -> Result<Value, ApiError> {
-        let account = json!(self.spec.account);
+        let customer = self.customer().map(Value::String);
         let purchases: Vec<String> = self
             .state
             .sessions
@@ -796,7 +826,7 @@ impl Trigger<'_> {
                 let session = &s.stored.value;
                 session["mode"] == "payment"
                     && session["status"] == "complete"
-                    && session["metadata"][ACCOUNT_METADATA_KEY] == account
+                    && customer.as_ref().is_some_and(|c| session["customer"] == *c)
                     && session["metadata"][PACK_METADATA_KEY] == json!(pack)
             })
             .map(|s| str_of(&s.stored.value, "payment_intent").to_owned())

@@ -8,7 +8,8 @@ careful caller do between the fuzzer and the local stack, and nothing else.
   gets a real key, made for another account before the run.
 - Values no schema can state: a redirect on the deployment's allowed origin (the generated string
   becomes its path), an expiry in the future, a cursor an earlier page gave (none: a generated
-  one is valid only in shape), the deployment's `livemode` and Stripe's signature on a webhook.
+  one is valid only in shape), an adoption map naming each customer once, the deployment's
+  `livemode` and Stripe's signature on a webhook.
 - `DELETE /account` on an account of its own, so it never deletes the one the others use.
 """
 
@@ -69,6 +70,16 @@ def _body(case):
     for field in REDIRECTS:
         if isinstance(body.get(field), str):
             body[field] = ORIGIN + "/" + quote(body[field], safe="")
+    if isinstance(body.get("map"), list):
+        # Each customer once (JSON Schema cannot say a pair's first item is unique).
+        seen = set()
+        kept = []
+        for pair in body["map"]:
+            customer = pair[0] if isinstance(pair, list) and pair and isinstance(pair[0], str) else None
+            if customer is None or customer not in seen:
+                kept.append(pair)
+            seen.add(customer)
+        body["map"] = kept
     expires_at = body.get("expires_at")
     if isinstance(expires_at, int) and not isinstance(expires_at, bool):
         body["expires_at"] = int(time.time()) + 3600 + expires_at % NINE_YEARS

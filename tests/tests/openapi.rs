@@ -230,6 +230,12 @@ async fn the_local_stack_serves_the_document_and_every_route_answers_by_it() {
     let redrive = "/operator/queues/{queue}/redrive";
     assert_eq!(c.call("POST", redrive, "/operator/queues/notifications/redrive", o, None).await.0, 200);
     assert_eq!(c.call("POST", redrive, "/operator/queues/mail/redrive", o, None).await.0, 404);
+    let adoption = "/operator/adoption";
+    assert_eq!(c.call("GET", adoption, adoption, o, None).await.0, 200);
+    assert_eq!(c.call("POST", adoption, adoption, o, Some(json!({"metadata_key": "user_id"}))).await.0, 202);
+    assert_eq!(c.call("POST", adoption, adoption, o, Some(json!({}))).await.0, 409);
+    assert_eq!(c.call("POST", adoption, adoption, o, Some(json!({"map": [["cus_1", "a#b"]]}))).await.0, 400);
+    assert_eq!(c.call("GET", adoption, adoption, o, None).await.1["state"], "running");
     let pack = json!({"pack": "credits_1000", "success_url": back, "cancel_url": back});
     assert_eq!(c.call("POST", "/credits/checkout", "/credits/checkout", a, Some(pack)).await.0, 200);
     assert_eq!(c.call("POST", "/portal", "/portal", a, Some(json!({"return_url": back}))).await.0, 200);

@@ -227,4 +227,19 @@ impl SyncStore for Dynamo {
         self.request("PutItem", 0.0, 1.0).await;
         self.inner.save_meter_position(position).await
     }
+
+    async fn adoption(&self) -> Result<Option<tollgate::domain::adoption::Adoption>, StoreError> {
+        self.request("GetItem", 0.5, 0.0).await;
+        self.inner.adoption().await
+    }
+
+    async fn start_adoption(&self, adoption: &tollgate::domain::adoption::Adoption) -> Result<(), StoreError> {
+        self.request("PutItem", 0.0, 1.0).await;
+        self.inner.start_adoption(adoption).await
+    }
+
+    async fn save_adoption(&self, adoption: &tollgate::domain::adoption::Adoption) -> Result<(), StoreError> {
+        self.request("PutItem", 0.0, 1.0).await;
+        self.inner.save_adoption(adoption).await
+    }
 }

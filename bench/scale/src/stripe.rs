@@ -139,6 +139,21 @@ impl Billing for Stripe {
         Err(outside())
     }
 
+    async fn customers_page(
+        &self,
+        _: Option<&str>,
+    ) -> Result<Page<tollgate::ports::billing::RemoteCustomer>, BillingError> {
+        Err(outside())
+    }
+
+    async fn disputes_of(&self, _: &str) -> Result<tollgate::ports::billing::Disputes, BillingError> {
+        Err(outside())
+    }
+
+    async fn tag_customer(&self, _: &str, _: &AccountId, _: &str) -> Result<(), BillingError> {
+        Err(outside())
+    }
+
     async fn create_checkout_session(&self, _: &CheckoutRequest, _: &str) -> Result<CheckoutSession, BillingError> {
         Err(outside())
     }

@@ -268,6 +268,7 @@ fn trigger_spec(event: &str, plan: Option<&str>) -> TriggerSpec {
         interval: None,
         outcome: None,
         pack: None,
+        metadata_key: None,
     }
 }
 

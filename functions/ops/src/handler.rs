@@ -13,7 +13,7 @@ use tollgate::app::Before;
 use tollgate::app::ops::{OpsDeps, Queue, failed, redrive, replay};
 use tollgate::edge::config::{OpsConfig, Source};
 use tollgate::edge::http::identity::{operator, path_segment};
-use tollgate::edge::http::{ApiError, json, query};
+use tollgate::edge::http::{ApiError, json, json_body_within, query};
 use tollgate::ports::accounts::AccountStore;
 use tollgate::ports::billing::Billing;
 use tollgate::ports::clock::Clock;
@@ -23,6 +23,7 @@ use tollgate::ports::invoices::InvoiceStore;
 use tollgate::ports::notifier::Notifier;
 use tollgate::ports::queue::DeadLetters;
 use tollgate::ports::subscriptions::SubscriptionStore;
+use tollgate::ports::sync::SyncStore;
 
 /// The production dependencies, from the function's configuration in `src`.
 pub fn wire(
@@ -42,11 +43,15 @@ enum Route {
     Failed,
     Replay(String),
     Redrive(Queue),
+    StartAdoption,
+    Adoption,
 }
 
 fn route(req: &Request) -> Result<Route, ApiError> {
     let path = req.uri().path().trim_end_matches('/');
-    let (route, method) = if path == "/operator/events/failed" {
+    let (route, method) = if path == "/operator/adoption" {
+        if req.method() == Method::POST { (Route::StartAdoption, Method::POST) } else { (Route::Adoption, Method::GET) }
+    } else if path == "/operator/events/failed" {
         (Route::Failed, Method::GET)
     } else if let Some(id) = path.strip_prefix("/operator/events/").and_then(|rest| rest.strip_suffix("/replay")) {
         // Not an event id when it does not decode: the use case refuses it as one.
@@ -68,7 +73,7 @@ fn route(req: &Request) -> Result<Route, ApiError> {
 /// Answers one request; errors become their JSON error response, never a Lambda failure.
 pub async fn handle<S, B, N, D>(deps: &OpsDeps<S, B, N, D>, req: Request) -> Result<Response<Body>, Error>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CreditStore + InvoiceStore,
+    S: AccountStore + SubscriptionStore + EventLog + CreditStore + InvoiceStore + SyncStore,
     B: Billing,
     N: Notifier,
     D: DeadLetters,
@@ -78,7 +83,7 @@ where
 
 async fn answer<S, B, N, D>(deps: &OpsDeps<S, B, N, D>, req: &Request) -> Result<Response<Body>, ApiError>
 where
-    S: AccountStore + SubscriptionStore + EventLog + CreditStore + InvoiceStore,
+    S: AccountStore + SubscriptionStore + EventLog + CreditStore + InvoiceStore + SyncStore,
     B: Billing,
     N: Notifier,
     D: DeadLetters,
@@ -98,5 +103,14 @@ where
             tracing::info!(%actor, ?queue, moved = answer.moved, more = answer.more, "dead letters redriven");
             json(StatusCode::OK, &answer)
         }
+        Route::StartAdoption => {
+            let request = json_body_within(req, tollgate::edge::http::MAX_ADOPTION_BODY_BYTES)?;
+            let now = deps.events.settings.clock.now();
+            let key = deps.adopt_metadata_key.as_deref();
+            let started = tollgate::app::adopt::start(&deps.events.store, now, key, request).await?;
+            tracing::info!(%actor, apply = started.apply, "adoption started");
+            json(StatusCode::ACCEPTED, &started)
+        }
+        Route::Adoption => json(StatusCode::OK, &tollgate::app::adopt::status(&deps.events.store).await?),
     })
 }

@@ -35,8 +35,9 @@ pub fn wire(
     aws: &SdkConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<SyncDeps<DynamoStore, StripeBilling, SqsNotifier>, Error> {
-    let events = tollgate::edge::wire::event_deps(&WorkerConfig::load(src)?, aws, clock)?;
-    Ok(SyncDeps { events, pacing: PACING, meter_pacing: METER_PACING })
+    let config = WorkerConfig::load(src)?;
+    let events = tollgate::edge::wire::event_deps(&config, aws, clock)?;
+    Ok(SyncDeps { events, pacing: PACING, meter_pacing: METER_PACING, adopt_metadata_key: config.adopt_metadata_key })
 }
 
 /// No unit of work starts in the invocation's last this long: one unit's Stripe calls at their
@@ -44,7 +45,9 @@ pub fn wire(
 /// outcome fit in it (`tests/tests/template.rs` holds the sum to it).
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(100);
 
-/// The Lambda entry: the schedule's input is `{"mode": "replay"}` or `{"mode": "full"}`. A run
+/// The Lambda entry: the schedule's input is `{"mode": "replay"}` or `{"mode": "full"}`;
+/// `{"mode": "adopt", ...}` (an invocation of its own) starts an adoption with the rest of the
+/// object as its request (`POST /operator/adoption`'s body), then runs. A run
 /// that could not finish fails the invocation (after recording its outcome), so the errors
 /// alarm sees it; a run stopped at its deadline succeeds with `partial: true` if it moved its
 /// cursor, and fails (`no progress`) if it moved nothing.
@@ -57,6 +60,15 @@ where
     B: Billing,
     N: Notifier,
 {
+    if event.payload["mode"] == "adopt" {
+        let mut request = event.payload.clone();
+        if let Some(object) = request.as_object_mut() {
+            object.remove("mode");
+        }
+        let request: tollgate::domain::adoption::AdoptionRequest = serde_json::from_value(request)?;
+        let now = deps.events.settings.clock.now();
+        tollgate::app::adopt::start(&deps.events.store, now, deps.adopt_metadata_key.as_deref(), request).await?;
+    }
     let mode = if event.payload["mode"] == "full" { Mode::Full } else { Mode::Replay };
     let deadline = Before::margin_before(event.context.deadline(), DEADLINE_MARGIN);
     let outcome = run(deps, mode, &deadline).await.map_err(Error::from)?;

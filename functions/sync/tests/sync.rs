@@ -65,7 +65,11 @@ async fn harness() -> Harness {
         notifier: Outbox::default(),
         settings: settings(&clock),
     };
-    Harness { deps: SyncDeps { events, pacing: Duration::ZERO, meter_pacing: Duration::ZERO }, standin, clock }
+    Harness {
+        deps: SyncDeps { events, pacing: Duration::ZERO, meter_pacing: Duration::ZERO, adopt_metadata_key: None },
+        standin,
+        clock,
+    }
 }
 
 impl Harness {

@@ -15,6 +15,7 @@
 //! - [`operator`]: the operator's support read of one account.
 //! - [`ops`]: operations on a bad day: failed events listed and replayed, dead letters redriven.
 
+pub mod adopt;
 pub mod checkout;
 pub mod credits;
 pub mod events;

@@ -23,6 +23,8 @@ pub struct OpsDeps<S, B, N, D> {
     pub events: EventDeps<S, B, N>,
     pub events_dead_letters: D,
     pub notifications_dead_letters: D,
+    /// An adoption's default customer metadata key (`ADOPT_METADATA_KEY`).
+    pub adopt_metadata_key: Option<String>,
 }
 
 impl<S, B, N, D> OpsDeps<S, B, N, D> {

@@ -73,6 +73,9 @@ pub struct SyncDeps<S, B, N> {
     /// Keeps meter reporting under Stripe's meter event rate limit (the pass's other calls go
     /// [`crate::app::meters::OTHER_CALLS_SLOWER`] times slower).
     pub meter_pacing: Duration,
+    /// The customer metadata key an adoption reads account ids from when its request names
+    /// none (`ADOPT_METADATA_KEY`).
+    pub adopt_metadata_key: Option<String>,
 }
 
 /// Why a run could not finish. The run's outcome is recorded first; the error then fails the
@@ -183,6 +186,13 @@ where
     let metered =
         crate::app::meters::report(store, &events.billing, &events.settings, &paces, deadline, &mut outcome.meters)
             .await;
+    // An adoption running is worked on whatever became of the replay; its failure is its own
+    // (recorded on it, shown by `GET /operator/adoption`), never the sync's.
+    let adopter = crate::app::adopt::Adopter { events: &deps.events, pacing: deps.pacing };
+    match crate::app::adopt::run(&adopter, deadline).await {
+        Ok(moved) => outcome.adopting = moved,
+        Err(err) => tracing::warn!(error = %err, "the adoption failed"),
+    }
     let mut finished = replayed?;
     // A reconciliation waits for the replay to catch up; the cursor remembers it meanwhile.
     if finished && owed {
@@ -570,6 +580,21 @@ mod tests {
             self.fake.subscriptions_page(after).await
         }
 
+        async fn customers_page(
+            &self,
+            after: Option<&str>,
+        ) -> Result<Page<crate::ports::billing::RemoteCustomer>, BillingError> {
+            self.fake.customers_page(after).await
+        }
+
+        async fn disputes_of(&self, customer: &str) -> Result<crate::ports::billing::Disputes, BillingError> {
+            self.fake.disputes_of(customer).await
+        }
+
+        async fn tag_customer(&self, customer: &str, account: &AccountId, key: &str) -> Result<(), BillingError> {
+            self.fake.tag_customer(customer, account, key).await
+        }
+
         async fn create_checkout_session(
             &self,
             request: &CheckoutRequest,
@@ -656,7 +681,7 @@ mod tests {
             notifier: Outbox::default(),
             settings: settings(&clock),
         };
-        SyncDeps { events, pacing: Duration::ZERO, meter_pacing: Duration::ZERO }
+        SyncDeps { events, pacing: Duration::ZERO, meter_pacing: Duration::ZERO, adopt_metadata_key: None }
     }
 
     async fn start_at(deps: &SyncDeps<MemoryStore, Listed, Outbox>, created: i64) {

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod adoption;
 pub mod apikeys;
 pub mod credits;
 pub mod entitlements;

@@ -29,6 +29,8 @@ pub struct RemoteSubscription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteItem {
     pub id: String,
+    /// Stripe's price id (what a price without a catalogue lookup key is reported by).
+    pub price_id: String,
     pub price_lookup_key: Option<String>,
     pub interval: Option<Interval>,
     pub current_period_start: Option<i64>,

@@ -30,6 +30,7 @@ pub mod vars {
     pub const ACCOUNT_DELETION_BUDGET_MS: &str = "ACCOUNT_DELETION_BUDGET_MS";
     pub const EVENTS_DEAD_LETTER_QUEUE_URL: &str = "EVENTS_DEAD_LETTER_QUEUE_URL";
     pub const NOTIFICATIONS_DEAD_LETTER_QUEUE_URL: &str = "NOTIFICATIONS_DEAD_LETTER_QUEUE_URL";
+    pub const ADOPT_METADATA_KEY: &str = "ADOPT_METADATA_KEY";
 }
 
 /// Why configuration could not be loaded.
@@ -225,6 +226,8 @@ pub struct WorkerConfig {
     pub stripe: StripeConfig,
     /// Days a `past_due` subscription keeps access after its first failed payment.
     pub grace_days: u32,
+    /// The customer metadata key an adoption reads account ids from by default (none: a map).
+    pub adopt_metadata_key: Option<String>,
 }
 
 impl WorkerConfig {
@@ -234,6 +237,7 @@ impl WorkerConfig {
             notifications_queue_url: required(src, vars::NOTIFICATIONS_QUEUE_URL)?,
             stripe: StripeConfig::load(src)?,
             grace_days: parsed(src, vars::GRACE_DAYS, 3u32)?,
+            adopt_metadata_key: src.get(vars::ADOPT_METADATA_KEY).filter(|k| !k.trim().is_empty()),
         })
     }
 }

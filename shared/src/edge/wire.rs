@@ -58,6 +58,7 @@ pub fn ops_deps(
             &config.notifications_dead_letter_queue_url,
             &config.worker.notifications_queue_url,
         ),
+        adopt_metadata_key: config.worker.adopt_metadata_key.clone(),
     })
 }
 

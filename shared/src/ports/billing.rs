@@ -57,6 +57,28 @@ pub struct RemoteEvent {
     pub payload: String,
 }
 
+/// A Stripe customer as adoption reads it: its id and metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteCustomer {
+    pub id: String,
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// A dispute on a customer's charge: open, or closed won or lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteDispute {
+    pub id: String,
+    /// `Some(won)` once closed (`won` or `lost`); `None` while open.
+    pub closed: Option<bool>,
+}
+
+/// A customer's disputes and the Stripe calls finding them took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Disputes {
+    pub disputes: Vec<RemoteDispute>,
+    pub calls: u64,
+}
+
 /// One page of a Stripe list; `next` is the `starting_after` of the following page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
@@ -95,6 +117,22 @@ pub trait Billing: Send + Sync {
     /// call (the full sync's weekly backfill of invoices whose events never arrived; a customer
     /// is not invoiced 100 times a week). Invoices without an id (previews) are left out.
     async fn invoices(&self, customer_id: &str) -> Result<Vec<crate::domain::invoices::Invoice>, BillingError>;
+
+    /// One page of the account's customers, newest first, with their metadata.
+    async fn customers_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteCustomer>, BillingError>;
+
+    /// The disputes on a customer's charges (its newest 100): Stripe's dispute list has no
+    /// customer filter, so its charges are listed and each disputed one's disputes read.
+    async fn disputes_of(&self, customer_id: &str) -> Result<Disputes, BillingError>;
+
+    /// Writes [`crate::domain::events::ACCOUNT_METADATA_KEY`] = `account` onto a customer (an
+    /// adopted one), so that later events link it on their own.
+    async fn tag_customer(
+        &self,
+        customer_id: &str,
+        account: &AccountId,
+        idempotency_key: &str,
+    ) -> Result<(), BillingError>;
 
     /// Every subscription of a customer, in every status (`status=all`), every page.
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError>;

@@ -150,6 +150,8 @@ pub const SYNC: &str = "SYNC";
 pub const SYNC_CURSOR: &str = "CURSOR#events";
 pub const METER_POSITION: &str = "CURSOR#meters";
 pub const SYNC_OUTCOME: &str = "OUTCOME";
+/// The adoption of a Stripe account (one at a time), under [`SYNC`].
+pub const ADOPTION: &str = "ADOPTION";
 /// The sort-key range, in [`SYNC`], of deletions with items left to purge.
 pub const OWED_PURGE_PREFIX: &str = "PURGE#";
 

@@ -1,6 +1,7 @@
 //! The sync's bookkeeping: its cursor over Stripe's event list and how its last run ended.
 
 use super::StoreError;
+use crate::domain::adoption::Adoption;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +61,9 @@ pub struct SyncOutcome {
     /// Usage reported to Stripe Billing Meters, drift and failures included.
     #[serde(default)]
     pub meters: crate::ports::meter::MeterOutcome,
+    /// The run worked on an adoption (`POST /operator/adoption`).
+    #[serde(default)]
+    pub adopting: bool,
 }
 
 /// The sync's bookkeeping.
@@ -78,4 +82,13 @@ pub trait SyncStore: Send + Sync {
     async fn meter_position(&self) -> Result<Option<crate::ports::meter::MeterPosition>, StoreError>;
     /// Saves where the meter pass stands (unconditionally, as the cursor).
     async fn save_meter_position(&self, position: &crate::ports::meter::MeterPosition) -> Result<(), StoreError>;
+
+    /// The adoption of a Stripe account, running or ended; `None` when none ever started.
+    async fn adoption(&self) -> Result<Option<Adoption>, StoreError>;
+
+    /// Stores `adoption` (running) unless one is running: `Conflict` then, and nothing written.
+    async fn start_adoption(&self, adoption: &Adoption) -> Result<(), StoreError>;
+
+    /// Saves an adoption's progress or end.
+    async fn save_adoption(&self, adoption: &Adoption) -> Result<(), StoreError>;
 }

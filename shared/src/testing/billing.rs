@@ -4,7 +4,10 @@
 
 use crate::domain::model::{AccountId, Interval, SubscriptionStatus};
 use crate::domain::snapshot::{RemoteItem, RemoteSubscription};
-use crate::ports::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent};
+use crate::ports::billing::{
+    Billing, BillingError, CheckoutRequest, CheckoutSession, Disputes, MeterEvent, Page, RemoteCustomer, RemoteDispute,
+    RemoteEvent,
+};
 use crate::testing::FixedClock;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -39,6 +42,7 @@ pub fn remote_subscription(
 pub fn remote_item(id: &str, lookup_key: &str, at: i64) -> RemoteItem {
     RemoteItem {
         id: id.into(),
+        price_id: format!("price_{lookup_key}"),
         price_lookup_key: Some(lookup_key.into()),
         interval: Some(if lookup_key.ends_with("yearly") { Interval::Year } else { Interval::Month }),
         current_period_start: Some(at),
@@ -64,6 +68,9 @@ struct State {
     /// Meter events sent from now on are accepted but their answer is lost, this many times.
     lose_meter_answers: u32,
     fail_meter_events: u32,
+    /// Customers Stripe lists (adoption), newest last, and the disputes on their charges.
+    listed: Vec<RemoteCustomer>,
+    disputes: BTreeMap<String, Vec<RemoteDispute>>,
 }
 
 /// A meter event as the fake accepted it.
@@ -139,6 +146,22 @@ impl FakeBilling {
 
     /// A meter event from elsewhere (another system, a manual entry): Stripe's totals then
     /// differ from Tollgate's.
+    /// A customer Stripe lists (for adoption), with its metadata.
+    pub fn list_customer(&self, id: &str, metadata: &[(&str, &str)]) {
+        let metadata = metadata.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        self.lock().listed.push(RemoteCustomer { id: id.to_owned(), metadata });
+    }
+
+    /// A dispute on one of `customer`'s charges.
+    pub fn dispute_charge_of(&self, customer: &str, dispute: RemoteDispute) {
+        self.lock().disputes.entry(customer.to_owned()).or_default().push(dispute);
+    }
+
+    /// The customers Stripe lists now (adoption may have tagged them).
+    pub fn listed_customers(&self) -> Vec<RemoteCustomer> {
+        self.lock().listed.clone()
+    }
+
     pub fn add_meter_event(&self, event: SentMeterEvent) {
         self.lock().meter_events.push(event);
     }
@@ -254,6 +277,38 @@ impl Billing for FakeBilling {
         self.record(format!("charge_customer {charge_id}"));
         let state = self.lock();
         Ok(state.charges.get(charge_id).cloned())
+    }
+
+    /// Every listed customer in one page, newest first.
+    async fn customers_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteCustomer>, BillingError> {
+        self.record(format!("customers_page {starting_after:?}"));
+        let mut items = self.lock().listed.clone();
+        items.reverse();
+        if let Some(after) = starting_after {
+            let at = items.iter().position(|c| c.id == after).map_or(items.len(), |i| i + 1);
+            items.drain(..at);
+        }
+        Ok(Page { items, next: None })
+    }
+
+    async fn disputes_of(&self, customer_id: &str) -> Result<Disputes, BillingError> {
+        self.record(format!("disputes_of {customer_id}"));
+        let disputes = self.lock().disputes.get(customer_id).cloned().unwrap_or_default();
+        let calls = 1 + disputes.len() as u64;
+        Ok(Disputes { disputes, calls })
+    }
+
+    async fn tag_customer(
+        &self,
+        customer_id: &str,
+        account: &AccountId,
+        idempotency_key: &str,
+    ) -> Result<(), BillingError> {
+        self.record(format!("tag_customer {customer_id} {account} key={idempotency_key}"));
+        let mut state = self.lock();
+        let customer = state.listed.iter_mut().find(|c| c.id == customer_id).ok_or(BillingError::NotFound)?;
+        customer.metadata.insert(crate::domain::events::ACCOUNT_METADATA_KEY.to_owned(), account.to_string());
+        Ok(())
     }
 
     async fn subscriptions(&self, customer_id: &str) -> Result<Vec<RemoteSubscription>, BillingError> {

@@ -1,12 +1,14 @@
-//! The DynamoDB adapter of [`SyncStore`]: the cursor, the outcome and the meter pass's
-//! position, one item each.
+//! The DynamoDB adapter of [`SyncStore`]: the cursor, the outcome, the meter pass's position
+//! and the adoption, one item each.
 
-use super::DynamoStore;
+use super::{DynamoStore, Keyed, classify, to_item};
+use crate::domain::adoption::Adoption;
 use crate::ports::StoreError;
 use crate::ports::keys;
 use crate::ports::meter::MeterPosition;
 use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
 use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
 
 #[async_trait]
 impl SyncStore for DynamoStore {
@@ -32,5 +34,27 @@ impl SyncStore for DynamoStore {
 
     async fn save_meter_position(&self, position: &MeterPosition) -> Result<(), StoreError> {
         self.put_plain(keys::SYNC, keys::METER_POSITION, position).await
+    }
+
+    async fn adoption(&self) -> Result<Option<Adoption>, StoreError> {
+        self.get(keys::SYNC.to_owned(), keys::ADOPTION).await
+    }
+
+    async fn start_adoption(&self, adoption: &Adoption) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&Keyed::new(keys::SYNC.to_owned(), keys::ADOPTION, adoption))?))
+            .condition_expression("attribute_not_exists(pk) OR #state <> :running")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":running", AttributeValue::S("running".to_owned()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(e, "adoption running"))
+    }
+
+    async fn save_adoption(&self, adoption: &Adoption) -> Result<(), StoreError> {
+        self.put_plain(keys::SYNC, keys::ADOPTION, adoption).await
     }
 }

@@ -30,6 +30,7 @@ pub(super) fn remote_subscription(sub: &stripe_shared::Subscription) -> RemoteSu
         .iter()
         .map(|item| RemoteItem {
             id: item.id.as_str().to_owned(),
+            price_id: item.price.id.as_str().to_owned(),
             price_lookup_key: item.price.lookup_key.clone(),
             interval: item.price.recurring.as_ref().and_then(|r| Interval::parse(r.interval.as_str())),
             current_period_start: Some(item.current_period_start),

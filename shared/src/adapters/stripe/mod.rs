@@ -7,7 +7,10 @@ pub mod retry;
 
 use crate::domain::model::AccountId;
 use crate::domain::snapshot::RemoteSubscription;
-use crate::ports::billing::{Billing, BillingError, CheckoutRequest, CheckoutSession, MeterEvent, Page, RemoteEvent};
+use crate::ports::billing::{
+    Billing, BillingError, CheckoutRequest, CheckoutSession, Disputes, MeterEvent, Page, RemoteCustomer, RemoteDispute,
+    RemoteEvent,
+};
 use async_trait::async_trait;
 use convert::{remote_invoice, remote_subscription};
 use retry::{RetryPolicy, retrying};
@@ -32,8 +35,9 @@ use stripe_billing::subscription::{
 use stripe_checkout::checkout_session::{
     CreateCheckoutSession, CreateCheckoutSessionLineItems, CreateCheckoutSessionSubscriptionData,
 };
-use stripe_core::charge::RetrieveCharge;
-use stripe_core::customer::CreateCustomer;
+use stripe_core::charge::{ListCharge, RetrieveCharge};
+use stripe_core::customer::{CreateCustomer, ListCustomer, UpdateCustomer};
+use stripe_core::dispute::ListDispute;
 use stripe_core::event::{ListEvent, RetrieveEvent};
 use stripe_product::price::ListPrice;
 use stripe_shared::CheckoutSessionMode;
@@ -272,6 +276,59 @@ impl Billing for StripeBilling {
         let items: Vec<RemoteSubscription> = page.data.iter().map(remote_subscription).collect();
         let next = if page.has_more { items.last().map(|s| s.id.clone()) } else { None };
         Ok(Page { items, next })
+    }
+
+    async fn customers_page(&self, starting_after: Option<&str>) -> Result<Page<RemoteCustomer>, BillingError> {
+        let page = self
+            .send(None, || {
+                let mut req = ListCustomer::new().limit(MAX_PAGE_SIZE);
+                if let Some(after) = starting_after {
+                    req = req.starting_after(after);
+                }
+                req
+            })
+            .await?;
+        let items: Vec<RemoteCustomer> = page
+            .data
+            .iter()
+            .map(|c| RemoteCustomer {
+                id: c.id.as_str().to_owned(),
+                metadata: c.metadata.iter().flatten().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            })
+            .collect();
+        let next = if page.has_more { items.last().map(|c| c.id.clone()) } else { None };
+        Ok(Page { items, next })
+    }
+
+    async fn disputes_of(&self, customer_id: &str) -> Result<Disputes, BillingError> {
+        use stripe_shared::DisputeStatus as S;
+        let charges = self.send(None, || ListCharge::new().customer(customer_id).limit(MAX_PAGE_SIZE)).await?;
+        let mut found = Disputes { disputes: Vec::new(), calls: 1 };
+        for charge in charges.data.iter().filter(|c| c.disputed) {
+            let disputes =
+                self.send(None, || ListDispute::new().charge(charge.id.as_str()).limit(MAX_PAGE_SIZE)).await?;
+            found.calls = found.calls.saturating_add(1);
+            found.disputes.extend(disputes.data.iter().map(|d| RemoteDispute {
+                id: d.id.as_str().to_owned(),
+                closed: match d.status {
+                    S::Lost => Some(false),
+                    S::Won | S::WarningClosed | S::Prevented => Some(true),
+                    _ => None,
+                },
+            }));
+        }
+        Ok(found)
+    }
+
+    async fn tag_customer(
+        &self,
+        customer_id: &str,
+        account: &AccountId,
+        idempotency_key: &str,
+    ) -> Result<(), BillingError> {
+        let metadata = account_metadata(account);
+        self.send(Some(idempotency_key), || UpdateCustomer::new(customer_id).metadata(metadata.clone())).await?;
+        Ok(())
     }
 
     async fn create_checkout_session(

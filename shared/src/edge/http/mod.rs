@@ -23,6 +23,9 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// Largest body of a batch of consumptions: 100 records of up to about 400 bytes each.
 pub const MAX_BATCH_BODY_BYTES: usize = 64 * 1024;
+/// Largest body of `POST /operator/adoption`: room for a map of
+/// [`crate::domain::adoption::MAX_MAP`] pairs of the longest ids.
+pub const MAX_ADOPTION_BODY_BYTES: usize = 256 * 1024;
 
 /// An error as the caller sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -404,6 +407,18 @@ impl From<crate::app::ops::ReplayError> for ApiError {
             ReplayError::InvalidEventId => Self::new(StatusCode::BAD_REQUEST, "invalid_event_id", message),
             ReplayError::NotFound => Self::new(StatusCode::NOT_FOUND, "event_not_found", message),
             ReplayError::Store(err) => err.into(),
+        }
+    }
+}
+
+impl From<crate::app::adopt::AdoptError> for ApiError {
+    fn from(err: crate::app::adopt::AdoptError) -> Self {
+        use crate::app::adopt::AdoptError;
+        let message = err.to_string();
+        match err {
+            AdoptError::Invalid(_) => Self::bad_request("invalid_adoption", message),
+            AdoptError::Running => Self::conflict("adoption_running", message),
+            AdoptError::Store(err) => err.into(),
         }
     }
 }

@@ -120,6 +120,7 @@ fn status_text(status: u16) -> &'static str {
     match status {
         200 => "OK",
         201 => "Created",
+        202 => "Accepted: the sync works on it from its next run",
         304 => "Not modified (If-None-Match matched the ETag)",
         400 => "Bad input: `error.code` says what",
         401 => "No or invalid identity",

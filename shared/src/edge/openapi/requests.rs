@@ -199,6 +199,7 @@ fn bodies(catalogue: &Catalogue) -> Vec<(&'static str, serde_json::Value)> {
             }),
         ),
         ("StripeEvent", stripe_event()),
+        ("AdoptionRequest", adoption_request()),
     ];
     bodies.into()
 }
@@ -208,6 +209,35 @@ fn bodies(catalogue: &Catalogue) -> Vec<(&'static str, serde_json::Value)> {
 /// every body comes back as written.
 fn parsed(schema: serde_json::Value) -> RefOr<Schema> {
     serde_json::from_value(schema).expect("a valid schema")
+}
+
+/// `POST /operator/adoption`'s body, as [`crate::domain::adoption::AdoptionRequest::validate`]
+/// checks it (no other field).
+fn adoption_request() -> serde_json::Value {
+    let account = crate::domain::model::AccountId::PATTERN;
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "apply": {"type": "boolean", "description": "Link and write; without it a dry run that changes nothing."},
+            "metadata_key": {
+                "type": ["string", "null"], "minLength": 1, "maxLength": 40,
+                "description": "The customer metadata key holding the account id (default ADOPT_METADATA_KEY)."
+            },
+            "map": {
+                "type": "array", "maxItems": crate::domain::adoption::MAX_MAP,
+                "description": "[customer id, account id] pairs, each customer once; they come before metadata.",
+                "items": {
+                    "type": "array", "minItems": 2, "maxItems": 2, "items": false,
+                    "prefixItems": [
+                        {"type": "string", "pattern": crate::domain::adoption::CUSTOMER_ID_PATTERN},
+                        {"type": "string", "pattern": account}
+                    ]
+                }
+            },
+            "write_metadata": {"type": "boolean", "description": "Write tollgate_account_id onto each adopted customer."}
+        }
+    })
 }
 
 /// A Stripe event as the webhook intake reads it (its object is the worker's to read): what
@@ -277,6 +307,8 @@ mod tests {
             let written = serde_json::to_value(schema).unwrap();
             assert_eq!(written, built[name], "{name}");
         }
+        let pair = &built["AdoptionRequest"]["properties"]["map"]["items"];
+        assert_eq!(pair["prefixItems"].as_array().map(Vec::len), Some(2), "a map entry is a customer and an account");
     }
 
     #[test]

@@ -276,6 +276,19 @@ pub(super) fn table() -> Doc {
         &[],
     );
 
+    let adoption = d.schema::<crate::app::adopt::AdoptionView>();
+    d.op(
+        Post,
+        "/operator/adoption",
+        "Starts adopting the Stripe account's customers (a dry run unless `apply`); the sync does it",
+        Iam,
+        Some(reference("AdoptionRequest")),
+        (202, adoption.clone()),
+        &[400, 403, 409, 413, 415, 500, 503],
+        &[],
+    );
+    d.op(Get, "/operator/adoption", "The adoption's state and report", Iam, None, (200, adoption), READ_ERRORS, &[]);
+
     // checkout
     let session = d.schema::<checkout::SessionAnswer>();
     let plan = reference("PlanRequest");

@@ -40,6 +40,7 @@ struct Tables {
     owed_purges: std::collections::BTreeMap<AccountId, crate::ports::accounts::Forgotten>,
     cursor: Option<SyncCursor>,
     outcome: Option<SyncOutcome>,
+    adoption: Option<crate::domain::adoption::Adoption>,
     meter_position: Option<crate::ports::meter::MeterPosition>,
     /// API keys by id (each record is both the lookup and the listing item).
     api_keys: HashMap<crate::domain::apikeys::KeyId, crate::domain::apikeys::ApiKey>,

@@ -1,6 +1,7 @@
 //! The in-memory [`SyncStore`], with the contracts of the DynamoDB one.
 
 use super::MemoryStore;
+use crate::domain::adoption::{Adoption, AdoptionState};
 use crate::ports::StoreError;
 use crate::ports::meter::MeterPosition;
 use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
@@ -32,6 +33,24 @@ impl SyncStore for MemoryStore {
 
     async fn save_meter_position(&self, position: &MeterPosition) -> Result<(), StoreError> {
         self.lock().meter_position = Some(position.clone());
+        Ok(())
+    }
+
+    async fn adoption(&self) -> Result<Option<Adoption>, StoreError> {
+        Ok(self.lock().adoption.clone())
+    }
+
+    async fn start_adoption(&self, adoption: &Adoption) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        if tables.adoption.as_ref().is_some_and(|a| a.state == AdoptionState::Running) {
+            return Err(StoreError::Conflict("adoption running"));
+        }
+        tables.adoption = Some(adoption.clone());
+        Ok(())
+    }
+
+    async fn save_adoption(&self, adoption: &Adoption) -> Result<(), StoreError> {
+        self.lock().adoption = Some(adoption.clone());
         Ok(())
     }
 }
