@@ -1728,6 +1728,45 @@ mod contract {
         assert_eq!(store.cursor().await.unwrap(), Some(cursor));
         assert_eq!(store.outcome().await.unwrap(), Some(outcome));
     }
+
+    pub async fn one_adoption_runs_at_a_time_and_its_entries_read_back_in_order(store: impl Store) {
+        use tollgate::domain::adoption::{Adoption, AdoptionRequest, AdoptionState, Sorted, UnmappedEntry};
+        let adoption = |id: &str| Adoption {
+            id: id.into(),
+            state: AdoptionState::Running,
+            request: AdoptionRequest {
+                apply: true,
+                map: vec![("cus_1".into(), "acct_1".into())],
+                ..Default::default()
+            },
+            stripe_calls: 0,
+            done: 0,
+            total: 0,
+            after: None,
+            started_at: NOW,
+            error: None,
+        };
+        let unmapped = |c: &str| Sorted::Unmapped(UnmappedEntry { customer_id: c.into() });
+        assert_eq!(store.adoption().await.unwrap(), None);
+
+        store.start_adoption(&adoption("1")).await.unwrap();
+        assert!(matches!(store.start_adoption(&adoption("2")).await, Err(StoreError::Conflict(_))), "one at a time");
+        // Out of order and again (a run cut off sorts a customer twice): read in order, once each.
+        for (seq, customer) in [(10, "cus_c"), (2, "cus_b"), (0, "cus_a"), (2, "cus_b")] {
+            store.save_adoption_entry("1", seq, &unmapped(customer)).await.unwrap();
+        }
+        store.save_adoption_entry("other", 0, &unmapped("cus_z")).await.unwrap();
+        let done = Adoption { state: AdoptionState::Done, done: 3, ..adoption("1") };
+        store.save_adoption(&done).await.unwrap();
+
+        assert_eq!(store.adoption().await.unwrap(), Some(done));
+        assert_eq!(
+            store.adoption_entries("1").await.unwrap(),
+            [unmapped("cus_a"), unmapped("cus_b"), unmapped("cus_c")]
+        );
+        store.start_adoption(&adoption("3")).await.unwrap();
+        assert!(store.adoption_entries("3").await.unwrap().is_empty(), "a new adoption starts with no entries");
+    }
 }
 
 /// Runs every contract behaviour against the stores `$make` makes (an async fn of the test's
@@ -1762,6 +1801,7 @@ macro_rules! contract_suite {
                 a_rate_window_allows_its_limit_then_says_when_to_retry,
                 parallel_takers_never_exceed_a_rate_limit,
                 sync_cursor_and_outcome_round_trip,
+                one_adoption_runs_at_a_time_and_its_entries_read_back_in_order,
                 parallel_consumers_take_exactly_what_is_left,
                 one_key_retried_in_parallel_counts_once,
                 a_refused_consumption_leaves_no_record_so_a_retry_counts,

@@ -126,7 +126,7 @@ async fn a_stripe_account_is_adopted_dry_run_first_then_applied_once_with_confli
     // The dry run: every case reported, nothing changed.
     let dry = a.adopt(json!({"metadata_key": KEY, "map": map})).await;
 
-    assert_eq!(customers(&dry["unmapped"]), [unmapped]);
+    assert_eq!(customers(&dry["unmapped"]), [unmapped.as_str()]);
     let mut twice = vec![by_account["acct_twice_a"].clone(), by_account["acct_twice_b"].clone()];
     twice.sort();
     let mut conflicts = twice.clone();
@@ -174,7 +174,7 @@ async fn a_stripe_account_is_adopted_dry_run_first_then_applied_once_with_confli
     }
 
     // Apply: linked with their plans and access; conflicts and unmapped left alone.
-    let applied = a.adopt(json!({"metadata_key": KEY, "map": map, "apply": true})).await;
+    let applied = a.adopt(json!({"metadata_key": KEY, "map": map, "apply": true, "write_metadata": true})).await;
 
     assert_eq!(customers(&applied["link"]), customers(&dry["link"]));
     assert_eq!(customers(&applied["conflicts"]), conflicts);
@@ -209,6 +209,12 @@ async fn a_stripe_account_is_adopted_dry_run_first_then_applied_once_with_confli
         assert_eq!(state(read), (json!(plan), status, json!(reason)), "{account}: {read}");
     }
     assert_eq!(after[10], taken_before, "a conflict never moves the account linked before");
+    let tag = |customer: &str| standin.object(customer).unwrap()["metadata"]["tollgate_account_id"].clone();
+    assert_eq!(tag(&by_account["acct_trial_1"]), "acct_trial_1", "write_metadata tags an adopted customer");
+    assert_eq!(tag(&mapped_trial), "acct_map_1");
+    for untouched in [&by_account["acct_twice_a"], &mapped_taken, &unmapped, &legacy] {
+        assert_eq!(tag(untouched), Value::Null, "{untouched}: only adopted customers are tagged");
+    }
 
     // A second apply changes nothing.
     let again = a.adopt(json!({"metadata_key": KEY, "map": map, "apply": true})).await;

@@ -242,4 +242,19 @@ impl SyncStore for Dynamo {
         self.request("PutItem", 0.0, 1.0).await;
         self.inner.save_adoption(adoption).await
     }
+
+    async fn save_adoption_entry(
+        &self,
+        id: &str,
+        seq: u64,
+        entry: &tollgate::domain::adoption::Sorted,
+    ) -> Result<(), StoreError> {
+        self.request("PutItem", 0.0, 1.0).await;
+        self.inner.save_adoption_entry(id, seq, entry).await
+    }
+
+    async fn adoption_entries(&self, id: &str) -> Result<Vec<tollgate::domain::adoption::Sorted>, StoreError> {
+        self.request("Query", 0.5, 0.0).await;
+        self.inner.adoption_entries(id).await
+    }
 }

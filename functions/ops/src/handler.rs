@@ -105,7 +105,7 @@ where
         }
         Route::StartAdoption => {
             let request = json_body_within(req, tollgate::edge::http::MAX_ADOPTION_BODY_BYTES)?;
-            let now = deps.events.settings.clock.now();
+            let now = deps.events.settings.clock.now_ms();
             let key = deps.adopt_metadata_key.as_deref();
             let started = tollgate::app::adopt::start(&deps.events.store, now, key, request).await?;
             tracing::info!(%actor, apply = started.apply, "adoption started");

@@ -66,7 +66,7 @@ where
             object.remove("mode");
         }
         let request: tollgate::domain::adoption::AdoptionRequest = serde_json::from_value(request)?;
-        let now = deps.events.settings.clock.now();
+        let now = deps.events.settings.clock.now_ms();
         tollgate::app::adopt::start(&deps.events.store, now, deps.adopt_metadata_key.as_deref(), request).await?;
     }
     let mode = if event.payload["mode"] == "full" { Mode::Full } else { Mode::Replay };

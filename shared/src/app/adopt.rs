@@ -19,8 +19,8 @@ use crate::app::events::EventDeps;
 use crate::app::refresh::{Snapshot, projection, refresh};
 use crate::domain::access::decide_account;
 use crate::domain::adoption::{
-    Adoption, AdoptionReport, AdoptionRequest, AdoptionState, ConflictEntry, LinkEntry, Standing, UnmappedEntry,
-    UnmappedPrice, claimed_account, classify,
+    Adoption, AdoptionReport, AdoptionRequest, AdoptionState, ConflictEntry, LinkEntry, Sorted, Standing,
+    UnmappedEntry, UnmappedPrice, claimed_account, classify,
 };
 use crate::domain::facts::Fact;
 use crate::domain::model::AccountId;
@@ -77,7 +77,7 @@ pub struct AdoptionView {
 }
 
 impl AdoptionView {
-    fn of(adoption: Option<&Adoption>) -> Self {
+    fn of(adoption: Option<&Adoption>, entries: Vec<Sorted>) -> Self {
         match adoption {
             None => Self {
                 state: "none".into(),
@@ -95,7 +95,7 @@ impl AdoptionView {
                 }
                 .into(),
                 apply: a.request.apply,
-                report: a.report.clone(),
+                report: AdoptionReport::of(entries, a.stripe_calls),
                 done: a.done,
                 total: a.total,
                 error: a.error.clone(),
@@ -108,7 +108,7 @@ impl AdoptionView {
 /// `Running` while another runs. The sync works on it from its next run.
 pub async fn start<S: SyncStore>(
     store: &S,
-    now: i64,
+    now_ms: i64,
     default_key: Option<&str>,
     mut request: AdoptionRequest,
 ) -> Result<AdoptionView, AdoptError> {
@@ -117,17 +117,18 @@ pub async fn start<S: SyncStore>(
         request.metadata_key = default_key.filter(|k| !k.is_empty()).map(str::to_owned);
     }
     let adoption = Adoption {
+        id: now_ms.to_string(),
         state: AdoptionState::Running,
         request,
-        report: AdoptionReport::default(),
+        stripe_calls: 0,
         done: 0,
         total: 0,
         after: None,
-        started_at: now,
+        started_at: now_ms.div_euclid(1000),
         error: None,
     };
     match store.start_adoption(&adoption).await {
-        Ok(()) => Ok(AdoptionView::of(Some(&adoption))),
+        Ok(()) => Ok(AdoptionView::of(Some(&adoption), Vec::new())),
         Err(StoreError::Conflict(_)) => Err(AdoptError::Running),
         Err(err) => Err(err.into()),
     }
@@ -135,7 +136,12 @@ pub async fn start<S: SyncStore>(
 
 /// The adoption as `GET /operator/adoption` shows it.
 pub async fn status<S: SyncStore>(store: &S) -> Result<AdoptionView, StoreError> {
-    Ok(AdoptionView::of(store.adoption().await?.as_ref()))
+    let adoption = store.adoption().await?;
+    let entries = match &adoption {
+        Some(a) => store.adoption_entries(&a.id).await?,
+        None => Vec::new(),
+    };
+    Ok(AdoptionView::of(adoption.as_ref(), entries))
 }
 
 /// Works on the running adoption, if any, until it is done or the deadline: answers whether it
@@ -189,10 +195,13 @@ where
         if deadline.expired() {
             return Ok(moved);
         }
-        match account {
-            None => adoption.report.unmapped.push(UnmappedEntry { customer_id: customer.id.clone() }),
+        let entry = match account {
+            None => Sorted::Unmapped(UnmappedEntry { customer_id: customer.id.clone() }),
             Some(account) => sort(deps, adoption, &customer.id, account, claimed[account.as_str()]).await?,
-        }
+        };
+        // Stored before the place moves past it: a run cut off in between sorts it again, and
+        // stores the same entry under the same place.
+        deps.events.store.save_adoption_entry(&adoption.id, adoption.done, &entry).await?;
         adoption.done = adoption.done.saturating_add(1);
         adoption.after = Some(customer.id.clone());
         deps.events.store.save_adoption(adoption).await?;
@@ -214,7 +223,7 @@ where
     let mut after: Option<String> = None;
     loop {
         let page = deps.events.billing.customers_page(after.as_deref()).await?;
-        adoption.report.stripe_calls = adoption.report.stripe_calls.saturating_add(1);
+        adoption.stripe_calls = adoption.stripe_calls.saturating_add(1);
         tokio::time::sleep(deps.pacing).await;
         customers.extend(page.items);
         match page.next {
@@ -238,30 +247,31 @@ async fn standing<S: AccountStore>(store: &S, customer: &str, account: &AccountI
     })
 }
 
-/// Sorts one customer that claims `account` (claimed by `claims` customers in all) into the
-/// report, and applies it when asked.
+/// Sorts one customer that claims `account` (claimed by `claims` customers in all), and
+/// applies it when asked: answers its entry in the report.
 async fn sort<S, B, N>(
     deps: &Adopter<'_, S, B, N>,
     adoption: &mut Adoption,
     customer: &str,
     account_id: &str,
     claims: usize,
-) -> Result<(), RunError>
+) -> Result<Sorted, RunError>
 where
     S: AccountStore + SubscriptionStore + EventLog + InvoiceStore,
     B: Billing,
 {
     let w = deps.events;
-    let report = &mut adoption.report;
-    let conflict =
-        |reason| ConflictEntry { customer_id: customer.to_owned(), account_id: account_id.to_owned(), reason };
-    let Ok(account) = AccountId::parse(account_id) else { return Ok(()) };
+    let conflict = |reason| {
+        Sorted::Conflict(ConflictEntry { customer_id: customer.to_owned(), account_id: account_id.to_owned(), reason })
+    };
+    let Ok(account) = AccountId::parse(account_id) else {
+        return Ok(Sorted::Unmapped(UnmappedEntry { customer_id: customer.to_owned() }));
+    };
     if let Err(reason) = classify(claims, standing(&w.store, customer, &account).await?) {
-        report.conflicts.push(conflict(reason));
-        return Ok(());
+        return Ok(conflict(reason));
     }
     let snapshot = Snapshot::read(&w.billing, &w.settings, customer).await?;
-    report.stripe_calls = report.stripe_calls.saturating_add(1);
+    adoption.stripe_calls = adoption.stripe_calls.saturating_add(1);
     tokio::time::sleep(deps.pacing).await;
     // A subscription none of whose prices is in the catalogue would read as Free.
     let catalogue = w.settings.catalogue;
@@ -281,11 +291,10 @@ where
         })
         .collect();
     if !unmapped.is_empty() {
-        report.unmapped_prices.extend(unmapped);
-        return Ok(());
+        return Ok(Sorted::Prices { prices: unmapped });
     }
     let disputes = w.billing.disputes_of(customer).await?;
-    report.stripe_calls = report.stripe_calls.saturating_add(disputes.calls);
+    adoption.stripe_calls = adoption.stripe_calls.saturating_add(disputes.calls);
     tokio::time::sleep(deps.pacing).await;
 
     // What the account would have: the projection the sync would write, and its disputes.
@@ -295,7 +304,7 @@ where
         facts.apply(&dispute_fact(dispute), w.settings.grace_days);
     }
     let access = decide_account(next.as_ref(), !facts.open_disputes.is_empty(), w.settings.clock.now());
-    report.link.push(LinkEntry {
+    let link = Sorted::Link(LinkEntry {
         customer_id: customer.to_owned(),
         account_id: account_id.to_owned(),
         plan: access.plan.clone(),
@@ -306,9 +315,11 @@ where
             .unwrap_or_default(),
     });
     if !adoption.request.apply {
-        return Ok(());
+        return Ok(link);
     }
-    apply(deps, adoption, &account, customer, &snapshot, &disputes.disputes).await
+    let linked = apply(deps, adoption, &account, customer, &snapshot, &disputes.disputes).await?;
+    // Linked elsewhere meanwhile: reported as the conflict it now is.
+    Ok(if linked { link } else { conflict(crate::domain::adoption::ConflictReason::LinkedElsewhere) })
 }
 
 /// Records a dispute's fact as its event would, once: under a record of its own in the event
@@ -360,7 +371,7 @@ async fn apply<S, B, N>(
     customer: &str,
     snapshot: &Snapshot,
     disputes: &[RemoteDispute],
-) -> Result<(), RunError>
+) -> Result<bool, RunError>
 where
     S: AccountStore + SubscriptionStore + EventLog + InvoiceStore,
     B: Billing,
@@ -375,14 +386,7 @@ where
         Err(err) => return Err(err.into()),
     };
     if !linked {
-        // Reported as the conflict it now is.
-        adoption.report.link.retain(|l| l.customer_id != customer);
-        adoption.report.conflicts.push(ConflictEntry {
-            customer_id: customer.to_owned(),
-            account_id: account.to_string(),
-            reason: crate::domain::adoption::ConflictReason::LinkedElsewhere,
-        });
-        return Ok(());
+        return Ok(false);
     }
     refresh(&w.store, &w.settings, account, customer, snapshot).await?;
     for dispute in disputes {
@@ -393,15 +397,15 @@ where
             crate::app::invoices::BackfillError::Billing(err) => RunError::Billing(err),
             crate::app::invoices::BackfillError::Store(err) => RunError::Store(err),
         })?;
-    adoption.report.stripe_calls = adoption.report.stripe_calls.saturating_add(1);
+    adoption.stripe_calls = adoption.stripe_calls.saturating_add(1);
     tokio::time::sleep(deps.pacing).await;
     if written > 0 {
         tracing::info!(account_id = %account, customer, written, "adopted invoices");
     }
     if adoption.request.write_metadata {
         w.billing.tag_customer(customer, account, &format!("adopt-tag-{customer}-{account}")).await?;
-        adoption.report.stripe_calls = adoption.report.stripe_calls.saturating_add(1);
+        adoption.stripe_calls = adoption.stripe_calls.saturating_add(1);
         tokio::time::sleep(deps.pacing).await;
     }
-    Ok(())
+    Ok(true)
 }

@@ -137,6 +137,33 @@ pub struct AdoptionReport {
     pub stripe_calls: u64,
 }
 
+/// What one customer came to: its entry in the report. An adoption stores one per customer (a
+/// report of thousands of customers outgrows one item), in the order sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Sorted {
+    Link(LinkEntry),
+    Unmapped(UnmappedEntry),
+    Conflict(ConflictEntry),
+    Prices { prices: Vec<UnmappedPrice> },
+}
+
+impl AdoptionReport {
+    /// The report of `sorted`, in order, and `stripe_calls`.
+    pub fn of(sorted: impl IntoIterator<Item = Sorted>, stripe_calls: u64) -> Self {
+        let mut report = Self { stripe_calls, ..Self::default() };
+        for entry in sorted {
+            match entry {
+                Sorted::Link(link) => report.link.push(link),
+                Sorted::Unmapped(unmapped) => report.unmapped.push(unmapped),
+                Sorted::Conflict(conflict) => report.conflicts.push(conflict),
+                Sorted::Prices { prices } => report.unmapped_prices.extend(prices),
+            }
+        }
+        report
+    }
+}
+
 /// Where an adoption is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -147,12 +174,16 @@ pub enum AdoptionState {
     Failed,
 }
 
-/// An adoption and its progress, saved after every customer so a run cut off resumes.
+/// An adoption and its progress, saved after every customer so a run cut off resumes; its
+/// report's entries are stored apart, one per customer ([`Sorted`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Adoption {
+    /// Names its entries (its start, in milliseconds).
+    pub id: String,
     pub state: AdoptionState,
     pub request: AdoptionRequest,
-    pub report: AdoptionReport,
+    /// Stripe API calls made so far.
+    pub stripe_calls: u64,
     /// Customers sorted so far, of `total`.
     pub done: u64,
     pub total: u64,

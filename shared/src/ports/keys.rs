@@ -152,6 +152,16 @@ pub const METER_POSITION: &str = "CURSOR#meters";
 pub const SYNC_OUTCOME: &str = "OUTCOME";
 /// The adoption of a Stripe account (one at a time), under [`SYNC`].
 pub const ADOPTION: &str = "ADOPTION";
+
+/// The prefix of adoption `id`'s entries, under [`SYNC`].
+pub fn adoption_entry_prefix(id: &str) -> String {
+    format!("ADOPTION#{id}#")
+}
+
+/// Adoption `id`'s entry of its `seq`th customer (sorted by `seq`: zero-padded).
+pub fn adoption_entry(id: &str, seq: u64) -> String {
+    format!("{}{seq:020}", adoption_entry_prefix(id))
+}
 /// The sort-key range, in [`SYNC`], of deletions with items left to purge.
 pub const OWED_PURGE_PREFIX: &str = "PURGE#";
 

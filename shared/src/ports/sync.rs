@@ -1,7 +1,7 @@
 //! The sync's bookkeeping: its cursor over Stripe's event list and how its last run ended.
 
 use super::StoreError;
-use crate::domain::adoption::Adoption;
+use crate::domain::adoption::{Adoption, Sorted};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -91,4 +91,10 @@ pub trait SyncStore: Send + Sync {
 
     /// Saves an adoption's progress or end.
     async fn save_adoption(&self, adoption: &Adoption) -> Result<(), StoreError>;
+
+    /// Stores what the `seq`th customer of adoption `id` came to (again: the same entry).
+    async fn save_adoption_entry(&self, id: &str, seq: u64, entry: &Sorted) -> Result<(), StoreError>;
+
+    /// Adoption `id`'s entries, in `seq` order.
+    async fn adoption_entries(&self, id: &str) -> Result<Vec<Sorted>, StoreError>;
 }

@@ -1,14 +1,20 @@
 //! The DynamoDB adapter of [`SyncStore`]: the cursor, the outcome, the meter pass's position
 //! and the adoption, one item each.
 
-use super::{DynamoStore, Keyed, classify, to_item};
-use crate::domain::adoption::Adoption;
+use super::{DynamoStore, Keyed, classify, from_item, to_item};
+use crate::domain::adoption::{Adoption, Sorted};
 use crate::ports::StoreError;
 use crate::ports::keys;
 use crate::ports::meter::MeterPosition;
 use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
+
+/// An adoption's entry as its item holds it (the entry's own fields beside `pk` and `sk`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Entry {
+    entry: Sorted,
+}
 
 #[async_trait]
 impl SyncStore for DynamoStore {
@@ -56,5 +62,14 @@ impl SyncStore for DynamoStore {
 
     async fn save_adoption(&self, adoption: &Adoption) -> Result<(), StoreError> {
         self.put_plain(keys::SYNC, keys::ADOPTION, adoption).await
+    }
+
+    async fn save_adoption_entry(&self, id: &str, seq: u64, entry: &Sorted) -> Result<(), StoreError> {
+        self.put_plain(keys::SYNC, &keys::adoption_entry(id, seq), &Entry { entry: entry.clone() }).await
+    }
+
+    async fn adoption_entries(&self, id: &str) -> Result<Vec<Sorted>, StoreError> {
+        let items = self.query_prefix(keys::SYNC, &keys::adoption_entry_prefix(id)).await?;
+        items.into_iter().map(|item| from_item::<Entry>(item).map(|e| e.entry)).collect()
     }
 }

@@ -41,6 +41,7 @@ struct Tables {
     cursor: Option<SyncCursor>,
     outcome: Option<SyncOutcome>,
     adoption: Option<crate::domain::adoption::Adoption>,
+    adoption_entries: std::collections::BTreeMap<(String, u64), crate::domain::adoption::Sorted>,
     meter_position: Option<crate::ports::meter::MeterPosition>,
     /// API keys by id (each record is both the lookup and the listing item).
     api_keys: HashMap<crate::domain::apikeys::KeyId, crate::domain::apikeys::ApiKey>,

@@ -1,7 +1,7 @@
 //! The in-memory [`SyncStore`], with the contracts of the DynamoDB one.
 
 use super::MemoryStore;
-use crate::domain::adoption::{Adoption, AdoptionState};
+use crate::domain::adoption::{Adoption, AdoptionState, Sorted};
 use crate::ports::StoreError;
 use crate::ports::meter::MeterPosition;
 use crate::ports::sync::{SyncCursor, SyncOutcome, SyncStore};
@@ -52,5 +52,15 @@ impl SyncStore for MemoryStore {
     async fn save_adoption(&self, adoption: &Adoption) -> Result<(), StoreError> {
         self.lock().adoption = Some(adoption.clone());
         Ok(())
+    }
+
+    async fn save_adoption_entry(&self, id: &str, seq: u64, entry: &Sorted) -> Result<(), StoreError> {
+        self.lock().adoption_entries.insert((id.to_owned(), seq), entry.clone());
+        Ok(())
+    }
+
+    async fn adoption_entries(&self, id: &str) -> Result<Vec<Sorted>, StoreError> {
+        let tables = self.lock();
+        Ok(tables.adoption_entries.iter().filter(|((of, _), _)| of == id).map(|(_, e)| e.clone()).collect())
     }
 }
