@@ -186,12 +186,15 @@ where
         *count = count.saturating_add(1);
     }
     adoption.total = customers.len() as u64;
-    let start = match &adoption.after {
-        Some(after) => claims.iter().position(|(c, _)| c.id == *after).map_or(0, |i| i.saturating_add(1)),
-        None => 0,
-    };
+    // Resumed by what was sorted, not by a place in the list: a customer deleted meanwhile
+    // leaves no gap to repeat from, and one created meanwhile is sorted too.
+    let entries = deps.events.store.adoption_entries(&adoption.id).await?;
+    let sorted: std::collections::BTreeSet<&str> = entries.iter().map(Sorted::customer_id).collect();
+    // The entries are the truth: a run cut off after storing one but before saving its count.
+    adoption.done = entries.len() as u64;
+    adoption.total = adoption.total.max(adoption.done);
     let mut moved = false;
-    for (customer, account) in &claims[start..] {
+    for (customer, account) in claims.iter().filter(|(c, _)| !sorted.contains(c.id.as_str())) {
         if deadline.expired() {
             return Ok(moved);
         }
@@ -199,7 +202,7 @@ where
             None => Sorted::Unmapped(UnmappedEntry { customer_id: customer.id.clone() }),
             Some(account) => sort(deps, adoption, &customer.id, account, claimed[account.as_str()]).await?,
         };
-        // Stored before the place moves past it: a run cut off in between sorts it again, and
+        // Stored before the count moves past it: a run cut off in between sorts it again, and
         // stores the same entry under the same place.
         deps.events.store.save_adoption_entry(&adoption.id, adoption.done, &entry).await?;
         adoption.done = adoption.done.saturating_add(1);
@@ -408,4 +411,74 @@ where
         tokio::time::sleep(deps.pacing).await;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::adoption::ConflictReason;
+    use crate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, remote_subscription, settings};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    const NOW: i64 = 1_796_000_000;
+
+    /// Expires after `n` checks.
+    struct After(AtomicUsize);
+
+    impl Deadline for After {
+        fn expired(&self) -> bool {
+            self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+        }
+    }
+
+    fn events() -> EventDeps<MemoryStore, FakeBilling, Outbox> {
+        let clock = FixedClock::at(NOW);
+        EventDeps {
+            store: MemoryStore::new(),
+            billing: FakeBilling::default(),
+            notifier: Outbox::default(),
+            settings: settings(&clock),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_run_cut_off_resumes_with_the_customers_it_has_not_sorted_each_once() {
+        let w = events();
+        for (customer, account) in [("cus_a", "acct_a"), ("cus_b", "acct_b"), ("cus_c", "acct_b"), ("cus_d", "")] {
+            w.billing.list_customer(customer, &[("user_id", account)]);
+        }
+        let active = crate::domain::model::SubscriptionStatus::Active;
+        w.billing.set_subscription(remote_subscription("sub_a", "cus_a", active, "pro_monthly", NOW));
+        w.billing.dispute_charge_of("cus_a", RemoteDispute { id: "dp_1".into(), closed: None });
+        let request =
+            AdoptionRequest { apply: true, metadata_key: Some("user_id".into()), ..AdoptionRequest::default() };
+        start(&w.store, NOW * 1000, None, request).await.unwrap();
+        let adopter = Adopter { events: &w, pacing: Duration::ZERO };
+
+        // Two customers a run, the deadline checked before each.
+        assert!(run(&adopter, &After(AtomicUsize::new(2))).await.unwrap());
+        let halfway = status(&w.store).await.unwrap();
+        assert_eq!((halfway.state.as_str(), halfway.done, halfway.total), ("running", 2, 4));
+        // A customer created meanwhile is sorted too.
+        w.billing.list_customer("cus_e", &[]);
+        while status(&w.store).await.unwrap().state == "running" {
+            run(&adopter, &After(AtomicUsize::new(2))).await.unwrap();
+        }
+
+        let done = status(&w.store).await.unwrap();
+        assert_eq!((done.state.as_str(), done.done, done.total), ("done", 5, 5));
+        let report = done.report;
+        let mut unmapped: Vec<&str> = report.unmapped.iter().map(|u| u.customer_id.as_str()).collect();
+        unmapped.sort_unstable();
+        assert_eq!(unmapped, ["cus_d", "cus_e"]);
+        assert_eq!(report.conflicts.len(), 2, "{report:?}");
+        assert!(report.conflicts.iter().all(|c| c.reason == ConflictReason::ClaimedTwice));
+        assert_eq!(report.link.iter().map(|l| l.customer_id.as_str()).collect::<Vec<_>>(), ["cus_a"]);
+        assert_eq!(report.link[0].access, "disputed", "an open dispute found through the charges refuses access");
+        let account = AccountId::parse("acct_a").unwrap();
+        assert_eq!(w.store.account_for_customer("cus_a").await.unwrap(), Some(account.clone()));
+        assert_eq!(w.store.subscription(&account).await.unwrap().map(|p| p.plan), Some("pro".to_owned()));
+        assert!(w.store.facts(&account).await.unwrap().open_disputes.contains("dp_1"));
+        assert!(w.billing.listed_customers().iter().all(|c| !c.metadata.contains_key("tollgate_account_id")));
+    }
 }

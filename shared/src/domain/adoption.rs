@@ -148,6 +148,18 @@ pub enum Sorted {
     Prices { prices: Vec<UnmappedPrice> },
 }
 
+impl Sorted {
+    /// The customer the entry is about.
+    pub fn customer_id(&self) -> &str {
+        match self {
+            Self::Link(link) => &link.customer_id,
+            Self::Unmapped(unmapped) => &unmapped.customer_id,
+            Self::Conflict(conflict) => &conflict.customer_id,
+            Self::Prices { prices } => prices.first().map_or("", |p| p.customer_id.as_str()),
+        }
+    }
+}
+
 impl AdoptionReport {
     /// The report of `sorted`, in order, and `stripe_calls`.
     pub fn of(sorted: impl IntoIterator<Item = Sorted>, stripe_calls: u64) -> Self {
@@ -187,7 +199,7 @@ pub struct Adoption {
     /// Customers sorted so far, of `total`.
     pub done: u64,
     pub total: u64,
-    /// The last customer sorted (the walk resumes after it).
+    /// The last customer sorted (a run resumes with the customers it has no entry for).
     pub after: Option<String>,
     pub started_at: i64,
     pub error: Option<String>,
