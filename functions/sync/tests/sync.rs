@@ -18,19 +18,10 @@ use tollgate::domain::model::AccountId;
 use tollgate::ports::events::EventLog;
 use tollgate::ports::subscriptions::SubscriptionStore;
 use tollgate::ports::sync::{SyncCursor, SyncStore};
-use tollgate::testing::{FixedClock, MemoryStore, Outbox, settings};
+use tollgate::testing::{After, FixedClock, MemoryStore, Outbox, settings};
 use tollgate_standin::{StandIn, TriggerSpec, test_billing};
 
 const NOW: i64 = 1_795_273_200;
-
-/// Expires after `n` checks: a run cut off partway.
-struct After(AtomicUsize);
-
-impl Deadline for After {
-    fn expired(&self) -> bool {
-        self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
-    }
-}
 
 /// Lets `n` checks pass, then kills the run as a Lambda timeout would: `killed` fires and the
 /// test drops the run wherever it waits next, so nothing more is saved.
@@ -192,7 +183,7 @@ async fn cut_off_run_resumes_from_its_cursor_without_skipping_or_repeating() {
     // Every event happened in the same second as the others: the cursor must resume mid-second.
     assert!(h.standin.events().iter().all(|e| e["created"] == NOW));
 
-    let first = run(&h.deps, Mode::Replay, &After(AtomicUsize::new(9))).await.unwrap();
+    let first = run(&h.deps, Mode::Replay, &After::checks(9)).await.unwrap();
     let second = run(&h.deps, Mode::Replay, &Never).await.unwrap();
 
     assert!(first.partial && first.replayed > 0 && first.last_success_at.is_none(), "{first:?}");
@@ -279,7 +270,7 @@ async fn backlog_longer_than_one_run_drains_with_the_cursor_advancing_every_run(
             h.standin.set_clock(NOW + 5);
             h.happen("checkout.session.completed", "acct_late");
         }
-        let outcome = run(&h.deps, Mode::Replay, &After(AtomicUsize::new(capacity))).await.unwrap();
+        let outcome = run(&h.deps, Mode::Replay, &After::checks(capacity)).await.unwrap();
         runs += 1;
         replayed += outcome.replayed;
         let cursor = h.cursor().await;
@@ -349,7 +340,7 @@ async fn reconciliation_stopped_at_its_deadline_resumes_after_its_last_page() {
     h.deps.events.store.save_cursor(&SyncCursor { created: NOW + 1, ..SyncCursor::default() }).await.unwrap();
 
     // The replay's check, the first page's and its two customers'.
-    let first = run(&h.deps, Mode::Full, &After(AtomicUsize::new(4))).await.unwrap();
+    let first = run(&h.deps, Mode::Full, &After::checks(4)).await.unwrap();
     let saved = h.cursor().await;
     let second = run(&h.deps, Mode::Replay, &Never).await.unwrap();
     let third = run(&h.deps, Mode::Replay, &Never).await.unwrap();
@@ -370,7 +361,7 @@ async fn full_run_cut_off_in_its_replay_reconciles_on_a_later_run() {
         h.happen("customer.subscription.created", &format!("acct_f{i}"));
     }
 
-    let cut_off = run(&h.deps, Mode::Full, &After(AtomicUsize::new(2))).await.unwrap();
+    let cut_off = run(&h.deps, Mode::Full, &After::checks(2)).await.unwrap();
     let owed = h.cursor().await;
     let later = run(&h.deps, Mode::Replay, &Never).await.unwrap();
     let after = run(&h.deps, Mode::Replay, &Never).await.unwrap();
@@ -546,7 +537,7 @@ async fn a_deletion_stopped_with_items_left_is_finished_by_the_next_run() {
         session_ttl_seconds: 3600,
     };
     // The request's budget is over before it starts deleting pages.
-    let stopped = delete_account(&checkout, &account, &After(AtomicUsize::new(0))).await.unwrap();
+    let stopped = delete_account(&checkout, &account, &After::checks(0)).await.unwrap();
     let owed = h.deps.events.store.owed_purges(10).await.unwrap();
 
     let run = run(&h.deps, Mode::Replay, &Never).await.unwrap();

@@ -417,19 +417,9 @@ where
 mod tests {
     use super::*;
     use crate::domain::adoption::ConflictReason;
-    use crate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, remote_subscription, settings};
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use crate::testing::{After, FakeBilling, FixedClock, MemoryStore, Outbox, remote_subscription, settings};
 
     const NOW: i64 = 1_796_000_000;
-
-    /// Expires after `n` checks.
-    struct After(AtomicUsize);
-
-    impl Deadline for After {
-        fn expired(&self) -> bool {
-            self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
-        }
-    }
 
     fn events() -> EventDeps<MemoryStore, FakeBilling, Outbox> {
         let clock = FixedClock::at(NOW);
@@ -456,13 +446,13 @@ mod tests {
         let adopter = Adopter { events: &w, pacing: Duration::ZERO };
 
         // Two customers a run, the deadline checked before each.
-        assert!(run(&adopter, &After(AtomicUsize::new(2))).await.unwrap());
+        assert!(run(&adopter, &After::checks(2)).await.unwrap());
         let halfway = status(&w.store).await.unwrap();
         assert_eq!((halfway.state.as_str(), halfway.done, halfway.total), ("running", 2, 4));
         // A customer created meanwhile is sorted too.
         w.billing.list_customer("cus_e", &[]);
         while status(&w.store).await.unwrap().state == "running" {
-            run(&adopter, &After(AtomicUsize::new(2))).await.unwrap();
+            run(&adopter, &After::checks(2)).await.unwrap();
         }
 
         let done = status(&w.store).await.unwrap();

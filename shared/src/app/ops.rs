@@ -393,21 +393,11 @@ mod tests {
         assert!(queue.dead.lock().unwrap().is_empty());
     }
 
-    /// Expires after `n` checks.
-    struct After(std::sync::atomic::AtomicUsize);
-
-    impl Deadline for After {
-        fn expired(&self) -> bool {
-            use std::sync::atomic::Ordering;
-            self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
-        }
-    }
-
     #[tokio::test]
     async fn a_redrive_at_its_deadline_says_more_and_the_next_goes_on() {
         let queue = letters(25);
 
-        let first = redrive(&queue, &After(1.into())).await.unwrap();
+        let first = redrive(&queue, &crate::testing::After::checks(1)).await.unwrap();
         let second = redrive(&queue, &Never).await.unwrap();
 
         assert_eq!(first, Redriven { moved: 10, more: true });

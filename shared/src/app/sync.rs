@@ -475,11 +475,10 @@ mod tests {
     use crate::domain::snapshot::RemoteSubscription;
     use crate::ports::accounts::{Account, AccountStore};
     use crate::ports::billing::{CheckoutRequest, CheckoutSession, Page};
-    use crate::testing::{FakeBilling, FixedClock, MemoryStore, Outbox, settings};
+    use crate::testing::{After, FakeBilling, FixedClock, MemoryStore, Outbox, settings};
     use async_trait::async_trait;
     use std::collections::BTreeSet;
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     const NOW: i64 = 1_795_273_200;
 
@@ -656,21 +655,6 @@ mod tests {
                 event(&format!("evt_{prefix}{i:03}"), from + i64::try_from(i / per_second).unwrap(), "cus_stranger")
             })
             .collect()
-    }
-
-    /// Expires after `n` checks.
-    struct After(AtomicUsize);
-
-    impl After {
-        fn checks(n: usize) -> Self {
-            Self(AtomicUsize::new(n))
-        }
-    }
-
-    impl Deadline for After {
-        fn expired(&self) -> bool {
-            self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
-        }
     }
 
     fn deps(page: usize) -> SyncDeps<MemoryStore, Listed, Outbox> {

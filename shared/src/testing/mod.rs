@@ -101,6 +101,22 @@ pub fn projection(account: &str) -> Projection {
     }
 }
 
+/// A deadline that expires after `n` checks: a run cut off partway.
+pub struct After(std::sync::atomic::AtomicUsize);
+
+impl After {
+    pub fn checks(n: usize) -> Self {
+        Self(std::sync::atomic::AtomicUsize::new(n))
+    }
+}
+
+impl crate::app::Deadline for After {
+    fn expired(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_err()
+    }
+}
+
 /// Settings for tests: the built-in catalogue, `clock`, and 3 grace days.
 pub fn settings(clock: &FixedClock) -> crate::app::Settings {
     crate::app::Settings {
